@@ -1,1 +1,895 @@
-//! HL7 v2 helpers.
+//! HL7 v2 helpers: just enough parsing to correlate requests with ACKs and to
+//! answer a message with an ACK.
+//!
+//! Everything here works on borrowed byte slices and caller-provided buffers,
+//! so it allocates nothing and never panics, whatever arrives off the wire:
+//! link code can call it on every message without extra failure modes.
+
+/// The HL7 v2 segment terminator written by this module.
+const SEGMENT_END: u8 = b'\r';
+
+/// Separators used when the input gives none (non-HL7 payloads).
+const DEFAULT_SEPARATOR: u8 = b'|';
+/// Default MSH-2 encoding characters: component, repetition, escape, subcomponent.
+const DEFAULT_ENCODING: &[u8] = b"^~\\&";
+
+/// Line ends accepted when parsing; HL7 says `\r`, but files and sloppy senders use `\n`.
+fn is_line_end(b: u8) -> bool {
+    b == b'\r' || b == b'\n'
+}
+
+/// Bytes acceptable as a delimiter: printable punctuation, so that a letter or
+/// digit after "MSH" (e.g. "MSHOW") is not mistaken for a message.
+fn is_delimiter_char(b: u8) -> bool {
+    b.is_ascii_graphic() && !b.is_ascii_alphanumeric()
+}
+
+/// Splits into segments on `\r` or `\n`; empty pieces from `\r\n` are harmless to callers.
+fn segments(msg: &[u8]) -> impl Iterator<Item = &[u8]> {
+    msg.split(|&b| is_line_end(b))
+}
+
+/// Trims trailing whitespace and maps an empty field to `None`, because an
+/// empty control id or code is as good as absent for correlation.
+fn non_empty(field: &[u8]) -> Option<&[u8]> {
+    let field = field.trim_ascii_end();
+    if field.is_empty() {
+        None
+    } else {
+        Some(field)
+    }
+}
+
+/// The parts of an MSH segment this module needs.
+#[derive(Clone, Copy)]
+struct Msh<'a> {
+    /// The field separator (MSH-1).
+    sep: u8,
+    /// The encoding characters (MSH-2); the first one is the component separator.
+    enc: &'a [u8],
+    /// The whole MSH segment, without its terminator.
+    segment: &'a [u8],
+}
+
+impl<'a> Msh<'a> {
+    /// Parses the MSH segment at the start of `msg`, validating MSH-1 and MSH-2
+    /// so that a random payload starting with "MSH" is not taken for HL7.
+    fn parse(msg: &'a [u8]) -> Option<Self> {
+        let after_msh = msg.strip_prefix(b"MSH")?;
+        let sep = *after_msh.first()?;
+        if !is_delimiter_char(sep) {
+            return None;
+        }
+        let segment = segments(msg).next()?;
+        let after_sep = after_msh.get(1..)?;
+        let enc_len = after_sep.iter().position(|&b| b == sep)?;
+        let enc = after_sep.get(..enc_len)?;
+        // Encoding characters are printable, so the separator that ends MSH-2
+        // cannot lie beyond a line end: MSH-2 is always inside the MSH segment.
+        if enc.is_empty() || enc.len() > 5 {
+            return None;
+        }
+        for (i, &c) in enc.iter().enumerate() {
+            let repeated = enc.get(i + 1..).is_some_and(|later| later.contains(&c));
+            if !is_delimiter_char(c) || c == sep || repeated {
+                return None;
+            }
+        }
+        Some(Msh { sep, enc, segment })
+    }
+
+    /// MSH-`n` (HL7 numbering, `n >= 2`), trimmed, or empty when absent.
+    /// MSH-1 is the separator itself, so MSH-`n` is split index `n - 1`.
+    fn field(&self, n: usize) -> &'a [u8] {
+        n.checked_sub(1)
+            .and_then(|i| self.segment.split(|&b| b == self.sep).nth(i))
+            .map_or(&[][..], <[u8]>::trim_ascii_end)
+    }
+
+    /// The component separator (first encoding character).
+    fn component_sep(&self) -> u8 {
+        self.enc.first().copied().unwrap_or(b'^')
+    }
+
+    /// Whether `b` would break the structure of a segment if copied into a field.
+    fn is_structural(&self, b: u8) -> bool {
+        b == self.sep || is_line_end(b) || self.enc.contains(&b)
+    }
+
+    /// MSA-`n` (`n >= 1`) from the first MSA segment, trimmed; `None` when absent or empty.
+    fn msa_field(&self, msg: &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let sep = self.sep;
+        let msa = segments(msg)
+            .find(|seg| seg.strip_prefix(b"MSA").and_then(|r| r.first()) == Some(&sep))?;
+        msa.split(|&b| b == sep).nth(n).and_then(non_empty)
+    }
+}
+
+/// Field value of MSH-10 (message control id) of an HL7 v2 message, if the
+/// payload starts with "MSH" and has it.
+///
+/// The value is returned without trailing whitespace; an empty field gives
+/// `None` because it cannot be used for correlation.
+pub fn control_id(msg: &[u8]) -> Option<&[u8]> {
+    Msh::parse(msg).and_then(|m| non_empty(m.field(10)))
+}
+
+/// MSA-1 (acknowledgment code, e.g. `b"AA"`) of an ACK message, if it has an
+/// MSA segment.
+///
+/// The payload must start with a valid MSH segment, since that is where the
+/// field separator comes from.
+pub fn ack_code(msg: &[u8]) -> Option<&[u8]> {
+    Msh::parse(msg).and_then(|m| m.msa_field(msg, 1))
+}
+
+/// MSA-2 (control id of the message being acknowledged), if present and non-empty.
+///
+/// Used to tell the ACK for the message in flight from a late ACK for an
+/// earlier one.
+pub fn acked_control_id(msg: &[u8]) -> Option<&[u8]> {
+    Msh::parse(msg).and_then(|m| m.msa_field(msg, 2))
+}
+
+/// True when the payload looks like an HL7 v2 message: starts with "MSH",
+/// a field separator byte and 1 to 5 distinct encoding characters ended by
+/// the field separator.
+///
+/// Separators must be ASCII punctuation; this keeps arbitrary binary or text
+/// payloads that happen to start with "MSH" from being treated as HL7.
+pub fn is_hl7(msg: &[u8]) -> bool {
+    Msh::parse(msg).is_some()
+}
+
+/// Whether `reply` is the reply to `request`.
+///
+/// True when either side has no control id to compare (request without
+/// MSH-10 or reply without MSA-2): non-HL7 traffic can't be correlated, so it
+/// is accepted. Otherwise true only when the reply's MSA-2 equals the
+/// request's MSH-10; false means a late ACK for an earlier message.
+pub fn reply_matches(request: &[u8], reply: &[u8]) -> bool {
+    match (control_id(request), acked_control_id(reply)) {
+        (Some(sent), Some(acked)) => sent == acked,
+        _ => true,
+    }
+}
+
+/// Acknowledgment code for [`build_ack`] (original-mode MSA-1 values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckCode {
+    /// `AA`: message accepted.
+    Accept,
+    /// `AE`: message had an error; the sender should not resend it unchanged.
+    Error,
+    /// `AR`: message rejected (e.g. not HL7, or unsupported).
+    Reject,
+}
+
+impl AckCode {
+    /// The MSA-1 text for this code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckCode::Accept => "AA",
+            AckCode::Error => "AE",
+            AckCode::Reject => "AR",
+        }
+    }
+}
+
+/// Writes into a fixed buffer and keeps counting past its end, so callers
+/// learn the size that would have been needed without any allocation.
+struct Writer<'o> {
+    out: &'o mut [u8],
+    len: usize,
+}
+
+impl<'o> Writer<'o> {
+    fn new(out: &'o mut [u8]) -> Self {
+        Writer { out, len: 0 }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len.saturating_add(bytes.len());
+        // Once something did not fit, `len` exceeds the buffer and nothing more is written.
+        if let Some(dst) = self.out.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+        }
+        self.len = end;
+    }
+
+    fn put_byte(&mut self, b: u8) {
+        self.put(&[b]);
+    }
+
+    /// `Ok(len)` when everything fitted, otherwise `Err(needed)`.
+    fn finish(self) -> Result<usize, usize> {
+        if self.len <= self.out.len() {
+            Ok(self.len)
+        } else {
+            Err(self.len)
+        }
+    }
+}
+
+/// Write an HL7 ACK for `msg` into `out`, returning its length, or `None` if
+/// `out` is too small (the contents of `out` are then unspecified).
+///
+/// For an HL7 message the ACK's MSH keeps the field separator and encoding
+/// characters, swaps sending (MSH-3/4) and receiving (MSH-5/6) app/facility,
+/// sets MSH-7 to `timestamp`, MSH-9 to `ACK` (plus component separator and
+/// the trigger event from MSH-9.2 when present, e.g. `ACK^A01`), MSH-10 to
+/// `A` followed by the original control id (no length limit is applied, so
+/// ids longer than 19 characters give an MSH-10 over HL7's 20-character
+/// limit; most receivers accept it and it keeps the ACK traceable), and
+/// copies MSH-11 and MSH-12. It is followed by `MSA|<code>|<original MSH-10>`.
+/// Both segments end with CR.
+///
+/// For a payload that is not HL7 a minimal valid ACK is written, with
+/// separators `|^~\&`, empty app/facility fields, MSH-9 `ACK`, MSH-10 `A`,
+/// MSH-11 `P`, MSH-12 `2.5` and an empty MSA-2. `code` is used as given
+/// (normally [`AckCode::Reject`] here).
+///
+/// Bytes of `timestamp` that are separators, encoding characters or line
+/// ends are skipped, so that the ACK always parses back.
+pub fn build_ack(msg: &[u8], code: AckCode, timestamp: &[u8], out: &mut [u8]) -> Option<usize> {
+    let default_msh = Msh {
+        sep: DEFAULT_SEPARATOR,
+        enc: DEFAULT_ENCODING,
+        segment: &[],
+    };
+    let (msh, hl7) = match Msh::parse(msg) {
+        Some(m) => (m, true),
+        None => (default_msh, false),
+    };
+    let sep = msh.sep;
+    let id = control_id(msg).unwrap_or(&[]);
+    let trigger = msh
+        .field(9)
+        .split(|&b| b == msh.component_sep())
+        .nth(1)
+        .and_then(non_empty);
+    let (processing_id, version): (&[u8], &[u8]) = if hl7 {
+        (msh.field(11), msh.field(12))
+    } else {
+        (b"P", b"2.5")
+    };
+
+    let mut w = Writer::new(out);
+    w.put(b"MSH");
+    w.put_byte(sep);
+    w.put(msh.enc);
+    for field in [msh.field(5), msh.field(6), msh.field(3), msh.field(4)] {
+        w.put_byte(sep);
+        w.put(field);
+    }
+    w.put_byte(sep);
+    for &b in timestamp {
+        if !msh.is_structural(b) {
+            w.put_byte(b);
+        }
+    }
+    w.put_byte(sep); // MSH-8 (security) stays empty.
+    w.put_byte(sep);
+    w.put(b"ACK");
+    if let Some(trigger) = trigger {
+        w.put_byte(msh.component_sep());
+        w.put(trigger);
+    }
+    w.put_byte(sep);
+    w.put(b"A");
+    w.put(id);
+    w.put_byte(sep);
+    w.put(processing_id);
+    w.put_byte(sep);
+    w.put(version);
+    w.put_byte(SEGMENT_END);
+    w.put(b"MSA");
+    w.put_byte(sep);
+    w.put(code.as_str().as_bytes());
+    w.put_byte(sep);
+    w.put(id);
+    w.put_byte(SEGMENT_END);
+    w.finish().ok()
+}
+
+/// Iterator over the HL7 messages in a text file (e.g. a batch export or a
+/// test fixture), yielding each one normalised to CR segment separators.
+///
+/// A message starts at a line beginning with "MSH"; lines may end with
+/// `\r\n`, `\n` or `\r`; blank lines are dropped; text before the first MSH
+/// line (and a leading UTF-8 byte order mark) is ignored. Messages are written
+/// into a caller buffer by [`Messages::next_into`] rather than returned, since
+/// normalising line ends needs somewhere to write and this module does not
+/// allocate.
+#[derive(Clone, Debug)]
+pub struct Messages<'a> {
+    /// Unread text, starting at an MSH line (or empty).
+    rest: &'a [u8],
+}
+
+/// Index of the first line start in `text` that begins with "MSH", skipping
+/// the line at index 0 when `skip_first` (to find the *next* message), or
+/// `text.len()` when there is none.
+fn find_msh_line(text: &[u8], skip_first: bool) -> usize {
+    let mut start = 0;
+    let mut first = true;
+    loop {
+        let line = text.get(start..).unwrap_or(&[]);
+        if !(first && skip_first) && line.starts_with(b"MSH") {
+            return start;
+        }
+        first = false;
+        match line.iter().position(|&b| is_line_end(b)) {
+            // `start + p + 1 <= text.len()`, so this cannot overflow.
+            Some(p) => start = start.saturating_add(p).saturating_add(1),
+            None => return text.len(),
+        }
+    }
+}
+
+impl<'a> Messages<'a> {
+    /// Starts iterating over the messages in `text`.
+    pub fn new(text: &'a [u8]) -> Self {
+        let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+        let start = find_msh_line(text, false);
+        Messages {
+            rest: text.get(start..).unwrap_or(&[]),
+        }
+    }
+
+    /// Write the next message, normalised to CR separators, into `out`.
+    ///
+    /// Returns `Ok(Some(len))` for a message, `Ok(None)` at the end, or
+    /// `Err(needed_len)` when `out` is too small; in that case the iterator
+    /// does not advance (so the caller can retry with a bigger buffer) and
+    /// the contents of `out` are unspecified.
+    pub fn next_into(&mut self, out: &mut [u8]) -> Result<Option<usize>, usize> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let end = find_msh_line(self.rest, true);
+        let (message, rest) = self.rest.split_at(end.min(self.rest.len()));
+        let mut w = Writer::new(out);
+        for line in segments(message).filter(|l| !l.trim_ascii().is_empty()) {
+            w.put(line);
+            w.put_byte(SEGMENT_END);
+        }
+        let len = w.finish()?;
+        self.rest = rest;
+        Ok(Some(len))
+    }
+}
+
+/// Formats `unix_secs` as the HL7 timestamp `YYYYMMDDHHMMSS` in UTC into
+/// `out` and returns it, for MSH-7 of generated ACKs.
+///
+/// Uses the civil-from-days algorithm (H. Hinnant), so no allocation and no
+/// time zone database are needed. Times after 9999-12-31 23:59:59 are clamped
+/// to it, because the format has only four year digits.
+pub fn timestamp_utc(unix_secs: u64, out: &mut [u8; 14]) -> &[u8] {
+    const MAX_SECS: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let secs = unix_secs.min(MAX_SECS);
+    let days = secs / 86_400;
+    let of_day = secs % 86_400;
+
+    // Days since 0000-03-01, so that the leap day ends each 400-year era.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+
+    let parts = [
+        (year, 4),
+        (month, 2),
+        (day, 2),
+        (of_day / 3_600, 2),
+        (of_day % 3_600 / 60, 2),
+        (of_day % 60, 2),
+    ];
+    let mut slots = out.iter_mut();
+    for (value, width) in parts {
+        let mut divisor = 10u64.pow(width - 1);
+        for _ in 0..width {
+            if let Some(slot) = slots.next() {
+                // `value / divisor % 10` is a single digit, so the cast is lossless.
+                *slot = b'0' + (value / divisor % 10) as u8;
+            }
+            divisor /= 10;
+        }
+    }
+    &out[..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADT_A01: &[u8] = b"MSH|^~\\&|ADT1|GOOD HEALTH HOSPITAL|GHH LAB, INC.|GOOD HEALTH HOSPITAL|198808181126|SECURITY|ADT^A01^ADT_A01|MSG00001|P|2.5.1\r\
+EVN|A01|200708181123||\r\
+PID|1||PATID1234^^^GOOD HEALTH HOSPITAL^MR~123456789^^^USSSA^SS||EVERYMAN^ADAM^A^III||19610615|M||C|2222 HOME STREET^^GREENSBORO^NC^27401-1020|GL|(555) 555-2004|(555)555-2004||S||PATID12345001^2^M10^ADT1^AN^A|444333333|987654^NC|\r\
+NK1|1|NUCLEAR^NELDA^W|SPO^SPOUSE||||NK^NEXT OF KIN\r\
+PV1|1|I|2000^2012^01||||004777^ATTEND^AARON^A|||SUR||||ADM|A0|\r";
+
+    const ACK_AA: &[u8] =
+        b"MSH|^~\\&|GHH LAB, INC.|GOOD HEALTH HOSPITAL|ADT1|GOOD HEALTH HOSPITAL|198808181127||ACK^A01|A1|P|2.5.1\rMSA|AA|MSG00001\r";
+
+    fn ack_of(msg: &[u8], code: AckCode) -> ([u8; 512], usize) {
+        let mut out = [0u8; 512];
+        let len = build_ack(msg, code, b"20261122233000", &mut out).expect("512 bytes suffice");
+        (out, len)
+    }
+
+    #[test]
+    fn control_id_is_msh_10() {
+        assert_eq!(control_id(ADT_A01), Some(&b"MSG00001"[..]));
+    }
+
+    #[test]
+    fn control_id_is_msh_10_with_custom_separator() {
+        let msg = b"MSH#*~\\&#APP#FAC#RAPP#RFAC#20260101##ADT*A01#CTRL-42#P#2.3\rPID#1\r";
+        assert!(is_hl7(msg));
+        assert_eq!(control_id(msg), Some(&b"CTRL-42"[..]));
+    }
+
+    #[test]
+    fn control_id_ignores_trailing_whitespace_and_empty_fields() {
+        assert_eq!(
+            control_id(b"MSH|^~\\&|||||||ADT^A01|ID7  |P|2.5\r"),
+            Some(&b"ID7"[..])
+        );
+        assert_eq!(control_id(b"MSH|^~\\&|||||||ADT^A01|   |P|2.5\r"), None);
+        assert_eq!(control_id(b"MSH|^~\\&|||||||ADT^A01||P|2.5\r"), None);
+    }
+
+    #[test]
+    fn control_id_accepts_lf_segment_ends_and_a_last_field() {
+        assert_eq!(
+            control_id(b"MSH|^~\\&|A|B|C|D|1||ADT^A01|X9\nPID|1\n"),
+            Some(&b"X9"[..])
+        );
+        assert_eq!(
+            control_id(b"MSH|^~\\&|A|B|C|D|1||ADT^A01|X9"),
+            Some(&b"X9"[..])
+        );
+    }
+
+    #[test]
+    fn control_id_is_not_taken_from_a_later_segment() {
+        // MSH ends before field 10; the PID fields must not be counted.
+        assert_eq!(
+            control_id(b"MSH|^~\\&|A|B\rPID|1|2|3|4|5|6|7|8|9|10\r"),
+            None
+        );
+    }
+
+    #[test]
+    fn non_hl7_payloads_are_rejected() {
+        for msg in [
+            &b""[..],
+            b"MSH",
+            b"MSH|",
+            b"MSH|^~\\&",          // MSH-2 not ended by a separator
+            b"MSH||A",             // empty MSH-2
+            b"MSHOW ME THE MONEY", // letter after MSH
+            b"MSH|^^|A|B",         // repeated encoding character
+            b"MSH|^~\\&#%x|A",     // too many encoding characters
+            b"MSH|^~\\&\r|A|B",    // MSH-2 runs into the segment end
+            b" MSH|^~\\&|A",       // leading space
+            b"{\"json\": true}",
+        ] {
+            assert!(!is_hl7(msg), "{:?}", String::from_utf8_lossy(msg));
+            assert_eq!(control_id(msg), None);
+            assert_eq!(ack_code(msg), None);
+            assert_eq!(acked_control_id(msg), None);
+        }
+        assert!(is_hl7(ADT_A01));
+        assert!(is_hl7(b"MSH|^|"));
+        assert!(is_hl7(b"MSH|^~\\&#|A")); // v2.7 truncation character
+    }
+
+    #[test]
+    fn ack_code_and_acked_id_come_from_msa() {
+        assert_eq!(ack_code(ACK_AA), Some(&b"AA"[..]));
+        assert_eq!(acked_control_id(ACK_AA), Some(&b"MSG00001"[..]));
+        assert_eq!(ack_code(ADT_A01), None);
+        assert_eq!(acked_control_id(ADT_A01), None);
+    }
+
+    #[test]
+    fn msa_with_empty_fields_gives_none() {
+        let msg = b"MSH|^~\\&|||||||ACK|1|P|2.5\rMSA||\r";
+        assert_eq!(ack_code(msg), None);
+        assert_eq!(acked_control_id(msg), None);
+        let msg = b"MSH|^~\\&|||||||ACK|1|P|2.5\rMSA|AE\r";
+        assert_eq!(ack_code(msg), Some(&b"AE"[..]));
+        assert_eq!(acked_control_id(msg), None);
+    }
+
+    #[test]
+    fn msa_must_use_the_message_field_separator() {
+        let msg = b"MSH#^~\\&########ACK#1#P#2.5\rMSA|AA|1\rMSA#AE#1\r";
+        assert_eq!(ack_code(msg), Some(&b"AE"[..]));
+    }
+
+    #[test]
+    fn matching_ack_matches() {
+        assert!(reply_matches(ADT_A01, ACK_AA));
+    }
+
+    #[test]
+    fn late_ack_for_earlier_message_does_not_match() {
+        let late = b"MSH|^~\\&|B|B|A|A|1||ACK^A01|A0|P|2.5.1\rMSA|AA|MSG00000\r";
+        assert!(!reply_matches(ADT_A01, late));
+    }
+
+    #[test]
+    fn uncorrelatable_traffic_is_accepted() {
+        assert!(reply_matches(b"hello", b"world"));
+        assert!(reply_matches(b"hello", ACK_AA));
+        assert!(reply_matches(ADT_A01, b"OK"));
+        // An HL7 reply without MSA-2 carries nothing to compare either.
+        assert!(reply_matches(
+            ADT_A01,
+            b"MSH|^~\\&|||||||ACK|1|P|2.5\rMSA|AA\r"
+        ));
+    }
+
+    #[test]
+    fn ack_code_strings_are_hl7_values() {
+        assert_eq!(AckCode::Accept.as_str(), "AA");
+        assert_eq!(AckCode::Error.as_str(), "AE");
+        assert_eq!(AckCode::Reject.as_str(), "AR");
+    }
+
+    #[test]
+    fn ack_swaps_sender_and_receiver() {
+        let (out, len) = ack_of(ADT_A01, AckCode::Accept);
+        let expected: &[u8] = b"MSH|^~\\&|GHH LAB, INC.|GOOD HEALTH HOSPITAL|ADT1|GOOD HEALTH HOSPITAL|20261122233000||ACK^A01|AMSG00001|P|2.5.1\rMSA|AA|MSG00001\r";
+        assert_eq!(
+            out.get(..len),
+            Some(expected),
+            "{}",
+            String::from_utf8_lossy(&out[..len])
+        );
+    }
+
+    #[test]
+    fn ack_keeps_custom_separators() {
+        let msg = b"MSH#*~\\&#APP#FAC#RAPP#RFAC#20260101##ADT*A04#CTRL-42#T#2.3\rPID#1\r";
+        let (out, len) = ack_of(msg, AckCode::Error);
+        let expected: &[u8] =
+            b"MSH#*~\\&#RAPP#RFAC#APP#FAC#20261122233000##ACK*A04#ACTRL-42#T#2.3\rMSA#AE#CTRL-42\r";
+        assert_eq!(out.get(..len), Some(expected));
+        assert_eq!(ack_code(&out[..len]), Some(&b"AE"[..]));
+        assert!(reply_matches(msg, &out[..len]));
+    }
+
+    #[test]
+    fn ack_without_trigger_event_is_plain_ack() {
+        let msg = b"MSH|^~\\&|A|B|C|D|1||ORU|77|P|2.4\r";
+        let (out, len) = ack_of(msg, AckCode::Accept);
+        let expected: &[u8] = b"MSH|^~\\&|C|D|A|B|20261122233000||ACK|A77|P|2.4\rMSA|AA|77\r";
+        assert_eq!(out.get(..len), Some(expected));
+    }
+
+    #[test]
+    fn ack_for_non_hl7_is_minimal_reject() {
+        let (out, len) = ack_of(b"GET / HTTP/1.1\r\n", AckCode::Reject);
+        let expected: &[u8] = b"MSH|^~\\&|||||20261122233000||ACK|A|P|2.5\rMSA|AR|\r";
+        assert_eq!(out.get(..len), Some(expected));
+        assert!(is_hl7(&out[..len]));
+        assert_eq!(ack_code(&out[..len]), Some(&b"AR"[..]));
+        assert_eq!(acked_control_id(&out[..len]), None);
+    }
+
+    #[test]
+    fn ack_skips_delimiters_in_timestamp() {
+        let mut out = [0u8; 256];
+        let len = build_ack(ADT_A01, AckCode::Accept, b"2026|11^22\r23", &mut out).unwrap();
+        let ack = &out[..len];
+        assert_eq!(
+            Msh::parse(ack).map(|m| m.field(7)),
+            Some(&b"2026112223"[..])
+        );
+        assert_eq!(acked_control_id(ack), Some(&b"MSG00001"[..]));
+    }
+
+    #[test]
+    fn ack_reports_too_small_buffer() {
+        let (_, len) = ack_of(ADT_A01, AckCode::Accept);
+        let mut exact = [0u8; 512];
+        assert_eq!(
+            build_ack(
+                ADT_A01,
+                AckCode::Accept,
+                b"20261122233000",
+                &mut exact[..len]
+            ),
+            Some(len)
+        );
+        let mut short = [0u8; 512];
+        assert_eq!(
+            build_ack(
+                ADT_A01,
+                AckCode::Accept,
+                b"20261122233000",
+                &mut short[..len - 1]
+            ),
+            None
+        );
+        assert_eq!(build_ack(ADT_A01, AckCode::Accept, b"", &mut []), None);
+    }
+
+    #[test]
+    fn messages_split_on_msh_lines_and_normalise_to_cr() {
+        let text = b"\xEF\xBB\xBFexport of 2026-11-22\r\n\
+MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5\r\n\
+PID|1\r\n\
+\r\n\
+MSH|^~\\&|A|B|C|D|1||ADT^A08|2|P|2.5\n\
+  \n\
+PID|2\n\
+PV1|1\r\
+MSH|^~\\&|A|B|C|D|1||ADT^A03|3|P|2.5";
+        let mut messages = Messages::new(text);
+        let mut out = [0u8; 128];
+        let mut got = [&b""[..]; 3];
+        let expected: [&[u8]; 3] = [
+            b"MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5\rPID|1\r",
+            b"MSH|^~\\&|A|B|C|D|1||ADT^A08|2|P|2.5\rPID|2\rPV1|1\r",
+            b"MSH|^~\\&|A|B|C|D|1||ADT^A03|3|P|2.5\r",
+        ];
+        let mut store = [[0u8; 128]; 3];
+        for (slot, buf) in got.iter_mut().zip(store.iter_mut()) {
+            let len = messages.next_into(&mut out).unwrap().unwrap();
+            buf[..len].copy_from_slice(&out[..len]);
+            *slot = &buf[..len];
+        }
+        assert_eq!(got, expected);
+        assert_eq!(messages.next_into(&mut out), Ok(None));
+        assert_eq!(messages.next_into(&mut out), Ok(None));
+    }
+
+    #[test]
+    fn messages_in_text_without_msh_is_empty() {
+        let mut out = [0u8; 64];
+        assert_eq!(Messages::new(b"").next_into(&mut out), Ok(None));
+        assert_eq!(
+            Messages::new(b"PID|1\r\nxMSH|^~\\&|\r\n").next_into(&mut out),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn messages_yield_realistic_sample_unchanged() {
+        let mut messages = Messages::new(ADT_A01);
+        let mut out = [0u8; 1024];
+        let len = messages.next_into(&mut out).unwrap().unwrap();
+        assert_eq!(&out[..len], ADT_A01);
+        assert_eq!(messages.next_into(&mut out), Ok(None));
+    }
+
+    #[test]
+    fn next_into_reports_needed_size_without_advancing() {
+        let text = b"MSH|^~\\&|A\r\nPID|1\r\nMSH|^~\\&|B\r\n";
+        let mut messages = Messages::new(text);
+        let mut small = [0u8; 8];
+        assert_eq!(messages.next_into(&mut small), Err(17));
+        assert_eq!(messages.next_into(&mut small), Err(17));
+        let mut out = [0u8; 17];
+        assert_eq!(messages.next_into(&mut out), Ok(Some(17)));
+        assert_eq!(&out[..], b"MSH|^~\\&|A\rPID|1\r");
+        assert_eq!(messages.next_into(&mut out), Ok(Some(11)));
+        assert_eq!(&out[..11], b"MSH|^~\\&|B\r");
+        assert_eq!(messages.next_into(&mut small), Ok(None));
+    }
+
+    #[test]
+    fn timestamp_formats_known_dates() {
+        let mut out = [0u8; 14];
+        assert_eq!(timestamp_utc(0, &mut out), b"19700101000000");
+        assert_eq!(timestamp_utc(951_782_400, &mut out), b"20000229000000");
+        // 1795391400 = 20779 days * 86400 + 85800 s; day 20779 is 2026-11-22, 85800 s is 23:50:00.
+        assert_eq!(timestamp_utc(1_795_391_400, &mut out), b"20261122235000");
+        assert_eq!(timestamp_utc(4_107_542_399, &mut out), b"21000228235959");
+        assert_eq!(timestamp_utc(4_107_542_400, &mut out), b"21000301000000");
+        assert_eq!(timestamp_utc(253_402_300_799, &mut out), b"99991231235959");
+    }
+
+    #[test]
+    fn timestamp_clamps_beyond_year_9999() {
+        let mut out = [0u8; 14];
+        assert_eq!(timestamp_utc(253_402_300_800, &mut out), b"99991231235959");
+        assert_eq!(timestamp_utc(u64::MAX, &mut out), b"99991231235959");
+    }
+
+    /// Reference: walk years and months one by one (slow, obviously right).
+    fn naive_timestamp(secs: u64) -> [u8; 14] {
+        let mut days = secs / 86_400;
+        let rem = secs % 86_400;
+        let mut year = 1970u64;
+        let leap =
+            |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+        loop {
+            let len = if leap(year) { 366 } else { 365 };
+            if days < len {
+                break;
+            }
+            days -= len;
+            year += 1;
+        }
+        let months = [
+            31,
+            if leap(year) { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        let mut month = 1u64;
+        for m in months {
+            if days < m {
+                break;
+            }
+            days -= m;
+            month += 1;
+        }
+        let text = format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}",
+            year,
+            month,
+            days + 1,
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        );
+        let mut out = [0u8; 14];
+        out.copy_from_slice(text.as_bytes());
+        out
+    }
+
+    #[test]
+    fn timestamp_agrees_with_naive_day_counting() {
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut out = [0u8; 14];
+        for _ in 0..2_000 {
+            let secs = rng.next() % 8_000_000_000; // up to year ~2223
+            assert_eq!(
+                timestamp_utc(secs, &mut out),
+                &naive_timestamp(secs)[..],
+                "{secs}"
+            );
+        }
+    }
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Fills `buf` with bytes biased towards HL7 structure and returns the used length.
+    fn random_input(rng: &mut XorShift, buf: &mut [u8; 256]) -> usize {
+        const ALPHABET: &[u8] = b"MSHA|^~\\&\r\n#*0123456789 AE";
+        let prefixes: [&[u8]; 5] = [
+            b"",
+            b"MSH|^~\\&|",
+            b"MSH|",
+            b"MSH#*~\\&#",
+            b"MSH|^~\\&|A|B|C|D|1||ADT^A01|",
+        ];
+        let prefix = prefixes[rng.below(prefixes.len())];
+        let len = prefix.len() + rng.below(buf.len() - prefix.len());
+        buf[..prefix.len()].copy_from_slice(prefix);
+        for b in &mut buf[prefix.len()..len] {
+            *b = if rng.below(4) == 0 {
+                (rng.next() >> 24) as u8
+            } else {
+                ALPHABET[rng.below(ALPHABET.len())]
+            };
+        }
+        len
+    }
+
+    #[test]
+    fn no_input_makes_any_function_panic_and_acks_parse_back() {
+        let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+        let mut input = [0u8; 256];
+        let mut previous = [0u8; 256];
+        let mut previous_len = 0;
+        let mut large = [0u8; 1024];
+        let mut small = [0u8; 64];
+        let codes = [AckCode::Accept, AckCode::Error, AckCode::Reject];
+        let mut hl7_seen = 0;
+        for round in 0..20_000 {
+            let len = random_input(&mut rng, &mut input);
+            let msg = &input[..len];
+            let before = &previous[..previous_len];
+
+            let hl7 = is_hl7(msg);
+            hl7_seen += usize::from(hl7);
+            let id = control_id(msg);
+            if !hl7 {
+                assert_eq!(id, None);
+                assert_eq!(ack_code(msg), None);
+                assert_eq!(acked_control_id(msg), None);
+            }
+            let _ = ack_code(msg);
+            let _ = reply_matches(before, msg);
+            let _ = reply_matches(msg, before);
+
+            let code = codes[round % codes.len()];
+            let timestamp = &before[..before.len().min(14)];
+            let big = build_ack(msg, code, timestamp, &mut large)
+                .expect("1024 bytes fit any ACK of a 256-byte input");
+            let ack = &large[..big];
+            assert!(is_hl7(ack));
+            assert_eq!(ack_code(ack), Some(code.as_str().as_bytes()));
+            assert_eq!(acked_control_id(ack), id);
+            assert!(reply_matches(msg, ack));
+            assert!(ack.ends_with(b"\r"));
+
+            let limit = rng.below(small.len() + 1);
+            match build_ack(msg, code, timestamp, &mut small[..limit]) {
+                Some(n) => {
+                    assert_eq!(n, big);
+                    assert_eq!(&small[..n], ack);
+                }
+                None => assert!(limit < big),
+            }
+
+            let mut messages = Messages::new(msg);
+            let mut steps = 0;
+            loop {
+                steps += 1;
+                assert!(steps <= len + 1, "Messages must terminate");
+                let limit = rng.below(small.len() + 1);
+                match messages.next_into(&mut small[..limit]) {
+                    Ok(None) => break,
+                    Ok(Some(n)) => check_message(&small[..n]),
+                    Err(needed) => {
+                        assert!(needed > limit);
+                        let n = messages.next_into(&mut large).unwrap().unwrap();
+                        assert_eq!(n, needed);
+                        check_message(&large[..n]);
+                    }
+                }
+            }
+
+            let _ = timestamp_utc(rng.next(), &mut [0u8; 14]);
+            previous[..len].copy_from_slice(msg);
+            previous_len = len;
+        }
+        assert!(
+            hl7_seen > 1_000,
+            "fuzz inputs should often be HL7, got {hl7_seen}"
+        );
+    }
+
+    fn check_message(message: &[u8]) {
+        assert!(message.starts_with(b"MSH"));
+        assert!(message.ends_with(b"\r"));
+        assert!(!message.contains(&b'\n'));
+        assert!(!message.windows(2).any(|w| w == b"\r\r"));
+    }
+}

@@ -1,0 +1,294 @@
+//! Fixed byte arenas carved into blocks, sized once when the node is built.
+//!
+//! Idle links must be cheap (10,000 links with a 1 MiB maximum frame cannot each
+//! own 1 MiB), so a link owns no bytes while it has nothing in flight: it borrows
+//! a working block (`buffer_size`) from the small pool when bytes arrive or are
+//! queued, a large block (`max_frame` + framing) only while a frame bigger than
+//! that is in flight, and gives each back as soon as it is empty. The small pool
+//! has two blocks per link slot, so a link always gets one; the large pool is
+//! shared and may run dry, which is backpressure (stop reading, `TxFull`), never
+//! growth. Free lists are LIFO, so the same few blocks stay hot and untouched
+//! pages of the arena never become resident.
+
+/// Which pool a block came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tier {
+    Small,
+    Large,
+}
+
+/// A borrowed block: its pool and index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Block {
+    pub(crate) tier: Tier,
+    idx: u32,
+}
+
+struct Pool {
+    mem: Box<[u8]>,
+    block: usize,
+    /// Free block indices; capacity reserved at build, never exceeded.
+    free: Vec<u32>,
+}
+
+impl Pool {
+    fn new(block: usize, count: usize) -> Self {
+        // `vec![0; n]` is calloc: pages stay virtual until first touched.
+        let mem = vec![0u8; block * count].into_boxed_slice();
+        let free = (0..count as u32).rev().collect();
+        Pool { mem, block, free }
+    }
+
+    fn range(&self, idx: u32) -> core::ops::Range<usize> {
+        let start = idx as usize * self.block;
+        start..start + self.block
+    }
+}
+
+/// A link's bytes in one direction: `block[start..end]` holds data not yet consumed.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Buf {
+    pub(crate) block: Option<Block>,
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+}
+
+impl Buf {
+    pub(crate) fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+/// The node's two pools.
+pub(crate) struct Buffers {
+    small: Pool,
+    large: Pool,
+}
+
+impl Buffers {
+    pub(crate) fn new(
+        small_size: usize,
+        small_count: usize,
+        large_size: usize,
+        large_count: usize,
+    ) -> Self {
+        Buffers {
+            small: Pool::new(small_size, small_count),
+            large: Pool::new(large_size, large_count),
+        }
+    }
+
+    fn pool(&self, t: Tier) -> &Pool {
+        match t {
+            Tier::Small => &self.small,
+            Tier::Large => &self.large,
+        }
+    }
+
+    fn pool_mut(&mut self, t: Tier) -> &mut Pool {
+        match t {
+            Tier::Small => &mut self.small,
+            Tier::Large => &mut self.large,
+        }
+    }
+
+    /// Size of a block of this tier.
+    pub(crate) fn block_size(&self, t: Tier) -> usize {
+        self.pool(t).block
+    }
+
+    /// Capacity of the block `b` holds (0 without one).
+    pub(crate) fn capacity(&self, b: &Buf) -> usize {
+        b.block.map_or(0, |blk| self.block_size(blk.tier))
+    }
+
+    /// True when a large block is free.
+    pub(crate) fn large_available(&self) -> bool {
+        !self.large.free.is_empty()
+    }
+
+    fn take(&mut self, t: Tier) -> Option<Block> {
+        self.pool_mut(t)
+            .free
+            .pop()
+            .map(|idx| Block { tier: t, idx })
+    }
+
+    fn give(&mut self, blk: Block) {
+        let pool = self.pool_mut(blk.tier);
+        debug_assert!(pool.free.len() < pool.free.capacity() || pool.free.capacity() == 0);
+        pool.free.push(blk.idx);
+    }
+
+    /// The whole block `blk`.
+    pub(crate) fn block(&self, blk: Block) -> &[u8] {
+        let p = self.pool(blk.tier);
+        &p.mem[p.range(blk.idx)]
+    }
+
+    fn block_mut(&mut self, blk: Block) -> &mut [u8] {
+        let p = self.pool_mut(blk.tier);
+        let r = p.range(blk.idx);
+        &mut p.mem[r]
+    }
+
+    /// The unconsumed bytes of `b`.
+    pub(crate) fn data(&self, b: &Buf) -> &[u8] {
+        match b.block {
+            Some(blk) => &self.block(blk)[b.start as usize..b.end as usize],
+            None => &[],
+        }
+    }
+
+    /// Gives `b`'s block back to its pool.
+    pub(crate) fn release(&mut self, b: &mut Buf) {
+        if let Some(blk) = b.block.take() {
+            self.give(blk);
+        }
+        b.start = 0;
+        b.end = 0;
+    }
+
+    /// Drops `n` consumed bytes from the front; returns the block when it empties.
+    pub(crate) fn consume(&mut self, b: &mut Buf, n: usize) {
+        b.start = (b.start as usize + n).min(b.end as usize) as u32;
+        if b.is_empty() {
+            self.release(b);
+        }
+    }
+
+    /// Makes room for at least `want` free bytes at the tail of `b`, moving to a
+    /// larger block if needed. Returns false (and changes nothing) when it cannot.
+    pub(crate) fn reserve(&mut self, b: &mut Buf, want: usize) -> bool {
+        let need = b.len() + want;
+        if b.block.is_none() {
+            let tier = if need <= self.small.block {
+                Tier::Small
+            } else {
+                Tier::Large
+            };
+            if need > self.block_size(tier) {
+                return false;
+            }
+            match self.take(tier) {
+                Some(blk) => {
+                    *b = Buf {
+                        block: Some(blk),
+                        start: 0,
+                        end: 0,
+                    };
+                    return true;
+                }
+                None => return false,
+            }
+        }
+        let cap = self.capacity(b);
+        if cap - b.end as usize >= want {
+            return true;
+        }
+        if need <= cap {
+            self.compact(b);
+            return true;
+        }
+        // Grow into a large block: copy the pending bytes over.
+        let Some(old) = b.block else { return false };
+        if old.tier == Tier::Large || need > self.large.block {
+            return false;
+        }
+        let Some(new) = self.take(Tier::Large) else {
+            return false;
+        };
+        let (s, e) = (b.start as usize, b.end as usize);
+        let len = e - s;
+        // Small and large live in different arenas: copy via split borrows.
+        let Buffers { small, large } = self;
+        let src = &small.mem[small.range(old.idx)][s..e];
+        let r = large.range(new.idx);
+        large.mem[r][..len].copy_from_slice(src);
+        self.give(old);
+        *b = Buf {
+            block: Some(new),
+            start: 0,
+            end: len as u32,
+        };
+        true
+    }
+
+    /// Moves the pending bytes of `b` to the front of its block.
+    pub(crate) fn compact(&mut self, b: &mut Buf) {
+        if let Some(blk) = b.block {
+            if b.start > 0 {
+                let (s, e) = (b.start as usize, b.end as usize);
+                self.block_mut(blk).copy_within(s..e, 0);
+                b.end -= b.start;
+                b.start = 0;
+            }
+        }
+    }
+
+    /// The free tail of `b`'s block, for a read or an encode.
+    pub(crate) fn spare(&mut self, b: &Buf) -> &mut [u8] {
+        match b.block {
+            Some(blk) => {
+                let end = b.end as usize;
+                &mut self.block_mut(blk)[end..]
+            }
+            None => &mut [],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(bufs: &mut Buffers, b: &mut Buf, bytes: &[u8]) -> bool {
+        if !bufs.reserve(b, bytes.len()) {
+            return false;
+        }
+        bufs.spare(b)[..bytes.len()].copy_from_slice(bytes);
+        b.end += bytes.len() as u32;
+        true
+    }
+
+    #[test]
+    fn a_link_holds_no_block_while_empty() {
+        let mut bufs = Buffers::new(8, 2, 32, 1);
+        let mut b = Buf::default();
+        assert!(push(&mut bufs, &mut b, b"abc"));
+        assert_eq!(b.block.map(|x| x.tier), Some(Tier::Small));
+        bufs.consume(&mut b, 3);
+        assert!(b.block.is_none());
+        assert_eq!(bufs.small.free.len(), 2);
+    }
+
+    #[test]
+    fn growing_past_a_small_block_moves_to_a_large_one_keeping_bytes() {
+        let mut bufs = Buffers::new(8, 2, 32, 1);
+        let mut b = Buf::default();
+        assert!(push(&mut bufs, &mut b, b"0123456"));
+        bufs.consume(&mut b, 2);
+        assert!(push(&mut bufs, &mut b, b"789abcdef"));
+        assert_eq!(b.block.map(|x| x.tier), Some(Tier::Large));
+        assert_eq!(bufs.data(&b), b"23456789abcdef");
+        assert_eq!(bufs.small.free.len(), 2, "small block returned");
+    }
+
+    #[test]
+    fn an_empty_large_pool_refuses_without_changing_anything() {
+        let mut bufs = Buffers::new(8, 2, 32, 1);
+        let mut a = Buf::default();
+        assert!(push(&mut bufs, &mut a, &[1; 20]));
+        let mut b = Buf::default();
+        assert!(push(&mut bufs, &mut b, b"1234"));
+        assert!(!push(&mut bufs, &mut b, &[2; 10]));
+        assert_eq!(bufs.data(&b), b"1234");
+        assert!(
+            !push(&mut bufs, &mut a, &[3; 20]),
+            "over the large block size"
+        );
+    }
+}

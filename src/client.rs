@@ -1,0 +1,329 @@
+//! A request/response client over one outbound link, with the connection
+//! policies of seed 000 and transparent reconnection.
+
+use core::time::Duration;
+use std::net::SocketAddr;
+
+use crate::config::{ConnectConfig, NodeConfig};
+use crate::error::{CloseReason, RequestError, SendError};
+use crate::node::{Event, LinkId, Node, SetupError};
+
+/// Client connection policy (seed 000's "Keep Connection Open" on the sender).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientPolicy {
+    /// Reuse one link for every request (default). Before each request the client
+    /// looks for a close the server already sent, and reconnects.
+    #[default]
+    KeepOpen,
+    /// Connect, send, wait for the reply, close: one link per message.
+    ClosePerMessage,
+}
+
+/// Client settings with documented defaults.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Node sizes; the client needs 2 slots. Default: [`NodeConfig`] defaults with
+    /// `max_links = 2`.
+    pub node: NodeConfig,
+    /// Connect timeout (default 5 s) and idle timeout (default off).
+    pub connect: ConnectConfig,
+    /// Keep-open (default) or close-per-message.
+    pub policy: ClientPolicy,
+    /// How long to wait for a reply. Default 10 s.
+    pub response_timeout: Duration,
+    /// HL7 correlation: a reply whose MSA-2 differs from the request's MSH-10 is
+    /// not taken as its reply but counted as unexpected (a late ACK for an earlier
+    /// message must never be credited to the next one). Non-HL7 traffic always
+    /// matches. Default off in the library, on in the CLI.
+    pub correlate_hl7: bool,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            node: NodeConfig {
+                max_links: 2,
+                ..NodeConfig::default()
+            },
+            connect: ConnectConfig::default(),
+            policy: ClientPolicy::KeepOpen,
+            response_timeout: Duration::from_secs(10),
+            correlate_hl7: false,
+        }
+    }
+}
+
+/// Counters of a client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Connections established.
+    pub connects: u64,
+    /// Requests resent once because a reused link closed before any reply byte.
+    pub resends: u64,
+    /// Replies that did not match the request (HL7 correlation) and were dropped.
+    pub unexpected_replies: u64,
+    /// Requests answered.
+    pub replies: u64,
+}
+
+enum Outcome {
+    Reply,
+    CommitAck,
+    Nak,
+    Closed { reason: CloseReason, received: u64 },
+}
+
+/// A client that sends a request and waits for its reply.
+///
+/// With [`ClientPolicy::KeepOpen`], when a reused link turns out closed after the
+/// request was written and before any byte of the reply arrived (a
+/// close-after-reply server whose close crossed our write), the request is sent
+/// again on a new link, once. A reply that had started arriving is never resent:
+/// that is [`RequestError::IncompleteResponse`].
+pub struct Client {
+    node: Node,
+    addr: SocketAddr,
+    cfg: ClientConfig,
+    link: Option<LinkId>,
+    answered_on_link: u64,
+    stats: ClientStats,
+}
+
+impl Client {
+    /// A client for the server at `addr`. Connects lazily, on the first request.
+    pub fn new(addr: SocketAddr, cfg: ClientConfig) -> Result<Client, SetupError> {
+        crate::config::nonzero_time(cfg.response_timeout, "response_timeout")?;
+        cfg.connect.validate()?;
+        Ok(Client {
+            node: Node::new(cfg.node.clone())?,
+            addr,
+            cfg,
+            link: None,
+            answered_on_link: 0,
+            stats: ClientStats::default(),
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ClientStats {
+        self.stats
+    }
+
+    /// The underlying node (for stats, or to poll it while idle).
+    pub fn node(&mut self) -> &mut Node {
+        &mut self.node
+    }
+
+    /// True while a link is open.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_some_and(|l| self.node.is_open(l))
+    }
+
+    /// Sends `msg` and waits up to the configured response timeout for its reply.
+    pub fn request(&mut self, msg: &[u8]) -> Result<&[u8], RequestError> {
+        self.request_within(msg, self.cfg.response_timeout)
+    }
+
+    /// Sends `msg` and waits up to `timeout` for its reply. The reply borrows the
+    /// client's receive buffer until the next call.
+    pub fn request_within(&mut self, msg: &[u8], timeout: Duration) -> Result<&[u8], RequestError> {
+        if timeout.is_zero() {
+            return Err(RequestError::ResponseTimeout);
+        }
+        if msg.len() > self.cfg.node.max_frame {
+            return Err(RequestError::FrameTooLarge);
+        }
+        let mut resent = false;
+        loop {
+            let link = self.ensure_link()?;
+            let reused = self.answered_on_link > 0;
+            match self.node.send_request(link, msg, timeout) {
+                Ok(()) => {}
+                Err(SendError::FrameTooLarge | SendError::TxFull) => {
+                    return Err(RequestError::FrameTooLarge)
+                }
+                Err(SendError::NotOpen) => {
+                    self.link = None;
+                    continue;
+                }
+            }
+            match self.await_reply(link, msg, timeout)? {
+                Outcome::Reply => {
+                    self.stats.replies += 1;
+                    self.answered_on_link += 1;
+                    if self.cfg.policy == ClientPolicy::ClosePerMessage {
+                        // Close without draining: the reply stays readable until the
+                        // next call; the Closed event is drained by the next request.
+                        if let Some(l) = self.link.take() {
+                            self.node.close(l);
+                        }
+                        self.answered_on_link = 0;
+                    }
+                    return self
+                        .node
+                        .last_message()
+                        .ok_or(RequestError::Closed(CloseReason::Io));
+                }
+                Outcome::CommitAck => {
+                    self.stats.replies += 1;
+                    self.answered_on_link += 1;
+                    return Ok(crate::frame::MLLP_ACK);
+                }
+                Outcome::Nak => {
+                    self.answered_on_link += 1;
+                    return Err(RequestError::Nak);
+                }
+                Outcome::Closed { reason, received } => {
+                    self.link = None;
+                    let crossed = received == 0 && reused && reason.is_peer_side();
+                    if crossed && !resent {
+                        log::debug!(
+                            "reused link closed before any reply byte ({reason}); resending once"
+                        );
+                        resent = true;
+                        self.stats.resends += 1;
+                        continue;
+                    }
+                    return Err(match reason {
+                        CloseReason::ResponseTimeout => RequestError::ResponseTimeout,
+                        CloseReason::WriteTimeout => RequestError::WriteTimeout,
+                        CloseReason::FrameTooLarge => RequestError::FrameTooLarge,
+                        r if r.is_peer_side() => RequestError::IncompleteResponse {
+                            received: received as usize,
+                            reason: r,
+                        },
+                        r => RequestError::Closed(r),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Closes the link (a keep-open client reconnects on the next request).
+    pub fn close_link(&mut self) {
+        if let Some(l) = self.link.take() {
+            self.node.close(l);
+        }
+        self.answered_on_link = 0;
+        self.drain_other_events();
+    }
+
+    /// Processes what is pending without waiting: notices a close the server sent.
+    fn drain_other_events(&mut self) {
+        let _ = self.node.poll(Some(Duration::ZERO));
+        while let Some(ev) = self.node.next_event() {
+            match ev {
+                Event::Closed { link, reason, .. } if Some(link) == self.link => {
+                    log::debug!("link closed while idle: {reason}");
+                    self.link = None;
+                }
+                Event::Message { link, .. } if Some(link) == self.link => {
+                    self.stats.unexpected_replies += 1;
+                    log::warn!("unexpected message on an idle client link");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn ensure_link(&mut self) -> Result<LinkId, RequestError> {
+        // A close the server sent since the last request shows up here, before we
+        // write into a dead link.
+        self.drain_other_events();
+        if let Some(l) = self.link {
+            if self.node.is_open(l) {
+                return Ok(l);
+            }
+            self.link = None;
+        }
+        self.answered_on_link = 0;
+        let link = match self.node.connect(self.addr, &self.cfg.connect) {
+            Ok(l) => l,
+            Err(SetupError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return Err(RequestError::ConnectionRefused)
+            }
+            Err(SetupError::Io(e)) => return Err(RequestError::Io(e.kind())),
+            Err(_) => return Err(RequestError::Closed(CloseReason::Io)),
+        };
+        // Bounded: the link's connect timer closes it at the latest.
+        loop {
+            self.node
+                .poll(Some(self.cfg.connect.connect_timeout))
+                .map_err(|e| RequestError::Io(e.kind()))?;
+            while let Some(ev) = self.node.next_event() {
+                match ev {
+                    Event::Connected { link: l, .. } if l == link => {
+                        self.link = Some(link);
+                        self.stats.connects += 1;
+                        return Ok(link);
+                    }
+                    Event::Closed {
+                        link: l, reason, ..
+                    } if l == link => {
+                        return Err(match reason {
+                            CloseReason::ConnectionRefused => RequestError::ConnectionRefused,
+                            CloseReason::ConnectTimeout => RequestError::ConnectTimeout,
+                            r => RequestError::Closed(r),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn await_reply(
+        &mut self,
+        link: LinkId,
+        msg: &[u8],
+        timeout: Duration,
+    ) -> Result<Outcome, RequestError> {
+        // The link's response timer bounds this loop; the extra margin only guards
+        // against a clock that misbehaves.
+        let give_up =
+            self.node.now() + timeout + self.cfg.node.write_timeout + Duration::from_secs(1);
+        loop {
+            if self.node.now() > give_up {
+                self.close_link();
+                return Err(RequestError::ResponseTimeout);
+            }
+            self.node
+                .poll(Some(timeout))
+                .map_err(|e| RequestError::Io(e.kind()))?;
+            while let Some(ev) = self.node.next_event() {
+                match ev {
+                    Event::Message { link: l, payload } if l == link => {
+                        if self.cfg.correlate_hl7 && !crate::hl7::reply_matches(msg, payload) {
+                            self.stats.unexpected_replies += 1;
+                            log::warn!(
+                                "unexpected reply (MSA-2 {:?} does not match this request)",
+                                crate::hl7::acked_control_id(payload).map(String::from_utf8_lossy)
+                            );
+                            continue;
+                        }
+                        return Ok(Outcome::Reply);
+                    }
+                    Event::CommitAck { link: l, accepted } if l == link => {
+                        return Ok(if accepted {
+                            Outcome::CommitAck
+                        } else {
+                            Outcome::Nak
+                        });
+                    }
+                    Event::Closed {
+                        link: l,
+                        reason,
+                        stats,
+                        ..
+                    } if l == link => {
+                        return Ok(Outcome::Closed {
+                            reason,
+                            received: stats.partial_reply_bytes,
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

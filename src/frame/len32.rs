@@ -1,0 +1,95 @@
+//! Length-prefixed framing: a 4-byte big-endian payload length, then the payload.
+//!
+//! The maximum is checked from the header, before any payload byte is buffered.
+
+use super::{Codec, Decoded, FrameError};
+
+/// The 4-byte length prefix codec.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Len32;
+
+impl Codec for Len32 {
+    fn decode(
+        &self,
+        buf: &[u8],
+        _scan: &mut usize,
+        max_frame: usize,
+    ) -> Result<Decoded, FrameError> {
+        let Some(header) = buf.get(..4) else {
+            return Ok(Decoded::Incomplete {
+                skipped: 0,
+                needed: None,
+            });
+        };
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let len = usize::try_from(len).map_err(|_| FrameError::TooLarge)?;
+        if len > max_frame {
+            return Err(FrameError::TooLarge);
+        }
+        let total = len + 4;
+        if buf.len() < total {
+            return Ok(Decoded::Incomplete {
+                skipped: 0,
+                needed: Some(total),
+            });
+        }
+        Ok(Decoded::Frame {
+            payload: 4..total,
+            consumed: total,
+            skipped: 0,
+        })
+    }
+
+    fn overhead(&self) -> usize {
+        4
+    }
+
+    fn encode(&self, payload: &[u8], out: &mut [u8]) -> Option<usize> {
+        let len = u32::try_from(payload.len()).ok()?;
+        let n = payload.len().checked_add(4)?;
+        let out = out.get_mut(..n)?;
+        out[..4].copy_from_slice(&len.to_be_bytes());
+        out[4..].copy_from_slice(payload);
+        Some(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_length_is_rejected_from_the_header_alone() {
+        assert_eq!(
+            Len32.decode(&[0, 0, 0x10, 0], &mut 0, 1024),
+            Err(FrameError::TooLarge)
+        );
+        assert_eq!(
+            Len32.decode(&[0xFF, 0xFF, 0xFF, 0xFF], &mut 0, 1 << 20),
+            Err(FrameError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn partial_frame_reports_the_size_it_needs() {
+        assert_eq!(
+            Len32.decode(&[0, 0, 0, 5, 1, 2], &mut 0, 1024),
+            Ok(Decoded::Incomplete {
+                skipped: 0,
+                needed: Some(9)
+            })
+        );
+    }
+
+    #[test]
+    fn empty_payload_is_a_frame() {
+        assert_eq!(
+            Len32.decode(&[0, 0, 0, 0], &mut 0, 1024),
+            Ok(Decoded::Frame {
+                payload: 4..4,
+                consumed: 4,
+                skipped: 0
+            })
+        );
+    }
+}

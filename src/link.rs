@@ -1,0 +1,492 @@
+//! One TCP link's policy state, pure: driven by events and `now`, never by a socket.
+//!
+//! The driver ([`crate::Node`]) tells a [`Link`] what happened (bytes in, a frame
+//! decoded, a frame queued, bytes written, time passed) and asks it what to do
+//! (may it read, when must it wake, should it close and why).
+//!
+//! # Which traffic refreshes which deadline
+//!
+//! | timer      | set when                         | refreshed by                 | cleared when            | on expiry          |
+//! |------------|----------------------------------|------------------------------|-------------------------|--------------------|
+//! | `Connect`  | an outbound connect starts       | -                            | connected               | `ConnectTimeout`   |
+//! | `Idle`     | the link opens (if configured)   | any byte received            | the link closes         | `IdleTimeout`      |
+//! | `Response` | a request is queued              | -                            | a whole frame arrives   | `ResponseTimeout`  |
+//! | `Write`    | bytes are queued to an empty tx  | any byte written             | tx is empty             | `WriteTimeout`     |
+//!
+//! `Idle` is lazy: receiving bytes only records `last_rx`; when the scheduled
+//! check fires early it moves itself to `last_rx + idle_timeout`. That keeps the
+//! node's deadline heap untouched on the per-message path.
+
+use core::time::Duration;
+
+use crate::error::CloseReason;
+use crate::time::Instant;
+
+/// The timers a link keeps, indexing its timer table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Outbound connect must complete.
+    Connect = 0,
+    /// No byte received for `idle_timeout`.
+    Idle = 1,
+    /// A reply to the last request must arrive.
+    Response = 2,
+    /// Queued bytes must make progress.
+    Write = 3,
+}
+
+impl Timer {
+    /// Number of timers.
+    pub const COUNT: usize = 4;
+    /// Every timer, in table order.
+    pub const ALL: [Timer; Timer::COUNT] =
+        [Timer::Connect, Timer::Idle, Timer::Response, Timer::Write];
+}
+
+/// Counters of one link.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes written to the socket.
+    pub bytes_out: u64,
+    /// Frames received (including discarded ones).
+    pub frames_in: u64,
+    /// Frames queued for sending.
+    pub frames_out: u64,
+    /// Noise bytes skipped between frames (MLLP: stray CR/LF/NUL).
+    pub skipped_bytes: u64,
+    /// Frames received but not processed (close-after-reply: after the first message).
+    pub discarded_frames: u64,
+    /// Bytes received toward the reply currently awaited (0 when none is awaited).
+    pub partial_reply_bytes: u64,
+}
+
+/// Policy knobs a link needs, copied from the node's configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkConfig {
+    /// Close after this long without a received byte.
+    pub idle_timeout: Option<Duration>,
+    /// Close when queued bytes make no progress for this long.
+    pub write_timeout: Duration,
+    /// Outbound only: give up connecting after this long.
+    pub connect_timeout: Duration,
+    /// Server close-after-reply policy.
+    pub close_after_reply: bool,
+}
+
+/// Where a link is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// Outbound connect in progress.
+    Connecting,
+    /// Connected.
+    Open,
+    /// Closed, with the reason.
+    Closed(CloseReason),
+}
+
+/// Close-after-reply progress of a server link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReplyPhase {
+    AwaitingMessage,
+    MessageDelivered,
+    ReplyQueued,
+}
+
+/// One link's policy state machine.
+#[derive(Clone, Debug)]
+pub struct Link {
+    cfg: LinkConfig,
+    state: LinkState,
+    timers: [Option<Instant>; Timer::COUNT],
+    last_rx: Instant,
+    phase: ReplyPhase,
+    awaiting_reply: bool,
+    stats: LinkStats,
+}
+
+impl Link {
+    /// A link for an accepted connection, open at `now`.
+    pub fn accepted(cfg: LinkConfig, now: Instant) -> Self {
+        let mut l = Link::new(cfg, LinkState::Connecting, now);
+        l.handle_connected(now);
+        l
+    }
+
+    /// A link for an outbound connect started at `now`.
+    pub fn outbound(cfg: LinkConfig, now: Instant) -> Self {
+        let mut l = Link::new(cfg, LinkState::Connecting, now);
+        l.timers[Timer::Connect as usize] = Some(now + cfg.connect_timeout);
+        l
+    }
+
+    fn new(cfg: LinkConfig, state: LinkState, now: Instant) -> Self {
+        Link {
+            cfg,
+            state,
+            timers: [None; Timer::COUNT],
+            last_rx: now,
+            phase: ReplyPhase::AwaitingMessage,
+            awaiting_reply: false,
+            stats: LinkStats::default(),
+        }
+    }
+
+    /// The connect completed.
+    pub fn handle_connected(&mut self, now: Instant) {
+        if self.state != LinkState::Connecting {
+            return;
+        }
+        self.state = LinkState::Open;
+        self.last_rx = now;
+        self.timers[Timer::Connect as usize] = None;
+        self.timers[Timer::Idle as usize] = self.cfg.idle_timeout.map(|d| now + d);
+    }
+
+    /// `n` bytes arrived.
+    pub fn handle_input(&mut self, now: Instant, n: usize) {
+        self.last_rx = now;
+        self.stats.bytes_in += n as u64;
+        if self.awaiting_reply {
+            self.stats.partial_reply_bytes += n as u64;
+        }
+    }
+
+    /// `n` noise bytes were skipped between frames.
+    pub fn handle_skipped(&mut self, n: usize) {
+        self.stats.skipped_bytes += n as u64;
+    }
+
+    /// A whole frame was decoded. Returns whether to deliver it to the application
+    /// (a close-after-reply link processes only its first message).
+    #[must_use]
+    pub fn handle_frame(&mut self, _now: Instant) -> bool {
+        self.stats.frames_in += 1;
+        if self.awaiting_reply {
+            self.awaiting_reply = false;
+            self.stats.partial_reply_bytes = 0;
+            self.timers[Timer::Response as usize] = None;
+        }
+        if self.cfg.close_after_reply {
+            if self.phase != ReplyPhase::AwaitingMessage {
+                self.stats.discarded_frames += 1;
+                return false;
+            }
+            self.phase = ReplyPhase::MessageDelivered;
+        }
+        true
+    }
+
+    /// A frame was queued for sending; `reply_within` starts the response timer.
+    pub fn handle_queued(&mut self, now: Instant, reply_within: Option<Duration>) {
+        self.stats.frames_out += 1;
+        if self.cfg.close_after_reply && self.phase == ReplyPhase::MessageDelivered {
+            self.phase = ReplyPhase::ReplyQueued;
+        }
+        if let Some(d) = reply_within {
+            self.awaiting_reply = true;
+            self.stats.partial_reply_bytes = 0;
+            self.timers[Timer::Response as usize] = Some(now + d);
+        }
+        if self.timers[Timer::Write as usize].is_none() {
+            self.timers[Timer::Write as usize] = Some(now + self.cfg.write_timeout);
+        }
+    }
+
+    /// `n` bytes were written; `tx_empty` when nothing is left queued. Returns a
+    /// reason when the policy says the link is done.
+    #[must_use]
+    pub fn handle_written(
+        &mut self,
+        now: Instant,
+        n: usize,
+        tx_empty: bool,
+    ) -> Option<CloseReason> {
+        self.stats.bytes_out += n as u64;
+        if tx_empty {
+            self.timers[Timer::Write as usize] = None;
+            if self.phase == ReplyPhase::ReplyQueued {
+                return Some(CloseReason::ClosedAfterReply);
+            }
+        } else if n > 0 {
+            self.timers[Timer::Write as usize] = Some(now + self.cfg.write_timeout);
+        }
+        None
+    }
+
+    /// Time passed: returns the reason to close if a timer expired.
+    #[must_use]
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<CloseReason> {
+        for t in Timer::ALL {
+            let Some(at) = self.timers[t as usize] else {
+                continue;
+            };
+            if at > now {
+                continue;
+            }
+            self.timers[t as usize] = None;
+            let reason = match t {
+                Timer::Connect => CloseReason::ConnectTimeout,
+                Timer::Response => CloseReason::ResponseTimeout,
+                Timer::Write => CloseReason::WriteTimeout,
+                Timer::Idle => {
+                    let Some(idle) = self.cfg.idle_timeout else {
+                        continue;
+                    };
+                    let due = self.last_rx + idle;
+                    if due > now {
+                        // Traffic since scheduling: move the check, don't close.
+                        self.timers[t as usize] = Some(due);
+                        continue;
+                    }
+                    CloseReason::IdleTimeout
+                }
+            };
+            return Some(reason);
+        }
+        None
+    }
+
+    /// The earliest time this link needs [`Link::handle_timeout`].
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.iter().flatten().min().copied()
+    }
+
+    /// The link is closed for `reason`; every timer stops.
+    pub fn close(&mut self, reason: CloseReason) {
+        if !matches!(self.state, LinkState::Closed(_)) {
+            self.state = LinkState::Closed(reason);
+        }
+        self.timers = [None; Timer::COUNT];
+    }
+
+    /// Current state.
+    pub fn state(&self) -> LinkState {
+        self.state
+    }
+
+    /// True when open.
+    pub fn is_open(&self) -> bool {
+        self.state == LinkState::Open
+    }
+
+    /// True when the driver may read more bytes (open, and not a close-after-reply
+    /// link that already has its message).
+    pub fn may_read(&self) -> bool {
+        self.is_open() && !(self.cfg.close_after_reply && self.phase != ReplyPhase::AwaitingMessage)
+    }
+
+    /// How long since the last byte arrived.
+    pub fn idle_for(&self, now: Instant) -> Duration {
+        now - self.last_rx
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> LinkStats {
+        self.stats
+    }
+}
+
+/// What to do with a new connection on a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Serve it.
+    Accept,
+    /// Close the current (stale) link with `StaleReplaced`, then serve it.
+    ReplaceStale,
+    /// Close it at once with this reason.
+    Reject(CloseReason),
+}
+
+/// The accept policy, pure: allow-list first, then `max_connections`, then stale
+/// recovery (`stale`: the current link's idle time and the stale timeout, only when
+/// stale recovery is on and the single slot is taken).
+pub fn admit(
+    allowed: bool,
+    active: usize,
+    max_connections: usize,
+    stale: Option<(Duration, Duration)>,
+) -> Admission {
+    if !allowed {
+        return Admission::Reject(CloseReason::NotAllowed);
+    }
+    if active < max_connections {
+        return Admission::Accept;
+    }
+    match stale {
+        Some((idle, stale_after)) if idle >= stale_after => Admission::ReplaceStale,
+        _ => Admission::Reject(CloseReason::TooManyConnections),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn cfg() -> LinkConfig {
+        LinkConfig {
+            idle_timeout: Some(Duration::from_millis(100)),
+            write_timeout: Duration::from_millis(50),
+            connect_timeout: Duration::from_millis(30),
+            close_after_reply: false,
+        }
+    }
+
+    #[test]
+    fn silent_link_closes_at_exactly_the_idle_timeout() {
+        let mut l = Link::accepted(cfg(), t(0));
+        assert_eq!(l.poll_timeout(), Some(t(100)));
+        assert_eq!(l.handle_timeout(t(99)), None);
+        assert_eq!(l.handle_timeout(t(100)), Some(CloseReason::IdleTimeout));
+    }
+
+    #[test]
+    fn inbound_bytes_push_the_idle_deadline_without_rescheduling() {
+        let mut l = Link::accepted(cfg(), t(0));
+        l.handle_input(t(60), 5);
+        assert_eq!(l.poll_timeout(), Some(t(100)), "lazy: still the old check");
+        assert_eq!(l.handle_timeout(t(100)), None);
+        assert_eq!(l.poll_timeout(), Some(t(160)));
+        assert_eq!(l.handle_timeout(t(160)), Some(CloseReason::IdleTimeout));
+    }
+
+    #[test]
+    fn activity_exactly_at_the_deadline_keeps_the_link() {
+        let mut l = Link::accepted(cfg(), t(0));
+        l.handle_input(t(100), 1);
+        assert_eq!(l.handle_timeout(t(100)), None);
+        assert_eq!(l.poll_timeout(), Some(t(200)));
+    }
+
+    #[test]
+    fn outbound_connect_times_out() {
+        let mut l = Link::outbound(cfg(), t(0));
+        assert_eq!(l.poll_timeout(), Some(t(30)));
+        assert_eq!(l.handle_timeout(t(30)), Some(CloseReason::ConnectTimeout));
+    }
+
+    #[test]
+    fn connected_link_stops_the_connect_timer_and_starts_idle() {
+        let mut l = Link::outbound(cfg(), t(0));
+        l.handle_connected(t(10));
+        assert_eq!(l.poll_timeout(), Some(t(110)));
+    }
+
+    #[test]
+    fn reply_clears_the_response_timer() {
+        let mut l = Link::accepted(
+            LinkConfig {
+                idle_timeout: None,
+                ..cfg()
+            },
+            t(0),
+        );
+        l.handle_queued(t(0), Some(Duration::from_millis(40)));
+        assert_eq!(l.handle_written(t(1), 10, true), None);
+        l.handle_input(t(5), 3);
+        assert_eq!(l.stats().partial_reply_bytes, 3);
+        assert!(l.handle_frame(t(6)));
+        assert_eq!(l.stats().partial_reply_bytes, 0);
+        assert_eq!(l.poll_timeout(), None);
+    }
+
+    #[test]
+    fn missing_reply_is_a_response_timeout() {
+        let mut l = Link::accepted(
+            LinkConfig {
+                idle_timeout: None,
+                ..cfg()
+            },
+            t(0),
+        );
+        l.handle_queued(t(0), Some(Duration::from_millis(40)));
+        assert_eq!(l.handle_written(t(1), 10, true), None);
+        assert_eq!(l.handle_timeout(t(40)), Some(CloseReason::ResponseTimeout));
+    }
+
+    #[test]
+    fn stuck_writes_are_a_write_timeout_and_progress_refreshes_it() {
+        let mut l = Link::accepted(
+            LinkConfig {
+                idle_timeout: None,
+                ..cfg()
+            },
+            t(0),
+        );
+        l.handle_queued(t(0), None);
+        assert_eq!(l.handle_written(t(30), 4, false), None);
+        assert_eq!(l.handle_timeout(t(60)), None);
+        assert_eq!(l.handle_timeout(t(80)), Some(CloseReason::WriteTimeout));
+    }
+
+    #[test]
+    fn close_after_reply_delivers_one_message_and_closes_once_the_reply_is_written() {
+        let mut l = Link::accepted(
+            LinkConfig {
+                close_after_reply: true,
+                ..cfg()
+            },
+            t(0),
+        );
+        assert!(l.may_read());
+        assert!(l.handle_frame(t(1)));
+        assert!(
+            !l.may_read(),
+            "nothing after the first message is processed"
+        );
+        assert!(!l.handle_frame(t(2)));
+        assert_eq!(l.stats().discarded_frames, 1);
+        l.handle_queued(t(3), None);
+        assert_eq!(l.handle_written(t(4), 2, false), None);
+        assert_eq!(
+            l.handle_written(t(5), 2, true),
+            Some(CloseReason::ClosedAfterReply)
+        );
+    }
+
+    #[test]
+    fn closed_link_has_no_deadline() {
+        let mut l = Link::accepted(cfg(), t(0));
+        l.close(CloseReason::LocalClose);
+        assert_eq!(l.poll_timeout(), None);
+        assert_eq!(l.state(), LinkState::Closed(CloseReason::LocalClose));
+        l.close(CloseReason::Reset);
+        assert_eq!(
+            l.state(),
+            LinkState::Closed(CloseReason::LocalClose),
+            "first reason wins"
+        );
+    }
+
+    #[test]
+    fn admission_checks_allow_list_then_capacity_then_staleness() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            admit(false, 0, 10, None),
+            Admission::Reject(CloseReason::NotAllowed)
+        );
+        assert_eq!(admit(true, 9, 10, None), Admission::Accept);
+        assert_eq!(
+            admit(true, 10, 10, None),
+            Admission::Reject(CloseReason::TooManyConnections)
+        );
+        assert_eq!(
+            admit(true, 1, 1, Some((s(119), s(120)))),
+            Admission::Reject(CloseReason::TooManyConnections)
+        );
+        assert_eq!(
+            admit(true, 1, 1, Some((s(120), s(120)))),
+            Admission::ReplaceStale
+        );
+        assert_eq!(
+            admit(false, 1, 1, Some((s(500), s(120)))),
+            Admission::Reject(CloseReason::NotAllowed)
+        );
+    }
+}

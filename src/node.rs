@@ -1,0 +1,1110 @@
+//! The mio driver: the only place with sockets, `Poll` and the clock.
+//!
+//! A [`Node`] owns one `mio::Poll`, any number of listeners (up to
+//! [`MAX_LISTENERS`]) and outbound links, all sharing `max_links` slots sized at
+//! build. Policy decisions live in [`crate::link`]; this file moves bytes.
+//!
+//! Use: call [`Node::poll`] to wait for readiness or the next deadline, then drain
+//! [`Node::next_event`] until it returns `None`. Events are pulled: a link's
+//! socket is read only when the application asks for its next event, so an
+//! application that stops pulling pushes back on its peers through TCP instead
+//! of growing a queue. Replies queued with [`Node::send`] are written together at
+//! the start of the next `poll` (several frames, one syscall).
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::buffer::{Block, Buf, Buffers, Tier};
+use crate::config::{ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
+use crate::error::{CloseReason, ConfigError, SendError};
+use crate::frame::{Codec, Decoded, FrameError, MLLP_ACK, MLLP_NAK};
+use crate::link::{admit, Admission, Link, LinkConfig, LinkStats};
+use crate::time::{Clock, Instant};
+use crate::timers::DeadlineHeap;
+
+/// Listeners one node can own.
+pub const MAX_LISTENERS: usize = 8;
+/// Rejections (connections refused by policy) kept for reporting between polls;
+/// beyond that they are counted in [`NodeStats::unreported_rejections`].
+pub const REJECTION_QUEUE: usize = 64;
+
+/// Identifies a link; stale ids (of a closed link whose slot was reused) are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkId {
+    slot: u32,
+    gen: u32,
+}
+
+impl LinkId {
+    /// The slot index (stable while the link lives; reused after it closes).
+    pub fn slot(self) -> u32 {
+        self.slot
+    }
+}
+
+/// Identifies a listener of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListenerId(u32);
+
+/// What happened, pulled with [`Node::next_event`].
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A link is open: accepted on `listener`, or an outbound connect completed.
+    Connected {
+        /// The link.
+        link: LinkId,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The listener that accepted it (`None` for outbound links).
+        listener: Option<ListenerId>,
+    },
+    /// A frame arrived. `payload` borrows the receive buffer until the next call.
+    Message {
+        /// The link.
+        link: LinkId,
+        /// The frame's payload.
+        payload: &'a [u8],
+    },
+    /// MLLP release 2 commit acknowledgement (only with `mllp_commit_ack`).
+    CommitAck {
+        /// The link.
+        link: LinkId,
+        /// True for ACK, false for NAK.
+        accepted: bool,
+    },
+    /// `send` returned `TxFull` earlier; there is room again.
+    Writable {
+        /// The link.
+        link: LinkId,
+    },
+    /// The link closed; its id is now stale.
+    Closed {
+        /// The link.
+        link: LinkId,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// Why.
+        reason: CloseReason,
+        /// Its final counters.
+        stats: LinkStats,
+    },
+    /// A connection was refused by policy before it got a link.
+    Rejected {
+        /// The listener.
+        listener: ListenerId,
+        /// Who tried.
+        peer: SocketAddr,
+        /// `TooManyConnections` or `NotAllowed`.
+        reason: CloseReason,
+    },
+}
+
+/// Node-wide counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections refused: listener full or no free slot.
+    pub rejected_too_many: u64,
+    /// Connections refused: not on the allow-list.
+    pub rejected_not_allowed: u64,
+    /// Links replaced by stale recovery.
+    pub stale_replaced: u64,
+    /// Rejections not reported as events because the report queue was full.
+    pub unreported_rejections: u64,
+    /// Times a link had to wait for a large buffer (backpressure).
+    pub large_buffer_waits: u64,
+}
+
+/// Errors building a node or adding a listener or link.
+#[derive(Debug)]
+pub enum SetupError {
+    /// The configuration cannot work.
+    Config(ConfigError),
+    /// The OS refused (bind, connect, poll creation).
+    Io(io::Error),
+    /// No free link slot, or no room for another listener.
+    NoSlot,
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::Config(e) => write!(f, "config: {e}"),
+            SetupError::Io(e) => write!(f, "{e}"),
+            SetupError::NoSlot => f.write_str("no free link slot or listener slot"),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+impl From<ConfigError> for SetupError {
+    fn from(e: ConfigError) -> Self {
+        SetupError::Config(e)
+    }
+}
+
+impl From<io::Error> for SetupError {
+    fn from(e: io::Error) -> Self {
+        SetupError::Io(e)
+    }
+}
+
+const PENDING_CONNECTED: u8 = 1;
+const PENDING_WRITABLE: u8 = 2;
+
+struct Slot {
+    gen: u32,
+    used: bool,
+    sock: Option<TcpStream>,
+    peer: SocketAddr,
+    listener: Option<u32>,
+    link: Link,
+    rx: Buf,
+    tx: Buf,
+    scan: usize,
+    /// Readiness seen and not yet drained to `WouldBlock`.
+    readable: bool,
+    pending: u8,
+    in_ready: bool,
+    in_flush: bool,
+    in_waiting: bool,
+    want_writable: bool,
+}
+
+struct Listener {
+    sock: TcpListener,
+    cfg: ListenConfig,
+    addr: SocketAddr,
+    active: usize,
+    /// With `max_connections = 1`: the slot serving it (for stale recovery).
+    current: Option<u32>,
+}
+
+struct Rejection {
+    listener: u32,
+    peer: SocketAddr,
+    reason: CloseReason,
+}
+
+/// The frame most recently returned as an event: consumed on the next call.
+#[derive(Clone, Copy)]
+struct Delivered {
+    slot: u32,
+    gen: u32,
+    block: Block,
+    start: usize,
+    end: usize,
+    consumed: usize,
+}
+
+enum Step {
+    Connected,
+    Message(Delivered),
+    CommitAck(bool),
+    Writable,
+    Closed(CloseReason),
+    Idle,
+}
+
+/// One `mio::Poll`, its listeners and links. See the module docs.
+pub struct Node {
+    poll: Poll,
+    events: Option<Events>,
+    clock: Clock,
+    cfg: NodeConfig,
+    codec: Box<dyn Codec>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    listeners: heapless::Vec<Listener, MAX_LISTENERS>,
+    bufs: Buffers,
+    timers: DeadlineHeap,
+    ready: VecDeque<u32>,
+    flush: Vec<u32>,
+    waiting: VecDeque<u32>,
+    rejected: heapless::Deque<Rejection, REJECTION_QUEUE>,
+    delivered: Option<Delivered>,
+    stats: NodeStats,
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+fn reason_for(e: &io::Error) -> CloseReason {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => CloseReason::Reset,
+        io::ErrorKind::ConnectionRefused => CloseReason::ConnectionRefused,
+        io::ErrorKind::TimedOut => CloseReason::ConnectTimeout,
+        _ => CloseReason::Io,
+    }
+}
+
+const LISTENER_BASE: usize = usize::MAX - MAX_LISTENERS;
+
+impl Node {
+    /// A node with the built-in framing of `cfg.framing`.
+    pub fn new(cfg: NodeConfig) -> Result<Node, SetupError> {
+        let codec: Box<dyn Codec> = match cfg.framing {
+            crate::Framing::Mllp => Box::new(crate::frame::Mllp),
+            crate::Framing::Len32 => Box::new(crate::frame::Len32),
+        };
+        Node::with_codec(cfg, codec)
+    }
+
+    /// A node with a custom [`Codec`] (`cfg.framing` is then ignored).
+    pub fn with_codec(cfg: NodeConfig, codec: Box<dyn Codec>) -> Result<Node, SetupError> {
+        cfg.validate()?;
+        let n = cfg.max_links;
+        let placeholder = Link::accepted(link_config(&cfg, None, None), Instant::ZERO);
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        let slots = (0..n)
+            .map(|_| Slot {
+                gen: 0,
+                used: false,
+                sock: None,
+                peer: unspecified,
+                listener: None,
+                link: placeholder.clone(),
+                rx: Buf::default(),
+                tx: Buf::default(),
+                scan: 0,
+                readable: false,
+                pending: 0,
+                in_ready: false,
+                in_flush: false,
+                in_waiting: false,
+                want_writable: false,
+            })
+            .collect();
+        let large = cfg.max_frame + codec.overhead();
+        Ok(Node {
+            poll: Poll::new()?,
+            events: Some(Events::with_capacity(256)),
+            clock: Clock::new(),
+            bufs: Buffers::new(cfg.buffer_size, 2 * n, large, cfg.large_buffers),
+            codec,
+            slots,
+            free: (0..n as u32).rev().collect(),
+            listeners: heapless::Vec::new(),
+            timers: DeadlineHeap::new(n),
+            ready: VecDeque::with_capacity(n),
+            flush: Vec::with_capacity(n),
+            waiting: VecDeque::with_capacity(n),
+            rejected: heapless::Deque::new(),
+            delivered: None,
+            stats: NodeStats::default(),
+            cfg,
+        })
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
+    }
+
+    /// The current time on the node's clock.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Binds a listener with its policy.
+    pub fn listen(
+        &mut self,
+        addr: SocketAddr,
+        cfg: ListenConfig,
+    ) -> Result<ListenerId, SetupError> {
+        cfg.validate(&self.cfg)?;
+        if self.listeners.is_full() {
+            return Err(SetupError::NoSlot);
+        }
+        let mut sock = TcpListener::bind(addr)?;
+        let idx = self.listeners.len();
+        self.poll
+            .registry()
+            .register(&mut sock, Token(LISTENER_BASE + idx), Interest::READABLE)?;
+        let addr = sock.local_addr()?;
+        let l = Listener {
+            sock,
+            cfg,
+            addr,
+            active: 0,
+            current: None,
+        };
+        if self.listeners.push(l).is_err() {
+            return Err(SetupError::NoSlot);
+        }
+        Ok(ListenerId(idx as u32))
+    }
+
+    /// The address a listener is bound to (the real port when bound to port 0).
+    pub fn local_addr(&self, l: ListenerId) -> Option<SocketAddr> {
+        self.listeners.get(l.0 as usize).map(|l| l.addr)
+    }
+
+    /// Starts an outbound connect; [`Event::Connected`] or [`Event::Closed`]
+    /// (`ConnectionRefused`, `ConnectTimeout`) follows.
+    pub fn connect(&mut self, addr: SocketAddr, cfg: &ConnectConfig) -> Result<LinkId, SetupError> {
+        cfg.validate()?;
+        let Some(&slot) = self.free.last() else {
+            return Err(SetupError::NoSlot);
+        };
+        let mut sock = TcpStream::connect(addr)?;
+        self.poll.registry().register(
+            &mut sock,
+            Token(slot as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.free.pop();
+        let now = self.clock.now();
+        let link = Link::outbound(link_config(&self.cfg, cfg.idle_timeout, Some(cfg)), now);
+        let id = self.occupy(slot, sock, addr, None, link);
+        self.resched(slot);
+        Ok(id)
+    }
+
+    fn occupy(
+        &mut self,
+        slot: u32,
+        sock: TcpStream,
+        peer: SocketAddr,
+        listener: Option<u32>,
+        link: Link,
+    ) -> LinkId {
+        let s = &mut self.slots[slot as usize];
+        s.gen = s.gen.wrapping_add(1);
+        s.used = true;
+        s.sock = Some(sock);
+        s.peer = peer;
+        s.listener = listener;
+        s.link = link;
+        s.rx = Buf::default();
+        s.tx = Buf::default();
+        s.scan = 0;
+        s.readable = false;
+        s.pending = 0;
+        s.want_writable = false;
+        LinkId { slot, gen: s.gen }
+    }
+
+    fn slot_of(&self, id: LinkId) -> Option<u32> {
+        let s = self.slots.get(id.slot as usize)?;
+        (s.used && s.gen == id.gen).then_some(id.slot)
+    }
+
+    /// True while the link is open (connected and not closed).
+    pub fn is_open(&self, id: LinkId) -> bool {
+        self.slot_of(id)
+            .is_some_and(|i| self.slots[i as usize].link.is_open())
+    }
+
+    /// The link's peer address.
+    pub fn peer(&self, id: LinkId) -> Option<SocketAddr> {
+        self.slot_of(id).map(|i| self.slots[i as usize].peer)
+    }
+
+    /// The link's counters.
+    pub fn link_stats(&self, id: LinkId) -> Option<LinkStats> {
+        self.slot_of(id)
+            .map(|i| self.slots[i as usize].link.stats())
+    }
+
+    /// Node-wide counters.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    /// Links in use (open, connecting, or closed but not yet reported).
+    pub fn links_in_use(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Bytes queued on the link and not yet written.
+    pub fn tx_pending(&self, id: LinkId) -> usize {
+        self.slot_of(id)
+            .map_or(0, |i| self.slots[i as usize].tx.len())
+    }
+
+    /// The earliest deadline of any link.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Queues a frame on the link. It is written at the next [`Node::poll`] (or
+    /// [`Node::flush`]). `Err(TxFull)` is backpressure: wait for [`Event::Writable`].
+    pub fn send(&mut self, id: LinkId, payload: &[u8]) -> Result<(), SendError> {
+        self.queue(id, payload, None)
+    }
+
+    /// Like [`Node::send`], and starts the link's response timer: no whole frame back
+    /// within `response_timeout` closes the link with `ResponseTimeout`.
+    pub fn send_request(
+        &mut self,
+        id: LinkId,
+        payload: &[u8],
+        response_timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.queue(id, payload, Some(response_timeout))
+    }
+
+    fn queue(
+        &mut self,
+        id: LinkId,
+        payload: &[u8],
+        reply: Option<Duration>,
+    ) -> Result<(), SendError> {
+        let i = self.slot_of(id).ok_or(SendError::NotOpen)?;
+        if payload.len() > self.cfg.max_frame {
+            return Err(SendError::FrameTooLarge);
+        }
+        if !self.slots[i as usize].link.is_open() {
+            return Err(SendError::NotOpen);
+        }
+        self.encode_into_tx(i, payload)?;
+        let now = self.clock.now();
+        self.slots[i as usize].link.handle_queued(now, reply);
+        self.resched(i);
+        Ok(())
+    }
+
+    fn encode_into_tx(&mut self, i: u32, payload: &[u8]) -> Result<(), SendError> {
+        let need = payload.len() + self.codec.overhead();
+        let s = &mut self.slots[i as usize];
+        if !self.bufs.reserve(&mut s.tx, need) {
+            s.want_writable = true;
+            if !s.tx.is_empty() {
+                // Room comes back as the queue drains.
+            } else if !s.in_waiting {
+                // Only a large block would do and none is free.
+                s.in_waiting = true;
+                self.waiting.push_back(i);
+                self.stats.large_buffer_waits += 1;
+            }
+            return Err(SendError::TxFull);
+        }
+        let n = self
+            .codec
+            .encode(payload, self.bufs.spare(&s.tx))
+            .ok_or(SendError::TxFull)?;
+        s.tx.end += n as u32;
+        if !s.in_flush {
+            s.in_flush = true;
+            self.flush.push(i);
+        }
+        Ok(())
+    }
+
+    /// Closes the link now (after one last attempt to write what is queued).
+    pub fn close(&mut self, id: LinkId) {
+        if let Some(i) = self.slot_of(id) {
+            if self.slots[i as usize].link.is_open() {
+                let now = self.clock.now();
+                self.write_out(i, now);
+            }
+            self.close_slot(i, CloseReason::LocalClose);
+        }
+    }
+
+    /// Writes every queued frame now, without waiting.
+    pub fn flush(&mut self) {
+        let now = self.clock.now();
+        while let Some(i) = self.flush.pop() {
+            self.slots[i as usize].in_flush = false;
+            self.write_out(i, now);
+        }
+    }
+
+    /// Writes queued frames, then waits until a socket is ready, a deadline passes,
+    /// or `timeout` (`None`: no limit but the deadlines) elapses, and handles what
+    /// happened. Events are then pulled with [`Node::next_event`].
+    pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.consume_delivered();
+        self.flush();
+        let now = self.clock.now();
+        self.expire(now);
+        let mut wait = timeout;
+        if !self.ready.is_empty() || !self.rejected.is_empty() || !self.flush.is_empty() {
+            wait = Some(Duration::ZERO);
+        } else if let Some(at) = self.timers.next() {
+            let until = at - now;
+            wait = Some(wait.map_or(until, |w| w.min(until)));
+        }
+        let mut events = self
+            .events
+            .take()
+            .unwrap_or_else(|| Events::with_capacity(256));
+        let res = match self.poll.poll(&mut events, wait) {
+            Err(e) if interrupted(&e) => Ok(()),
+            r => r,
+        };
+        let now = self.clock.now();
+        for ev in events.iter() {
+            let t = ev.token().0;
+            if t >= LISTENER_BASE {
+                self.accept_all((t - LISTENER_BASE) as u32, now);
+                continue;
+            }
+            let i = t as u32;
+            let Some(s) = self.slots.get_mut(t) else {
+                continue; // Sporadic events happen, we can safely ignore them.
+            };
+            if !s.used || s.sock.is_none() {
+                continue;
+            }
+            if matches!(s.link.state(), crate::LinkState::Connecting) {
+                self.finish_connect(i, now);
+                continue;
+            }
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                s.readable = true;
+                self.mark_ready(i);
+            }
+            if ev.is_writable() && !self.slots[t].tx.is_empty() {
+                self.write_out(i, now);
+            }
+        }
+        self.events = Some(events);
+        self.expire(self.clock.now());
+        res
+    }
+
+    fn finish_connect(&mut self, i: u32, now: Instant) {
+        let s = &mut self.slots[i as usize];
+        let Some(sock) = s.sock.as_ref() else { return };
+        match sock.take_error() {
+            Ok(Some(e)) | Err(e) => {
+                let r = reason_for(&e);
+                log::debug!("connect to {} failed: {e}", s.peer);
+                self.close_slot(i, r);
+                return;
+            }
+            Ok(None) => {}
+        }
+        match sock.peer_addr() {
+            Ok(_) => {
+                let _ = sock.set_nodelay(true);
+                s.link.handle_connected(now);
+                s.pending |= PENDING_CONNECTED;
+                s.readable = true;
+                self.mark_ready(i);
+                self.resched(i);
+                if !self.slots[i as usize].tx.is_empty() {
+                    self.write_out(i, now);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {} // not yet: wait for the next event
+            Err(e) => {
+                let r = reason_for(&e);
+                self.close_slot(i, r);
+            }
+        }
+    }
+
+    fn accept_all(&mut self, l: u32, now: Instant) {
+        loop {
+            let Some(lis) = self.listeners.get(l as usize) else {
+                return;
+            };
+            match lis.sock.accept() {
+                Ok((sock, peer)) => self.admit(l, sock, peer, now),
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    // e.g. EMFILE: the connection stays in the backlog.
+                    log::warn!("accept on {} failed: {e}", lis.addr);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, l: u32, mut sock: TcpStream, peer: SocketAddr, now: Instant) {
+        let lis = &self.listeners[l as usize];
+        let allowed = lis.cfg.allow.allows(peer.ip());
+        let stale = match (lis.cfg.stale_recovery, lis.current) {
+            (Some(after), Some(cur)) => Some((self.slots[cur as usize].link.idle_for(now), after)),
+            _ => None,
+        };
+        let mut decision = admit(allowed, lis.active, lis.cfg.max_connections, stale);
+        if decision == Admission::ReplaceStale {
+            if let Some(cur) = lis.current {
+                log::info!(
+                    "stale link from {} replaced by {peer}",
+                    self.slots[cur as usize].peer
+                );
+                self.stats.stale_replaced += 1;
+                self.close_slot(cur, CloseReason::StaleReplaced);
+            }
+            decision = Admission::Accept;
+        }
+        let slot = self.free.last().copied();
+        let reason = match (decision, slot) {
+            (Admission::Accept, Some(slot)) => {
+                match self.poll.registry().register(
+                    &mut sock,
+                    Token(slot as usize),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    Ok(()) => {
+                        self.free.pop();
+                        let _ = sock.set_nodelay(true);
+                        let lis = &mut self.listeners[l as usize];
+                        lis.active += 1;
+                        if lis.cfg.max_connections == 1 {
+                            lis.current = Some(slot);
+                        }
+                        let lc = link_config(&self.cfg, lis.cfg.idle_timeout, None);
+                        let lc = LinkConfig {
+                            close_after_reply: lis.cfg.policy == ServerPolicy::CloseAfterReply,
+                            ..lc
+                        };
+                        self.occupy(slot, sock, peer, Some(l), Link::accepted(lc, now));
+                        self.stats.accepted += 1;
+                        let s = &mut self.slots[slot as usize];
+                        s.pending |= PENDING_CONNECTED;
+                        s.readable = true;
+                        self.mark_ready(slot);
+                        self.resched(slot);
+                        return;
+                    }
+                    Err(e) => {
+                        log::warn!("register of {peer} failed: {e}");
+                        CloseReason::Io
+                    }
+                }
+            }
+            (Admission::Accept, None) => CloseReason::TooManyConnections,
+            (Admission::Reject(r), _) => r,
+            (Admission::ReplaceStale, _) => CloseReason::TooManyConnections,
+        };
+        match reason {
+            CloseReason::NotAllowed => self.stats.rejected_not_allowed += 1,
+            _ => self.stats.rejected_too_many += 1,
+        }
+        log::debug!("refused {peer}: {reason}");
+        drop(sock);
+        if self
+            .rejected
+            .push_back(Rejection {
+                listener: l,
+                peer,
+                reason,
+            })
+            .is_err()
+        {
+            self.stats.unreported_rejections += 1;
+        }
+    }
+
+    fn mark_ready(&mut self, i: u32) {
+        let s = &mut self.slots[i as usize];
+        if !s.in_ready {
+            s.in_ready = true;
+            self.ready.push_back(i);
+        }
+    }
+
+    fn resched(&mut self, i: u32) {
+        let at = self.slots[i as usize].link.poll_timeout();
+        self.timers.set(i, at);
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some(i) = self.timers.pop_due(now) {
+            let s = &mut self.slots[i as usize];
+            if !s.used {
+                continue;
+            }
+            match s.link.handle_timeout(now) {
+                Some(reason) => {
+                    log::debug!("link to {} expired: {reason}", s.peer);
+                    self.close_slot(i, reason);
+                }
+                None => self.resched(i),
+            }
+        }
+    }
+
+    fn write_out(&mut self, i: u32, now: Instant) {
+        loop {
+            let s = &mut self.slots[i as usize];
+            let Some(sock) = s.sock.as_mut() else { return };
+            if s.tx.is_empty() || !s.link.is_open() {
+                return;
+            }
+            match sock.write(self.bufs.data(&s.tx)) {
+                Ok(0) => {
+                    self.close_slot(i, CloseReason::Io);
+                    return;
+                }
+                Ok(n) => {
+                    self.bufs.consume(&mut s.tx, n);
+                    let empty = s.tx.is_empty();
+                    let done = s.link.handle_written(now, n, empty);
+                    if s.want_writable && self.bufs.capacity(&s.tx) - s.tx.len() > 0 {
+                        s.want_writable = false;
+                        s.pending |= PENDING_WRITABLE;
+                        self.mark_ready(i);
+                    }
+                    if empty {
+                        self.wake_waiting();
+                    }
+                    self.resched(i);
+                    if let Some(reason) = done {
+                        self.close_slot(i, reason);
+                        return;
+                    }
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    log::debug!("write to {} failed: {e}", s.peer);
+                    self.close_slot(i, reason_for(&e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A large block may have come free: let the links waiting for one retry.
+    fn wake_waiting(&mut self) {
+        if !self.bufs.large_available() {
+            return;
+        }
+        while let Some(i) = self.waiting.pop_front() {
+            let s = &mut self.slots[i as usize];
+            s.in_waiting = false;
+            if !s.used {
+                continue;
+            }
+            if s.want_writable {
+                s.want_writable = false;
+                s.pending |= PENDING_WRITABLE;
+            }
+            self.mark_ready(i);
+        }
+    }
+
+    fn close_slot(&mut self, i: u32, reason: CloseReason) {
+        let s = &mut self.slots[i as usize];
+        if !s.used
+            || !matches!(
+                s.link.state(),
+                crate::LinkState::Open | crate::LinkState::Connecting
+            )
+        {
+            return;
+        }
+        log::debug!("link to {} closed: {reason}", s.peer);
+        s.link.close(reason);
+        if let Some(mut sock) = s.sock.take() {
+            let _ = self.poll.registry().deregister(&mut sock);
+        }
+        self.bufs.release(&mut s.tx);
+        self.bufs.release(&mut s.rx);
+        s.pending &= !PENDING_WRITABLE;
+        if let Some(l) = s.listener {
+            if let Some(lis) = self.listeners.get_mut(l as usize) {
+                lis.active = lis.active.saturating_sub(1);
+                if lis.current == Some(i) {
+                    lis.current = None;
+                }
+            }
+        }
+        self.timers.set(i, None);
+        self.mark_ready(i);
+        self.wake_waiting();
+    }
+
+    fn consume_delivered(&mut self) {
+        if let Some(d) = self.delivered.take() {
+            let s = &mut self.slots[d.slot as usize];
+            if s.used && s.gen == d.gen && s.rx.block == Some(d.block) {
+                self.bufs.consume(&mut s.rx, d.consumed);
+                s.scan = 0;
+                if s.rx.block.is_none() {
+                    self.wake_waiting();
+                }
+            }
+        }
+    }
+
+    /// The payload of the last [`Event::Message`] returned, still valid until the
+    /// next call that takes `&mut self`.
+    pub fn last_message(&self) -> Option<&[u8]> {
+        self.delivered
+            .map(|d| &self.bufs.block(d.block)[d.start..d.end])
+    }
+
+    /// The next event, or `None` when there is nothing more until the next
+    /// [`Node::poll`]. Reading from sockets happens here, one link at a time, in
+    /// turn.
+    pub fn next_event(&mut self) -> Option<Event<'_>> {
+        self.consume_delivered();
+        if let Some(r) = self.rejected.pop_front() {
+            return Some(Event::Rejected {
+                listener: ListenerId(r.listener),
+                peer: r.peer,
+                reason: r.reason,
+            });
+        }
+        loop {
+            let &i = self.ready.front()?;
+            let step = self.step(i);
+            let s = &mut self.slots[i as usize];
+            let id = LinkId {
+                slot: i,
+                gen: s.gen,
+            };
+            match step {
+                Step::Idle => {
+                    s.in_ready = false;
+                    self.ready.pop_front();
+                }
+                Step::Connected => {
+                    return Some(Event::Connected {
+                        link: id,
+                        peer: s.peer,
+                        listener: s.listener.map(ListenerId),
+                    })
+                }
+                Step::Message(d) => {
+                    // Round robin: the next link gets a turn before this one's next frame.
+                    self.ready.pop_front();
+                    self.ready.push_back(i);
+                    self.delivered = Some(d);
+                    let payload = &self.bufs.block(d.block)[d.start..d.end];
+                    return Some(Event::Message { link: id, payload });
+                }
+                Step::CommitAck(accepted) => return Some(Event::CommitAck { link: id, accepted }),
+                Step::Writable => return Some(Event::Writable { link: id }),
+                Step::Closed(reason) => {
+                    let ev = Event::Closed {
+                        link: id,
+                        peer: s.peer,
+                        reason,
+                        stats: s.link.stats(),
+                    };
+                    s.used = false;
+                    s.in_ready = false;
+                    self.ready.pop_front();
+                    self.free.push(i);
+                    return Some(ev);
+                }
+            }
+        }
+    }
+
+    /// Advances one link until it has something to report.
+    fn step(&mut self, i: u32) -> Step {
+        let now = self.clock.now();
+        loop {
+            let s = &mut self.slots[i as usize];
+            if s.pending & PENDING_CONNECTED != 0 {
+                s.pending &= !PENDING_CONNECTED;
+                return Step::Connected;
+            }
+            if s.link.may_read() {
+                match self.decode(i, now) {
+                    Some(step) => return step,
+                    None => {
+                        if self.fill(i, now) {
+                            continue;
+                        }
+                    }
+                }
+            }
+            let s = &mut self.slots[i as usize];
+            if s.pending & PENDING_WRITABLE != 0 {
+                s.pending &= !PENDING_WRITABLE;
+                return Step::Writable;
+            }
+            if let crate::LinkState::Closed(r) = s.link.state() {
+                return Step::Closed(r);
+            }
+            return Step::Idle;
+        }
+    }
+
+    /// Decodes the next frame in the link's receive buffer. `None`: needs more bytes.
+    fn decode(&mut self, i: u32, now: Instant) -> Option<Step> {
+        loop {
+            let s = &mut self.slots[i as usize];
+            let data = self.bufs.data(&s.rx);
+            if data.is_empty() {
+                return None;
+            }
+            let res = self.codec.decode(data, &mut s.scan, self.cfg.max_frame);
+            match res {
+                Ok(Decoded::Frame {
+                    payload,
+                    consumed,
+                    skipped,
+                }) => {
+                    s.link.handle_skipped(skipped);
+                    let deliver = s.link.handle_frame(now);
+                    self.resched(i);
+                    let s = &mut self.slots[i as usize];
+                    let block = s.rx.block?;
+                    let base = s.rx.start as usize;
+                    let d = Delivered {
+                        slot: i,
+                        gen: s.gen,
+                        block,
+                        start: base + payload.start,
+                        end: base + payload.end,
+                        consumed,
+                    };
+                    if !deliver {
+                        self.bufs.consume(&mut s.rx, consumed);
+                        s.scan = 0;
+                        continue;
+                    }
+                    if self.cfg.mllp_commit_ack {
+                        let p = &self.bufs.block(block)[d.start..d.end];
+                        if p == MLLP_ACK || p == MLLP_NAK {
+                            let accepted = p == MLLP_ACK;
+                            self.bufs.consume(&mut s.rx, consumed);
+                            s.scan = 0;
+                            return Some(Step::CommitAck(accepted));
+                        }
+                        if s.listener.is_some() {
+                            // Receiver side: commit-acknowledge every message.
+                            let id = LinkId {
+                                slot: i,
+                                gen: s.gen,
+                            };
+                            if let Err(e) = self.send(id, MLLP_ACK) {
+                                log::warn!("commit ACK not queued: {e}");
+                            }
+                        }
+                    }
+                    return Some(Step::Message(d));
+                }
+                Ok(Decoded::Incomplete { skipped, needed }) => {
+                    if skipped > 0 {
+                        s.link.handle_skipped(skipped);
+                        self.bufs.consume(&mut s.rx, skipped);
+                        s.scan = 0;
+                        continue;
+                    }
+                    if let Some(total) = needed {
+                        // Length known from the header: move to a big enough block now.
+                        let more = total.saturating_sub(s.rx.len());
+                        if !self.bufs.reserve(&mut s.rx, more) {
+                            self.wait_for_large(i);
+                        }
+                    }
+                    return None;
+                }
+                Err(e) => {
+                    let reason = match e {
+                        FrameError::TooLarge => CloseReason::FrameTooLarge,
+                        FrameError::Bad => CloseReason::BadFrame,
+                    };
+                    log::warn!("closing link to {}: {reason}", s.peer);
+                    self.close_slot(i, reason);
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn wait_for_large(&mut self, i: u32) {
+        let s = &mut self.slots[i as usize];
+        if !s.in_waiting {
+            s.in_waiting = true;
+            self.waiting.push_back(i);
+            self.stats.large_buffer_waits += 1;
+        }
+    }
+
+    /// Reads once into the link's receive buffer. True when bytes arrived.
+    fn fill(&mut self, i: u32, now: Instant) -> bool {
+        let s = &mut self.slots[i as usize];
+        if !s.readable || s.in_waiting || !s.link.may_read() {
+            return false;
+        }
+        let cap = self.bufs.capacity(&s.rx);
+        if cap == 0 || s.rx.end as usize == cap {
+            // Room for one more byte: compacts first, and grows into a large block
+            // only when the frame at the front fills the working one.
+            if !self.bufs.reserve(&mut s.rx, 1) {
+                if self.bufs.capacity(&s.rx) >= self.bufs.block_size(Tier::Large) {
+                    // A full large block without a frame: the decoder must have
+                    // flagged it; close rather than spin.
+                    self.close_slot(i, CloseReason::FrameTooLarge);
+                } else {
+                    self.wait_for_large(i);
+                }
+                return false;
+            }
+        }
+        loop {
+            let s = &mut self.slots[i as usize];
+            let Some(sock) = s.sock.as_mut() else {
+                return false;
+            };
+            match sock.read(self.bufs.spare(&s.rx)) {
+                Ok(0) => {
+                    s.readable = false;
+                    self.close_slot(i, CloseReason::PeerClosed);
+                    return false;
+                }
+                Ok(n) => {
+                    s.rx.end += n as u32;
+                    s.link.handle_input(now, n);
+                    return true;
+                }
+                Err(e) if would_block(&e) => {
+                    s.readable = false;
+                    if s.rx.is_empty() {
+                        self.bufs.release(&mut s.rx);
+                    }
+                    return false;
+                }
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    s.readable = false;
+                    log::debug!("read from {} failed: {e}", s.peer);
+                    self.close_slot(i, reason_for(&e));
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for Node {
+    /// The poll's descriptor: readable when [`Node::poll`] has work. Deadlines are not
+    /// signalled through it: wait at most until [`Node::next_deadline`].
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.poll.as_raw_fd()
+    }
+}
+
+fn link_config(
+    cfg: &NodeConfig,
+    idle: Option<Duration>,
+    connect: Option<&ConnectConfig>,
+) -> LinkConfig {
+    LinkConfig {
+        idle_timeout: idle,
+        write_timeout: cfg.write_timeout,
+        connect_timeout: connect.map_or(Duration::from_secs(5), |c| c.connect_timeout),
+        close_after_reply: false,
+    }
+}

@@ -1,0 +1,102 @@
+//! A single-listener server for the common case: answer each message.
+
+use core::time::Duration;
+use std::io;
+use std::net::SocketAddr;
+
+use crate::config::{ListenConfig, NodeConfig};
+use crate::node::{Event, ListenerId, Node, SetupError};
+
+/// Where a [`Server`] handler writes its reply: a buffer of `max_frame` bytes,
+/// allocated once with the server.
+pub struct Reply<'a> {
+    buf: &'a mut [u8],
+    len: Option<usize>,
+}
+
+impl Reply<'_> {
+    /// Replies with a copy of `bytes`; false (no reply) if longer than `max_frame`.
+    pub fn set(&mut self, bytes: &[u8]) -> bool {
+        match self.buf.get_mut(..bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.len = Some(bytes.len());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Replies with what `write` puts in the buffer (it returns the length, or `None`
+    /// for no reply).
+    pub fn write_with(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) {
+        self.len = write(self.buf).filter(|&n| n <= self.buf.len());
+    }
+}
+
+/// A node with one listener; [`Server::serve`] hands each event to a handler and
+/// sends the replies it writes.
+pub struct Server {
+    node: Node,
+    listener: ListenerId,
+    reply: Box<[u8]>,
+}
+
+impl Server {
+    /// Binds `addr` with the given sizes and policy.
+    pub fn bind(
+        addr: SocketAddr,
+        node: NodeConfig,
+        listen: ListenConfig,
+    ) -> Result<Server, SetupError> {
+        let reply = vec![0u8; node.max_frame].into_boxed_slice();
+        let mut node = Node::new(node)?;
+        let listener = node.listen(addr, listen)?;
+        Ok(Server {
+            node,
+            listener,
+            reply,
+        })
+    }
+
+    /// The bound address (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.node
+            .local_addr(self.listener)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The underlying node.
+    pub fn node(&mut self) -> &mut Node {
+        &mut self.node
+    }
+
+    /// Polls once (waiting at most `timeout`), then hands every event to `handler`.
+    /// For [`Event::Message`], a reply the handler writes is sent on that link; a
+    /// reply refused by backpressure is logged and counted by the caller's handler
+    /// seeing [`Event::Writable`] later.
+    pub fn serve(
+        &mut self,
+        timeout: Option<Duration>,
+        mut handler: impl FnMut(&Event<'_>, &mut Reply<'_>),
+    ) -> io::Result<()> {
+        self.node.poll(timeout)?;
+        while let Some(ev) = self.node.next_event() {
+            let mut reply = Reply {
+                buf: &mut self.reply,
+                len: None,
+            };
+            handler(&ev, &mut reply);
+            let target = match ev {
+                Event::Message { link, .. } => Some(link),
+                _ => None,
+            };
+            if let (Some(link), Some(n)) = (target, reply.len) {
+                if let Err(e) = self.node.send(link, &self.reply[..n]) {
+                    log::warn!("reply not sent: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
