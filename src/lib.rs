@@ -56,6 +56,7 @@ pub mod node;
 pub mod server;
 pub mod time;
 mod timers;
+pub mod wire;
 
 pub use client::{Client, ClientConfig, ClientPolicy, ClientStats};
 pub use config::{AllowList, Cidr, ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
