@@ -40,6 +40,14 @@ pub enum CloseReason {
     LocalClose,
     /// A socket error other than a reset (see the log for the OS error).
     Io,
+    /// Heartbeat: no byte received for the heartbeat timeout.
+    HeartbeatTimeout,
+    /// Mooring protocol: no handshake within `handshake_timeout`.
+    HandshakeTimeout,
+    /// Keep-alive message: no frame came back within its timeout.
+    KeepAliveTimeout,
+    /// Mooring protocol: the peer speaks another protocol version.
+    VersionMismatch,
 }
 
 impl CloseReason {
@@ -62,6 +70,10 @@ impl CloseReason {
             CloseReason::ClosedPerMessage => "ClosedPerMessage",
             CloseReason::LocalClose => "LocalClose",
             CloseReason::Io => "Io",
+            CloseReason::HeartbeatTimeout => "HeartbeatTimeout",
+            CloseReason::HandshakeTimeout => "HandshakeTimeout",
+            CloseReason::KeepAliveTimeout => "KeepAliveTimeout",
+            CloseReason::VersionMismatch => "VersionMismatch",
         }
     }
 
@@ -120,6 +132,13 @@ pub enum ConfigError {
     },
     /// The allow-list holds more entries than its fixed capacity.
     AllowListFull,
+    /// A setting that only works with `Protocol::Mooring` on both ends.
+    NeedsMooringProtocol {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// The heartbeat timeout must be longer than its interval, or every link dies.
+    HeartbeatTimeoutNotAfterInterval,
 }
 
 impl fmt::Display for ConfigError {
@@ -143,6 +162,12 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::TooLarge { field } => write!(f, "{field} is too large"),
             ConfigError::AllowListFull => write!(f, "too many allow-list entries"),
+            ConfigError::NeedsMooringProtocol { field } => {
+                write!(f, "{field} needs the mooring protocol on both ends (--protocol mooring)")
+            }
+            ConfigError::HeartbeatTimeoutNotAfterInterval => {
+                f.write_str("heartbeat timeout must be longer than the heartbeat interval")
+            }
         }
     }
 }

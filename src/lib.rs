@@ -52,6 +52,7 @@ pub mod error;
 pub mod frame;
 pub mod hl7;
 pub mod link;
+pub mod liveness;
 pub mod node;
 pub mod server;
 pub mod time;

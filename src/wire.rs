@@ -111,7 +111,13 @@ pub struct MalformedMessage;
 /// Parses one protocol message from a frame's payload.
 pub fn decode(frame: &[u8]) -> Result<Msg<'_>, MalformedMessage> {
     let (&kind, body) = frame.split_first().ok_or(MalformedMessage)?;
-    let exact = |n: usize| if body.len() == n { Ok(()) } else { Err(MalformedMessage) };
+    let exact = |n: usize| {
+        if body.len() == n {
+            Ok(())
+        } else {
+            Err(MalformedMessage)
+        }
+    };
     Ok(match kind {
         HELLO | WELCOME => {
             exact(MAX_CONTROL - 1)?;
@@ -119,7 +125,9 @@ pub fn decode(frame: &[u8]) -> Result<Msg<'_>, MalformedMessage> {
                 version: body[0],
                 flags: body[1],
                 session: be_u64(&body[2..10]),
-                token: body[10..10 + TOKEN_LEN].try_into().map_err(|_| MalformedMessage)?,
+                token: body[10..10 + TOKEN_LEN]
+                    .try_into()
+                    .map_err(|_| MalformedMessage)?,
                 last_received: be_u64(&body[10 + TOKEN_LEN..]),
             };
             if kind == HELLO {
@@ -168,7 +176,11 @@ pub fn encode(msg: &Msg<'_>, out: &mut [u8]) -> Option<usize> {
     let n = match *msg {
         Msg::Hello(g) | Msg::Welcome(g) => {
             let o = out.get_mut(..MAX_CONTROL)?;
-            o[0] = if matches!(msg, Msg::Hello(_)) { HELLO } else { WELCOME };
+            o[0] = if matches!(msg, Msg::Hello(_)) {
+                HELLO
+            } else {
+                WELCOME
+            };
             o[1] = g.version;
             o[2] = g.flags;
             o[3..11].copy_from_slice(&g.session.to_be_bytes());
@@ -213,7 +225,10 @@ pub fn encode(msg: &Msg<'_>, out: &mut [u8]) -> Option<usize> {
 
 /// The wire code of a close reason (stable: never renumber).
 pub fn reason_code(r: CloseReason) -> u8 {
-    CODES.iter().position(|&c| c == r).map_or(0, |i| i as u8 + 1)
+    CODES
+        .iter()
+        .position(|&c| c == r)
+        .map_or(0, |i| i as u8 + 1)
 }
 
 fn reason_from_code(c: u8) -> WireReason {
@@ -241,6 +256,10 @@ const CODES: &[CloseReason] = &[
     CloseReason::ClosedPerMessage,
     CloseReason::LocalClose,
     CloseReason::Io,
+    CloseReason::HeartbeatTimeout,
+    CloseReason::HandshakeTimeout,
+    CloseReason::KeepAliveTimeout,
+    CloseReason::VersionMismatch,
 ];
 
 #[cfg(test)]
