@@ -280,8 +280,8 @@ impl Client {
     ) -> Result<Outcome, RequestError> {
         // The link's response timer bounds this loop; the extra margin only guards
         // against a clock that misbehaves.
-        let give_up =
-            self.node.now() + timeout + self.cfg.node.write_timeout + Duration::from_secs(1);
+        let deadline = self.node.now() + timeout;
+        let give_up = deadline + self.cfg.node.write_timeout + Duration::from_secs(1);
         loop {
             if self.node.now() > give_up {
                 self.close_link();
@@ -299,6 +299,9 @@ impl Client {
                                 "unexpected reply (MSA-2 {:?} does not match this request)",
                                 crate::hl7::acked_control_id(payload).map(String::from_utf8_lossy)
                             );
+                            // The frame stopped the link's response timer: the request's
+                            // own deadline still holds.
+                            self.node.keep_awaiting_reply(link, deadline);
                             continue;
                         }
                         return Ok(Outcome::Reply);

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 use crate::error::ConfigError;
 use crate::frame::Framing;
+use crate::liveness::LivenessConfig;
 
 /// Default maximum payload size of one frame: 1 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
@@ -118,6 +119,8 @@ pub struct ListenConfig {
     pub allow: AllowList,
     /// Keep-open or close-after-reply. Default keep-open.
     pub policy: ServerPolicy,
+    /// Protocol, heartbeat, keep-alive message, OS keepalive. Default: raw, all off.
+    pub liveness: LivenessConfig,
 }
 
 impl Default for ListenConfig {
@@ -128,6 +131,7 @@ impl Default for ListenConfig {
             stale_recovery: None,
             allow: AllowList::default(),
             policy: ServerPolicy::KeepOpen,
+            liveness: LivenessConfig::default(),
         }
     }
 }
@@ -136,6 +140,7 @@ impl ListenConfig {
     /// Checks the listener's policy against itself and the node's slots.
     pub fn validate(&self, node: &NodeConfig) -> Result<(), ConfigError> {
         nonzero(self.max_connections, "max_connections")?;
+        self.liveness.validate()?;
         if let Some(t) = self.idle_timeout {
             nonzero_time(t, "idle_timeout")?;
         }
@@ -164,6 +169,8 @@ pub struct ConnectConfig {
     pub connect_timeout: Duration,
     /// Close the link when no byte was received for this long. Default off.
     pub idle_timeout: Option<Duration>,
+    /// Protocol, heartbeat, keep-alive message, OS keepalive. Default: raw, all off.
+    pub liveness: LivenessConfig,
 }
 
 impl Default for ConnectConfig {
@@ -171,6 +178,7 @@ impl Default for ConnectConfig {
         ConnectConfig {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: None,
+            liveness: LivenessConfig::default(),
         }
     }
 }
@@ -179,6 +187,7 @@ impl ConnectConfig {
     /// Checks the timers.
     pub fn validate(&self) -> Result<(), ConfigError> {
         nonzero_time(self.connect_timeout, "connect_timeout")?;
+        self.liveness.validate()?;
         if let Some(t) = self.idle_timeout {
             nonzero_time(t, "idle_timeout")?;
         }

@@ -48,6 +48,9 @@ pub enum CloseReason {
     KeepAliveTimeout,
     /// Mooring protocol: the peer speaks another protocol version.
     VersionMismatch,
+    /// The TCP stack gave up on the link: OS keepalive probes went unanswered, or
+    /// written data stayed unacknowledged past `TCP_USER_TIMEOUT`.
+    TcpTimeout,
 }
 
 impl CloseReason {
@@ -74,6 +77,7 @@ impl CloseReason {
             CloseReason::HandshakeTimeout => "HandshakeTimeout",
             CloseReason::KeepAliveTimeout => "KeepAliveTimeout",
             CloseReason::VersionMismatch => "VersionMismatch",
+            CloseReason::TcpTimeout => "TcpTimeout",
         }
     }
 
@@ -81,7 +85,10 @@ impl CloseReason {
     pub const fn is_peer_side(self) -> bool {
         matches!(
             self,
-            CloseReason::PeerClosed | CloseReason::Reset | CloseReason::Io
+            CloseReason::PeerClosed
+                | CloseReason::Reset
+                | CloseReason::Io
+                | CloseReason::TcpTimeout
         )
     }
 }

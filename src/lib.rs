@@ -55,6 +55,7 @@ pub mod link;
 pub mod liveness;
 pub mod node;
 pub mod server;
+mod sockopt;
 pub mod time;
 mod timers;
 pub mod wire;
@@ -64,6 +65,7 @@ pub use config::{AllowList, Cidr, ConnectConfig, ListenConfig, NodeConfig, Serve
 pub use error::{CloseReason, ConfigError, RequestError, SendError};
 pub use frame::{Codec, Framing};
 pub use link::{LinkState, LinkStats};
+pub use liveness::{Heartbeat, KeepAliveMessage, LivenessConfig, Protocol, TcpKeepalive};
 pub use node::{Event, LinkId, ListenerId, Node, NodeStats, SetupError};
 pub use server::{Reply, Server};
 pub use time::{Clock, Instant};

@@ -16,11 +16,17 @@
 //! `Idle` is lazy: receiving bytes only records `last_rx`; when the scheduled
 //! check fires early it moves itself to `last_rx + idle_timeout`. That keeps the
 //! node's deadline heap untouched on the per-message path.
+//!
+//! Heartbeat, keep-alive message and handshake deadlines live in the embedded
+//! [`Liveness`] (see its module for their table); the link adds its own timers
+//! to them.
 
 use core::time::Duration;
 
 use crate::error::CloseReason;
+use crate::liveness::{Control, Inbound, Liveness, LivenessConfig, Protocol};
 use crate::time::Instant;
+use crate::wire;
 
 /// The timers a link keeps, indexing its timer table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +79,8 @@ pub struct LinkConfig {
     pub connect_timeout: Duration,
     /// Server close-after-reply policy.
     pub close_after_reply: bool,
+    /// Protocol, heartbeat, keep-alive message, handshake.
+    pub liveness: LivenessConfig,
 }
 
 /// Where a link is in its life.
@@ -94,6 +102,22 @@ enum ReplyPhase {
     ReplyQueued,
 }
 
+/// What the driver does with an inbound frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameAction {
+    /// Hand `frame[offset..]` to the application.
+    Deliver {
+        /// Where the application payload starts.
+        offset: usize,
+    },
+    /// The handshake completed: report the link as connected.
+    Established,
+    /// Nothing for the application (control message, or a discarded frame).
+    Skip,
+    /// Close the link.
+    Close(CloseReason),
+}
+
 /// One link's policy state machine.
 #[derive(Clone, Debug)]
 pub struct Link {
@@ -103,32 +127,41 @@ pub struct Link {
     last_rx: Instant,
     phase: ReplyPhase,
     awaiting_reply: bool,
+    server: bool,
+    closed_by_peer: bool,
+    tx_seq: u64,
+    live: Liveness,
     stats: LinkStats,
 }
 
 impl Link {
     /// A link for an accepted connection, open at `now`.
     pub fn accepted(cfg: LinkConfig, now: Instant) -> Self {
-        let mut l = Link::new(cfg, LinkState::Connecting, now);
+        let mut l = Link::new(cfg, true, now);
         l.handle_connected(now);
         l
     }
 
     /// A link for an outbound connect started at `now`.
     pub fn outbound(cfg: LinkConfig, now: Instant) -> Self {
-        let mut l = Link::new(cfg, LinkState::Connecting, now);
+        let mut l = Link::new(cfg, false, now);
         l.timers[Timer::Connect as usize] = Some(now + cfg.connect_timeout);
         l
     }
 
-    fn new(cfg: LinkConfig, state: LinkState, now: Instant) -> Self {
+    fn new(cfg: LinkConfig, server: bool, now: Instant) -> Self {
         Link {
             cfg,
-            state,
+            state: LinkState::Connecting,
             timers: [None; Timer::COUNT],
             last_rx: now,
             phase: ReplyPhase::AwaitingMessage,
             awaiting_reply: false,
+            server,
+            closed_by_peer: false,
+            tx_seq: 0,
+            // Liveness starts when the link opens; until then nothing to keep alive.
+            live: Liveness::new(LivenessConfig::default(), server, now),
             stats: LinkStats::default(),
         }
     }
@@ -140,6 +173,7 @@ impl Link {
         }
         self.state = LinkState::Open;
         self.last_rx = now;
+        self.live = Liveness::new(self.cfg.liveness, self.server, now);
         self.timers[Timer::Connect as usize] = None;
         self.timers[Timer::Idle as usize] = self.cfg.idle_timeout.map(|d| now + d);
     }
@@ -147,6 +181,7 @@ impl Link {
     /// `n` bytes arrived.
     pub fn handle_input(&mut self, now: Instant, n: usize) {
         self.last_rx = now;
+        self.live.handle_input(now);
         self.stats.bytes_in += n as u64;
         if self.awaiting_reply {
             self.stats.partial_reply_bytes += n as u64;
@@ -158,11 +193,20 @@ impl Link {
         self.stats.skipped_bytes += n as u64;
     }
 
-    /// A whole frame was decoded. Returns whether to deliver it to the application
-    /// (a close-after-reply link processes only its first message).
+    /// A whole frame was decoded: what to do with it. Protocol messages are handled
+    /// here; a close-after-reply link delivers only its first message.
     #[must_use]
-    pub fn handle_frame(&mut self, _now: Instant) -> bool {
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> FrameAction {
         self.stats.frames_in += 1;
+        let offset = match self.live.handle_frame(now, frame) {
+            Ok(Inbound::Deliver { offset }) => offset,
+            Ok(Inbound::Established) => return FrameAction::Established,
+            Ok(Inbound::Handled) => return FrameAction::Skip,
+            Err(r) => {
+                self.closed_by_peer = matches!(wire::decode(frame), Ok(wire::Msg::Close(_)));
+                return FrameAction::Close(r);
+            }
+        };
         if self.awaiting_reply {
             self.awaiting_reply = false;
             self.stats.partial_reply_bytes = 0;
@@ -171,16 +215,78 @@ impl Link {
         if self.cfg.close_after_reply {
             if self.phase != ReplyPhase::AwaitingMessage {
                 self.stats.discarded_frames += 1;
-                return false;
+                return FrameAction::Skip;
             }
             self.phase = ReplyPhase::MessageDelivered;
         }
-        true
+        FrameAction::Deliver { offset }
+    }
+
+    /// The header to put in front of the next application payload (mooring
+    /// protocol: DATA with the next sequence number; raw: none).
+    pub fn next_data_header(&self) -> Option<[u8; wire::DATA_HEADER]> {
+        (self.live.protocol() == Protocol::Mooring).then(|| wire::data_header(self.tx_seq + 1))
+    }
+
+    /// The keep-alive message payload, when one is configured.
+    pub fn keepalive_payload(&self) -> Option<&'static [u8]> {
+        self.cfg.liveness.keepalive.map(|k| k.payload)
+    }
+
+    /// The next control message to send (HELLO, WELCOME, PING, PONG, keep-alive).
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Control> {
+        self.live.poll_transmit()
+    }
+
+    /// Writes control message `c` as a frame payload into `out`.
+    pub fn encode_control(&self, c: Control, out: &mut [u8]) -> Option<usize> {
+        self.live.encode_control(c, out)
+    }
+
+    /// A control message was queued for sending.
+    pub fn handle_control_queued(&mut self, now: Instant) {
+        self.live.handle_sent(now);
+        if self.timers[Timer::Write as usize].is_none() {
+            self.timers[Timer::Write as usize] = Some(now + self.cfg.write_timeout);
+        }
+    }
+
+    /// True when closing for `reason` should tell the peer with a CLOSE message
+    /// (mooring protocol, and the peer did not end the link itself).
+    pub fn wants_farewell(&self, reason: CloseReason) -> bool {
+        self.live.protocol() == Protocol::Mooring
+            && (self.live.is_established() || reason == CloseReason::VersionMismatch)
+            && !self.closed_by_peer
+            && !reason.is_peer_side()
+    }
+
+    /// True once open and, with the mooring protocol, the handshake completed.
+    pub fn may_send(&self) -> bool {
+        self.is_open() && self.live.is_established()
+    }
+
+    /// True once the handshake (if any) completed.
+    pub fn is_established(&self) -> bool {
+        self.live.is_established()
+    }
+
+    /// The frame that arrived was not the awaited reply (the application rejected
+    /// it, e.g. HL7 correlation): keep waiting for the reply until `deadline`.
+    pub fn keep_awaiting_reply(&mut self, deadline: Instant) {
+        if self.is_open() {
+            self.awaiting_reply = true;
+            self.timers[Timer::Response as usize] = Some(deadline);
+        }
     }
 
     /// A frame was queued for sending; `reply_within` starts the response timer.
     pub fn handle_queued(&mut self, now: Instant, reply_within: Option<Duration>) {
         self.stats.frames_out += 1;
+        self.live.handle_sent(now);
+        if self.live.protocol() == Protocol::Mooring {
+            self.tx_seq += 1;
+        }
         if self.cfg.close_after_reply && self.phase == ReplyPhase::MessageDelivered {
             self.phase = ReplyPhase::ReplyQueued;
         }
@@ -245,13 +351,25 @@ impl Link {
             };
             return Some(reason);
         }
+        if self.is_open() {
+            return self.live.handle_timeout(now);
+        }
         None
     }
 
     /// The earliest time this link needs [`Link::handle_timeout`].
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.iter().flatten().min().copied()
+        let own = self.timers.iter().flatten().min().copied();
+        let live = if self.is_open() {
+            self.live.poll_timeout()
+        } else {
+            None
+        };
+        match (own, live) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The link is closed for `reason`; every timer stops.
@@ -335,7 +453,15 @@ mod tests {
             write_timeout: Duration::from_millis(50),
             connect_timeout: Duration::from_millis(30),
             close_after_reply: false,
+            liveness: LivenessConfig::default(),
         }
+    }
+
+    fn deliver(l: &mut Link, now: Instant) -> bool {
+        matches!(
+            l.handle_frame(now, b"MSH|"),
+            FrameAction::Deliver { offset: 0 }
+        )
     }
 
     #[test]
@@ -391,7 +517,7 @@ mod tests {
         assert_eq!(l.handle_written(t(1), 10, true), None);
         l.handle_input(t(5), 3);
         assert_eq!(l.stats().partial_reply_bytes, 3);
-        assert!(l.handle_frame(t(6)));
+        assert!(deliver(&mut l, t(6)));
         assert_eq!(l.stats().partial_reply_bytes, 0);
         assert_eq!(l.poll_timeout(), None);
     }
@@ -435,12 +561,12 @@ mod tests {
             t(0),
         );
         assert!(l.may_read());
-        assert!(l.handle_frame(t(1)));
+        assert!(deliver(&mut l, t(1)));
         assert!(
             !l.may_read(),
             "nothing after the first message is processed"
         );
-        assert!(!l.handle_frame(t(2)));
+        assert!(!deliver(&mut l, t(2)));
         assert_eq!(l.stats().discarded_frames, 1);
         l.handle_queued(t(3), None);
         assert_eq!(l.handle_written(t(4), 2, false), None);

@@ -499,7 +499,7 @@ mod tests {
     }
 
     fn frame(m: Msg<'_>) -> Vec<u8> {
-        let mut b = vec![0u8; 64];
+        let mut b = vec![0u8; 128];
         let n = wire::encode(&m, &mut b).unwrap();
         b.truncate(n);
         b

@@ -23,7 +23,8 @@ use crate::buffer::{Block, Buf, Buffers, Tier};
 use crate::config::{ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 use crate::error::{CloseReason, ConfigError, SendError};
 use crate::frame::{Codec, Decoded, FrameError, MLLP_ACK, MLLP_NAK};
-use crate::link::{admit, Admission, Link, LinkConfig, LinkStats};
+use crate::link::{admit, Admission, FrameAction, Link, LinkConfig, LinkStats};
+use crate::liveness::{Control, LivenessConfig};
 use crate::time::{Clock, Instant};
 use crate::timers::DeadlineHeap;
 
@@ -247,7 +248,7 @@ fn reason_for(e: &io::Error) -> CloseReason {
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::BrokenPipe => CloseReason::Reset,
         io::ErrorKind::ConnectionRefused => CloseReason::ConnectionRefused,
-        io::ErrorKind::TimedOut => CloseReason::ConnectTimeout,
+        io::ErrorKind::TimedOut => CloseReason::TcpTimeout,
         _ => CloseReason::Io,
     }
 }
@@ -268,7 +269,10 @@ impl Node {
     pub fn with_codec(cfg: NodeConfig, codec: Box<dyn Codec>) -> Result<Node, SetupError> {
         cfg.validate()?;
         let n = cfg.max_links;
-        let placeholder = Link::accepted(link_config(&cfg, None, None), Instant::ZERO);
+        let placeholder = Link::accepted(
+            link_config(&cfg, None, LivenessConfig::default(), Duration::ZERO),
+            Instant::ZERO,
+        );
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         let slots = (0..n)
             .map(|_| Slot {
@@ -362,6 +366,7 @@ impl Node {
             return Err(SetupError::NoSlot);
         };
         let mut sock = TcpStream::connect(addr)?;
+        crate::sockopt::apply(&sock, &cfg.liveness)?;
         self.poll.registry().register(
             &mut sock,
             Token(slot as usize),
@@ -369,7 +374,13 @@ impl Node {
         )?;
         self.free.pop();
         let now = self.clock.now();
-        let link = Link::outbound(link_config(&self.cfg, cfg.idle_timeout, Some(cfg)), now);
+        let lc = link_config(
+            &self.cfg,
+            cfg.idle_timeout,
+            cfg.liveness,
+            cfg.connect_timeout,
+        );
+        let link = Link::outbound(lc, now);
         let id = self.occupy(slot, sock, addr, None, link);
         self.resched(slot);
         Ok(id)
@@ -459,6 +470,15 @@ impl Node {
         self.queue(id, payload, Some(response_timeout))
     }
 
+    /// The last frame on this link was not the awaited reply: keep the response
+    /// timer running until `deadline` (used by the client's HL7 correlation).
+    pub(crate) fn keep_awaiting_reply(&mut self, id: LinkId, deadline: Instant) {
+        if let Some(i) = self.slot_of(id) {
+            self.slots[i as usize].link.keep_awaiting_reply(deadline);
+            self.resched(i);
+        }
+    }
+
     fn queue(
         &mut self,
         id: LinkId,
@@ -469,18 +489,22 @@ impl Node {
         if payload.len() > self.cfg.max_frame {
             return Err(SendError::FrameTooLarge);
         }
-        if !self.slots[i as usize].link.is_open() {
+        let link = &self.slots[i as usize].link;
+        if !link.may_send() {
             return Err(SendError::NotOpen);
         }
-        self.encode_into_tx(i, payload)?;
+        match link.next_data_header() {
+            Some(h) => self.encode_into_tx(i, &[&h, payload])?,
+            None => self.encode_into_tx(i, &[payload])?,
+        }
         let now = self.clock.now();
         self.slots[i as usize].link.handle_queued(now, reply);
         self.resched(i);
         Ok(())
     }
 
-    fn encode_into_tx(&mut self, i: u32, payload: &[u8]) -> Result<(), SendError> {
-        let need = payload.len() + self.codec.overhead();
+    fn encode_into_tx(&mut self, i: u32, parts: &[&[u8]]) -> Result<(), SendError> {
+        let need = parts.iter().map(|p| p.len()).sum::<usize>() + self.codec.overhead();
         let s = &mut self.slots[i as usize];
         if !self.bufs.reserve(&mut s.tx, need) {
             s.want_writable = true;
@@ -496,7 +520,7 @@ impl Node {
         }
         let n = self
             .codec
-            .encode(payload, self.bufs.spare(&s.tx))
+            .encode_parts(parts, self.bufs.spare(&s.tx))
             .ok_or(SendError::TxFull)?;
         s.tx.end += n as u32;
         if !s.in_flush {
@@ -585,7 +609,7 @@ impl Node {
         let Some(sock) = s.sock.as_ref() else { return };
         match sock.take_error() {
             Ok(Some(e)) | Err(e) => {
-                let r = reason_for(&e);
+                let r = connect_reason(&e);
                 log::debug!("connect to {} failed: {e}", s.peer);
                 self.close_slot(i, r);
                 return;
@@ -596,17 +620,19 @@ impl Node {
             Ok(_) => {
                 let _ = sock.set_nodelay(true);
                 s.link.handle_connected(now);
-                s.pending |= PENDING_CONNECTED;
+                if s.link.is_established() {
+                    s.pending |= PENDING_CONNECTED; // raw; mooring: after WELCOME
+                }
                 s.readable = true;
                 self.mark_ready(i);
-                self.resched(i);
+                self.sync(i, now);
                 if !self.slots[i as usize].tx.is_empty() {
                     self.write_out(i, now);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => {} // not yet: wait for the next event
             Err(e) => {
-                let r = reason_for(&e);
+                let r = connect_reason(&e);
                 self.close_slot(i, r);
             }
         }
@@ -661,22 +687,31 @@ impl Node {
                         self.free.pop();
                         let _ = sock.set_nodelay(true);
                         let lis = &mut self.listeners[l as usize];
+                        if let Err(e) = crate::sockopt::apply(&sock, &lis.cfg.liveness) {
+                            log::warn!("socket options for {peer}: {e}");
+                        }
                         lis.active += 1;
                         if lis.cfg.max_connections == 1 {
                             lis.current = Some(slot);
                         }
-                        let lc = link_config(&self.cfg, lis.cfg.idle_timeout, None);
                         let lc = LinkConfig {
                             close_after_reply: lis.cfg.policy == ServerPolicy::CloseAfterReply,
-                            ..lc
+                            ..link_config(
+                                &self.cfg,
+                                lis.cfg.idle_timeout,
+                                lis.cfg.liveness,
+                                Duration::ZERO,
+                            )
                         };
                         self.occupy(slot, sock, peer, Some(l), Link::accepted(lc, now));
                         self.stats.accepted += 1;
                         let s = &mut self.slots[slot as usize];
-                        s.pending |= PENDING_CONNECTED;
+                        if s.link.is_established() {
+                            s.pending |= PENDING_CONNECTED; // raw; mooring: after HELLO
+                        }
                         s.readable = true;
                         self.mark_ready(slot);
-                        self.resched(slot);
+                        self.sync(slot, now);
                         return;
                     }
                     Err(e) => {
@@ -716,6 +751,42 @@ impl Node {
         }
     }
 
+    /// Queues the link's control output (HELLO, WELCOME, PING, PONG, keep-alive),
+    /// then reschedules its deadline.
+    fn sync(&mut self, i: u32, now: Instant) {
+        while let Some(c) = {
+            let l = &mut self.slots[i as usize].link;
+            if l.is_open() {
+                l.poll_transmit()
+            } else {
+                None
+            }
+        } {
+            let link = &self.slots[i as usize].link;
+            let mut buf = [0u8; crate::wire::MAX_CONTROL];
+            let queued = match c {
+                Control::KeepAlive => match (link.keepalive_payload(), link.next_data_header()) {
+                    (Some(p), Some(h)) => self.encode_into_tx(i, &[&h, p]),
+                    (Some(p), None) => self.encode_into_tx(i, &[p]),
+                    (None, _) => Ok(()),
+                },
+                c => match link.encode_control(c, &mut buf) {
+                    Some(n) => self.encode_into_tx(i, &[&buf[..n]]),
+                    None => Ok(()),
+                },
+            };
+            match queued {
+                Ok(()) if c == Control::KeepAlive => {
+                    self.slots[i as usize].link.handle_queued(now, None)
+                }
+                Ok(()) => self.slots[i as usize].link.handle_control_queued(now),
+                // A full transmit queue is traffic already: the peer will hear from us.
+                Err(e) => log::debug!("{c:?} not queued: {e}"),
+            }
+        }
+        self.resched(i);
+    }
+
     fn resched(&mut self, i: u32) {
         let at = self.slots[i as usize].link.poll_timeout();
         self.timers.set(i, at);
@@ -732,7 +803,7 @@ impl Node {
                     log::debug!("link to {} expired: {reason}", s.peer);
                     self.close_slot(i, reason);
                 }
-                None => self.resched(i),
+                None => self.sync(i, now),
             }
         }
     }
@@ -808,6 +879,10 @@ impl Node {
             return;
         }
         log::debug!("link to {} closed: {reason}", s.peer);
+        if s.link.wants_farewell(reason) {
+            self.farewell(i, reason);
+        }
+        let s = &mut self.slots[i as usize];
         s.link.close(reason);
         if let Some(mut sock) = s.sock.take() {
             let _ = self.poll.registry().deregister(&mut sock);
@@ -826,6 +901,22 @@ impl Node {
         self.timers.set(i, None);
         self.mark_ready(i);
         self.wake_waiting();
+    }
+
+    /// Mooring protocol: tells the peer why, with one best-effort write of CLOSE
+    /// (after whatever is still queued), so both ends log the same reason.
+    fn farewell(&mut self, i: u32, reason: CloseReason) {
+        let mut b = [0u8; 3];
+        let msg = crate::wire::Msg::Close(crate::wire::WireReason::Known(reason));
+        let Some(n) = crate::wire::encode(&msg, &mut b) else {
+            return;
+        };
+        if self.encode_into_tx(i, &[&b[..n]]).is_ok() {
+            let s = &mut self.slots[i as usize];
+            if let Some(sock) = s.sock.as_mut() {
+                let _ = sock.write(self.bufs.data(&s.tx));
+            }
+        }
     }
 
     fn consume_delivered(&mut self) {
@@ -954,24 +1045,36 @@ impl Node {
                     skipped,
                 }) => {
                     s.link.handle_skipped(skipped);
-                    let deliver = s.link.handle_frame(now);
-                    self.resched(i);
-                    let s = &mut self.slots[i as usize];
                     let block = s.rx.block?;
                     let base = s.rx.start as usize;
+                    let frame = &self.bufs.block(block)[base + payload.start..base + payload.end];
+                    let action = s.link.handle_frame(now, frame);
+                    self.sync(i, now);
+                    let s = &mut self.slots[i as usize];
+                    let offset = match action {
+                        FrameAction::Deliver { offset } => offset,
+                        FrameAction::Skip | FrameAction::Established => {
+                            self.bufs.consume(&mut s.rx, consumed);
+                            s.scan = 0;
+                            if action == FrameAction::Established {
+                                return Some(Step::Connected);
+                            }
+                            continue;
+                        }
+                        FrameAction::Close(reason) => {
+                            log::info!("closing link to {}: {reason}", s.peer);
+                            self.close_slot(i, reason);
+                            return None;
+                        }
+                    };
                     let d = Delivered {
                         slot: i,
                         gen: s.gen,
                         block,
-                        start: base + payload.start,
+                        start: base + payload.start + offset,
                         end: base + payload.end,
                         consumed,
                     };
-                    if !deliver {
-                        self.bufs.consume(&mut s.rx, consumed);
-                        s.scan = 0;
-                        continue;
-                    }
                     if self.cfg.mllp_commit_ack {
                         let p = &self.bufs.block(block)[d.start..d.end];
                         if p == MLLP_ACK || p == MLLP_NAK {
@@ -1099,12 +1202,22 @@ impl std::os::fd::AsRawFd for Node {
 fn link_config(
     cfg: &NodeConfig,
     idle: Option<Duration>,
-    connect: Option<&ConnectConfig>,
+    liveness: LivenessConfig,
+    connect_timeout: Duration,
 ) -> LinkConfig {
     LinkConfig {
         idle_timeout: idle,
         write_timeout: cfg.write_timeout,
-        connect_timeout: connect.map_or(Duration::from_secs(5), |c| c.connect_timeout),
+        connect_timeout,
         close_after_reply: false,
+        liveness,
+    }
+}
+
+/// The reason for a failed outbound connect.
+fn connect_reason(e: &io::Error) -> CloseReason {
+    match e.kind() {
+        io::ErrorKind::TimedOut => CloseReason::ConnectTimeout,
+        _ => reason_for(e),
     }
 }

@@ -15,9 +15,11 @@
 //! | 0x06 | PONG    | -                                                       |
 //! | 0x07 | CLOSE   | reason u8 (a [`CloseReason`] code)                      |
 //!
-//! Integers are big-endian. Kind bytes avoid 0x0B and 0x1C so a protocol
-//! message never looks like an MLLP block byte at its start. A HELLO with
-//! session id 0 asks for a new session.
+//! Every integer and the token are written as fixed-width lowercase hex (a u8
+//! as 2 digits, a u64 as 16, the token as 32). Binary would be shorter, but a
+//! sequence number of 11 is the byte 0x0B, MLLP's start block: hex keeps
+//! protocol messages valid inside any framing, at 8 extra bytes per DATA.
+//! A HELLO with session id 0 asks for a new session.
 
 use crate::error::CloseReason;
 
@@ -29,10 +31,10 @@ pub const PROTOCOL_VERSION: u8 = 1;
 pub const TOKEN_LEN: usize = 16;
 
 /// Largest control message (HELLO/WELCOME).
-pub const MAX_CONTROL: usize = 1 + 1 + 1 + 8 + TOKEN_LEN + 8;
+pub const MAX_CONTROL: usize = 1 + 2 + 2 + 16 + 2 * TOKEN_LEN + 16;
 
 /// Header bytes in front of a DATA payload.
-pub const DATA_HEADER: usize = 1 + 8;
+pub const DATA_HEADER: usize = 1 + 16;
 
 const HELLO: u8 = 0x01;
 const WELCOME: u8 = 0x02;
@@ -121,14 +123,16 @@ pub fn decode(frame: &[u8]) -> Result<Msg<'_>, MalformedMessage> {
     Ok(match kind {
         HELLO | WELCOME => {
             exact(MAX_CONTROL - 1)?;
+            let mut token = [0u8; TOKEN_LEN];
+            for (i, t) in token.iter_mut().enumerate() {
+                *t = hex(&body[20 + 2 * i..22 + 2 * i])? as u8;
+            }
             let g = Greeting {
-                version: body[0],
-                flags: body[1],
-                session: be_u64(&body[2..10]),
-                token: body[10..10 + TOKEN_LEN]
-                    .try_into()
-                    .map_err(|_| MalformedMessage)?,
-                last_received: be_u64(&body[10 + TOKEN_LEN..]),
+                version: hex(&body[0..2])? as u8,
+                flags: hex(&body[2..4])? as u8,
+                session: hex(&body[4..20])?,
+                token,
+                last_received: hex(&body[20 + 2 * TOKEN_LEN..])?,
             };
             if kind == HELLO {
                 Msg::Hello(g)
@@ -136,16 +140,13 @@ pub fn decode(frame: &[u8]) -> Result<Msg<'_>, MalformedMessage> {
                 Msg::Welcome(g)
             }
         }
-        DATA => {
-            let seq = body.get(..8).map(be_u64).ok_or(MalformedMessage)?;
-            Msg::Data {
-                seq,
-                payload: &body[8..],
-            }
-        }
+        DATA => Msg::Data {
+            seq: hex(body.get(..16).ok_or(MalformedMessage)?)?,
+            payload: &body[16..],
+        },
         ACK => {
-            exact(8)?;
-            Msg::Ack(be_u64(body))
+            exact(16)?;
+            Msg::Ack(hex(body)?)
         }
         PING => {
             exact(0)?;
@@ -156,22 +157,48 @@ pub fn decode(frame: &[u8]) -> Result<Msg<'_>, MalformedMessage> {
             Msg::Pong
         }
         CLOSE => {
-            exact(1)?;
-            Msg::Close(reason_from_code(body[0]))
+            exact(2)?;
+            Msg::Close(reason_from_code(hex(body)? as u8))
         }
         _ => return Err(MalformedMessage),
     })
 }
 
-fn be_u64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    let n = b.len().min(8);
-    a[..n].copy_from_slice(&b[..n]);
-    u64::from_be_bytes(a)
+/// Parses fixed-width lowercase hex (1 to 16 digits).
+fn hex(digits: &[u8]) -> Result<u64, MalformedMessage> {
+    if digits.is_empty() || digits.len() > 16 {
+        return Err(MalformedMessage);
+    }
+    digits.iter().try_fold(0u64, |acc, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => return Err(MalformedMessage),
+        };
+        Ok(acc << 4 | u64::from(v))
+    })
 }
 
-/// Writes a control message (anything but DATA) into `out`; returns its length,
-/// or `None` if `out` is shorter than [`MAX_CONTROL`] needs.
+/// Writes `v` as exactly `out.len()` (at most 16) lowercase hex digits.
+fn put_hex(v: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let n = out.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        let shift = 4 * (n - 1 - i);
+        *o = DIGITS[((v >> shift) & 0xF) as usize];
+    }
+}
+
+/// The header that goes in front of a DATA payload.
+pub fn data_header(seq: u64) -> [u8; DATA_HEADER] {
+    let mut h = [0u8; DATA_HEADER];
+    h[0] = DATA;
+    put_hex(seq, &mut h[1..]);
+    h
+}
+
+/// Writes a protocol message into `out`; returns its length, or `None` if `out`
+/// is too short.
 pub fn encode(msg: &Msg<'_>, out: &mut [u8]) -> Option<usize> {
     let n = match *msg {
         Msg::Hello(g) | Msg::Welcome(g) => {
@@ -181,26 +208,27 @@ pub fn encode(msg: &Msg<'_>, out: &mut [u8]) -> Option<usize> {
             } else {
                 WELCOME
             };
-            o[1] = g.version;
-            o[2] = g.flags;
-            o[3..11].copy_from_slice(&g.session.to_be_bytes());
-            o[11..11 + TOKEN_LEN].copy_from_slice(&g.token);
-            o[11 + TOKEN_LEN..].copy_from_slice(&g.last_received.to_be_bytes());
+            put_hex(u64::from(g.version), &mut o[1..3]);
+            put_hex(u64::from(g.flags), &mut o[3..5]);
+            put_hex(g.session, &mut o[5..21]);
+            for (i, &t) in g.token.iter().enumerate() {
+                put_hex(u64::from(t), &mut o[21 + 2 * i..23 + 2 * i]);
+            }
+            put_hex(g.last_received, &mut o[21 + 2 * TOKEN_LEN..]);
             MAX_CONTROL
         }
         Msg::Data { seq, payload } => {
             let n = DATA_HEADER.checked_add(payload.len())?;
             let o = out.get_mut(..n)?;
-            o[0] = DATA;
-            o[1..9].copy_from_slice(&seq.to_be_bytes());
-            o[9..].copy_from_slice(payload);
+            o[..DATA_HEADER].copy_from_slice(&data_header(seq));
+            o[DATA_HEADER..].copy_from_slice(payload);
             n
         }
         Msg::Ack(seq) => {
-            let o = out.get_mut(..9)?;
+            let o = out.get_mut(..17)?;
             o[0] = ACK;
-            o[1..].copy_from_slice(&seq.to_be_bytes());
-            9
+            put_hex(seq, &mut o[1..]);
+            17
         }
         Msg::Ping => {
             *out.first_mut()? = PING;
@@ -211,13 +239,14 @@ pub fn encode(msg: &Msg<'_>, out: &mut [u8]) -> Option<usize> {
             1
         }
         Msg::Close(r) => {
-            let o = out.get_mut(..2)?;
+            let o = out.get_mut(..3)?;
             o[0] = CLOSE;
-            o[1] = match r {
+            let code = match r {
                 WireReason::Known(r) => reason_code(r),
                 WireReason::Unknown(c) => c,
             };
-            2
+            put_hex(u64::from(code), &mut o[1..]);
+            3
         }
     };
     Some(n)
@@ -260,6 +289,7 @@ const CODES: &[CloseReason] = &[
     CloseReason::HandshakeTimeout,
     CloseReason::KeepAliveTimeout,
     CloseReason::VersionMismatch,
+    CloseReason::TcpTimeout,
 ];
 
 #[cfg(test)]
@@ -268,7 +298,7 @@ mod tests {
     use crate::frame::tests::Rng;
 
     fn round_trip(m: Msg<'_>) {
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 128];
         let n = encode(&m, &mut buf).expect("fits");
         assert_eq!(decode(&buf[..n]), Ok(m));
     }
@@ -308,26 +338,58 @@ mod tests {
         assert_eq!(decode(&[]), Err(MalformedMessage));
         assert_eq!(decode(&[PING, 0]), Err(MalformedMessage));
         assert_eq!(decode(&[ACK, 1, 2]), Err(MalformedMessage));
+        assert_eq!(decode(b"\x04000000000000000g"), Err(MalformedMessage));
+        assert_eq!(decode(b"\x04000000000000000A"), Err(MalformedMessage));
         assert_eq!(decode(&[HELLO, 1]), Err(MalformedMessage));
-        assert_eq!(decode(&[DATA, 1, 2, 3]), Err(MalformedMessage));
+        assert_eq!(decode(&[DATA, b'1', b'2']), Err(MalformedMessage));
         assert_eq!(decode(&[0x0B]), Err(MalformedMessage));
+    }
+
+    #[test]
+    fn no_protocol_message_contains_mllp_block_bytes() {
+        let mut rng = Rng::new(7);
+        for _ in 0..2000 {
+            let mut token = [0u8; TOKEN_LEN];
+            token.iter_mut().for_each(|t| *t = rng.next() as u8);
+            let g = Greeting {
+                version: rng.next() as u8,
+                flags: 0,
+                session: rng.next(),
+                token,
+                last_received: rng.next(),
+            };
+            for m in [
+                Msg::Hello(g),
+                Msg::Ack(rng.next()),
+                Msg::Data {
+                    seq: rng.next(),
+                    payload: b"",
+                },
+                Msg::Close(WireReason::Unknown(200 + rng.below(56) as u8)),
+            ] {
+                let mut buf = [0u8; 128];
+                let n = encode(&m, &mut buf).unwrap();
+                assert!(!buf[..n].iter().any(|&b| b == 0x0B || b == 0x1C), "{m:?}");
+                assert_eq!(decode(&buf[..n]), Ok(m));
+            }
+        }
     }
 
     #[test]
     fn decoding_random_bytes_never_panics() {
         let mut rng = Rng::new(1);
         for _ in 0..20_000 {
-            let len = rng.below(48);
-            let mut b = [0u8; 48];
+            let len = rng.below(80);
+            let mut b = [0u8; 80];
             for x in b.iter_mut().take(len) {
-                *x = if rng.below(3) == 0 {
-                    1 + rng.below(7) as u8
-                } else {
-                    rng.next() as u8
+                *x = match rng.below(4) {
+                    0 => 1 + rng.below(7) as u8,
+                    1 => b"0123456789abcdef"[rng.below(16)],
+                    _ => rng.next() as u8,
                 };
             }
             if let Ok(m) = decode(&b[..len]) {
-                let mut out = [0u8; 64];
+                let mut out = [0u8; 128];
                 let n = encode(&m, &mut out).expect("decoded message re-encodes");
                 assert_eq!(&out[..n], &b[..len]);
             }

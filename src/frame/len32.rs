@@ -44,13 +44,11 @@ impl Codec for Len32 {
         4
     }
 
-    fn encode(&self, payload: &[u8], out: &mut [u8]) -> Option<usize> {
-        let len = u32::try_from(payload.len()).ok()?;
-        let n = payload.len().checked_add(4)?;
-        let out = out.get_mut(..n)?;
-        out[..4].copy_from_slice(&len.to_be_bytes());
-        out[4..].copy_from_slice(payload);
-        Some(n)
+    fn encode_parts(&self, parts: &[&[u8]], out: &mut [u8]) -> Option<usize> {
+        let len = super::copy_parts(parts, out.get_mut(4..)?)?;
+        out.get_mut(..4)?
+            .copy_from_slice(&u32::try_from(len).ok()?.to_be_bytes());
+        Some(len + 4)
     }
 }
 

@@ -96,14 +96,11 @@ impl Codec for Mllp {
         3
     }
 
-    fn encode(&self, payload: &[u8], out: &mut [u8]) -> Option<usize> {
-        let n = payload.len().checked_add(3)?;
-        let out = out.get_mut(..n)?;
-        out[0] = VT;
-        out[1..n - 2].copy_from_slice(payload);
-        out[n - 2] = FS;
-        out[n - 1] = CR;
-        Some(n)
+    fn encode_parts(&self, parts: &[&[u8]], out: &mut [u8]) -> Option<usize> {
+        *out.first_mut()? = VT;
+        let end = 1 + super::copy_parts(parts, out.get_mut(1..)?)?;
+        out.get_mut(end..end + 2)?.copy_from_slice(&[FS, CR]);
+        Some(end + 2)
     }
 }
 

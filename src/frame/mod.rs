@@ -62,9 +62,16 @@ pub trait Codec: Send {
     /// Bytes the framing adds around a payload of `len` bytes.
     fn overhead(&self) -> usize;
 
-    /// Write the frame for `payload` into `out` (at least `payload.len() + overhead()`
-    /// bytes), returning the bytes written.
-    fn encode(&self, payload: &[u8], out: &mut [u8]) -> Option<usize>;
+    /// Write one frame whose payload is the concatenation of `parts` into `out`
+    /// (at least the parts' length + `overhead()` bytes), returning the bytes
+    /// written. Parts let a protocol header and the application payload go out
+    /// in one frame without a second copy.
+    fn encode_parts(&self, parts: &[&[u8]], out: &mut [u8]) -> Option<usize>;
+
+    /// Write the frame for `payload` into `out`, returning the bytes written.
+    fn encode(&self, payload: &[u8], out: &mut [u8]) -> Option<usize> {
+        self.encode_parts(&[payload], out)
+    }
 }
 
 /// The built-in framings, chosen at run time (the CLI's `--framing`).
@@ -93,6 +100,17 @@ impl Framing {
             Framing::Len32 => "len32",
         }
     }
+}
+
+/// Copies `parts` one after another into `out`, returning the end offset.
+pub(crate) fn copy_parts(parts: &[&[u8]], out: &mut [u8]) -> Option<usize> {
+    let mut at = 0usize;
+    for p in parts {
+        let end = at.checked_add(p.len())?;
+        out.get_mut(at..end)?.copy_from_slice(p);
+        at = end;
+    }
+    Some(at)
 }
 
 #[cfg(test)]
