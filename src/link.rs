@@ -102,6 +102,9 @@ enum ReplyPhase {
     ReplyQueued,
 }
 
+/// Bytes a buffer passed to [`Link::poll_transmit`] must hold.
+pub const CONTROL_SCRATCH: usize = crate::liveness::MAX_KEEPALIVE + wire::DATA_HEADER;
+
 /// What the driver does with an inbound frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameAction {
@@ -233,19 +236,46 @@ impl Link {
         self.cfg.liveness.keepalive.map(|k| k.payload)
     }
 
-    /// The next control message to send (HELLO, WELCOME, PING, PONG, keep-alive).
+    /// True when [`Link::poll_transmit`] has something.
+    pub fn wants_transmit(&self) -> bool {
+        self.is_open() && self.live.wants_transmit()
+    }
+
+    /// Writes the payload of the next control frame (HELLO, WELCOME, PING, PONG, or
+    /// the keep-alive message) into `out`, which must hold [`CONTROL_SCRATCH`]
+    /// bytes. The driver frames and queues it, then calls
+    /// [`Link::handle_transmitted`]; a control frame it could not queue is dropped
+    /// (a full transmit queue is traffic the peer will hear anyway).
     #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Control> {
-        self.live.poll_transmit()
+    pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<(Control, usize)> {
+        if !self.is_open() {
+            return None;
+        }
+        let c = self.live.poll_transmit()?;
+        let n = match c {
+            Control::KeepAlive => {
+                let p = self.keepalive_payload()?;
+                let h = self.next_data_header();
+                let hl = h.map_or(0, |h| h.len());
+                let dst = out.get_mut(..hl + p.len())?;
+                if let Some(h) = h {
+                    dst[..hl].copy_from_slice(&h);
+                }
+                dst[hl..].copy_from_slice(p);
+                hl + p.len()
+            }
+            c => self.live.encode_control(c, out)?,
+        };
+        Some((c, n))
     }
 
-    /// Writes control message `c` as a frame payload into `out`.
-    pub fn encode_control(&self, c: Control, out: &mut [u8]) -> Option<usize> {
-        self.live.encode_control(c, out)
-    }
-
-    /// A control message was queued for sending.
-    pub fn handle_control_queued(&mut self, now: Instant) {
+    /// The control frame `c` from [`Link::poll_transmit`] was queued.
+    pub fn handle_transmitted(&mut self, now: Instant, c: Control) {
+        if c == Control::KeepAlive {
+            // The keep-alive message is an application message on the wire.
+            self.handle_queued(now, None);
+            return;
+        }
         self.live.handle_sent(now);
         if self.timers[Timer::Write as usize].is_none() {
             self.timers[Timer::Write as usize] = Some(now + self.cfg.write_timeout);

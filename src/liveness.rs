@@ -8,8 +8,10 @@
 //!   sending, send PING (any outbound frame counts as activity); the peer answers
 //!   PONG. No inbound byte for `timeout` means `HeartbeatTimeout`.
 //! - **Keep-alive message** (raw third-party peers): a configured application
-//!   payload sent on a link that sent nothing for `every`; with `timeout`, some
-//!   inbound frame must follow within it, else `KeepAliveTimeout`.
+//!   payload sent when nothing has arrived for `every` (at most once per
+//!   `every`); with `timeout`, some inbound frame must follow within it, else
+//!   `KeepAliveTimeout`. It keys on inbound silence, not on our own sends, so an
+//!   application that keeps writing into a dead link cannot postpone the probe.
 //! - **Handshake** (mooring peers): a server closes a peer that completes no
 //!   HELLO within `handshake_timeout` (`HandshakeTimeout`), which protects its
 //!   slots from silent or slow peers; a version mismatch closes both ends with
@@ -23,7 +25,7 @@
 //! |-------------------|-----------------------------|-------------------------------------|
 //! | heartbeat send    | any frame sent              | queue PING                          |
 //! | heartbeat dead    | any byte received           | `HeartbeatTimeout`                  |
-//! | keep-alive send   | any frame sent              | queue the keep-alive payload        |
+//! | keep-alive send   | any byte received           | queue the keep-alive payload        |
 //! | keep-alive reply  | any frame received          | `KeepAliveTimeout`                  |
 //! | handshake         | HELLO (server) / WELCOME (client) received | `HandshakeTimeout`   |
 //!
@@ -69,7 +71,7 @@ impl Default for Heartbeat {
 pub struct KeepAliveMessage {
     /// The application payload to send (framed like any message).
     pub payload: &'static [u8],
-    /// Send it after this long without sending anything.
+    /// Send it after this long without receiving anything (and at most this often).
     pub every: Duration,
     /// If set, some inbound frame must arrive within this long after it.
     pub timeout: Option<Duration>,
@@ -98,6 +100,9 @@ impl Default for TcpKeepalive {
 
 /// Default `TCP_USER_TIMEOUT` when turned on: 90 s.
 pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Largest keep-alive message payload.
+pub const MAX_KEEPALIVE: usize = 1024;
 
 /// The granularity the detection bound allows for timer and wake-up latency.
 pub const TIMER_TICK: Duration = Duration::from_millis(50);
@@ -158,6 +163,11 @@ impl LivenessConfig {
                     field: "keepalive.payload",
                 });
             }
+            if k.payload.len() > MAX_KEEPALIVE {
+                return Err(ConfigError::TooLarge {
+                    field: "keepalive.payload",
+                });
+            }
         }
         if let Some(k) = self.tcp_keepalive {
             nonzero_time(k.idle, "tcp_keepalive.idle")?;
@@ -181,7 +191,7 @@ impl LivenessConfig {
     /// Per mechanism, measured from the moment the peer went silent:
     /// - heartbeat: `timeout` (no inbound byte for that long) + one tick;
     /// - keep-alive message with a reply timeout: `every + timeout` + one tick (the
-    ///   message goes out after `every` of send silence; its reply must follow);
+    ///   message goes out after `every` of inbound silence; its reply must follow);
     /// - OS keepalive: `idle + interval x count` (probes start after `idle` of silence);
     /// - `TCP_USER_TIMEOUT`: bounds links with unacknowledged written data only, so
     ///   it caps the other bounds when data is in flight but does not bound an
@@ -265,6 +275,7 @@ pub struct Liveness {
     timers: [Option<Instant>; 5],
     last_rx: Instant,
     last_tx: Instant,
+    last_keepalive: Instant,
     out: u8,
     close: Option<CloseReason>,
 }
@@ -279,6 +290,7 @@ impl Liveness {
             timers: [None; 5],
             last_rx: now,
             last_tx: now,
+            last_keepalive: now,
             out: 0,
             close: None,
         };
@@ -368,6 +380,11 @@ impl Liveness {
         Ok(Inbound::Established)
     }
 
+    /// True when [`Liveness::poll_transmit`] has something.
+    pub fn wants_transmit(&self) -> bool {
+        self.out != 0
+    }
+
     /// The next control message to send, if any.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Control> {
@@ -429,12 +446,13 @@ impl Liveness {
                     let Some(k) = self.cfg.keepalive else {
                         continue;
                     };
-                    let due = self.last_tx + k.every;
+                    let due = self.last_rx.max(self.last_keepalive) + k.every;
                     if due > now {
                         self.set(t, Some(due));
                         continue;
                     }
                     if self.established {
+                        self.last_keepalive = now;
                         self.out |= OUT_KEEPALIVE;
                         if let Some(rt) = k.timeout {
                             if self.timers[Timer::KeepAliveReply as usize].is_none() {

@@ -23,8 +23,8 @@ use crate::buffer::{Block, Buf, Buffers, Tier};
 use crate::config::{ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 use crate::error::{CloseReason, ConfigError, SendError};
 use crate::frame::{Codec, Decoded, FrameError, MLLP_ACK, MLLP_NAK};
-use crate::link::{admit, Admission, FrameAction, Link, LinkConfig, LinkStats};
-use crate::liveness::{Control, LivenessConfig};
+use crate::link::{admit, Admission, FrameAction, Link, LinkConfig, LinkStats, CONTROL_SCRATCH};
+use crate::liveness::LivenessConfig;
 use crate::time::{Clock, Instant};
 use crate::timers::DeadlineHeap;
 
@@ -754,34 +754,13 @@ impl Node {
     /// Queues the link's control output (HELLO, WELCOME, PING, PONG, keep-alive),
     /// then reschedules its deadline.
     fn sync(&mut self, i: u32, now: Instant) {
-        while let Some(c) = {
-            let l = &mut self.slots[i as usize].link;
-            if l.is_open() {
-                l.poll_transmit()
-            } else {
-                None
-            }
-        } {
-            let link = &self.slots[i as usize].link;
-            let mut buf = [0u8; crate::wire::MAX_CONTROL];
-            let queued = match c {
-                Control::KeepAlive => match (link.keepalive_payload(), link.next_data_header()) {
-                    (Some(p), Some(h)) => self.encode_into_tx(i, &[&h, p]),
-                    (Some(p), None) => self.encode_into_tx(i, &[p]),
-                    (None, _) => Ok(()),
-                },
-                c => match link.encode_control(c, &mut buf) {
-                    Some(n) => self.encode_into_tx(i, &[&buf[..n]]),
-                    None => Ok(()),
-                },
-            };
-            match queued {
-                Ok(()) if c == Control::KeepAlive => {
-                    self.slots[i as usize].link.handle_queued(now, None)
+        if self.slots[i as usize].link.wants_transmit() {
+            let mut buf = [0u8; CONTROL_SCRATCH];
+            while let Some((c, n)) = self.slots[i as usize].link.poll_transmit(&mut buf) {
+                match self.encode_into_tx(i, &[&buf[..n]]) {
+                    Ok(()) => self.slots[i as usize].link.handle_transmitted(now, c),
+                    Err(e) => log::debug!("{c:?} not queued: {e}"),
                 }
-                Ok(()) => self.slots[i as usize].link.handle_control_queued(now),
-                // A full transmit queue is traffic already: the peer will hear from us.
-                Err(e) => log::debug!("{c:?} not queued: {e}"),
             }
         }
         self.resched(i);
@@ -824,7 +803,9 @@ impl Node {
                     self.bufs.consume(&mut s.tx, n);
                     let empty = s.tx.is_empty();
                     let done = s.link.handle_written(now, n, empty);
-                    if s.want_writable && self.bufs.capacity(&s.tx) - s.tx.len() > 0 {
+                    // Room came back. (An emptied buffer gave its block back and has
+                    // capacity 0: that is room too.)
+                    if s.want_writable && (empty || self.bufs.capacity(&s.tx) > s.tx.len()) {
                         s.want_writable = false;
                         s.pending |= PENDING_WRITABLE;
                         self.mark_ready(i);
