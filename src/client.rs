@@ -199,6 +199,41 @@ impl Client {
         }
     }
 
+    /// Keeps the idle link alive for `duration`: answers and sends heartbeats and
+    /// keep-alive messages, and notices a close. A client that does not call this
+    /// (or `request`) between requests answers no PING, so a peer with heartbeats
+    /// on will close it after its heartbeat timeout. Returns the close reason if
+    /// the link closed meanwhile; the next request then reconnects.
+    pub fn maintain(&mut self, duration: Duration) -> Option<CloseReason> {
+        let start = self.node.now();
+        loop {
+            let link = self.link?;
+            let left = duration.saturating_sub(self.node.now() - start);
+            if self.node.poll(Some(left)).is_err() {
+                return None;
+            }
+            while let Some(ev) = self.node.next_event() {
+                match ev {
+                    Event::Closed {
+                        link: l, reason, ..
+                    } if l == link => {
+                        self.link = None;
+                        self.answered_on_link = 0;
+                        return Some(reason);
+                    }
+                    Event::Message { link: l, .. } if l == link => {
+                        self.stats.unexpected_replies += 1;
+                        log::warn!("unexpected message on an idle client link");
+                    }
+                    _ => {}
+                }
+            }
+            if left.is_zero() {
+                return None;
+            }
+        }
+    }
+
     /// Closes the link (a keep-open client reconnects on the next request).
     pub fn close_link(&mut self) {
         if let Some(l) = self.link.take() {

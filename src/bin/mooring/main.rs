@@ -1,1 +1,55 @@
-fn main() {}
+//! The `mooring` command: `listen`, `send` and `demo` over the library's
+//! [`mooring::Node`] and [`mooring::Client`].
+//!
+//! Every subcommand prints one line per event on stdout as space-separated
+//! `key=value` pairs (a stable interface: operators' scripts parse it) and logs
+//! to stderr. Exit status: 0 success, 1 run-time failure, 2 bad command line or
+//! configuration.
+
+/// Flag parsing, durations, usage texts.
+mod args;
+/// `mooring demo`: the seeds' scenarios, checked.
+mod demo;
+/// The `key=value` event line format.
+mod line;
+/// `mooring listen` and the responder the demo shares.
+mod listen;
+/// The stderr logger behind `-v`/`-q`.
+mod logger;
+/// `mooring send`.
+mod send;
+
+use std::process::ExitCode;
+
+use args::Command;
+
+/// Parses the command line, installs the logger and runs the subcommand.
+fn main() -> ExitCode {
+    let mut argv = Vec::new();
+    for a in std::env::args_os().skip(1) {
+        match a.into_string() {
+            Ok(s) => argv.push(s),
+            Err(a) => {
+                eprintln!("error: argument {a:?} is not valid UTF-8");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let cli = match args::parse(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logger::init(cli.verbosity);
+    match cli.command {
+        Command::Help(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Command::Listen(o) => listen::run(&o),
+        Command::Send(o) => send::run(&o),
+        Command::Demo => demo::run(),
+    }
+}

@@ -1,0 +1,658 @@
+//! Command-line parsing: subcommands, flags and their values (durations, sizes,
+//! addresses).
+//!
+//! Hand-written rather than a parser crate: the CLI has a dozen flags, and the
+//! binary is meant to be small and static on edge boxes. Every mistake becomes a
+//! [`UsageError`] that names the flag, so that `main` can print it on one line and
+//! exit with status 2 (scripts tell usage errors from run-time failures by that).
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mooring::{AllowList, Cidr, Framing};
+
+/// The top-level usage, printed by `mooring --help`.
+pub const USAGE: &str = "\
+mooring: keeps TCP message links (HL7 MLLP, len32) healthy
+
+Usage:
+  mooring listen [--bind ADDR] [flags]     serve, print one line per event
+  mooring send ADDR [FILE|-] [flags]       send HL7 messages, print one line per reply
+  mooring demo                             run the built-in scenarios on loopback
+
+Global flags (anywhere on the line):
+  -v, -vv    log debug / trace to stderr      -q   log errors only (default: warnings)
+  -h, --help this text (or `mooring listen --help`, `mooring send --help`)
+
+Output: one line per event on stdout, space-separated key=value pairs.
+Exit status: 0 success, 1 run-time failure, 2 bad command line or configuration.
+";
+
+/// Usage of `mooring listen`.
+pub const LISTEN_USAGE: &str = "\
+Usage: mooring listen [flags]
+
+  --bind ADDR             address to listen on (default 127.0.0.1:2575; port 0 picks one)
+  --framing mllp|len32    framing (default mllp)
+  --max-conns N           connections served at once; more are rejected (default 10)
+  --idle-timeout DUR      close a link that received nothing for DUR (default off)
+  --stale-recovery DUR    with --max-conns 1: a newcomer replaces a link idle for DUR
+  --close-after-reply     close each link once its first message is answered
+  --allow IP_OR_CIDR      accept only these peers (repeatable; default everyone)
+  --reply hl7-ack|echo|none
+                          hl7-ack: HL7 ACK (AA; AR for a payload that is not HL7);
+                          echo: the payload back; none: no reply (default hl7-ack)
+  --max-frame BYTES       largest frame accepted (default 1048576)
+  --mllp-commit-ack       MLLP release 2: answer every frame with a commit ACK
+  --quiet                 no event=message lines (other events still print)
+
+DUR is a number with a unit: 500ms, 10s, 5m, 1h.
+
+Lines (stdout, flushed at once):
+  event=listening addr=127.0.0.1:2575
+  event=connected peer=IP:PORT
+  event=message peer=IP:PORT bytes=N [id=MSH-10]
+  event=commit_ack peer=IP:PORT accepted=true|false
+  event=closed peer=IP:PORT reason=IdleTimeout
+  event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed
+id is printed only for HL7 payloads; bytes outside printable ASCII, spaces and
+'=' in it are replaced with '_' so that every line splits on spaces and '='.
+Runs until killed.
+";
+
+/// Usage of `mooring send`.
+pub const SEND_USAGE: &str = "\
+Usage: mooring send ADDR [FILE|-] [flags]
+
+Reads FILE (stdin when - or absent), splits it into HL7 messages (each starts at
+a line beginning with MSH; line ends become CR) and sends them one by one,
+waiting for each reply.
+
+  --framing mllp|len32    framing (default mllp)
+  --close-each            one connection per message (default: keep one open)
+  --response-timeout DUR  wait this long for each reply (default 10s)
+  --connect-timeout DUR   wait this long to connect (default 5s)
+  --retries N             resend a failed message up to N times (default 0),
+                          after a pause of 200 ms per attempt (at most 2 s)
+  --no-correlate          take any reply, even one whose MSA-2 is another id
+
+Lines (stdout):
+  event=reply n=1 [id=MSG00001] [ack=AA] bytes=95 ms=3
+  event=retry n=2 attempt=1 error=ResponseTimeout
+  event=error n=2 [id=MSG00002] error=ResponseTimeout
+  event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0
+Exit status 0 only if every message got a reply (and there was at least one).
+";
+
+/// A command line that cannot be run: printed as `error: <message>`, status 2.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Shorthand for returning a [`UsageError`].
+fn err<T>(msg: impl Into<String>) -> Result<T, UsageError> {
+    Err(UsageError(msg.into()))
+}
+
+/// How much the binary logs to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    /// `-q`: errors only.
+    Quiet,
+    /// The default: warnings and errors.
+    Normal,
+    /// `-v`: debug.
+    Debug,
+    /// `-vv`: trace.
+    Trace,
+}
+
+/// What `listen` answers to each message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// An HL7 ACK: `AA` for HL7, `AR` for a payload that is not HL7.
+    Hl7Ack,
+    /// The payload itself.
+    Echo,
+    /// Nothing.
+    None,
+}
+
+/// Options of `mooring listen`.
+#[derive(Clone, Debug)]
+pub struct ListenOpts {
+    /// `--bind`.
+    pub bind: SocketAddr,
+    /// `--framing`.
+    pub framing: Framing,
+    /// `--max-conns`.
+    pub max_conns: usize,
+    /// `--idle-timeout`.
+    pub idle_timeout: Option<Duration>,
+    /// `--stale-recovery`.
+    pub stale_recovery: Option<Duration>,
+    /// `--close-after-reply`.
+    pub close_after_reply: bool,
+    /// `--allow`, every occurrence.
+    pub allow: AllowList,
+    /// `--reply`.
+    pub reply: ReplyMode,
+    /// `--max-frame`.
+    pub max_frame: usize,
+    /// `--mllp-commit-ack`.
+    pub mllp_commit_ack: bool,
+    /// `--quiet`.
+    pub quiet: bool,
+}
+
+impl Default for ListenOpts {
+    fn default() -> Self {
+        ListenOpts {
+            bind: SocketAddr::from(([127, 0, 0, 1], 2575)),
+            framing: Framing::Mllp,
+            max_conns: 10,
+            idle_timeout: None,
+            stale_recovery: None,
+            close_after_reply: false,
+            allow: AllowList::default(),
+            reply: ReplyMode::Hl7Ack,
+            max_frame: mooring::config::DEFAULT_MAX_FRAME,
+            mllp_commit_ack: false,
+            quiet: false,
+        }
+    }
+}
+
+/// Where `send` reads its messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Standard input (`-` or no FILE).
+    Stdin,
+    /// A file.
+    File(PathBuf),
+}
+
+/// Options of `mooring send`.
+#[derive(Clone, Debug)]
+pub struct SendOpts {
+    /// ADDR.
+    pub addr: SocketAddr,
+    /// FILE or `-`.
+    pub input: Input,
+    /// `--framing`.
+    pub framing: Framing,
+    /// `--close-each`.
+    pub close_each: bool,
+    /// `--response-timeout`.
+    pub response_timeout: Duration,
+    /// `--connect-timeout`.
+    pub connect_timeout: Duration,
+    /// `--retries`.
+    pub retries: u32,
+    /// Not `--no-correlate`.
+    pub correlate: bool,
+}
+
+/// A subcommand with its options.
+#[derive(Debug)]
+pub enum Command {
+    /// Print this text to stdout and exit 0.
+    Help(&'static str),
+    /// `mooring listen`.
+    Listen(Box<ListenOpts>),
+    /// `mooring send`.
+    Send(Box<SendOpts>),
+    /// `mooring demo`.
+    Demo,
+}
+
+/// The parsed command line.
+#[derive(Debug)]
+pub struct Cli {
+    /// From `-v`, `-vv`, `-q`.
+    pub verbosity: Verbosity,
+    /// What to run.
+    pub command: Command,
+}
+
+/// Parses a duration: digits then `ms`, `s`, `m` or `h`. A unit is required because a
+/// bare `30` is seconds to one operator and milliseconds to the next.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = s.split_at(split);
+    if digits.is_empty() {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let ms_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(ms_per_unit).map(Duration::from_millis)
+}
+
+/// Resolves `host:port` (an IP literal, or a name such as `localhost:2575`) to its
+/// first address.
+fn parse_addr(flag: &str, s: &str) -> Result<SocketAddr, UsageError> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    match s.to_socket_addrs().map(|mut it| it.next()) {
+        Ok(Some(a)) => Ok(a),
+        _ => err(format!(
+            "{flag}: bad address \"{s}\" (use HOST:PORT, e.g. 127.0.0.1:2575)"
+        )),
+    }
+}
+
+/// `--framing`: `mllp` or `len32`.
+fn parse_framing(s: &str) -> Result<Framing, UsageError> {
+    match s {
+        "mllp" => Ok(Framing::Mllp),
+        "len32" => Ok(Framing::Len32),
+        _ => err(format!("--framing: bad value \"{s}\" (use mllp or len32)")),
+    }
+}
+
+/// A count or size for `flag`: a plain decimal number.
+fn parse_count<T: std::str::FromStr>(flag: &str, s: &str) -> Result<T, UsageError> {
+    s.parse()
+        .or_else(|_| err(format!("{flag}: bad number \"{s}\"")))
+}
+
+/// A duration for `flag`, with the error line operators see for a bad one.
+fn parse_dur(flag: &str, s: &str) -> Result<Duration, UsageError> {
+    parse_duration(s).map_or_else(
+        || err(format!("{flag}: bad duration \"{s}\" (use 500ms, 10s, 5m)")),
+        Ok,
+    )
+}
+
+/// Walks the arguments of one subcommand: flags, `--flag=value` or `--flag value`,
+/// and positionals.
+struct Words<I: Iterator<Item = String>> {
+    rest: I,
+}
+
+/// One word of a subcommand's arguments.
+enum Word {
+    /// `--name` (value, if given as `--name=value`).
+    Flag(String, Option<String>),
+    /// Anything else (including `-`).
+    Positional(String),
+}
+
+impl<I: Iterator<Item = String>> Words<I> {
+    fn next_word(&mut self) -> Option<Word> {
+        let w = self.rest.next()?;
+        if w.starts_with("--") {
+            return Some(match w.split_once('=') {
+                Some((name, value)) => Word::Flag(name.to_string(), Some(value.to_string())),
+                None => Word::Flag(w, None),
+            });
+        }
+        if w.starts_with('-') && w.len() > 1 {
+            return Some(Word::Flag(w, None));
+        }
+        Some(Word::Positional(w))
+    }
+
+    /// The value of `flag`: inline (`--flag=v`) or the next word.
+    fn value(&mut self, flag: &str, inline: Option<String>) -> Result<String, UsageError> {
+        match inline.or_else(|| self.rest.next()) {
+            Some(v) => Ok(v),
+            None => err(format!("{flag}: missing value")),
+        }
+    }
+}
+
+/// Handles the flags valid everywhere; false when `flag` is not one of them.
+fn global_flag(flag: &str, verbosity: &mut Verbosity, help: &mut bool) -> bool {
+    match flag {
+        "-v" | "--verbose" => {
+            *verbosity = match *verbosity {
+                Verbosity::Debug | Verbosity::Trace => Verbosity::Trace,
+                _ => Verbosity::Debug,
+            }
+        }
+        "-vv" | "-vvv" => *verbosity = Verbosity::Trace,
+        "-q" => *verbosity = Verbosity::Quiet,
+        "-h" | "--help" => *help = true,
+        _ => return false,
+    }
+    true
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, UsageError> {
+    let mut words = Words {
+        rest: args.into_iter(),
+    };
+    let mut verbosity = Verbosity::Normal;
+    let mut help = false;
+    let sub = loop {
+        match words.next_word() {
+            None => break None,
+            Some(Word::Flag(f, inline)) => {
+                if inline.is_some() || !global_flag(&f, &mut verbosity, &mut help) {
+                    return err(format!("unknown flag {f} (see mooring --help)"));
+                }
+            }
+            Some(Word::Positional(p)) => break Some(p),
+        }
+    };
+    let command = match sub.as_deref() {
+        None if help => Command::Help(USAGE),
+        None => return err("missing subcommand: listen, send or demo (see mooring --help)"),
+        Some("help") => Command::Help(USAGE),
+        Some("listen") => parse_listen(&mut words, &mut verbosity, &mut help)?,
+        Some("send") => parse_send(&mut words, &mut verbosity, &mut help)?,
+        Some("demo") => {
+            while let Some(w) = words.next_word() {
+                match w {
+                    Word::Flag(f, None) if global_flag(&f, &mut verbosity, &mut help) => {}
+                    Word::Flag(f, _) => return err(format!("unknown flag {f} for demo")),
+                    Word::Positional(p) => {
+                        return err(format!("unexpected argument \"{p}\" for demo"))
+                    }
+                }
+            }
+            Command::Demo
+        }
+        Some(other) => {
+            return err(format!(
+                "unknown subcommand \"{other}\" (use listen, send or demo)"
+            ))
+        }
+    };
+    let command = match command {
+        Command::Listen(_) if help => Command::Help(LISTEN_USAGE),
+        Command::Send(_) if help => Command::Help(SEND_USAGE),
+        Command::Demo if help => Command::Help(USAGE),
+        c => c,
+    };
+    Ok(Cli { verbosity, command })
+}
+
+/// The flags of `mooring listen`.
+fn parse_listen<I: Iterator<Item = String>>(
+    words: &mut Words<I>,
+    verbosity: &mut Verbosity,
+    help: &mut bool,
+) -> Result<Command, UsageError> {
+    let mut o = ListenOpts::default();
+    while let Some(w) = words.next_word() {
+        let (flag, inline) = match w {
+            Word::Positional(p) => {
+                return err(format!(
+                    "unexpected argument \"{p}\" for listen (use --bind ADDR)"
+                ))
+            }
+            Word::Flag(f, inline) => (f, inline),
+        };
+        // Switches take no value; refuse `--quiet=yes` rather than guess.
+        let switch = |inline: &Option<String>| match inline {
+            Some(_) => err(format!("{flag}: takes no value")),
+            None => Ok(true),
+        };
+        match flag.as_str() {
+            "--bind" => o.bind = parse_addr(&flag, &words.value(&flag, inline)?)?,
+            "--framing" => o.framing = parse_framing(&words.value(&flag, inline)?)?,
+            "--max-conns" => o.max_conns = parse_count(&flag, &words.value(&flag, inline)?)?,
+            "--idle-timeout" => {
+                o.idle_timeout = Some(parse_dur(&flag, &words.value(&flag, inline)?)?)
+            }
+            "--stale-recovery" => {
+                o.stale_recovery = Some(parse_dur(&flag, &words.value(&flag, inline)?)?)
+            }
+            "--close-after-reply" => o.close_after_reply = switch(&inline)?,
+            "--allow" => {
+                let v = words.value(&flag, inline)?;
+                let net: Cidr = v.parse().or_else(|_| {
+                    err(format!(
+                        "--allow: bad value \"{v}\" (use an IP or a CIDR such as 10.0.0.0/8)"
+                    ))
+                })?;
+                o.allow
+                    .push(net)
+                    .or_else(|e| err(format!("--allow: {e}")))?;
+            }
+            "--reply" => {
+                o.reply = match words.value(&flag, inline)?.as_str() {
+                    "hl7-ack" => ReplyMode::Hl7Ack,
+                    "echo" => ReplyMode::Echo,
+                    "none" => ReplyMode::None,
+                    v => {
+                        return err(format!(
+                            "--reply: bad value \"{v}\" (use hl7-ack, echo or none)"
+                        ))
+                    }
+                }
+            }
+            "--max-frame" => o.max_frame = parse_count(&flag, &words.value(&flag, inline)?)?,
+            "--mllp-commit-ack" => o.mllp_commit_ack = switch(&inline)?,
+            "--quiet" => o.quiet = switch(&inline)?,
+            f if inline.is_none() && global_flag(f, verbosity, help) => {}
+            f => {
+                return err(format!(
+                    "unknown flag {f} for listen (see mooring listen --help)"
+                ))
+            }
+        }
+    }
+    Ok(Command::Listen(Box::new(o)))
+}
+
+/// The positionals and flags of `mooring send`.
+fn parse_send<I: Iterator<Item = String>>(
+    words: &mut Words<I>,
+    verbosity: &mut Verbosity,
+    help: &mut bool,
+) -> Result<Command, UsageError> {
+    let mut addr = None;
+    let mut input = None;
+    let mut framing = Framing::Mllp;
+    let mut close_each = false;
+    let mut response_timeout = Duration::from_secs(10);
+    let mut connect_timeout = Duration::from_secs(5);
+    let mut retries = 0;
+    let mut correlate = true;
+    while let Some(w) = words.next_word() {
+        let (flag, inline) = match w {
+            Word::Positional(p) if addr.is_none() => {
+                addr = Some(p);
+                continue;
+            }
+            Word::Positional(p) if input.is_none() => {
+                input = Some(if p == "-" {
+                    Input::Stdin
+                } else {
+                    Input::File(PathBuf::from(p))
+                });
+                continue;
+            }
+            Word::Positional(p) => {
+                return err(format!(
+                    "unexpected argument \"{p}\" for send (one FILE only)"
+                ))
+            }
+            Word::Flag(f, inline) => (f, inline),
+        };
+        let switch = |inline: &Option<String>| match inline {
+            Some(_) => err(format!("{flag}: takes no value")),
+            None => Ok(true),
+        };
+        match flag.as_str() {
+            "--framing" => framing = parse_framing(&words.value(&flag, inline)?)?,
+            "--close-each" => close_each = switch(&inline)?,
+            "--response-timeout" => {
+                response_timeout = parse_dur(&flag, &words.value(&flag, inline)?)?
+            }
+            "--connect-timeout" => {
+                connect_timeout = parse_dur(&flag, &words.value(&flag, inline)?)?
+            }
+            "--retries" => retries = parse_count(&flag, &words.value(&flag, inline)?)?,
+            "--no-correlate" => correlate = !switch(&inline)?,
+            f if inline.is_none() && global_flag(f, verbosity, help) => {}
+            f => {
+                return err(format!(
+                    "unknown flag {f} for send (see mooring send --help)"
+                ))
+            }
+        }
+    }
+    if *help {
+        // `mooring send --help` needs no ADDR.
+        return Ok(Command::Help(SEND_USAGE));
+    }
+    let Some(addr) = addr else {
+        return err("send: missing ADDR (e.g. mooring send 127.0.0.1:2575 messages.hl7)");
+    };
+    Ok(Command::Send(Box::new(SendOpts {
+        addr: parse_addr("ADDR", &addr)?,
+        input: input.unwrap_or(Input::Stdin),
+        framing,
+        close_each,
+        response_timeout,
+        connect_timeout,
+        retries,
+        correlate,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Cli, UsageError> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        for bad in [
+            "",
+            "5",
+            "5x",
+            "ms",
+            "-1s",
+            "1.5s",
+            "99999999999999999999s",
+            "1 s",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_duration_names_its_flag() {
+        let e = run(&["listen", "--idle-timeout", "5x"]).unwrap_err();
+        assert_eq!(
+            e.0,
+            "--idle-timeout: bad duration \"5x\" (use 500ms, 10s, 5m)"
+        );
+    }
+
+    #[test]
+    fn listen_flags_fill_their_options() {
+        let cli = run(&[
+            "-v",
+            "listen",
+            "--bind=127.0.0.1:0",
+            "--framing",
+            "len32",
+            "--max-conns",
+            "1",
+            "--stale-recovery",
+            "300ms",
+            "--allow",
+            "10.0.0.0/8",
+            "--allow",
+            "127.0.0.1",
+            "--reply",
+            "echo",
+            "--quiet",
+        ])
+        .unwrap();
+        assert_eq!(cli.verbosity, Verbosity::Debug);
+        let Command::Listen(o) = cli.command else {
+            panic!("not listen")
+        };
+        assert_eq!(o.bind.port(), 0);
+        assert_eq!(o.framing, Framing::Len32);
+        assert_eq!(o.max_conns, 1);
+        assert_eq!(o.stale_recovery, Some(Duration::from_millis(300)));
+        assert!(o.allow.allows("127.0.0.1".parse().unwrap()));
+        assert!(!o.allow.allows("192.0.2.1".parse().unwrap()));
+        assert_eq!(o.reply, ReplyMode::Echo);
+        assert!(o.quiet);
+    }
+
+    #[test]
+    fn send_takes_addr_then_file() {
+        let cli = run(&["send", "127.0.0.1:2575", "a.hl7", "--retries", "2", "-vv"]).unwrap();
+        assert_eq!(cli.verbosity, Verbosity::Trace);
+        let Command::Send(o) = cli.command else {
+            panic!("not send")
+        };
+        assert_eq!(o.input, Input::File("a.hl7".into()));
+        assert_eq!(o.retries, 2);
+        assert!(o.correlate);
+        let cli = run(&["send", "127.0.0.1:2575", "-", "--no-correlate"]).unwrap();
+        let Command::Send(o) = cli.command else {
+            panic!("not send")
+        };
+        assert_eq!(o.input, Input::Stdin);
+        assert!(!o.correlate);
+    }
+
+    #[test]
+    fn mistakes_name_what_is_wrong() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["listen", "--bogus"], "--bogus"),
+            (&["listen", "--bind"], "--bind: missing value"),
+            (&["listen", "--max-conns", "x"], "--max-conns"),
+            (&["listen", "--reply", "ack"], "--reply"),
+            (&["listen", "--allow", "10.0.0.0/40"], "--allow"),
+            (&["listen", "--quiet=1"], "--quiet"),
+            (&["send"], "ADDR"),
+            (&["send", "nonsense"], "ADDR"),
+            (&["frobnicate"], "frobnicate"),
+            (&[], "missing subcommand"),
+        ];
+        for (args, needle) in cases {
+            let e = run(args).unwrap_err();
+            assert!(e.0.contains(needle), "{args:?}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn help_wins_over_missing_arguments() {
+        assert!(matches!(
+            run(&["--help"]).unwrap().command,
+            Command::Help(USAGE)
+        ));
+        assert!(matches!(
+            run(&["send", "-h"]).unwrap().command,
+            Command::Help(SEND_USAGE)
+        ));
+        assert!(matches!(
+            run(&["listen", "--help"]).unwrap().command,
+            Command::Help(LISTEN_USAGE)
+        ));
+    }
+}

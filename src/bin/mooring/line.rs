@@ -1,0 +1,92 @@
+//! Event lines: space-separated `key=value` pairs, one line per event, flushed at
+//! once, so that operators' scripts can split them with `tr ' ' '\n'` and `cut -d=`.
+//!
+//! Values the program makes up (names, numbers, addresses) never contain a space
+//! or '='. Values that come off the wire (HL7 control ids) might, so they go
+//! through [`escape`] first.
+
+use std::fmt::{Display, Write as _};
+use std::io::Write as _;
+
+/// One line under construction.
+pub struct Line(String);
+
+impl Line {
+    /// A line starting with `first=value` (usually `event=...` or `scenario=...`).
+    pub fn new(first: &str, value: impl Display) -> Line {
+        Line::empty().kv(first, value)
+    }
+
+    /// An empty line, for callers that append every key themselves.
+    pub fn empty() -> Line {
+        Line(String::with_capacity(96))
+    }
+
+    /// Appends `key=value`.
+    pub fn kv(mut self, key: &str, value: impl Display) -> Line {
+        if !self.0.is_empty() {
+            self.0.push(' ');
+        }
+        // Writing into a String cannot fail.
+        let _ = write!(self.0, "{key}={value}");
+        self
+    }
+
+    /// Appends `key=value` for bytes from the wire, escaped; nothing when `None`.
+    pub fn wire(self, key: &str, value: Option<&[u8]>) -> Line {
+        match value {
+            Some(v) => {
+                let v = escape(v);
+                self.kv(key, v)
+            }
+            None => self,
+        }
+    }
+
+    /// The text so far.
+    #[cfg(test)]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Writes the line to stdout and flushes it. A closed stdout is ignored: a
+    /// listener keeps serving even when nobody reads its report.
+    pub fn print(mut self) {
+        self.0.push('\n');
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(self.0.as_bytes());
+        let _ = out.flush();
+    }
+}
+
+/// Makes wire bytes safe for a `key=value` line: printable ASCII other than '='
+/// is kept, every other byte (space, '=', control characters, non-ASCII) becomes
+/// '_'. An id is thus never split, and never forged into extra keys.
+pub fn escape(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() && b != b'=' {
+                char::from(b)
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_values_cannot_break_the_line() {
+        assert_eq!(escape(b"MSG00001"), "MSG00001");
+        assert_eq!(escape(b"a b=c\r\xc3\xa9"), "a_b_c___");
+        let l = Line::new("event", "message")
+            .kv("bytes", 3)
+            .wire("id", Some(b"x y"))
+            .wire("ack", None);
+        assert_eq!(l.as_str(), "event=message bytes=3 id=x_y");
+    }
+}

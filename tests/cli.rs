@@ -1,0 +1,345 @@
+//! The `mooring` binary as operators run it: exit statuses, error lines, and the
+//! `key=value` event lines of `listen`, `send` and `demo`, over loopback.
+//!
+//! Every wait is for an expected line or exit, with a deadline; every process a
+//! test starts is killed (by its own handle) when the test ends, pass or fail.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Process helpers shared with the interop tests.
+mod support;
+
+use support::{field, mooring, run, Proc, Run, SAMPLE, WITHIN};
+
+/// `mooring send ADDR tests/data/sample.hl7 <extra>` to completion.
+fn send_sample(addr: SocketAddr, extra: &[&str]) -> Run {
+    let a = addr.to_string();
+    let mut args = vec!["send", &a, SAMPLE, "--response-timeout", "5s"];
+    args.extend_from_slice(extra);
+    run(mooring(&args), None)
+}
+
+#[test]
+fn an_unknown_flag_exits_2_with_one_line_naming_it() {
+    for args in [
+        &["listen", "--bogus"][..],
+        &["send", "--bogus", "127.0.0.1:1"],
+        &["--bogus"],
+    ] {
+        let r = run(mooring(args), None);
+        assert_eq!(r.status.code(), Some(2), "{args:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("--bogus"), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty());
+    }
+}
+
+#[test]
+fn an_unknown_subcommand_exits_2() {
+    let r = run(mooring(&["frobnicate"]), None);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(r.stderr.contains("frobnicate"), "{}", r.stderr);
+}
+
+#[test]
+fn a_bad_duration_exits_2_naming_the_flag_and_value() {
+    let r = run(mooring(&["listen", "--idle-timeout", "5x"]), None);
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(
+        r.stderr.trim_end(),
+        "error: --idle-timeout: bad duration \"5x\" (use 500ms, 10s, 5m)"
+    );
+    let r = run(
+        mooring(&["send", "127.0.0.1:1", "--response-timeout", "10"]),
+        None,
+    );
+    assert_eq!(r.status.code(), Some(2));
+    assert!(r.stderr.contains("--response-timeout"), "{}", r.stderr);
+}
+
+#[test]
+fn a_config_that_cannot_work_exits_2_with_one_line() {
+    let r = run(
+        mooring(&[
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--max-conns",
+            "2",
+            "--stale-recovery",
+            "1s",
+        ]),
+        None,
+    );
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("stale recovery"), "{}", r.stderr);
+}
+
+#[test]
+fn a_bind_failure_exits_1_with_one_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let r = run(mooring(&["listen", "--bind", &addr]), None);
+    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&addr), "{}", r.stderr);
+}
+
+#[test]
+fn help_prints_usage_to_stdout_and_exits_0() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["listen", "--help"],
+        &["send", "-h"],
+    ] {
+        let r = run(mooring(args), None);
+        assert_eq!(r.status.code(), Some(0), "{args:?}");
+        assert!(r.stdout.contains("Usage"), "{args:?}");
+        assert!(r.stderr.is_empty());
+    }
+}
+
+#[test]
+fn send_gets_an_ack_for_each_message_and_listen_reports_them() {
+    let (mut listen, addr) = Proc::listen(&[]);
+    let r = send_sample(addr, &[]);
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    let lines = r.lines();
+    assert_eq!(lines.len(), 4, "{}", r.stdout);
+    for (i, l) in lines[..3].iter().enumerate() {
+        assert_eq!(field(l, "event"), Some("reply"), "{l}");
+        assert_eq!(field(l, "n"), Some((i + 1).to_string().as_str()), "{l}");
+        assert_eq!(
+            field(l, "id"),
+            Some(format!("MSG{:05}", i + 1).as_str()),
+            "{l}"
+        );
+        assert_eq!(field(l, "ack"), Some("AA"), "{l}");
+        assert!(field(l, "bytes").is_some_and(|b| b.parse::<usize>().is_ok_and(|b| b > 0)));
+        assert!(field(l, "ms").is_some_and(|m| m.parse::<u64>().is_ok()));
+    }
+    assert_eq!(
+        lines[3],
+        "event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0"
+    );
+
+    let connected = listen.expect_line(|l| l.starts_with("event=connected "), WITHIN);
+    let peer = field(&connected, "peer").expect("peer").to_string();
+    for n in 1..=3 {
+        let m = listen.expect_line(|l| l.starts_with("event=message "), WITHIN);
+        assert_eq!(field(&m, "peer"), Some(peer.as_str()), "{m}");
+        assert_eq!(field(&m, "id"), Some(format!("MSG{n:05}").as_str()), "{m}");
+    }
+    let closed = listen.expect_line(|l| l.starts_with("event=closed "), WITHIN);
+    assert_eq!(field(&closed, "peer"), Some(peer.as_str()));
+    assert_eq!(field(&closed, "reason"), Some("PeerClosed"));
+}
+
+#[test]
+fn send_reads_stdin_and_close_each_connects_per_message() {
+    let (mut listen, addr) = Proc::listen(&["--quiet"]);
+    let text = std::fs::read(SAMPLE).expect("sample");
+    let a = addr.to_string();
+    let r = run(mooring(&["send", &a, "-", "--close-each"]), Some(&text));
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.lines()
+            .iter()
+            .filter(|l| field(l, "ack") == Some("AA"))
+            .count(),
+        3
+    );
+    // --quiet drops message lines but not the others: three links, no messages.
+    for _ in 0..3 {
+        let l = listen.expect_line(
+            |l| l.starts_with("event=connected ") || l.starts_with("event=message "),
+            WITHIN,
+        );
+        assert!(l.starts_with("event=connected "), "{l}");
+    }
+}
+
+#[test]
+fn echo_over_len32_sends_each_payload_back() {
+    let (mut listen, addr) = Proc::listen(&["--framing", "len32", "--reply", "echo"]);
+    let r = send_sample(addr, &["--framing", "len32"]);
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    let replies: Vec<&str> = r
+        .lines()
+        .into_iter()
+        .filter(|l| field(l, "event") == Some("reply"))
+        .collect();
+    assert_eq!(replies.len(), 3, "{}", r.stdout);
+    for (n, reply) in replies.iter().enumerate() {
+        // An echo has no MSA, hence no ack key; its size is the message's.
+        assert_eq!(field(reply, "ack"), None, "{reply}");
+        let m = listen.expect_line(|l| l.starts_with("event=message "), WITHIN);
+        assert_eq!(field(&m, "id"), Some(format!("MSG{:05}", n + 1).as_str()));
+        assert_eq!(field(&m, "bytes"), field(reply, "bytes"), "{m} vs {reply}");
+    }
+}
+
+#[test]
+fn send_to_a_closed_port_fails_with_connection_refused() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let r = send_sample(port, &["--connect-timeout", "2s"]);
+    assert_eq!(r.status.code(), Some(1), "{}", r.stdout);
+    let lines = r.lines();
+    assert_eq!(
+        lines[0], "event=error n=1 id=MSG00001 error=ConnectionRefused",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        lines.last().copied(),
+        Some("event=summary sent=3 replied=0 failed=3 resends=0 unexpected=0")
+    );
+}
+
+#[test]
+fn a_failed_message_is_retried_with_a_retry_line() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let a = port.to_string();
+    let text = b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|ONLY1|P|2.5\nPID|1\n";
+    let r = run(mooring(&["send", &a, "--retries", "2"]), Some(text));
+    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(
+        r.lines(),
+        [
+            "event=retry n=1 attempt=1 error=ConnectionRefused",
+            "event=retry n=1 attempt=2 error=ConnectionRefused",
+            "event=error n=1 id=ONLY1 error=ConnectionRefused",
+            "event=summary sent=1 replied=0 failed=1 resends=0 unexpected=0",
+        ]
+    );
+}
+
+#[test]
+fn a_silent_peer_is_closed_with_idle_timeout() {
+    let (mut listen, addr) = Proc::listen(&["--idle-timeout", "200ms"]);
+    // Taken before connecting: the server's idle clock starts after this.
+    let connected = Instant::now();
+    let silent = TcpStream::connect(addr).expect("connect");
+    let me = silent.local_addr().expect("addr").to_string();
+    listen.expect_line(|l| l == format!("event=connected peer={me}"), WITHIN);
+    listen.expect_line(
+        |l| l == format!("event=closed peer={me} reason=IdleTimeout"),
+        WITHIN,
+    );
+    assert!(connected.elapsed() >= Duration::from_millis(200));
+}
+
+#[test]
+fn max_conns_1_rejects_a_second_peer() {
+    let (mut listen, addr) = Proc::listen(&["--max-conns", "1"]);
+    let first = TcpStream::connect(addr).expect("connect");
+    let first_addr = first.local_addr().expect("addr").to_string();
+    listen.expect_line(
+        |l| l == format!("event=connected peer={first_addr}"),
+        WITHIN,
+    );
+    let second = TcpStream::connect(addr).expect("connect");
+    let second_addr = second.local_addr().expect("addr").to_string();
+    listen.expect_line(
+        |l| l == format!("event=rejected peer={second_addr} reason=TooManyConnections"),
+        WITHIN,
+    );
+}
+
+#[test]
+fn a_peer_outside_the_allow_list_is_rejected() {
+    let (mut listen, addr) = Proc::listen(&["--allow", "10.0.0.0/8"]);
+    let peer = TcpStream::connect(addr).expect("connect");
+    let me = peer.local_addr().expect("addr").to_string();
+    listen.expect_line(
+        |l| l == format!("event=rejected peer={me} reason=NotAllowed"),
+        WITHIN,
+    );
+}
+
+/// Sends one MLLP frame on a raw socket and reads one frame back.
+fn mllp_exchange(s: &mut TcpStream, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x0B];
+    frame.extend_from_slice(payload);
+    frame.extend_from_slice(b"\x1c\r");
+    s.write_all(&frame).expect("write");
+    s.set_read_timeout(Some(WITHIN)).expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"\x1c\r") {
+        let n = s.read(&mut buf).expect("read reply");
+        assert_ne!(n, 0, "closed before a whole reply: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+#[test]
+fn a_payload_that_is_not_hl7_gets_an_ar_ack_and_no_id() {
+    let (mut listen, addr) = Proc::listen(&[]);
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let reply = mllp_exchange(&mut s, b"hello");
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.contains("MSA|AR"), "{text:?}");
+    let m = listen.expect_line(|l| l.starts_with("event=message "), WITHIN);
+    assert_eq!(field(&m, "bytes"), Some("5"));
+    assert_eq!(field(&m, "id"), None, "{m}");
+}
+
+#[test]
+fn an_id_with_spaces_or_equals_cannot_break_the_line() {
+    let (mut listen, addr) = Proc::listen(&[]);
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let reply = mllp_exchange(
+        &mut s,
+        b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|X Y=Z|P|2.5\rPID|1\r",
+    );
+    assert!(String::from_utf8_lossy(&reply).contains("MSA|AA|X Y=Z"));
+    let m = listen.expect_line(|l| l.starts_with("event=message "), WITHIN);
+    assert!(m.ends_with(" id=X_Y_Z"), "{m}");
+}
+
+#[test]
+fn close_after_reply_with_no_reply_closes_after_the_message() {
+    let (mut listen, addr) = Proc::listen(&["--close-after-reply", "--reply", "none"]);
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.write_all(b"\x0bMSH|^~\\&|A|B|C|D|20260101||ADT^A01|M1|P|2.5\r\x1c\r")
+        .expect("write");
+    let me = s.local_addr().expect("addr").to_string();
+    listen.expect_line(
+        |l| l.starts_with("event=message ") && l.contains("id=M1"),
+        WITHIN,
+    );
+    listen.expect_line(
+        |l| l.starts_with(&format!("event=closed peer={me} ")),
+        WITHIN,
+    );
+    // And the peer sees the close (EOF), without any reply byte.
+    s.set_read_timeout(Some(WITHIN)).expect("timeout");
+    let mut buf = [0u8; 64];
+    assert_eq!(s.read(&mut buf).expect("read"), 0);
+}
+
+#[test]
+fn demo_exits_0_and_ends_with_a_clean_summary() {
+    let r = run(mooring(&["demo"]), None);
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.lines().last().copied(),
+        Some("event=summary scenarios=4 ok=4 failed=0")
+    );
+    for name in ["pairings", "idle", "stale", "bad-input"] {
+        let want = format!("scenario={name} result=ok");
+        assert!(r.lines().contains(&want.as_str()), "{want}\n{}", r.stdout);
+    }
+}

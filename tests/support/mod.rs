@@ -1,0 +1,184 @@
+//! Running programs from tests: the `mooring` binary and peer programs.
+//!
+//! Every wait is for an expected line or exit, with a deadline; every process
+//! started here is killed by its own handle when its [`Proc`] is dropped, pass or
+//! fail.
+
+// Each test file uses its own part of this module.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_mooring");
+/// Three HL7 messages, LF line ends, MSH-10 `MSG00001`..`MSG00003`.
+pub const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sample.hl7");
+/// Bound on any single expected line: loopback answers in microseconds, so this
+/// only matters when something is broken.
+pub const WITHIN: Duration = Duration::from_secs(10);
+/// Bound on a whole run of a program that is expected to exit by itself.
+pub const RUN_WITHIN: Duration = Duration::from_secs(30);
+
+/// `mooring <args>` as a command.
+pub fn mooring(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    c
+}
+
+/// A running program whose stdout lines are read on a thread into a channel.
+/// Killed on drop.
+pub struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    /// Starts `cmd` with stdout piped (stderr goes to the test's output).
+    pub fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Proc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the next stdout line matching `want` (earlier lines are skipped
+    /// but kept for the failure message).
+    pub fn expect_line(&mut self, want: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if want(&l) {
+                        return l;
+                    }
+                }
+                Err(e) => panic!(
+                    "no expected line within {timeout:?} ({e}); lines so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Starts `mooring listen --bind 127.0.0.1:0 <args>` and returns it with the
+    /// address from its first line, which must be `event=listening`.
+    pub fn listen(args: &[&str]) -> (Proc, SocketAddr) {
+        let mut all = vec!["listen", "--bind", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut p = Proc::spawn(mooring(&all));
+        let first = p.expect_line(|_| true, WITHIN);
+        let addr = first
+            .strip_prefix("event=listening addr=")
+            .unwrap_or_else(|| panic!("first line is not event=listening: {first}"));
+        let addr: SocketAddr = addr.parse().expect("listening addr");
+        assert_eq!(addr.ip().to_string(), "127.0.0.1");
+        assert_ne!(addr.port(), 0, "the real port, not 0");
+        (p, addr)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Output of a finished run.
+pub struct Run {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Stdout, line by line.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+/// Runs `cmd` to completion (feeding it `stdin`), killing it if it outlives
+/// [`RUN_WITHIN`].
+pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(data).expect("write stdin");
+    }
+    // Readers report when their pipe reaches EOF, which happens when the process
+    // exits: the wait is on that, with a deadline.
+    let (tx, rx) = mpsc::channel();
+    let read_all = |is_err: bool, mut r: Box<dyn Read + Send>| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            let _ = tx.send((is_err, s));
+        });
+    };
+    read_all(false, Box::new(child.stdout.take().expect("stdout")));
+    read_all(true, Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + RUN_WITHIN;
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((true, s)) => stderr = s,
+            Ok((false, s)) => stdout = s,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{cmd:?} did not finish within {RUN_WITHIN:?}");
+            }
+        }
+    }
+    let status = child.wait().expect("wait");
+    Run {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// The value of `key` in a `key=value` line.
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
