@@ -4,9 +4,15 @@
 //! TCP stack can take hours to notice. These mechanisms notice within a bound the
 //! user sets ([`LivenessConfig::detection_bound`]):
 //!
-//! - **Heartbeat** (mooring peers, `Protocol::Mooring`): after `interval` without
-//!   sending, send PING (any outbound frame counts as activity); the peer answers
-//!   PONG. No inbound byte for `timeout` means `HeartbeatTimeout`.
+//! - **Heartbeat** (mooring peers, `Protocol::Mooring`): the connecting side sends
+//!   PING after `interval` without sending (any outbound frame counts as
+//!   activity); the peer answers PONG. The accepting side pings after 1.5 x
+//!   `interval` without sending: with equal intervals both timers would otherwise
+//!   fire in the same tick and every idle link would carry two PINGs and two
+//!   PONGs per interval. Its PONGs keep it from pinging a heartbeating client; a
+//!   client without heartbeats, or one streaming one-way, still hears a PING at
+//!   least every 1.5 x `interval` (seed 004's broker keep-alive). No inbound byte
+//!   for `timeout` means `HeartbeatTimeout`, on either side.
 //! - **Keep-alive message** (raw third-party peers): a configured application
 //!   payload sent when nothing has arrived for `every` (at most once per
 //!   `every`); with `timeout`, some inbound frame must follow within it, else
@@ -23,7 +29,7 @@
 //!
 //! | deadline          | refreshed by                | on expiry                           |
 //! |-------------------|-----------------------------|-------------------------------------|
-//! | heartbeat send    | any frame sent              | queue PING                          |
+//! | heartbeat send    | any frame sent (after `interval`; accepting side 1.5 x) | queue PING    |
 //! | heartbeat dead    | any byte received           | `HeartbeatTimeout`                  |
 //! | keep-alive send   | any byte received           | queue the keep-alive payload        |
 //! | keep-alive reply  | any frame received          | `KeepAliveTimeout`                  |
@@ -380,6 +386,15 @@ impl Liveness {
         Ok(Inbound::Established)
     }
 
+    /// When the next PING is due (see the module docs for the asymmetry).
+    fn ping_due(&self, interval: Duration) -> Instant {
+        if self.server {
+            self.last_tx + interval + interval / 2
+        } else {
+            self.last_tx + interval
+        }
+    }
+
     /// True when [`Liveness::poll_transmit`] has something.
     pub fn wants_transmit(&self) -> bool {
         self.out != 0
@@ -432,7 +447,7 @@ impl Liveness {
                     let Some(h) = self.cfg.heartbeat else {
                         continue;
                     };
-                    let due = self.last_tx + h.interval;
+                    let due = self.ping_due(h.interval);
                     if due > now {
                         self.set(t, Some(due));
                         continue;
@@ -602,6 +617,41 @@ mod tests {
             Ok(Inbound::Handled)
         );
         assert_eq!(s.poll_transmit(), Some(Control::Pong));
+    }
+
+    #[test]
+    fn accepting_side_pings_a_client_that_streams_one_way() {
+        let (_, mut s) = established_pair(mooring(Some((100, 300))));
+        // Client data arrives every 10 ms; the server sends nothing back.
+        let mut pinged_at = None;
+        for now in (10..=300).step_by(10) {
+            s.handle_input(t(now));
+            assert_eq!(s.handle_timeout(t(now)), None);
+            if s.poll_transmit() == Some(Control::Ping) {
+                pinged_at = Some(now);
+                break;
+            }
+        }
+        assert_eq!(pinged_at, Some(150), "1.5 x interval after its last send");
+    }
+
+    #[test]
+    fn accepting_side_does_not_ping_while_answering_pings() {
+        let (_, mut s) = established_pair(mooring(Some((100, 300))));
+        for k in 1..=20 {
+            let now = t(k * 100);
+            s.handle_input(now);
+            assert_eq!(s.handle_frame(now, &frame(Msg::Ping)), Ok(Inbound::Handled));
+            assert_eq!(s.poll_transmit(), Some(Control::Pong));
+            s.handle_sent(now);
+            assert_eq!(s.handle_timeout(now), None);
+            assert_eq!(
+                s.poll_transmit(),
+                None,
+                "no PING of its own at t={}",
+                k * 100
+            );
+        }
     }
 
     #[test]

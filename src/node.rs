@@ -172,6 +172,8 @@ struct Slot {
     scan: usize,
     /// Readiness seen and not yet drained to `WouldBlock`.
     readable: bool,
+    /// The peer's FIN (or an error) was reported: read until EOF, no shortcut.
+    read_closed: bool,
     pending: u8,
     in_ready: bool,
     in_flush: bool,
@@ -192,6 +194,15 @@ struct Rejection {
     listener: u32,
     peer: SocketAddr,
     reason: CloseReason,
+}
+
+/// A closed link's report, queued so its slot is free at once (a stale link's
+/// replacement must not wait for the application to drain events).
+struct ClosedReport {
+    link: LinkId,
+    peer: SocketAddr,
+    reason: CloseReason,
+    stats: LinkStats,
 }
 
 /// The frame most recently returned as an event: consumed on the next call.
@@ -230,6 +241,10 @@ pub struct Node {
     flush: Vec<u32>,
     waiting: VecDeque<u32>,
     rejected: heapless::Deque<Rejection, REJECTION_QUEUE>,
+    /// Closed links not yet reported; bounded by `closed_cap` (when full, a closed
+    /// link keeps its slot until reported, so accepts stop: backpressure).
+    closed: VecDeque<ClosedReport>,
+    closed_cap: usize,
     delivered: Option<Delivered>,
     stats: NodeStats,
 }
@@ -286,6 +301,7 @@ impl Node {
                 tx: Buf::default(),
                 scan: 0,
                 readable: false,
+                read_closed: false,
                 pending: 0,
                 in_ready: false,
                 in_flush: false,
@@ -308,6 +324,8 @@ impl Node {
             flush: Vec::with_capacity(n),
             waiting: VecDeque::with_capacity(n),
             rejected: heapless::Deque::new(),
+            closed: VecDeque::with_capacity(2 * n),
+            closed_cap: 2 * n,
             delivered: None,
             stats: NodeStats::default(),
             cfg,
@@ -405,6 +423,7 @@ impl Node {
         s.tx = Buf::default();
         s.scan = 0;
         s.readable = false;
+        s.read_closed = false;
         s.pending = 0;
         s.want_writable = false;
         LinkId { slot, gen: s.gen }
@@ -559,7 +578,11 @@ impl Node {
         let now = self.clock.now();
         self.expire(now);
         let mut wait = timeout;
-        if !self.ready.is_empty() || !self.rejected.is_empty() || !self.flush.is_empty() {
+        if !self.ready.is_empty()
+            || !self.rejected.is_empty()
+            || !self.closed.is_empty()
+            || !self.flush.is_empty()
+        {
             wait = Some(Duration::ZERO);
         } else if let Some(at) = self.timers.next() {
             let until = at - now;
@@ -593,6 +616,7 @@ impl Node {
             }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                 s.readable = true;
+                s.read_closed |= ev.is_read_closed() || ev.is_error();
                 self.mark_ready(i);
             }
             if ev.is_writable() && !self.slots[t].tx.is_empty() {
@@ -880,7 +904,23 @@ impl Node {
             }
         }
         self.timers.set(i, None);
-        self.mark_ready(i);
+        let s = &mut self.slots[i as usize];
+        if self.closed.len() < self.closed_cap {
+            self.closed.push_back(ClosedReport {
+                link: LinkId {
+                    slot: i,
+                    gen: s.gen,
+                },
+                peer: s.peer,
+                reason,
+                stats: s.link.stats(),
+            });
+            s.used = false;
+            s.pending = 0;
+            self.free.push(i);
+        } else {
+            self.mark_ready(i); // reported through the slot, which stays taken until then
+        }
         self.wake_waiting();
     }
 
@@ -930,6 +970,14 @@ impl Node {
                 listener: ListenerId(r.listener),
                 peer: r.peer,
                 reason: r.reason,
+            });
+        }
+        if let Some(c) = self.closed.pop_front() {
+            return Some(Event::Closed {
+                link: c.link,
+                peer: c.peer,
+                reason: c.reason,
+                stats: c.stats,
             });
         }
         loop {
@@ -984,6 +1032,9 @@ impl Node {
         let now = self.clock.now();
         loop {
             let s = &mut self.slots[i as usize];
+            if !s.used {
+                return Step::Idle; // closed and reported while queued for a turn
+            }
             if s.pending & PENDING_CONNECTED != 0 {
                 s.pending &= !PENDING_CONNECTED;
                 return Step::Connected;
@@ -999,6 +1050,9 @@ impl Node {
                 }
             }
             let s = &mut self.slots[i as usize];
+            if !s.used {
+                return Step::Idle; // closed just now: its report is queued
+            }
             if s.pending & PENDING_WRITABLE != 0 {
                 s.pending &= !PENDING_WRITABLE;
                 return Step::Writable;
@@ -1148,6 +1202,12 @@ impl Node {
                     return false;
                 }
                 Ok(n) => {
+                    // A read shorter than the room offered emptied the socket; any
+                    // later byte raises a new edge, so skip the WouldBlock read.
+                    // Not after a FIN was reported: its edge is spent, read to EOF.
+                    if n < self.bufs.capacity(&s.rx) - s.rx.end as usize && !s.read_closed {
+                        s.readable = false;
+                    }
                     s.rx.end += n as u32;
                     s.link.handle_input(now, n);
                     return true;
