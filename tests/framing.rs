@@ -1,0 +1,491 @@
+//! Framing over real loopback sockets: bad and oversized frames close only
+//! their own link, MLLP noise is skipped and counted, MLLP release 2 commit
+//! acknowledgements, frames larger than the working buffer, backpressure, and
+//! many links on one node.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use common::*;
+use mooring::frame::{MLLP_ACK, MLLP_NAK};
+use mooring::{
+    Client, ClientConfig, CloseReason, ConnectConfig, Event, Framing, LinkId, ListenConfig, Node,
+    NodeConfig, RequestError, SendError,
+};
+
+fn small_frames(framing: Framing) -> NodeConfig {
+    NodeConfig {
+        framing,
+        max_frame: 1024,
+        ..NodeConfig::default()
+    }
+}
+
+fn closed_reason(h: &mut Harness, who: SocketAddr) -> CloseReason {
+    let (_, r) = h.wait_for("the link's close", PATIENCE, |e| {
+        e.is_closed_from(who).is_some()
+    });
+    r.is_closed_from(who).unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Bad input from one peer never affects another
+// ---------------------------------------------------------------------------
+
+#[test]
+fn oversized_and_malformed_frames_close_only_their_own_links_while_a_good_client_keeps_getting_replies(
+) {
+    let mut h = Harness::start(
+        small_frames(Framing::Mllp),
+        ListenConfig::default(),
+        Reply::Ack,
+    );
+    let addr = h.addr;
+    // A good client mid-exchange in its own thread, all through the attack.
+    let good = std::thread::spawn(move || {
+        let mut c = Client::new(
+            addr,
+            ClientConfig {
+                correlate_hl7: true,
+                response_timeout: PATIENCE,
+                ..ClientConfig::default()
+            },
+        )
+        .unwrap();
+        for i in 0..200 {
+            let id = format!("GOOD{i:04}");
+            let reply = c
+                .request(&hl7_msg(&id))
+                .unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert_eq!(acked_id(reply), id);
+        }
+        c.stats()
+    });
+    h.wait_for("the good client's first message", PATIENCE, |e| {
+        matches!(e, Rec::Message { .. })
+    });
+
+    // Over max_frame, and never ending.
+    let mut big = Peer::connect(h.addr);
+    let mut flood = vec![0x0B];
+    flood.extend_from_slice(&[b'x'; 2000]);
+    big.send(&flood);
+    // A start block inside an unfinished frame.
+    let mut restart = Peer::connect(h.addr);
+    restart.send(b"\x0bMSH|^~\\&|half\x0bMSH|^~\\&|again\x1c\x0d");
+    // An end block not followed by CR.
+    let mut no_cr = Peer::connect(h.addr);
+    no_cr.send(b"\x0bMSH|^~\\&|x\x1cX");
+
+    big.expect_closed(PATIENCE);
+    restart.expect_closed(PATIENCE);
+    no_cr.expect_closed(PATIENCE);
+    assert_eq!(
+        closed_reason(&mut h, big.local_addr()),
+        CloseReason::FrameTooLarge
+    );
+    assert_eq!(
+        closed_reason(&mut h, restart.local_addr()),
+        CloseReason::BadFrame
+    );
+    assert_eq!(
+        closed_reason(&mut h, no_cr.local_addr()),
+        CloseReason::BadFrame
+    );
+
+    let st = good.join().expect("the good client got every reply");
+    assert_eq!(
+        (st.connects, st.replies),
+        (1, 200),
+        "one link, never disturbed"
+    );
+    let evs = h.events();
+    let bad_msgs = evs
+        .iter()
+        .filter(
+            |e| matches!(e, Rec::Message { payload, .. } if !payload.starts_with(b"MSH|^~\\&|LAB")),
+        )
+        .count();
+    assert_eq!(bad_msgs, 0, "no part of a bad frame was delivered");
+}
+
+#[test]
+fn len32_frame_over_the_maximum_is_refused_from_its_header_before_any_payload_arrives() {
+    let mut h = Harness::start(
+        small_frames(Framing::Len32),
+        ListenConfig::default(),
+        Reply::Echo,
+    );
+    let mut liar = Peer::connect(h.addr);
+    liar.send(&1_000_000u32.to_be_bytes());
+    liar.expect_closed(PATIENCE);
+    let me = liar.local_addr();
+    let (_, r) = h.wait_for("the close", PATIENCE, |e| e.is_closed_from(me).is_some());
+    match r {
+        Rec::Closed { reason, stats, .. } => {
+            assert_eq!(reason, CloseReason::FrameTooLarge);
+            assert_eq!(stats.bytes_in, 4, "only the header was read");
+        }
+        _ => unreachable!(),
+    }
+    // A frame at the maximum, with every byte value, still goes through.
+    let mut ok = Peer::connect(h.addr);
+    let payload: Vec<u8> = (0..1024u32).map(|i| i as u8).collect();
+    ok.send(&len32(&payload));
+    assert_eq!(ok.read_len32(PATIENCE).unwrap(), payload);
+}
+
+// ---------------------------------------------------------------------------
+// MLLP specifics
+// ---------------------------------------------------------------------------
+
+#[test]
+fn stray_bytes_between_mllp_frames_are_skipped_and_counted() {
+    let mut h = Harness::acking(ListenConfig::default());
+    let mut p = Peer::connect(h.addr);
+    let mut stream = b"\r\n\0".to_vec();
+    stream.extend_from_slice(&mllp(&hl7_msg("S1")));
+    stream.extend_from_slice(b"\r\n");
+    stream.extend_from_slice(&mllp(&hl7_msg("S2")));
+    stream.extend_from_slice(b"\n");
+    p.send(&stream);
+    assert_eq!(acked_id(&p.read_mllp(PATIENCE).unwrap()), "S1");
+    assert_eq!(acked_id(&p.read_mllp(PATIENCE).unwrap()), "S2");
+    // One byte per write: frames split anywhere still decode.
+    for b in mllp(&hl7_msg("S3")) {
+        p.send(&[b]);
+    }
+    assert_eq!(acked_id(&p.read_mllp(PATIENCE).unwrap()), "S3");
+    let me = p.local_addr();
+    drop(p);
+    let (_, r) = h.wait_for("the close", PATIENCE, |e| e.is_closed_from(me).is_some());
+    match r {
+        Rec::Closed { reason, stats, .. } => {
+            assert_eq!(reason, CloseReason::PeerClosed);
+            assert_eq!(stats.skipped_bytes, 6, "\\r\\n\\0 + \\r\\n + \\n");
+            assert_eq!(stats.frames_in, 3);
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn receiver_with_commit_acknowledgement_answers_every_frame_with_an_ack_block() {
+    let cfg = NodeConfig {
+        mllp_commit_ack: true,
+        ..NodeConfig::default()
+    };
+    let mut h = Harness::start(cfg, ListenConfig::default(), Reply::Nothing);
+    let mut p = Peer::connect(h.addr);
+    for id in ["R1", "R2"] {
+        p.send_mllp(&hl7_msg(id));
+        assert_eq!(p.read_mllp(PATIENCE).unwrap(), MLLP_ACK);
+        let (_, m) = h.wait_for("the message", PATIENCE, |e| {
+            matches!(e, Rec::Message { .. })
+        });
+        assert!(matches!(m, Rec::Message { payload, .. } if control_id(&payload) == id));
+    }
+}
+
+#[test]
+fn sender_with_commit_acknowledgement_takes_an_ack_block_as_the_reply_and_a_nak_as_an_error() {
+    let listener = TcpListener::bind(any_port()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        let mut p = Peer::wrap(s);
+        p.read_mllp(PATIENCE).unwrap();
+        p.send_mllp(MLLP_ACK);
+        p.read_mllp(PATIENCE).unwrap();
+        p.send_mllp(MLLP_NAK);
+        p.expect_closed(PATIENCE);
+    });
+    let mut c = Client::new(
+        addr,
+        ClientConfig {
+            node: NodeConfig {
+                max_links: 2,
+                mllp_commit_ack: true,
+                ..NodeConfig::default()
+            },
+            response_timeout: PATIENCE,
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(c.request(&hl7_msg("A")).unwrap(), MLLP_ACK);
+    assert_eq!(c.request(&hl7_msg("N")).unwrap_err(), RequestError::Nak);
+    drop(c);
+    server.join().unwrap();
+}
+
+#[test]
+fn two_mooring_ends_with_commit_acknowledgement_complete_a_request_on_the_ack_block() {
+    let cfg = NodeConfig {
+        mllp_commit_ack: true,
+        ..NodeConfig::default()
+    };
+    let mut h = Harness::start(cfg.clone(), ListenConfig::default(), Reply::Nothing);
+    let mut c = Client::new(
+        h.addr,
+        ClientConfig {
+            node: NodeConfig {
+                max_links: 2,
+                ..cfg
+            },
+            response_timeout: PATIENCE,
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
+    for id in ["C1", "C2", "C3"] {
+        assert_eq!(c.request(&hl7_msg(id)).unwrap(), MLLP_ACK);
+        let (_, m) = h.wait_for("the message", PATIENCE, |e| {
+            matches!(e, Rec::Message { .. })
+        });
+        assert!(matches!(m, Rec::Message { payload, .. } if control_id(&payload) == id));
+    }
+    assert_eq!(c.stats().connects, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Frames larger than the working buffer
+// ---------------------------------------------------------------------------
+
+#[test]
+fn frames_larger_than_the_working_buffer_up_to_max_frame_travel_both_ways() {
+    for framing in [Framing::Mllp, Framing::Len32] {
+        let cfg = NodeConfig {
+            framing,
+            buffer_size: 1024,
+            max_frame: 256 * 1024,
+            large_buffers: 2,
+            ..NodeConfig::default()
+        };
+        let h = Harness::start(cfg.clone(), ListenConfig::default(), Reply::Echo);
+        let mut c = Client::new(
+            h.addr,
+            ClientConfig {
+                node: NodeConfig {
+                    max_links: 2,
+                    ..cfg.clone()
+                },
+                response_timeout: PATIENCE,
+                ..ClientConfig::default()
+            },
+        )
+        .unwrap();
+        let sizes = [10, 1000, 1020, 1021, 1022, 1024, 5000, 100_000, 256 * 1024];
+        for (k, &n) in sizes.iter().enumerate() {
+            // MLLP payloads cannot hold the block bytes; len32 carries anything.
+            let payload: Vec<u8> = match framing {
+                Framing::Mllp => (0..n).map(|i| b'A' + ((i + k) % 26) as u8).collect(),
+                Framing::Len32 => (0..n).map(|i| ((i * 7 + k) % 256) as u8).collect(),
+            };
+            let reply = c
+                .request(&payload)
+                .unwrap_or_else(|e| panic!("{framing:?} {n} bytes: {e}"));
+            assert!(reply == &payload[..], "{framing:?}: {n}-byte echo differs");
+        }
+        assert_eq!(
+            c.stats().connects,
+            1,
+            "{framing:?}: one link for every size"
+        );
+        assert_eq!(
+            c.request(&vec![b'A'; 256 * 1024 + 1]).unwrap_err(),
+            RequestError::FrameTooLarge
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Backpressure
+// ---------------------------------------------------------------------------
+
+fn numbered(seq: u32, len: usize) -> Vec<u8> {
+    let mut p = format!("{seq:08}|").into_bytes();
+    p.resize(len, b'.');
+    p
+}
+
+fn drain(node: &mut Node, writable: &mut usize, link: LinkId) {
+    while let Some(ev) = node.next_event() {
+        match ev {
+            Event::Writable { link: l } if l == link => *writable += 1,
+            Event::Closed { reason, .. } => panic!("link closed: {reason}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn send_reports_tx_full_when_the_peer_does_not_read_and_writable_once_it_does() {
+    use socket2::SockRef;
+    let listener = TcpListener::bind(any_port()).unwrap();
+    // A small receive window at the peer so the kernel buffers fill quickly.
+    SockRef::from(&listener)
+        .set_recv_buffer_size(8 * 1024)
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut node = Node::new(NodeConfig {
+        buffer_size: 4096,
+        max_links: 2,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let link = node.connect(addr, &ConnectConfig::default()).unwrap();
+    let (peer, _) = listener.accept().unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut connected = false;
+    while !connected {
+        assert!(Instant::now() < deadline, "never connected");
+        node.poll(Some(Duration::from_millis(10))).unwrap();
+        while let Some(ev) = node.next_event() {
+            connected |= matches!(ev, Event::Connected { link: l, .. } if l == link);
+        }
+    }
+
+    // Queue frames until neither the link's buffer nor the kernel takes more.
+    const LEN: usize = 1000;
+    let mut seq = 0u32;
+    let mut writable = 0;
+    let mut refused = 0;
+    let mut stuck_polls = 0;
+    while stuck_polls < 3 {
+        assert!(Instant::now() < deadline, "the buffers never filled");
+        match node.send(link, &numbered(seq, LEN)) {
+            Ok(()) => seq += 1,
+            Err(SendError::TxFull) => {
+                refused += 1;
+                let (pending, seen) = (node.tx_pending(link), writable);
+                node.poll(Some(Duration::from_millis(20))).unwrap();
+                drain(&mut node, &mut writable, link);
+                if node.tx_pending(link) == pending {
+                    // Nothing was written: the peer's window is shut.
+                    assert_eq!(writable, seen, "Writable while no room came back");
+                    stuck_polls += 1;
+                } else {
+                    stuck_polls = 0;
+                }
+            }
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+    assert!(refused > 0 && node.tx_pending(link) > 0);
+
+    // The peer starts reading: room comes back, announced by Writable; a refused
+    // frame is sent once Writable says so.
+    let reader = std::thread::spawn(move || {
+        let mut p = Peer::wrap(peer);
+        let mut got = Vec::new();
+        while let Ok(f) = p.read_mllp(PATIENCE) {
+            got.push(String::from_utf8_lossy(&f[..8]).parse::<u32>().unwrap());
+        }
+        got
+    });
+    let mut more = 0;
+    writable = 0;
+    let mut waiting = true; // the last send was refused
+    while more < 200 {
+        if waiting {
+            let until = Instant::now() + PATIENCE;
+            let seen = writable;
+            while writable == seen {
+                assert!(
+                    Instant::now() < until,
+                    "TxFull was never followed by Writable"
+                );
+                node.poll(Some(Duration::from_millis(20))).unwrap();
+                drain(&mut node, &mut writable, link);
+            }
+        }
+        match node.send(link, &numbered(seq, LEN)) {
+            Ok(()) => {
+                seq += 1;
+                more += 1;
+                waiting = false;
+            }
+            Err(SendError::TxFull) => waiting = true,
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+    let until = Instant::now() + PATIENCE;
+    while node.tx_pending(link) > 0 {
+        assert!(Instant::now() < until, "never drained");
+        node.poll(Some(Duration::from_millis(20))).unwrap();
+        drain(&mut node, &mut writable, link);
+    }
+    node.close(link);
+    let got = reader.join().unwrap();
+    assert_eq!(
+        got,
+        (0..seq).collect::<Vec<_>>(),
+        "every accepted frame, in order, none lost"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Many links
+// ---------------------------------------------------------------------------
+
+#[test]
+fn one_node_serves_hundreds_of_links_at_once() {
+    const N: usize = 300;
+    let sizes = NodeConfig {
+        max_links: N + 8,
+        buffer_size: 1024,
+        ..NodeConfig::default()
+    };
+    let mut h = Harness::start(
+        sizes.clone(),
+        ListenConfig {
+            max_connections: N + 8,
+            ..ListenConfig::default()
+        },
+        Reply::Ack,
+    );
+    let mut node = Node::new(sizes).unwrap();
+    let mut ids: HashMap<LinkId, String> = HashMap::new();
+    for i in 0..N {
+        let l = node.connect(h.addr, &ConnectConfig::default()).unwrap();
+        ids.insert(l, format!("L{i:04}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut replied: HashMap<LinkId, String> = HashMap::new();
+    let mut queued: Vec<(LinkId, Vec<u8>)> = Vec::new();
+    while replied.len() < N {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {N} replies",
+            replied.len()
+        );
+        node.poll(Some(Duration::from_millis(20))).unwrap();
+        while let Some(ev) = node.next_event() {
+            match ev {
+                Event::Connected { link, .. } => queued.push((link, hl7_msg(&ids[&link]))),
+                Event::Message { link, payload } => {
+                    assert!(replied.insert(link, acked_id(payload)).is_none());
+                }
+                Event::Closed { reason, .. } => panic!("a link closed: {reason}"),
+                _ => {}
+            }
+        }
+        for (link, msg) in queued.drain(..) {
+            node.send_request(link, &msg, PATIENCE).unwrap();
+        }
+    }
+    assert_eq!(replied, ids, "each link got the ACK for its own message");
+    let evs = h.events();
+    let connected = evs
+        .iter()
+        .filter(|e| matches!(e, Rec::Connected { .. }))
+        .count();
+    assert_eq!(connected, N);
+    assert!(evs
+        .iter()
+        .all(|e| !matches!(e, Rec::Closed { .. } | Rec::Rejected { .. })));
+}

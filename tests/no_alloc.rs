@@ -1,0 +1,274 @@
+//! The steady state allocates nothing: a counting global allocator watches
+//! 10,000 request/response exchanges over real loopback sockets, after a
+//! warm-up, and must see zero allocations (and zero frees).
+//!
+//! Counts are kept per thread (thread-local, const-initialised, so counting
+//! never allocates): only the threads doing the exchange are counted, and the
+//! tests of this binary, which run in parallel, cannot disturb each other.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::thread::LocalKey;
+use std::time::{Duration, Instant};
+
+use mooring::{
+    hl7, Client, ClientConfig, ConnectConfig, Event, LinkId, ListenConfig, Node, NodeConfig, Server,
+};
+
+struct Counting;
+
+thread_local! {
+    static MEASURING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static FREES: Cell<u64> = const { Cell::new(0) };
+}
+
+fn bump(counter: &'static LocalKey<Cell<u64>>) {
+    if MEASURING.try_with(Cell::get).unwrap_or(false) {
+        let _ = counter.try_with(|c| c.set(c.get() + 1));
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        bump(&ALLOCS);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        bump(&ALLOCS);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        bump(&ALLOCS);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        bump(&FREES);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Starts counting this thread's allocations and frees.
+fn start_counting() -> (u64, u64) {
+    MEASURING.with(|m| m.set(true));
+    (ALLOCS.with(Cell::get), FREES.with(Cell::get))
+}
+
+/// Stops counting; returns (allocations, frees) since `start`.
+fn stop_counting(start: (u64, u64)) -> (u64, u64) {
+    MEASURING.with(|m| m.set(false));
+    (
+        ALLOCS.with(Cell::get) - start.0,
+        FREES.with(Cell::get) - start.1,
+    )
+}
+
+fn counting() -> bool {
+    MEASURING.with(Cell::get)
+}
+
+#[test]
+fn the_counting_allocator_counts_an_allocation_and_its_free() {
+    let start = start_counting();
+    drop(std::hint::black_box(vec![1u8; 100]));
+    assert_eq!(stop_counting(start), (1, 1));
+}
+
+const WARM_UP: u32 = 200;
+const STEADY: u32 = 10_000;
+const TIMESTAMP: &[u8] = b"20261122120000";
+const ID_PREFIX: &[u8] = b"MSG";
+const ID_DIGITS: usize = 8;
+
+/// An HL7 message whose MSH-10 is `MSG` + 8 digits, rewritten in place per message.
+struct Message {
+    bytes: Vec<u8>,
+    id_at: usize,
+}
+
+impl Message {
+    fn new() -> Message {
+        let bytes = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20261122120000||ORU^R01|MSG00000000|P|2.5\rPID|1||12345^^^HOSP||DOE^JANE\rOBX|1|NM|GLU^Glucose||5.4|mmol/L\r".to_vec();
+        let id_at = bytes
+            .windows(ID_PREFIX.len() + ID_DIGITS)
+            .position(|w| w == b"MSG00000000")
+            .expect("id placeholder");
+        Message { bytes, id_at }
+    }
+
+    /// Sets the control id to `MSG{n:08}` without formatting machinery.
+    fn set_id(&mut self, mut n: u32) {
+        let digits = &mut self.bytes[self.id_at + ID_PREFIX.len()..][..ID_DIGITS];
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    }
+
+    fn id(&self) -> &[u8] {
+        &self.bytes[self.id_at..self.id_at + ID_PREFIX.len() + ID_DIGITS]
+    }
+}
+
+/// One exchange on a node that is both ends: the outbound link sends a request,
+/// the accepted link answers with an HL7 ACK, the outbound link checks it.
+fn exchange(node: &mut Node, out: LinkId, msg: &Message, ack: &mut [u8], deadline: Instant) {
+    node.send_request(out, &msg.bytes, Duration::from_secs(5))
+        .expect("request queued");
+    let mut answered = false;
+    while !answered {
+        assert!(Instant::now() < deadline, "exchange stalled");
+        node.poll(Some(Duration::from_millis(100))).expect("poll");
+        loop {
+            let reply = match node.next_event() {
+                None => break,
+                Some(Event::Message { link, payload }) if link == out => {
+                    assert_eq!(hl7::acked_control_id(payload), Some(msg.id()));
+                    assert_eq!(hl7::ack_code(payload), Some(&b"AA"[..]));
+                    answered = true;
+                    None
+                }
+                Some(Event::Message { link, payload }) => {
+                    let n = hl7::build_ack(payload, hl7::AckCode::Accept, TIMESTAMP, ack)
+                        .expect("ack fits");
+                    Some((link, n))
+                }
+                Some(Event::Closed { reason, .. }) => panic!("link closed: {reason}"),
+                Some(_) => None,
+            };
+            if let Some((link, n)) = reply {
+                node.send(link, &ack[..n]).expect("reply queued");
+            }
+        }
+    }
+}
+
+#[test]
+fn steady_exchange_of_ten_thousand_requests_on_one_node_allocates_nothing() {
+    let mut node = Node::new(NodeConfig {
+        max_links: 4,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let l = node
+        .listen(
+            "127.0.0.1:0".parse().unwrap(),
+            ListenConfig {
+                max_connections: 2,
+                ..ListenConfig::default()
+            },
+        )
+        .unwrap();
+    let addr = node.local_addr(l).unwrap();
+    let out = node.connect(addr, &ConnectConfig::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut links = 0;
+    while links < 2 {
+        assert!(Instant::now() < deadline, "never connected");
+        node.poll(Some(Duration::from_millis(50))).unwrap();
+        while let Some(ev) = node.next_event() {
+            if let Event::Connected { .. } = ev {
+                links += 1;
+            }
+        }
+    }
+
+    let mut msg = Message::new();
+    let mut ack = [0u8; 512];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..WARM_UP {
+        msg.set_id(i);
+        exchange(&mut node, out, &msg, &mut ack, deadline);
+    }
+
+    let start = start_counting();
+    for i in WARM_UP..WARM_UP + STEADY {
+        msg.set_id(i);
+        exchange(&mut node, out, &msg, &mut ack, deadline);
+    }
+    let (allocs, frees) = stop_counting(start);
+
+    let stats = node.link_stats(out).expect("still open");
+    assert_eq!(stats.frames_out, u64::from(WARM_UP + STEADY));
+    assert_eq!(stats.frames_in, u64::from(WARM_UP + STEADY));
+    assert_eq!(
+        (allocs, frees),
+        (0, 0),
+        "allocations / frees during {STEADY} steady exchanges"
+    );
+}
+
+/// The same with the `Client` and `Server` wrappers, each in its own thread:
+/// each thread counts its own side.
+#[test]
+fn steady_exchange_through_client_and_server_allocates_nothing_on_either_side() {
+    let mut server = Server::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        NodeConfig::default(),
+        ListenConfig::default(),
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    let server_thread = std::thread::spawn(move || {
+        let mut start = (0, 0);
+        let mut handled = 0u32;
+        let mut closed = false;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut counted = (0, 0);
+        while !closed {
+            assert!(Instant::now() < deadline, "server stalled");
+            server
+                .serve(Some(Duration::from_millis(100)), |ev, reply| match ev {
+                    Event::Message { payload, .. } => {
+                        reply.write_with(|buf| {
+                            hl7::build_ack(payload, hl7::AckCode::Accept, TIMESTAMP, buf)
+                        });
+                        handled += 1;
+                        if handled == WARM_UP {
+                            start = start_counting();
+                        }
+                    }
+                    Event::Closed { .. } => closed = true,
+                    _ => {}
+                })
+                .unwrap();
+            if handled == WARM_UP + STEADY && counting() {
+                // The last reply is queued: write it, then stop counting (the client's
+                // close that follows is not steady state).
+                server.node().flush();
+                counted = stop_counting(start);
+            }
+        }
+        (handled, counted)
+    });
+
+    let mut client = Client::new(
+        addr,
+        ClientConfig {
+            correlate_hl7: true,
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
+    let mut msg = Message::new();
+    for i in 0..WARM_UP {
+        msg.set_id(i);
+        client.request(&msg.bytes).expect("reply");
+    }
+    let start = start_counting();
+    for i in WARM_UP..WARM_UP + STEADY {
+        msg.set_id(i);
+        let reply = client.request(&msg.bytes).expect("reply");
+        assert_eq!(hl7::acked_control_id(reply), Some(msg.id()));
+    }
+    let client_side = stop_counting(start);
+    assert_eq!(client.stats().connects, 1);
+    drop(client);
+    let (handled, server_side) = server_thread.join().expect("server thread");
+    assert_eq!(handled, WARM_UP + STEADY);
+    assert_eq!(server_side, (0, 0), "server-side allocations / frees");
+    assert_eq!(client_side, (0, 0), "client-side allocations / frees");
+}
