@@ -55,6 +55,7 @@ pub mod link;
 pub mod liveness;
 pub mod node;
 pub mod server;
+pub mod session;
 mod sockopt;
 pub mod time;
 mod timers;

@@ -1,0 +1,872 @@
+//! Reliable sessions, pure: sequence numbers, cumulative ACKs, a bounded replay
+//! queue, resume after a lost link, and loss that is detected and reported,
+//! never silent (seed 002, Diffusion's "Reliable Reconnection").
+//!
+//! A [`Session`] outlives any one TCP link. Each side numbers the DATA it sends
+//! (1, 2, 3, ...) and keeps every message until the peer acknowledges it. ACKs
+//! are cumulative ("everything up to N was delivered to the application") and
+//! batched: one after `ack_every` messages or `ack_delay`, whichever comes first.
+//! When a link is lost, the client reconnects and both sides exchange their last
+//! received sequence number in HELLO/WELCOME; each then replays from the peer's
+//! last received + 1. Order is kept, and the application never sees a message
+//! twice (a replayed message the peer already had is dropped by sequence number).
+//!
+//! Loss is never silent. If a side cannot replay what the peer is missing (the
+//! peer claims to have received less than it already acknowledged, or more than
+//! was ever sent), or a DATA arrives out of sequence, the session closes with
+//! [`SessionEnd::Lost`]; if the server dropped the session because the client
+//! stayed away longer than `reconnect_timeout`, with [`SessionEnd::Expired`].
+//! Both carry how many messages may not have been delivered.
+//!
+//! Memory: the replay queue is one byte ring of `max_bytes` and an index of
+//! `max_depth_disconnected` entries, allocated when the session is built.
+
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use crate::time::Instant;
+use crate::wire::{Greeting, PROTOCOL_VERSION, TOKEN_LEN};
+
+/// What `send` does when the replay queue is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// `send` returns [`SessionError::QueueFull`]; nothing is queued (default).
+    #[default]
+    Backpressure,
+    /// The session closes with [`SessionEnd::QueueFull`] (Diffusion's behaviour).
+    CloseSession,
+}
+
+/// Session settings with documented defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Unacknowledged messages kept while connected. Default 1000.
+    pub max_depth: usize,
+    /// Unacknowledged messages kept while disconnected (at least `max_depth`).
+    /// Default 10,000.
+    pub max_depth_disconnected: usize,
+    /// Bytes of unacknowledged payload kept, whichever limit comes first.
+    /// Default 8 MiB.
+    pub max_bytes: usize,
+    /// How long the server keeps a disconnected session. Default 60 s.
+    pub reconnect_timeout: Duration,
+    /// Send a cumulative ACK after this many messages. Default 32.
+    pub ack_every: u32,
+    /// ... or after this delay, whichever comes first. Default 20 ms.
+    pub ack_delay: Duration,
+    /// Queue-full policy. Default backpressure.
+    pub overflow: Overflow,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_depth: 1000,
+            max_depth_disconnected: 10_000,
+            max_bytes: 8 << 20,
+            reconnect_timeout: Duration::from_secs(60),
+            ack_every: 32,
+            ack_delay: Duration::from_millis(20),
+            overflow: Overflow::Backpressure,
+        }
+    }
+}
+
+/// Why `send` refused a message. Nothing was queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionError {
+    /// The replay queue is at its depth or byte limit: backpressure.
+    QueueFull,
+    /// The message is larger than the whole replay ring.
+    TooLarge,
+    /// The session has ended.
+    Ended,
+}
+
+/// How a session ended. Every variant that can lose data says how much.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// A side could not replay what its peer was missing, or data arrived out of
+    /// sequence: `undelivered` messages of ours may not have reached the peer.
+    Lost {
+        /// Our messages whose delivery is not confirmed.
+        undelivered: u64,
+    },
+    /// The server no longer had the session (the client stayed away longer than
+    /// `reconnect_timeout`).
+    Expired {
+        /// Our messages whose delivery is not confirmed.
+        undelivered: u64,
+    },
+    /// The replay queue overflowed under [`Overflow::CloseSession`].
+    QueueFull {
+        /// Our messages whose delivery is not confirmed.
+        undelivered: u64,
+    },
+    /// The application closed it.
+    Closed,
+}
+
+/// What happened to a session, pulled with [`Session::poll_event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A link carries the session: new, or resumed after a lost link.
+    Established {
+        /// True when an existing session was resumed.
+        resumed: bool,
+        /// Our messages that will be sent again (the peer had not received them).
+        replaying: u64,
+    },
+    /// The session ended.
+    Ended(SessionEnd),
+}
+
+/// What an inbound DATA means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// New, in order: deliver it.
+    Deliver,
+    /// Already delivered (a replay): drop it.
+    Duplicate,
+    /// Out of sequence: the session has ended (see [`Session::poll_event`]).
+    Lost,
+}
+
+/// One outbound protocol message from [`Session::poll_transmit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transmit<'a> {
+    /// Cumulative acknowledgement.
+    Ack(u64),
+    /// A message, new or replayed; `payload` borrows the replay queue.
+    Data {
+        /// Its sequence number.
+        seq: u64,
+        /// The application payload.
+        payload: &'a [u8],
+    },
+}
+
+impl Transmit<'_> {
+    /// What to report to [`Session::handle_transmitted`] once this is queued.
+    pub fn sent(&self) -> Sent {
+        match *self {
+            Transmit::Ack(seq) => Sent::Ack(seq),
+            Transmit::Data { seq, .. } => Sent::Data(seq),
+        }
+    }
+}
+
+/// A [`Transmit`] that was queued, without its payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// An ACK for this sequence number.
+    Ack(u64),
+    /// The DATA with this sequence number.
+    Data(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    start: usize,
+    len: usize,
+}
+
+/// Variable-size records in one fixed byte ring, oldest first.
+#[derive(Debug)]
+struct ReplayQueue {
+    ring: Box<[u8]>,
+    entries: VecDeque<Entry>,
+    max_entries: usize,
+    bytes: usize,
+}
+
+impl ReplayQueue {
+    fn new(max_bytes: usize, max_entries: usize) -> Self {
+        ReplayQueue {
+            ring: vec![0u8; max_bytes].into_boxed_slice(),
+            entries: VecDeque::with_capacity(max_entries),
+            max_entries,
+            bytes: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Where a record of `len` bytes would go, if it fits.
+    fn place(&self, len: usize) -> Option<usize> {
+        let cap = self.ring.len();
+        let (Some(head), Some(tail)) = (self.entries.front(), self.entries.back()) else {
+            return (len <= cap).then_some(0);
+        };
+        let end = tail.start + tail.len;
+        if head.start <= tail.start {
+            // Not wrapped: room after the tail, else before the head.
+            if len <= cap - end {
+                Some(end)
+            } else if len < head.start || (len == 0 && head.start > 0) {
+                Some(0)
+            } else {
+                None
+            }
+        } else if end + len <= head.start {
+            Some(end)
+        } else {
+            None
+        }
+    }
+
+    fn push(&mut self, payload: &[u8], depth: usize) -> Result<(), SessionError> {
+        if payload.len() > self.ring.len() {
+            return Err(SessionError::TooLarge);
+        }
+        if self.entries.len() >= depth.min(self.max_entries) {
+            return Err(SessionError::QueueFull);
+        }
+        let start = self.place(payload.len()).ok_or(SessionError::QueueFull)?;
+        self.ring[start..start + payload.len()].copy_from_slice(payload);
+        self.entries.push_back(Entry {
+            start,
+            len: payload.len(),
+        });
+        self.bytes += payload.len();
+        Ok(())
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(e) = self.entries.pop_front() {
+            self.bytes -= e.len;
+        }
+    }
+
+    /// The `i`-th oldest record.
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        let e = self.entries.get(i)?;
+        self.ring.get(e.start..e.start + e.len)
+    }
+}
+
+/// One end of a reliable session. See the module docs.
+#[derive(Debug)]
+pub struct Session {
+    cfg: SessionConfig,
+    id: u64,
+    token: [u8; TOKEN_LEN],
+    replay: ReplayQueue,
+    /// Sequence number of the oldest message in `replay` (all below are acked).
+    base: u64,
+    /// Highest sequence number written on the current link.
+    written: u64,
+    /// Highest sequence number delivered to the application, in order.
+    delivered: u64,
+    /// Last cumulative ACK sent.
+    ack_sent: u64,
+    ack_due: Option<Instant>,
+    ack_now: bool,
+    connected: bool,
+    disconnected_at: Option<Instant>,
+    ever_connected: bool,
+    client: bool,
+    ended: Option<SessionEnd>,
+    events: heapless::Deque<SessionEvent, 4>,
+    /// Replayed DATA the peer already had (dropped by sequence number).
+    duplicates: u64,
+}
+
+impl Session {
+    /// A client's session: its identity comes with the first WELCOME.
+    pub fn client(cfg: SessionConfig, now: Instant) -> Self {
+        Session::new(cfg, 0, [0; TOKEN_LEN], true, now)
+    }
+
+    /// A server's session with a fresh `id` and an unguessable `token` (from the
+    /// OS's random source, read by the driver).
+    pub fn server(cfg: SessionConfig, id: u64, token: [u8; TOKEN_LEN], now: Instant) -> Self {
+        Session::new(cfg, id, token, false, now)
+    }
+
+    fn new(
+        cfg: SessionConfig,
+        id: u64,
+        token: [u8; TOKEN_LEN],
+        client: bool,
+        now: Instant,
+    ) -> Self {
+        let depth = cfg.max_depth_disconnected.max(cfg.max_depth);
+        Session {
+            cfg,
+            id,
+            token,
+            replay: ReplayQueue::new(cfg.max_bytes, depth),
+            base: 1,
+            written: 0,
+            delivered: 0,
+            ack_sent: 0,
+            ack_due: None,
+            ack_now: false,
+            connected: false,
+            disconnected_at: Some(now),
+            ever_connected: false,
+            client,
+            ended: None,
+            events: heapless::Deque::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// The session id (0 until assigned).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// True when `token` is this session's token (compared in constant time).
+    pub fn token_matches(&self, token: &[u8; TOKEN_LEN]) -> bool {
+        self.token
+            .iter()
+            .zip(token)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+
+    /// Messages sent and not yet acknowledged.
+    pub fn unacked(&self) -> u64 {
+        self.replay.len() as u64
+    }
+
+    /// Highest sequence number delivered to the application.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Replayed messages dropped as duplicates.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// How the session ended, if it did.
+    pub fn ended(&self) -> Option<SessionEnd> {
+        self.ended
+    }
+
+    /// True while a link carries the session.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Queues a message; it goes out now or after the next resume. Returns its
+    /// sequence number.
+    pub fn send(&mut self, payload: &[u8]) -> Result<u64, SessionError> {
+        if self.ended.is_some() {
+            return Err(SessionError::Ended);
+        }
+        let depth = if self.connected {
+            self.cfg.max_depth
+        } else {
+            self.cfg.max_depth_disconnected.max(self.cfg.max_depth)
+        };
+        match self.replay.push(payload, depth) {
+            Ok(()) => Ok(self.base + self.replay.len() as u64 - 1),
+            Err(SessionError::QueueFull) if self.cfg.overflow == Overflow::CloseSession => {
+                self.end(SessionEnd::QueueFull {
+                    undelivered: self.unacked(),
+                });
+                Err(SessionError::QueueFull)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The greeting this side sends (HELLO from a client, WELCOME from a server).
+    pub fn greeting(&self) -> Greeting {
+        Greeting {
+            version: PROTOCOL_VERSION,
+            flags: 0,
+            session: self.id,
+            token: self.token,
+            last_received: self.delivered,
+        }
+    }
+
+    /// The peer's greeting arrived on a new link (client: WELCOME; server: HELLO
+    /// of a known session after its token was checked). Sets the replay point.
+    pub fn handle_greeting(&mut self, now: Instant, peer: Greeting) {
+        if self.ended.is_some() {
+            return;
+        }
+        let last_sent = self.base + self.replay.len() as u64 - 1;
+        if self.client && self.id == 0 {
+            // First WELCOME: the server assigns identity.
+            self.id = peer.session;
+            self.token = peer.token;
+        } else if self.client && peer.session != self.id {
+            // Client: the server answered with another session, so ours is gone.
+            self.end(SessionEnd::Expired {
+                undelivered: self.unacked(),
+            });
+            return;
+        }
+        let r = peer.last_received;
+        if r + 1 < self.base || r > last_sent {
+            // The peer is missing messages we no longer hold, or claims messages
+            // we never sent: we cannot make its stream whole.
+            log::warn!(
+                "session {}: peer has {r}, we hold {}..={last_sent}",
+                self.id,
+                self.base
+            );
+            self.end(SessionEnd::Lost {
+                undelivered: self.unacked(),
+            });
+            return;
+        }
+        self.ack_through(r);
+        self.written = r;
+        self.connected = true;
+        self.disconnected_at = None;
+        let resumed = self.ever_connected;
+        self.ever_connected = true;
+        // Tell the peer where we are soon, even if nothing new arrives.
+        self.ack_now = self.delivered > self.ack_sent;
+        let _ = now;
+        let _ = self.events.push_back(SessionEvent::Established {
+            resumed,
+            replaying: last_sent - r,
+        });
+    }
+
+    fn ack_through(&mut self, seq: u64) {
+        while self.base <= seq && self.replay.len() > 0 {
+            self.replay.pop_front();
+            self.base += 1;
+        }
+    }
+
+    /// A DATA arrived.
+    pub fn handle_data(&mut self, now: Instant, seq: u64) -> Received {
+        if self.ended.is_some() {
+            return Received::Lost;
+        }
+        if seq <= self.delivered {
+            self.duplicates += 1;
+            return Received::Duplicate;
+        }
+        if seq != self.delivered + 1 {
+            log::warn!(
+                "session {}: DATA {seq} after {}: gap",
+                self.id,
+                self.delivered
+            );
+            self.end(SessionEnd::Lost {
+                undelivered: self.unacked(),
+            });
+            return Received::Lost;
+        }
+        self.delivered = seq;
+        if self.delivered - self.ack_sent >= u64::from(self.cfg.ack_every) {
+            self.ack_now = true;
+        } else if self.ack_due.is_none() {
+            self.ack_due = Some(now + self.cfg.ack_delay);
+        }
+        Received::Deliver
+    }
+
+    /// A cumulative ACK arrived.
+    pub fn handle_ack(&mut self, seq: u64) {
+        if self.ended.is_some() {
+            return;
+        }
+        if seq > self.written {
+            log::warn!(
+                "session {}: ACK {seq} beyond written {}",
+                self.id,
+                self.written
+            );
+            self.end(SessionEnd::Lost {
+                undelivered: self.unacked(),
+            });
+            return;
+        }
+        self.ack_through(seq);
+    }
+
+    /// The link carrying the session was lost.
+    pub fn handle_link_lost(&mut self, now: Instant) {
+        if self.connected {
+            self.connected = false;
+            self.disconnected_at = Some(now);
+            self.ack_due = None;
+            self.ack_now = false;
+        }
+    }
+
+    /// The next protocol message to write on the current link: a due ACK first,
+    /// then unsent or replayed DATA in order. Call [`Session::handle_transmitted`]
+    /// once it is queued.
+    #[must_use]
+    pub fn poll_transmit(&self) -> Option<Transmit<'_>> {
+        if !self.connected || self.ended.is_some() {
+            return None;
+        }
+        if self.ack_now && self.delivered > self.ack_sent {
+            return Some(Transmit::Ack(self.delivered));
+        }
+        let next = self.written + 1;
+        let i = next.checked_sub(self.base)? as usize;
+        self.replay
+            .get(i)
+            .map(|payload| Transmit::Data { seq: next, payload })
+    }
+
+    /// The message from [`Session::poll_transmit`] was queued on the link.
+    pub fn handle_transmitted(&mut self, sent: Sent) {
+        match sent {
+            Sent::Ack(seq) => {
+                self.ack_sent = seq;
+                self.ack_now = false;
+                self.ack_due = None;
+            }
+            Sent::Data(seq) => self.written = self.written.max(seq),
+        }
+    }
+
+    /// The earliest time [`Session::handle_timeout`] has work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.ended.is_some() {
+            return None;
+        }
+        // Only a server drops a disconnected session; a client reconnects.
+        let expiry = if self.client {
+            None
+        } else {
+            self.disconnected_at.map(|t| t + self.cfg.reconnect_timeout)
+        };
+        match (self.ack_due, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Time passed: a due ACK, and on the server the expiry of a session whose
+    /// client stayed away longer than `reconnect_timeout`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.ended.is_some() {
+            return;
+        }
+        if self.ack_due.is_some_and(|t| t <= now) {
+            self.ack_due = None;
+            self.ack_now = true;
+        }
+        if !self.client
+            && self
+                .disconnected_at
+                .is_some_and(|t| t + self.cfg.reconnect_timeout <= now)
+        {
+            self.end(SessionEnd::Expired {
+                undelivered: self.unacked(),
+            });
+        }
+    }
+
+    /// Ends the session for `how` (no-op if it already ended).
+    pub fn end(&mut self, how: SessionEnd) {
+        if self.ended.is_none() {
+            self.ended = Some(how);
+            self.connected = false;
+            let _ = self.events.push_back(SessionEvent::Ended(how));
+        }
+    }
+
+    /// The next session event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+}
+
+/// Client reconnection strategy: exponential backoff with full jitter.
+///
+/// Attempt `n` (from 0) waits a uniformly random time in `[0, min(max, min x 2^n)]`
+/// ("full jitter"), so a fleet of clients cut off by the same outage does not
+/// reconnect in lockstep. Defaults: 1 s doubling to 30 s, unlimited attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// Ceiling of the first wait.
+    pub min: Duration,
+    /// Largest ceiling.
+    pub max: Duration,
+    /// Give up after this many attempts (`None`: never).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            max_attempts: None,
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before attempt `attempt`, given a uniformly random `random`
+    /// (the driver's xorshift); `None` when attempts are exhausted.
+    pub fn delay(&self, attempt: u32, random: u64) -> Option<Duration> {
+        if self.max_attempts.is_some_and(|m| attempt >= m) {
+            return None;
+        }
+        let ceiling = self
+            .min
+            .checked_mul(1u32 << attempt.min(20))
+            .map_or(self.max, |d| d.min(self.max));
+        let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Some(Duration::from_millis(random % (ms + 1)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn cfg() -> SessionConfig {
+        SessionConfig {
+            max_depth: 4,
+            max_depth_disconnected: 6,
+            max_bytes: 64,
+            ack_every: 2,
+            ..Default::default()
+        }
+    }
+
+    fn connected_pair() -> (Session, Session) {
+        let mut s = Session::server(cfg(), 7, [9; TOKEN_LEN], t(0));
+        let mut c = Session::client(cfg(), t(0));
+        s.handle_greeting(t(0), c.greeting());
+        c.handle_greeting(t(0), s.greeting());
+        assert_eq!(c.id(), 7);
+        (c, s)
+    }
+
+    /// Moves everything `a` wants to send into `b`; returns delivered sequences.
+    fn flow(a: &mut Session, b: &mut Session, now: Instant) -> Vec<u64> {
+        let mut got = Vec::new();
+        while let Some(sent) = a.poll_transmit().map(|tx| tx.sent()) {
+            match sent {
+                Sent::Ack(seq) => b.handle_ack(seq),
+                Sent::Data(seq) => {
+                    if b.handle_data(now, seq) == Received::Deliver {
+                        got.push(seq);
+                    }
+                }
+            }
+            a.handle_transmitted(sent);
+        }
+        got
+    }
+
+    #[test]
+    fn messages_flow_in_order_and_acks_free_the_replay_queue() {
+        let (mut c, mut s) = connected_pair();
+        for m in [b"a", b"b", b"c"] {
+            c.send(m).unwrap();
+        }
+        assert_eq!(flow(&mut c, &mut s, t(1)), vec![1, 2, 3]);
+        assert_eq!(c.unacked(), 3);
+        flow(&mut s, &mut c, t(1)); // ack_every = 2 reached: one ACK covers all 3
+        assert_eq!(c.unacked(), 0);
+    }
+
+    #[test]
+    fn a_lone_message_is_acknowledged_after_the_ack_delay() {
+        let (mut c, mut s) = connected_pair();
+        c.send(b"a").unwrap();
+        assert_eq!(flow(&mut c, &mut s, t(1)), vec![1]);
+        assert_eq!(s.poll_transmit(), None, "batched: not yet");
+        assert_eq!(s.poll_timeout(), Some(t(21)));
+        s.handle_timeout(t(21));
+        flow(&mut s, &mut c, t(21));
+        assert_eq!(c.unacked(), 0);
+    }
+
+    #[test]
+    fn resume_replays_only_what_the_peer_missed_and_never_twice() {
+        let (mut c, mut s) = connected_pair();
+        for m in [b"1", b"2", b"3", b"4"] {
+            c.send(m).unwrap();
+        }
+        // Only 1 and 2 made it before the link died.
+        for _ in 0..2 {
+            let sent = c.poll_transmit().map(|tx| tx.sent());
+            let Some(Sent::Data(seq)) = sent else {
+                panic!("expected DATA, got {sent:?}");
+            };
+            assert_eq!(s.handle_data(t(1), seq), Received::Deliver);
+            c.handle_transmitted(Sent::Data(seq));
+        }
+        c.handle_transmitted(Sent::Data(3)); // written, but lost in flight
+        c.handle_link_lost(t(2));
+        s.handle_link_lost(t(2));
+        c.send(b"5").unwrap();
+        // Resume: each side learns what the other has.
+        s.handle_greeting(t(3), c.greeting());
+        c.handle_greeting(t(3), s.greeting());
+        assert_eq!(
+            c.poll_event(),
+            Some(SessionEvent::Established {
+                resumed: false,
+                replaying: 0
+            })
+        );
+        assert_eq!(
+            c.poll_event(),
+            Some(SessionEvent::Established {
+                resumed: true,
+                replaying: 3
+            })
+        );
+        assert_eq!(flow(&mut c, &mut s, t(4)), vec![3, 4, 5]);
+        assert_eq!(c.unacked(), 3, "1 and 2 were acknowledged by the resume");
+    }
+
+    #[test]
+    fn a_replayed_message_the_peer_already_had_is_dropped() {
+        let (mut c, mut s) = connected_pair();
+        c.send(b"x").unwrap();
+        assert_eq!(flow(&mut c, &mut s, t(1)), vec![1]);
+        assert_eq!(s.handle_data(t(2), 1), Received::Duplicate);
+        assert_eq!(s.duplicates(), 1);
+    }
+
+    #[test]
+    fn a_gap_ends_the_session_as_lost() {
+        let (_, mut s) = connected_pair();
+        assert_eq!(s.handle_data(t(1), 2), Received::Lost);
+        assert_eq!(
+            s.poll_event().and_then(|_| s.poll_event()),
+            Some(SessionEvent::Ended(SessionEnd::Lost { undelivered: 0 }))
+        );
+    }
+
+    #[test]
+    fn a_peer_that_forgot_acknowledged_messages_ends_the_session_with_the_count() {
+        let (mut c, mut s) = connected_pair();
+        for m in [b"1", b"2", b"3"] {
+            c.send(m).unwrap();
+        }
+        for seq in 1..=2 {
+            c.handle_transmitted(Sent::Data(seq));
+            assert_eq!(s.handle_data(t(1), seq), Received::Deliver);
+        }
+        assert_eq!(s.poll_transmit(), Some(Transmit::Ack(2)));
+        c.handle_ack(2);
+        c.handle_transmitted(Sent::Data(3)); // written; its ACK never comes
+        c.handle_link_lost(t(2));
+        let mut forgetful = s.greeting();
+        forgetful.last_received = 0; // a restarted peer
+        c.handle_greeting(t(3), forgetful);
+        assert_eq!(
+            c.ended(),
+            Some(SessionEnd::Lost { undelivered: 1 }),
+            "message 3 is in doubt"
+        );
+    }
+
+    #[test]
+    fn server_expires_a_session_whose_client_stays_away() {
+        let (mut c, mut s) = connected_pair();
+        s.send(b"to client").unwrap();
+        s.handle_link_lost(t(10));
+        c.handle_link_lost(t(10));
+        s.handle_timeout(t(10 + 59_999));
+        assert_eq!(s.ended(), None);
+        s.handle_timeout(t(10 + 60_000));
+        assert_eq!(s.ended(), Some(SessionEnd::Expired { undelivered: 1 }));
+        // The client, greeted by a new session, learns its own is gone.
+        let fresh = Session::server(cfg(), 8, [1; TOKEN_LEN], t(60_011));
+        c.handle_greeting(t(60_011), fresh.greeting());
+        assert_eq!(c.ended(), Some(SessionEnd::Expired { undelivered: 0 }));
+    }
+
+    #[test]
+    fn full_queue_is_backpressure_and_a_larger_bound_applies_while_disconnected() {
+        let (mut c, _) = connected_pair();
+        for _ in 0..4 {
+            c.send(b"m").unwrap();
+        }
+        assert_eq!(c.send(b"m"), Err(SessionError::QueueFull));
+        c.handle_link_lost(t(1));
+        c.send(b"m").unwrap();
+        c.send(b"m").unwrap();
+        assert_eq!(c.send(b"m"), Err(SessionError::QueueFull));
+        assert_eq!(c.unacked(), 6);
+    }
+
+    #[test]
+    fn byte_bound_applies_and_the_ring_wraps() {
+        let (mut c, mut s) = connected_pair();
+        let big = [7u8; 30];
+        c.send(&big).unwrap();
+        c.send(&big).unwrap();
+        assert_eq!(c.send(&big), Err(SessionError::QueueFull), "64-byte ring");
+        flow(&mut c, &mut s, t(1));
+        flow(&mut s, &mut c, t(1)); // ACK 2 frees both
+        c.send(&big).unwrap();
+        c.send(&big).unwrap();
+        assert_eq!(c.send(&[0u8; 65]), Err(SessionError::TooLarge));
+    }
+
+    #[test]
+    fn overflow_can_close_the_session_instead() {
+        let mut c = Session::client(
+            SessionConfig {
+                overflow: Overflow::CloseSession,
+                ..cfg()
+            },
+            t(0),
+        );
+        for _ in 0..6 {
+            c.send(b"m").unwrap();
+        }
+        assert_eq!(c.send(b"m"), Err(SessionError::QueueFull));
+        assert_eq!(c.ended(), Some(SessionEnd::QueueFull { undelivered: 6 }));
+    }
+
+    #[test]
+    fn backoff_ceiling_doubles_to_its_cap_with_full_jitter() {
+        let b = Backoff::default();
+        assert_eq!(
+            b.delay(0, u64::MAX),
+            Some(Duration::from_millis(u64::MAX % 1001))
+        );
+        assert_eq!(b.delay(0, 1000), Some(Duration::from_secs(1)));
+        assert_eq!(b.delay(3, 8000), Some(Duration::from_secs(8)));
+        assert_eq!(b.delay(10, 30_000), Some(Duration::from_secs(30)), "capped");
+        assert_eq!(
+            b.delay(10, 0),
+            Some(Duration::ZERO),
+            "full jitter reaches zero"
+        );
+        assert_eq!(b.delay(u32::MAX, 30_000), Some(Duration::from_secs(30)));
+        let limited = Backoff {
+            max_attempts: Some(3),
+            ..b
+        };
+        assert!(limited.delay(2, 5).is_some());
+        assert_eq!(limited.delay(3, 5), None);
+    }
+
+    #[test]
+    fn tokens_are_compared_exactly() {
+        let s = Session::server(cfg(), 7, [9; TOKEN_LEN], t(0));
+        assert!(s.token_matches(&[9; TOKEN_LEN]));
+        let mut bad = [9; TOKEN_LEN];
+        bad[15] = 8;
+        assert!(!s.token_matches(&bad));
+    }
+}
