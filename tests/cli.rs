@@ -109,8 +109,13 @@ fn send_gets_an_ack_for_each_message_and_listen_reports_them() {
     let r = send_sample(addr, &[]);
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     let lines = r.lines();
-    assert_eq!(lines.len(), 4, "{}", r.stdout);
-    for (i, l) in lines[..3].iter().enumerate() {
+    assert_eq!(lines.len(), 5, "{}", r.stdout);
+    assert_eq!(
+        lines[0],
+        "event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off \
+         tcp_user_timeout=off detection_bound=none"
+    );
+    for (i, l) in lines[1..4].iter().enumerate() {
         assert_eq!(field(l, "event"), Some("reply"), "{l}");
         assert_eq!(field(l, "n"), Some((i + 1).to_string().as_str()), "{l}");
         assert_eq!(
@@ -123,7 +128,7 @@ fn send_gets_an_ack_for_each_message_and_listen_reports_them() {
         assert!(field(l, "ms").is_some_and(|m| m.parse::<u64>().is_ok()));
     }
     assert_eq!(
-        lines[3],
+        lines[4],
         "event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0"
     );
 
@@ -192,8 +197,9 @@ fn send_to_a_closed_port_fails_with_connection_refused() {
     let r = send_sample(port, &["--connect-timeout", "2s"]);
     assert_eq!(r.status.code(), Some(1), "{}", r.stdout);
     let lines = r.lines();
+    assert!(lines[0].starts_with("event=liveness "), "{}", r.stdout);
     assert_eq!(
-        lines[0], "event=error n=1 id=MSG00001 error=ConnectionRefused",
+        lines[1], "event=error n=1 id=MSG00001 error=ConnectionRefused",
         "{}",
         r.stdout
     );
@@ -214,7 +220,7 @@ fn a_failed_message_is_retried_with_a_retry_line() {
     let r = run(mooring(&["send", &a, "--retries", "2"]), Some(text));
     assert_eq!(r.status.code(), Some(1));
     assert_eq!(
-        r.lines(),
+        r.lines()[1..],
         [
             "event=retry n=1 attempt=1 error=ConnectionRefused",
             "event=retry n=1 attempt=2 error=ConnectionRefused",
@@ -336,10 +342,252 @@ fn demo_exits_0_and_ends_with_a_clean_summary() {
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(
         r.lines().last().copied(),
-        Some("event=summary scenarios=4 ok=4 failed=0")
+        Some("event=summary scenarios=5 ok=5 failed=0")
     );
-    for name in ["pairings", "idle", "stale", "bad-input"] {
+    for name in ["pairings", "idle", "stale", "bad-input", "liveness"] {
         let want = format!("scenario={name} result=ok");
         assert!(r.lines().contains(&want.as_str()), "{want}\n{}", r.stdout);
     }
+}
+
+/// A file under the temp directory, removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &[u8]) -> TempFile {
+        let p = std::env::temp_dir().join(format!("mooring-cli-{}-{name}", std::process::id()));
+        std::fs::write(&p, contents).expect("write temp file");
+        TempFile(p)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn listen_and_send_print_their_liveness_and_detection_bound() {
+    let (mut listen, addr) = Proc::listen(&[
+        "--protocol",
+        "mooring",
+        "--heartbeat",
+        "1s",
+        "--tcp-keepalive",
+        "45s,10s,3",
+    ]);
+    // Right after event=listening.
+    let l = listen.expect_line(|_| true, WITHIN);
+    assert_eq!(
+        l,
+        "event=liveness protocol=mooring heartbeat=1000ms heartbeat_timeout=3000ms \
+         keepalive=off tcp_keepalive=45000ms,10000ms,3 tcp_user_timeout=off \
+         detection_bound=3050ms"
+    );
+    let ka = TempFile::new(
+        "ka-line.hl7",
+        b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|KA1|P|2.5\n",
+    );
+    let a = addr.to_string();
+    let r = run(
+        mooring(&[
+            "send",
+            &a,
+            SAMPLE,
+            "--keepalive-message",
+            ka.path(),
+            "--keepalive-every",
+            "30s",
+            "--keepalive-timeout",
+            "5s",
+            "--tcp-user-timeout",
+            "20s",
+        ]),
+        None,
+    );
+    assert_eq!(
+        r.lines()[0],
+        "event=liveness protocol=raw heartbeat=off keepalive=30000ms keepalive_timeout=5000ms \
+         tcp_keepalive=off tcp_user_timeout=20000ms detection_bound=35050ms"
+    );
+}
+
+#[test]
+fn bad_liveness_flags_exit_2_with_one_line_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["listen", "--protocol", "tcp"], "--protocol"),
+        (
+            &["listen", "--heartbeat", "1s"],
+            "--heartbeat: needs --protocol mooring",
+        ),
+        (
+            &[
+                "listen",
+                "--protocol",
+                "mooring",
+                "--heartbeat",
+                "2s",
+                "--heartbeat-timeout",
+                "1s",
+            ],
+            "--heartbeat-timeout",
+        ),
+        (
+            &["listen", "--protocol", "mooring", "--heartbeat", "0s"],
+            "--heartbeat",
+        ),
+        (
+            &["send", "127.0.0.1:1", "--heartbeat-timeout", "3s"],
+            "--heartbeat-timeout",
+        ),
+        (
+            &["send", "127.0.0.1:1", "--tcp-keepalive", "45s,10s"],
+            "--tcp-keepalive",
+        ),
+        (
+            &["send", "127.0.0.1:1", "--tcp-keepalive", "45s,10s,0"],
+            "--tcp-keepalive",
+        ),
+        (
+            &["send", "127.0.0.1:1", "--tcp-user-timeout", "90"],
+            "--tcp-user-timeout",
+        ),
+        (
+            &["send", "127.0.0.1:1", "--keepalive-every", "1s"],
+            "--keepalive-every",
+        ),
+        (
+            &[
+                "send",
+                "127.0.0.1:1",
+                "--keepalive-message",
+                "/nonexistent/ka.hl7",
+                "--keepalive-every",
+                "1s",
+            ],
+            "--keepalive-message",
+        ),
+        (
+            &["listen", "--handshake-timeout", "1s"],
+            "--handshake-timeout",
+        ),
+        (&["send", "127.0.0.1:1", "--hold", "forever"], "--hold"),
+    ];
+    for (args, needle) in cases {
+        let r = run(mooring(args), None);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with(&format!("error: {needle}")),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    }
+}
+
+#[test]
+fn a_mooring_listener_closes_a_peer_that_never_says_hello() {
+    let (mut listen, addr) =
+        Proc::listen(&["--protocol", "mooring", "--handshake-timeout", "300ms"]);
+    let started = Instant::now();
+    let silent = TcpStream::connect(addr).expect("connect");
+    let me = silent.local_addr().expect("addr").to_string();
+    listen.expect_line(
+        |l| l == format!("event=closed peer={me} reason=HandshakeTimeout"),
+        WITHIN,
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[test]
+fn send_hold_keeps_a_heartbeating_link_past_the_peer_timeout() {
+    // The listener's heartbeat timeout is 600 ms; the client idles for 1.5 s.
+    let (mut listen, addr) = Proc::listen(&["--protocol", "mooring", "--heartbeat", "200ms"]);
+    let a = addr.to_string();
+    let r = run(
+        mooring(&[
+            "send",
+            &a,
+            SAMPLE,
+            "--protocol",
+            "mooring",
+            "--heartbeat",
+            "200ms",
+            "--hold",
+            "1500ms",
+        ]),
+        None,
+    );
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        !r.stdout.contains("event=closed"),
+        "link closed during the hold: {}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("replied=3 failed=0"), "{}", r.stdout);
+    // The only close the listener reports is the client's own at the end.
+    let closed = listen.expect_line(|l| l.starts_with("event=closed "), WITHIN);
+    assert_eq!(field(&closed, "reason"), Some("PeerClosed"), "{closed}");
+}
+
+#[test]
+fn send_hold_reports_a_close_during_the_hold_and_still_exits_0() {
+    let (_listen, addr) = Proc::listen(&["--idle-timeout", "300ms"]);
+    let a = addr.to_string();
+    let started = Instant::now();
+    let r = run(mooring(&["send", &a, SAMPLE, "--hold", "20s"]), None);
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    let lines = r.lines();
+    assert_eq!(
+        lines[lines.len() - 2],
+        "event=closed reason=PeerClosed",
+        "{}",
+        r.stdout
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the close ended the hold"
+    );
+}
+
+#[test]
+fn send_keepalive_message_goes_out_on_an_idle_link() {
+    let (mut listen, addr) = Proc::listen(&[]);
+    // LF line ends: normalised to CR like any message the CLI sends.
+    let ka = TempFile::new(
+        "ka.hl7",
+        b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|KA1|P|2.5\nPID|1\n",
+    );
+    let a = addr.to_string();
+    let r = run(
+        mooring(&[
+            "send",
+            &a,
+            SAMPLE,
+            "--keepalive-message",
+            ka.path(),
+            "--keepalive-every",
+            "200ms",
+            "--keepalive-timeout",
+            "1s",
+            "--hold",
+            "700ms",
+        ]),
+        None,
+    );
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("event=closed"), "{}", r.stdout);
+    let m = listen.expect_line(
+        |l| l.starts_with("event=message ") && field(l, "id") == Some("KA1"),
+        WITHIN,
+    );
+    // MSH + CR + PID|1 + CR.
+    let want = b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|KA1|P|2.5\rPID|1\r".len();
+    assert_eq!(field(&m, "bytes"), Some(want.to_string().as_str()), "{m}");
 }

@@ -114,8 +114,9 @@ mod interop {
                 r.stderr
             );
             let lines = r.lines();
-            assert_eq!(lines.len(), 4, "{}", r.stdout);
-            for (i, l) in lines[..3].iter().enumerate() {
+            assert_eq!(lines.len(), 5, "{}", r.stdout);
+            assert!(lines[0].starts_with("event=liveness "), "{}", r.stdout);
+            for (i, l) in lines[1..4].iter().enumerate() {
                 assert_eq!(field(l, "event"), Some("reply"), "{l}");
                 assert_eq!(
                     field(l, "id"),
@@ -125,7 +126,7 @@ mod interop {
                 assert_eq!(field(l, "ack"), Some("AA"), "{l}");
             }
             assert_eq!(
-                lines[3],
+                lines[4],
                 "event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0"
             );
         }

@@ -30,11 +30,12 @@ pub fn mooring(args: &[&str]) -> Command {
     c
 }
 
-/// A running program whose stdout lines are read on a thread into a channel.
-/// Killed on drop.
+/// A running program whose stdout lines are read on a thread into a channel,
+/// each with the instant it was read (for tests that measure when something was
+/// reported). Killed on drop.
 pub struct Proc {
     child: Child,
-    lines: Receiver<String>,
+    lines: Receiver<(Instant, String)>,
     seen: Vec<String>,
 }
 
@@ -52,7 +53,7 @@ impl Proc {
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
+                if tx.send((Instant::now(), line)).is_err() {
                     return;
                 }
             }
@@ -67,14 +68,24 @@ impl Proc {
     /// Waits for the next stdout line matching `want` (earlier lines are skipped
     /// but kept for the failure message).
     pub fn expect_line(&mut self, want: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        self.expect_line_at(want, timeout).0
+    }
+
+    /// [`Proc::expect_line`], with the instant the line was read from the pipe
+    /// (the program flushes each line as it prints it).
+    pub fn expect_line_at(
+        &mut self,
+        want: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> (String, Instant) {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(l) => {
+                Ok((at, l)) => {
                     self.seen.push(l.clone());
                     if want(&l) {
-                        return l;
+                        return (l, at);
                     }
                 }
                 Err(e) => panic!(
@@ -90,7 +101,14 @@ impl Proc {
     pub fn listen(args: &[&str]) -> (Proc, SocketAddr) {
         let mut all = vec!["listen", "--bind", "127.0.0.1:0"];
         all.extend_from_slice(args);
-        let mut p = Proc::spawn(mooring(&all));
+        Proc::listen_cmd(mooring(&all))
+    }
+
+    /// Starts `cmd`, a `mooring listen --bind 127.0.0.1:0 ...` however wrapped
+    /// (e.g. in `ip netns exec`), and returns it with the address from its first
+    /// line, which must be `event=listening`.
+    pub fn listen_cmd(cmd: Command) -> (Proc, SocketAddr) {
+        let mut p = Proc::spawn(cmd);
         let first = p.expect_line(|_| true, WITHIN);
         let addr = first
             .strip_prefix("event=listening addr=")
@@ -99,6 +117,34 @@ impl Proc {
         assert_eq!(addr.ip().to_string(), "127.0.0.1");
         assert_ne!(addr.port(), 0, "the real port, not 0");
         (p, addr)
+    }
+}
+
+impl Proc {
+    /// Waits (up to `timeout`) for the program to end by itself: its stdout
+    /// reaches EOF; earlier lines are kept for failure messages. Panics if it
+    /// does not end in time.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((_, l)) => self.seen.push(l),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "did not exit within {timeout:?}; lines so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+        // Stdout closed: the process is exiting (or closed stdout, which these
+        // programs never do); the kill on drop bounds a surprise.
+        self.child.wait().expect("wait")
+    }
+
+    /// Every stdout line read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
     }
 }
 

@@ -11,7 +11,12 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mooring::{AllowList, Cidr, Framing};
+use mooring::error::ConfigError;
+use mooring::liveness::MAX_KEEPALIVE;
+use mooring::{
+    hl7, AllowList, Cidr, Framing, Heartbeat, KeepAliveMessage, LivenessConfig, Protocol,
+    TcpKeepalive,
+};
 
 /// The top-level usage, printed by `mooring --help`.
 pub const USAGE: &str = "\
@@ -48,17 +53,44 @@ Usage: mooring listen [flags]
   --mllp-commit-ack       MLLP release 2: answer every frame with a commit ACK
   --quiet                 no event=message lines (other events still print)
 
+Liveness (notice a dead peer within a bound; see the README):
+  --protocol raw|mooring  raw: payloads as they are, any HL7 peer (default);
+                          mooring: the mooring session protocol, both ends
+  --heartbeat DUR         mooring: PING after DUR without sending (default off)
+  --heartbeat-timeout DUR mooring: dead after DUR without a byte (default 3 x
+                          --heartbeat)
+  --keepalive-message FILE
+                          raw peers: send FILE's first HL7 message (or its bytes
+                          as they are, if it holds none; at most 1024) on a link
+                          that received nothing for --keepalive-every
+  --keepalive-every DUR   with --keepalive-message (required with it)
+  --keepalive-timeout DUR some frame must come back within DUR (default: none
+                          expected)
+  --tcp-keepalive IDLE,INTVL,COUNT
+                          OS keepalive, e.g. 45s,10s,3 (default off)
+  --tcp-user-timeout DUR  TCP_USER_TIMEOUT: the OS closes a link whose written
+                          data stays unacknowledged for DUR (default off)
+  --handshake-timeout DUR mooring: the handshake must complete within DUR
+                          (default 10s)
+
 DUR is a number with a unit: 500ms, 10s, 5m, 1h.
 
 Lines (stdout, flushed at once):
   event=listening addr=127.0.0.1:2575
+  event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off
+                 tcp_user_timeout=off detection_bound=none   (one line; see below)
   event=connected peer=IP:PORT
   event=message peer=IP:PORT bytes=N [id=MSH-10]
   event=commit_ack peer=IP:PORT accepted=true|false
-  event=closed peer=IP:PORT reason=IdleTimeout
+  event=closed peer=IP:PORT reason=IdleTimeout|HeartbeatTimeout|HandshakeTimeout|...
   event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed
 id is printed only for HL7 payloads; bytes outside printable ASCII, spaces and
 '=' in it are replaced with '_' so that every line splits on spaces and '='.
+The event=liveness line (printed at start) shows the settings as integer ms
+and detection_bound: the worst-case time to notice a silently dead peer with
+the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
+keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
+with unacknowledged data, so it is not part of it.
 Runs until killed.
 ";
 
@@ -77,13 +109,47 @@ waiting for each reply.
   --retries N             resend a failed message up to N times (default 0),
                           after a pause of 200 ms per attempt (at most 2 s)
   --no-correlate          take any reply, even one whose MSA-2 is another id
+  --hold DUR              after the last message keep the link open and idle for
+                          DUR (heartbeats and keep-alive messages go on); a close
+                          meanwhile prints event=closed and ends the hold
+
+Liveness (notice a dead peer within a bound; see the README):
+  --protocol raw|mooring  raw: payloads as they are, any HL7 peer (default);
+                          mooring: the mooring session protocol, both ends
+  --heartbeat DUR         mooring: PING after DUR without sending (default off)
+  --heartbeat-timeout DUR mooring: dead after DUR without a byte (default 3 x
+                          --heartbeat)
+  --keepalive-message FILE
+                          raw peers: send FILE's first HL7 message (or its bytes
+                          as they are, if it holds none; at most 1024) on a link
+                          that received nothing for --keepalive-every
+  --keepalive-every DUR   with --keepalive-message (required with it)
+  --keepalive-timeout DUR some frame must come back within DUR (default: none
+                          expected)
+  --tcp-keepalive IDLE,INTVL,COUNT
+                          OS keepalive, e.g. 45s,10s,3 (default off)
+  --tcp-user-timeout DUR  TCP_USER_TIMEOUT: the OS closes a link whose written
+                          data stays unacknowledged for DUR (default off)
+  --handshake-timeout DUR mooring: the handshake must complete within DUR
+                          (default 10s)
 
 Lines (stdout):
+  event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off
+                 tcp_user_timeout=off detection_bound=none   (one line, first)
   event=reply n=1 [id=MSG00001] [ack=AA] bytes=95 ms=3
   event=retry n=2 attempt=1 error=ResponseTimeout
   event=error n=2 [id=MSG00002] error=ResponseTimeout
+  event=error n=2 [id=MSG00002] error=IncompleteResponse reason=TcpTimeout
+  event=closed reason=HeartbeatTimeout        (the link closed during --hold)
   event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0
-Exit status 0 only if every message got a reply (and there was at least one).
+reason= (on error lines) is how the link closed, when it closed.
+The event=liveness line (printed at start) shows the settings as integer ms
+and detection_bound: the worst-case time to notice a silently dead peer with
+the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
+keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
+with unacknowledged data, so it is not part of it.
+Exit status 0 only if every message got a reply (and there was at least one);
+a close during --hold is reported but does not change it.
 ";
 
 /// A command line that cannot be run: printed as `error: <message>`, status 2.
@@ -150,6 +216,8 @@ pub struct ListenOpts {
     pub mllp_commit_ack: bool,
     /// `--quiet`.
     pub quiet: bool,
+    /// `--protocol`, `--heartbeat`, `--keepalive-*`, `--tcp-*`, `--handshake-timeout`.
+    pub liveness: LivenessConfig,
 }
 
 impl Default for ListenOpts {
@@ -166,6 +234,7 @@ impl Default for ListenOpts {
             max_frame: mooring::config::DEFAULT_MAX_FRAME,
             mllp_commit_ack: false,
             quiet: false,
+            liveness: LivenessConfig::default(),
         }
     }
 }
@@ -198,6 +267,10 @@ pub struct SendOpts {
     pub retries: u32,
     /// Not `--no-correlate`.
     pub correlate: bool,
+    /// `--hold`.
+    pub hold: Option<Duration>,
+    /// `--protocol`, `--heartbeat`, `--keepalive-*`, `--tcp-*`, `--handshake-timeout`.
+    pub liveness: LivenessConfig,
 }
 
 /// A subcommand with its options.
@@ -276,6 +349,210 @@ fn parse_dur(flag: &str, s: &str) -> Result<Duration, UsageError> {
         || err(format!("{flag}: bad duration \"{s}\" (use 500ms, 10s, 5m)")),
         Ok,
     )
+}
+
+/// The liveness flags `listen` and `send` share, as given; [`LivenessFlags::finish`]
+/// checks them together and builds the library's [`LivenessConfig`].
+#[derive(Debug, Default)]
+struct LivenessFlags {
+    /// `--protocol`.
+    protocol: Protocol,
+    /// `--heartbeat`.
+    heartbeat: Option<Duration>,
+    /// `--heartbeat-timeout`.
+    heartbeat_timeout: Option<Duration>,
+    /// `--keepalive-message`.
+    keepalive_message: Option<PathBuf>,
+    /// `--keepalive-every`.
+    keepalive_every: Option<Duration>,
+    /// `--keepalive-timeout`.
+    keepalive_timeout: Option<Duration>,
+    /// `--tcp-keepalive`.
+    tcp_keepalive: Option<TcpKeepalive>,
+    /// `--tcp-user-timeout`.
+    tcp_user_timeout: Option<Duration>,
+    /// `--handshake-timeout`.
+    handshake_timeout: Option<Duration>,
+}
+
+/// `--tcp-keepalive IDLE,INTVL,COUNT`, e.g. `45s,10s,3`.
+fn parse_tcp_keepalive(s: &str) -> Result<TcpKeepalive, UsageError> {
+    let bad = || {
+        err(format!(
+            "--tcp-keepalive: bad value \"{s}\" (use IDLE,INTVL,COUNT, e.g. 45s,10s,3)"
+        ))
+    };
+    let mut parts = s.split(',');
+    let (Some(idle), Some(intvl), Some(count), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return bad();
+    };
+    match (parse_duration(idle), parse_duration(intvl), count.parse()) {
+        (Some(idle), Some(interval), Ok(count)) => Ok(TcpKeepalive {
+            idle,
+            interval,
+            count,
+        }),
+        _ => bad(),
+    }
+}
+
+/// The keep-alive payload from `path`: its first HL7 message, normalised to CR
+/// segment separators, or the file's bytes as they are when it holds no HL7
+/// message.
+///
+/// Leaked on purpose: [`KeepAliveMessage`] takes a `&'static [u8]` so links can
+/// send it without owning a copy. The CLI reads it once at start and the payload
+/// lives as long as the process, so one `Box::leak` of at most
+/// [`MAX_KEEPALIVE`] bytes is exactly that lifetime.
+fn read_keepalive(path: &PathBuf) -> Result<&'static [u8], UsageError> {
+    let text = std::fs::read(path).or_else(|e| {
+        err(format!(
+            "--keepalive-message: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let mut buf = vec![0u8; text.len() + 1];
+    let payload = match hl7::Messages::new(&text).next_into(&mut buf) {
+        Ok(Some(n)) => {
+            buf.truncate(n);
+            buf
+        }
+        // No MSH line, or (not expected: normalising never grows a message by more
+        // than one CR) no room: send the bytes as they are.
+        _ => text,
+    };
+    if payload.is_empty() {
+        return err(format!("--keepalive-message: {} is empty", path.display()));
+    }
+    if payload.len() > MAX_KEEPALIVE {
+        return err(format!(
+            "--keepalive-message: {} is {} bytes; at most {MAX_KEEPALIVE}",
+            path.display(),
+            payload.len()
+        ));
+    }
+    Ok(Box::leak(payload.into_boxed_slice()))
+}
+
+/// The flag a configuration field comes from, for error lines.
+fn liveness_flag_of(field: &str) -> &'static str {
+    match field {
+        "handshake_timeout" => "--handshake-timeout",
+        "heartbeat" | "heartbeat.interval" => "--heartbeat",
+        "heartbeat.timeout" => "--heartbeat-timeout",
+        "keepalive.every" => "--keepalive-every",
+        "keepalive.timeout" => "--keepalive-timeout",
+        "keepalive.payload" => "--keepalive-message",
+        "tcp_user_timeout" => "--tcp-user-timeout",
+        f if f.starts_with("tcp_keepalive") => "--tcp-keepalive",
+        _ => "liveness flags",
+    }
+}
+
+impl LivenessFlags {
+    /// Takes `flag` (and its value) if it is a liveness flag; false otherwise.
+    fn parse<I: Iterator<Item = String>>(
+        &mut self,
+        flag: &str,
+        inline: Option<String>,
+        words: &mut Words<I>,
+    ) -> Result<bool, UsageError> {
+        let known = [
+            "--protocol",
+            "--heartbeat",
+            "--heartbeat-timeout",
+            "--keepalive-message",
+            "--keepalive-every",
+            "--keepalive-timeout",
+            "--tcp-keepalive",
+            "--tcp-user-timeout",
+            "--handshake-timeout",
+        ];
+        if !known.contains(&flag) {
+            return Ok(false);
+        }
+        let v = words.value(flag, inline)?;
+        match flag {
+            "--protocol" => {
+                self.protocol = match v.as_str() {
+                    "raw" => Protocol::Raw,
+                    "mooring" => Protocol::Mooring,
+                    _ => {
+                        return err(format!(
+                            "--protocol: bad value \"{v}\" (use raw or mooring)"
+                        ))
+                    }
+                }
+            }
+            "--heartbeat" => self.heartbeat = Some(parse_dur(flag, &v)?),
+            "--heartbeat-timeout" => self.heartbeat_timeout = Some(parse_dur(flag, &v)?),
+            "--keepalive-message" => self.keepalive_message = Some(PathBuf::from(v)),
+            "--keepalive-every" => self.keepalive_every = Some(parse_dur(flag, &v)?),
+            "--keepalive-timeout" => self.keepalive_timeout = Some(parse_dur(flag, &v)?),
+            "--tcp-keepalive" => self.tcp_keepalive = Some(parse_tcp_keepalive(&v)?),
+            "--tcp-user-timeout" => self.tcp_user_timeout = Some(parse_dur(flag, &v)?),
+            _ => self.handshake_timeout = Some(parse_dur(flag, &v)?),
+        }
+        Ok(true)
+    }
+
+    /// Checks the flags together (naming the flag at fault), reads the keep-alive
+    /// message file, and builds the configuration.
+    fn finish(self) -> Result<LivenessConfig, UsageError> {
+        let mooring = self.protocol == Protocol::Mooring;
+        if self.heartbeat.is_some() && !mooring {
+            return err("--heartbeat: needs --protocol mooring (on both ends)");
+        }
+        if self.heartbeat_timeout.is_some() && self.heartbeat.is_none() {
+            return err("--heartbeat-timeout: needs --heartbeat");
+        }
+        if self.handshake_timeout.is_some() && !mooring {
+            return err(
+                "--handshake-timeout: needs --protocol mooring (raw links have no handshake)",
+            );
+        }
+        let keepalive = match (self.keepalive_message, self.keepalive_every) {
+            (Some(path), Some(every)) => Some(KeepAliveMessage {
+                payload: read_keepalive(&path)?,
+                every,
+                timeout: self.keepalive_timeout,
+            }),
+            (Some(_), None) => return err("--keepalive-message: needs --keepalive-every DUR"),
+            (None, Some(_)) => return err("--keepalive-every: needs --keepalive-message FILE"),
+            (None, None) if self.keepalive_timeout.is_some() => {
+                return err("--keepalive-timeout: needs --keepalive-message and --keepalive-every")
+            }
+            (None, None) => None,
+        };
+        let defaults = LivenessConfig::default();
+        let cfg = LivenessConfig {
+            protocol: self.protocol,
+            heartbeat: self.heartbeat.map(|interval| Heartbeat {
+                interval,
+                timeout: self
+                    .heartbeat_timeout
+                    .unwrap_or_else(|| interval.saturating_mul(3)),
+            }),
+            keepalive,
+            tcp_keepalive: self.tcp_keepalive,
+            tcp_user_timeout: self.tcp_user_timeout,
+            handshake_timeout: self.handshake_timeout.unwrap_or(defaults.handshake_timeout),
+        };
+        cfg.validate().map_err(|e| {
+            let flag = match e {
+                ConfigError::ZeroTimeout { field }
+                | ConfigError::ZeroSize { field }
+                | ConfigError::TooLarge { field }
+                | ConfigError::NeedsMooringProtocol { field } => liveness_flag_of(field),
+                ConfigError::HeartbeatTimeoutNotAfterInterval => "--heartbeat-timeout",
+                _ => "liveness flags",
+            };
+            UsageError(format!("{flag}: {e}"))
+        })?;
+        Ok(cfg)
+    }
 }
 
 /// Walks the arguments of one subcommand: flags, `--flag=value` or `--flag value`,
@@ -391,6 +668,7 @@ fn parse_listen<I: Iterator<Item = String>>(
     help: &mut bool,
 ) -> Result<Command, UsageError> {
     let mut o = ListenOpts::default();
+    let mut live = LivenessFlags::default();
     while let Some(w) = words.next_word() {
         let (flag, inline) = match w {
             Word::Positional(p) => {
@@ -442,6 +720,7 @@ fn parse_listen<I: Iterator<Item = String>>(
             "--max-frame" => o.max_frame = parse_count(&flag, &words.value(&flag, inline)?)?,
             "--mllp-commit-ack" => o.mllp_commit_ack = switch(&inline)?,
             "--quiet" => o.quiet = switch(&inline)?,
+            f if live.parse(f, inline.clone(), words)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
             f => {
                 return err(format!(
@@ -449,6 +728,9 @@ fn parse_listen<I: Iterator<Item = String>>(
                 ))
             }
         }
+    }
+    if !*help {
+        o.liveness = live.finish()?;
     }
     Ok(Command::Listen(Box::new(o)))
 }
@@ -467,6 +749,8 @@ fn parse_send<I: Iterator<Item = String>>(
     let mut connect_timeout = Duration::from_secs(5);
     let mut retries = 0;
     let mut correlate = true;
+    let mut hold = None;
+    let mut live = LivenessFlags::default();
     while let Some(w) = words.next_word() {
         let (flag, inline) = match w {
             Word::Positional(p) if addr.is_none() => {
@@ -503,6 +787,8 @@ fn parse_send<I: Iterator<Item = String>>(
             }
             "--retries" => retries = parse_count(&flag, &words.value(&flag, inline)?)?,
             "--no-correlate" => correlate = !switch(&inline)?,
+            "--hold" => hold = Some(parse_dur(&flag, &words.value(&flag, inline)?)?),
+            f if live.parse(f, inline.clone(), words)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
             f => {
                 return err(format!(
@@ -518,6 +804,7 @@ fn parse_send<I: Iterator<Item = String>>(
     let Some(addr) = addr else {
         return err("send: missing ADDR (e.g. mooring send 127.0.0.1:2575 messages.hl7)");
     };
+    let liveness = live.finish()?;
     Ok(Command::Send(Box::new(SendOpts {
         addr: parse_addr("ADDR", &addr)?,
         input: input.unwrap_or(Input::Stdin),
@@ -527,6 +814,8 @@ fn parse_send<I: Iterator<Item = String>>(
         connect_timeout,
         retries,
         correlate,
+        hold,
+        liveness,
     })))
 }
 
@@ -618,6 +907,61 @@ mod tests {
         };
         assert_eq!(o.input, Input::Stdin);
         assert!(!o.correlate);
+    }
+
+    #[test]
+    fn liveness_flags_build_the_config() {
+        let cli = run(&[
+            "send",
+            "127.0.0.1:2575",
+            "--protocol",
+            "mooring",
+            "--heartbeat=2s",
+            "--tcp-keepalive",
+            "45s,10s,3",
+            "--tcp-user-timeout",
+            "90s",
+            "--handshake-timeout",
+            "500ms",
+            "--hold",
+            "30s",
+        ])
+        .unwrap();
+        let Command::Send(o) = cli.command else {
+            panic!("not send")
+        };
+        let l = o.liveness;
+        assert_eq!(l.protocol, Protocol::Mooring);
+        assert_eq!(
+            l.heartbeat,
+            Some(Heartbeat {
+                interval: Duration::from_secs(2),
+                timeout: Duration::from_secs(6),
+            }),
+            "timeout defaults to 3 x interval"
+        );
+        assert_eq!(l.tcp_keepalive, Some(TcpKeepalive::default()));
+        assert_eq!(l.tcp_user_timeout, Some(Duration::from_secs(90)));
+        assert_eq!(l.handshake_timeout, Duration::from_millis(500));
+        assert_eq!(o.hold, Some(Duration::from_secs(30)));
+        let Command::Listen(o) = run(&["listen"]).unwrap().command else {
+            panic!("not listen")
+        };
+        assert_eq!(o.liveness, LivenessConfig::default());
+    }
+
+    #[test]
+    fn keepalive_file_yields_its_first_hl7_message_or_its_bytes() {
+        let dir = std::env::temp_dir();
+        let hl7 = dir.join(format!("mooring-args-{}-ka.hl7", std::process::id()));
+        let raw = dir.join(format!("mooring-args-{}-ka.bin", std::process::id()));
+        std::fs::write(&hl7, b"junk\nMSH|^~\\&|A|B\nPID|1\nMSH|^~\\&|SECOND\n").unwrap();
+        std::fs::write(&raw, b"PING\n").unwrap();
+        let got = (read_keepalive(&hl7), read_keepalive(&raw));
+        let _ = std::fs::remove_file(&hl7);
+        let _ = std::fs::remove_file(&raw);
+        assert_eq!(got.0.unwrap(), b"MSH|^~\\&|A|B\rPID|1\r");
+        assert_eq!(got.1.unwrap(), b"PING\n");
     }
 
     #[test]

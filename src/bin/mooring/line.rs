@@ -7,6 +7,9 @@
 
 use std::fmt::{Display, Write as _};
 use std::io::Write as _;
+use std::time::Duration;
+
+use mooring::{LivenessConfig, Protocol};
 
 /// One line under construction.
 pub struct Line(String);
@@ -59,6 +62,59 @@ impl Line {
     }
 }
 
+/// A duration as integer milliseconds with its unit: `3050ms`.
+pub fn ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// `ms(d)`, or `off` when the setting is off.
+fn ms_or_off(d: Option<Duration>) -> String {
+    d.map_or_else(|| "off".to_string(), ms)
+}
+
+/// The `event=liveness` line `listen` and `send` print at start: the settings
+/// and the detection bound, so an operator can check it against the idle limit
+/// of the middleboxes on the path.
+///
+/// `event=liveness protocol=mooring heartbeat=1000ms heartbeat_timeout=3000ms
+/// keepalive=off tcp_keepalive=45000ms,10000ms,3 tcp_user_timeout=off
+/// detection_bound=3050ms`; `heartbeat_timeout` follows `heartbeat` only when it
+/// is on, `keepalive_timeout` (a duration or `off`) follows `keepalive` likewise,
+/// and `detection_bound=none` when no mechanism bounds the detection.
+pub fn liveness(cfg: &LivenessConfig) -> Line {
+    let mut l = Line::new("event", "liveness").kv(
+        "protocol",
+        match cfg.protocol {
+            Protocol::Raw => "raw",
+            Protocol::Mooring => "mooring",
+        },
+    );
+    l = match cfg.heartbeat {
+        Some(h) => l
+            .kv("heartbeat", ms(h.interval))
+            .kv("heartbeat_timeout", ms(h.timeout)),
+        None => l.kv("heartbeat", "off"),
+    };
+    l = match cfg.keepalive {
+        Some(k) => l
+            .kv("keepalive", ms(k.every))
+            .kv("keepalive_timeout", ms_or_off(k.timeout)),
+        None => l.kv("keepalive", "off"),
+    };
+    l = match cfg.tcp_keepalive {
+        Some(k) => l.kv(
+            "tcp_keepalive",
+            format_args!("{},{},{}", ms(k.idle), ms(k.interval), k.count),
+        ),
+        None => l.kv("tcp_keepalive", "off"),
+    };
+    l.kv("tcp_user_timeout", ms_or_off(cfg.tcp_user_timeout))
+        .kv(
+            "detection_bound",
+            cfg.detection_bound().map_or_else(|| "none".to_string(), ms),
+        )
+}
+
 /// Makes wire bytes safe for a `key=value` line: printable ASCII other than '='
 /// is kept, every other byte (space, '=', control characters, non-ASCII) becomes
 /// '_'. An id is thus never split, and never forged into extra keys.
@@ -88,5 +144,28 @@ mod tests {
             .wire("id", Some(b"x y"))
             .wire("ack", None);
         assert_eq!(l.as_str(), "event=message bytes=3 id=x_y");
+    }
+
+    #[test]
+    fn liveness_line_shows_settings_and_bound_in_ms() {
+        use mooring::{Heartbeat, TcpKeepalive};
+        let mut cfg = LivenessConfig::default();
+        assert_eq!(
+            liveness(&cfg).as_str(),
+            "event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off \
+             tcp_user_timeout=off detection_bound=none"
+        );
+        cfg.protocol = Protocol::Mooring;
+        cfg.heartbeat = Some(Heartbeat {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(3),
+        });
+        cfg.tcp_keepalive = Some(TcpKeepalive::default());
+        assert_eq!(
+            liveness(&cfg).as_str(),
+            "event=liveness protocol=mooring heartbeat=1000ms heartbeat_timeout=3000ms \
+             keepalive=off tcp_keepalive=45000ms,10000ms,3 tcp_user_timeout=off \
+             detection_bound=3050ms"
+        );
     }
 }

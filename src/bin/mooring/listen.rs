@@ -127,7 +127,7 @@ impl Responder {
             } else {
                 ServerPolicy::KeepOpen
             },
-            ..ListenConfig::default()
+            liveness: o.liveness,
         };
         // Validate before allocating the reply buffer from `max_frame`.
         node_cfg.validate()?;
@@ -260,6 +260,7 @@ pub fn run(o: &ListenOpts) -> ExitCode {
     Line::new("event", "listening")
         .kv("addr", responder.local_addr())
         .print();
+    crate::line::liveness(&o.liveness).print();
     let quiet = o.quiet;
     loop {
         // Bounded wait: deadlines wake the node earlier; the bound only caps how

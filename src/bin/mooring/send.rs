@@ -1,12 +1,14 @@
 //! `mooring send`: splits a file of HL7 messages and sends them one by one with a
-//! [`Client`], one line per reply, error or retry, and a summary.
+//! [`Client`], one line per reply, error or retry, and a summary; with `--hold`,
+//! keeps the link open and idle afterwards (heartbeats go on) and reports a close.
 
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use mooring::{
-    hl7, Client, ClientConfig, ClientPolicy, ConnectConfig, NodeConfig, RequestError, SetupError,
+    hl7, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, NodeConfig, RequestError,
+    SetupError,
 };
 
 use crate::args::{Input, SendOpts};
@@ -48,13 +50,6 @@ fn read_messages(input: &Input) -> Result<Vec<Vec<u8>>, String> {
 
 /// Runs `mooring send`.
 pub fn run(o: &SendOpts) -> ExitCode {
-    let messages = match read_messages(&o.input) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let cfg = ClientConfig {
         node: NodeConfig {
             max_links: 2,
@@ -64,7 +59,7 @@ pub fn run(o: &SendOpts) -> ExitCode {
         connect: ConnectConfig {
             connect_timeout: o.connect_timeout,
             idle_timeout: None,
-            ..ConnectConfig::default()
+            liveness: o.liveness,
         },
         policy: if o.close_each {
             ClientPolicy::ClosePerMessage
@@ -85,6 +80,14 @@ pub fn run(o: &SendOpts) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    crate::line::liveness(&o.liveness).print();
+    let messages = match read_messages(&o.input) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     if messages.is_empty() {
         log::warn!("no HL7 message in the input (a message starts at a line beginning with MSH)");
     }
@@ -96,6 +99,14 @@ pub fn run(o: &SendOpts) -> ExitCode {
             replied += 1;
         } else {
             failed += 1;
+        }
+    }
+    if let Some(hold) = o.hold {
+        // Idle on purpose: heartbeats and keep-alive messages keep the link, and
+        // a dead peer is noticed within the detection bound. Nothing to hold when
+        // no link is open (--close-each, or the last message failed).
+        if let Some(reason) = client.maintain(hold) {
+            Line::new("event", "closed").kv("reason", reason).print();
         }
     }
     let stats = client.stats();
@@ -110,6 +121,17 @@ pub fn run(o: &SendOpts) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// How the link closed, for errors that are a close (`IncompleteResponse`,
+/// `Closed`): `TcpTimeout`, `HeartbeatTimeout`, `PeerClosed`...
+fn close_reason(e: &RequestError) -> Option<CloseReason> {
+    match *e {
+        RequestError::IncompleteResponse { reason, .. } | RequestError::Closed(reason) => {
+            Some(reason)
+        }
+        _ => None,
     }
 }
 
@@ -135,19 +157,25 @@ fn send_one(client: &mut Client, msg: &[u8], n: usize, id: Option<&[u8]>, retrie
         log::debug!("message {n}: {err}");
         // A frame too large for the link will be too large on every attempt.
         if attempt >= retries || err == RequestError::FrameTooLarge {
-            Line::new("event", "error")
+            let mut l = Line::new("event", "error")
                 .kv("n", n)
                 .wire("id", id)
-                .kv("error", err.as_str())
-                .print();
+                .kv("error", err.as_str());
+            if let Some(r) = close_reason(&err) {
+                l = l.kv("reason", r);
+            }
+            l.print();
             return false;
         }
         attempt += 1;
-        Line::new("event", "retry")
+        let mut l = Line::new("event", "retry")
             .kv("n", n)
             .kv("attempt", attempt)
-            .kv("error", err.as_str())
-            .print();
+            .kv("error", err.as_str());
+        if let Some(r) = close_reason(&err) {
+            l = l.kv("reason", r);
+        }
+        l.print();
         std::thread::sleep(retry_pause(attempt));
     }
 }
