@@ -64,6 +64,9 @@ pub struct ClientStats {
     pub unexpected_replies: u64,
     /// Requests answered.
     pub replies: u64,
+    /// Frames received on an idle link with a keep-alive message configured
+    /// (replies to the keep-alive; not counted as unexpected).
+    pub keepalive_replies: u64,
 }
 
 enum Outcome {
@@ -86,6 +89,7 @@ pub struct Client {
     cfg: ClientConfig,
     link: Option<LinkId>,
     answered_on_link: u64,
+    last_close: Option<CloseReason>,
     stats: ClientStats,
 }
 
@@ -100,6 +104,7 @@ impl Client {
             cfg,
             link: None,
             answered_on_link: 0,
+            last_close: None,
             stats: ClientStats::default(),
         })
     }
@@ -219,12 +224,10 @@ impl Client {
                     } if l == link => {
                         self.link = None;
                         self.answered_on_link = 0;
+                        self.last_close = Some(reason);
                         return Some(reason);
                     }
-                    Event::Message { link: l, .. } if l == link => {
-                        self.stats.unexpected_replies += 1;
-                        log::warn!("unexpected message on an idle client link");
-                    }
+                    Event::Message { link: l, .. } if l == link => self.idle_message(),
                     _ => {}
                 }
             }
@@ -232,6 +235,22 @@ impl Client {
                 return None;
             }
         }
+    }
+
+    /// A frame arrived while no request was waiting: a keep-alive's reply when a
+    /// keep-alive message is configured, otherwise unexpected.
+    fn idle_message(&mut self) {
+        if self.cfg.connect.liveness.keepalive.is_some() {
+            self.stats.keepalive_replies += 1;
+        } else {
+            self.stats.unexpected_replies += 1;
+            log::warn!("unexpected message on an idle client link");
+        }
+    }
+
+    /// Why the client's last link closed (a resend or reconnect follows some).
+    pub fn last_close(&self) -> Option<CloseReason> {
+        self.last_close
     }
 
     /// Closes the link (a keep-open client reconnects on the next request).
@@ -251,11 +270,9 @@ impl Client {
                 Event::Closed { link, reason, .. } if Some(link) == self.link => {
                     log::debug!("link closed while idle: {reason}");
                     self.link = None;
+                    self.last_close = Some(reason);
                 }
-                Event::Message { link, .. } if Some(link) == self.link => {
-                    self.stats.unexpected_replies += 1;
-                    log::warn!("unexpected message on an idle client link");
-                }
+                Event::Message { link, .. } if Some(link) == self.link => self.idle_message(),
                 _ => {}
             }
         }
@@ -295,6 +312,7 @@ impl Client {
                     Event::Closed {
                         link: l, reason, ..
                     } if l == link => {
+                        self.last_close = Some(reason);
                         return Err(match reason {
                             CloseReason::ConnectionRefused => RequestError::ConnectionRefused,
                             CloseReason::ConnectTimeout => RequestError::ConnectTimeout,
@@ -354,10 +372,11 @@ impl Client {
                         stats,
                         ..
                     } if l == link => {
+                        self.last_close = Some(reason);
                         return Ok(Outcome::Closed {
                             reason,
                             received: stats.partial_reply_bytes,
-                        })
+                        });
                     }
                     _ => {}
                 }

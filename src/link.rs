@@ -212,6 +212,7 @@ impl Link {
         };
         if self.awaiting_reply {
             self.awaiting_reply = false;
+            self.live.set_busy(false);
             self.stats.partial_reply_bytes = 0;
             self.timers[Timer::Response as usize] = None;
         }
@@ -306,6 +307,7 @@ impl Link {
     pub fn keep_awaiting_reply(&mut self, deadline: Instant) {
         if self.is_open() {
             self.awaiting_reply = true;
+            self.live.set_busy(true);
             self.timers[Timer::Response as usize] = Some(deadline);
         }
     }
@@ -322,6 +324,7 @@ impl Link {
         }
         if let Some(d) = reply_within {
             self.awaiting_reply = true;
+            self.live.set_busy(true);
             self.stats.partial_reply_bytes = 0;
             self.timers[Timer::Response as usize] = Some(now + d);
         }

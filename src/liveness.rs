@@ -107,6 +107,10 @@ impl Default for TcpKeepalive {
 /// Default `TCP_USER_TIMEOUT` when turned on: 90 s.
 pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// How late after `TCP_USER_TIMEOUT` the kernel may report it: it checks at its
+/// next retransmission, which on Linux can trail by up to about a second.
+pub const TCP_RETRANSMIT_SLACK: Duration = Duration::from_secs(1);
+
 /// Largest keep-alive message payload.
 pub const MAX_KEEPALIVE: usize = 1024;
 
@@ -200,8 +204,9 @@ impl LivenessConfig {
     ///   message goes out after `every` of inbound silence; its reply must follow);
     /// - OS keepalive: `idle + interval x count` (probes start after `idle` of silence);
     /// - `TCP_USER_TIMEOUT`: bounds links with unacknowledged written data only, so
-    ///   it caps the other bounds when data is in flight but does not bound an
-    ///   idle link on its own.
+    ///   it does not bound an idle link on its own; with a keep-alive message (even
+    ///   without a reply timeout) the message is such data: `every + user timeout`
+    ///   + [`TCP_RETRANSMIT_SLACK`] + one tick.
     ///
     /// The result is the smallest bound among the mechanisms that cover an idle link.
     /// Compare it with the idle limits of the middleboxes on the path (cloud load
@@ -214,7 +219,11 @@ impl LivenessConfig {
         let os = self
             .tcp_keepalive
             .map(|k| k.idle + k.interval * k.count + TIMER_TICK);
-        [hb, ka, os].into_iter().flatten().min()
+        let ka_unacked = match (self.keepalive, self.tcp_user_timeout) {
+            (Some(k), Some(u)) => Some(k.every + u + TCP_RETRANSMIT_SLACK + TIMER_TICK),
+            _ => None,
+        };
+        [hb, ka, os, ka_unacked].into_iter().flatten().min()
     }
 }
 
@@ -282,6 +291,8 @@ pub struct Liveness {
     last_rx: Instant,
     last_tx: Instant,
     last_keepalive: Instant,
+    /// A request awaits its reply: that request is the probe, no keep-alive.
+    busy: bool,
     out: u8,
     close: Option<CloseReason>,
 }
@@ -297,6 +308,7 @@ impl Liveness {
             last_rx: now,
             last_tx: now,
             last_keepalive: now,
+            busy: false,
             out: 0,
             close: None,
         };
@@ -395,6 +407,13 @@ impl Liveness {
         }
     }
 
+    /// Whether a request awaits its reply. While it does, no keep-alive message is
+    /// sent: the request probes the peer already, and a reply to a keep-alive could
+    /// otherwise be taken for the request's.
+    pub fn set_busy(&mut self, busy: bool) {
+        self.busy = busy;
+    }
+
     /// True when [`Liveness::poll_transmit`] has something.
     pub fn wants_transmit(&self) -> bool {
         self.out != 0
@@ -466,7 +485,7 @@ impl Liveness {
                         self.set(t, Some(due));
                         continue;
                     }
-                    if self.established {
+                    if self.established && !self.busy {
                         self.last_keepalive = now;
                         self.out |= OUT_KEEPALIVE;
                         if let Some(rt) = k.timeout {
@@ -758,6 +777,47 @@ mod tests {
             c.detection_bound(),
             Some(Duration::from_secs(30) + TIMER_TICK)
         );
+    }
+
+    #[test]
+    fn keepalive_with_tcp_user_timeout_is_a_bound_even_without_a_reply_timeout() {
+        let c = LivenessConfig {
+            keepalive: Some(KeepAliveMessage {
+                payload: b"KA",
+                every: Duration::from_secs(10),
+                timeout: None,
+            }),
+            tcp_user_timeout: Some(Duration::from_secs(20)),
+            ..Default::default()
+        };
+        assert_eq!(
+            c.detection_bound(),
+            Some(Duration::from_secs(30) + TCP_RETRANSMIT_SLACK + TIMER_TICK)
+        );
+    }
+
+    #[test]
+    fn no_keepalive_goes_out_while_a_reply_is_awaited() {
+        let cfg = LivenessConfig {
+            keepalive: Some(KeepAliveMessage {
+                payload: b"KA",
+                every: ms(100),
+                timeout: Some(ms(50)),
+            }),
+            ..Default::default()
+        };
+        let mut l = Liveness::new(cfg, false, t(0));
+        l.set_busy(true);
+        assert_eq!(l.handle_timeout(t(100)), None);
+        assert_eq!(l.poll_transmit(), None);
+        assert_eq!(
+            l.handle_timeout(t(150)),
+            None,
+            "no reply timer without a keep-alive"
+        );
+        l.set_busy(false);
+        assert_eq!(l.handle_timeout(t(200)), None);
+        assert_eq!(l.poll_transmit(), Some(Control::KeepAlive));
     }
 
     #[test]
