@@ -12,7 +12,8 @@ use std::net::IpAddr;
 
 use crate::error::ConfigError;
 use crate::frame::Framing;
-use crate::liveness::LivenessConfig;
+use crate::liveness::{LivenessConfig, Protocol};
+use crate::session::{Backoff, SessionConfig};
 
 /// Default maximum payload size of one frame: 1 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
@@ -51,6 +52,11 @@ pub struct NodeConfig {
     /// MLLP release 2: a receiver answers every frame with a commit ACK (`0x06`);
     /// a sender takes the ACK/NAK as the reply. Default off.
     pub mllp_commit_ack: bool,
+    /// Reliable sessions this node can hold at once (server: connected and
+    /// disconnected ones within their resume window; client: one per
+    /// `open_session`). Each reserves its replay ring (`SessionConfig::max_bytes`)
+    /// when first used. Default 0: no sessions.
+    pub max_sessions: usize,
 }
 
 impl Default for NodeConfig {
@@ -63,6 +69,7 @@ impl Default for NodeConfig {
             large_buffers: 2,
             write_timeout: Duration::from_secs(10),
             mllp_commit_ack: false,
+            max_sessions: 0,
         }
     }
 }
@@ -121,6 +128,9 @@ pub struct ListenConfig {
     pub policy: ServerPolicy,
     /// Protocol, heartbeat, keep-alive message, OS keepalive. Default: raw, all off.
     pub liveness: LivenessConfig,
+    /// Reliable sessions for mooring clients (needs `Protocol::Mooring` and node
+    /// `max_sessions`). Default off.
+    pub session: Option<SessionConfig>,
 }
 
 impl Default for ListenConfig {
@@ -132,6 +142,7 @@ impl Default for ListenConfig {
             allow: AllowList::default(),
             policy: ServerPolicy::KeepOpen,
             liveness: LivenessConfig::default(),
+            session: None,
         }
     }
 }
@@ -141,6 +152,7 @@ impl ListenConfig {
     pub fn validate(&self, node: &NodeConfig) -> Result<(), ConfigError> {
         nonzero(self.max_connections, "max_connections")?;
         self.liveness.validate()?;
+        validate_session(self.session.as_ref(), &self.liveness, node)?;
         if let Some(t) = self.idle_timeout {
             nonzero_time(t, "idle_timeout")?;
         }
@@ -171,6 +183,11 @@ pub struct ConnectConfig {
     pub idle_timeout: Option<Duration>,
     /// Protocol, heartbeat, keep-alive message, OS keepalive. Default: raw, all off.
     pub liveness: LivenessConfig,
+    /// Reliable session settings for [`crate::Node::open_session`]. Default off.
+    pub session: Option<SessionConfig>,
+    /// Reconnection strategy of a session's client. Default 1 s doubling to 30 s,
+    /// full jitter, unlimited attempts.
+    pub backoff: Backoff,
 }
 
 impl Default for ConnectConfig {
@@ -179,6 +196,8 @@ impl Default for ConnectConfig {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: None,
             liveness: LivenessConfig::default(),
+            session: None,
+            backoff: Backoff::default(),
         }
     }
 }
@@ -193,6 +212,25 @@ impl ConnectConfig {
         }
         Ok(())
     }
+}
+
+/// Sessions ride on the mooring protocol and need node slots.
+pub(crate) fn validate_session(
+    session: Option<&SessionConfig>,
+    liveness: &LivenessConfig,
+    node: &NodeConfig,
+) -> Result<(), ConfigError> {
+    let Some(s) = session else { return Ok(()) };
+    if liveness.protocol != Protocol::Mooring {
+        return Err(ConfigError::NeedsMooringProtocol { field: "session" });
+    }
+    if node.max_sessions == 0 {
+        return Err(ConfigError::NoSessionSlots);
+    }
+    nonzero(s.max_depth, "session.max_depth")?;
+    nonzero(s.max_bytes, "session.max_bytes")?;
+    nonzero_time(s.reconnect_timeout, "session.reconnect_timeout")?;
+    Ok(())
 }
 
 fn nonzero(v: usize, field: &'static str) -> Result<(), ConfigError> {

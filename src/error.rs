@@ -51,6 +51,12 @@ pub enum CloseReason {
     /// The TCP stack gave up on the link: OS keepalive probes went unanswered, or
     /// written data stayed unacknowledged past `TCP_USER_TIMEOUT`.
     TcpTimeout,
+    /// The server no longer has the session this link tried to resume.
+    SessionExpired,
+    /// The session could not be made whole (see `SessionEnd::Lost`).
+    SessionLost,
+    /// A resume presented the wrong token for its session (logged and counted).
+    BadToken,
 }
 
 impl CloseReason {
@@ -78,6 +84,9 @@ impl CloseReason {
             CloseReason::KeepAliveTimeout => "KeepAliveTimeout",
             CloseReason::VersionMismatch => "VersionMismatch",
             CloseReason::TcpTimeout => "TcpTimeout",
+            CloseReason::SessionExpired => "SessionExpired",
+            CloseReason::SessionLost => "SessionLost",
+            CloseReason::BadToken => "BadToken",
         }
     }
 
@@ -146,6 +155,8 @@ pub enum ConfigError {
     },
     /// The heartbeat timeout must be longer than its interval, or every link dies.
     HeartbeatTimeoutNotAfterInterval,
+    /// Sessions are configured but the node has no session slots (`max_sessions`).
+    NoSessionSlots,
 }
 
 impl fmt::Display for ConfigError {
@@ -174,6 +185,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::HeartbeatTimeoutNotAfterInterval => {
                 f.write_str("heartbeat timeout must be longer than the heartbeat interval")
+            }
+            ConfigError::NoSessionSlots => {
+                f.write_str("sessions need NodeConfig::max_sessions > 0")
             }
         }
     }

@@ -49,6 +49,8 @@ mod buffer;
 pub mod client;
 pub mod config;
 pub mod error;
+#[allow(unsafe_code)]
+pub mod ffi;
 pub mod frame;
 pub mod hl7;
 pub mod link;
@@ -67,6 +69,6 @@ pub use error::{CloseReason, ConfigError, RequestError, SendError};
 pub use frame::{Codec, Framing};
 pub use link::{LinkState, LinkStats};
 pub use liveness::{Heartbeat, KeepAliveMessage, LivenessConfig, Protocol, TcpKeepalive};
-pub use node::{Event, LinkId, ListenerId, Node, NodeStats, SetupError};
+pub use node::{Event, LinkId, ListenerId, Node, NodeStats, SessionId, SessionNote, SetupError};
 pub use server::{Reply, Server};
 pub use time::{Clock, Instant};

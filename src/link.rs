@@ -26,7 +26,7 @@ use core::time::Duration;
 use crate::error::CloseReason;
 use crate::liveness::{Control, Inbound, Liveness, LivenessConfig, Protocol};
 use crate::time::Instant;
-use crate::wire;
+use crate::wire::{self, Greeting};
 
 /// The timers a link keeps, indexing its timer table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,8 +113,11 @@ pub enum FrameAction {
         /// Where the application payload starts.
         offset: usize,
     },
-    /// The handshake completed: report the link as connected.
-    Established,
+    /// The handshake completed: report the link as connected. Carries the peer's
+    /// greeting for the session layer.
+    Established(Greeting),
+    /// A cumulative ACK for the session layer.
+    Ack(u64),
     /// Nothing for the application (control message, or a discarded frame).
     Skip,
     /// Close the link.
@@ -133,6 +136,7 @@ pub struct Link {
     server: bool,
     closed_by_peer: bool,
     tx_seq: u64,
+    greeting: Option<Greeting>,
     live: Liveness,
     stats: LinkStats,
 }
@@ -163,6 +167,7 @@ impl Link {
             server,
             closed_by_peer: false,
             tx_seq: 0,
+            greeting: None,
             // Liveness starts when the link opens; until then nothing to keep alive.
             live: Liveness::new(LivenessConfig::default(), server, now),
             stats: LinkStats::default(),
@@ -177,6 +182,9 @@ impl Link {
         self.state = LinkState::Open;
         self.last_rx = now;
         self.live = Liveness::new(self.cfg.liveness, self.server, now);
+        if let Some(g) = self.greeting {
+            self.live.set_greeting(g);
+        }
         self.timers[Timer::Connect as usize] = None;
         self.timers[Timer::Idle as usize] = self.cfg.idle_timeout.map(|d| now + d);
     }
@@ -203,7 +211,8 @@ impl Link {
         self.stats.frames_in += 1;
         let offset = match self.live.handle_frame(now, frame) {
             Ok(Inbound::Deliver { offset }) => offset,
-            Ok(Inbound::Established) => return FrameAction::Established,
+            Ok(Inbound::Established(g)) => return FrameAction::Established(g),
+            Ok(Inbound::Ack(seq)) => return FrameAction::Ack(seq),
             Ok(Inbound::Handled) => return FrameAction::Skip,
             Err(r) => {
                 self.closed_by_peer = matches!(wire::decode(frame), Ok(wire::Msg::Close(_)));
@@ -235,6 +244,12 @@ impl Link {
     /// The keep-alive message payload, when one is configured.
     pub fn keepalive_payload(&self) -> Option<&'static [u8]> {
         self.cfg.liveness.keepalive.map(|k| k.payload)
+    }
+
+    /// The greeting this side sends in HELLO (client) or WELCOME (server).
+    pub fn set_greeting(&mut self, g: Greeting) {
+        self.greeting = Some(g);
+        self.live.set_greeting(g);
     }
 
     /// True when [`Link::poll_transmit`] has something.

@@ -252,8 +252,11 @@ pub enum Inbound {
         /// Where the application payload starts in the frame.
         offset: usize,
     },
-    /// The handshake completed: the link is established.
-    Established,
+    /// The handshake completed: the link is established; the peer's greeting
+    /// (session id, token, last received sequence).
+    Established(Greeting),
+    /// A cumulative ACK for the session layer.
+    Ack(u64),
     /// A control message, handled.
     Handled,
 }
@@ -293,6 +296,7 @@ pub struct Liveness {
     last_keepalive: Instant,
     /// A request awaits its reply: that request is the probe, no keep-alive.
     busy: bool,
+    greeting: Greeting,
     out: u8,
     close: Option<CloseReason>,
 }
@@ -309,6 +313,7 @@ impl Liveness {
             last_tx: now,
             last_keepalive: now,
             busy: false,
+            greeting: Greeting::new_session(),
             out: 0,
             close: None,
         };
@@ -374,7 +379,8 @@ impl Liveness {
                 self.out |= OUT_PONG;
                 Ok(Inbound::Handled)
             }
-            Msg::Pong | Msg::Ack(_) => Ok(Inbound::Handled),
+            Msg::Ack(seq) if self.established => Ok(Inbound::Ack(seq)),
+            Msg::Pong => Ok(Inbound::Handled),
             Msg::Close(WireReason::Known(r)) => Err(r),
             Msg::Close(WireReason::Unknown(_)) => Err(CloseReason::PeerClosed),
             // HELLO twice, WELCOME to a server, DATA before the handshake.
@@ -395,7 +401,13 @@ impl Liveness {
         self.out |= reply;
         self.set(Timer::Handshake, None);
         let _ = now;
-        Ok(Inbound::Established)
+        Ok(Inbound::Established(g))
+    }
+
+    /// The greeting this side sends in HELLO or WELCOME (set by the driver from
+    /// the session; a new-session greeting by default).
+    pub fn set_greeting(&mut self, g: Greeting) {
+        self.greeting = g;
     }
 
     /// When the next PING is due (see the module docs for the asymmetry).
@@ -510,8 +522,8 @@ impl Liveness {
     /// Writes the control message `c` as a frame payload into `out`.
     pub fn encode_control(&self, c: Control, out: &mut [u8]) -> Option<usize> {
         let msg = match c {
-            Control::Hello => Msg::Hello(Greeting::new_session()),
-            Control::Welcome => Msg::Welcome(Greeting::new_session()),
+            Control::Hello => Msg::Hello(self.greeting),
+            Control::Welcome => Msg::Welcome(self.greeting),
             Control::Ping => Msg::Ping,
             Control::Pong => Msg::Pong,
             Control::Close(r) => Msg::Close(WireReason::Known(r)),
@@ -562,10 +574,10 @@ mod tests {
         let mut s = Liveness::new(cfg, true, t(0));
         assert_eq!(c.poll_transmit(), Some(Control::Hello));
         let hello = frame(Msg::Hello(Greeting::new_session()));
-        assert_eq!(s.handle_frame(t(1), &hello), Ok(Inbound::Established));
+        assert!(matches!(s.handle_frame(t(1), &hello), Ok(Inbound::Established(_))));
         assert_eq!(s.poll_transmit(), Some(Control::Welcome));
         let welcome = frame(Msg::Welcome(Greeting::new_session()));
-        assert_eq!(c.handle_frame(t(2), &welcome), Ok(Inbound::Established));
+        assert!(matches!(c.handle_frame(t(2), &welcome), Ok(Inbound::Established(_))));
         (c, s)
     }
 

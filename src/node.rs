@@ -19,6 +19,10 @@ use std::time::Duration;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
+mod sessions;
+
+pub use sessions::{SessionId, SessionNote};
+
 use crate::buffer::{Block, Buf, Buffers, Tier};
 use crate::config::{ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 use crate::error::{CloseReason, ConfigError, SendError};
@@ -52,8 +56,10 @@ impl LinkId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ListenerId(u32);
 
-/// What happened, pulled with [`Node::next_event`].
+/// What happened, pulled with [`Node::next_event`]. New kinds may be added:
+/// match with a wildcard arm.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// A link is open: accepted on `listener`, or an outbound connect completed.
     Connected {
@@ -94,6 +100,21 @@ pub enum Event<'a> {
         /// Its final counters.
         stats: LinkStats,
     },
+    /// A message of a reliable session, in order and exactly once. `payload`
+    /// borrows the receive buffer until the next call.
+    SessionMessage {
+        /// The session.
+        session: SessionId,
+        /// The application payload.
+        payload: &'a [u8],
+    },
+    /// Something happened to a reliable session.
+    Session {
+        /// The session.
+        session: SessionId,
+        /// What happened.
+        note: SessionNote,
+    },
     /// A connection was refused by policy before it got a link.
     Rejected {
         /// The listener.
@@ -118,6 +139,10 @@ pub struct NodeStats {
     pub stale_replaced: u64,
     /// Rejections not reported as events because the report queue was full.
     pub unreported_rejections: u64,
+    /// Session resumes refused for a wrong token.
+    pub bad_tokens: u64,
+    /// Session events not reported because the report queue was full.
+    pub unreported_session_events: u64,
     /// Times a link had to wait for a large buffer (backpressure).
     pub large_buffer_waits: u64,
 }
@@ -179,6 +204,8 @@ struct Slot {
     in_flush: bool,
     in_waiting: bool,
     want_writable: bool,
+    /// The session this link carries, if any.
+    session: Option<u32>,
 }
 
 struct Listener {
@@ -219,6 +246,7 @@ struct Delivered {
 enum Step {
     Connected,
     Message(Delivered),
+    SessionMessage(u32, Delivered),
     CommitAck(bool),
     Writable,
     Closed(CloseReason),
@@ -247,6 +275,12 @@ pub struct Node {
     closed_cap: usize,
     delivered: Option<Delivered>,
     stats: NodeStats,
+    sessions: Vec<sessions::SessionSlot>,
+    session_notes: VecDeque<(SessionId, SessionNote)>,
+    /// The OS random source, for session tokens (opened when sessions are on).
+    urandom: Option<std::fs::File>,
+    rng: u64,
+    next_session_id: u64,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -307,6 +341,7 @@ impl Node {
                 in_flush: false,
                 in_waiting: false,
                 want_writable: false,
+                session: None,
             })
             .collect();
         let large = cfg.max_frame + codec.overhead();
@@ -319,7 +354,7 @@ impl Node {
             slots,
             free: (0..n as u32).rev().collect(),
             listeners: heapless::Vec::new(),
-            timers: DeadlineHeap::new(n),
+            timers: DeadlineHeap::new(n + cfg.max_sessions),
             ready: VecDeque::with_capacity(n),
             flush: Vec::with_capacity(n),
             waiting: VecDeque::with_capacity(n),
@@ -328,6 +363,17 @@ impl Node {
             closed_cap: 2 * n,
             delivered: None,
             stats: NodeStats::default(),
+            sessions: (0..cfg.max_sessions)
+                .map(|_| sessions::SessionSlot::empty())
+                .collect(),
+            session_notes: VecDeque::with_capacity(8 * cfg.max_sessions),
+            urandom: if cfg.max_sessions > 0 {
+                std::fs::File::open("/dev/urandom").ok()
+            } else {
+                None
+            },
+            rng: 0,
+            next_session_id: 0,
             cfg,
         })
     }
@@ -426,6 +472,7 @@ impl Node {
         s.read_closed = false;
         s.pending = 0;
         s.want_writable = false;
+        s.session = None;
         LinkId { slot, gen: s.gen }
     }
 
@@ -522,31 +569,35 @@ impl Node {
         Ok(())
     }
 
-    fn encode_into_tx(&mut self, i: u32, parts: &[&[u8]]) -> Result<(), SendError> {
-        let need = parts.iter().map(|p| p.len()).sum::<usize>() + self.codec.overhead();
+    fn queue_flush(&mut self, i: u32) {
         let s = &mut self.slots[i as usize];
-        if !self.bufs.reserve(&mut s.tx, need) {
-            s.want_writable = true;
-            if !s.tx.is_empty() {
-                // Room comes back as the queue drains.
-            } else if !s.in_waiting {
-                // Only a large block would do and none is free.
-                s.in_waiting = true;
-                self.waiting.push_back(i);
-                self.stats.large_buffer_waits += 1;
-            }
-            return Err(SendError::TxFull);
-        }
-        let n = self
-            .codec
-            .encode_parts(parts, self.bufs.spare(&s.tx))
-            .ok_or(SendError::TxFull)?;
-        s.tx.end += n as u32;
         if !s.in_flush {
             s.in_flush = true;
             self.flush.push(i);
         }
+    }
+
+    fn encode_into_tx(&mut self, i: u32, parts: &[&[u8]]) -> Result<(), SendError> {
+        let s = &mut self.slots[i as usize];
+        if !encode_parts_into(s, &mut self.bufs, self.codec.as_ref(), parts) {
+            self.note_tx_full(i);
+            return Err(SendError::TxFull);
+        }
+        self.queue_flush(i);
         Ok(())
+    }
+
+    /// Backpressure: the link is told (or its session pumped) when room comes back.
+    fn note_tx_full(&mut self, i: u32) {
+        let s = &mut self.slots[i as usize];
+        s.want_writable = true;
+        if s.tx.is_empty() && !s.in_waiting {
+            // Only a large block would do and none is free: wait for one. (With
+            // bytes queued, room comes back as the queue drains.)
+            s.in_waiting = true;
+            self.waiting.push_back(i);
+            self.stats.large_buffer_waits += 1;
+        }
     }
 
     /// Closes the link now (after one last attempt to write what is queued).
@@ -581,6 +632,7 @@ impl Node {
         if !self.ready.is_empty()
             || !self.rejected.is_empty()
             || !self.closed.is_empty()
+            || !self.session_notes.is_empty()
             || !self.flush.is_empty()
         {
             wait = Some(Duration::ZERO);
@@ -797,6 +849,10 @@ impl Node {
 
     fn expire(&mut self, now: Instant) {
         while let Some(i) = self.timers.pop_due(now) {
+            if i as usize >= self.slots.len() {
+                self.session_timeout(i, now);
+                continue;
+            }
             let s = &mut self.slots[i as usize];
             if !s.used {
                 continue;
@@ -904,6 +960,10 @@ impl Node {
             }
         }
         self.timers.set(i, None);
+        if let Some(idx) = self.slots[i as usize].session.take() {
+            let now = self.clock.now();
+            self.session_link_lost(idx, reason, now);
+        }
         let s = &mut self.slots[i as usize];
         if self.closed.len() < self.closed_cap {
             self.closed.push_back(ClosedReport {
@@ -980,6 +1040,9 @@ impl Node {
                 stats: c.stats,
             });
         }
+        if let Some(ev) = self.next_session_note() {
+            return Some(ev);
+        }
         loop {
             let &i = self.ready.front()?;
             let step = self.step(i);
@@ -1007,6 +1070,14 @@ impl Node {
                     self.delivered = Some(d);
                     let payload = &self.bufs.block(d.block)[d.start..d.end];
                     return Some(Event::Message { link: id, payload });
+                }
+                Step::SessionMessage(idx, d) => {
+                    self.ready.pop_front();
+                    self.ready.push_back(i);
+                    self.delivered = Some(d);
+                    let session = self.session_id_of(idx);
+                    let payload = &self.bufs.block(d.block)[d.start..d.end];
+                    return Some(Event::SessionMessage { session, payload });
                 }
                 Step::CommitAck(accepted) => return Some(Event::CommitAck { link: id, accepted }),
                 Step::Writable => return Some(Event::Writable { link: id }),
@@ -1055,6 +1126,10 @@ impl Node {
             }
             if s.pending & PENDING_WRITABLE != 0 {
                 s.pending &= !PENDING_WRITABLE;
+                if let Some(idx) = s.session {
+                    self.pump_session(idx); // the session, not the app, was waiting
+                    continue;
+                }
                 return Step::Writable;
             }
             if let crate::LinkState::Closed(r) = s.link.state() {
@@ -1084,15 +1159,37 @@ impl Node {
                     let base = s.rx.start as usize;
                     let frame = &self.bufs.block(block)[base + payload.start..base + payload.end];
                     let action = s.link.handle_frame(now, frame);
+                    // The sequence number of a session's DATA, read before `frame`'s
+                    // borrow ends.
+                    let data_seq = match (s.session, action) {
+                        (Some(_), FrameAction::Deliver { .. }) => match crate::wire::decode(frame) {
+                            Ok(crate::wire::Msg::Data { seq, .. }) => Some(seq),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    if let FrameAction::Established(g) = action {
+                        self.bufs.consume(&mut s.rx, consumed);
+                        s.scan = 0;
+                        // Bind first: the WELCOME carries the session's greeting.
+                        if !self.bind_session(i, g, now) {
+                            return None;
+                        }
+                        self.sync(i, now);
+                        if let Some(idx) = self.slots[i as usize].session {
+                            self.pump_session(idx);
+                        }
+                        return Some(Step::Connected);
+                    }
                     self.sync(i, now);
                     let s = &mut self.slots[i as usize];
                     let offset = match action {
                         FrameAction::Deliver { offset } => offset,
-                        FrameAction::Skip | FrameAction::Established => {
+                        FrameAction::Skip | FrameAction::Established(_) | FrameAction::Ack(_) => {
                             self.bufs.consume(&mut s.rx, consumed);
                             s.scan = 0;
-                            if action == FrameAction::Established {
-                                return Some(Step::Connected);
+                            if let (FrameAction::Ack(seq), Some(idx)) = (action, s.session) {
+                                self.session_ack(idx, seq);
                             }
                             continue;
                         }
@@ -1110,6 +1207,20 @@ impl Node {
                         end: base + payload.end,
                         consumed,
                     };
+                    if let Some(idx) = s.session {
+                        match self.session_data(idx, data_seq, now) {
+                            crate::session::Received::Deliver => {
+                                return Some(Step::SessionMessage(idx, d))
+                            }
+                            crate::session::Received::Duplicate => {
+                                let s = &mut self.slots[i as usize];
+                                self.bufs.consume(&mut s.rx, consumed);
+                                s.scan = 0;
+                                continue;
+                            }
+                            crate::session::Received::Lost => return None,
+                        }
+                    }
                     if self.cfg.mllp_commit_ack {
                         let p = &self.bufs.block(block)[d.start..d.end];
                         if p == MLLP_ACK || p == MLLP_NAK {
@@ -1237,6 +1348,22 @@ impl std::os::fd::AsRawFd for Node {
     /// signalled through it: wait at most until [`Node::next_deadline`].
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.poll.as_raw_fd()
+    }
+}
+
+/// Frames `parts` into the slot's transmit buffer; false (nothing written) when
+/// there is no room.
+fn encode_parts_into(s: &mut Slot, bufs: &mut Buffers, codec: &dyn Codec, parts: &[&[u8]]) -> bool {
+    let need = parts.iter().map(|p| p.len()).sum::<usize>() + codec.overhead();
+    if !bufs.reserve(&mut s.tx, need) {
+        return false;
+    }
+    match codec.encode_parts(parts, bufs.spare(&s.tx)) {
+        Some(n) => {
+            s.tx.end += n as u32;
+            true
+        }
+        None => false,
     }
 }
 

@@ -286,19 +286,24 @@ impl Session {
         Session::new(cfg, id, token, false, now)
     }
 
-    fn new(
+    fn new(cfg: SessionConfig, id: u64, token: [u8; TOKEN_LEN], client: bool, now: Instant) -> Self {
+        let depth = cfg.max_depth_disconnected.max(cfg.max_depth);
+        Session::new_with(cfg, id, token, client, now, ReplayQueue::new(cfg.max_bytes, depth))
+    }
+
+    fn new_with(
         cfg: SessionConfig,
         id: u64,
         token: [u8; TOKEN_LEN],
         client: bool,
         now: Instant,
+        replay: ReplayQueue,
     ) -> Self {
-        let depth = cfg.max_depth_disconnected.max(cfg.max_depth);
         Session {
             cfg,
             id,
             token,
-            replay: ReplayQueue::new(cfg.max_bytes, depth),
+            replay,
             base: 1,
             written: 0,
             delivered: 0,
@@ -313,6 +318,22 @@ impl Session {
             events: heapless::Deque::new(),
             duplicates: 0,
         }
+    }
+
+    /// Starts a new session in this one's memory: same settings and replay ring
+    /// (no allocation), fresh identity and state.
+    pub fn restart(&mut self, id: u64, token: [u8; TOKEN_LEN], client: bool, now: Instant) {
+        let mut replay = ReplayQueue::new(0, 0);
+        core::mem::swap(&mut replay, &mut self.replay);
+        replay.entries.clear();
+        replay.bytes = 0;
+        let mut fresh = Session::new_with(self.cfg, id, token, client, now, replay);
+        core::mem::swap(self, &mut fresh);
+    }
+
+    /// The settings it was built with.
+    pub fn config(&self) -> SessionConfig {
+        self.cfg
     }
 
     /// The session id (0 until assigned).

@@ -290,6 +290,9 @@ const CODES: &[CloseReason] = &[
     CloseReason::KeepAliveTimeout,
     CloseReason::VersionMismatch,
     CloseReason::TcpTimeout,
+    CloseReason::SessionExpired,
+    CloseReason::SessionLost,
+    CloseReason::BadToken,
 ];
 
 #[cfg(test)]

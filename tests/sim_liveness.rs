@@ -154,7 +154,7 @@ impl Sim {
                     }
                 }
                 FrameAction::Close(r) => self.close(i, r),
-                FrameAction::Established | FrameAction::Skip => {}
+                FrameAction::Established(_) | FrameAction::Ack(_) | FrameAction::Skip => {}
             }
             self.pump_output(i);
         }

@@ -137,6 +137,8 @@ impl Rec {
                 stats,
             },
             Event::Rejected { peer, reason, .. } => Rec::Rejected { peer, reason },
+            // This harness runs no reliable sessions.
+            ref other => panic!("unexpected event in a session-less harness: {other:?}"),
         }
     }
 

@@ -213,6 +213,7 @@ fn client_with(
             connect_timeout: EXPECT_WITHIN,
             idle_timeout: None,
             liveness,
+            ..ConnectConfig::default()
         },
         policy,
         response_timeout: EXPECT_WITHIN,

@@ -128,6 +128,7 @@ impl Responder {
                 ServerPolicy::KeepOpen
             },
             liveness: o.liveness,
+            ..ListenConfig::default()
         };
         // Validate before allocating the reply buffer from `max_frame`.
         node_cfg.validate()?;
@@ -188,7 +189,8 @@ impl Responder {
                 }),
                 Event::Closed { peer, reason, .. } => report(&Seen::Closed { peer, reason }),
                 Event::Rejected { peer, reason, .. } => report(&Seen::Rejected { peer, reason }),
-                Event::Writable { .. } => {}
+                // Writable: replies are small; `listen` runs no reliable sessions (yet).
+                _ => {}
             }
             if let Some((link, peer, len)) = answer {
                 match len {

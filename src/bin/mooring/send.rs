@@ -60,6 +60,7 @@ pub fn run(o: &SendOpts) -> ExitCode {
             connect_timeout: o.connect_timeout,
             idle_timeout: None,
             liveness: o.liveness,
+            ..ConnectConfig::default()
         },
         policy: if o.close_each {
             ClientPolicy::ClosePerMessage
