@@ -574,10 +574,16 @@ mod tests {
         let mut s = Liveness::new(cfg, true, t(0));
         assert_eq!(c.poll_transmit(), Some(Control::Hello));
         let hello = frame(Msg::Hello(Greeting::new_session()));
-        assert!(matches!(s.handle_frame(t(1), &hello), Ok(Inbound::Established(_))));
+        assert!(matches!(
+            s.handle_frame(t(1), &hello),
+            Ok(Inbound::Established(_))
+        ));
         assert_eq!(s.poll_transmit(), Some(Control::Welcome));
         let welcome = frame(Msg::Welcome(Greeting::new_session()));
-        assert!(matches!(c.handle_frame(t(2), &welcome), Ok(Inbound::Established(_))));
+        assert!(matches!(
+            c.handle_frame(t(2), &welcome),
+            Ok(Inbound::Established(_))
+        ));
         (c, s)
     }
 

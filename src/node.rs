@@ -1162,10 +1162,12 @@ impl Node {
                     // The sequence number of a session's DATA, read before `frame`'s
                     // borrow ends.
                     let data_seq = match (s.session, action) {
-                        (Some(_), FrameAction::Deliver { .. }) => match crate::wire::decode(frame) {
-                            Ok(crate::wire::Msg::Data { seq, .. }) => Some(seq),
-                            _ => None,
-                        },
+                        (Some(_), FrameAction::Deliver { .. }) => {
+                            match crate::wire::decode(frame) {
+                                Ok(crate::wire::Msg::Data { seq, .. }) => Some(seq),
+                                _ => None,
+                            }
+                        }
                         _ => None,
                     };
                     if let FrameAction::Established(g) = action {

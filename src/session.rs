@@ -286,9 +286,22 @@ impl Session {
         Session::new(cfg, id, token, false, now)
     }
 
-    fn new(cfg: SessionConfig, id: u64, token: [u8; TOKEN_LEN], client: bool, now: Instant) -> Self {
+    fn new(
+        cfg: SessionConfig,
+        id: u64,
+        token: [u8; TOKEN_LEN],
+        client: bool,
+        now: Instant,
+    ) -> Self {
         let depth = cfg.max_depth_disconnected.max(cfg.max_depth);
-        Session::new_with(cfg, id, token, client, now, ReplayQueue::new(cfg.max_bytes, depth))
+        Session::new_with(
+            cfg,
+            id,
+            token,
+            client,
+            now,
+            ReplayQueue::new(cfg.max_bytes, depth),
+        )
     }
 
     fn new_with(

@@ -168,8 +168,14 @@ fn links_cut_mid_stream_are_resumed_with_every_message_exactly_once_in_order() {
     }
     let expected: Vec<u32> = (1..=total).collect();
     assert_eq!(cuts, 5, "the test cut the link five times");
-    assert_eq!(seen.server_got, expected, "server got every message once, in order");
-    assert_eq!(seen.client_got, expected, "client got every echo once, in order");
+    assert_eq!(
+        seen.server_got, expected,
+        "server got every message once, in order"
+    );
+    assert_eq!(
+        seen.client_got, expected,
+        "client got every echo once, in order"
+    );
     assert!(seen.reconnecting >= 5, "each cut made the client reconnect");
     assert!(seen.resumed >= 5, "each reconnect resumed the same session");
     assert!(seen.ended.is_empty(), "no session ended: {:?}", seen.ended);

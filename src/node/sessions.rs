@@ -135,7 +135,9 @@ impl Node {
         crate::config::validate_session(cfg.session.as_ref(), &cfg.liveness, &self.cfg)?;
         let scfg = cfg
             .session
-            .ok_or(SetupError::Config(ConfigError::ZeroSize { field: "session" }))?;
+            .ok_or(SetupError::Config(ConfigError::ZeroSize {
+                field: "session",
+            }))?;
         let now = self.clock.now();
         let idx = self
             .take_session(scfg, 0, [0; TOKEN_LEN], true, now)
@@ -189,10 +191,7 @@ impl Node {
                 r.attempt += 1;
                 r.at = Some(now + delay);
                 let attempt = r.attempt;
-                self.note(
-                    idx,
-                    SessionNote::Reconnecting { attempt, delay },
-                );
+                self.note(idx, SessionNote::Reconnecting { attempt, delay });
             }
             None => {
                 let undelivered = slot.session.as_ref().map_or(0, Session::unacked);
@@ -227,7 +226,10 @@ impl Node {
     /// Messages of the session not yet acknowledged by the peer.
     pub fn session_unacked(&self, id: SessionId) -> Option<u64> {
         let idx = self.session_idx(id)?;
-        self.sessions[idx as usize].session.as_ref().map(Session::unacked)
+        self.sessions[idx as usize]
+            .session
+            .as_ref()
+            .map(Session::unacked)
     }
 
     fn end_session(&mut self, idx: u32, how: SessionEnd) {

@@ -90,7 +90,8 @@ The event=liveness line (printed at start) shows the settings as integer ms
 and detection_bound: the worst-case time to notice a silently dead peer with
 the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
 keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
-with unacknowledged data, so it is not part of it.
+with unacknowledged data: it counts together with a keep-alive message (which
+is such data), as every + user timeout + 1 s of retransmit slack.
 Runs until killed.
 ";
 
@@ -147,7 +148,8 @@ The event=liveness line (printed at start) shows the settings as integer ms
 and detection_bound: the worst-case time to notice a silently dead peer with
 the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
 keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
-with unacknowledged data, so it is not part of it.
+with unacknowledged data: it counts together with a keep-alive message (which
+is such data), as every + user timeout + 1 s of retransmit slack.
 Exit status 0 only if every message got a reply (and there was at least one);
 a close during --hold is reported but does not change it.
 ";
