@@ -48,6 +48,7 @@
 mod buffer;
 pub mod client;
 pub mod config;
+pub mod dedup;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
@@ -56,6 +57,7 @@ pub mod hl7;
 pub mod link;
 pub mod liveness;
 pub mod node;
+mod replay;
 pub mod server;
 pub mod session;
 mod sockopt;

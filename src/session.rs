@@ -22,8 +22,8 @@
 //! `max_depth_disconnected` entries, allocated when the session is built.
 
 use core::time::Duration;
-use std::collections::VecDeque;
 
+use crate::replay::{ReplayError, ReplayQueue};
 use crate::time::Instant;
 use crate::wire::{Greeting, PROTOCOL_VERSION, TOKEN_LEN};
 
@@ -165,88 +165,6 @@ pub enum Sent {
     Data(u64),
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    start: usize,
-    len: usize,
-}
-
-/// Variable-size records in one fixed byte ring, oldest first.
-#[derive(Debug)]
-struct ReplayQueue {
-    ring: Box<[u8]>,
-    entries: VecDeque<Entry>,
-    max_entries: usize,
-    bytes: usize,
-}
-
-impl ReplayQueue {
-    fn new(max_bytes: usize, max_entries: usize) -> Self {
-        ReplayQueue {
-            ring: vec![0u8; max_bytes].into_boxed_slice(),
-            entries: VecDeque::with_capacity(max_entries),
-            max_entries,
-            bytes: 0,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Where a record of `len` bytes would go, if it fits.
-    fn place(&self, len: usize) -> Option<usize> {
-        let cap = self.ring.len();
-        let (Some(head), Some(tail)) = (self.entries.front(), self.entries.back()) else {
-            return (len <= cap).then_some(0);
-        };
-        let end = tail.start + tail.len;
-        if head.start <= tail.start {
-            // Not wrapped: room after the tail, else before the head.
-            if len <= cap - end {
-                Some(end)
-            } else if len < head.start || (len == 0 && head.start > 0) {
-                Some(0)
-            } else {
-                None
-            }
-        } else if end + len <= head.start {
-            Some(end)
-        } else {
-            None
-        }
-    }
-
-    fn push(&mut self, payload: &[u8], depth: usize) -> Result<(), SessionError> {
-        if payload.len() > self.ring.len() {
-            return Err(SessionError::TooLarge);
-        }
-        if self.entries.len() >= depth.min(self.max_entries) {
-            return Err(SessionError::QueueFull);
-        }
-        let start = self.place(payload.len()).ok_or(SessionError::QueueFull)?;
-        self.ring[start..start + payload.len()].copy_from_slice(payload);
-        self.entries.push_back(Entry {
-            start,
-            len: payload.len(),
-        });
-        self.bytes += payload.len();
-        Ok(())
-    }
-
-    fn pop_front(&mut self) {
-        if let Some(e) = self.entries.pop_front() {
-            self.bytes -= e.len;
-        }
-    }
-
-    /// The `i`-th oldest record.
-    fn get(&self, i: usize) -> Option<&[u8]> {
-        let e = self.entries.get(i)?;
-        self.ring.get(e.start..e.start + e.len)
-    }
-}
-
 /// One end of a reliable session. See the module docs.
 #[derive(Debug)]
 pub struct Session {
@@ -338,8 +256,7 @@ impl Session {
     pub fn restart(&mut self, id: u64, token: [u8; TOKEN_LEN], client: bool, now: Instant) {
         let mut replay = ReplayQueue::new(0, 0);
         core::mem::swap(&mut replay, &mut self.replay);
-        replay.entries.clear();
-        replay.bytes = 0;
+        replay.clear();
         let mut fresh = Session::new_with(self.cfg, id, token, client, now, replay);
         core::mem::swap(self, &mut fresh);
     }
@@ -401,13 +318,14 @@ impl Session {
         };
         match self.replay.push(payload, depth) {
             Ok(()) => Ok(self.base + self.replay.len() as u64 - 1),
-            Err(SessionError::QueueFull) if self.cfg.overflow == Overflow::CloseSession => {
+            Err(ReplayError::TooLarge) => Err(SessionError::TooLarge),
+            Err(ReplayError::Full) if self.cfg.overflow == Overflow::CloseSession => {
                 self.end(SessionEnd::QueueFull {
                     undelivered: self.unacked(),
                 });
                 Err(SessionError::QueueFull)
             }
-            Err(e) => Err(e),
+            Err(ReplayError::Full) => Err(SessionError::QueueFull),
         }
     }
 
