@@ -54,6 +54,7 @@ pub mod error;
 pub mod ffi;
 pub mod frame;
 pub mod hl7;
+pub mod ledger;
 pub mod link;
 pub mod liveness;
 pub mod node;
