@@ -59,6 +59,7 @@ pub mod link;
 pub mod liveness;
 pub mod node;
 mod replay;
+pub mod rng;
 pub mod server;
 pub mod session;
 mod sockopt;

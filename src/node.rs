@@ -279,7 +279,7 @@ pub struct Node {
     session_notes: VecDeque<(SessionId, SessionNote)>,
     /// The OS random source, for session tokens (opened when sessions are on).
     urandom: Option<std::fs::File>,
-    rng: u64,
+    rng: Option<crate::rng::XorShift64>,
     next_session_id: u64,
 }
 
@@ -372,7 +372,7 @@ impl Node {
             } else {
                 None
             },
-            rng: 0,
+            rng: None,
             next_session_id: 0,
             cfg,
         })

@@ -10,25 +10,12 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+// The crate's PRNG: a seed replays a run exactly.
+use mooring::rng::XorShift64 as Rng;
+
 use mooring::frame::{Codec, Decoded, Mllp};
 use mooring::link::{FrameAction, Link, LinkConfig, CONTROL_SCRATCH};
 use mooring::{CloseReason, Heartbeat, Instant, KeepAliveMessage, LivenessConfig, Protocol};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// One end: a link, the bytes it has received but not decoded, what it delivered.
 struct End {
@@ -190,7 +177,7 @@ fn link_cfg(liveness: LivenessConfig) -> LinkConfig {
 
 /// Runs one seed; returns the two ends' close outcomes and the partition time.
 fn run(seed: u64, client: LivenessConfig, server: LivenessConfig, server_replies: bool) -> Sim {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::new(seed);
     let latency_max = 1 + rng.below(200);
     let cut_at = 2_000 + rng.below(20_000);
     let mut c = Link::outbound(link_cfg(client), t(0));

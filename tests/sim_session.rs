@@ -20,27 +20,15 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+// The crate's PRNG: a seed replays a run exactly.
+use mooring::rng::XorShift64 as Rng;
+
 use mooring::frame::{Codec, Decoded, Mllp};
 use mooring::session::{
     Backoff, Received, Session, SessionConfig, SessionEnd, SessionEvent, Transmit,
 };
 use mooring::wire::{self, Greeting, Msg};
 use mooring::Instant;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 const CLIENT: usize = 0;
 const SERVER: usize = 1;
@@ -189,7 +177,7 @@ impl Sim {
             max: Duration::from_millis(800),
             max_attempts: None,
         };
-        let r = self.rng.next();
+        let r = self.rng.next_u64();
         let d = backoff.delay(self.attempt, r).expect("unlimited attempts");
         self.attempt += 1;
         self.reconnect_at = self.now + d.as_millis() as u64;
@@ -257,7 +245,9 @@ impl Sim {
             }
             self.next_id += 1;
             let mut token = [0u8; wire::TOKEN_LEN];
-            token.iter_mut().for_each(|b| *b = self.rng.next() as u8);
+            token
+                .iter_mut()
+                .for_each(|b| *b = self.rng.next_u64() as u8);
             self.server = Some(Session::server(self.cfg, self.next_id, token, now));
         }
         let s = self.server.as_mut().expect("just ensured");
@@ -303,7 +293,7 @@ impl Sim {
 }
 
 fn run(seed: u64) -> Sim {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::new(seed);
     let latency_max = 1 + rng.below(50);
     let cfg = SessionConfig {
         max_depth: 64,

@@ -117,22 +117,17 @@ pub(crate) fn copy_parts(parts: &[&[u8]], out: &mut [u8]) -> Option<usize> {
 pub(crate) mod tests {
     use super::*;
 
-    /// Small deterministic PRNG (xorshift64*) so property tests replay by seed.
-    pub(crate) struct Rng(u64);
+    /// The crate's PRNG with the `usize` helper the property tests use.
+    pub(crate) struct Rng(crate::rng::XorShift64);
     impl Rng {
         pub(crate) fn new(seed: u64) -> Self {
-            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+            Rng(crate::rng::XorShift64::new(seed))
         }
         pub(crate) fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.0 = x;
-            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+            self.0.next_u64()
         }
         pub(crate) fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
+            self.0.below(n as u64) as usize
         }
     }
 

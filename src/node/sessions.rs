@@ -581,28 +581,26 @@ impl Node {
         t
     }
 
-    /// xorshift64*, seeded from the OS: backoff jitter needs spread, not secrecy.
+    /// Jitter for reconnect backoff: spread, not secrecy. Seeded from the OS.
     fn random_u64(&mut self) -> u64 {
-        if self.rng == 0 {
-            let mut b = [0u8; 8];
-            let seeded = self
-                .urandom
-                .as_mut()
-                .is_some_and(|f| f.read_exact(&mut b).is_ok());
-            self.rng = if seeded {
-                u64::from_le_bytes(b) | 1
-            } else {
-                (std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64))
-                    | 1
-            };
-        }
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        let rng = match self.rng.as_mut() {
+            Some(r) => r,
+            None => {
+                let mut b = [0u8; 8];
+                let seeded = self
+                    .urandom
+                    .as_mut()
+                    .is_some_and(|f| f.read_exact(&mut b).is_ok());
+                let seed = if seeded {
+                    u64::from_le_bytes(b)
+                } else {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as u64)
+                };
+                self.rng.insert(crate::rng::XorShift64::new(seed))
+            }
+        };
+        rng.next_u64()
     }
 }
