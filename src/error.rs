@@ -57,6 +57,8 @@ pub enum CloseReason {
     SessionLost,
     /// A resume presented the wrong token for its session (logged and counted).
     BadToken,
+    /// The application closed the session; the peer's session ends as closed too.
+    SessionClosed,
 }
 
 impl CloseReason {
@@ -87,6 +89,7 @@ impl CloseReason {
             CloseReason::SessionExpired => "SessionExpired",
             CloseReason::SessionLost => "SessionLost",
             CloseReason::BadToken => "BadToken",
+            CloseReason::SessionClosed => "SessionClosed",
         }
     }
 

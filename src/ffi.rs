@@ -178,6 +178,8 @@ pub enum mooring_close_reason {
     SessionLost = 23,
     /// A resume presented the wrong token for its session.
     BadToken = 24,
+    /// The application closed the session; the peer's ends as closed too.
+    SessionClosed = 25,
 }
 
 /// Everything a node needs, with defaults from `mooring_config_default`.
@@ -737,6 +739,7 @@ fn reason_code(r: CloseReason) -> mooring_close_reason {
         CloseReason::SessionExpired => C::SessionExpired,
         CloseReason::SessionLost => C::SessionLost,
         CloseReason::BadToken => C::BadToken,
+        CloseReason::SessionClosed => C::SessionClosed,
     }
 }
 
@@ -767,6 +770,7 @@ fn reason_name(code: u32) -> &'static CStr {
         22 => c"SessionExpired",
         23 => c"SessionLost",
         24 => c"BadToken",
+        25 => c"SessionClosed",
         _ => c"Unknown",
     }
 }
@@ -1429,6 +1433,7 @@ mod tests {
             SessionExpired,
             SessionLost,
             BadToken,
+            SessionClosed,
         ];
         for r in all {
             let code = reason_code(r) as u32;

@@ -316,6 +316,10 @@ enum mooring_close_reason
    * A resume presented the wrong token for its session.
    */
   MOORING_CLOSE_REASON_BAD_TOKEN = 24,
+  /**
+   * The application closed the session; the peer's ends as closed too.
+   */
+  MOORING_CLOSE_REASON_SESSION_CLOSED = 25,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -347,6 +347,15 @@ impl Session {
             return;
         }
         let last_sent = self.base + self.replay.len() as u64 - 1;
+        if self.client && peer.session == 0 {
+            // The server speaks the protocol but keeps no sessions: nothing it
+            // receives is acknowledged, so nothing could be replayed safely.
+            log::warn!("the server has no sessions (WELCOME with session 0)");
+            self.end(SessionEnd::Lost {
+                undelivered: self.unacked(),
+            });
+            return;
+        }
         if self.client && self.id == 0 {
             // First WELCOME: the server assigns identity.
             self.id = peer.session;
@@ -381,10 +390,11 @@ impl Session {
         // Tell the peer where we are soon, even if nothing new arrives.
         self.ack_now = self.delivered > self.ack_sent;
         let _ = now;
-        let _ = self.events.push_back(SessionEvent::Established {
-            resumed,
-            replaying: last_sent - r,
-        });
+        // Messages queued before the first link are first sends, not replays.
+        let replaying = if resumed { last_sent - r } else { 0 };
+        let _ = self
+            .events
+            .push_back(SessionEvent::Established { resumed, replaying });
     }
 
     fn ack_through(&mut self, seq: u64) {
@@ -479,6 +489,13 @@ impl Session {
                 self.ack_due = None;
             }
             Sent::Data(seq) => self.written = self.written.max(seq),
+        }
+    }
+
+    /// Makes a pending ACK due now (before closing, so the peer knows what arrived).
+    pub fn flush_ack(&mut self) {
+        if self.delivered > self.ack_sent {
+            self.ack_now = true;
         }
     }
 

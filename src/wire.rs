@@ -293,6 +293,7 @@ const CODES: &[CloseReason] = &[
     CloseReason::SessionExpired,
     CloseReason::SessionLost,
     CloseReason::BadToken,
+    CloseReason::SessionClosed,
 ];
 
 #[cfg(test)]

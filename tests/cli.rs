@@ -342,12 +342,40 @@ fn demo_exits_0_and_ends_with_a_clean_summary() {
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(
         r.lines().last().copied(),
-        Some("event=summary scenarios=5 ok=5 failed=0")
+        Some("event=summary scenarios=6 ok=6 failed=0")
     );
-    for name in ["pairings", "idle", "stale", "bad-input", "liveness"] {
+    for name in [
+        "pairings",
+        "idle",
+        "stale",
+        "bad-input",
+        "liveness",
+        "sessions",
+    ] {
         let want = format!("scenario={name} result=ok");
         assert!(r.lines().contains(&want.as_str()), "{want}\n{}", r.stdout);
     }
+    // The session scenario: two cuts mid-stream, each resumed, nothing lost or
+    // repeated.
+    assert!(
+        r.lines().contains(
+            &"scenario=sessions event=done sent=200 delivered=200 duplicates=0 cuts=2 resumes=2"
+        ),
+        "{}",
+        r.stdout
+    );
+    let cuts: Vec<&str> = r
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("scenario=sessions event=cut at="))
+        .collect();
+    assert_eq!(cuts.len(), 2, "{}", r.stdout);
+    let resumed = r
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("scenario=sessions event=resumed replaying="))
+        .count();
+    assert_eq!(resumed, 2, "{}", r.stdout);
 }
 
 /// A file under the temp directory, removed on drop.
@@ -590,4 +618,266 @@ fn send_keepalive_message_goes_out_on_an_idle_link() {
     // MSH + CR + PID|1 + CR.
     let want = b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|KA1|P|2.5\rPID|1\r".len();
     assert_eq!(field(&m, "bytes"), Some(want.to_string().as_str()), "{m}");
+}
+
+#[test]
+fn session_flags_are_checked_and_a_mistake_exits_2_with_one_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["listen", "--session"],
+            "--session: needs --protocol mooring",
+        ),
+        (
+            &["send", "127.0.0.1:1", "--session"],
+            "--session: needs --protocol mooring",
+        ),
+        (
+            &["listen", "--protocol", "mooring", "--resume-window", "10s"],
+            "--resume-window: needs --session",
+        ),
+        (&["listen", "--queue", "10"], "--queue: needs --session"),
+        (
+            &["send", "127.0.0.1:1", "--reconnect-min", "1s"],
+            "--reconnect-min: needs --session",
+        ),
+        (
+            &[
+                "listen",
+                "--protocol",
+                "mooring",
+                "--session",
+                "--queue",
+                "0",
+            ],
+            "--queue",
+        ),
+        (
+            &[
+                "listen",
+                "--protocol",
+                "mooring",
+                "--session",
+                "--resume-window",
+                "0s",
+            ],
+            "--resume-window",
+        ),
+        (
+            &[
+                "listen",
+                "--protocol",
+                "mooring",
+                "--session",
+                "--resume-window",
+                "10",
+            ],
+            "--resume-window",
+        ),
+        (
+            &[
+                "listen",
+                "--protocol",
+                "mooring",
+                "--session",
+                "--reconnect-max",
+                "1s",
+            ],
+            "unknown flag --reconnect-max",
+        ),
+        (
+            &[
+                "listen",
+                "--protocol",
+                "mooring",
+                "--session",
+                "--close-after-reply",
+            ],
+            "--close-after-reply",
+        ),
+        (
+            &[
+                "send",
+                "127.0.0.1:1",
+                "--protocol",
+                "mooring",
+                "--session",
+                "--reconnect-min",
+                "2s",
+                "--reconnect-max",
+                "1s",
+            ],
+            "--reconnect-min",
+        ),
+        (
+            &[
+                "send",
+                "127.0.0.1:1",
+                "--protocol",
+                "mooring",
+                "--session",
+                "--close-each",
+            ],
+            "--close-each",
+        ),
+        (&["send", "127.0.0.1:1", "--pace", "fast"], "--pace"),
+    ];
+    for (args, needle) in cases {
+        let r = run(mooring(args), None);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with(&format!("error: {needle}")),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    }
+}
+
+#[test]
+fn help_documents_the_session_flags_and_lines() {
+    for (args, words) in [
+        (
+            &["listen", "--help"][..],
+            &[
+                "--session",
+                "--resume-window",
+                "--queue",
+                "event=session_message",
+                "note=established",
+                "note=ended",
+            ][..],
+        ),
+        (
+            &["send", "--help"],
+            &[
+                "--session",
+                "--resume-window",
+                "--queue",
+                "--reconnect-min",
+                "--reconnect-max",
+                "--pace",
+                "note=reconnecting",
+                "note=ended",
+            ],
+        ),
+    ] {
+        let r = run(mooring(args), None);
+        assert_eq!(r.status.code(), Some(0));
+        for w in words {
+            assert!(r.stdout.contains(w), "{args:?} lacks {w}");
+        }
+    }
+}
+
+#[test]
+fn listen_and_send_exchange_every_message_through_a_session() {
+    let (mut listen, addr) = Proc::listen(&["--protocol", "mooring", "--session"]);
+    let a = addr.to_string();
+    let r = run(
+        mooring(&[
+            "send",
+            &a,
+            SAMPLE,
+            "--protocol",
+            "mooring",
+            "--session",
+            "--response-timeout",
+            "5s",
+            "--pace",
+            "10ms",
+            "--hold",
+            "100ms",
+        ]),
+        None,
+    );
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    let lines = r.lines();
+    assert_eq!(lines.len(), 7, "{}", r.stdout);
+    assert!(lines[0].starts_with("event=liveness protocol=mooring "));
+    assert!(
+        lines[1].starts_with("event=session session=1 note=established resumed=false "),
+        "{}",
+        r.stdout
+    );
+    for (i, l) in lines[2..5].iter().enumerate() {
+        assert_eq!(field(l, "event"), Some("reply"), "{l}");
+        assert_eq!(field(l, "n"), Some((i + 1).to_string().as_str()), "{l}");
+        assert_eq!(
+            field(l, "id"),
+            Some(format!("MSG{:05}", i + 1).as_str()),
+            "{l}"
+        );
+        assert_eq!(field(l, "ack"), Some("AA"), "{l}");
+    }
+    assert_eq!(
+        lines[5],
+        "event=session session=1 note=ended how=Closed undelivered=0"
+    );
+    assert_eq!(
+        lines[6],
+        "event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0"
+    );
+
+    listen.expect_line(|l| l.starts_with("event=connected "), WITHIN);
+    listen.expect_line(
+        |l| l == "event=session session=1 note=established resumed=false replaying=0",
+        WITHIN,
+    );
+    for n in 1..=3 {
+        let m = listen.expect_line(|l| l.starts_with("event=session_message "), WITHIN);
+        assert_eq!(field(&m, "session"), Some("1"), "{m}");
+        assert_eq!(field(&m, "id"), Some(format!("MSG{n:05}").as_str()), "{m}");
+        assert!(field(&m, "bytes").is_some_and(|b| b.parse::<usize>().is_ok_and(|b| b > 0)));
+    }
+}
+
+#[test]
+fn send_session_to_a_closed_port_reconnects_then_gives_up_at_the_response_timeout() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let a = port.to_string();
+    let started = Instant::now();
+    let r = run(
+        mooring(&[
+            "send",
+            &a,
+            SAMPLE,
+            "--protocol",
+            "mooring",
+            "--session",
+            "--response-timeout",
+            "500ms",
+            "--reconnect-min",
+            "50ms",
+            "--reconnect-max",
+            "100ms",
+        ]),
+        None,
+    );
+    assert_eq!(r.status.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let lines = r.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("event=session session=1 note=reconnecting attempt=1 ")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines.contains(&"event=closed reason=ConnectionRefused"),
+        "{}",
+        r.stdout
+    );
+    for n in 1..=3 {
+        let want = format!("event=error n={n} id=MSG{n:05} error=ResponseTimeout");
+        assert!(lines.contains(&want.as_str()), "{want}\n{}", r.stdout);
+    }
+    assert_eq!(
+        lines.last().copied(),
+        Some("event=summary sent=3 replied=0 failed=3 resends=0 unexpected=0")
+    );
 }

@@ -14,7 +14,14 @@
 //! Measured detection times are printed: run with `--nocapture` to see them.
 //!
 //! Every wait is for an expected line or exit, with a deadline. Where a test is
-//! about time passing (waiting for the detection), waiting is the point.
+//! about time passing (waiting for the detection, holding a partition open),
+//! waiting is the point.
+//!
+//! The session tests stream a generated file (in the namespace's scratch
+//! directory) through `send --session` while the network is partitioned: a
+//! short partition must be resumed with every message answered exactly once and
+//! in order; one longer than the listener's `--resume-window` must end the
+//! session as `Expired` on both ends, with the count of messages in doubt.
 
 /// Process helpers shared with the CLI tests.
 mod support;
@@ -408,5 +415,242 @@ mod netns {
         let summary = client.expect_line(|l| l.starts_with("event=summary "), WITHIN);
         assert_eq!(field(&summary, "failed"), Some("0"), "{summary}");
         assert!(client.wait_exit(WITHIN).success());
+    }
+
+    /// `n` HL7 messages, MSH-10 `S00001`.., LF line ends.
+    fn stream_file(n: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in 1..=n {
+            v.extend_from_slice(
+                format!(
+                    "MSH|^~\\&|LAB|A|EHR|B|20260114083000||ADT^A08|S{i:05}|P|2.5.1\nPID|1||MRN{i}\n"
+                )
+                .as_bytes(),
+            );
+        }
+        v
+    }
+
+    /// Liveness and session flags both ends of the session tests share.
+    const SESSION_LIVE: [&str; 6] = [
+        "--protocol",
+        "mooring",
+        "--session",
+        "--heartbeat",
+        "500ms",
+        "--heartbeat-timeout",
+    ];
+
+    /// The `send --session` of the session tests: `file`, paced 20 ms, quick
+    /// reconnects (100 ms doubling to 500 ms, 1 s connect timeout).
+    fn session_sender(ns: &Netns, addr: &str, file: &str) -> Proc {
+        let mut args = vec!["send", addr, file];
+        args.extend(SESSION_LIVE);
+        args.extend([
+            "1500ms",
+            "--reconnect-min",
+            "100ms",
+            "--reconnect-max",
+            "500ms",
+            "--connect-timeout",
+            "1s",
+            "--response-timeout",
+            "30s",
+            "--pace",
+            "20ms",
+        ]);
+        Proc::spawn(ns.mooring(&args))
+    }
+
+    /// Case D: a 3 s partition in the middle of a stream of 300 messages
+    /// through a session. Both ends notice the dead link (heartbeat timeout
+    /// 1.5 s), the client reconnects until the network is back, the session is
+    /// resumed on both ends, and every message is delivered to the listener
+    /// and answered exactly once, in order.
+    #[test]
+    #[ignore = "needs root, ip netns and iptables; run by .ci/run"]
+    fn a_session_resumes_after_a_partition_with_every_message_once_in_order() {
+        const N: usize = 300;
+        const OUTAGE: Duration = Duration::from_secs(3);
+        let ns = Netns::new("session");
+        let mut args = SESSION_LIVE.to_vec();
+        args.extend(["1500ms", "--resume-window", "10s", "--reply", "echo"]);
+        let (mut server, addr) = ns.listen(&args);
+        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let file = ns.file("stream.hl7", &stream_file(N));
+        let started = Instant::now();
+        let mut client = session_sender(&ns, &addr, &file);
+        // Well into the stream (n=50 of 300 at 20 ms each): cut the network.
+        client.expect_line(
+            |l| l.starts_with("event=reply ") && field(l, "n") == Some("50"),
+            WITHIN,
+        );
+        let dropped = ns.drop_port(port);
+        let (_, detected_at) = client.expect_line_at(
+            |l| l == "event=closed reason=HeartbeatTimeout",
+            OUTAGE + SLACK,
+        );
+        // Holding the partition for its length is the point of the test.
+        std::thread::sleep(OUTAGE.saturating_sub(dropped.elapsed()));
+        ns.undrop_port(port);
+        let restored = Instant::now();
+        let outage = restored - dropped;
+        let (resumed, resumed_at) = client.expect_line_at(
+            |l| l.starts_with("event=session session=1 note=established resumed=true "),
+            WITHIN,
+        );
+        let replayed: u64 = field(&resumed, "replaying")
+            .and_then(|v| v.parse().ok())
+            .expect("replaying=");
+        let status = client.wait_exit(Duration::from_secs(60));
+        let total = started.elapsed();
+        let lines = client.seen().to_vec();
+        assert!(status.success(), "{}", lines.join("\n"));
+        let replies: Vec<usize> = lines
+            .iter()
+            .filter(|l| l.starts_with("event=reply "))
+            .map(|l| field(l, "n").and_then(|n| n.parse().ok()).expect("n="))
+            .collect();
+        let want: Vec<usize> = (1..=N).collect();
+        assert_eq!(replies, want, "every message answered once, in order");
+        assert!(
+            lines.contains(&format!(
+                "event=summary sent={N} replied={N} failed=0 resends={replayed} unexpected=0"
+            )),
+            "{}",
+            lines.join("\n")
+        );
+        // The listener delivered each message once, in order, and resumed.
+        server.expect_line(
+            |l| l.starts_with("event=session_message ") && field(l, "id") == Some("S00300"),
+            WITHIN,
+        );
+        let ids: Vec<String> = server
+            .seen()
+            .iter()
+            .filter(|l| l.starts_with("event=session_message "))
+            .map(|l| field(l, "id").unwrap_or("").to_string())
+            .collect();
+        let want_ids: Vec<String> = (1..=N).map(|i| format!("S{i:05}")).collect();
+        assert_eq!(
+            ids, want_ids,
+            "the listener got each message once, in order"
+        );
+        let server_resume = server
+            .seen()
+            .iter()
+            .find(|l| l.starts_with("event=session session=1 note=established resumed=true "))
+            .cloned()
+            .unwrap_or_else(|| panic!("no resume on the listener: {:?}", server.seen()));
+        assert!(
+            !server.seen().iter().any(|l| l.contains("note=ended")),
+            "{:?}",
+            server.seen()
+        );
+        println!(
+            "netns: session: {N} messages in {} ms; partition {} ms; client noticed the \
+             dead link after {} ms; resumed {} ms after the network came back, replaying \
+             {replayed} (listener: {}); every message answered once, in order",
+            ms(total),
+            ms(outage),
+            ms(detected_at - dropped),
+            ms(resumed_at.saturating_duration_since(restored)),
+            field(&server_resume, "replaying").unwrap_or("?"),
+        );
+    }
+
+    /// Case E: a partition (5 s) longer than the listener's resume window (2 s
+    /// after it noticed the dead link within its 1.5 s heartbeat timeout). The
+    /// listener ends the session as Expired when the window passes; the client,
+    /// reconnecting once the network is back, is told, ends it as Expired too,
+    /// reports the messages left without a reply, and exits 1.
+    #[test]
+    #[ignore = "needs root, ip netns and iptables; run by .ci/run"]
+    fn a_partition_longer_than_the_resume_window_expires_the_session_on_both_ends() {
+        const N: usize = 200;
+        const OUTAGE: Duration = Duration::from_secs(5);
+        let ns = Netns::new("expiry");
+        let mut args = SESSION_LIVE.to_vec();
+        args.extend(["1500ms", "--resume-window", "2s", "--reply", "echo"]);
+        let (mut server, addr) = ns.listen(&args);
+        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let file = ns.file("stream.hl7", &stream_file(N));
+        let mut client = session_sender(&ns, &addr, &file);
+        client.expect_line(
+            |l| l.starts_with("event=reply ") && field(l, "n") == Some("30"),
+            WITHIN,
+        );
+        let dropped = ns.drop_port(port);
+        // Detection (<= 1.5 s + tick) plus the 2 s window, during the partition.
+        let (expired, server_at) = server.expect_line_at(
+            |l| l.starts_with("event=session session=1 note=ended "),
+            OUTAGE,
+        );
+        assert_eq!(field(&expired, "how"), Some("Expired"), "{expired}");
+        let server_undelivered: u64 = field(&expired, "undelivered")
+            .and_then(|v| v.parse().ok())
+            .expect("undelivered=");
+        let server_t = server_at - dropped;
+        assert!(
+            server_t >= Duration::from_secs(2),
+            "expired {server_t:?} after the drop: before the window"
+        );
+        // Holding the partition past the window is the point of the test.
+        std::thread::sleep(OUTAGE.saturating_sub(dropped.elapsed()));
+        ns.undrop_port(port);
+        let restored = Instant::now();
+        let (ended, client_at) = client.expect_line_at(
+            |l| l.starts_with("event=session session=1 note=ended "),
+            WITHIN,
+        );
+        assert_eq!(field(&ended, "how"), Some("Expired"), "{ended}");
+        let client_undelivered: u64 = field(&ended, "undelivered")
+            .and_then(|v| v.parse().ok())
+            .expect("undelivered=");
+        let status = client.wait_exit(WITHIN);
+        let lines = client.seen().to_vec();
+        assert_eq!(status.code(), Some(1), "{}", lines.join("\n"));
+        let replied = lines
+            .iter()
+            .filter(|l| l.starts_with("event=reply "))
+            .count();
+        let expired_errors = lines
+            .iter()
+            .filter(|l| {
+                l.starts_with("event=error ") && field(l, "error") == Some("SessionExpired")
+            })
+            .count();
+        // Every message is accounted for: answered, or reported without a reply.
+        assert_eq!(replied + expired_errors, N, "{}", lines.join("\n"));
+        // An unanswered message is in doubt on one end: not acknowledged by the
+        // listener (the client's count), or its reply not acknowledged by the
+        // client (the listener's). The client's count may also hold a message
+        // whose reply came before the listener's batched acknowledgement.
+        assert!(
+            expired_errors as u64 <= client_undelivered + server_undelivered,
+            "unanswered {expired_errors}, in doubt {client_undelivered} + {server_undelivered}"
+        );
+        assert!(
+            client_undelivered as usize <= expired_errors + replied,
+            "in doubt {client_undelivered}"
+        );
+        let summary = lines
+            .iter()
+            .find(|l| l.starts_with("event=summary "))
+            .expect("summary");
+        assert_eq!(
+            field(summary, "failed"),
+            Some(expired_errors.to_string().as_str()),
+            "{summary}"
+        );
+        println!(
+            "netns: session expiry: partition {} ms; listener ended the session as Expired \
+             {} ms after the drop (undelivered={server_undelivered}); client told {} ms after \
+             the network came back (undelivered={client_undelivered}); {replied} of {N} \
+             answered, {expired_errors} reported SessionExpired; send exited 1",
+            ms(restored - dropped),
+            ms(server_t),
+            ms(client_at.saturating_duration_since(restored)),
+        );
     }
 }

@@ -204,6 +204,9 @@ impl Node {
     /// Returns its sequence number.
     pub fn session_send(&mut self, id: SessionId, payload: &[u8]) -> Result<u64, SessionError> {
         let idx = self.session_idx(id).ok_or(SessionError::Ended)?;
+        if payload.len() + wire::DATA_HEADER > self.cfg.max_frame {
+            return Err(SessionError::TooLarge);
+        }
         let s = self.sessions[idx as usize]
             .session
             .as_mut()
@@ -216,11 +219,25 @@ impl Node {
         seq
     }
 
-    /// Ends the session (closing its link); reported as `Ended(Closed)`.
+    /// Ends the session (closing its link); reported as `Ended(Closed)` here and,
+    /// through a CLOSE with `SessionClosed`, at the peer. A due ACK goes out first.
     pub fn close_session(&mut self, id: SessionId) {
         if let Some(idx) = self.session_idx(id) {
+            if let Some(s) = self.sessions[idx as usize].session.as_mut() {
+                s.flush_ack();
+            }
+            self.pump_session(idx);
             self.end_session(idx, SessionEnd::Closed);
         }
+    }
+
+    /// The session's id on the wire (the same number at both ends, for logs).
+    pub fn session_number(&self, id: SessionId) -> Option<u64> {
+        let idx = self.session_idx(id)?;
+        self.sessions[idx as usize]
+            .session
+            .as_ref()
+            .map(Session::id)
     }
 
     /// Messages of the session not yet acknowledged by the peer.
@@ -238,7 +255,7 @@ impl Node {
         }
         let reason = match how {
             SessionEnd::Expired { .. } => CloseReason::SessionExpired,
-            SessionEnd::Closed => CloseReason::LocalClose,
+            SessionEnd::Closed => CloseReason::SessionClosed,
             _ => CloseReason::SessionLost,
         };
         if let Some(link) = self.sessions[idx as usize].link.take() {
@@ -270,7 +287,7 @@ impl Node {
                 // The session is over: its link goes too.
                 let reason = match how {
                     SessionEnd::Expired { .. } => CloseReason::SessionExpired,
-                    SessionEnd::Closed => CloseReason::LocalClose,
+                    SessionEnd::Closed => CloseReason::SessionClosed,
                     _ => CloseReason::SessionLost,
                 };
                 self.sessions[idx as usize].redial = None;
@@ -516,6 +533,11 @@ impl Node {
             CloseReason::BadToken | CloseReason::SessionLost => {
                 let undelivered = s.unacked();
                 s.end(SessionEnd::Lost { undelivered });
+                self.drain_session_events(idx);
+            }
+            // The peer's application closed the session.
+            CloseReason::SessionClosed => {
+                s.end(SessionEnd::Closed);
                 self.drain_session_events(idx);
             }
             _ if self.sessions[idx as usize].redial.is_some() => self.schedule_redial(idx, now),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use mooring::error::ConfigError;
 use mooring::liveness::MAX_KEEPALIVE;
+use mooring::session::{Backoff, SessionConfig};
 use mooring::{
     hl7, AllowList, Cidr, Framing, Heartbeat, KeepAliveMessage, LivenessConfig, Protocol,
     TcpKeepalive,
@@ -73,6 +74,15 @@ Liveness (notice a dead peer within a bound; see the README):
   --handshake-timeout DUR mooring: the handshake must complete within DUR
                           (default 10s)
 
+Reliable sessions (mooring clients that resume after a lost link, nothing
+lost, nothing repeated; see the README):
+  --session               serve sessions (needs --protocol mooring); replies go
+                          through the client's session
+  --resume-window DUR     keep a disconnected session this long for its client
+                          to resume it (default 60s); then it ends as Expired
+  --queue N               unacknowledged messages kept per session while
+                          connected (default 1000); 10 x N while disconnected
+
 DUR is a number with a unit: 500ms, 10s, 5m, 1h.
 
 Lines (stdout, flushed at once):
@@ -84,6 +94,14 @@ Lines (stdout, flushed at once):
   event=commit_ack peer=IP:PORT accepted=true|false
   event=closed peer=IP:PORT reason=IdleTimeout|HeartbeatTimeout|HandshakeTimeout|...
   event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed
+With --session (session=N numbers the sessions of this process, from 1):
+  event=session session=N note=established resumed=true|false replaying=K
+  event=session_message session=N bytes=N [id=MSH-10]   (in order, exactly once)
+  event=session session=N note=ended how=Lost|Expired|QueueFull|Closed undelivered=K
+replaying: replies sent again on a resumed link (the client lacked them);
+undelivered: replies whose delivery is not confirmed (Expired: the client
+did not resume within --resume-window; Lost: a side could not replay what
+the other missed). --quiet drops event=session_message lines too.
 id is printed only for HL7 payloads; bytes outside printable ASCII, spaces and
 '=' in it are replaced with '_' so that every line splits on spaces and '='.
 The event=liveness line (printed at start) shows the settings as integer ms
@@ -113,6 +131,7 @@ waiting for each reply.
   --hold DUR              after the last message keep the link open and idle for
                           DUR (heartbeats and keep-alive messages go on); a close
                           meanwhile prints event=closed and ends the hold
+  --pace DUR              wait DUR between messages (default: none)
 
 Liveness (notice a dead peer within a bound; see the README):
   --protocol raw|mooring  raw: payloads as they are, any HL7 peer (default);
@@ -134,6 +153,22 @@ Liveness (notice a dead peer within a bound; see the README):
   --handshake-timeout DUR mooring: the handshake must complete within DUR
                           (default 10s)
 
+Reliable session (one session for the whole file; a lost link is resumed
+with nothing lost or repeated; the listener needs --session too):
+  --session               send through a session (needs --protocol mooring):
+                          messages go out without waiting for replies (up to
+                          --queue unacknowledged), replies come back in order;
+                          --response-timeout bounds the wait for the next reply
+                          (the session keeps everything across reconnects);
+                          --retries and --close-each do not apply
+  --resume-window DUR     how long this side keeps the session (default 60s)
+  --queue N               unacknowledged messages kept while connected
+                          (default 1000; 10 x N while disconnected); a full
+                          queue holds the next message back until acknowledged
+  --reconnect-min DUR     first reconnect waits up to DUR, doubling each attempt
+  --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
+                          unlimited attempts)
+
 Lines (stdout):
   event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off
                  tcp_user_timeout=off detection_bound=none   (one line, first)
@@ -143,6 +178,17 @@ Lines (stdout):
   event=error n=2 [id=MSG00002] error=IncompleteResponse reason=TcpTimeout
   event=closed reason=HeartbeatTimeout        (the link closed during --hold)
   event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0
+With --session (session=1: the one session of this run):
+  event=session session=1 note=established resumed=true|false replaying=K
+  event=closed reason=HeartbeatTimeout        (the session's link was lost)
+  event=session session=1 note=reconnecting attempt=N delay_ms=D
+  event=session session=1 note=ended how=Lost|Expired|QueueFull|Closed undelivered=K
+  event=error n=7 [id=MSG00007] error=SessionExpired|SessionLost|QueueFull|
+                 SessionClosed|ResponseTimeout|TooLarge   (messages not replied)
+replaying: our messages sent again on a resumed link; undelivered: ours not
+confirmed delivered when the session ended (Expired: the listener no longer
+had it when we came back). The run ends with note=ended how=Closed. A reply
+whose MSA-2 is not the message's id is an error (unless --no-correlate).
 reason= (on error lines) is how the link closed, when it closed.
 The event=liveness line (printed at start) shows the settings as integer ms
 and detection_bound: the worst-case time to notice a silently dead peer with
@@ -151,7 +197,8 @@ keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
 with unacknowledged data: it counts together with a keep-alive message (which
 is such data), as every + user timeout + 1 s of retransmit slack.
 Exit status 0 only if every message got a reply (and there was at least one);
-a close during --hold is reported but does not change it.
+a close during --hold is reported but does not change it (nor does a session
+that ends during --hold after every reply came).
 ";
 
 /// A command line that cannot be run: printed as `error: <message>`, status 2.
@@ -220,6 +267,8 @@ pub struct ListenOpts {
     pub quiet: bool,
     /// `--protocol`, `--heartbeat`, `--keepalive-*`, `--tcp-*`, `--handshake-timeout`.
     pub liveness: LivenessConfig,
+    /// `--session`, `--resume-window`, `--queue`: serve reliable sessions.
+    pub session: Option<SessionConfig>,
 }
 
 impl Default for ListenOpts {
@@ -237,6 +286,7 @@ impl Default for ListenOpts {
             mllp_commit_ack: false,
             quiet: false,
             liveness: LivenessConfig::default(),
+            session: None,
         }
     }
 }
@@ -271,8 +321,14 @@ pub struct SendOpts {
     pub correlate: bool,
     /// `--hold`.
     pub hold: Option<Duration>,
+    /// `--pace`.
+    pub pace: Option<Duration>,
     /// `--protocol`, `--heartbeat`, `--keepalive-*`, `--tcp-*`, `--handshake-timeout`.
     pub liveness: LivenessConfig,
+    /// `--session`, `--resume-window`, `--queue`: send through a reliable session.
+    pub session: Option<SessionConfig>,
+    /// `--reconnect-min`, `--reconnect-max`.
+    pub backoff: Backoff,
 }
 
 /// A subcommand with its options.
@@ -351,6 +407,117 @@ fn parse_dur(flag: &str, s: &str) -> Result<Duration, UsageError> {
         || err(format!("{flag}: bad duration \"{s}\" (use 500ms, 10s, 5m)")),
         Ok,
     )
+}
+
+/// The session flags `listen` and `send` share, as given; [`SessionFlags::finish`]
+/// checks them together.
+#[derive(Debug, Default)]
+struct SessionFlags {
+    /// `--session`.
+    on: bool,
+    /// `--resume-window`.
+    resume_window: Option<Duration>,
+    /// `--queue`.
+    queue: Option<usize>,
+    /// `--reconnect-min` (send only).
+    reconnect_min: Option<Duration>,
+    /// `--reconnect-max` (send only).
+    reconnect_max: Option<Duration>,
+}
+
+impl SessionFlags {
+    /// Takes `flag` (and its value) if it is a session flag (`--reconnect-*`
+    /// only when `client`); false otherwise.
+    fn parse<I: Iterator<Item = String>>(
+        &mut self,
+        flag: &str,
+        inline: Option<String>,
+        words: &mut Words<I>,
+        client: bool,
+    ) -> Result<bool, UsageError> {
+        match flag {
+            "--session" => {
+                if inline.is_some() {
+                    return err("--session: takes no value");
+                }
+                self.on = true;
+            }
+            "--resume-window" => {
+                let d = parse_dur(flag, &words.value(flag, inline)?)?;
+                if d.is_zero() {
+                    return err("--resume-window: must be more than 0");
+                }
+                self.resume_window = Some(d);
+            }
+            "--queue" => {
+                let n: usize = parse_count(flag, &words.value(flag, inline)?)?;
+                if n == 0 {
+                    return err("--queue: must be at least 1");
+                }
+                self.queue = Some(n);
+            }
+            "--reconnect-min" | "--reconnect-max" if client => {
+                let d = parse_dur(flag, &words.value(flag, inline)?)?;
+                if d.is_zero() {
+                    return err(format!("{flag}: must be more than 0"));
+                }
+                if flag == "--reconnect-min" {
+                    self.reconnect_min = Some(d);
+                } else {
+                    self.reconnect_max = Some(d);
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Checks the flags against each other and the protocol; the session
+    /// settings (`None` without `--session`) and the reconnection strategy.
+    fn finish(self, protocol: Protocol) -> Result<(Option<SessionConfig>, Backoff), UsageError> {
+        let mut backoff = Backoff::default();
+        if !self.on {
+            let given = [
+                ("--resume-window", self.resume_window.is_some()),
+                ("--queue", self.queue.is_some()),
+                ("--reconnect-min", self.reconnect_min.is_some()),
+                ("--reconnect-max", self.reconnect_max.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+                return err(format!("{flag}: needs --session"));
+            }
+            return Ok((None, backoff));
+        }
+        if protocol != Protocol::Mooring {
+            return err("--session: needs --protocol mooring (on both ends)");
+        }
+        match (self.reconnect_min, self.reconnect_max) {
+            (Some(min), Some(max)) if min > max => {
+                return err("--reconnect-min: more than --reconnect-max")
+            }
+            (min, max) => {
+                if let Some(max) = max {
+                    backoff.max = max;
+                    backoff.min = backoff.min.min(max);
+                }
+                if let Some(min) = min {
+                    backoff.min = min;
+                    backoff.max = backoff.max.max(min);
+                }
+            }
+        }
+        let defaults = SessionConfig::default();
+        let depth = self.queue.unwrap_or(defaults.max_depth);
+        Ok((
+            Some(SessionConfig {
+                max_depth: depth,
+                max_depth_disconnected: depth.saturating_mul(10),
+                reconnect_timeout: self.resume_window.unwrap_or(defaults.reconnect_timeout),
+                ..defaults
+            }),
+            backoff,
+        ))
+    }
 }
 
 /// The liveness flags `listen` and `send` share, as given; [`LivenessFlags::finish`]
@@ -671,6 +838,7 @@ fn parse_listen<I: Iterator<Item = String>>(
 ) -> Result<Command, UsageError> {
     let mut o = ListenOpts::default();
     let mut live = LivenessFlags::default();
+    let mut sess = SessionFlags::default();
     while let Some(w) = words.next_word() {
         let (flag, inline) = match w {
             Word::Positional(p) => {
@@ -723,6 +891,7 @@ fn parse_listen<I: Iterator<Item = String>>(
             "--mllp-commit-ack" => o.mllp_commit_ack = switch(&inline)?,
             "--quiet" => o.quiet = switch(&inline)?,
             f if live.parse(f, inline.clone(), words)? => {}
+            f if sess.parse(f, inline.clone(), words, false)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
             f => {
                 return err(format!(
@@ -733,6 +902,10 @@ fn parse_listen<I: Iterator<Item = String>>(
     }
     if !*help {
         o.liveness = live.finish()?;
+        o.session = sess.finish(o.liveness.protocol)?.0;
+        if o.session.is_some() && o.close_after_reply {
+            return err("--close-after-reply: cannot be used with --session");
+        }
     }
     Ok(Command::Listen(Box::new(o)))
 }
@@ -752,7 +925,9 @@ fn parse_send<I: Iterator<Item = String>>(
     let mut retries = 0;
     let mut correlate = true;
     let mut hold = None;
+    let mut pace = None;
     let mut live = LivenessFlags::default();
+    let mut sess = SessionFlags::default();
     while let Some(w) = words.next_word() {
         let (flag, inline) = match w {
             Word::Positional(p) if addr.is_none() => {
@@ -790,7 +965,9 @@ fn parse_send<I: Iterator<Item = String>>(
             "--retries" => retries = parse_count(&flag, &words.value(&flag, inline)?)?,
             "--no-correlate" => correlate = !switch(&inline)?,
             "--hold" => hold = Some(parse_dur(&flag, &words.value(&flag, inline)?)?),
+            "--pace" => pace = Some(parse_dur(&flag, &words.value(&flag, inline)?)?),
             f if live.parse(f, inline.clone(), words)? => {}
+            f if sess.parse(f, inline.clone(), words, true)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
             f => {
                 return err(format!(
@@ -807,6 +984,10 @@ fn parse_send<I: Iterator<Item = String>>(
         return err("send: missing ADDR (e.g. mooring send 127.0.0.1:2575 messages.hl7)");
     };
     let liveness = live.finish()?;
+    let (session, backoff) = sess.finish(liveness.protocol)?;
+    if session.is_some() && close_each {
+        return err("--close-each: cannot be used with --session");
+    }
     Ok(Command::Send(Box::new(SendOpts {
         addr: parse_addr("ADDR", &addr)?,
         input: input.unwrap_or(Input::Stdin),
@@ -817,7 +998,10 @@ fn parse_send<I: Iterator<Item = String>>(
         retries,
         correlate,
         hold,
+        pace,
         liveness,
+        session,
+        backoff,
     })))
 }
 
@@ -983,6 +1167,88 @@ mod tests {
         for (args, needle) in cases {
             let e = run(args).unwrap_err();
             assert!(e.0.contains(needle), "{args:?}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn session_flags_build_the_session_and_backoff() {
+        let cli = run(&[
+            "send",
+            "127.0.0.1:2575",
+            "--protocol",
+            "mooring",
+            "--session",
+            "--resume-window",
+            "10s",
+            "--queue",
+            "50",
+            "--reconnect-min",
+            "100ms",
+            "--reconnect-max=500ms",
+            "--pace",
+            "10ms",
+        ])
+        .unwrap();
+        let Command::Send(o) = cli.command else {
+            panic!("not send")
+        };
+        let s = o.session.expect("session");
+        assert_eq!(s.max_depth, 50);
+        assert_eq!(s.max_depth_disconnected, 500);
+        assert_eq!(s.reconnect_timeout, Duration::from_secs(10));
+        assert_eq!(o.backoff.min, Duration::from_millis(100));
+        assert_eq!(o.backoff.max, Duration::from_millis(500));
+        assert_eq!(o.pace, Some(Duration::from_millis(10)));
+        let Command::Listen(o) = run(&["listen", "--protocol", "mooring", "--session"])
+            .unwrap()
+            .command
+        else {
+            panic!("not listen")
+        };
+        assert_eq!(o.session, Some(SessionConfig::default()));
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["listen", "--session"],
+                "--session: needs --protocol mooring",
+            ),
+            (&["listen", "--queue", "5"], "--queue: needs --session"),
+            (
+                &[
+                    "listen",
+                    "--protocol",
+                    "mooring",
+                    "--session",
+                    "--queue",
+                    "0",
+                ],
+                "--queue",
+            ),
+            (
+                &["listen", "--reconnect-min", "1s"],
+                "unknown flag --reconnect-min",
+            ),
+            (
+                &["send", "127.0.0.1:1", "--resume-window", "1s"],
+                "--resume-window: needs --session",
+            ),
+            (
+                &[
+                    "send",
+                    "127.0.0.1:1",
+                    "--protocol",
+                    "mooring",
+                    "--session",
+                    "--reconnect-min",
+                    "2s",
+                    "--reconnect-max",
+                    "1s",
+                ],
+                "--reconnect-min",
+            ),
+        ];
+        for (args, needle) in cases {
+            let e = run(args).unwrap_err();
+            assert!(e.0.starts_with(needle), "{args:?}: {}", e.0);
         }
     }
 

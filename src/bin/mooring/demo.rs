@@ -11,7 +11,7 @@
 //! liveness).
 //!
 //! Lines start with `scenario=<name>`; the last one is
-//! `event=summary scenarios=5 ok=N failed=M`, and the exit status is 0 only if
+//! `event=summary scenarios=6 ok=N failed=M`, and the exit status is 0 only if
 //! every scenario behaved as expected.
 
 use std::io::{Read, Write};
@@ -22,13 +22,14 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mooring::session::{Backoff, SessionConfig, SessionError};
 use mooring::wire::{self, Greeting, Msg, WireReason};
 use mooring::{
-    hl7, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, Heartbeat, LivenessConfig,
-    Protocol,
+    hl7, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, Event, Heartbeat,
+    LivenessConfig, Node, NodeConfig, Protocol, SessionNote,
 };
 
-use crate::args::ListenOpts;
+use crate::args::{ListenOpts, ReplyMode};
 use crate::line::{escape, Line};
 use crate::listen::{Responder, Seen};
 
@@ -72,7 +73,8 @@ type Scenario = (&'static str, fn() -> Outcome);
 /// What the server thread saw, owned so it can cross the channel.
 #[derive(Clone, Debug)]
 struct Report {
-    /// The `event=` name: connected, message, commit_ack, closed, rejected.
+    /// The `event=` name: connected, message, commit_ack, closed, rejected,
+    /// session_message, session; and `cut` (a link the thread cut).
     kind: &'static str,
     /// The peer.
     peer: SocketAddr,
@@ -80,23 +82,36 @@ struct Report {
     reason: Option<CloseReason>,
     /// For messages: MSH-10, escaped.
     id: Option<String>,
+    /// For session notes.
+    note: Option<SessionNote>,
+    /// For cuts: session messages received so far.
+    at: usize,
 }
 
 impl Report {
     /// An owned copy of what the responder saw.
     fn from(s: &Seen<'_>) -> Report {
+        let none = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut note = None;
         let (kind, peer, reason, id) = match *s {
             Seen::Connected { peer } => ("connected", peer, None, None),
             Seen::Message { peer, id, .. } => ("message", peer, None, id.map(escape)),
             Seen::CommitAck { peer, .. } => ("commit_ack", peer, None, None),
             Seen::Closed { peer, reason } => ("closed", peer, Some(reason), None),
             Seen::Rejected { peer, reason } => ("rejected", peer, Some(reason), None),
+            Seen::SessionMessage { id, .. } => ("session_message", none, None, id.map(escape)),
+            Seen::Session { note: n, .. } => {
+                note = Some(n);
+                ("session", none, None, None)
+            }
         };
         Report {
             kind,
             peer,
             reason,
             id,
+            note,
+            at: 0,
         }
     }
 }
@@ -118,16 +133,32 @@ impl ServerThread {
     /// thread. Server-side lines are printed with `side=server`, except messages
     /// (the client prints one line per reply).
     fn start(scenario: &'static str, o: ListenOpts) -> Result<ServerThread, String> {
+        ServerThread::start_cutting(scenario, o, &[])
+    }
+
+    /// [`ServerThread::start`] that also cuts the link it last accepted (a
+    /// server-side close) each time the session messages it received reach the
+    /// next of `cuts`, printing `event=cut at=<received so far>` and reporting
+    /// a `cut`.
+    fn start_cutting(
+        scenario: &'static str,
+        o: ListenOpts,
+        cuts: &'static [usize],
+    ) -> Result<ServerThread, String> {
         let mut responder = Responder::bind(&o).map_err(|e| format!("bind: {e}"))?;
         let addr = responder.local_addr();
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let handle = std::thread::spawn(move || {
+            let mut received = 0;
+            let mut next_cut = cuts.iter().copied().peekable();
             while !stopped.load(Ordering::Relaxed) {
                 // Short turns so `stop` is noticed quickly; deadlines still wake it.
                 let res = responder.turn(Duration::from_millis(20), |seen| {
-                    if !matches!(seen, Seen::Message { .. }) {
+                    if matches!(seen, Seen::SessionMessage { .. }) {
+                        received += 1;
+                    } else if !matches!(seen, Seen::Message { .. }) {
                         seen.append_to(Line::new("scenario", scenario).kv("side", "server"))
                             .print();
                     }
@@ -136,6 +167,20 @@ impl ServerThread {
                 if let Err(e) = res {
                     log::error!("demo server poll failed: {e}");
                     return;
+                }
+                if next_cut.next_if(|&c| received >= c).is_some() && responder.close_last_link() {
+                    Line::new("scenario", scenario)
+                        .kv("event", "cut")
+                        .kv("at", received)
+                        .print();
+                    let _ = tx.send(Report {
+                        kind: "cut",
+                        peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+                        reason: None,
+                        id: None,
+                        note: None,
+                        at: received,
+                    });
                 }
             }
         });
@@ -715,14 +760,185 @@ fn read_frames(s: &mut TcpStream) -> Result<Vec<Sent>, String> {
         .collect())
 }
 
+/// Seed 002 (reliable reconnection): a client streams [`SESSION_MESSAGES`]
+/// messages through a reliable session while the server cuts the session's
+/// link twice mid-stream (a server-side close, at 60 and 130 messages
+/// received). The client reconnects, both sides resume the session and replay
+/// what the other missed; the server must see every message exactly once and
+/// in order, and the client every reply (an AA for its message), likewise.
+/// The replay queues are small (16, connected or not) so the stream is still
+/// flowing at each cut.
+fn sessions() -> Outcome {
+    const NAME: &str = "sessions";
+    const CUTS: &[usize] = &[60, 130];
+    let live = LivenessConfig {
+        protocol: Protocol::Mooring,
+        handshake_timeout: EXPECT_WITHIN,
+        ..LivenessConfig::default()
+    };
+    let scfg = SessionConfig {
+        max_depth: 16,
+        max_depth_disconnected: 16,
+        max_bytes: 64 * 1024,
+        ack_every: 8,
+        ..SessionConfig::default()
+    };
+    let server = ServerThread::start_cutting(
+        NAME,
+        ListenOpts {
+            liveness: live,
+            session: Some(scfg),
+            reply: ReplyMode::Hl7Ack,
+            ..loopback()
+        },
+        CUTS,
+    )?;
+    let line = || Line::new("scenario", NAME);
+    let mut node = Node::new(NodeConfig {
+        max_links: 2,
+        max_sessions: 1,
+        ..NodeConfig::default()
+    })
+    .map_err(|e| format!("client node: {e}"))?;
+    let connect = ConnectConfig {
+        connect_timeout: EXPECT_WITHIN,
+        liveness: live,
+        session: Some(scfg),
+        backoff: Backoff {
+            min: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            max_attempts: None,
+        },
+        ..ConnectConfig::default()
+    };
+    let id = node
+        .open_session(server.addr, &connect)
+        .map_err(|e| format!("open_session: {e}"))?;
+    let ids: Vec<String> = (1..=SESSION_MESSAGES).map(|n| format!("S{n:05}")).collect();
+    let messages: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            format!(
+                "MSH|^~\\&|DEMO|A|DEMO|B|20260114083000||ADT^A08|{id}|P|2.5.1\rPID|1||MRN{}\r",
+                i + 1
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let deadline = started + EXPECT_WITHIN;
+    let (mut next, mut replies, mut resumes) = (0, Vec::new(), 0);
+    while replies.len() < SESSION_MESSAGES {
+        // As many as the session's queue takes; the rest once it is acknowledged.
+        while next < SESSION_MESSAGES {
+            match node.session_send(id, messages[next].as_bytes()) {
+                Ok(_) => next += 1,
+                Err(SessionError::QueueFull) => break,
+                Err(e) => return Err(format!("session_send: {e:?}")),
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "{} of {SESSION_MESSAGES} replies within {EXPECT_WITHIN:?}",
+                replies.len()
+            ));
+        }
+        node.poll(Some(left)).map_err(|e| format!("poll: {e}"))?;
+        while let Some(ev) = node.next_event() {
+            match ev {
+                Event::SessionMessage { payload, .. } => {
+                    let acked = hl7::acked_control_id(payload).map(escape);
+                    if hl7::ack_code(payload) != Some(b"AA") {
+                        return Err(format!("reply {} is not an AA", replies.len() + 1));
+                    }
+                    replies.push(acked.unwrap_or_default());
+                }
+                Event::Session {
+                    note:
+                        SessionNote::Established {
+                            resumed: true,
+                            replaying,
+                        },
+                    ..
+                } => {
+                    resumes += 1;
+                    line()
+                        .kv("event", "resumed")
+                        .kv("replaying", replaying)
+                        .print();
+                }
+                Event::Session {
+                    note: SessionNote::Ended(how),
+                    ..
+                } => return Err(format!("the client's session ended: {how:?}")),
+                _ => {}
+            }
+        }
+    }
+    node.close_session(id);
+    // What the server delivered, in order (every reply came, so every message
+    // was delivered before).
+    let mut got = Vec::new();
+    let mut cuts = 0;
+    let mut server_resumes = 0;
+    for r in server.drain() {
+        match r.kind {
+            "session_message" => got.push(r.id.unwrap_or_default()),
+            "cut" if r.at < SESSION_MESSAGES => cuts += 1,
+            "cut" => return Err(format!("a cut came after the stream, at {}", r.at)),
+            "session" => {
+                if let Some(SessionNote::Established { resumed: true, .. }) = r.note {
+                    server_resumes += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    let duplicates = got.len() - unique.len();
+    line()
+        .kv("event", "done")
+        .kv("sent", next)
+        .kv("delivered", got.len())
+        .kv("duplicates", duplicates)
+        .kv("cuts", cuts)
+        .kv("resumes", resumes)
+        .print();
+    log::debug!("sessions scenario took {:?}", started.elapsed());
+    if got != ids {
+        return Err(format!(
+            "server delivered {} messages, not each of {SESSION_MESSAGES} once in order",
+            got.len()
+        ));
+    }
+    if replies != ids {
+        return Err("the client's replies are not one per message, in order".into());
+    }
+    if cuts != CUTS.len() || resumes != CUTS.len() || server_resumes != CUTS.len() {
+        return Err(format!(
+            "{cuts} cuts, {resumes} client resumes, {server_resumes} server resumes \
+             (want {} each)",
+            CUTS.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Messages the `sessions` scenario streams.
+const SESSION_MESSAGES: usize = 200;
+
 /// Runs every scenario and prints the summary.
 pub fn run() -> ExitCode {
-    let scenarios: [Scenario; 5] = [
+    let scenarios: [Scenario; 6] = [
         ("pairings", pairings),
         ("idle", idle),
         ("stale", stale),
         ("bad-input", bad_input),
         ("liveness", liveness),
+        ("sessions", sessions),
     ];
     let started = Instant::now();
     let mut ok = 0;

@@ -9,7 +9,8 @@ use std::fmt::{Display, Write as _};
 use std::io::Write as _;
 use std::time::Duration;
 
-use mooring::{LivenessConfig, Protocol};
+use mooring::session::SessionEnd;
+use mooring::{LivenessConfig, Protocol, SessionNote};
 
 /// One line under construction.
 pub struct Line(String);
@@ -115,6 +116,39 @@ pub fn liveness(cfg: &LivenessConfig) -> Line {
         )
 }
 
+/// Appends the keys of a session note (after `event=session session=N`):
+/// `note=established resumed=true replaying=3`, `note=reconnecting attempt=2
+/// delay_ms=180`, `note=ended how=Expired undelivered=4`.
+pub fn session_note(line: Line, note: &SessionNote) -> Line {
+    match *note {
+        SessionNote::Established { resumed, replaying } => line
+            .kv("note", "established")
+            .kv("resumed", resumed)
+            .kv("replaying", replaying),
+        SessionNote::Reconnecting { attempt, delay } => line
+            .kv("note", "reconnecting")
+            .kv("attempt", attempt)
+            .kv("delay_ms", delay.as_millis()),
+        SessionNote::Ended(how) => {
+            let (name, undelivered) = end_parts(how);
+            line.kv("note", "ended")
+                .kv("how", name)
+                .kv("undelivered", undelivered)
+        }
+    }
+}
+
+/// The name of a session end (`Lost`, `Expired`, `QueueFull`, `Closed`) and its
+/// count of messages not confirmed delivered (0 for `Closed`).
+pub fn end_parts(how: SessionEnd) -> (&'static str, u64) {
+    match how {
+        SessionEnd::Lost { undelivered } => ("Lost", undelivered),
+        SessionEnd::Expired { undelivered } => ("Expired", undelivered),
+        SessionEnd::QueueFull { undelivered } => ("QueueFull", undelivered),
+        SessionEnd::Closed => ("Closed", 0),
+    }
+}
+
 /// Makes wire bytes safe for a `key=value` line: printable ASCII other than '='
 /// is kept, every other byte (space, '=', control characters, non-ASCII) becomes
 /// '_'. An id is thus never split, and never forged into extra keys.
@@ -144,6 +178,31 @@ mod tests {
             .wire("id", Some(b"x y"))
             .wire("ack", None);
         assert_eq!(l.as_str(), "event=message bytes=3 id=x_y");
+    }
+
+    #[test]
+    fn session_notes_have_stable_keys() {
+        let l = |n| session_note(Line::new("event", "session").kv("session", 1), &n);
+        assert_eq!(
+            l(SessionNote::Established {
+                resumed: true,
+                replaying: 3
+            })
+            .as_str(),
+            "event=session session=1 note=established resumed=true replaying=3"
+        );
+        assert_eq!(
+            l(SessionNote::Reconnecting {
+                attempt: 2,
+                delay: Duration::from_millis(180)
+            })
+            .as_str(),
+            "event=session session=1 note=reconnecting attempt=2 delay_ms=180"
+        );
+        assert_eq!(
+            l(SessionNote::Ended(SessionEnd::Expired { undelivered: 4 })).as_str(),
+            "event=session session=1 note=ended how=Expired undelivered=4"
+        );
     }
 
     #[test]

@@ -4,14 +4,17 @@
 //! The serving part, [`Responder`], is shared with `mooring demo`, so the demo
 //! exercises exactly what operators run.
 
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mooring::hl7::{self, AckCode};
+use mooring::session::SessionError;
 use mooring::{
-    CloseReason, Event, ListenConfig, ListenerId, Node, NodeConfig, ServerPolicy, SetupError,
+    CloseReason, Event, LinkId, ListenConfig, ListenerId, Node, NodeConfig, ServerPolicy,
+    SessionId, SessionNote, SetupError,
 };
 
 use crate::args::{ListenOpts, ReplyMode};
@@ -65,6 +68,23 @@ pub enum Seen<'a> {
         /// Why.
         reason: CloseReason,
     },
+    /// A message of a reliable session arrived (in order, exactly once) and was
+    /// answered through the session.
+    SessionMessage {
+        /// The session's number in this process (from 1).
+        session: u64,
+        /// Payload size.
+        bytes: usize,
+        /// MSH-10 when the payload is HL7.
+        id: Option<&'a [u8]>,
+    },
+    /// Something happened to a reliable session.
+    Session {
+        /// The session's number in this process (from 1).
+        session: u64,
+        /// What.
+        note: SessionNote,
+    },
 }
 
 impl Seen<'_> {
@@ -89,6 +109,14 @@ impl Seen<'_> {
                 .kv("event", "rejected")
                 .kv("peer", peer)
                 .kv("reason", reason),
+            Seen::SessionMessage { session, bytes, id } => line
+                .kv("event", "session_message")
+                .kv("session", session)
+                .kv("bytes", bytes)
+                .wire("id", id),
+            Seen::Session { session, ref note } => {
+                crate::line::session_note(line.kv("event", "session").kv("session", session), note)
+            }
         }
     }
 }
@@ -103,6 +131,18 @@ pub struct Responder {
     buf: Vec<u8>,
     /// Peer of each link slot: `Event::Message` carries only the link.
     peers: Vec<SocketAddr>,
+    /// The link most recently connected (the demo cuts it).
+    last_link: Option<LinkId>,
+    /// Number of each live session, for the lines.
+    numbers: HashMap<SessionId, u64>,
+    /// Last session number given.
+    last_number: u64,
+    /// Session replies refused for a full replay queue (backpressure), oldest
+    /// first; sent as the client acknowledges, each session's in order.
+    backlog: VecDeque<(SessionId, Vec<u8>)>,
+    /// Most replies kept in `backlog`; a session that would need more is closed
+    /// (its client then learns it ended) rather than losing a reply silently.
+    backlog_cap: usize,
 }
 
 impl Responder {
@@ -115,6 +155,12 @@ impl Responder {
             framing: o.framing,
             max_frame: o.max_frame,
             mllp_commit_ack: o.mllp_commit_ack,
+            // Connected sessions plus as many disconnected within their window.
+            max_sessions: if o.session.is_some() {
+                o.max_conns.saturating_mul(2)
+            } else {
+                0
+            },
             ..NodeConfig::default()
         };
         let listen_cfg = ListenConfig {
@@ -128,7 +174,7 @@ impl Responder {
                 ServerPolicy::KeepOpen
             },
             liveness: o.liveness,
-            ..ListenConfig::default()
+            session: o.session,
         };
         // Validate before allocating the reply buffer from `max_frame`.
         node_cfg.validate()?;
@@ -143,7 +189,81 @@ impl Responder {
             listener,
             reply: o.reply,
             close_after_reply: o.close_after_reply,
+            last_link: None,
+            numbers: HashMap::new(),
+            last_number: 0,
+            backlog: VecDeque::new(),
+            backlog_cap: o.session.map_or(0, |s| s.max_depth_disconnected),
         })
+    }
+
+    /// Closes the link most recently connected, if it is still open (the demo's
+    /// cut of a session's link). True when it closed one.
+    pub fn close_last_link(&mut self) -> bool {
+        match self.last_link.take() {
+            Some(link) if self.node.is_open(link) => {
+                self.node.close(link);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The number of `session` in the lines, given at first sight.
+    fn number(&mut self, session: SessionId) -> u64 {
+        number_of(&mut self.numbers, &mut self.last_number, session)
+    }
+
+    /// Queues a reply on its session, behind any of the session's replies still
+    /// waiting for room.
+    fn session_reply(&mut self, session: SessionId, len: usize) {
+        let reply = &self.buf[..len];
+        if !self.backlog.iter().any(|(s, _)| *s == session) {
+            match self.node.session_send(session, reply) {
+                Ok(_) => return,
+                Err(SessionError::QueueFull) => {}
+                Err(e) => {
+                    log::warn!("session reply not sent: {e:?}");
+                    return;
+                }
+            }
+        }
+        if self.backlog.len() >= self.backlog_cap {
+            log::warn!(
+                "session replies backlog full ({}): closing the session",
+                self.backlog_cap
+            );
+            self.node.close_session(session);
+            self.backlog.retain(|(s, _)| *s != session);
+            return;
+        }
+        self.backlog.push_back((session, reply.to_vec()));
+    }
+
+    /// Sends what the backlog can, keeping each session's replies in order.
+    fn flush_backlog(&mut self) {
+        let mut blocked: Vec<SessionId> = Vec::new();
+        let mut i = 0;
+        while i < self.backlog.len() {
+            let (session, ref reply) = self.backlog[i];
+            if blocked.contains(&session) {
+                i += 1;
+                continue;
+            }
+            match self.node.session_send(session, reply) {
+                Ok(_) => {
+                    self.backlog.remove(i);
+                }
+                Err(SessionError::QueueFull) => {
+                    blocked.push(session);
+                    i += 1;
+                }
+                Err(e) => {
+                    log::warn!("session reply not sent: {e:?}");
+                    self.backlog.remove(i);
+                }
+            }
+        }
     }
 
     /// The bound address (the real port when bound to port 0).
@@ -162,16 +282,39 @@ impl Responder {
                 node, buf, peers, ..
             } = self;
             let Some(ev) = node.next_event() else {
+                if !self.backlog.is_empty() {
+                    self.flush_backlog();
+                }
                 return Ok(());
             };
             // What to do once the event (and its borrow of the node) is gone.
             let mut answer = None;
+            let mut session_answer = None;
             match ev {
                 Event::Connected { link, peer, .. } => {
                     if let Some(p) = peers.get_mut(link.slot() as usize) {
                         *p = peer;
                     }
+                    self.last_link = Some(link);
                     report(&Seen::Connected { peer });
+                }
+                Event::SessionMessage { session, payload } => {
+                    let n = number_of(&mut self.numbers, &mut self.last_number, session);
+                    let len = build_reply(self.reply, payload, buf);
+                    report(&Seen::SessionMessage {
+                        session: n,
+                        bytes: payload.len(),
+                        id: hl7::control_id(payload),
+                    });
+                    session_answer = len.map(|len| (session, len));
+                }
+                Event::Session { session, note } => {
+                    let n = self.number(session);
+                    report(&Seen::Session { session: n, note });
+                    if let SessionNote::Ended(_) = note {
+                        self.numbers.remove(&session);
+                        self.backlog.retain(|(s, _)| *s != session);
+                    }
                 }
                 Event::Message { link, payload } => {
                     let peer = peer_at(peers, link.slot());
@@ -189,8 +332,11 @@ impl Responder {
                 }),
                 Event::Closed { peer, reason, .. } => report(&Seen::Closed { peer, reason }),
                 Event::Rejected { peer, reason, .. } => report(&Seen::Rejected { peer, reason }),
-                // Writable: replies are small; `listen` runs no reliable sessions (yet).
+                // Writable: replies are small (session replies wait in `backlog`).
                 _ => {}
+            }
+            if let Some((session, len)) = session_answer {
+                self.session_reply(session, len);
             }
             if let Some((link, peer, len)) = answer {
                 match len {
@@ -206,6 +352,16 @@ impl Responder {
             }
         }
     }
+}
+
+/// The number of `session` in `numbers`, given (after `last`) at first sight.
+fn number_of(numbers: &mut HashMap<SessionId, u64>, last: &mut u64, session: SessionId) -> u64 {
+    let next = *last + 1;
+    let n = *numbers.entry(session).or_insert(next);
+    if n == next {
+        *last = next;
+    }
+    n
 }
 
 /// The peer recorded for a link slot (the unspecified address if none: a slot
@@ -268,7 +424,7 @@ pub fn run(o: &ListenOpts) -> ExitCode {
         // Bounded wait: deadlines wake the node earlier; the bound only caps how
         // long a signal-free process sleeps between checks.
         let res = responder.turn(Duration::from_secs(1), |seen| {
-            if quiet && matches!(seen, Seen::Message { .. }) {
+            if quiet && matches!(seen, Seen::Message { .. } | Seen::SessionMessage { .. }) {
                 return;
             }
             seen.append_to(Line::empty()).print();

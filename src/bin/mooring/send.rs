@@ -1,14 +1,21 @@
 //! `mooring send`: splits a file of HL7 messages and sends them one by one with a
 //! [`Client`], one line per reply, error or retry, and a summary; with `--hold`,
 //! keeps the link open and idle afterwards (heartbeats go on) and reports a close.
+//!
+//! With `--session` the messages go through one reliable session of a [`Node`]
+//! driven here: they are queued without waiting for replies (as far as the
+//! session's queue allows), and the replies come back in order, one per message,
+//! across lost links and resumes.
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use mooring::session::{SessionConfig, SessionEnd, SessionError};
 use mooring::{
-    hl7, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, NodeConfig, RequestError,
-    SetupError,
+    hl7, wire, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, Event, Node,
+    NodeConfig, RequestError, SessionId, SessionNote, SetupError,
 };
 
 use crate::args::{Input, SendOpts};
@@ -50,6 +57,9 @@ fn read_messages(input: &Input) -> Result<Vec<Vec<u8>>, String> {
 
 /// Runs `mooring send`.
 pub fn run(o: &SendOpts) -> ExitCode {
+    if let Some(scfg) = o.session {
+        return run_session(o, scfg);
+    }
     let cfg = ClientConfig {
         node: NodeConfig {
             max_links: 2,
@@ -94,6 +104,13 @@ pub fn run(o: &SendOpts) -> ExitCode {
     }
     let (mut replied, mut failed) = (0u64, 0u64);
     for (i, msg) in messages.iter().enumerate() {
+        if let (Some(pace), true) = (o.pace, i > 0) {
+            // Heartbeats go on meanwhile; a close is found (and the link
+            // reopened) by the next request.
+            if let Some(reason) = client.maintain(pace) {
+                log::debug!("link closed while pacing: {reason}");
+            }
+        }
         let n = i + 1;
         let id = hl7::control_id(msg);
         if send_one(&mut client, msg, n, id, o.retries) {
@@ -178,5 +195,308 @@ fn send_one(client: &mut Client, msg: &[u8], n: usize, id: Option<&[u8]>, retrie
         }
         l.print();
         std::thread::sleep(retry_pause(attempt));
+    }
+}
+
+/// The `error=` name for messages left without a reply when the session ended.
+fn end_error(how: SessionEnd) -> &'static str {
+    match how {
+        SessionEnd::Lost { .. } => "SessionLost",
+        SessionEnd::Expired { .. } => "SessionExpired",
+        SessionEnd::QueueFull { .. } => "QueueFull",
+        SessionEnd::Closed => "SessionClosed",
+    }
+}
+
+/// An `event=error` line for message `i` (0-based).
+fn error_line(messages: &[Vec<u8>], i: usize, error: &str) {
+    Line::new("event", "error")
+        .kv("n", i + 1)
+        .wire("id", hl7::control_id(&messages[i]))
+        .kv("error", error)
+        .print();
+}
+
+/// One reliable session carrying a file of messages.
+struct Stream<'m> {
+    node: Node,
+    session: SessionId,
+    messages: &'m [Vec<u8>],
+    correlate: bool,
+    /// Messages queued on the session and not yet answered (index, when queued),
+    /// in order: replies come back in this order.
+    waiting: VecDeque<(usize, Instant)>,
+    /// The next message to queue.
+    next: usize,
+    replied: u64,
+    failed: u64,
+    unexpected: u64,
+    /// Our messages sent again on resumed links.
+    resends: u64,
+    /// When the last reply arrived (or the stream started).
+    last_reply: Instant,
+    /// How the session ended, if it did.
+    ended: Option<SessionEnd>,
+}
+
+impl Stream<'_> {
+    /// Handles every event the node has, printing lines.
+    fn drain(&mut self) {
+        while let Some(ev) = self.node.next_event() {
+            match ev {
+                Event::SessionMessage { payload, .. } => {
+                    let Some((i, queued)) = self.waiting.pop_front() else {
+                        log::warn!("a reply with no message waiting for it");
+                        self.unexpected += 1;
+                        continue;
+                    };
+                    let id = hl7::control_id(&self.messages[i]);
+                    let acked = hl7::acked_control_id(payload);
+                    if self.correlate && acked.is_some() && id.is_some() && acked != id {
+                        Line::new("event", "error")
+                            .kv("n", i + 1)
+                            .wire("id", id)
+                            .kv("error", "WrongReply")
+                            .wire("acked", acked)
+                            .print();
+                        self.failed += 1;
+                    } else {
+                        Line::new("event", "reply")
+                            .kv("n", i + 1)
+                            .wire("id", id)
+                            .wire("ack", hl7::ack_code(payload))
+                            .kv("bytes", payload.len())
+                            .kv("ms", queued.elapsed().as_millis())
+                            .print();
+                        self.replied += 1;
+                    }
+                    self.last_reply = Instant::now();
+                }
+                Event::Session { note, .. } => {
+                    crate::line::session_note(
+                        Line::new("event", "session").kv("session", 1),
+                        &note,
+                    )
+                    .print();
+                    match note {
+                        // On the first link "replaying" counts messages queued before it.
+                        SessionNote::Established {
+                            resumed: true,
+                            replaying,
+                        } => self.resends += replaying,
+                        SessionNote::Established { .. } => {}
+                        SessionNote::Ended(how) => self.ended = Some(how),
+                        SessionNote::Reconnecting { .. } => {}
+                    }
+                }
+                Event::Closed { reason, .. } => {
+                    Line::new("event", "closed").kv("reason", reason).print();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Polls up to `wait` and handles what came. False when polling failed.
+    fn turn(&mut self, wait: Duration) -> bool {
+        if let Err(e) = self.node.poll(Some(wait)) {
+            eprintln!("error: poll failed: {e}");
+            return false;
+        }
+        self.drain();
+        true
+    }
+
+    /// Queues every due message the session takes; true when the session's
+    /// queue is full (the rest waits for acknowledgements).
+    fn queue_due(&mut self, pace: Option<Duration>, next_at: &mut Instant) -> bool {
+        let max_payload = self
+            .node
+            .config()
+            .max_frame
+            .saturating_sub(wire::data_header(0).len());
+        while self.next < self.messages.len() && Instant::now() >= *next_at {
+            let i = self.next;
+            let msg = &self.messages[i];
+            if msg.len() > max_payload {
+                error_line(self.messages, i, "FrameTooLarge");
+                self.failed += 1;
+                self.next += 1;
+                continue;
+            }
+            match self.node.session_send(self.session, msg) {
+                Ok(_) => {
+                    let now = Instant::now();
+                    self.waiting.push_back((i, now));
+                    self.next += 1;
+                    if let Some(p) = pace {
+                        *next_at = now + p;
+                    }
+                }
+                Err(SessionError::QueueFull) => return true,
+                Err(SessionError::TooLarge) => {
+                    error_line(self.messages, i, "FrameTooLarge");
+                    self.failed += 1;
+                    self.next += 1;
+                }
+                // The session ended: its note is among the next events.
+                Err(SessionError::Ended) => return false,
+            }
+        }
+        false
+    }
+}
+
+/// Runs `mooring send --session`.
+fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
+    let node_cfg = NodeConfig {
+        max_links: 2,
+        framing: o.framing,
+        max_sessions: 1,
+        ..NodeConfig::default()
+    };
+    let connect = ConnectConfig {
+        connect_timeout: o.connect_timeout,
+        idle_timeout: None,
+        liveness: o.liveness,
+        session: Some(scfg),
+        backoff: o.backoff,
+    };
+    let mut node = match Node::new(node_cfg) {
+        Ok(n) => n,
+        Err(SetupError::Config(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = connect.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    crate::line::liveness(&o.liveness).print();
+    let messages = match read_messages(&o.input) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if messages.is_empty() {
+        log::warn!("no HL7 message in the input (a message starts at a line beginning with MSH)");
+    }
+    let session = match node.open_session(o.addr, &connect) {
+        Ok(s) => s,
+        Err(SetupError::Config(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let started = Instant::now();
+    let mut s = Stream {
+        node,
+        session,
+        messages: &messages,
+        correlate: o.correlate,
+        waiting: VecDeque::new(),
+        next: 0,
+        replied: 0,
+        failed: 0,
+        unexpected: 0,
+        resends: 0,
+        last_reply: started,
+        ended: None,
+    };
+    let mut next_at = started;
+    let mut timed_out = false;
+    while s.ended.is_none() && (s.next < messages.len() || !s.waiting.is_empty()) {
+        let full = s.queue_due(o.pace, &mut next_at);
+        let now = Instant::now();
+        // The next reply is due within --response-timeout of its message being
+        // queued or of the previous reply, whichever is later.
+        let reply_due = s
+            .waiting
+            .front()
+            .map(|&(_, at)| at.max(s.last_reply) + o.response_timeout);
+        if reply_due.is_some_and(|d| d <= now) {
+            timed_out = true;
+            break;
+        }
+        let mut wait = reply_due.map_or(o.response_timeout, |d| d - now);
+        if !full && s.next < messages.len() {
+            wait = wait.min(next_at.saturating_duration_since(now));
+        }
+        if !s.turn(wait) {
+            return ExitCode::from(1);
+        }
+    }
+    // Every message without a reply is reported, once.
+    let why = match s.ended {
+        Some(how) => Some(end_error(how)),
+        None if timed_out => Some("ResponseTimeout"),
+        None => None,
+    };
+    if let Some(why) = why {
+        let unanswered: Vec<usize> = s
+            .waiting
+            .drain(..)
+            .map(|(i, _)| i)
+            .chain(s.next..messages.len())
+            .collect();
+        for i in unanswered {
+            error_line(&messages, i, why);
+            s.failed += 1;
+        }
+        s.next = messages.len();
+    }
+    if let (Some(hold), None) = (o.hold, s.ended) {
+        // Idle on purpose: heartbeats go on, a lost link is resumed; the
+        // session ending ends the hold.
+        let until = Instant::now() + hold;
+        while s.ended.is_none() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || !s.turn(left) {
+                break;
+            }
+        }
+    }
+    if s.ended.is_none() {
+        // Let our batched acknowledgement of the last replies go out (it is
+        // due within the session's ACK delay), then close.
+        let until = Instant::now() + scfg.ack_delay.saturating_mul(2);
+        while s.ended.is_none() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || !s.turn(left) {
+                break;
+            }
+        }
+        s.node.close_session(s.session);
+        // The session's end (Closed) is reported; our own close of its link is not.
+        while let Some(ev) = s.node.next_event() {
+            if let Event::Session { note, .. } = ev {
+                crate::line::session_note(Line::new("event", "session").kv("session", 1), &note)
+                    .print();
+            }
+        }
+    }
+    Line::new("event", "summary")
+        .kv("sent", messages.len())
+        .kv("replied", s.replied)
+        .kv("failed", s.failed)
+        .kv("resends", s.resends)
+        .kv("unexpected", s.unexpected)
+        .print();
+    // A session that ended during --hold, after every reply, does not count.
+    if s.failed == 0 && s.replied == messages.len() as u64 && !messages.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
