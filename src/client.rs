@@ -36,6 +36,13 @@ pub struct ClientConfig {
     /// message must never be credited to the next one). Non-HL7 traffic always
     /// matches. Default off in the library, on in the CLI.
     pub correlate_hl7: bool,
+    /// At-least-once: when no complete reply arrives (the link dropped, the reply
+    /// broke off, or the response timeout passed), send the request again on a
+    /// new link, up to this many times. HL7 receivers deduplicate by MSH-10, which
+    /// makes a resend of a request that was in fact processed harmless. A failed
+    /// connect is returned at once (the caller decides when to try again).
+    /// Default 0: at most the one transparent resend of the keep-open race.
+    pub retries: u32,
 }
 
 impl Default for ClientConfig {
@@ -49,6 +56,7 @@ impl Default for ClientConfig {
             policy: ClientPolicy::KeepOpen,
             response_timeout: Duration::from_secs(10),
             correlate_hl7: false,
+            retries: 0,
         }
     }
 }
@@ -67,6 +75,8 @@ pub struct ClientStats {
     /// Frames received on an idle link with a keep-alive message configured
     /// (replies to the keep-alive; not counted as unexpected).
     pub keepalive_replies: u64,
+    /// Requests sent again under `retries` (at-least-once).
+    pub retries: u64,
 }
 
 enum Outcome {
@@ -139,6 +149,7 @@ impl Client {
             return Err(RequestError::FrameTooLarge);
         }
         let mut resent = false;
+        let mut retried = 0u32;
         loop {
             let link = self.ensure_link()?;
             let reused = self.answered_on_link > 0;
@@ -187,6 +198,19 @@ impl Client {
                         );
                         resent = true;
                         self.stats.resends += 1;
+                        continue;
+                    }
+                    // At-least-once: the message is in doubt; send it again on a new
+                    // link, up to `retries` times.
+                    let in_doubt = reason.is_peer_side()
+                        || matches!(
+                            reason,
+                            CloseReason::ResponseTimeout | CloseReason::WriteTimeout
+                        );
+                    if in_doubt && retried < self.cfg.retries {
+                        retried += 1;
+                        self.stats.retries += 1;
+                        log::debug!("no reply ({reason}); retry {retried} of {}", self.cfg.retries);
                         continue;
                     }
                     return Err(match reason {

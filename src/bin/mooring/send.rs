@@ -79,6 +79,9 @@ pub fn run(o: &SendOpts) -> ExitCode {
         },
         response_timeout: o.response_timeout,
         correlate_hl7: o.correlate,
+        // `--retries` is handled here (with pauses and event=retry lines), so the
+        // library's own retries stay at their default.
+        ..ClientConfig::default()
     };
     let mut client = match Client::new(o.addr, cfg) {
         Ok(c) => c,
