@@ -118,6 +118,8 @@ pub enum FrameAction {
     Established(Greeting),
     /// A cumulative ACK for the session layer.
     Ack(u64),
+    /// A conflated sequence number for the session layer.
+    SessionSkip(u64),
     /// Nothing for the application (control message, or a discarded frame).
     Skip,
     /// Close the link.
@@ -213,6 +215,7 @@ impl Link {
             Ok(Inbound::Deliver { offset }) => offset,
             Ok(Inbound::Established(g)) => return FrameAction::Established(g),
             Ok(Inbound::Ack(seq)) => return FrameAction::Ack(seq),
+            Ok(Inbound::Skip(seq)) => return FrameAction::SessionSkip(seq),
             Ok(Inbound::Handled) => return FrameAction::Skip,
             Err(r) => {
                 self.closed_by_peer = matches!(wire::decode(frame), Ok(wire::Msg::Close(_)));

@@ -257,6 +257,8 @@ pub enum Inbound {
     Established(Greeting),
     /// A cumulative ACK for the session layer.
     Ack(u64),
+    /// A conflated sequence number for the session layer.
+    Skip(u64),
     /// A control message, handled.
     Handled,
 }
@@ -380,6 +382,7 @@ impl Liveness {
                 Ok(Inbound::Handled)
             }
             Msg::Ack(seq) if self.established => Ok(Inbound::Ack(seq)),
+            Msg::Skip(seq) if self.established => Ok(Inbound::Skip(seq)),
             Msg::Pong => Ok(Inbound::Handled),
             Msg::Close(WireReason::Known(r)) => Err(r),
             Msg::Close(WireReason::Unknown(_)) => Err(CloseReason::PeerClosed),

@@ -1187,11 +1187,18 @@ impl Node {
                     let s = &mut self.slots[i as usize];
                     let offset = match action {
                         FrameAction::Deliver { offset } => offset,
-                        FrameAction::Skip | FrameAction::Established(_) | FrameAction::Ack(_) => {
+                        FrameAction::Skip
+                        | FrameAction::Established(_)
+                        | FrameAction::Ack(_)
+                        | FrameAction::SessionSkip(_) => {
                             self.bufs.consume(&mut s.rx, consumed);
                             s.scan = 0;
-                            if let (FrameAction::Ack(seq), Some(idx)) = (action, s.session) {
-                                self.session_ack(idx, seq);
+                            match (action, s.session) {
+                                (FrameAction::Ack(seq), Some(idx)) => self.session_ack(idx, seq),
+                                (FrameAction::SessionSkip(seq), Some(idx)) => {
+                                    self.session_skip(idx, seq, now)
+                                }
+                                _ => {}
                             }
                             continue;
                         }
@@ -1214,7 +1221,8 @@ impl Node {
                             crate::session::Received::Deliver => {
                                 return Some(Step::SessionMessage(idx, d))
                             }
-                            crate::session::Received::Duplicate => {
+                            crate::session::Received::Duplicate
+                            | crate::session::Received::Skipped => {
                                 let s = &mut self.slots[i as usize];
                                 self.bufs.consume(&mut s.rx, consumed);
                                 s.scan = 0;

@@ -23,6 +23,8 @@
 
 use core::time::Duration;
 
+use std::collections::VecDeque;
+
 use crate::replay::{ReplayError, ReplayQueue};
 use crate::time::Instant;
 use crate::wire::{Greeting, PROTOCOL_VERSION, TOKEN_LEN};
@@ -128,6 +130,8 @@ pub enum Received {
     Deliver,
     /// Already delivered (a replay): drop it.
     Duplicate,
+    /// A conflated message: counted, nothing to deliver.
+    Skipped,
     /// Out of sequence: the session has ended (see [`Session::poll_event`]).
     Lost,
 }
@@ -137,6 +141,9 @@ pub enum Received {
 pub enum Transmit<'a> {
     /// Cumulative acknowledgement.
     Ack(u64),
+    /// A message that was conflated away (see [`Session::send_keyed`]): the peer
+    /// counts the sequence number and delivers nothing.
+    Skip(u64),
     /// A message, new or replayed; `payload` borrows the replay queue.
     Data {
         /// Its sequence number.
@@ -151,6 +158,7 @@ impl Transmit<'_> {
     pub fn sent(&self) -> Sent {
         match *self {
             Transmit::Ack(seq) => Sent::Ack(seq),
+            Transmit::Skip(seq) => Sent::Skip(seq),
             Transmit::Data { seq, .. } => Sent::Data(seq),
         }
     }
@@ -163,6 +171,14 @@ pub enum Sent {
     Ack(u64),
     /// The DATA with this sequence number.
     Data(u64),
+    /// The SKIP with this sequence number.
+    Skip(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    key: Option<u64>,
+    superseded: bool,
 }
 
 /// One end of a reliable session. See the module docs.
@@ -172,6 +188,12 @@ pub struct Session {
     id: u64,
     token: [u8; TOKEN_LEN],
     replay: ReplayQueue,
+    /// Per message in `replay`: its conflation key, and whether a newer message
+    /// with that key superseded it.
+    meta: VecDeque<Meta>,
+    /// Highest sequence number ever written on any link: only messages above it
+    /// may be conflated (the peer may already hold anything written).
+    max_written: u64,
     /// Sequence number of the oldest message in `replay` (all below are acked).
     base: u64,
     /// Highest sequence number written on the current link.
@@ -234,6 +256,8 @@ impl Session {
             cfg,
             id,
             token,
+            meta: VecDeque::with_capacity(cfg.max_depth_disconnected.max(cfg.max_depth)),
+            max_written: 0,
             replay,
             base: 1,
             written: 0,
@@ -257,7 +281,10 @@ impl Session {
         let mut replay = ReplayQueue::new(0, 0);
         core::mem::swap(&mut replay, &mut self.replay);
         replay.clear();
+        let mut meta = core::mem::take(&mut self.meta);
+        meta.clear();
         let mut fresh = Session::new_with(self.cfg, id, token, client, now, replay);
+        fresh.meta = meta;
         core::mem::swap(self, &mut fresh);
     }
 
@@ -308,6 +335,23 @@ impl Session {
     /// Queues a message; it goes out now or after the next resume. Returns its
     /// sequence number.
     pub fn send(&mut self, payload: &[u8]) -> Result<u64, SessionError> {
+        self.send_with(payload, None)
+    }
+
+    /// Queues a message with a conflation key: a queued message with the same key
+    /// that was never written is superseded (sent as a SKIP, so the peer delivers
+    /// only the newest). Fewer messages to deliver after an outage; the ring
+    /// space of the superseded one is freed when it is acknowledged.
+    pub fn send_keyed(&mut self, payload: &[u8], key: u64) -> Result<u64, SessionError> {
+        self.send_with(payload, Some(key))
+    }
+
+    /// Messages superseded by conflation and not yet acknowledged.
+    pub fn superseded(&self) -> usize {
+        self.meta.iter().filter(|m| m.superseded).count()
+    }
+
+    fn send_with(&mut self, payload: &[u8], key: Option<u64>) -> Result<u64, SessionError> {
         if self.ended.is_some() {
             return Err(SessionError::Ended);
         }
@@ -317,7 +361,22 @@ impl Session {
             self.cfg.max_depth_disconnected.max(self.cfg.max_depth)
         };
         match self.replay.push(payload, depth) {
-            Ok(()) => Ok(self.base + self.replay.len() as u64 - 1),
+            Ok(()) => {
+                if let Some(k) = key {
+                    // Never-written messages only: seq > max_written.
+                    let first_unwritten = (self.max_written + 1).saturating_sub(self.base) as usize;
+                    for m in self.meta.iter_mut().skip(first_unwritten) {
+                        if m.key == Some(k) {
+                            m.superseded = true;
+                        }
+                    }
+                }
+                self.meta.push_back(Meta {
+                    key,
+                    superseded: false,
+                });
+                Ok(self.base + self.replay.len() as u64 - 1)
+            }
             Err(ReplayError::TooLarge) => Err(SessionError::TooLarge),
             Err(ReplayError::Full) if self.cfg.overflow == Overflow::CloseSession => {
                 self.end(SessionEnd::QueueFull {
@@ -400,7 +459,16 @@ impl Session {
     fn ack_through(&mut self, seq: u64) {
         while self.base <= seq && self.replay.len() > 0 {
             self.replay.pop_front();
+            self.meta.pop_front();
             self.base += 1;
+        }
+    }
+
+    /// A SKIP arrived: like a DATA in sequence, with nothing to deliver.
+    pub fn handle_skip(&mut self, now: Instant, seq: u64) -> Received {
+        match self.handle_data(now, seq) {
+            Received::Deliver => Received::Skipped,
+            r => r,
         }
     }
 
@@ -475,6 +543,9 @@ impl Session {
         }
         let next = self.written + 1;
         let i = next.checked_sub(self.base)? as usize;
+        if self.meta.get(i).is_some_and(|m| m.superseded) {
+            return Some(Transmit::Skip(next));
+        }
         self.replay
             .get(i)
             .map(|payload| Transmit::Data { seq: next, payload })
@@ -488,7 +559,10 @@ impl Session {
                 self.ack_now = false;
                 self.ack_due = None;
             }
-            Sent::Data(seq) => self.written = self.written.max(seq),
+            Sent::Data(seq) | Sent::Skip(seq) => {
+                self.written = self.written.max(seq);
+                self.max_written = self.max_written.max(seq);
+            }
         }
     }
 
@@ -632,6 +706,9 @@ mod tests {
                     if b.handle_data(now, seq) == Received::Deliver {
                         got.push(seq);
                     }
+                }
+                Sent::Skip(seq) => {
+                    let _ = b.handle_skip(now, seq);
                 }
             }
             a.handle_transmitted(sent);
@@ -828,6 +905,45 @@ mod tests {
         };
         assert!(limited.delay(2, 5).is_some());
         assert_eq!(limited.delay(3, 5), None);
+    }
+
+    #[test]
+    fn a_keyed_message_supersedes_the_unwritten_one_with_its_key() {
+        let (mut c, mut s) = connected_pair();
+        c.send_keyed(b"temp=20", 1).unwrap();
+        assert_eq!(
+            flow(&mut c, &mut s, t(1)),
+            vec![1],
+            "written: not conflated any more"
+        );
+        c.handle_link_lost(t(2));
+        s.handle_link_lost(t(2));
+        c.send_keyed(b"temp=21", 1).unwrap(); // seq 2
+        c.send(b"alarm").unwrap(); // seq 3
+        c.send_keyed(b"temp=22", 1).unwrap(); // seq 4 supersedes 2
+        assert_eq!(c.superseded(), 1);
+        s.handle_greeting(t(3), c.greeting());
+        c.handle_greeting(t(3), s.greeting());
+        let mut delivered = Vec::new();
+        while let Some(tx) = c.poll_transmit() {
+            let sent = tx.sent();
+            match tx {
+                Transmit::Skip(seq) => assert_eq!(s.handle_skip(t(4), seq), Received::Skipped),
+                Transmit::Data { seq, payload } => {
+                    assert_eq!(s.handle_data(t(4), seq), Received::Deliver);
+                    delivered.push(payload.to_vec());
+                }
+                Transmit::Ack(_) => {}
+            }
+            c.handle_transmitted(sent);
+        }
+        assert_eq!(delivered, vec![b"alarm".to_vec(), b"temp=22".to_vec()]);
+        assert_eq!(
+            s.delivered(),
+            4,
+            "sequence stays contiguous: no gap, no loss"
+        );
+        assert!(s.ended().is_none());
     }
 
     #[test]

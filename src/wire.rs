@@ -14,6 +14,7 @@
 //! | 0x05 | PING    | -                                                       |
 //! | 0x06 | PONG    | -                                                       |
 //! | 0x07 | CLOSE   | reason u8 (a [`CloseReason`] code)                      |
+//! | 0x08 | SKIP    | seq u64: a conflated message; advances the sequence, delivers nothing |
 //!
 //! Every integer and the token are written as fixed-width lowercase hex (a u8
 //! as 2 digits, a u64 as 16, the token as 32). Binary would be shorter, but a
@@ -43,6 +44,7 @@ const ACK: u8 = 0x04;
 const PING: u8 = 0x05;
 const PONG: u8 = 0x06;
 const CLOSE: u8 = 0x07;
+const SKIP: u8 = 0x08;
 
 /// Session identity and resume point, carried by HELLO and WELCOME.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +96,8 @@ pub enum Msg<'a> {
     Pong,
     /// The sender is closing, and why.
     Close(WireReason),
+    /// Sequence number `seq` was conflated away: count it, deliver nothing.
+    Skip(u64),
 }
 
 /// A close reason as carried on the wire: known reasons, or a code this version
@@ -155,6 +159,10 @@ pub fn decode(frame: &[u8]) -> Result<Msg<'_>, MalformedMessage> {
         PONG => {
             exact(0)?;
             Msg::Pong
+        }
+        SKIP => {
+            exact(16)?;
+            Msg::Skip(hex(body)?)
         }
         CLOSE => {
             exact(2)?;
@@ -224,9 +232,13 @@ pub fn encode(msg: &Msg<'_>, out: &mut [u8]) -> Option<usize> {
             o[DATA_HEADER..].copy_from_slice(payload);
             n
         }
-        Msg::Ack(seq) => {
+        Msg::Ack(seq) | Msg::Skip(seq) => {
             let o = out.get_mut(..17)?;
-            o[0] = ACK;
+            o[0] = if matches!(msg, Msg::Ack(_)) {
+                ACK
+            } else {
+                SKIP
+            };
             put_hex(seq, &mut o[1..]);
             17
         }
@@ -323,6 +335,7 @@ mod tests {
             payload: b"MSH|x",
         });
         round_trip(Msg::Ack(u64::MAX));
+        round_trip(Msg::Skip(12));
         round_trip(Msg::Ping);
         round_trip(Msg::Pong);
         round_trip(Msg::Close(WireReason::Known(CloseReason::IdleTimeout)));

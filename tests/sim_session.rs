@@ -71,6 +71,13 @@ struct Sim {
     faults: u64,
 }
 
+/// A control message's bytes.
+fn control(m: Msg<'_>) -> Vec<u8> {
+    let mut b = [0u8; wire::MAX_CONTROL];
+    let n = wire::encode(&m, &mut b).expect("fits");
+    b[..n].to_vec()
+}
+
 fn t(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
@@ -111,11 +118,8 @@ impl Sim {
             let Some(s) = self.session(side) else { return };
             let (bytes, sent) = match s.poll_transmit() {
                 None => return,
-                Some(Transmit::Ack(seq)) => {
-                    let mut b = [0u8; 32];
-                    let n = wire::encode(&Msg::Ack(seq), &mut b).expect("fits");
-                    (b[..n].to_vec(), Transmit::Ack(seq).sent())
-                }
+                Some(tx @ Transmit::Ack(seq)) => (control(Msg::Ack(seq)), tx.sent()),
+                Some(tx @ Transmit::Skip(seq)) => (control(Msg::Skip(seq)), tx.sent()),
                 Some(tx @ Transmit::Data { seq, payload }) => {
                     let mut v = wire::data_header(seq).to_vec();
                     v.extend_from_slice(payload);
@@ -129,12 +133,6 @@ impl Sim {
         }
     }
 
-    fn greeting_bytes(m: Msg<'_>) -> Vec<u8> {
-        let mut b = [0u8; wire::MAX_CONTROL];
-        let n = wire::encode(&m, &mut b).expect("fits");
-        b[..n].to_vec()
-    }
-
     fn connect(&mut self) {
         self.link = Some(SimLink {
             to: [VecDeque::new(), VecDeque::new()],
@@ -143,7 +141,7 @@ impl Sim {
             bound: false,
             welcomed: false,
         });
-        let hello = Self::greeting_bytes(Msg::Hello(self.client.greeting()));
+        let hello = control(Msg::Hello(self.client.greeting()));
         self.send_bytes(CLIENT, &[&hello]);
     }
 
@@ -252,7 +250,7 @@ impl Sim {
         }
         let s = self.server.as_mut().expect("just ensured");
         s.handle_greeting(now, g);
-        let welcome = Self::greeting_bytes(Msg::Welcome(s.greeting()));
+        let welcome = control(Msg::Welcome(s.greeting()));
         self.send_bytes(SERVER, &[&welcome]);
         if let Some(l) = self.link.as_mut() {
             l.bound = true;

@@ -219,6 +219,31 @@ impl Node {
         seq
     }
 
+    /// Like [`Node::session_send`], with a conflation key: a queued message with
+    /// the same key that was never written is superseded (the peer gets only the
+    /// newest). See [`Session::send_keyed`].
+    pub fn session_send_keyed(
+        &mut self,
+        id: SessionId,
+        payload: &[u8],
+        key: u64,
+    ) -> Result<u64, SessionError> {
+        let idx = self.session_idx(id).ok_or(SessionError::Ended)?;
+        if payload.len() + wire::DATA_HEADER > self.cfg.max_frame {
+            return Err(SessionError::TooLarge);
+        }
+        let s = self.sessions[idx as usize]
+            .session
+            .as_mut()
+            .ok_or(SessionError::Ended)?;
+        let seq = s.send_keyed(payload, key);
+        self.drain_session_events(idx);
+        if seq.is_ok() {
+            self.pump_session(idx);
+        }
+        seq
+    }
+
     /// Ends the session (closing its link); reported as `Ended(Closed)` here and,
     /// through a CLOSE with `SessionClosed`, at the peer. A due ACK goes out first.
     pub fn close_session(&mut self, id: SessionId) {
@@ -363,6 +388,17 @@ impl Node {
                     }
                     Sent::Ack(seq)
                 }
+                Some(Transmit::Skip(seq)) => {
+                    let mut b = [0u8; 17];
+                    let Some(n) = wire::encode(&Msg::Skip(seq), &mut b) else {
+                        break;
+                    };
+                    if !super::encode_parts_into(slot, bufs, codec.as_ref(), &[&b[..n]]) {
+                        self.note_tx_full(i);
+                        break;
+                    }
+                    Sent::Skip(seq)
+                }
                 Some(Transmit::Data { seq, payload }) => {
                     let h = wire::data_header(seq);
                     if !super::encode_parts_into(slot, bufs, codec.as_ref(), &[&h, payload]) {
@@ -500,6 +536,19 @@ impl Node {
             self.pump_session(idx); // an ACK may be due
         }
         r
+    }
+
+    /// A SKIP (a message conflated away by the peer) arrived on a session's link.
+    pub(super) fn session_skip(&mut self, idx: u32, seq: u64, now: Instant) {
+        let r = self.sessions[idx as usize]
+            .session
+            .as_mut()
+            .map_or(Received::Lost, |s| s.handle_skip(now, seq));
+        if r == Received::Lost {
+            self.drain_session_events(idx);
+        } else {
+            self.pump_session(idx);
+        }
     }
 
     /// A cumulative ACK arrived on a session's link.
