@@ -141,7 +141,10 @@ impl Sim {
                     }
                 }
                 FrameAction::Close(r) => self.close(i, r),
-                FrameAction::Established(_) | FrameAction::Ack(_) | FrameAction::Skip => {}
+                FrameAction::Established(_)
+                | FrameAction::Ack(_)
+                | FrameAction::SessionSkip(_)
+                | FrameAction::Skip => {}
             }
             self.pump_output(i);
         }
