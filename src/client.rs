@@ -210,7 +210,10 @@ impl Client {
                     if in_doubt && retried < self.cfg.retries {
                         retried += 1;
                         self.stats.retries += 1;
-                        log::debug!("no reply ({reason}); retry {retried} of {}", self.cfg.retries);
+                        log::debug!(
+                            "no reply ({reason}); retry {retried} of {}",
+                            self.cfg.retries
+                        );
                         continue;
                     }
                     return Err(match reason {

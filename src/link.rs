@@ -11,7 +11,7 @@
 //! | `Connect`  | an outbound connect starts       | -                            | connected               | `ConnectTimeout`   |
 //! | `Idle`     | the link opens (if configured)   | any byte received            | the link closes         | `IdleTimeout`      |
 //! | `Response` | a request is queued              | -                            | a whole frame arrives   | `ResponseTimeout`  |
-//! | `Write`    | bytes are queued to an empty tx  | any byte written             | tx is empty             | `WriteTimeout`     |
+//! | `Write`    | a write blocks with bytes queued | any byte written             | tx is empty             | `WriteTimeout`     |
 //!
 //! `Idle` is lazy: receiving bytes only records `last_rx`; when the scheduled
 //! check fires early it moves itself to `last_rx + idle_timeout`. That keeps the
@@ -296,9 +296,6 @@ impl Link {
             return;
         }
         self.live.handle_sent(now);
-        if self.timers[Timer::Write as usize].is_none() {
-            self.timers[Timer::Write as usize] = Some(now + self.cfg.write_timeout);
-        }
     }
 
     /// True when closing for `reason` should tell the peer with a CLOSE message
@@ -346,6 +343,12 @@ impl Link {
             self.stats.partial_reply_bytes = 0;
             self.timers[Timer::Response as usize] = Some(now + d);
         }
+    }
+
+    /// A write would block with bytes still queued: from now on they must make
+    /// progress within `write_timeout`. (Not armed at queue time: most writes
+    /// complete at once, and arming and clearing a timer per message costs.)
+    pub fn handle_write_blocked(&mut self, now: Instant) {
         if self.timers[Timer::Write as usize].is_none() {
             self.timers[Timer::Write as usize] = Some(now + self.cfg.write_timeout);
         }
@@ -597,6 +600,13 @@ mod tests {
             t(0),
         );
         l.handle_queued(t(0), None);
+        assert_eq!(
+            l.poll_timeout(),
+            None,
+            "no timer while writes complete at once"
+        );
+        l.handle_write_blocked(t(10));
+        assert_eq!(l.poll_timeout(), Some(t(60)));
         assert_eq!(l.handle_written(t(30), 4, false), None);
         assert_eq!(l.handle_timeout(t(60)), None);
         assert_eq!(l.handle_timeout(t(80)), Some(CloseReason::WriteTimeout));

@@ -182,6 +182,9 @@ impl From<io::Error> for SetupError {
     }
 }
 
+/// Queued bytes at which a link writes at once rather than at the next poll.
+const FLUSH_AT: usize = 32 * 1024;
+
 const PENDING_CONNECTED: u8 = 1;
 const PENDING_WRITABLE: u8 = 2;
 
@@ -258,6 +261,9 @@ pub struct Node {
     poll: Poll,
     events: Option<Events>,
     clock: Clock,
+    /// The clock as of the last `poll` (millisecond resolution): per-message work
+    /// uses it instead of reading the clock each time.
+    now: Instant,
     cfg: NodeConfig,
     codec: Box<dyn Codec>,
     slots: Vec<Slot>,
@@ -349,6 +355,7 @@ impl Node {
             poll: Poll::new()?,
             events: Some(Events::with_capacity(256)),
             clock: Clock::new(),
+            now: Instant::ZERO,
             bufs: Buffers::new(cfg.buffer_size, 2 * n, large, cfg.large_buffers),
             codec,
             slots,
@@ -386,6 +393,12 @@ impl Node {
     /// The current time on the node's clock.
     pub fn now(&self) -> Instant {
         self.clock.now()
+    }
+
+    /// Reads the clock into `self.now`.
+    fn tick(&mut self) -> Instant {
+        self.now = self.clock.now();
+        self.now
     }
 
     /// Binds a listener with its policy.
@@ -437,7 +450,7 @@ impl Node {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         self.free.pop();
-        let now = self.clock.now();
+        let now = self.tick();
         let lc = link_config(
             &self.cfg,
             cfg.idle_timeout,
@@ -563,7 +576,9 @@ impl Node {
             Some(h) => self.encode_into_tx(i, &[&h, payload])?,
             None => self.encode_into_tx(i, &[payload])?,
         }
-        let now = self.clock.now();
+        // Timers started here count from the last poll (the app sends while
+        // handling that poll's events).
+        let now = self.now;
         self.slots[i as usize].link.handle_queued(now, reply);
         self.resched(i);
         Ok(())
@@ -580,8 +595,23 @@ impl Node {
     fn encode_into_tx(&mut self, i: u32, parts: &[&[u8]]) -> Result<(), SendError> {
         let s = &mut self.slots[i as usize];
         if !encode_parts_into(s, &mut self.bufs, self.codec.as_ref(), parts) {
-            self.note_tx_full(i);
-            return Err(SendError::TxFull);
+            // Full: write what is queued now and try once more before pushing back.
+            let now = self.now;
+            self.write_out(i, now);
+            let s = &mut self.slots[i as usize];
+            if !encode_parts_into(s, &mut self.bufs, self.codec.as_ref(), parts) {
+                // This refusal supersedes a Writable raised by that write: the
+                // caller hears Writable only once room comes back after it.
+                s.pending &= !PENDING_WRITABLE;
+                self.note_tx_full(i);
+                return Err(SendError::TxFull);
+            }
+        }
+        if self.slots[i as usize].tx.len() >= FLUSH_AT {
+            // Enough for a full write: send it now so large frames pipeline
+            // instead of waiting for the next poll.
+            let now = self.now;
+            self.write_out(i, now);
         }
         self.queue_flush(i);
         Ok(())
@@ -604,7 +634,7 @@ impl Node {
     pub fn close(&mut self, id: LinkId) {
         if let Some(i) = self.slot_of(id) {
             if self.slots[i as usize].link.is_open() {
-                let now = self.clock.now();
+                let now = self.tick();
                 self.write_out(i, now);
             }
             self.close_slot(i, CloseReason::LocalClose);
@@ -613,7 +643,7 @@ impl Node {
 
     /// Writes every queued frame now, without waiting.
     pub fn flush(&mut self) {
-        let now = self.clock.now();
+        let now = self.now;
         while let Some(i) = self.flush.pop() {
             self.slots[i as usize].in_flush = false;
             self.write_out(i, now);
@@ -625,8 +655,8 @@ impl Node {
     /// happened. Events are then pulled with [`Node::next_event`].
     pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.consume_delivered();
+        let now = self.tick();
         self.flush();
-        let now = self.clock.now();
         self.expire(now);
         let mut wait = timeout;
         if !self.ready.is_empty()
@@ -648,7 +678,7 @@ impl Node {
             Err(e) if interrupted(&e) => Ok(()),
             r => r,
         };
-        let now = self.clock.now();
+        let now = self.tick();
         for ev in events.iter() {
             let t = ev.token().0;
             if t >= LISTENER_BASE {
@@ -676,7 +706,7 @@ impl Node {
             }
         }
         self.events = Some(events);
-        self.expire(self.clock.now());
+        self.expire(now);
         res
     }
 
@@ -899,7 +929,11 @@ impl Node {
                         return;
                     }
                 }
-                Err(e) if would_block(&e) => return,
+                Err(e) if would_block(&e) => {
+                    s.link.handle_write_blocked(now);
+                    self.resched(i);
+                    return;
+                }
                 Err(e) if interrupted(&e) => continue,
                 Err(e) => {
                     log::debug!("write to {} failed: {e}", s.peer);
@@ -961,7 +995,7 @@ impl Node {
         }
         self.timers.set(i, None);
         if let Some(idx) = self.slots[i as usize].session.take() {
-            let now = self.clock.now();
+            let now = self.now;
             self.session_link_lost(idx, reason, now);
         }
         let s = &mut self.slots[i as usize];
@@ -1100,7 +1134,7 @@ impl Node {
 
     /// Advances one link until it has something to report.
     fn step(&mut self, i: u32) -> Step {
-        let now = self.clock.now();
+        let now = self.now;
         loop {
             let s = &mut self.slots[i as usize];
             if !s.used {

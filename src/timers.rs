@@ -53,6 +53,9 @@ impl DeadlineHeap {
             (p, Some(t)) => {
                 let p = p as usize;
                 let old = self.heap[p].0;
+                if old == t {
+                    return;
+                }
                 self.heap[p].0 = t;
                 if t < old {
                     self.up(p);

@@ -26,6 +26,37 @@ pub const MLLP_ACK: &[u8] = &[0x06];
 /// MLLP release 2 negative commit acknowledgement payload.
 pub const MLLP_NAK: &[u8] = &[0x15];
 
+/// Position of the first end-block (`0x1C`) or start-block (`0x0B`) byte.
+///
+/// Eight bytes at a time with the zero-byte trick: `x ^ splat(b)` has a zero
+/// byte where `x` holds `b`, and `(v - 0x01..) & !v & 0x80..` flags zero bytes;
+/// a false flag can only sit above a true one, so the lowest flag is exact.
+/// Scanning is most of the cost of framing a large HL7 message.
+fn find_fs_or_vt(buf: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const FS8: u64 = LO * FS as u64;
+    const VT8: u64 = LO * VT as u64;
+    let mut chunks = buf.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        let (a, b) = (x ^ FS8, x ^ VT8);
+        let hit = (a.wrapping_sub(LO) & !a & HI) | (b.wrapping_sub(LO) & !b & HI);
+        if hit != 0 {
+            return Some(at + (hit.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == FS || b == VT)
+        .map(|p| at + p)
+}
+
 /// The MLLP codec.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Mllp;
@@ -53,7 +84,7 @@ impl Codec for Mllp {
         }
         let from = (*scan).max(1).min(buf.len());
         let body = buf.get(from..).unwrap_or(&[]);
-        match body.iter().position(|&b| b == FS || b == VT) {
+        match find_fs_or_vt(body) {
             Some(i) => {
                 let at = from + i;
                 if buf.get(at) == Some(&VT) {
@@ -190,6 +221,27 @@ mod tests {
         assert_eq!(&out[..n], b"\x0b\x06\x1c\x0d");
         let n = Mllp.encode(MLLP_NAK, &mut out).unwrap();
         assert_eq!(&out[..n], b"\x0b\x15\x1c\x0d");
+    }
+
+    #[test]
+    fn word_scan_finds_the_first_block_byte_like_a_byte_scan() {
+        let mut rng = crate::rng::XorShift64::new(3);
+        for _ in 0..20_000 {
+            let len = rng.below(70) as usize;
+            let buf: Vec<u8> = (0..len)
+                .map(|_| match rng.below(40) {
+                    0 => FS,
+                    1 => VT,
+                    // Bytes next to the block bytes, and high bytes, stress the trick.
+                    2 => FS + 1,
+                    3 => VT - 1,
+                    4 => 0x80 | FS,
+                    _ => rng.next_u64() as u8,
+                })
+                .collect();
+            let naive = buf.iter().position(|&b| b == FS || b == VT);
+            assert_eq!(find_fs_or_vt(&buf), naive, "{buf:?}");
+        }
     }
 
     #[test]

@@ -138,7 +138,7 @@ impl Node {
             .ok_or(SetupError::Config(ConfigError::ZeroSize {
                 field: "session",
             }))?;
-        let now = self.clock.now();
+        let now = self.tick();
         let idx = self
             .take_session(scfg, 0, [0; TOKEN_LEN], true, now)
             .ok_or(SetupError::NoSlot)?;
@@ -362,7 +362,7 @@ impl Node {
         if !self.slots[i as usize].link.may_send() {
             return; // handshake first
         }
-        let now = self.clock.now();
+        let now = self.now;
         loop {
             let Node {
                 sessions,

@@ -26,6 +26,8 @@ mooring: keeps TCP message links (HL7 MLLP, len32) healthy
 Usage:
   mooring listen [--bind ADDR] [flags]     serve, print one line per event
   mooring send ADDR [FILE|-] [flags]       send HL7 messages, print one line per reply
+  mooring relay --listen ADDR --upstream ADDR [flags]
+                                           forward devices' messages upstream, in order
   mooring demo                             run the built-in scenarios on loopback
 
 Global flags (anywhere on the line):

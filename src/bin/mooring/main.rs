@@ -16,6 +16,8 @@ mod line;
 mod listen;
 /// The stderr logger behind `-v`/`-q`.
 mod logger;
+/// `mooring relay`: devices in, one upstream link out.
+mod relay;
 /// `mooring send`.
 mod send;
 
@@ -34,6 +36,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if let Some(code) = relay::dispatch(&argv) {
+        return code;
     }
     let cli = match args::parse(argv) {
         Ok(c) => c,

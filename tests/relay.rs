@@ -1,0 +1,374 @@
+//! `mooring relay` end to end on loopback: devices (an MLLP sender written
+//! here) -> relay -> upstream (`mooring listen`, or an upstream written here
+//! when the test must control its replies).
+//!
+//! Every wait is for an expected line, reply or connection, with a deadline;
+//! every process a test starts is killed by its own handle when the test ends.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Process helpers shared with the other CLI tests.
+mod support;
+
+use support::{field, mooring, Proc, WITHIN};
+
+const SB: u8 = 0x0b;
+const EB: u8 = 0x1c;
+const CR: u8 = 0x0d;
+
+/// An HL7 message with MSH-10 `id`.
+fn msg(id: &str) -> Vec<u8> {
+    format!("MSH|^~\\&|DEV|WARD|EHR|HOSP|20260101120000||ADT^A01|{id}|P|2.5\rPID|1||123\r")
+        .into_bytes()
+}
+
+fn mllp(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![SB];
+    f.extend_from_slice(payload);
+    f.extend_from_slice(&[EB, CR]);
+    f
+}
+
+/// MSA-1 and MSA-2 of an ACK.
+fn msa(ack: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(ack);
+    let seg = text
+        .split(['\r', '\n'])
+        .find(|s| s.starts_with("MSA|"))
+        .unwrap_or_else(|| panic!("no MSA in {text:?}"));
+    let mut f = seg.split('|').skip(1);
+    (
+        f.next().unwrap_or("").to_string(),
+        f.next().unwrap_or("").to_string(),
+    )
+}
+
+/// One end of an MLLP link: a device, or the test's own upstream.
+struct Peer {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Peer {
+    fn new(s: TcpStream) -> Peer {
+        s.set_nodelay(true).unwrap();
+        Peer { s, buf: Vec::new() }
+    }
+
+    fn connect(addr: SocketAddr) -> Peer {
+        Peer::new(TcpStream::connect_timeout(&addr, WITHIN).expect("connect"))
+    }
+
+    fn send(&mut self, payload: &[u8]) {
+        self.s.write_all(&mllp(payload)).expect("write");
+    }
+
+    /// The next frame, if one arrives within `within`.
+    fn try_frame(&mut self, within: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(start) = self.buf.iter().position(|&b| b == SB) {
+                if let Some(end) = self.buf[start..].windows(2).position(|w| w == [EB, CR]) {
+                    let frame = self.buf[start + 1..start + end].to_vec();
+                    self.buf.drain(..start + end + 2);
+                    return Some(frame);
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.s.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 4096];
+            match self.s.read(&mut chunk) {
+                Ok(0) => panic!("peer closed the link"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    fn frame(&mut self) -> Vec<u8> {
+        self.try_frame(WITHIN)
+            .unwrap_or_else(|| panic!("no frame within {WITHIN:?}"))
+    }
+
+    /// Sends message `id` and returns the ACK's MSA-1 (checking MSA-2 is `id`).
+    fn request(&mut self, id: &str) -> String {
+        self.send(&msg(id));
+        let (code, acked) = msa(&self.frame());
+        assert_eq!(acked, id, "the ACK names the message");
+        code
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind")
+        .port()
+}
+
+/// `mooring relay --listen 127.0.0.1:0 --upstream ADDR` with fast reconnects,
+/// and the device address from its first line.
+fn relay(upstream: SocketAddr, extra: &[&str]) -> (Proc, SocketAddr) {
+    let up = upstream.to_string();
+    let mut args = vec![
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &up,
+        "--reconnect-min",
+        "50ms",
+        "--reconnect-max",
+        "200ms",
+    ];
+    args.extend_from_slice(extra);
+    Proc::listen_cmd(mooring(&args))
+}
+
+/// `mooring listen` on a given port.
+fn listen_on(port: u16, extra: &[&str]) -> Proc {
+    let bind = format!("127.0.0.1:{port}");
+    let mut args = vec!["listen", "--bind", &bind];
+    args.extend_from_slice(extra);
+    let (p, addr) = Proc::listen_cmd(mooring(&args));
+    assert_eq!(addr.port(), port);
+    p
+}
+
+fn is(event: &'static str) -> impl Fn(&str) -> bool {
+    move |l: &str| field(l, "event") == Some(event)
+}
+
+fn is_id(event: &'static str, id: &'static str) -> impl Fn(&str) -> bool {
+    move |l: &str| field(l, "event") == Some(event) && field(l, "id") == Some(id)
+}
+
+/// Waits for the upstream's next `event=<event>` line and returns its id.
+fn next_id(up: &mut Proc, event: &'static str) -> String {
+    let l = up.expect_line(is(event), WITHIN);
+    field(&l, "id")
+        .unwrap_or_else(|| panic!("no id: {l}"))
+        .to_string()
+}
+
+#[test]
+fn devices_messages_are_forwarded_in_order_and_acknowledged() {
+    let (mut up, up_addr) = Proc::listen(&[]);
+    let (mut r, addr) = relay(up_addr, &[]);
+    r.expect_line(|l| l.starts_with("event=liveness protocol=raw"), WITHIN);
+    let mut dev = Peer::connect(addr);
+    for id in ["M1", "M2", "M3"] {
+        assert_eq!(dev.request(id), "AA", "{id}");
+    }
+    for id in ["M1", "M2", "M3"] {
+        assert_eq!(next_id(&mut up, "message"), id, "upstream order");
+    }
+    for id in ["M1", "M2", "M3"] {
+        let l = r.expect_line(is_id("acked", id), WITHIN);
+        assert_eq!(field(&l, "ack"), Some("AA"), "{l}");
+    }
+}
+
+#[test]
+fn messages_queue_while_the_upstream_is_down_and_go_out_in_order_when_it_comes() {
+    let port = free_port();
+    let up_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (mut r, addr) = relay(up_addr, &[]);
+    r.expect_line(
+        |l| field(l, "state") == Some("reconnecting") && field(l, "delay_ms").is_some(),
+        WITHIN,
+    );
+    let mut dev = Peer::connect(addr);
+    for id in ["M1", "M2", "M3"] {
+        assert_eq!(dev.request(id), "AA", "{id}: acked once queued");
+    }
+    let mut up = listen_on(port, &[]);
+    for id in ["M1", "M2", "M3"] {
+        assert_eq!(next_id(&mut up, "message"), id, "upstream order");
+    }
+    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
+    r.expect_line(is_id("acked", "M3"), WITHIN);
+}
+
+#[test]
+fn with_ack_after_upstream_the_device_hears_only_after_the_upstream_acked() {
+    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--ack-after", "upstream"]);
+    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
+    // The connect completed, so the connection waits in the backlog.
+    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    let mut dev = Peer::connect(addr);
+
+    dev.send(&msg("M1"));
+    let got = up.frame();
+    assert_eq!(got, msg("M1"), "the upstream received it");
+    // Upstream received, not acknowledged: the device must not have its ACK.
+    assert_eq!(dev.try_frame(Duration::from_millis(300)), None);
+    // A reply for another message is not credited.
+    up.send(b"MSH|^~\\&|EHR|HOSP|DEV|WARD|20260101120000||ACK|AOTHER|P|2.5\rMSA|AA|OTHER\r");
+    r.expect_line(is_id("unexpected_reply", "OTHER"), WITHIN);
+    assert_eq!(dev.try_frame(Duration::from_millis(300)), None);
+    up.send(b"MSH|^~\\&|EHR|HOSP|DEV|WARD|20260101120000||ACK|AM1|P|2.5\rMSA|AA|M1\r");
+    let (code, id) = msa(&dev.frame());
+    assert_eq!((code.as_str(), id.as_str()), ("AA", "M1"));
+    r.expect_line(is_id("acked", "M1"), WITHIN);
+
+    // The upstream's verdict reaches the device.
+    dev.send(&msg("M2"));
+    assert_eq!(up.frame(), msg("M2"));
+    up.send(b"MSH|^~\\&|EHR|HOSP|DEV|WARD|20260101120000||ACK|AM2|P|2.5\rMSA|AE|M2\r");
+    let (code, id) = msa(&dev.frame());
+    assert_eq!((code.as_str(), id.as_str()), ("AE", "M2"));
+}
+
+#[test]
+fn a_resent_message_is_acknowledged_again_and_forwarded_once() {
+    let (mut up, up_addr) = Proc::listen(&[]);
+    let (mut r, addr) = relay(up_addr, &[]);
+    let mut dev = Peer::connect(addr);
+    assert_eq!(dev.request("M1"), "AA");
+    assert_eq!(dev.request("M1"), "AA", "the resend is acknowledged again");
+    r.expect_line(is_id("duplicate", "M1"), WITHIN);
+    assert_eq!(dev.request("M2"), "AA");
+    assert_eq!(next_id(&mut up, "message"), "M1");
+    assert_eq!(next_id(&mut up, "message"), "M2", "M1 went upstream once");
+    let forwarded = r.expect_line(is_id("forwarded", "M2"), WITHIN);
+    assert_eq!(field(&forwarded, "seq"), Some("2"));
+    let m1 = r
+        .seen()
+        .iter()
+        .filter(|l| is_id("forwarded", "M1")(l))
+        .count();
+    assert_eq!(m1, 1, "{:?}", r.seen());
+}
+
+#[test]
+fn a_full_queue_answers_ar_and_the_message_can_be_sent_again_later() {
+    let port = free_port();
+    let (mut r, addr) = relay(SocketAddr::from(([127, 0, 0, 1], port)), &["--queue", "2"]);
+    let mut dev = Peer::connect(addr);
+    assert_eq!(dev.request("M1"), "AA");
+    assert_eq!(dev.request("M2"), "AA");
+    assert_eq!(dev.request("M3"), "AR", "not kept: never AA");
+    r.expect_line(is_id("queue_full", "M3"), WITHIN);
+    // Once the queue drains, the device's resend of M3 is a new message, not a
+    // duplicate (it was never kept).
+    let mut up = listen_on(port, &[]);
+    assert_eq!(next_id(&mut up, "message"), "M1");
+    assert_eq!(next_id(&mut up, "message"), "M2");
+    r.expect_line(is_id("acked", "M2"), WITHIN);
+    assert_eq!(dev.request("M3"), "AA");
+    assert_eq!(next_id(&mut up, "message"), "M3");
+}
+
+#[test]
+fn a_message_in_doubt_when_the_upstream_dies_is_resent_after_the_reconnect() {
+    // The first upstream takes messages but never answers: M1 stays in doubt.
+    let (mut up1, up_addr) = Proc::listen(&["--reply", "none"]);
+    let (mut r, addr) = relay(up_addr, &["--response-timeout", "60s"]);
+    let mut dev = Peer::connect(addr);
+    assert_eq!(dev.request("M1"), "AA");
+    let mut ids = vec![next_id(&mut up1, "message")];
+    assert_eq!(dev.request("M2"), "AA");
+    assert_eq!(dev.request("M3"), "AA");
+    r.expect_line(is_id("queued", "M3"), WITHIN);
+    drop(up1); // killed mid-stream
+    let lost = r.expect_line(|l| field(l, "state") == Some("lost"), WITHIN);
+    assert_eq!(field(&lost, "in_doubt"), Some("1-1"), "{lost}");
+    assert_eq!(field(&lost, "resent"), Some("1"), "{lost}");
+    r.expect_line(|l| field(l, "state") == Some("reconnecting"), WITHIN);
+    let mut up2 = listen_on(up_addr.port(), &[]);
+    while ids.last().map(String::as_str) != Some("M3") {
+        ids.push(next_id(&mut up2, "message"));
+        assert!(ids.len() <= 6, "{ids:?}");
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "non-decreasing");
+    for id in ["M1", "M2", "M3"] {
+        assert!(ids.iter().any(|i| i == id), "{id} missing: {ids:?}");
+    }
+    assert_eq!(ids.iter().filter(|i| *i == "M1").count(), 2, "{ids:?}");
+    let resent = r.expect_line(is_id("forwarded", "M1"), WITHIN);
+    assert_eq!(field(&resent, "attempt"), Some("2"), "{resent}");
+    r.expect_line(is_id("acked", "M3"), WITHIN);
+}
+
+#[test]
+fn a_mooring_upstream_gets_everything_once_through_a_session() {
+    let help = support::run(mooring(&["listen", "--help"]), None);
+    assert!(
+        help.stdout.contains("--session"),
+        "this test needs `mooring listen --session`"
+    );
+    let (mut up, up_addr) = Proc::listen(&["--protocol", "mooring", "--session"]);
+    let (mut r, addr) = relay(
+        up_addr,
+        &["--protocol", "mooring", "--ack-after", "upstream"],
+    );
+    let mut dev = Peer::connect(addr);
+    for id in ["M1", "M2", "M3"] {
+        assert_eq!(dev.request(id), "AA", "{id}: acked after the session's ACK");
+    }
+    for id in ["M1", "M2", "M3"] {
+        assert_eq!(next_id(&mut up, "session_message"), id, "in order, once");
+    }
+    r.expect_line(
+        |l| field(l, "state") == Some("connected") && field(l, "resumed") == Some("false"),
+        WITHIN,
+    );
+    for id in ["M1", "M2", "M3"] {
+        r.expect_line(is_id("acked", id), WITHIN);
+    }
+    // The upstream restarts and has forgotten the session: it ends (Expired) and
+    // the relay carries on with a new one.
+    let port = up_addr.port();
+    drop(up);
+    let mut up2 = listen_on(port, &["--protocol", "mooring", "--session"]);
+    r.expect_line(
+        |l| field(l, "state") == Some("lost") && field(l, "reason") == Some("SessionExpired"),
+        WITHIN,
+    );
+    assert_eq!(dev.request("M4"), "AA");
+    assert_eq!(next_id(&mut up2, "session_message"), "M4");
+}
+
+#[test]
+fn a_message_out_of_retries_fails_loudly_and_the_waiting_device_gets_ar() {
+    // An upstream that never answers: every write times out.
+    let (mut up, up_addr) = Proc::listen(&["--reply", "none"]);
+    let (mut r, addr) = relay(
+        up_addr,
+        &[
+            "--ack-after",
+            "upstream",
+            "--retries",
+            "0",
+            "--response-timeout",
+            "300ms",
+        ],
+    );
+    let mut dev = Peer::connect(addr);
+    assert_eq!(dev.request("M1"), "AR", "failed: never AA");
+    assert_eq!(next_id(&mut up, "message"), "M1");
+    let lost = r.expect_line(|l| field(l, "state") == Some("lost"), WITHIN);
+    assert_eq!(field(&lost, "reason"), Some("ResponseTimeout"), "{lost}");
+    assert_eq!(field(&lost, "in_doubt"), Some("1-1"), "{lost}");
+    assert_eq!(field(&lost, "failed"), Some("1"), "{lost}");
+    let failed = r.expect_line(is_id("failed", "M1"), WITHIN);
+    assert_eq!(field(&failed, "attempts"), Some("1"), "{failed}");
+    assert_eq!(field(&failed, "acked_to_device"), Some("false"), "{failed}");
+    // Not kept, so a resend is forwarded again rather than taken for a duplicate.
+    dev.send(&msg("M1"));
+    let again = r.expect_line(is_id("forwarded", "M1"), WITHIN);
+    assert_eq!(field(&again, "seq"), Some("2"), "{again}");
+}
