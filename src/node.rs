@@ -1098,16 +1098,13 @@ impl Node {
                     })
                 }
                 Step::Message(d) => {
-                    // Round robin: the next link gets a turn before this one's next frame.
-                    self.ready.pop_front();
-                    self.ready.push_back(i);
+                    self.take_turn();
                     self.delivered = Some(d);
                     let payload = &self.bufs.block(d.block)[d.start..d.end];
                     return Some(Event::Message { link: id, payload });
                 }
                 Step::SessionMessage(idx, d) => {
-                    self.ready.pop_front();
-                    self.ready.push_back(i);
+                    self.take_turn();
                     self.delivered = Some(d);
                     let session = self.session_id_of(idx);
                     let payload = &self.bufs.block(d.block)[d.start..d.end];
@@ -1128,6 +1125,16 @@ impl Node {
                     self.free.push(i);
                     return Some(ev);
                 }
+            }
+        }
+    }
+
+    /// Round robin: after a frame, the next ready link gets a turn before this
+    /// one's next frame (nothing to do when it is the only one).
+    fn take_turn(&mut self) {
+        if self.ready.len() > 1 {
+            if let Some(i) = self.ready.pop_front() {
+                self.ready.push_back(i);
             }
         }
     }
