@@ -34,7 +34,10 @@ use crate::error::CloseReason;
 use crate::frame::Framing;
 use crate::link::LinkStats;
 use crate::liveness::{Heartbeat, LivenessConfig, Protocol, TcpKeepalive};
-use crate::node::{Event, LinkId, ListenerId, Node, NodeStats, SetupError, MAX_LISTENERS};
+use crate::node::{
+    Event, LinkId, ListenerId, Node, NodeStats, SessionNote, SetupError, MAX_LISTENERS,
+};
+use crate::session::{Backoff, SessionConfig, SessionEnd, SessionError};
 
 /// Size of every address text buffer in this API (`"[v6%scope]:port"` fits with its NUL).
 pub const MOORING_ADDR_MAX: usize = 64;
@@ -79,6 +82,10 @@ pub enum mooring_result {
     Poisoned = 14,
     /// mooring panicked inside this call (a bug); the node is now poisoned.
     Panic = 15,
+    /// The session's queue is full: backpressure, try again after events.
+    QueueFull = 16,
+    /// The session has ended (or the handle is stale).
+    SessionEnded = 17,
 }
 
 /// The framing of every link of a node (`mooring_config.framing`).
@@ -120,6 +127,45 @@ pub enum mooring_event_kind {
     Closed = 5,
     /// A connection was refused by policy before it got a link: `listener`, `peer`, `reason`.
     Rejected = 6,
+    /// A message of a reliable session: `session`, `data`/`len` (in order, exactly once).
+    SessionMessage = 7,
+    /// A link carries the session: `session`, `resumed` (1 after a lost link),
+    /// `count` (messages sent again because the peer lacked them).
+    SessionEstablished = 8,
+    /// Client: the session's link was lost; attempt `attempt` starts after `delay_ms`.
+    SessionReconnecting = 9,
+    /// The session ended: `session_end` says how, `count` how many of its messages
+    /// may not have been delivered. The session handle is now stale.
+    SessionEnded = 10,
+}
+
+/// How a session ended (`mooring_event.session_end`).
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum mooring_session_end {
+    /// Not a SESSION_ENDED event.
+    None = 0,
+    /// The session could not be made whole.
+    Lost = 1,
+    /// The server no longer had it (the client stayed away past the resume window).
+    Expired = 2,
+    /// Its queue overflowed (close-on-full policy).
+    QueueFull = 3,
+    /// An application closed it.
+    Closed = 4,
+}
+
+/// A reliable session of a node. `{0, 0}` is never valid; after its SESSION_ENDED
+/// event the value is stale (`MOORING_RESULT_SESSION_ENDED`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct mooring_session {
+    /// Table index, below the node's session slots.
+    pub index: u32,
+    /// Generation of that table entry (starts at 1).
+    pub gen: u32,
 }
 
 /// Why a link closed (`mooring_event.reason`). `mooring_close_reason_name` gives
@@ -239,6 +285,21 @@ pub struct mooring_config {
     pub tcp_keepalive_count: u32,
     /// `TCP_USER_TIMEOUT` (Linux): unacknowledged data limit; 0 = off (default).
     pub tcp_user_timeout_ms: u32,
+    /// 1: reliable sessions on listeners (needs `protocol` = mooring) and for
+    /// `mooring_node_open_session`. Default 0.
+    pub session: u32,
+    /// Session slots; 0 = twice `max_connections` (default). Each reserves its
+    /// replay ring (8 MiB) when first used.
+    pub max_sessions: u32,
+    /// Unacknowledged messages a session keeps while connected (10 x while
+    /// disconnected). Default 1000.
+    pub session_queue: u32,
+    /// How long a server keeps a disconnected session. Default 60000.
+    pub resume_window_ms: u32,
+    /// Session clients: first reconnect waits up to this (full jitter). Default 1000.
+    pub reconnect_min_ms: u32,
+    /// Session clients: the reconnect wait doubles up to this. Default 30000.
+    pub reconnect_max_ms: u32,
 }
 
 /// A link of a node. `{0, 0}` is never a valid link. Once the link's CLOSED
@@ -325,6 +386,18 @@ pub struct mooring_event {
     pub len: usize,
     /// CLOSED: the link's final counters.
     pub stats: mooring_link_stats,
+    /// SESSION_*: the session.
+    pub session: mooring_session,
+    /// SESSION_ESTABLISHED: 1 when an existing session was resumed.
+    pub resumed: u32,
+    /// SESSION_RECONNECTING: the attempt number, from 1.
+    pub attempt: u32,
+    /// SESSION_RECONNECTING: the wait before it, in ms.
+    pub delay_ms: u32,
+    /// SESSION_ENDED: a `mooring_session_end` value.
+    pub session_end: u32,
+    /// SESSION_ESTABLISHED: messages replayed; SESSION_ENDED: messages in doubt.
+    pub count: u64,
 }
 
 /// A node: one poll, its listeners and links. Opaque; create with
@@ -549,6 +622,8 @@ fn defaults() -> mooring_config {
     let l = ListenConfig::default();
     let c = ConnectConfig::default();
     let k = TcpKeepalive::default();
+    let s = SessionConfig::default();
+    let b = Backoff::default();
     mooring_config {
         framing: mooring_framing::Mllp as u32,
         max_links: u32::try_from(n.max_links).unwrap_or(u32::MAX),
@@ -571,6 +646,12 @@ fn defaults() -> mooring_config {
         tcp_keepalive_interval_ms: ms(k.interval),
         tcp_keepalive_count: k.count,
         tcp_user_timeout_ms: 0,
+        session: 0,
+        max_sessions: 0,
+        session_queue: u32::try_from(s.max_depth).unwrap_or(u32::MAX),
+        resume_window_ms: ms(s.reconnect_timeout),
+        reconnect_min_ms: ms(b.min),
+        reconnect_max_ms: ms(b.max),
     }
 }
 
@@ -598,16 +679,27 @@ fn convert(
             ))
         }
     };
+    let sessions = flag(c.session, "session")?;
+    let session = sessions.then(|| SessionConfig {
+        max_depth: c.session_queue as usize,
+        max_depth_disconnected: (c.session_queue as usize).saturating_mul(10),
+        reconnect_timeout: from_ms(c.resume_window_ms),
+        ..SessionConfig::default()
+    });
+    let max_sessions = match (sessions, c.max_sessions) {
+        (false, _) => 0,
+        (true, 0) => 2 * c.max_connections as usize,
+        (true, n) => n as usize,
+    };
     let node = NodeConfig {
         max_links: c.max_links as usize,
+        max_sessions,
         framing,
         max_frame: c.max_frame as usize,
         buffer_size: c.buffer_size as usize,
         large_buffers: c.large_buffers as usize,
         write_timeout: from_ms(c.write_timeout_ms),
         mllp_commit_ack: flag(c.mllp_commit_ack, "mllp_commit_ack")?,
-        // Settings the C API does not expose yet keep their defaults.
-        ..NodeConfig::default()
     };
     node.validate().map_err(invalid_config)?;
     let heartbeat =
@@ -653,14 +745,25 @@ fn convert(
             ServerPolicy::KeepOpen
         },
         liveness,
-        ..ListenConfig::default()
+        session,
     };
     let connect = ConnectConfig {
         connect_timeout: from_ms(c.connect_timeout_ms),
         idle_timeout: off_if_zero(c.idle_timeout_ms),
         liveness,
-        ..ConnectConfig::default()
+        session,
+        backoff: Backoff {
+            min: from_ms(c.reconnect_min_ms),
+            max: from_ms(c.reconnect_max_ms),
+            max_attempts: None,
+        },
     };
+    if sessions && (c.reconnect_min_ms == 0 || c.reconnect_min_ms > c.reconnect_max_ms) {
+        return Err(fail(
+            mooring_result::InvalidConfig,
+            "reconnect_min_ms must be > 0 and <= reconnect_max_ms",
+        ));
+    }
     connect.validate().map_err(invalid_config)?;
     Ok((node, listen, connect))
 }
@@ -793,6 +896,8 @@ fn result_name(code: u32) -> &'static CStr {
         13 => c"MOORING_RESULT_BUFFER_TOO_SMALL",
         14 => c"MOORING_RESULT_POISONED",
         15 => c"MOORING_RESULT_PANIC",
+        16 => c"MOORING_RESULT_QUEUE_FULL",
+        17 => c"MOORING_RESULT_SESSION_ENDED",
         _ => c"MOORING_RESULT_UNKNOWN",
     }
 }
@@ -1105,6 +1210,12 @@ pub unsafe extern "C" fn mooring_node_next_event(
             data: ptr::null(),
             len: 0,
             stats: mooring_link_stats::default(),
+            session: mooring_session::default(),
+            resumed: 0,
+            attempt: 0,
+            delay_ms: 0,
+            session_end: mooring_session_end::None as u32,
+            count: 0,
         };
         let links = &mut h.links;
         let listeners = &h.listeners[..];
@@ -1159,9 +1270,44 @@ pub unsafe extern "C" fn mooring_node_next_event(
                 ev.reason = reason_code(reason) as u32;
                 write_c(&mut ev.peer, format_args!("{peer}"));
             }
-            // Sessions cannot be configured through the C API yet, so a C caller's
-            // node never produces these.
-            Event::SessionMessage { .. } | Event::Session { .. } => return Ok(()),
+            Event::SessionMessage { session, payload } => {
+                ev.kind = mooring_event_kind::SessionMessage;
+                ev.session = c_session(session);
+                ev.data = payload.as_ptr();
+                ev.len = payload.len();
+            }
+            Event::Session { session, note } => {
+                ev.session = c_session(session);
+                match note {
+                    SessionNote::Established { resumed, replaying } => {
+                        ev.kind = mooring_event_kind::SessionEstablished;
+                        ev.resumed = u32::from(resumed);
+                        ev.count = replaying;
+                    }
+                    SessionNote::Reconnecting { attempt, delay } => {
+                        ev.kind = mooring_event_kind::SessionReconnecting;
+                        ev.attempt = attempt;
+                        ev.delay_ms = ms(delay);
+                    }
+                    SessionNote::Ended(how) => {
+                        ev.kind = mooring_event_kind::SessionEnded;
+                        let (end, count) = match how {
+                            SessionEnd::Lost { undelivered } => {
+                                (mooring_session_end::Lost, undelivered)
+                            }
+                            SessionEnd::Expired { undelivered } => {
+                                (mooring_session_end::Expired, undelivered)
+                            }
+                            SessionEnd::QueueFull { undelivered } => {
+                                (mooring_session_end::QueueFull, undelivered)
+                            }
+                            SessionEnd::Closed => (mooring_session_end::Closed, 0),
+                        };
+                        ev.session_end = end as u32;
+                        ev.count = count;
+                    }
+                }
+            }
         }
         got = true;
         // SAFETY: non-NULL and writable by contract.
@@ -1246,6 +1392,120 @@ pub unsafe extern "C" fn mooring_node_close(
     let f = |h: &mut mooring_node| {
         let id = resolve(&h.links, link)?;
         h.node.close(id);
+        Ok(())
+    };
+    // SAFETY: the caller's contract is with_node's.
+    unsafe { with_node(node, f) }
+}
+
+fn c_session(id: crate::SessionId) -> mooring_session {
+    mooring_session {
+        index: id.idx,
+        gen: id.gen,
+    }
+}
+
+fn session_id(s: mooring_session) -> crate::SessionId {
+    crate::SessionId {
+        idx: s.index,
+        gen: s.gen,
+    }
+}
+
+/// Opens a reliable session to `addr` (`"ip:port"`) with the node's connect
+/// settings (`session` = 1 and `protocol` = mooring in its config). The node
+/// connects, resumes after lost links (`reconnect_min_ms`..`reconnect_max_ms`,
+/// full jitter, forever) and reports SESSION_* events; messages sent meanwhile
+/// queue up to `session_queue`.
+///
+/// # Safety
+/// `node` as for every node call; `addr` NULL or NUL-terminated; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mooring_node_open_session(
+    node: *mut mooring_node,
+    addr: *const c_char,
+    out: *mut mooring_session,
+) -> mooring_result {
+    let f = |h: &mut mooring_node| {
+        if out.is_null() {
+            return Err(fail(mooring_result::NullParameter, "out is NULL"));
+        }
+        // SAFETY: by contract.
+        let addr = parse_addr(unsafe { c_str(addr, "addr") }?)?;
+        let id = h.node.open_session(addr, &h.connect).map_err(setup_error)?;
+        // SAFETY: non-NULL and writable by contract.
+        unsafe { out.write(c_session(id)) };
+        Ok(())
+    };
+    // SAFETY: the caller's contract is with_node's.
+    unsafe { with_node(node, f) }
+}
+
+/// Queues `len` bytes at `data` as the next message of `session` (copied before
+/// the call returns); it goes out now or after the next resume. `*seq_out` (if
+/// not NULL) receives its sequence number. `MOORING_RESULT_QUEUE_FULL` is
+/// backpressure; `MOORING_RESULT_SESSION_ENDED` means the handle is stale.
+///
+/// # Safety
+/// `node` as for every node call; `data` NULL or `len` readable bytes; `seq_out`
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mooring_node_session_send(
+    node: *mut mooring_node,
+    session: mooring_session,
+    data: *const u8,
+    len: usize,
+    seq_out: *mut u64,
+) -> mooring_result {
+    let f = |h: &mut mooring_node| {
+        if data.is_null() && len > 0 {
+            return Err(fail(mooring_result::NullParameter, "data is NULL"));
+        }
+        if len > isize::MAX as usize {
+            return Err(fail(mooring_result::InvalidArgument, "len is too large"));
+        }
+        let payload: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: `len` readable bytes at non-NULL `data` by contract.
+            unsafe { core::slice::from_raw_parts(data, len) }
+        };
+        // A payload taken from an event aliases the node's receive buffer.
+        h.scratch.clear();
+        h.scratch.extend_from_slice(payload);
+        let seq = h
+            .node
+            .session_send(session_id(session), &h.scratch)
+            .map_err(|e| {
+                let code = match e {
+                    SessionError::QueueFull => mooring_result::QueueFull,
+                    SessionError::TooLarge => mooring_result::FrameTooLarge,
+                    SessionError::Ended => mooring_result::SessionEnded,
+                };
+                fail(code, format_args!("{e:?}"))
+            })?;
+        if !seq_out.is_null() {
+            // SAFETY: non-NULL and writable by contract.
+            unsafe { seq_out.write(seq) };
+        }
+        Ok(())
+    };
+    // SAFETY: the caller's contract is with_node's.
+    unsafe { with_node(node, f) }
+}
+
+/// Ends `session`: its peer is told, and a SESSION_ENDED event (`Closed`)
+/// follows. A stale handle does nothing and returns `MOORING_RESULT_OK`.
+///
+/// # Safety
+/// `node` as for every node call.
+#[no_mangle]
+pub unsafe extern "C" fn mooring_node_close_session(
+    node: *mut mooring_node,
+    session: mooring_session,
+) -> mooring_result {
+    let f = |h: &mut mooring_node| {
+        h.node.close_session(session_id(session));
         Ok(())
     };
     // SAFETY: the caller's contract is with_node's.
@@ -1644,6 +1904,87 @@ mod tests {
             assert_eq!(mooring_node_poll(node, 0), mooring_result::Poisoned);
             assert_eq!(mooring_node_fd(node), -1);
             mooring_node_free(node);
+        }
+    }
+
+    #[test]
+    fn a_session_through_the_c_api_carries_messages_in_order_and_ends_on_both_sides() {
+        let mut c = default_config();
+        c.protocol = mooring_protocol::Mooring as u32;
+        c.session = 1;
+        let server = new_node(&c);
+        let client = new_node(&c);
+        // SAFETY: live nodes, valid pointers, NUL-terminated strings.
+        unsafe {
+            let mut l = 0u32;
+            assert_eq!(
+                mooring_node_listen(server, c"127.0.0.1:0".as_ptr(), &mut l),
+                mooring_result::Ok
+            );
+            let mut addr = [0 as c_char; MOORING_ADDR_MAX];
+            assert_eq!(
+                mooring_node_local_addr(server, l, addr.as_mut_ptr(), addr.len()),
+                mooring_result::Ok
+            );
+            let mut s = mooring_session::default();
+            assert_eq!(
+                mooring_node_open_session(client, addr.as_ptr(), &mut s),
+                mooring_result::Ok
+            );
+            // Queued before the link is even up: sessions hold them.
+            for (i, m) in [&b"m1"[..], b"m2", b"m3"].iter().enumerate() {
+                let mut seq = 0u64;
+                assert_eq!(
+                    mooring_node_session_send(client, s, m.as_ptr(), m.len(), &mut seq),
+                    mooring_result::Ok
+                );
+                assert_eq!(seq, i as u64 + 1);
+            }
+            let mut ev = core::mem::MaybeUninit::<mooring_event>::zeroed().assume_init();
+            let mut echoed = Vec::new();
+            let mut ended = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while ended.len() < 2 && std::time::Instant::now() < deadline {
+                for (n, name) in [(client, "client"), (server, "server")] {
+                    assert_eq!(mooring_node_poll(n, 10), mooring_result::Ok);
+                    while mooring_node_next_event(n, &mut ev) == mooring_result::Ok {
+                        match (name, ev.kind) {
+                            ("server", mooring_event_kind::SessionMessage) => assert_eq!(
+                                mooring_node_session_send(
+                                    server,
+                                    ev.session,
+                                    ev.data,
+                                    ev.len,
+                                    ptr::null_mut()
+                                ),
+                                mooring_result::Ok
+                            ),
+                            ("client", mooring_event_kind::SessionMessage) => {
+                                echoed.push(core::slice::from_raw_parts(ev.data, ev.len).to_vec());
+                                if echoed.len() == 3 {
+                                    assert_eq!(
+                                        mooring_node_close_session(client, s),
+                                        mooring_result::Ok
+                                    );
+                                }
+                            }
+                            (_, mooring_event_kind::SessionEnded) => {
+                                ended.push((name, ev.session_end));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            assert_eq!(echoed, vec![b"m1".to_vec(), b"m2".to_vec(), b"m3".to_vec()]);
+            assert!(ended.contains(&("client", mooring_session_end::Closed as u32)));
+            assert!(ended.contains(&("server", mooring_session_end::Closed as u32)));
+            assert_eq!(
+                mooring_node_session_send(client, s, b"x".as_ptr(), 1, ptr::null_mut()),
+                mooring_result::SessionEnded
+            );
+            mooring_node_free(client);
+            mooring_node_free(server);
         }
     }
 

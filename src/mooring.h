@@ -107,6 +107,14 @@ enum mooring_result
    * mooring panicked inside this call (a bug); the node is now poisoned.
    */
   MOORING_RESULT_PANIC = 15,
+  /**
+   * The session's queue is full: backpressure, try again after events.
+   */
+  MOORING_RESULT_QUEUE_FULL = 16,
+  /**
+   * The session has ended (or the handle is stale).
+   */
+  MOORING_RESULT_SESSION_ENDED = 17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -148,6 +156,24 @@ enum mooring_event_kind
    * A connection was refused by policy before it got a link: `listener`, `peer`, `reason`.
    */
   MOORING_EVENT_KIND_REJECTED = 6,
+  /**
+   * A message of a reliable session: `session`, `data`/`len` (in order, exactly once).
+   */
+  MOORING_EVENT_KIND_SESSION_MESSAGE = 7,
+  /**
+   * A link carries the session: `session`, `resumed` (1 after a lost link),
+   * `count` (messages sent again because the peer lacked them).
+   */
+  MOORING_EVENT_KIND_SESSION_ESTABLISHED = 8,
+  /**
+   * Client: the session's link was lost; attempt `attempt` starts after `delay_ms`.
+   */
+  MOORING_EVENT_KIND_SESSION_RECONNECTING = 9,
+  /**
+   * The session ended: `session_end` says how, `count` how many of its messages
+   * may not have been delivered. The session handle is now stale.
+   */
+  MOORING_EVENT_KIND_SESSION_ENDED = 10,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -433,6 +459,33 @@ typedef struct mooring_config {
    * `TCP_USER_TIMEOUT` (Linux): unacknowledged data limit; 0 = off (default).
    */
   uint32_t tcp_user_timeout_ms;
+  /**
+   * 1: reliable sessions on listeners (needs `protocol` = mooring) and for
+   * `mooring_node_open_session`. Default 0.
+   */
+  uint32_t session;
+  /**
+   * Session slots; 0 = twice `max_connections` (default). Each reserves its
+   * replay ring (8 MiB) when first used.
+   */
+  uint32_t max_sessions;
+  /**
+   * Unacknowledged messages a session keeps while connected (10 x while
+   * disconnected). Default 1000.
+   */
+  uint32_t session_queue;
+  /**
+   * How long a server keeps a disconnected session. Default 60000.
+   */
+  uint32_t resume_window_ms;
+  /**
+   * Session clients: first reconnect waits up to this (full jitter). Default 1000.
+   */
+  uint32_t reconnect_min_ms;
+  /**
+   * Session clients: the reconnect wait doubles up to this. Default 30000.
+   */
+  uint32_t reconnect_max_ms;
 } mooring_config;
 
 /**
@@ -486,6 +539,21 @@ typedef struct mooring_link_stats {
 } mooring_link_stats;
 
 /**
+ * A reliable session of a node. `{0, 0}` is never valid; after its SESSION_ENDED
+ * event the value is stale (`MOORING_RESULT_SESSION_ENDED`).
+ */
+typedef struct mooring_session {
+  /**
+   * Table index, below the node's session slots.
+   */
+  uint32_t index;
+  /**
+   * Generation of that table entry (starts at 1).
+   */
+  uint32_t gen;
+} mooring_session;
+
+/**
  * One event, filled by `mooring_node_next_event`. Fields that do not apply to
  * `kind` are zero, NULL or `""`.
  *
@@ -531,6 +599,30 @@ typedef struct mooring_event {
    * CLOSED: the link's final counters.
    */
   struct mooring_link_stats stats;
+  /**
+   * SESSION_*: the session.
+   */
+  struct mooring_session session;
+  /**
+   * SESSION_ESTABLISHED: 1 when an existing session was resumed.
+   */
+  uint32_t resumed;
+  /**
+   * SESSION_RECONNECTING: the attempt number, from 1.
+   */
+  uint32_t attempt;
+  /**
+   * SESSION_RECONNECTING: the wait before it, in ms.
+   */
+  uint32_t delay_ms;
+  /**
+   * SESSION_ENDED: a `mooring_session_end` value.
+   */
+  uint32_t session_end;
+  /**
+   * SESSION_ESTABLISHED: messages replayed; SESSION_ENDED: messages in doubt.
+   */
+  uint64_t count;
 } mooring_event;
 
 /**
@@ -719,6 +811,46 @@ mooring_result mooring_node_send(struct mooring_node *node,
  * `node` as for every node call.
  */
 mooring_result mooring_node_close(struct mooring_node *node, struct mooring_link link);
+
+/**
+ * Opens a reliable session to `addr` (`"ip:port"`) with the node's connect
+ * settings (`session` = 1 and `protocol` = mooring in its config). The node
+ * connects, resumes after lost links (`reconnect_min_ms`..`reconnect_max_ms`,
+ * full jitter, forever) and reports SESSION_* events; messages sent meanwhile
+ * queue up to `session_queue`.
+ *
+ * # Safety
+ * `node` as for every node call; `addr` NULL or NUL-terminated; `out` NULL or writable.
+ */
+mooring_result mooring_node_open_session(struct mooring_node *node,
+                                         const char *addr,
+                                         struct mooring_session *out);
+
+/**
+ * Queues `len` bytes at `data` as the next message of `session` (copied before
+ * the call returns); it goes out now or after the next resume. `*seq_out` (if
+ * not NULL) receives its sequence number. `MOORING_RESULT_QUEUE_FULL` is
+ * backpressure; `MOORING_RESULT_SESSION_ENDED` means the handle is stale.
+ *
+ * # Safety
+ * `node` as for every node call; `data` NULL or `len` readable bytes; `seq_out`
+ * NULL or writable.
+ */
+mooring_result mooring_node_session_send(struct mooring_node *node,
+                                         struct mooring_session session,
+                                         const uint8_t *data,
+                                         size_t len,
+                                         uint64_t *seq_out);
+
+/**
+ * Ends `session`: its peer is told, and a SESSION_ENDED event (`Closed`)
+ * follows. A stale handle does nothing and returns `MOORING_RESULT_OK`.
+ *
+ * # Safety
+ * `node` as for every node call.
+ */
+mooring_result mooring_node_close_session(struct mooring_node *node,
+                                          struct mooring_session session);
 
 /**
  * Copies the node-wide counters into `*out`.

@@ -19,8 +19,8 @@ use crate::wire::{self, Greeting, Msg, TOKEN_LEN};
 /// reused) are refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SessionId {
-    idx: u32,
-    gen: u32,
+    pub(crate) idx: u32,
+    pub(crate) gen: u32,
 }
 
 /// A session event as the node reports it.
