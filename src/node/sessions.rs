@@ -10,7 +10,7 @@ use super::{Event, LinkId, Node, SetupError};
 use crate::config::ConnectConfig;
 use crate::error::{CloseReason, ConfigError};
 use crate::session::{
-    Received, Sent, Session, SessionConfig, SessionEnd, SessionError, SessionEvent, Transmit,
+    Received, Session, SessionConfig, SessionEnd, SessionError, SessionEvent, Transmit,
 };
 use crate::time::Instant;
 use crate::wire::{self, Greeting, Msg, TOKEN_LEN};
@@ -375,39 +375,32 @@ impl Node {
                 return;
             };
             let slot = &mut slots[i as usize];
-            let sent = match sess.poll_transmit() {
-                None => break,
-                Some(Transmit::Ack(seq)) => {
-                    let mut b = [0u8; 17];
-                    let Some(n) = wire::encode(&Msg::Ack(seq), &mut b) else {
-                        break;
-                    };
-                    if !super::encode_parts_into(slot, bufs, codec.as_ref(), &[&b[..n]]) {
-                        self.note_tx_full(i);
-                        break;
-                    }
-                    Sent::Ack(seq)
-                }
-                Some(Transmit::Skip(seq)) => {
-                    let mut b = [0u8; 17];
-                    let Some(n) = wire::encode(&Msg::Skip(seq), &mut b) else {
-                        break;
-                    };
-                    if !super::encode_parts_into(slot, bufs, codec.as_ref(), &[&b[..n]]) {
-                        self.note_tx_full(i);
-                        break;
-                    }
-                    Sent::Skip(seq)
-                }
-                Some(Transmit::Data { seq, payload }) => {
+            let Some(tx) = sess.poll_transmit() else {
+                break;
+            };
+            let sent = tx.sent();
+            // ACK and SKIP are 17-byte control messages; DATA is a header + payload.
+            let mut control = [0u8; 17];
+            let queued = match tx {
+                Transmit::Data { seq, payload } => {
                     let h = wire::data_header(seq);
-                    if !super::encode_parts_into(slot, bufs, codec.as_ref(), &[&h, payload]) {
-                        self.note_tx_full(i);
-                        break;
-                    }
-                    Sent::Data(seq)
+                    super::encode_parts_into(slot, bufs, codec.as_ref(), &[&h, payload])
+                }
+                Transmit::Ack(seq) | Transmit::Skip(seq) => {
+                    let m = if matches!(tx, Transmit::Ack(_)) {
+                        Msg::Ack(seq)
+                    } else {
+                        Msg::Skip(seq)
+                    };
+                    wire::encode(&m, &mut control).is_some_and(|n| {
+                        super::encode_parts_into(slot, bufs, codec.as_ref(), &[&control[..n]])
+                    })
                 }
             };
+            if !queued {
+                self.note_tx_full(i);
+                break;
+            }
             sess.handle_transmitted(sent);
             slot.link.handle_queued(now, None);
             self.queue_flush(i);

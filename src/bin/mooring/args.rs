@@ -38,25 +38,10 @@ Output: one line per event on stdout, space-separated key=value pairs.
 Exit status: 0 success, 1 run-time failure, 2 bad command line or configuration.
 ";
 
-/// Usage of `mooring listen`.
-pub const LISTEN_USAGE: &str = "\
-Usage: mooring listen [flags]
-
-  --bind ADDR             address to listen on (default 127.0.0.1:2575; port 0 picks one)
-  --framing mllp|len32    framing (default mllp)
-  --max-conns N           connections served at once; more are rejected (default 10)
-  --idle-timeout DUR      close a link that received nothing for DUR (default off)
-  --stale-recovery DUR    with --max-conns 1: a newcomer replaces a link idle for DUR
-  --close-after-reply     close each link once its first message is answered
-  --allow IP_OR_CIDR      accept only these peers (repeatable; default everyone)
-  --reply hl7-ack|echo|none
-                          hl7-ack: HL7 ACK (AA; AR for a payload that is not HL7);
-                          echo: the payload back; none: no reply (default hl7-ack)
-  --max-frame BYTES       largest frame accepted (default 1048576)
-  --mllp-commit-ack       MLLP release 2: answer every frame with a commit ACK
-  --quiet                 no event=message lines (other events still print)
-
-Liveness (notice a dead peer within a bound; see the README):
+/// The liveness flags' help, shared by `listen`, `send` (and `relay` by reference).
+macro_rules! liveness_help {
+    () => {
+        "Liveness (notice a dead peer within a bound; see the README):
   --protocol raw|mooring  raw: payloads as they are, any HL7 peer (default);
                           mooring: the mooring session protocol, both ends
   --heartbeat DUR         mooring: PING after DUR without sending (default off)
@@ -75,7 +60,32 @@ Liveness (notice a dead peer within a bound; see the README):
                           data stays unacknowledged for DUR (default off)
   --handshake-timeout DUR mooring: the handshake must complete within DUR
                           (default 10s)
+"
+    };
+}
 
+/// Usage of `mooring listen`.
+pub const LISTEN_USAGE: &str = concat!(
+    "\
+Usage: mooring listen [flags]
+
+  --bind ADDR             address to listen on (default 127.0.0.1:2575; port 0 picks one)
+  --framing mllp|len32    framing (default mllp)
+  --max-conns N           connections served at once; more are rejected (default 10)
+  --idle-timeout DUR      close a link that received nothing for DUR (default off)
+  --stale-recovery DUR    with --max-conns 1: a newcomer replaces a link idle for DUR
+  --close-after-reply     close each link once its first message is answered
+  --allow IP_OR_CIDR      accept only these peers (repeatable; default everyone)
+  --reply hl7-ack|echo|none
+                          hl7-ack: HL7 ACK (AA; AR for a payload that is not HL7);
+                          echo: the payload back; none: no reply (default hl7-ack)
+  --max-frame BYTES       largest frame accepted (default 1048576)
+  --mllp-commit-ack       MLLP release 2: answer every frame with a commit ACK
+  --quiet                 no event=message lines (other events still print)
+
+",
+    liveness_help!(),
+    "
 Reliable sessions (mooring clients that resume after a lost link, nothing
 lost, nothing repeated; see the README):
   --session               serve sessions (needs --protocol mooring); replies go
@@ -113,10 +123,12 @@ keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
 with unacknowledged data: it counts together with a keep-alive message (which
 is such data), as every + user timeout + 1 s of retransmit slack.
 Runs until killed.
-";
+"
+);
 
 /// Usage of `mooring send`.
-pub const SEND_USAGE: &str = "\
+pub const SEND_USAGE: &str = concat!(
+    "\
 Usage: mooring send ADDR [FILE|-] [flags]
 
 Reads FILE (stdin when - or absent), splits it into HL7 messages (each starts at
@@ -135,26 +147,9 @@ waiting for each reply.
                           meanwhile prints event=closed and ends the hold
   --pace DUR              wait DUR between messages (default: none)
 
-Liveness (notice a dead peer within a bound; see the README):
-  --protocol raw|mooring  raw: payloads as they are, any HL7 peer (default);
-                          mooring: the mooring session protocol, both ends
-  --heartbeat DUR         mooring: PING after DUR without sending (default off)
-  --heartbeat-timeout DUR mooring: dead after DUR without a byte (default 3 x
-                          --heartbeat)
-  --keepalive-message FILE
-                          raw peers: send FILE's first HL7 message (or its bytes
-                          as they are, if it holds none; at most 1024) on a link
-                          that received nothing for --keepalive-every
-  --keepalive-every DUR   with --keepalive-message (required with it)
-  --keepalive-timeout DUR some frame must come back within DUR (default: none
-                          expected)
-  --tcp-keepalive IDLE,INTVL,COUNT
-                          OS keepalive, e.g. 45s,10s,3 (default off)
-  --tcp-user-timeout DUR  TCP_USER_TIMEOUT: the OS closes a link whose written
-                          data stays unacknowledged for DUR (default off)
-  --handshake-timeout DUR mooring: the handshake must complete within DUR
-                          (default 10s)
-
+",
+    liveness_help!(),
+    "
 Reliable session (one session for the whole file; a lost link is resumed
 with nothing lost or repeated; the listener needs --session too):
   --session               send through a session (needs --protocol mooring):
@@ -201,7 +196,8 @@ is such data), as every + user timeout + 1 s of retransmit slack.
 Exit status 0 only if every message got a reply (and there was at least one);
 a close during --hold is reported but does not change it (nor does a session
 that ends during --hold after every reply came).
-";
+"
+);
 
 /// A command line that cannot be run: printed as `error: <message>`, status 2.
 #[derive(Debug, PartialEq, Eq)]
