@@ -229,6 +229,45 @@ impl Buffers {
         }
     }
 
+    /// Bytes `range` of block `src` and the free tail of `dst`'s block, at once:
+    /// a frame goes from one link's receive block into a transmit block with one
+    /// copy. `None` when `dst` has no block, or it is `src` itself.
+    pub(crate) fn src_and_spare(
+        &mut self,
+        src: Block,
+        range: core::ops::Range<usize>,
+        dst: &Buf,
+    ) -> Option<(&[u8], &mut [u8])> {
+        let d = dst.block?;
+        if d == src || range.end > self.block_size(src.tier) {
+            return None;
+        }
+        let end = dst.end as usize;
+        let Buffers { small, large } = self;
+        if src.tier != d.tier {
+            let (sp, dp) = match src.tier {
+                Tier::Small => (&*small, large),
+                Tier::Large => (&*large, small),
+            };
+            let s = &sp.mem[sp.range(src.idx)][range];
+            let r = dp.range(d.idx);
+            return Some((s, &mut dp.mem[r][end..]));
+        }
+        let pool = match src.tier {
+            Tier::Small => small,
+            Tier::Large => large,
+        };
+        let (rs, rd) = (pool.range(src.idx), pool.range(d.idx));
+        // Two different blocks of one arena: split between them.
+        if rs.start < rd.start {
+            let (lo, hi) = pool.mem.split_at_mut(rd.start);
+            Some((&lo[rs][range], &mut hi[..rd.len()][end..]))
+        } else {
+            let (lo, hi) = pool.mem.split_at_mut(rs.start);
+            Some((&hi[..rs.len()][range], &mut lo[rd][end..]))
+        }
+    }
+
     /// The free tail of `b`'s block, for a read or an encode.
     pub(crate) fn spare(&mut self, b: &Buf) -> &mut [u8] {
         match b.block {
@@ -275,6 +314,45 @@ mod tests {
         assert_eq!(b.block.map(|x| x.tier), Some(Tier::Large));
         assert_eq!(bufs.data(&b), b"23456789abcdef");
         assert_eq!(bufs.small.free.len(), 2, "small block returned");
+    }
+
+    #[test]
+    fn a_frame_copies_between_blocks_of_either_pool_in_either_order() {
+        for (src_large, dst_large) in [(false, false), (false, true), (true, false)] {
+            for order in 0..2 {
+                let mut bufs = Buffers::new(16, 4, 64, 2);
+                let mut a = Buf::default();
+                let mut b = Buf::default();
+                let fill = |bufs: &mut Buffers, x: &mut Buf, large: bool, byte: u8| {
+                    let len = if large { 40 } else { 8 };
+                    assert!(push(bufs, x, &vec![byte; len]));
+                };
+                // Take the blocks in both orders so the source sits below or above.
+                if order == 0 {
+                    fill(&mut bufs, &mut a, src_large, 1);
+                    fill(&mut bufs, &mut b, dst_large, 2);
+                } else {
+                    fill(&mut bufs, &mut b, dst_large, 2);
+                    fill(&mut bufs, &mut a, src_large, 1);
+                }
+                let src = a.block.unwrap();
+                let (s, spare) = bufs.src_and_spare(src, 0..4, &b).unwrap();
+                assert_eq!(s, &[1, 1, 1, 1]);
+                let room = spare.len();
+                spare[..4].copy_from_slice(&[9, 9, 9, 9]);
+                b.end += 4;
+                assert_eq!(room, bufs.capacity(&b) - (b.end as usize - 4));
+                assert_eq!(&bufs.data(&b)[b.len() - 4..], &[9, 9, 9, 9]);
+                assert_eq!(&bufs.data(&a)[..4], &[1, 1, 1, 1], "source untouched");
+            }
+        }
+        let mut bufs = Buffers::new(16, 4, 64, 2);
+        let mut a = Buf::default();
+        assert!(push(&mut bufs, &mut a, b"xy"));
+        assert!(
+            bufs.src_and_spare(a.block.unwrap(), 0..2, &a).is_none(),
+            "same block"
+        );
     }
 
     #[test]

@@ -158,7 +158,8 @@ impl Client {
                 Err(SendError::FrameTooLarge | SendError::TxFull) => {
                     return Err(RequestError::FrameTooLarge)
                 }
-                Err(SendError::NotOpen) => {
+                // (send_request never reports NoMessage; it is forward's.)
+                Err(SendError::NotOpen | SendError::NoMessage) => {
                     self.link = None;
                     continue;
                 }

@@ -208,6 +208,9 @@ pub enum SendError {
     FrameTooLarge,
     /// The link is closed or the id is stale.
     NotOpen,
+    /// `forward`: no received message to forward (none yet, or it was consumed
+    /// by a later call, or its link closed).
+    NoMessage,
 }
 
 impl fmt::Display for SendError {
@@ -216,6 +219,7 @@ impl fmt::Display for SendError {
             SendError::TxFull => "transmit buffer full (backpressure): wait for Writable",
             SendError::FrameTooLarge => "frame larger than max_frame",
             SendError::NotOpen => "link is not open",
+            SendError::NoMessage => "no received message to forward",
         })
     }
 }

@@ -535,7 +535,7 @@ impl Node {
     /// Queues a frame on the link. It is written at the next [`Node::poll`] (or
     /// [`Node::flush`]). `Err(TxFull)` is backpressure: wait for [`Event::Writable`].
     pub fn send(&mut self, id: LinkId, payload: &[u8]) -> Result<(), SendError> {
-        self.queue(id, payload, None)
+        self.queue(id, Body::Bytes(payload), None)
     }
 
     /// Like [`Node::send`], and starts the link's response timer: no whole frame back
@@ -546,7 +546,7 @@ impl Node {
         payload: &[u8],
         response_timeout: Duration,
     ) -> Result<(), SendError> {
-        self.queue(id, payload, Some(response_timeout))
+        self.queue(id, Body::Bytes(payload), Some(response_timeout))
     }
 
     /// The last frame on this link was not the awaited reply: keep the response
@@ -558,14 +558,28 @@ impl Node {
         }
     }
 
+    /// Sends the payload of the last [`Event::Message`] on `id`, copied once,
+    /// straight from the receive buffer into the link's transmit buffer: `id` the
+    /// message's own link echoes it, another link forwards it (a relay). Valid
+    /// until the next call that pulls events; `NotOpen` after that or when the
+    /// message's link has closed.
+    pub fn forward(&mut self, id: LinkId) -> Result<(), SendError> {
+        let d = self.delivered.ok_or(SendError::NoMessage)?;
+        let src = &self.slots[d.slot as usize];
+        if !(src.used && src.gen == d.gen && src.rx.block == Some(d.block)) {
+            return Err(SendError::NoMessage);
+        }
+        self.queue(id, Body::Delivered(d), None)
+    }
+
     fn queue(
         &mut self,
         id: LinkId,
-        payload: &[u8],
+        body: Body<'_>,
         reply: Option<Duration>,
     ) -> Result<(), SendError> {
         let i = self.slot_of(id).ok_or(SendError::NotOpen)?;
-        if payload.len() > self.cfg.max_frame {
+        if body.len() > self.cfg.max_frame {
             return Err(SendError::FrameTooLarge);
         }
         let link = &self.slots[i as usize].link;
@@ -573,8 +587,8 @@ impl Node {
             return Err(SendError::NotOpen);
         }
         match link.next_data_header() {
-            Some(h) => self.encode_into_tx(i, &[&h, payload])?,
-            None => self.encode_into_tx(i, &[payload])?,
+            Some(h) => self.encode_into_tx(i, &h, body)?,
+            None => self.encode_into_tx(i, &[], body)?,
         }
         // Timers started here count from the last poll (the app sends while
         // handling that poll's events).
@@ -592,14 +606,14 @@ impl Node {
         }
     }
 
-    fn encode_into_tx(&mut self, i: u32, parts: &[&[u8]]) -> Result<(), SendError> {
+    fn encode_into_tx(&mut self, i: u32, head: &[u8], body: Body<'_>) -> Result<(), SendError> {
         let s = &mut self.slots[i as usize];
-        if !encode_parts_into(s, &mut self.bufs, self.codec.as_ref(), parts) {
+        if !write_frame(s, &mut self.bufs, self.codec.as_ref(), head, body) {
             // Full: write what is queued now and try once more before pushing back.
             let now = self.now;
             self.write_out(i, now);
             let s = &mut self.slots[i as usize];
-            if !encode_parts_into(s, &mut self.bufs, self.codec.as_ref(), parts) {
+            if !write_frame(s, &mut self.bufs, self.codec.as_ref(), head, body) {
                 // This refusal supersedes a Writable raised by that write: the
                 // caller hears Writable only once room comes back after it.
                 s.pending &= !PENDING_WRITABLE;
@@ -863,7 +877,7 @@ impl Node {
         if self.slots[i as usize].link.wants_transmit() {
             let mut buf = [0u8; CONTROL_SCRATCH];
             while let Some((c, n)) = self.slots[i as usize].link.poll_transmit(&mut buf) {
-                match self.encode_into_tx(i, &[&buf[..n]]) {
+                match self.encode_into_tx(i, &[], Body::Bytes(&buf[..n])) {
                     Ok(()) => self.slots[i as usize].link.handle_transmitted(now, c),
                     Err(e) => log::debug!("{c:?} not queued: {e}"),
                 }
@@ -1026,7 +1040,7 @@ impl Node {
         let Some(n) = crate::wire::encode(&msg, &mut b) else {
             return;
         };
-        if self.encode_into_tx(i, &[&b[..n]]).is_ok() {
+        if self.encode_into_tx(i, &[], Body::Bytes(&b[..n])).is_ok() {
             let s = &mut self.slots[i as usize];
             if let Some(sock) = s.sock.as_mut() {
                 let _ = sock.write(self.bufs.data(&s.tx));
@@ -1402,14 +1416,43 @@ impl std::os::fd::AsRawFd for Node {
     }
 }
 
-/// Frames `parts` into the slot's transmit buffer; false (nothing written) when
-/// there is no room.
-fn encode_parts_into(s: &mut Slot, bufs: &mut Buffers, codec: &dyn Codec, parts: &[&[u8]]) -> bool {
-    let need = parts.iter().map(|p| p.len()).sum::<usize>() + codec.overhead();
+/// What a frame carries after its protocol header: bytes the caller holds, or
+/// the last delivered frame (still in its receive block).
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Bytes(&'a [u8]),
+    Delivered(Delivered),
+}
+
+impl Body<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Body::Bytes(b) => b.len(),
+            Body::Delivered(d) => d.end - d.start,
+        }
+    }
+}
+
+/// Frames `head` + `body` into the slot's transmit buffer; false (nothing
+/// written) when there is no room.
+fn write_frame(
+    s: &mut Slot,
+    bufs: &mut Buffers,
+    codec: &dyn Codec,
+    head: &[u8],
+    body: Body<'_>,
+) -> bool {
+    let need = head.len() + body.len() + codec.overhead();
     if !bufs.reserve(&mut s.tx, need) {
         return false;
     }
-    match codec.encode_parts(parts, bufs.spare(&s.tx)) {
+    let n = match body {
+        Body::Bytes(b) => codec.encode_parts(&[head, b], bufs.spare(&s.tx)),
+        Body::Delivered(d) => bufs
+            .src_and_spare(d.block, d.start..d.end, &s.tx)
+            .and_then(|(src, spare)| codec.encode_parts(&[head, src], spare)),
+    };
+    match n {
         Some(n) => {
             s.tx.end += n as u32;
             true

@@ -12,11 +12,13 @@ use crate::node::{Event, ListenerId, Node, SetupError};
 pub struct Reply<'a> {
     buf: &'a mut [u8],
     len: Option<usize>,
+    echo: bool,
 }
 
 impl Reply<'_> {
     /// Replies with a copy of `bytes`; false (no reply) if longer than `max_frame`.
     pub fn set(&mut self, bytes: &[u8]) -> bool {
+        self.echo = false;
         match self.buf.get_mut(..bytes.len()) {
             Some(dst) => {
                 dst.copy_from_slice(bytes);
@@ -27,9 +29,17 @@ impl Reply<'_> {
         }
     }
 
+    /// Replies with the message itself, copied once from the receive buffer into
+    /// the link's transmit buffer (no copy through this buffer).
+    pub fn echo(&mut self) {
+        self.echo = true;
+        self.len = None;
+    }
+
     /// Replies with what `write` puts in the buffer (it returns the length, or `None`
     /// for no reply).
     pub fn write_with(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) {
+        self.echo = false;
         self.len = write(self.buf).filter(|&n| n <= self.buf.len());
     }
 }
@@ -85,16 +95,21 @@ impl Server {
             let mut reply = Reply {
                 buf: &mut self.reply,
                 len: None,
+                echo: false,
             };
             handler(&ev, &mut reply);
             let target = match ev {
                 Event::Message { link, .. } => Some(link),
                 _ => None,
             };
-            if let (Some(link), Some(n)) = (target, reply.len) {
-                if let Err(e) = self.node.send(link, &self.reply[..n]) {
-                    log::warn!("reply not sent: {e}");
-                }
+            let echo = reply.echo;
+            let sent = match (target, reply.len) {
+                (Some(link), _) if echo => self.node.forward(link),
+                (Some(link), Some(n)) => self.node.send(link, &self.reply[..n]),
+                _ => Ok(()),
+            };
+            if let Err(e) = sent {
+                log::warn!("reply not sent: {e}");
             }
         }
         Ok(())

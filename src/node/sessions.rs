@@ -384,7 +384,7 @@ impl Node {
             let queued = match tx {
                 Transmit::Data { seq, payload } => {
                     let h = wire::data_header(seq);
-                    super::encode_parts_into(slot, bufs, codec.as_ref(), &[&h, payload])
+                    super::write_frame(slot, bufs, codec.as_ref(), &h, super::Body::Bytes(payload))
                 }
                 Transmit::Ack(seq) | Transmit::Skip(seq) => {
                     let m = if matches!(tx, Transmit::Ack(_)) {
@@ -393,7 +393,8 @@ impl Node {
                         Msg::Skip(seq)
                     };
                     wire::encode(&m, &mut control).is_some_and(|n| {
-                        super::encode_parts_into(slot, bufs, codec.as_ref(), &[&control[..n]])
+                        let body = super::Body::Bytes(&control[..n]);
+                        super::write_frame(slot, bufs, codec.as_ref(), &[], body)
                     })
                 }
             };
