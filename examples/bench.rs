@@ -467,7 +467,9 @@ fn serve_mooring(s: Serve) -> io::Result<()> {
             Event::Connected { link, .. } => counts[link.slot() as usize] = 0,
             Event::Message { link, payload } => {
                 if s.ack_every == 1 {
-                    reply.set(payload);
+                    // One copy, receive block to transmit block (Reply::echo).
+                    let _ = payload;
+                    reply.echo();
                 } else {
                     let c = &mut counts[link.slot() as usize];
                     *c += 1;

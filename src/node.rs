@@ -209,6 +209,8 @@ struct Slot {
     want_writable: bool,
     /// The session this link carries, if any.
     session: Option<u32>,
+    /// Its last frame did not fit a working block: read the next into a large one.
+    large_frames: bool,
 }
 
 struct Listener {
@@ -348,6 +350,7 @@ impl Node {
                 in_waiting: false,
                 want_writable: false,
                 session: None,
+                large_frames: false,
             })
             .collect();
         let large = cfg.max_frame + codec.overhead();
@@ -486,6 +489,7 @@ impl Node {
         s.pending = 0;
         s.want_writable = false;
         s.session = None;
+        s.large_frames = false;
         LinkId { slot, gen: s.gen }
     }
 
@@ -1210,6 +1214,7 @@ impl Node {
                     skipped,
                 }) => {
                     s.link.handle_skipped(skipped);
+                    s.large_frames = consumed > self.bufs.block_size(Tier::Small);
                     let block = s.rx.block?;
                     let base = s.rx.start as usize;
                     let frame = &self.bufs.block(block)[base + payload.start..base + payload.end];
@@ -1352,6 +1357,15 @@ impl Node {
             return false;
         }
         let cap = self.bufs.capacity(&s.rx);
+        if cap == 0 && s.large_frames && self.bufs.large_available() {
+            // This link's last frame was large: read straight into a large block
+            // rather than fill a working block and copy it over. (Falls back to
+            // a working block when the large pool has none free.)
+            let small = self.bufs.block_size(Tier::Small);
+            if self.bufs.reserve(&mut s.rx, small + 1) {
+                return self.read_once(i, now);
+            }
+        }
         if cap == 0 || s.rx.end as usize == cap {
             // Room for one more byte: compacts first, and grows into a large block
             // only when the frame at the front fills the working one.
@@ -1366,6 +1380,11 @@ impl Node {
                 return false;
             }
         }
+        self.read_once(i, now)
+    }
+
+    /// One read into the free tail of the link's receive block.
+    fn read_once(&mut self, i: u32, now: Instant) -> bool {
         loop {
             let s = &mut self.slots[i as usize];
             let Some(sock) = s.sock.as_mut() else {
