@@ -210,7 +210,7 @@ impl fmt::Display for UsageError {
 }
 
 /// Shorthand for returning a [`UsageError`].
-fn err<T>(msg: impl Into<String>) -> Result<T, UsageError> {
+pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, UsageError> {
     Err(UsageError(msg.into()))
 }
 
@@ -372,7 +372,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 
 /// Resolves `host:port` (an IP literal, or a name such as `localhost:2575`) to its
 /// first address.
-fn parse_addr(flag: &str, s: &str) -> Result<SocketAddr, UsageError> {
+pub(crate) fn parse_addr(flag: &str, s: &str) -> Result<SocketAddr, UsageError> {
     if let Ok(a) = s.parse() {
         return Ok(a);
     }
@@ -385,7 +385,7 @@ fn parse_addr(flag: &str, s: &str) -> Result<SocketAddr, UsageError> {
 }
 
 /// `--framing`: `mllp` or `len32`.
-fn parse_framing(s: &str) -> Result<Framing, UsageError> {
+pub(crate) fn parse_framing(s: &str) -> Result<Framing, UsageError> {
     match s {
         "mllp" => Ok(Framing::Mllp),
         "len32" => Ok(Framing::Len32),
@@ -400,7 +400,7 @@ fn parse_count<T: std::str::FromStr>(flag: &str, s: &str) -> Result<T, UsageErro
 }
 
 /// A duration for `flag`, with the error line operators see for a bad one.
-fn parse_dur(flag: &str, s: &str) -> Result<Duration, UsageError> {
+pub(crate) fn parse_dur(flag: &str, s: &str) -> Result<Duration, UsageError> {
     parse_duration(s).map_or_else(
         || err(format!("{flag}: bad duration \"{s}\" (use 500ms, 10s, 5m)")),
         Ok,
@@ -761,7 +761,7 @@ impl<I: Iterator<Item = String>> Words<I> {
 }
 
 /// Handles the flags valid everywhere; false when `flag` is not one of them.
-fn global_flag(flag: &str, verbosity: &mut Verbosity, help: &mut bool) -> bool {
+pub(crate) fn global_flag(flag: &str, verbosity: &mut Verbosity, help: &mut bool) -> bool {
     match flag {
         "-v" | "--verbose" => {
             *verbosity = match *verbosity {

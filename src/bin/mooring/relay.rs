@@ -43,7 +43,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -57,7 +57,7 @@ use mooring::{
     LivenessConfig, Node, NodeConfig, Protocol, SessionId, SessionNote, SetupError,
 };
 
-use crate::args::{self, parse_duration, Command, UsageError, Verbosity};
+use crate::args::{self, err as usage, global_flag, parse_addr, Command, UsageError, Verbosity};
 use crate::line::{self, Line};
 use crate::listen::Seen;
 
@@ -209,10 +209,6 @@ const LIVENESS_FLAGS: [&str; 9] = [
     "--handshake-timeout",
 ];
 
-fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
-    Err(UsageError(msg.into()))
-}
-
 /// What the command line asks of the relay.
 enum Parsed {
     Help,
@@ -246,39 +242,11 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
     })
 }
 
-fn global_flag(flag: &str, v: &mut Verbosity, help: &mut bool) -> bool {
-    match flag {
-        "-v" | "--verbose" => {
-            *v = match *v {
-                Verbosity::Debug | Verbosity::Trace => Verbosity::Trace,
-                _ => Verbosity::Debug,
-            }
-        }
-        "-vv" | "-vvv" => *v = Verbosity::Trace,
-        "-q" => *v = Verbosity::Quiet,
-        "-h" | "--help" => *help = true,
-        _ => return false,
-    }
-    true
-}
-
-fn parse_addr(flag: &str, s: &str) -> Result<SocketAddr, UsageError> {
-    if let Ok(a) = s.parse() {
-        return Ok(a);
-    }
-    match s.to_socket_addrs().map(|mut it| it.next()) {
-        Ok(Some(a)) => Ok(a),
-        _ => usage(format!(
-            "{flag}: bad address \"{s}\" (use HOST:PORT, e.g. 127.0.0.1:2575)"
-        )),
-    }
-}
-
+/// A duration that must be more than zero (every relay timer).
 fn parse_dur(flag: &str, s: &str) -> Result<Duration, UsageError> {
-    match parse_duration(s) {
-        Some(d) if !d.is_zero() => Ok(d),
-        Some(_) => usage(format!("{flag}: must be more than 0")),
-        None => usage(format!("{flag}: bad duration \"{s}\" (use 500ms, 10s, 5m)")),
+    match args::parse_dur(flag, s)? {
+        d if d.is_zero() => usage(format!("{flag}: must be more than 0")),
+        d => Ok(d),
     }
 }
 
@@ -348,13 +316,7 @@ fn parse(argv: &[String], verbosity: &mut Verbosity) -> Result<Parsed, UsageErro
         match flag.as_str() {
             "--listen" => listen = Some(parse_addr(&flag, &value()?)?),
             "--upstream" => upstream = Some(parse_addr(&flag, &value()?)?),
-            "--framing" => {
-                framing = match value()?.as_str() {
-                    "mllp" => Framing::Mllp,
-                    "len32" => Framing::Len32,
-                    v => return usage(format!("--framing: bad value \"{v}\" (use mllp or len32)")),
-                }
-            }
+            "--framing" => framing = args::parse_framing(&value()?)?,
             "--queue" => queue = parse_num(&flag, &value()?, 1)?,
             "--ack-after" => {
                 ack_after = match value()?.as_str() {
