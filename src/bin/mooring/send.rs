@@ -28,6 +28,29 @@ fn retry_pause(attempt: u32) -> Duration {
     Duration::from_millis(200u64.saturating_mul(u64::from(attempt))).min(Duration::from_secs(2))
 }
 
+/// The exit for a node or client that could not be set up: 2 for a
+/// configuration the user can fix, 1 for an OS refusal.
+fn setup_failed(e: SetupError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(if matches!(e, SetupError::Config(_)) {
+        2
+    } else {
+        1
+    })
+}
+
+/// The input's messages, or the exit for input that cannot be read.
+fn load_messages(input: &Input) -> Result<Vec<Vec<u8>>, ExitCode> {
+    let messages = read_messages(input).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(1)
+    })?;
+    if messages.is_empty() {
+        log::warn!("no HL7 message in the input (a message starts at a line beginning with MSH)");
+    }
+    Ok(messages)
+}
+
 /// Reads the input and splits it into messages with CR segment separators.
 fn read_messages(input: &Input) -> Result<Vec<Vec<u8>>, String> {
     let text = match input {
@@ -85,26 +108,13 @@ pub fn run(o: &SendOpts) -> ExitCode {
     };
     let mut client = match Client::new(o.addr, cfg) {
         Ok(c) => c,
-        Err(SetupError::Config(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return setup_failed(e),
     };
     crate::line::liveness(&o.liveness).print();
-    let messages = match read_messages(&o.input) {
+    let messages = match load_messages(&o.input) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
-    if messages.is_empty() {
-        log::warn!("no HL7 message in the input (a message starts at a line beginning with MSH)");
-    }
     let (mut replied, mut failed) = (0u64, 0u64);
     for (i, msg) in messages.iter().enumerate() {
         if let (Some(pace), true) = (o.pace, i > 0) {
@@ -367,40 +377,20 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
     };
     let mut node = match Node::new(node_cfg) {
         Ok(n) => n,
-        Err(SetupError::Config(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return setup_failed(e),
     };
     if let Err(e) = connect.validate() {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
     crate::line::liveness(&o.liveness).print();
-    let messages = match read_messages(&o.input) {
+    let messages = match load_messages(&o.input) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
-    if messages.is_empty() {
-        log::warn!("no HL7 message in the input (a message starts at a line beginning with MSH)");
-    }
     let session = match node.open_session(o.addr, &connect) {
         Ok(s) => s,
-        Err(SetupError::Config(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return setup_failed(e),
     };
     let started = Instant::now();
     let mut s = Stream {
