@@ -538,6 +538,24 @@ unsafe fn c_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, mooring_res
     })
 }
 
+/// The `len` bytes at `data` (NULL allowed when `len` is 0), checked.
+///
+/// # Safety
+/// `data` is NULL or points to `len` readable bytes that outlive the use.
+unsafe fn c_bytes<'a>(data: *const u8, len: usize) -> Result<&'a [u8], mooring_result> {
+    if data.is_null() && len > 0 {
+        return Err(fail(mooring_result::NullParameter, "data is NULL"));
+    }
+    if len > isize::MAX as usize {
+        return Err(fail(mooring_result::InvalidArgument, "len is too large"));
+    }
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: `len` readable bytes at non-NULL `data` by contract.
+    Ok(unsafe { core::slice::from_raw_parts(data, len) })
+}
+
 fn parse_addr(s: &str) -> Result<SocketAddr, mooring_result> {
     s.trim().parse().map_err(|_| {
         fail(
@@ -1338,19 +1356,9 @@ pub unsafe extern "C" fn mooring_node_send(
     len: usize,
 ) -> mooring_result {
     let f = |h: &mut mooring_node| {
-        if data.is_null() && len > 0 {
-            return Err(fail(mooring_result::NullParameter, "data is NULL"));
-        }
-        if len > isize::MAX as usize {
-            return Err(fail(mooring_result::InvalidArgument, "len is too large"));
-        }
+        // SAFETY: the caller's contract for `data`/`len`.
+        let payload = unsafe { c_bytes(data, len) }?;
         let id = resolve(&h.links, link)?;
-        let payload: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: `len` readable bytes at non-NULL `data` by contract.
-            unsafe { core::slice::from_raw_parts(data, len) }
-        };
         // An echo points into the node's own receive buffer, which `send` may
         // borrow mutably: copy it out first.
         let aliases = h.node.last_message().is_some_and(|m| {
@@ -1458,18 +1466,8 @@ pub unsafe extern "C" fn mooring_node_session_send(
     seq_out: *mut u64,
 ) -> mooring_result {
     let f = |h: &mut mooring_node| {
-        if data.is_null() && len > 0 {
-            return Err(fail(mooring_result::NullParameter, "data is NULL"));
-        }
-        if len > isize::MAX as usize {
-            return Err(fail(mooring_result::InvalidArgument, "len is too large"));
-        }
-        let payload: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: `len` readable bytes at non-NULL `data` by contract.
-            unsafe { core::slice::from_raw_parts(data, len) }
-        };
+        // SAFETY: the caller's contract for `data`/`len`.
+        let payload = unsafe { c_bytes(data, len) }?;
         // A payload taken from an event aliases the node's receive buffer.
         h.scratch.clear();
         h.scratch.extend_from_slice(payload);
