@@ -112,6 +112,9 @@ pub enum FrameAction {
     Deliver {
         /// Where the application payload starts.
         offset: usize,
+        /// The DATA's sequence number (mooring protocol; `None` raw), for the
+        /// session layer.
+        seq: Option<u64>,
     },
     /// The handshake completed: report the link as connected. Carries the peer's
     /// greeting for the session layer.
@@ -211,8 +214,8 @@ impl Link {
     #[must_use]
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> FrameAction {
         self.stats.frames_in += 1;
-        let offset = match self.live.handle_frame(now, frame) {
-            Ok(Inbound::Deliver { offset }) => offset,
+        let (offset, seq) = match self.live.handle_frame(now, frame) {
+            Ok(Inbound::Deliver { offset, seq }) => (offset, seq),
             Ok(Inbound::Established(g)) => return FrameAction::Established(g),
             Ok(Inbound::Ack(seq)) => return FrameAction::Ack(seq),
             Ok(Inbound::Skip(seq)) => return FrameAction::SessionSkip(seq),
@@ -235,7 +238,7 @@ impl Link {
             }
             self.phase = ReplyPhase::MessageDelivered;
         }
-        FrameAction::Deliver { offset }
+        FrameAction::Deliver { offset, seq }
     }
 
     /// The header to put in front of the next application payload (mooring
@@ -514,7 +517,7 @@ mod tests {
     fn deliver(l: &mut Link, now: Instant) -> bool {
         matches!(
             l.handle_frame(now, b"MSH|"),
-            FrameAction::Deliver { offset: 0 }
+            FrameAction::Deliver { offset: 0, .. }
         )
     }
 

@@ -251,6 +251,8 @@ pub enum Inbound {
     Deliver {
         /// Where the application payload starts in the frame.
         offset: usize,
+        /// The DATA's sequence number (mooring protocol; `None` raw).
+        seq: Option<u64>,
     },
     /// The handshake completed: the link is established; the peer's greeting
     /// (session id, token, last received sequence).
@@ -368,14 +370,18 @@ impl Liveness {
         // Any inbound frame answers a keep-alive message.
         self.set(Timer::KeepAliveReply, None);
         if self.cfg.protocol == Protocol::Raw {
-            return Ok(Inbound::Deliver { offset: 0 });
+            return Ok(Inbound::Deliver {
+                offset: 0,
+                seq: None,
+            });
         }
         let msg = wire::decode(frame).map_err(|_| CloseReason::BadFrame)?;
         match msg {
             Msg::Hello(g) if self.server && !self.established => self.greeted(now, g, OUT_WELCOME),
             Msg::Welcome(g) if !self.server && !self.established => self.greeted(now, g, 0),
-            Msg::Data { .. } if self.established => Ok(Inbound::Deliver {
+            Msg::Data { seq, .. } if self.established => Ok(Inbound::Deliver {
                 offset: wire::DATA_HEADER,
+                seq: Some(seq),
             }),
             Msg::Ping => {
                 self.out |= OUT_PONG;
@@ -639,7 +645,8 @@ mod tests {
         assert_eq!(
             s.handle_frame(t(3), &d),
             Ok(Inbound::Deliver {
-                offset: wire::DATA_HEADER
+                offset: wire::DATA_HEADER,
+                seq: Some(1)
             })
         );
     }
@@ -770,7 +777,10 @@ mod tests {
         l.handle_sent(t(100));
         assert_eq!(
             l.handle_frame(t(120), b"ACK"),
-            Ok(Inbound::Deliver { offset: 0 })
+            Ok(Inbound::Deliver {
+                offset: 0,
+                seq: None
+            })
         );
         assert_eq!(l.handle_timeout(t(150)), None);
     }

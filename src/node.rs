@@ -1219,17 +1219,7 @@ impl Node {
                     let base = s.rx.start as usize;
                     let frame = &self.bufs.block(block)[base + payload.start..base + payload.end];
                     let action = s.link.handle_frame(now, frame);
-                    // The sequence number of a session's DATA, read before `frame`'s
-                    // borrow ends.
-                    let data_seq = match (s.session, action) {
-                        (Some(_), FrameAction::Deliver { .. }) => {
-                            match crate::wire::decode(frame) {
-                                Ok(crate::wire::Msg::Data { seq, .. }) => Some(seq),
-                                _ => None,
-                            }
-                        }
-                        _ => None,
-                    };
+
                     if let FrameAction::Established(g) = action {
                         self.bufs.consume(&mut s.rx, consumed);
                         s.scan = 0;
@@ -1245,8 +1235,8 @@ impl Node {
                     }
                     self.sync(i, now);
                     let s = &mut self.slots[i as usize];
-                    let offset = match action {
-                        FrameAction::Deliver { offset } => offset,
+                    let (offset, data_seq) = match action {
+                        FrameAction::Deliver { offset, seq } => (offset, seq),
                         FrameAction::Skip
                         | FrameAction::Established(_)
                         | FrameAction::Ack(_)

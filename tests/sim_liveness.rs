@@ -133,7 +133,7 @@ impl Sim {
             e.rx.drain(..consumed);
             e.scan = 0;
             match e.link.handle_frame(t(self.now), &frame) {
-                FrameAction::Deliver { offset } => {
+                FrameAction::Deliver { offset, .. } => {
                     let body = frame[offset..].to_vec();
                     e.delivered.push(body);
                     if e.replies {
