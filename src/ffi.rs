@@ -1359,14 +1359,22 @@ pub unsafe extern "C" fn mooring_node_send(
         // SAFETY: the caller's contract for `data`/`len`.
         let payload = unsafe { c_bytes(data, len) }?;
         let id = resolve(&h.links, link)?;
-        // An echo points into the node's own receive buffer, which `send` may
-        // borrow mutably: copy it out first.
-        let aliases = h.node.last_message().is_some_and(|m| {
+        // A payload inside the node's own receive buffer (an echo, or part of a
+        // message) cannot be borrowed by `send`: the whole last message goes by
+        // `forward` (one copy); a part of it is copied out first.
+        let (whole, aliases) = h.node.last_message().map_or((false, false), |m| {
             let (a, b) = (m.as_ptr() as usize, m.as_ptr() as usize + m.len());
             let (p, q) = (data as usize, data as usize + len);
-            p < b && a < q
+            (p == a && len == m.len(), p < b && a < q)
         });
-        let res = if aliases {
+        let forwarded = if whole && len > 0 {
+            h.node.forward(id)
+        } else {
+            Err(crate::SendError::NoMessage)
+        };
+        let res = if forwarded != Err(crate::SendError::NoMessage) {
+            forwarded
+        } else if aliases {
             h.scratch.clear();
             h.scratch.extend_from_slice(payload);
             h.node.send(id, &h.scratch)
