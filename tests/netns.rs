@@ -193,6 +193,27 @@ mod netns {
         assert_eq!(field(&l, "ack"), Some("AA"), "{l}");
     }
 
+    /// Waits until the server has received a keep-alive message (id KEEPALIVE).
+    fn expect_keepalive(server: &mut Proc) {
+        server.expect_line(
+            |l| l.starts_with("event=message ") && field(l, "id") == Some("KEEPALIVE"),
+            WITHIN,
+        );
+    }
+
+    /// Drops the port's packets, then waits (at most `within`) for `p` to print
+    /// its close: returns the line and how long after the drop it came.
+    fn closed_after_drop(
+        ns: &Netns,
+        port: u16,
+        p: &mut Proc,
+        within: Duration,
+    ) -> (String, Duration) {
+        let dropped = ns.drop_port(port);
+        let (closed, at) = p.expect_line_at(|l| l.starts_with("event=closed "), within);
+        (closed, at - dropped)
+    }
+
     fn ms(d: Duration) -> u128 {
         d.as_millis()
     }
@@ -329,17 +350,14 @@ mod netns {
         assert_eq!(bound, Duration::from_millis(3350), "{live}");
         expect_reply(&mut client, "NETNS1");
         // The keep-alive message flows (and is answered) before the drop.
-        server.expect_line(
-            |l| l.starts_with("event=message ") && field(l, "id") == Some("KEEPALIVE"),
-            WITHIN,
-        );
+        expect_keepalive(&mut server);
 
-        let dropped = ns.drop_port(port);
-        let (closed, at) = client.expect_line_at(
-            |l| l.starts_with("event=closed "),
+        let (closed, t) = closed_after_drop(
+            &ns,
+            port,
+            &mut client,
             USER_TIMEOUT + EVERY + Duration::from_secs(10),
         );
-        let t = at - dropped;
         println!(
             "netns: tcp_user_timeout: client detected in {} ms (user timeout {} ms, \
              keep-alive written within {} ms of the drop)",
@@ -391,17 +409,14 @@ mod netns {
         let bound = bound_of(&liveness_line(&mut client)).expect("bound");
         assert_eq!(bound, Duration::from_millis(2050));
         expect_reply(&mut client, "NETNS1");
-        server.expect_line(
-            |l| l.starts_with("event=message ") && field(l, "id") == Some("KEEPALIVE"),
-            WITHIN,
-        );
+        expect_keepalive(&mut server);
 
-        let dropped = ns.drop_port(port);
-        let (closed, at) = client.expect_line_at(
-            |l| l.starts_with("event=closed "),
+        let (closed, t) = closed_after_drop(
+            &ns,
+            port,
+            &mut client,
             bound + SLACK + Duration::from_secs(5),
         );
-        let t = at - dropped;
         println!(
             "netns: keepalive: client detected in {} ms, bound {} ms",
             ms(t),
