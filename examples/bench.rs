@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo run --release --example bench --features bench-peers -- [options]
 //!   --quick              short runs (a smoke test, well under a minute)
-//!   --workload A,B       rr1, depth64, links64, stream, big16k, conn (default: all)
+//!   --workload A,B       rr1, depth64, links64, stream, big16k, big128k, conn (default: all)
 //!   --framing F          mllp, len32 or both (default both)
 //!   --servers A,B        mooring, floor8k, floor64k, tokio, threads (default: all)
 //!   --secs S             measured seconds per run (default 2)
@@ -937,6 +937,14 @@ fn workloads(size: usize) -> Vec<Workload> {
             16 * 1024,
             1,
         ),
+        w(
+            "big128k",
+            "1 link, 128 KiB frames (an HL7 message carrying a document), 8 in flight",
+            1,
+            8,
+            128 * 1024,
+            1,
+        ),
         Workload {
             per_message: true,
             ..w(
@@ -1538,7 +1546,7 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("bench: {e}");
             }
-            eprintln!("usage: cargo run --release --example bench --features bench-peers -- [--quick] [--workload rr1,depth64,links64,stream,big16k,conn] [--framing mllp|len32|both] [--servers mooring,floor8k,floor64k,tokio,threads] [--secs S] [--reps N] [--size B] [--conn-count N] [--idle N]");
+            eprintln!("usage: cargo run --release --example bench --features bench-peers -- [--quick] [--workload rr1,depth64,links64,stream,big16k,big128k,conn] [--framing mllp|len32|both] [--servers mooring,floor8k,floor64k,tokio,threads] [--secs S] [--reps N] [--size B] [--conn-count N] [--idle N]");
             return ExitCode::from(2);
         }
     };

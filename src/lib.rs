@@ -70,7 +70,7 @@ pub mod wire;
 pub use client::{Client, ClientConfig, ClientPolicy, ClientStats};
 pub use config::{AllowList, Cidr, ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 pub use error::{CloseReason, ConfigError, RequestError, SendError};
-pub use frame::{Codec, Framing};
+pub use frame::{Codec, Envelope, Framing};
 pub use link::{LinkState, LinkStats};
 pub use liveness::{Heartbeat, KeepAliveMessage, LivenessConfig, Protocol, TcpKeepalive};
 pub use node::{Event, LinkId, ListenerId, Node, NodeStats, SessionId, SessionNote, SetupError};

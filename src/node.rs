@@ -12,7 +12,7 @@
 //! the start of the next `poll` (several frames, one syscall).
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -590,16 +590,71 @@ impl Node {
         if !link.may_send() {
             return Err(SendError::NotOpen);
         }
-        match link.next_data_header() {
-            Some(h) => self.encode_into_tx(i, &h, body)?,
-            None => self.encode_into_tx(i, &[], body)?,
+        let header = link.next_data_header();
+        let head: &[u8] = header.as_ref().map_or(&[], |h| &h[..]);
+        let direct = self.write_large_now(i, head, body);
+        if direct.is_none() {
+            self.encode_into_tx(i, head, body)?;
         }
         // Timers started here count from the last poll (the app sends while
         // handling that poll's events).
         let now = self.now;
         self.slots[i as usize].link.handle_queued(now, reply);
-        self.resched(i);
+        match direct {
+            // After handle_queued: a close-after-reply link closes once its
+            // reply is out, and that may be now.
+            Some(n) => {
+                self.after_write(i, n, now);
+            }
+            None => self.resched(i),
+        }
         Ok(())
+    }
+
+    /// A frame of [`FLUSH_AT`] bytes or more would be written as soon as it was
+    /// queued; when nothing is queued ahead of it, it is written straight from
+    /// where its payload lies (one vectored write) instead of being copied into
+    /// a transmit block first, and only what the socket does not take is copied.
+    /// (Smaller frames are copied: several then go out in one write.)
+    /// `Some(bytes written)` when it went this way; `None`: queue it as usual.
+    fn write_large_now(&mut self, i: u32, head: &[u8], body: Body<'_>) -> Option<usize> {
+        let need = head.len() + body.len() + self.codec.overhead();
+        let s = &mut self.slots[i as usize];
+        if need < FLUSH_AT || !s.tx.is_empty() || !s.link.is_open() {
+            return None;
+        }
+        let env = self.codec.envelope(head.len() + body.len())?;
+        // Room for the remainder first, so a frame is never half sent and then
+        // refused.
+        if !self.bufs.reserve(&mut s.tx, need) {
+            return None;
+        }
+        let sock = s.sock.as_mut()?;
+        let payload = match body {
+            Body::Bytes(b) => b,
+            Body::Delivered(d) => &self.bufs.block(d.block)[d.start..d.end],
+        };
+        let parts = [
+            IoSlice::new(env.prefix()),
+            IoSlice::new(head),
+            IoSlice::new(payload),
+            IoSlice::new(env.suffix()),
+        ];
+        // Would block, or failed: queue it; write_out meets the error again.
+        let n = sock.write_vectored(&parts).ok().filter(|&n| n > 0)?;
+        if n < need {
+            // The socket took part: the rest goes into the reserved block.
+            if !write_frame(s, &mut self.bufs, self.codec.as_ref(), head, body) {
+                log::error!("link to {}: no room for a reserved frame", s.peer);
+                self.close_slot(i, CloseReason::Io);
+                return Some(0);
+            }
+            self.bufs.consume(&mut s.tx, n);
+            self.queue_flush(i);
+        } else {
+            self.bufs.release(&mut s.tx);
+        }
+        Some(n)
     }
 
     fn queue_flush(&mut self, i: u32) {
@@ -929,21 +984,7 @@ impl Node {
                 }
                 Ok(n) => {
                     self.bufs.consume(&mut s.tx, n);
-                    let empty = s.tx.is_empty();
-                    let done = s.link.handle_written(now, n, empty);
-                    // Room came back. (An emptied buffer gave its block back and has
-                    // capacity 0: that is room too.)
-                    if s.want_writable && (empty || self.bufs.capacity(&s.tx) > s.tx.len()) {
-                        s.want_writable = false;
-                        s.pending |= PENDING_WRITABLE;
-                        self.mark_ready(i);
-                    }
-                    if empty {
-                        self.wake_waiting();
-                    }
-                    self.resched(i);
-                    if let Some(reason) = done {
-                        self.close_slot(i, reason);
+                    if !self.after_write(i, n, now) {
                         return;
                     }
                 }
@@ -960,6 +1001,30 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// `n` bytes of the link's frames went out (and left its queue): timers,
+    /// backpressure and policy. False when the link closed.
+    fn after_write(&mut self, i: u32, n: usize, now: Instant) -> bool {
+        let s = &mut self.slots[i as usize];
+        let empty = s.tx.is_empty();
+        let done = s.link.handle_written(now, n, empty);
+        // Room came back. (An emptied buffer gave its block back and has
+        // capacity 0: that is room too.)
+        if s.want_writable && (empty || self.bufs.capacity(&s.tx) > s.tx.len()) {
+            s.want_writable = false;
+            s.pending |= PENDING_WRITABLE;
+            self.mark_ready(i);
+        }
+        if empty {
+            self.wake_waiting();
+        }
+        self.resched(i);
+        if let Some(reason) = done {
+            self.close_slot(i, reason);
+            return false;
+        }
+        true
     }
 
     /// A large block may have come free: let the links waiting for one retry.

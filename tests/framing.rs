@@ -13,7 +13,7 @@ use common::*;
 use mooring::frame::{MLLP_ACK, MLLP_NAK};
 use mooring::{
     Client, ClientConfig, CloseReason, ConnectConfig, Event, Framing, LinkId, ListenConfig, Node,
-    NodeConfig, RequestError, SendError,
+    NodeConfig, RequestError, SendError, ServerPolicy,
 };
 
 fn small_frames(framing: Framing) -> NodeConfig {
@@ -302,9 +302,137 @@ fn frames_larger_than_the_working_buffer_up_to_max_frame_travel_both_ways() {
     }
 }
 
+/// A reply larger than the working buffer leaves in one write straight from the
+/// received frame; the close-after-reply policy still waits for it to be out.
+#[test]
+fn a_close_after_reply_server_closes_once_a_reply_larger_than_its_working_buffer_is_out() {
+    for framing in [Framing::Mllp, Framing::Len32] {
+        let cfg = NodeConfig {
+            framing,
+            buffer_size: 1024,
+            ..NodeConfig::default()
+        };
+        let listen = ListenConfig {
+            policy: ServerPolicy::CloseAfterReply,
+            ..ListenConfig::default()
+        };
+        let mut h = Harness::start(cfg, listen, Reply::Echo);
+        let mut p = Peer::connect(h.addr);
+        let payload: Vec<u8> = (0..50_000).map(|i| b'A' + (i % 26) as u8).collect();
+        let read = |p: &mut Peer| match framing {
+            Framing::Mllp => p.read_mllp(PATIENCE),
+            Framing::Len32 => p.read_len32(PATIENCE),
+        };
+        match framing {
+            Framing::Mllp => p.send_mllp(&payload),
+            Framing::Len32 => p.send(&len32(&payload)),
+        }
+        assert!(
+            read(&mut p).unwrap() == payload,
+            "{framing:?}: echo differs"
+        );
+        assert_eq!(read(&mut p), Err(ReadEnd::Closed), "{framing:?}");
+        let me = p.local_addr();
+        h.wait_for("the close after the reply", PATIENCE, |r| {
+            r.is_closed_from(me) == Some(CloseReason::ClosedAfterReply)
+        });
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Backpressure
 // ---------------------------------------------------------------------------
+
+/// A node linked to a raw peer with a small receive window (so the kernel
+/// buffers fill quickly) that reads nothing until the test says so.
+fn connected_to_a_small_window(cfg: NodeConfig) -> (Node, LinkId, std::net::TcpStream) {
+    use socket2::SockRef;
+    let listener = TcpListener::bind(any_port()).unwrap();
+    SockRef::from(&listener)
+        .set_recv_buffer_size(8 * 1024)
+        .unwrap();
+    let mut node = Node::new(cfg).unwrap();
+    let link = node
+        .connect(listener.local_addr().unwrap(), &ConnectConfig::default())
+        .unwrap();
+    let (peer, _) = listener.accept().unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut connected = false;
+    while !connected {
+        assert!(Instant::now() < deadline, "never connected");
+        node.poll(Some(Duration::from_millis(10))).unwrap();
+        while let Some(ev) = node.next_event() {
+            connected |= matches!(ev, Event::Connected { link: l, .. } if l == link);
+        }
+    }
+    (node, link, peer)
+}
+
+/// A large frame (32 KiB or more) goes to the socket straight from the
+/// caller's bytes; when the socket takes only part of it, the rest is queued,
+/// and what is sent after it follows it, whole and in order.
+#[test]
+fn a_large_frame_the_socket_takes_only_in_part_arrives_whole_before_what_follows_it() {
+    for framing in [Framing::Mllp, Framing::Len32] {
+        let (mut node, link, peer) = connected_to_a_small_window(NodeConfig {
+            framing,
+            buffer_size: 4096,
+            max_frame: 512 * 1024,
+            max_links: 2,
+            ..NodeConfig::default()
+        });
+
+        let letters = |k: usize, n: usize| -> Vec<u8> {
+            (0..n).map(|i| b'A' + ((i + k) % 26) as u8).collect()
+        };
+        // Loopback sockets start with a send buffer of megabytes: send until
+        // one frame does not fit whole.
+        const BIG: usize = 400_000;
+        let mut sent = Vec::new();
+        while node.tx_pending(link) == 0 {
+            assert!(sent.len() < 64, "{framing:?}: the socket never pushed back");
+            sent.push(letters(sent.len(), BIG));
+            node.send(link, &sent[sent.len() - 1]).unwrap();
+        }
+        let left = node.tx_pending(link);
+        assert!(
+            left < BIG,
+            "{framing:?}: the socket took part of the last frame and {left} bytes wait"
+        );
+        sent.push(numbered(1, 100));
+        sent.push(letters(7, 300_000));
+        let frames = sent.len();
+        let reader = std::thread::spawn(move || {
+            let mut p = Peer::wrap(peer);
+            (0..frames)
+                .map(|_| match framing {
+                    Framing::Mllp => p.read_mllp(PATIENCE),
+                    Framing::Len32 => p.read_len32(PATIENCE),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let deadline = Instant::now() + PATIENCE;
+        let mut writable = 0;
+        for frame in &sent[frames - 2..] {
+            while let Err(e) = node.send(link, frame) {
+                assert_eq!(e, SendError::TxFull, "{framing:?}");
+                assert!(Instant::now() < deadline, "{framing:?}: no room came back");
+                node.poll(Some(Duration::from_millis(10))).unwrap();
+                drain(&mut node, &mut writable, link);
+            }
+        }
+        while node.tx_pending(link) > 0 {
+            assert!(Instant::now() < deadline, "{framing:?}: never drained");
+            node.poll(Some(Duration::from_millis(10))).unwrap();
+            drain(&mut node, &mut writable, link);
+        }
+        let got = reader.join().unwrap().expect("every frame");
+        assert!(
+            got == sent,
+            "{framing:?}: frames differ or are out of order"
+        );
+    }
+}
 
 fn numbered(seq: u32, len: usize) -> Vec<u8> {
     let mut p = format!("{seq:08}|").into_bytes();
@@ -324,30 +452,12 @@ fn drain(node: &mut Node, writable: &mut usize, link: LinkId) {
 
 #[test]
 fn send_reports_tx_full_when_the_peer_does_not_read_and_writable_once_it_does() {
-    use socket2::SockRef;
-    let listener = TcpListener::bind(any_port()).unwrap();
-    // A small receive window at the peer so the kernel buffers fill quickly.
-    SockRef::from(&listener)
-        .set_recv_buffer_size(8 * 1024)
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut node = Node::new(NodeConfig {
+    let (mut node, link, peer) = connected_to_a_small_window(NodeConfig {
         buffer_size: 4096,
         max_links: 2,
         ..NodeConfig::default()
-    })
-    .unwrap();
-    let link = node.connect(addr, &ConnectConfig::default()).unwrap();
-    let (peer, _) = listener.accept().unwrap();
+    });
     let deadline = Instant::now() + PATIENCE;
-    let mut connected = false;
-    while !connected {
-        assert!(Instant::now() < deadline, "never connected");
-        node.poll(Some(Duration::from_millis(10))).unwrap();
-        while let Some(ev) = node.next_event() {
-            connected |= matches!(ev, Event::Connected { link: l, .. } if l == link);
-        }
-    }
 
     // Queue frames until neither the link's buffer nor the kernel takes more.
     const LEN: usize = 1000;

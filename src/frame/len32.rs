@@ -2,7 +2,7 @@
 //!
 //! The maximum is checked from the header, before any payload byte is buffered.
 
-use super::{Codec, Decoded, FrameError};
+use super::{Codec, Decoded, Envelope, FrameError};
 
 /// The 4-byte length prefix codec.
 #[derive(Clone, Copy, Debug, Default)]
@@ -45,10 +45,11 @@ impl Codec for Len32 {
     }
 
     fn encode_parts(&self, parts: &[&[u8]], out: &mut [u8]) -> Option<usize> {
-        let len = super::copy_parts(parts, out.get_mut(4..)?)?;
-        out.get_mut(..4)?
-            .copy_from_slice(&u32::try_from(len).ok()?.to_be_bytes());
-        Some(len + 4)
+        self.envelope(super::parts_len(parts))?.encode(parts, out)
+    }
+
+    fn envelope(&self, len: usize) -> Option<Envelope> {
+        Envelope::new(&u32::try_from(len).ok()?.to_be_bytes(), &[])
     }
 }
 

@@ -15,7 +15,7 @@
 //! Release 2 commit acknowledgements are frames whose payload is a single
 //! `0x06` (ACK) or `0x15` (NAK): see [`MLLP_ACK`], [`MLLP_NAK`].
 
-use super::{Codec, Decoded, FrameError};
+use super::{Codec, Decoded, Envelope, FrameError};
 
 const VT: u8 = 0x0B;
 const FS: u8 = 0x1C;
@@ -107,10 +107,11 @@ impl Codec for Mllp {
     }
 
     fn encode_parts(&self, parts: &[&[u8]], out: &mut [u8]) -> Option<usize> {
-        *out.first_mut()? = VT;
-        let end = 1 + super::copy_parts(parts, out.get_mut(1..)?)?;
-        out.get_mut(end..end + 2)?.copy_from_slice(&[FS, CR]);
-        Some(end + 2)
+        self.envelope(super::parts_len(parts))?.encode(parts, out)
+    }
+
+    fn envelope(&self, _len: usize) -> Option<Envelope> {
+        Envelope::new(&[VT], &[FS, CR])
     }
 }
 
