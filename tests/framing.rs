@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use mooring::frame::{MLLP_ACK, MLLP_NAK};
 use mooring::{
-    Client, ClientConfig, CloseReason, ConnectConfig, Event, Framing, LinkId, ListenConfig, Node,
-    NodeConfig, RequestError, SendError, ServerPolicy,
+    Client, ClientConfig, CloseReason, ConnectConfig, Event, Framing, LinkId, ListenConfig,
+    LivenessConfig, Node, NodeConfig, Protocol, RequestError, SendError, ServerPolicy,
 };
 
 fn small_frames(framing: Framing) -> NodeConfig {
@@ -257,7 +257,14 @@ fn two_mooring_ends_with_commit_acknowledgement_complete_a_request_on_the_ack_bl
 
 #[test]
 fn frames_larger_than_the_working_buffer_up_to_max_frame_travel_both_ways() {
-    for framing in [Framing::Mllp, Framing::Len32] {
+    // Over the mooring protocol the DATA header travels in the same frame.
+    let kinds = [
+        (Framing::Mllp, Protocol::Raw),
+        (Framing::Len32, Protocol::Raw),
+        (Framing::Mllp, Protocol::Mooring),
+        (Framing::Len32, Protocol::Mooring),
+    ];
+    for (framing, protocol) in kinds {
         let cfg = NodeConfig {
             framing,
             buffer_size: 1024,
@@ -265,7 +272,15 @@ fn frames_larger_than_the_working_buffer_up_to_max_frame_travel_both_ways() {
             large_buffers: 2,
             ..NodeConfig::default()
         };
-        let h = Harness::start(cfg.clone(), ListenConfig::default(), Reply::Echo);
+        let liveness = LivenessConfig {
+            protocol,
+            ..LivenessConfig::default()
+        };
+        let listen = ListenConfig {
+            liveness,
+            ..ListenConfig::default()
+        };
+        let h = Harness::start(cfg.clone(), listen, Reply::Echo);
         let mut c = Client::new(
             h.addr,
             ClientConfig {
@@ -273,12 +288,21 @@ fn frames_larger_than_the_working_buffer_up_to_max_frame_travel_both_ways() {
                     max_links: 2,
                     ..cfg.clone()
                 },
+                connect: ConnectConfig {
+                    liveness,
+                    ..ConnectConfig::default()
+                },
                 response_timeout: PATIENCE,
                 ..ClientConfig::default()
             },
         )
         .unwrap();
-        let sizes = [10, 1000, 1020, 1021, 1022, 1024, 5000, 100_000, 256 * 1024];
+        // max_frame bounds the whole frame payload, the DATA header included.
+        let top = match protocol {
+            Protocol::Raw => 256 * 1024,
+            Protocol::Mooring => 250_000,
+        };
+        let sizes = [10, 1000, 1020, 1021, 1022, 1024, 5000, 100_000, top];
         for (k, &n) in sizes.iter().enumerate() {
             // MLLP payloads cannot hold the block bytes; len32 carries anything.
             let payload: Vec<u8> = match framing {
