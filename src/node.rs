@@ -603,9 +603,10 @@ impl Node {
         match direct {
             // After handle_queued: a close-after-reply link closes once its
             // reply is out, and that may be now.
-            Some(n) => {
+            Some(n) if self.slots[i as usize].link.is_open() => {
                 self.after_write(i, n, now);
             }
+            Some(_) => {} // closed while writing
             None => self.resched(i),
         }
         Ok(())
@@ -641,8 +642,9 @@ impl Node {
             IoSlice::new(env.suffix()),
         ];
         // Would block, or failed: queue it; write_out meets the error again.
+        let total: usize = parts.iter().map(|p| p.len()).sum();
         let n = sock.write_vectored(&parts).ok().filter(|&n| n > 0)?;
-        if n < need {
+        if n < total {
             // The socket took part: the rest goes into the reserved block.
             if !write_frame(s, &mut self.bufs, self.codec.as_ref(), head, body) {
                 log::error!("link to {}: no room for a reserved frame", s.peer);

@@ -77,8 +77,10 @@ pub trait Codec: Send {
     /// payload unchanged (both built-ins do). With it the driver writes a large
     /// frame (32 KiB or more) straight from where its payload lies, in one
     /// vectored write, instead of copying it into a transmit buffer first.
-    /// `None` (the default): the framing transforms the payload, or `len` cannot
-    /// be framed; every frame then goes through [`Codec::encode_parts`].
+    /// Prefix and suffix together are [`Codec::overhead`] bytes, and around a
+    /// payload they are exactly what `encode_parts` writes. `None` (the
+    /// default): the framing transforms the payload, or `len` cannot be framed;
+    /// every frame then goes through [`Codec::encode_parts`].
     fn envelope(&self, len: usize) -> Option<Envelope> {
         let _ = len;
         None
