@@ -7,8 +7,8 @@
 //!
 //! | kind | name    | body                                                    |
 //! |------|---------|---------------------------------------------------------|
-//! | 0x01 | HELLO   | version u8, flags u8, session id u64, token [16], last received seq u64 |
-//! | 0x02 | WELCOME | version u8, flags u8, session id u64, token [16], last received seq u64 |
+//! | 0x01 | HELLO   | version u8, flags u8, session id u64, token \[16\], last received seq u64 |
+//! | 0x02 | WELCOME | version u8, flags u8, session id u64, token \[16\], last received seq u64 |
 //! | 0x03 | DATA    | seq u64, application payload                            |
 //! | 0x04 | ACK     | seq u64 (cumulative: everything up to it arrived)       |
 //! | 0x05 | PING    | -                                                       |
