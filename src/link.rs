@@ -447,6 +447,13 @@ impl Link {
         self.state == LinkState::Open
     }
 
+    /// True when the link closes as soon as its queue is written out: a
+    /// close-after-reply link with its reply queued. (A driver writing early to
+    /// make room would close it before the rest of a reply is queued.)
+    pub fn closes_once_written(&self) -> bool {
+        self.phase == ReplyPhase::ReplyQueued
+    }
+
     /// True when the driver may read more bytes (open, and not a close-after-reply
     /// link that already has its message).
     pub fn may_read(&self) -> bool {
@@ -632,7 +639,9 @@ mod tests {
         );
         assert!(!deliver(&mut l, t(2)));
         assert_eq!(l.stats().discarded_frames, 1);
+        assert!(!l.closes_once_written());
         l.handle_queued(t(3), None);
+        assert!(l.closes_once_written(), "the reply is queued");
         assert_eq!(l.handle_written(t(4), 2, false), None);
         assert_eq!(
             l.handle_written(t(5), 2, true),

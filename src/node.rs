@@ -205,6 +205,8 @@ struct Slot {
     pending: u8,
     in_ready: bool,
     in_flush: bool,
+    /// Listed in `Node::resched`: its deadline changed since the heap was updated.
+    in_resched: bool,
     in_waiting: bool,
     want_writable: bool,
     /// The session this link carries, if any.
@@ -275,6 +277,9 @@ pub struct Node {
     timers: DeadlineHeap,
     ready: VecDeque<u32>,
     flush: Vec<u32>,
+    /// Links whose deadline may have changed; the heap catches up in
+    /// `settle_deadlines`, once per batch rather than once per frame.
+    resched: Vec<u32>,
     waiting: VecDeque<u32>,
     rejected: heapless::Deque<Rejection, REJECTION_QUEUE>,
     /// Closed links not yet reported; bounded by `closed_cap` (when full, a closed
@@ -347,6 +352,7 @@ impl Node {
                 pending: 0,
                 in_ready: false,
                 in_flush: false,
+                in_resched: false,
                 in_waiting: false,
                 want_writable: false,
                 session: None,
@@ -367,6 +373,7 @@ impl Node {
             timers: DeadlineHeap::new(n + cfg.max_sessions),
             ready: VecDeque::with_capacity(n),
             flush: Vec::with_capacity(n),
+            resched: Vec::with_capacity(n),
             waiting: VecDeque::with_capacity(n),
             rejected: heapless::Deque::new(),
             closed: VecDeque::with_capacity(2 * n),
@@ -531,9 +538,22 @@ impl Node {
             .map_or(0, |i| self.slots[i as usize].tx.len())
     }
 
-    /// The earliest deadline of any link.
+    /// The earliest deadline of any link. Never later than the true one; it can
+    /// be earlier (then [`Node::poll`] finds nothing due and waits again) when
+    /// called between polls, after traffic moved a link's deadline later.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.next()
+        // Links with a change not yet in the heap: their own deadline now. The
+        // heap's entry for them can only be stale-early, so the minimum of both
+        // is never late.
+        let unsettled = self
+            .resched
+            .iter()
+            .filter_map(|&i| self.slots[i as usize].link.poll_timeout())
+            .min();
+        match (self.timers.next(), unsettled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Queues a frame on the link. It is written at the next [`Node::poll`] (or
@@ -668,11 +688,17 @@ impl Node {
     }
 
     fn encode_into_tx(&mut self, i: u32, head: &[u8], body: Body<'_>) -> Result<(), SendError> {
+        let need = head.len() + body.len() + self.codec.overhead();
+        if self.would_outgrow_working_block(i, need) {
+            // A full working block is a good write: send it rather than copy the
+            // queue into a large block, which frames bigger than `buffer_size`
+            // need and other links may be waiting for.
+            self.write_out_before_queueing(i)?;
+        }
         let s = &mut self.slots[i as usize];
         if !write_frame(s, &mut self.bufs, self.codec.as_ref(), head, body) {
             // Full: write what is queued now and try once more before pushing back.
-            let now = self.now;
-            self.write_out(i, now);
+            self.write_out_before_queueing(i)?;
             let s = &mut self.slots[i as usize];
             if !write_frame(s, &mut self.bufs, self.codec.as_ref(), head, body) {
                 // This refusal supersedes a Writable raised by that write: the
@@ -690,6 +716,31 @@ impl Node {
         }
         self.queue_flush(i);
         Ok(())
+    }
+
+    /// Writes the link's queue to make room for a frame; `NotOpen` when that
+    /// closed the link (a write error, or a close-after-reply link whose reply
+    /// went out), so nothing is queued on a closed link.
+    fn write_out_before_queueing(&mut self, i: u32) -> Result<(), SendError> {
+        let now = self.now;
+        self.write_out(i, now);
+        if self.slots[i as usize].link.is_open() {
+            Ok(())
+        } else {
+            Err(SendError::NotOpen)
+        }
+    }
+
+    /// True when `need` more bytes fit the link's working transmit block only by
+    /// moving its queue into a large one, though the frame alone would fit (and
+    /// writing the queue now would not close the link under its caller).
+    fn would_outgrow_working_block(&self, i: u32, need: usize) -> bool {
+        let s = &self.slots[i as usize];
+        let small = self.bufs.block_size(Tier::Small);
+        matches!(s.tx.block, Some(b) if b.tier == Tier::Small)
+            && s.tx.len() + need > small
+            && need <= small
+            && !s.link.closes_once_written()
     }
 
     /// Backpressure: the link is told (or its session pumped) when room comes back.
@@ -732,7 +783,9 @@ impl Node {
         self.consume_delivered();
         let now = self.tick();
         self.flush();
+        self.settle_deadlines();
         self.expire(now);
+        self.settle_deadlines();
         let mut wait = timeout;
         if !self.ready.is_empty()
             || !self.rejected.is_empty()
@@ -947,9 +1000,25 @@ impl Node {
         self.resched(i);
     }
 
+    /// The link's deadline may have changed: note it for `settle_deadlines`. A
+    /// burst of frames on a link then costs one heap update, not one per frame.
     fn resched(&mut self, i: u32) {
-        let at = self.slots[i as usize].link.poll_timeout();
-        self.timers.set(i, at);
+        let s = &mut self.slots[i as usize];
+        if !s.in_resched {
+            s.in_resched = true;
+            self.resched.push(i);
+        }
+    }
+
+    /// Brings the deadline heap up to date; before anything reads it.
+    fn settle_deadlines(&mut self) {
+        while let Some(i) = self.resched.pop() {
+            let s = &mut self.slots[i as usize];
+            s.in_resched = false;
+            // A closed slot's link has no timers left: this removes its entry.
+            let at = s.link.poll_timeout();
+            self.timers.set(i, at);
+        }
     }
 
     fn expire(&mut self, now: Instant) {

@@ -326,40 +326,65 @@ fn frames_larger_than_the_working_buffer_up_to_max_frame_travel_both_ways() {
     }
 }
 
+/// One message to a close-after-reply server whose working buffer is
+/// `buffer_size`: `copies` echoes of it come back, then the link closes with
+/// `ClosedAfterReply`.
+fn close_after_reply_round(framing: Framing, buffer_size: usize, payload: &[u8], reply: Reply) {
+    let copies = match reply {
+        Reply::EchoTwice => 2,
+        _ => 1,
+    };
+    let cfg = NodeConfig {
+        framing,
+        buffer_size,
+        ..NodeConfig::default()
+    };
+    let listen = ListenConfig {
+        policy: ServerPolicy::CloseAfterReply,
+        ..ListenConfig::default()
+    };
+    let mut h = Harness::start(cfg, listen, reply);
+    let mut p = Peer::connect(h.addr);
+    match framing {
+        Framing::Mllp => p.send_mllp(payload),
+        Framing::Len32 => p.send(&len32(payload)),
+    }
+    for n in 1..=copies {
+        let got = read_frame(framing, &mut p);
+        assert!(
+            got.as_deref() == Ok(payload),
+            "{framing:?}: frame {n} of the reply: {:?}",
+            got.map(|b| b.len())
+        );
+    }
+    assert_eq!(
+        read_frame(framing, &mut p),
+        Err(ReadEnd::Closed),
+        "{framing:?}"
+    );
+    let me = p.local_addr();
+    h.wait_for("the close after the reply", PATIENCE, |r| {
+        r.is_closed_from(me) == Some(CloseReason::ClosedAfterReply)
+    });
+}
+
 /// A reply larger than the working buffer leaves in one write straight from the
 /// received frame; the close-after-reply policy still waits for it to be out.
 #[test]
 fn a_close_after_reply_server_closes_once_a_reply_larger_than_its_working_buffer_is_out() {
+    let payload: Vec<u8> = (0..50_000).map(|i| b'A' + (i % 26) as u8).collect();
     for framing in [Framing::Mllp, Framing::Len32] {
-        let cfg = NodeConfig {
-            framing,
-            buffer_size: 1024,
-            ..NodeConfig::default()
-        };
-        let listen = ListenConfig {
-            policy: ServerPolicy::CloseAfterReply,
-            ..ListenConfig::default()
-        };
-        let mut h = Harness::start(cfg, listen, Reply::Echo);
-        let mut p = Peer::connect(h.addr);
-        let payload: Vec<u8> = (0..50_000).map(|i| b'A' + (i % 26) as u8).collect();
-        let read = |p: &mut Peer| match framing {
-            Framing::Mllp => p.read_mllp(PATIENCE),
-            Framing::Len32 => p.read_len32(PATIENCE),
-        };
-        match framing {
-            Framing::Mllp => p.send_mllp(&payload),
-            Framing::Len32 => p.send(&len32(&payload)),
-        }
-        assert!(
-            read(&mut p).unwrap() == payload,
-            "{framing:?}: echo differs"
-        );
-        assert_eq!(read(&mut p), Err(ReadEnd::Closed), "{framing:?}");
-        let me = p.local_addr();
-        h.wait_for("the close after the reply", PATIENCE, |r| {
-            r.is_closed_from(me) == Some(CloseReason::ClosedAfterReply)
-        });
+        close_after_reply_round(framing, 1024, &payload, Reply::Echo);
+    }
+}
+
+/// A reply of two frames that together overflow the working buffer: both go
+/// out, then the link closes (writing the first early to make room for the
+/// second must not close the link in between).
+#[test]
+fn a_close_after_reply_server_sends_every_frame_of_a_reply_that_overflows_its_working_buffer() {
+    for framing in [Framing::Mllp, Framing::Len32] {
+        close_after_reply_round(framing, 4096, &numbered(1, 3000), Reply::EchoTwice);
     }
 }
 
@@ -376,6 +401,12 @@ fn connected_to_a_small_window(cfg: NodeConfig) -> (Node, LinkId, std::net::TcpS
         .set_recv_buffer_size(8 * 1024)
         .unwrap();
     let mut node = Node::new(cfg).unwrap();
+    let (link, peer) = connect_to(&mut node, &listener);
+    (node, link, peer)
+}
+
+/// Links `node` to a raw peer accepted from `listener`, once connected.
+fn connect_to(node: &mut Node, listener: &TcpListener) -> (LinkId, std::net::TcpStream) {
     let link = node
         .connect(listener.local_addr().unwrap(), &ConnectConfig::default())
         .unwrap();
@@ -389,7 +420,48 @@ fn connected_to_a_small_window(cfg: NodeConfig) -> (Node, LinkId, std::net::TcpS
             connected |= matches!(ev, Event::Connected { link: l, .. } if l == link);
         }
     }
-    (node, link, peer)
+    (link, peer)
+}
+
+/// Small frames queued past the working block go out as the block fills; they
+/// never take a large block, which a frame bigger than `buffer_size` on
+/// another link needs.
+#[test]
+fn small_frames_beyond_the_working_buffer_leave_the_large_buffer_to_a_large_frame() {
+    for framing in [Framing::Mllp, Framing::Len32] {
+        let listener = TcpListener::bind(any_port()).unwrap();
+        let mut node = Node::new(NodeConfig {
+            framing,
+            buffer_size: 4096,
+            large_buffers: 1,
+            ..NodeConfig::default()
+        })
+        .unwrap();
+        let (small, small_peer) = connect_to(&mut node, &listener);
+        let (large, large_peer) = connect_to(&mut node, &listener);
+        let (mut small_peer, mut large_peer) = (Peer::wrap(small_peer), Peer::wrap(large_peer));
+        // 64 x 256 B: four working blocks' worth, queued without a poll between.
+        for seq in 0..64 {
+            node.send(small, &numbered(seq, 256))
+                .expect("small frame queued");
+        }
+        let big = numbered(1000, 6000);
+        assert_eq!(
+            node.send(large, &big),
+            Ok(()),
+            "{framing:?}: the large buffer was free for the large frame"
+        );
+        node.flush();
+        for seq in 0..64 {
+            let got = read_frame(framing, &mut small_peer).expect("small frame");
+            assert_eq!(got, numbered(seq, 256), "{framing:?}: frame {seq}");
+        }
+        assert_eq!(
+            read_frame(framing, &mut large_peer).expect("large frame"),
+            big
+        );
+        assert_eq!(node.stats().large_buffer_waits, 0);
+    }
 }
 
 /// A large frame (32 KiB or more) goes to the socket straight from the
@@ -455,6 +527,14 @@ fn a_large_frame_the_socket_takes_only_in_part_arrives_whole_before_what_follows
             got == sent,
             "{framing:?}: frames differ or are out of order"
         );
+    }
+}
+
+/// The next frame from a raw peer, in the node's framing.
+fn read_frame(framing: Framing, p: &mut Peer) -> Result<Vec<u8>, ReadEnd> {
+    match framing {
+        Framing::Mllp => p.read_mllp(PATIENCE),
+        Framing::Len32 => p.read_len32(PATIENCE),
     }
 }
 

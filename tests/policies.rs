@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mooring::{
-    hl7, AllowList, Client, ClientConfig, ClientPolicy, CloseReason, ConfigError, LinkId,
+    hl7, AllowList, Client, ClientConfig, ClientPolicy, CloseReason, ConfigError, Event, LinkId,
     ListenConfig, Node, NodeConfig, ServerPolicy, SetupError,
 };
 
@@ -398,6 +398,56 @@ fn traffic_keeps_a_link_past_the_idle_timeout_which_counts_from_the_last_byte() 
         e.is_closed_from(me).is_some()
     });
     assert_eq!(r.is_closed_from(me), Some(CloseReason::IdleTimeout));
+}
+
+/// Polls `node` until `pick` accepts an event, or PATIENCE passes.
+fn poll_until(node: &mut Node, what: &str, mut pick: impl FnMut(&Event<'_>) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        node.poll(Some(Duration::from_millis(10))).expect("poll");
+        while let Some(ev) = node.next_event() {
+            if pick(&ev) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "no {what} within {PATIENCE:?}");
+    }
+}
+
+#[test]
+fn next_deadline_includes_a_response_timer_started_since_the_last_poll() {
+    // The node brings its deadline heap up to date once per poll, not once per
+    // frame; an application asking between polls must still never hear a time
+    // later than the true one.
+    let peer = TcpListener::bind(any_port()).expect("peer listens");
+    let mut node = Node::new(NodeConfig::default()).expect("node");
+    let link = node
+        .connect(
+            peer.local_addr().expect("bound"),
+            &mooring::ConnectConfig::default(),
+        )
+        .expect("connect");
+    poll_until(&mut node, "connect", |e| {
+        matches!(e, Event::Connected { .. })
+    });
+    let (_conn, _) = peer.accept().expect("accepted");
+    // A poll settles the connect timer's end.
+    node.poll(Some(Duration::ZERO)).expect("poll");
+    while node.next_event().is_some() {}
+    assert_eq!(node.next_deadline(), None, "no timer runs on an idle link");
+    let within = Duration::from_secs(10);
+    let before = node.now();
+    node.send_request(link, b"ping", within).expect("queued");
+    let next = node
+        .next_deadline()
+        .expect("the response timer is a deadline at once");
+    // Timers started between polls count from that poll's clock, at most
+    // `before`.
+    assert!(next <= before + within, "later than the response timer");
+    assert!(
+        next + Duration::from_secs(1) > before + within,
+        "far too early"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -172,6 +172,8 @@ pub enum Reply {
     Ack,
     /// The payload itself.
     Echo,
+    /// The payload twice, as two frames: a reply of more than one frame.
+    EchoTwice,
     /// Nothing.
     Nothing,
 }
@@ -202,6 +204,7 @@ impl Harness {
                 node.poll(Some(Duration::from_millis(5))).expect("poll");
                 loop {
                     let mut answer: Option<(LinkId, Vec<u8>)> = None;
+                    let mut times = 1;
                     let Some(ev) = node.next_event() else { break };
                     let rec = Rec::from_event(&ev);
                     if let Event::Message { link, payload } = ev {
@@ -217,13 +220,19 @@ impl Harness {
                                 answer = Some((link, ack[..n].to_vec()));
                             }
                             Reply::Echo => answer = Some((link, payload.to_vec())),
+                            Reply::EchoTwice => {
+                                answer = Some((link, payload.to_vec()));
+                                times = 2;
+                            }
                             Reply::Nothing => {}
                         }
                     }
                     let _ = tx.send((Instant::now(), rec));
                     if let Some((link, bytes)) = answer {
-                        // A refused reply would surface as a missing reply in the test.
-                        let _ = node.send(link, &bytes);
+                        for _ in 0..times {
+                            // A refused reply surfaces as a missing reply in the test.
+                            let _ = node.send(link, &bytes);
+                        }
                     }
                 }
             }
