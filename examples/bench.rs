@@ -263,6 +263,8 @@ impl Histogram {
 #[derive(Clone, Copy, Default)]
 struct Cpu {
     ticks: f64,
+    /// The kernel's part of `ticks` (stime).
+    sys_ticks: f64,
     live_ns: f64,
 }
 
@@ -278,8 +280,10 @@ fn cpu(pid: u32) -> Cpu {
                 .unwrap_or(0.0);
         }
     }
+    let (user, sys) = cpu_split(pid);
     Cpu {
-        ticks: cpu_secs(pid),
+        ticks: user + sys,
+        sys_ticks: sys,
         live_ns,
     }
 }
@@ -296,14 +300,24 @@ fn cpu_delta(a: Cpu, b: Cpu) -> f64 {
     }
 }
 
-/// User + system CPU seconds of process `pid` (all its threads, live or gone).
-fn cpu_secs(pid: u32) -> f64 {
+/// The kernel's share of the CPU between two readings (tick resolution).
+fn sys_share(a: Cpu, b: Cpu) -> f64 {
+    let total = b.ticks - a.ticks;
+    if total > 0.0 {
+        (b.sys_ticks - a.sys_ticks) / total
+    } else {
+        f64::NAN
+    }
+}
+
+/// User and system CPU seconds of process `pid` (all its threads, live or gone).
+fn cpu_split(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |x| x.1);
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 (1-based), here 11 and 12; USER_HZ is 100.
-    (ticks(11) + ticks(12)) / 100.0
+    (ticks(11) / 100.0, ticks(12) / 100.0)
 }
 
 /// A `kB` field of /proc/PID/status (VmRSS, Threads) as a number.
@@ -964,6 +978,8 @@ struct Sample {
     msgs: u64,
     secs: f64,
     cpu: f64,
+    /// The kernel's share of `cpu`.
+    sys: f64,
     p50: f64,
     p99: f64,
     p999: f64,
@@ -1201,6 +1217,7 @@ fn run_load(
                 msgs: load.replied,
                 secs: now.duration_since(t0).as_secs_f64(),
                 cpu: cpu_delta(cpu0, cpu1),
+                sys: sys_share(cpu0, cpu1),
                 p50: load.hist.quantile_us(0.5),
                 p99: load.hist.quantile_us(0.99),
                 p999: load.hist.quantile_us(0.999),
@@ -1302,10 +1319,12 @@ fn run_per_message(
         }
     }
     let secs = t0.elapsed().as_secs_f64();
+    let cpu1 = cpu(srv.pid());
     Ok(Sample {
         msgs: count as u64,
         secs,
-        cpu: cpu_delta(cpu0, cpu(srv.pid())),
+        cpu: cpu_delta(cpu0, cpu1),
+        sys: sys_share(cpu0, cpu1),
         p50: hist.quantile_us(0.5),
         p99: hist.quantile_us(0.99),
         p999: hist.quantile_us(0.999),
@@ -1653,7 +1672,7 @@ fn run_all(o: &Opts, pin: bool) -> Result<(), String> {
                     match res {
                         Ok(s) => {
                             eprintln!(
-                                "  {:8} {:5} {:9} rep {}: {:>8} msgs/s  p50 {:>6} us  p99 {:>6} us  cpu {:.2} s/M",
+                                "  {:8} {:5} {:9} rep {}: {:>8} msgs/s  p50 {:>6} us  p99 {:>6} us  cpu {:.2} s/M  sys {:.0}%",
                                 w.name,
                                 wire.name(),
                                 srv.serve.kind.name(),
@@ -1661,7 +1680,8 @@ fn run_all(o: &Opts, pin: bool) -> Result<(), String> {
                                 fmt_rate(s.rate()),
                                 fmt_us(s.p50),
                                 fmt_us(s.p99),
-                                s.cpu_per_m()
+                                s.cpu_per_m(),
+                                s.sys * 100.0
                             );
                             samples[i].push(s);
                         }
