@@ -9,12 +9,19 @@
 //! shared and may run dry, which is backpressure (stop reading, `TxFull`), never
 //! growth. Free lists are LIFO, so the same few blocks stay hot and untouched
 //! pages of the arena never become resident.
+//!
+//! One more block, the burst block (`read_burst`), is for reading only: a link
+//! whose reads keep filling its working block (a stream, a pipelined burst)
+//! borrows it for larger reads, so fewer reads per message without a larger
+//! block for every link. It goes back as soon as the link's bytes are consumed
+//! or the link pauses ([`Buffers::park`]).
 
 /// Which pool a block came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Tier {
     Small,
     Large,
+    Burst,
 }
 
 /// A borrowed block: its pool and index.
@@ -62,37 +69,113 @@ impl Buf {
     }
 }
 
-/// The node's two pools.
+/// The node's pools, indexed by [`Tier`].
 pub(crate) struct Buffers {
-    small: Pool,
-    large: Pool,
+    pools: [Pool; 3],
 }
 
 impl Buffers {
-    pub(crate) fn new(
-        small_size: usize,
-        small_count: usize,
-        large_size: usize,
-        large_count: usize,
-    ) -> Self {
+    /// Pools of `(block size, count)` for small, large and burst blocks.
+    pub(crate) fn new(small: (usize, usize), large: (usize, usize), burst: usize) -> Self {
         Buffers {
-            small: Pool::new(small_size, small_count),
-            large: Pool::new(large_size, large_count),
+            pools: [
+                Pool::new(small.0, small.1),
+                Pool::new(large.0, large.1),
+                Pool::new(burst, usize::from(burst > 0)),
+            ],
         }
     }
 
     fn pool(&self, t: Tier) -> &Pool {
-        match t {
-            Tier::Small => &self.small,
-            Tier::Large => &self.large,
-        }
+        &self.pools[t as usize]
     }
 
     fn pool_mut(&mut self, t: Tier) -> &mut Pool {
-        match t {
-            Tier::Small => &mut self.small,
-            Tier::Large => &mut self.large,
+        &mut self.pools[t as usize]
+    }
+
+    /// Two different pools at once (`a != b`), for copies between them.
+    fn two_pools(&mut self, a: Tier, b: Tier) -> (&mut Pool, &mut Pool) {
+        debug_assert_ne!(a, b);
+        let (ia, ib) = (a as usize, b as usize);
+        if ia < ib {
+            let (lo, hi) = self.pools.split_at_mut(ib);
+            (&mut lo[ia], &mut hi[0])
+        } else {
+            let (lo, hi) = self.pools.split_at_mut(ia);
+            (&mut hi[0], &mut lo[ib])
         }
+    }
+
+    /// Moves the pending bytes of `b` into a fresh block of tier `to` (which
+    /// must hold them), giving the old block back. False when none is free.
+    fn move_to(&mut self, b: &mut Buf, to: Tier) -> bool {
+        let Some(old) = b.block else { return false };
+        let (s, e) = (b.start as usize, b.end as usize);
+        let len = e - s;
+        if old.tier == to || len > self.block_size(to) {
+            return false;
+        }
+        let Some(new) = self.take(to) else {
+            return false;
+        };
+        let (src, dst) = self.two_pools(old.tier, to);
+        let r = dst.range(new.idx);
+        dst.mem[r][..len].copy_from_slice(&src.mem[src.range(old.idx)][s..e]);
+        self.give(old);
+        *b = Buf {
+            block: Some(new),
+            start: 0,
+            end: len as u32,
+        };
+        true
+    }
+
+    /// Moves `b` (empty, or a few bytes in a working block) into the burst
+    /// block for a larger read. False (nothing changed) when the burst block
+    /// is in use, absent, or would not be larger than what `b` has room for.
+    pub(crate) fn take_burst(&mut self, b: &mut Buf) -> bool {
+        let burst = self.block_size(Tier::Burst);
+        if b.block.is_some_and(|blk| blk.tier != Tier::Small)
+            || burst <= self.block_size(Tier::Small)
+            || b.len() > burst / 2
+            || self.pool(Tier::Burst).free.is_empty()
+        {
+            return false;
+        }
+        if b.block.is_none() {
+            return match self.take(Tier::Burst) {
+                Some(blk) => {
+                    *b = Buf {
+                        block: Some(blk),
+                        start: 0,
+                        end: 0,
+                    };
+                    true
+                }
+                None => false,
+            };
+        }
+        self.move_to(b, Tier::Burst)
+    }
+
+    /// A link pausing with bytes in the burst block moves them to a working
+    /// (or large) block, so the next link can have it. False when they stay
+    /// (no block of the size needed is free: they move later).
+    pub(crate) fn park(&mut self, b: &mut Buf) -> bool {
+        if !b.block.is_some_and(|blk| blk.tier == Tier::Burst) {
+            return true;
+        }
+        if b.is_empty() {
+            self.release(b);
+            return true;
+        }
+        let to = if b.len() <= self.block_size(Tier::Small) {
+            Tier::Small
+        } else {
+            Tier::Large
+        };
+        self.move_to(b, to)
     }
 
     /// Size of a block of this tier.
@@ -107,7 +190,7 @@ impl Buffers {
 
     /// True when a large block is free.
     pub(crate) fn large_available(&self) -> bool {
-        !self.large.free.is_empty()
+        !self.pool(Tier::Large).free.is_empty()
     }
 
     fn take(&mut self, t: Tier) -> Option<Block> {
@@ -165,7 +248,7 @@ impl Buffers {
     pub(crate) fn reserve(&mut self, b: &mut Buf, want: usize) -> bool {
         let need = b.len() + want;
         if b.block.is_none() {
-            let tier = if need <= self.small.block {
+            let tier = if need <= self.block_size(Tier::Small) {
                 Tier::Small
             } else {
                 Tier::Large
@@ -194,27 +277,10 @@ impl Buffers {
             return true;
         }
         // Grow into a large block: copy the pending bytes over.
-        let Some(old) = b.block else { return false };
-        if old.tier == Tier::Large || need > self.large.block {
+        if need > self.block_size(Tier::Large) {
             return false;
         }
-        let Some(new) = self.take(Tier::Large) else {
-            return false;
-        };
-        let (s, e) = (b.start as usize, b.end as usize);
-        let len = e - s;
-        // Small and large live in different arenas: copy via split borrows.
-        let Buffers { small, large } = self;
-        let src = &small.mem[small.range(old.idx)][s..e];
-        let r = large.range(new.idx);
-        large.mem[r][..len].copy_from_slice(src);
-        self.give(old);
-        *b = Buf {
-            block: Some(new),
-            start: 0,
-            end: len as u32,
-        };
-        true
+        self.move_to(b, Tier::Large)
     }
 
     /// Moves the pending bytes of `b` to the front of its block.
@@ -243,20 +309,13 @@ impl Buffers {
             return None;
         }
         let end = dst.end as usize;
-        let Buffers { small, large } = self;
         if src.tier != d.tier {
-            let (sp, dp) = match src.tier {
-                Tier::Small => (&*small, large),
-                Tier::Large => (&*large, small),
-            };
+            let (sp, dp) = self.two_pools(src.tier, d.tier);
             let s = &sp.mem[sp.range(src.idx)][range];
             let r = dp.range(d.idx);
             return Some((s, &mut dp.mem[r][end..]));
         }
-        let pool = match src.tier {
-            Tier::Small => small,
-            Tier::Large => large,
-        };
+        let pool = self.pool_mut(src.tier);
         let (rs, rd) = (pool.range(src.idx), pool.range(d.idx));
         // Two different blocks of one arena: split between them.
         if rs.start < rd.start {
@@ -295,32 +354,32 @@ mod tests {
 
     #[test]
     fn a_link_holds_no_block_while_empty() {
-        let mut bufs = Buffers::new(8, 2, 32, 1);
+        let mut bufs = Buffers::new((8, 2), (32, 1), 0);
         let mut b = Buf::default();
         assert!(push(&mut bufs, &mut b, b"abc"));
         assert_eq!(b.block.map(|x| x.tier), Some(Tier::Small));
         bufs.consume(&mut b, 3);
         assert!(b.block.is_none());
-        assert_eq!(bufs.small.free.len(), 2);
+        assert_eq!(bufs.pool(Tier::Small).free.len(), 2);
     }
 
     #[test]
     fn growing_past_a_small_block_moves_to_a_large_one_keeping_bytes() {
-        let mut bufs = Buffers::new(8, 2, 32, 1);
+        let mut bufs = Buffers::new((8, 2), (32, 1), 0);
         let mut b = Buf::default();
         assert!(push(&mut bufs, &mut b, b"0123456"));
         bufs.consume(&mut b, 2);
         assert!(push(&mut bufs, &mut b, b"789abcdef"));
         assert_eq!(b.block.map(|x| x.tier), Some(Tier::Large));
         assert_eq!(bufs.data(&b), b"23456789abcdef");
-        assert_eq!(bufs.small.free.len(), 2, "small block returned");
+        assert_eq!(bufs.pool(Tier::Small).free.len(), 2, "small block returned");
     }
 
     #[test]
     fn a_frame_copies_between_blocks_of_either_pool_in_either_order() {
         for (src_large, dst_large) in [(false, false), (false, true), (true, false)] {
             for order in 0..2 {
-                let mut bufs = Buffers::new(16, 4, 64, 2);
+                let mut bufs = Buffers::new((16, 4), (64, 2), 0);
                 let mut a = Buf::default();
                 let mut b = Buf::default();
                 let fill = |bufs: &mut Buffers, x: &mut Buf, large: bool, byte: u8| {
@@ -346,7 +405,7 @@ mod tests {
                 assert_eq!(&bufs.data(&a)[..4], &[1, 1, 1, 1], "source untouched");
             }
         }
-        let mut bufs = Buffers::new(16, 4, 64, 2);
+        let mut bufs = Buffers::new((16, 4), (64, 2), 0);
         let mut a = Buf::default();
         assert!(push(&mut bufs, &mut a, b"xy"));
         assert!(
@@ -357,7 +416,7 @@ mod tests {
 
     #[test]
     fn an_empty_large_pool_refuses_without_changing_anything() {
-        let mut bufs = Buffers::new(8, 2, 32, 1);
+        let mut bufs = Buffers::new((8, 2), (32, 1), 0);
         let mut a = Buf::default();
         assert!(push(&mut bufs, &mut a, &[1; 20]));
         let mut b = Buf::default();
@@ -368,5 +427,57 @@ mod tests {
             !push(&mut bufs, &mut a, &[3; 20]),
             "over the large block size"
         );
+    }
+
+    #[test]
+    fn a_burst_read_takes_the_tail_along_and_parks_it_back_in_a_working_block() {
+        let mut bufs = Buffers::new((8, 2), (32, 1), 24);
+        let mut a = Buf::default();
+        assert!(push(&mut bufs, &mut a, b"abcdefgh"));
+        bufs.consume(&mut a, 5);
+        assert!(bufs.take_burst(&mut a));
+        assert_eq!(a.block.map(|x| x.tier), Some(Tier::Burst));
+        assert_eq!(bufs.data(&a), b"fgh");
+        assert_eq!(bufs.spare(&a).len(), 21, "a read may fill the burst block");
+        let mut b = Buf::default();
+        assert!(!bufs.take_burst(&mut b), "one link at a time");
+        assert!(push(&mut bufs, &mut a, b"0123"));
+        bufs.consume(&mut a, 4);
+        assert!(bufs.park(&mut a));
+        assert_eq!(a.block.map(|x| x.tier), Some(Tier::Small));
+        assert_eq!(bufs.data(&a), b"123");
+        assert!(bufs.take_burst(&mut b), "free again once parked");
+        bufs.consume(&mut b, 0);
+        assert!(b.block.is_none(), "an empty burst buffer goes back at once");
+    }
+
+    #[test]
+    fn a_frame_outgrowing_the_burst_block_moves_to_a_large_one_and_a_big_tail_parks_there() {
+        let mut bufs = Buffers::new((8, 2), (64, 1), 24);
+        let mut a = Buf::default();
+        assert!(bufs.take_burst(&mut a));
+        assert!(push(&mut bufs, &mut a, &[7; 20]));
+        assert!(push(&mut bufs, &mut a, &[8; 10]));
+        assert_eq!(a.block.map(|x| x.tier), Some(Tier::Large));
+        assert_eq!(bufs.data(&a)[19..21], [7, 8]);
+        let mut b = Buf::default();
+        assert!(bufs.take_burst(&mut b));
+        assert!(push(&mut bufs, &mut b, &[9; 12]));
+        assert!(!bufs.park(&mut b), "12 bytes need the large block, in use");
+        assert_eq!(b.block.map(|x| x.tier), Some(Tier::Burst));
+        bufs.release(&mut a);
+        assert!(bufs.park(&mut b));
+        assert_eq!(b.block.map(|x| x.tier), Some(Tier::Large));
+        assert_eq!(bufs.data(&b), &[9; 12]);
+    }
+
+    #[test]
+    fn without_a_burst_block_or_with_one_no_larger_than_a_working_block_reads_stay_put() {
+        for burst in [0, 8] {
+            let mut bufs = Buffers::new((8, 2), (32, 1), burst);
+            let mut a = Buf::default();
+            assert!(!bufs.take_burst(&mut a));
+            assert!(a.block.is_none());
+        }
     }
 }

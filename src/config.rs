@@ -28,7 +28,7 @@ pub const MIN_BUFFER: usize = 64;
 /// Memory: `max_links x (slot record + 2 x buffer_size)` is reserved up front, but
 /// a link holds a buffer only while it has bytes in flight, and pages never
 /// touched are not resident; `large_buffers x (max_frame + 4)` covers frames
-/// larger than `buffer_size`.
+/// larger than `buffer_size`, and `read_burst` more serves large reads.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     /// Link slots: accepted plus outbound links at once. Default 16.
@@ -46,6 +46,12 @@ pub struct NodeConfig {
     /// sending a frame bigger than `buffer_size`. When none is free, such a link
     /// stops reading (TCP backpressure) or `send` returns `TxFull`. Default 2.
     pub large_buffers: usize,
+    /// One node-wide buffer for larger reads: a link whose reads keep filling its
+    /// working buffer (a stream, a pipelined burst) reads up to this much at once
+    /// while no other link has it, so fewer reads per message without a larger
+    /// buffer for every link. Used only when larger than `buffer_size`; 0 turns
+    /// it off. Default 64 KiB.
+    pub read_burst: usize,
     /// A link whose queued bytes make no progress for this long closes with
     /// `WriteTimeout`. Default 10 s.
     pub write_timeout: Duration,
@@ -67,6 +73,7 @@ impl Default for NodeConfig {
             max_frame: DEFAULT_MAX_FRAME,
             buffer_size: 16 * 1024,
             large_buffers: 2,
+            read_burst: 64 * 1024,
             write_timeout: Duration::from_secs(10),
             mllp_commit_ack: false,
             max_sessions: 0,
@@ -90,6 +97,11 @@ impl NodeConfig {
             || u32::try_from(self.buffer_size).is_err()
         {
             return Err(ConfigError::TooLarge { field: "max_frame" });
+        }
+        if u32::try_from(self.read_burst).is_err() {
+            return Err(ConfigError::TooLarge {
+                field: "read_burst",
+            });
         }
         if u32::try_from(self.max_links).is_err() {
             return Err(ConfigError::TooLarge { field: "max_links" });

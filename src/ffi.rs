@@ -235,8 +235,8 @@ pub enum mooring_close_reason {
 /// connect settings apply to every listener and outbound link of the node.
 ///
 /// Memory: `max_links x 2 x buffer_size` bytes of working buffers plus
-/// `large_buffers x (max_frame + 8)` are reserved at `mooring_node_new`; pages
-/// a link never touches stay virtual.
+/// `large_buffers x (max_frame + 8)` plus `read_burst` are reserved at
+/// `mooring_node_new`; pages a link never touches stay virtual.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -251,6 +251,10 @@ pub struct mooring_config {
     pub buffer_size: u32,
     /// Shared buffers of `max_frame` for frames larger than `buffer_size`. Default 2.
     pub large_buffers: u32,
+    /// One node-wide buffer for larger reads by a link whose reads keep filling
+    /// its working buffer, in bytes; used only when larger than `buffer_size`;
+    /// 0 = off. Default 64 KiB.
+    pub read_burst: u32,
     /// A link whose queued bytes make no progress this long closes. Default 10000.
     pub write_timeout_ms: u32,
     /// 1: MLLP release 2 commit ACK/NAK. Default 0.
@@ -353,6 +357,8 @@ pub struct mooring_node_stats {
     pub unreported_rejections: u64,
     /// Times a link had to wait for a large buffer (backpressure).
     pub large_buffer_waits: u64,
+    /// Reads into the node's burst buffer (`read_burst`).
+    pub burst_reads: u64,
     /// Link slots in use now (open, connecting, or closed and not yet reported).
     pub links_in_use: u64,
 }
@@ -648,6 +654,7 @@ fn defaults() -> mooring_config {
         max_frame: u32::try_from(n.max_frame).unwrap_or(u32::MAX),
         buffer_size: u32::try_from(n.buffer_size).unwrap_or(u32::MAX),
         large_buffers: u32::try_from(n.large_buffers).unwrap_or(u32::MAX),
+        read_burst: u32::try_from(n.read_burst).unwrap_or(u32::MAX),
         write_timeout_ms: ms(n.write_timeout),
         mllp_commit_ack: u32::from(n.mllp_commit_ack),
         max_connections: u32::try_from(l.max_connections).unwrap_or(u32::MAX),
@@ -716,6 +723,7 @@ fn convert(
         max_frame: c.max_frame as usize,
         buffer_size: c.buffer_size as usize,
         large_buffers: c.large_buffers as usize,
+        read_burst: c.read_burst as usize,
         write_timeout: from_ms(c.write_timeout_ms),
         mllp_commit_ack: flag(c.mllp_commit_ack, "mllp_commit_ack")?,
     };
@@ -1538,6 +1546,7 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             stale_replaced,
             unreported_rejections,
             large_buffer_waits,
+            burst_reads,
             // Sessions are not configurable through the C API yet (no
             // open_session); their counters stay 0 for C callers.
             bad_tokens: _,
@@ -1550,6 +1559,7 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             stale_replaced,
             unreported_rejections,
             large_buffer_waits,
+            burst_reads,
             links_in_use: h.node.links_in_use() as u64,
         };
         // SAFETY: non-NULL and writable by contract.

@@ -369,8 +369,8 @@ typedef struct mooring_node mooring_node;
  * connect settings apply to every listener and outbound link of the node.
  *
  * Memory: `max_links x 2 x buffer_size` bytes of working buffers plus
- * `large_buffers x (max_frame + 8)` are reserved at `mooring_node_new`; pages
- * a link never touches stay virtual.
+ * `large_buffers x (max_frame + 8)` plus `read_burst` are reserved at
+ * `mooring_node_new`; pages a link never touches stay virtual.
  */
 typedef struct mooring_config {
   /**
@@ -393,6 +393,12 @@ typedef struct mooring_config {
    * Shared buffers of `max_frame` for frames larger than `buffer_size`. Default 2.
    */
   uint32_t large_buffers;
+  /**
+   * One node-wide buffer for larger reads by a link whose reads keep filling
+   * its working buffer, in bytes; used only when larger than `buffer_size`;
+   * 0 = off. Default 64 KiB.
+   */
+  uint32_t read_burst;
   /**
    * A link whose queued bytes make no progress this long closes. Default 10000.
    */
@@ -653,6 +659,10 @@ typedef struct mooring_node_stats {
    * Times a link had to wait for a large buffer (backpressure).
    */
   uint64_t large_buffer_waits;
+  /**
+   * Reads into the node's burst buffer (`read_burst`).
+   */
+  uint64_t burst_reads;
   /**
    * Link slots in use now (open, connecting, or closed and not yet reported).
    */

@@ -145,6 +145,8 @@ pub struct NodeStats {
     pub unreported_session_events: u64,
     /// Times a link had to wait for a large buffer (backpressure).
     pub large_buffer_waits: u64,
+    /// Reads into the node's burst buffer (`NodeConfig::read_burst`).
+    pub burst_reads: u64,
 }
 
 /// Errors building a node or adding a listener or link.
@@ -213,6 +215,12 @@ struct Slot {
     session: Option<u32>,
     /// Its last frame did not fit a working block: read the next into a large one.
     large_frames: bool,
+    /// More arrives at once than a working block holds (a read filled the room
+    /// offered, or the last round of reads brought more than a working block):
+    /// its next read may use the burst block.
+    hot: bool,
+    /// Bytes read since the socket was last found empty.
+    round_bytes: u32,
 }
 
 struct Listener {
@@ -357,6 +365,8 @@ impl Node {
                 want_writable: false,
                 session: None,
                 large_frames: false,
+                hot: false,
+                round_bytes: 0,
             })
             .collect();
         let large = cfg.max_frame + codec.overhead();
@@ -365,7 +375,11 @@ impl Node {
             events: Some(Events::with_capacity(256)),
             clock: Clock::new(),
             now: Instant::ZERO,
-            bufs: Buffers::new(cfg.buffer_size, 2 * n, large, cfg.large_buffers),
+            bufs: Buffers::new(
+                (cfg.buffer_size, 2 * n),
+                (large, cfg.large_buffers),
+                cfg.read_burst,
+            ),
             codec,
             slots,
             free: (0..n as u32).rev().collect(),
@@ -497,6 +511,8 @@ impl Node {
         s.want_writable = false;
         s.session = None;
         s.large_frames = false;
+        s.hot = false;
+        s.round_bytes = 0;
         LinkId { slot, gen: s.gen }
     }
 
@@ -1480,7 +1496,12 @@ impl Node {
     fn fill(&mut self, i: u32, now: Instant) -> bool {
         let s = &mut self.slots[i as usize];
         if !s.readable || s.in_waiting || !s.link.may_read() {
+            // Pausing: the burst block goes to whichever link reads next.
+            self.bufs.park(&mut s.rx);
             return false;
+        }
+        if s.hot && self.bufs.take_burst(&mut s.rx) {
+            return self.read_once(i, now);
         }
         let cap = self.bufs.capacity(&s.rx);
         if cap == 0 && s.large_frames && self.bufs.large_available() {
@@ -1526,8 +1547,18 @@ impl Node {
                     // A read shorter than the room offered emptied the socket; any
                     // later byte raises a new edge, so skip the WouldBlock read.
                     // Not after a FIN was reported: its edge is spent, read to EOF.
-                    if n < self.bufs.capacity(&s.rx) - s.rx.end as usize && !s.read_closed {
+                    let short = n < self.bufs.capacity(&s.rx) - s.rx.end as usize;
+                    s.round_bytes = s.round_bytes.saturating_add(n as u32);
+                    if short {
+                        end_round(s, self.bufs.block_size(Tier::Small));
+                    } else {
+                        s.hot = true;
+                    }
+                    if short && !s.read_closed {
                         s.readable = false;
+                    }
+                    if s.rx.block.is_some_and(|b| b.tier == Tier::Burst) {
+                        self.stats.burst_reads += 1;
                     }
                     s.rx.end += n as u32;
                     s.link.handle_input(now, n);
@@ -1535,6 +1566,7 @@ impl Node {
                 }
                 Err(e) if would_block(&e) => {
                     s.readable = false;
+                    end_round(s, self.bufs.block_size(Tier::Small));
                     if s.rx.is_empty() {
                         self.bufs.release(&mut s.rx);
                     }
@@ -1576,6 +1608,13 @@ impl Body<'_> {
             Body::Delivered(d) => d.end - d.start,
         }
     }
+}
+
+/// The socket was found empty: the link stays hot for the next round when this
+/// one brought more than a working block (`small`) holds.
+fn end_round(s: &mut Slot, small: usize) {
+    s.hot = s.round_bytes as usize > small;
+    s.round_bytes = 0;
 }
 
 /// Frames `head` + `body` into the slot's transmit buffer; false (nothing

@@ -646,6 +646,86 @@ fn send_reports_tx_full_when_the_peer_does_not_read_and_writable_once_it_does() 
 // Many links
 // ---------------------------------------------------------------------------
 
+/// Two peers stream frames of mixed sizes (some larger than the working
+/// buffer, some larger than the burst buffer) faster than the node reads: every
+/// frame arrives whole and in order on its own link, whether reads go through
+/// the burst buffer (and move between it and the other blocks) or not.
+#[test]
+fn streams_faster_than_the_working_buffer_arrive_whole_and_in_order_with_or_without_the_burst_buffer(
+) {
+    const FRAMES: u32 = 400;
+    // Small ones first: the first reads fill the working buffer, so the link
+    // turns to the burst buffer before a large frame moves it to a large one.
+    const SIZES: [usize; 12] = [10, 300, 64, 700, 200, 1500, 90, 5000, 40, 300, 100, 4000];
+    let size = |seq: u32| SIZES[seq as usize % SIZES.len()];
+    for framing in [Framing::Mllp, Framing::Len32] {
+        for read_burst in [4096, 0] {
+            let mut node = Node::new(NodeConfig {
+                framing,
+                max_frame: 8192,
+                buffer_size: 1024,
+                read_burst,
+                ..NodeConfig::default()
+            })
+            .unwrap();
+            let l = node.listen(any_port(), ListenConfig::default()).unwrap();
+            let addr = node.local_addr(l).unwrap();
+            let writers: Vec<_> = (0..2)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let mut p = Peer::connect(addr);
+                        let mut all = Vec::new();
+                        for seq in 0..FRAMES {
+                            let payload = numbered(seq, size(seq));
+                            all.extend(match framing {
+                                Framing::Mllp => mllp(&payload),
+                                Framing::Len32 => len32(&payload),
+                            });
+                        }
+                        p.send(&all);
+                        p
+                    })
+                })
+                .collect();
+            let mut next: HashMap<LinkId, u32> = HashMap::new();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while next.len() < 2 || next.values().any(|&n| n < FRAMES) {
+                assert!(Instant::now() < deadline, "{framing:?}: only {next:?}");
+                node.poll(Some(Duration::from_millis(10))).unwrap();
+                while let Some(ev) = node.next_event() {
+                    match ev {
+                        Event::Connected { link, .. } => {
+                            next.insert(link, 0);
+                        }
+                        Event::Message { link, payload } => {
+                            let seq = next.get_mut(&link).expect("a known link");
+                            assert!(
+                                payload == numbered(*seq, size(*seq)).as_slice(),
+                                "{framing:?} burst {read_burst}: frame {seq} differs"
+                            );
+                            *seq += 1;
+                        }
+                        Event::Closed { reason, .. } => panic!("{framing:?}: closed: {reason}"),
+                        _ => {}
+                    }
+                }
+            }
+            let burst_reads = node.stats().burst_reads;
+            if read_burst > 0 {
+                assert!(
+                    burst_reads > 0,
+                    "{framing:?}: the burst buffer was never used"
+                );
+            } else {
+                assert_eq!(burst_reads, 0);
+            }
+            for w in writers {
+                drop(w.join().expect("writer"));
+            }
+        }
+    }
+}
+
 #[test]
 fn one_node_serves_hundreds_of_links_at_once() {
     const N: usize = 300;
