@@ -850,6 +850,7 @@ impl Node {
             }
         }
         self.events = Some(events);
+        self.settle_deadlines();
         self.expire(now);
         res
     }
