@@ -213,8 +213,10 @@ struct Slot {
     want_writable: bool,
     /// The session this link carries, if any.
     session: Option<u32>,
-    /// Its last frame did not fit a working block: read the next into a large one.
-    large_frames: bool,
+    /// Size of its last frame, framing included: one that did not fit a working
+    /// block sends the next read into a large block, unless it fits the burst
+    /// block several times over.
+    last_frame: u32,
     /// More arrives at once than a working block holds (a read filled the room
     /// offered, or the last round of reads brought more than a working block):
     /// its next read may use the burst block.
@@ -364,7 +366,7 @@ impl Node {
                 in_waiting: false,
                 want_writable: false,
                 session: None,
-                large_frames: false,
+                last_frame: 0,
                 hot: false,
                 round_bytes: 0,
             })
@@ -510,7 +512,7 @@ impl Node {
         s.pending = 0;
         s.want_writable = false;
         s.session = None;
-        s.large_frames = false;
+        s.last_frame = 0;
         s.hot = false;
         s.round_bytes = 0;
         LinkId { slot, gen: s.gen }
@@ -1367,7 +1369,7 @@ impl Node {
                     skipped,
                 }) => {
                     s.link.handle_skipped(skipped);
-                    s.large_frames = consumed > self.bufs.block_size(Tier::Small);
+                    s.last_frame = u32::try_from(consumed).unwrap_or(u32::MAX);
                     let block = s.rx.block?;
                     let base = s.rx.start as usize;
                     let frame = &self.bufs.block(block)[base + payload.start..base + payload.end];
@@ -1501,11 +1503,18 @@ impl Node {
             self.bufs.park(&mut s.rx);
             return false;
         }
-        if s.hot && self.bufs.take_burst(&mut s.rx) {
+        // Frames that fit the burst block several times over read into it;
+        // larger ones read into a large block (below), where each fits whole
+        // (measured: 16 KiB frames cost less through the burst block, 128 KiB
+        // frames less through a large one).
+        let last = s.last_frame as usize;
+        if s.hot && last <= self.bufs.block_size(Tier::Burst) / 2 && self.bufs.take_burst(&mut s.rx)
+        {
             return self.read_once(i, now);
         }
         let cap = self.bufs.capacity(&s.rx);
-        if cap == 0 && s.large_frames && self.bufs.large_available() {
+        let large_frames = last > self.bufs.block_size(Tier::Small);
+        if cap == 0 && large_frames && self.bufs.large_available() {
             // This link's last frame was large: read straight into a large block
             // rather than fill a working block and copy it over. (Falls back to
             // a working block when the large pool has none free.)
