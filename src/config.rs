@@ -49,8 +49,9 @@ pub struct NodeConfig {
     /// One node-wide buffer for larger reads: a link whose reads keep filling its
     /// working buffer (a stream, a pipelined burst) reads up to this much at once
     /// while no other link has it, so fewer reads per message without a larger
-    /// buffer for every link. Used only when larger than `buffer_size`; 0 turns
-    /// it off. Default 64 KiB.
+    /// buffer for every link. Serves frames up to an eighth of its size (larger
+    /// ones read into a large buffer). Used only when larger than `buffer_size`;
+    /// 0 turns it off. Default 64 KiB.
     pub read_burst: usize,
     /// A link whose queued bytes make no progress for this long closes with
     /// `WriteTimeout`. Default 10 s.
