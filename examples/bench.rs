@@ -12,6 +12,8 @@
 //!   --size B             payload bytes of the small-message workloads (default 256)
 //!   --conn-count N       connections per run of `conn` (default 1000)
 //!   --idle N             instead: open N idle links to each server, report RSS per link
+//!   --server-wrap CMD    run each server under CMD, e.g. "valgrind --tool=callgrind";
+//!                        the mooring server prints how many messages it served on exit
 //! ```
 //!
 //! Servers, each in its own child process (this example started again with
@@ -411,18 +413,29 @@ impl Serve {
     }
 }
 
+/// Messages the mooring server received (see `--server-wrap`).
+static SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn serve_main(args: &[String]) -> ExitCode {
     let Some(s) = Serve::from_args(args) else {
         eprintln!("bench: bad --serve arguments: {args:?}");
         return ExitCode::from(2);
     };
     // The parent holds our stdin: when it goes away, so do we.
-    std::thread::spawn(|| {
+    let kind = s.kind;
+    std::thread::spawn(move || {
         let mut b = [0u8; 16];
         let mut stdin = io::stdin();
         loop {
             match stdin.read(&mut b) {
-                Ok(0) | Err(_) => std::process::exit(0),
+                Ok(0) | Err(_) => {
+                    if kind == Kind::Mooring {
+                        // For per-message figures from a profiler's totals.
+                        let n = SERVED.load(std::sync::atomic::Ordering::Relaxed);
+                        eprintln!("bench: mooring server served {n} messages");
+                    }
+                    std::process::exit(0)
+                }
                 Ok(_) => {}
             }
         }
@@ -483,6 +496,7 @@ fn serve_mooring(s: Serve) -> io::Result<()> {
         server.serve(None, |ev, reply| match *ev {
             Event::Connected { link, .. } => counts[link.slot() as usize] = 0,
             Event::Message { link, payload } => {
+                SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if s.ack_every == 1 {
                     // One copy, receive block to transmit block (Reply::echo).
                     let _ = payload;
@@ -859,6 +873,9 @@ struct Running {
     serve: Serve,
     child: Child,
     addr: SocketAddr,
+    /// Runs under `--server-wrap`: let it exit by itself (a profiler writes
+    /// its output then).
+    wrapped: bool,
 }
 
 impl Running {
@@ -869,20 +886,25 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // Its stdin closing makes the server exit.
+        drop(self.child.stdin.take());
+        if !self.wrapped {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
 
-fn start(serve: Serve, pin: bool) -> Result<Running, String> {
+fn start(serve: Serve, pin: bool, wrap: Option<&str>) -> Result<Running, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut cmd = if pin {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "0"]).arg(exe);
-        c
-    } else {
-        Command::new(exe)
-    };
+    let mut argv: Vec<String> = Vec::new();
+    if pin {
+        argv.extend(["taskset".into(), "-c".into(), "0".into()]);
+    }
+    argv.extend(wrap.unwrap_or("").split_whitespace().map(String::from));
+    argv.push(exe.to_string_lossy().into_owned());
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
     let mut child = cmd
         .args(serve.to_args())
         .stdin(Stdio::piped())
@@ -896,7 +918,12 @@ fn start(serve: Serve, pin: bool) -> Result<Running, String> {
         .strip_prefix("ready ")
         .and_then(|a| a.trim().parse().ok());
     match addr {
-        Some(addr) => Ok(Running { serve, child, addr }),
+        Some(addr) => Ok(Running {
+            serve,
+            child,
+            addr,
+            wrapped: wrap.is_some(),
+        }),
         None => {
             let _ = child.kill();
             let _ = child.wait();
@@ -1348,6 +1375,7 @@ struct Opts {
     size: usize,
     conn_count: usize,
     idle: Option<usize>,
+    server_wrap: Option<String>,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
@@ -1361,6 +1389,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         size: 256,
         conn_count: 1000,
         idle: None,
+        server_wrap: None,
     };
     let mut secs = None;
     let mut reps = None;
@@ -1393,6 +1422,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--size" => o.size = num(val()?)? as usize,
             "--conn-count" => conn_count = Some(num(val()?)? as usize),
             "--idle" => o.idle = Some(num(val()?)? as usize),
+            "--server-wrap" => o.server_wrap = Some(val()?),
             "-h" | "--help" => return Err(String::new()),
             _ => return Err(format!("unknown option {a}")),
         }
@@ -1568,7 +1598,7 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("bench: {e}");
             }
-            eprintln!("usage: cargo run --release --example bench --features bench-peers -- [--quick] [--workload rr1,depth64,links64,stream,big16k,big128k,conn] [--framing mllp|len32|both] [--servers mooring,floor8k,floor64k,tokio,threads] [--secs S] [--reps N] [--size B] [--conn-count N] [--idle N]");
+            eprintln!("usage: cargo run --release --example bench --features bench-peers -- [--quick] [--workload rr1,depth64,links64,stream,big16k,big128k,conn] [--framing mllp|len32|both] [--servers mooring,floor8k,floor64k,tokio,threads] [--secs S] [--reps N] [--size B] [--conn-count N] [--idle N] [--server-wrap CMD]");
             return ExitCode::from(2);
         }
     };
@@ -1652,6 +1682,7 @@ fn run_all(o: &Opts, pin: bool) -> Result<(), String> {
                             max_links: 256,
                         },
                         pin,
+                        o.server_wrap.as_deref(),
                     )
                 })
                 .collect::<Result<_, _>>()?;
@@ -1746,6 +1777,7 @@ fn run_idle(o: &Opts, n: usize, pin: bool) -> Result<(), String> {
                 max_links: n,
             },
             pin,
+            o.server_wrap.as_deref(),
         )?;
         std::thread::sleep(Duration::from_millis(200));
         let before = status_field(srv.pid(), "VmRSS:");
