@@ -213,9 +213,9 @@ struct Slot {
     want_writable: bool,
     /// The session this link carries, if any.
     session: Option<u32>,
-    /// Size of its last frame, framing included: one that did not fit a working
-    /// block sends the next read into a large block, unless it fits the burst
-    /// block several times over.
+    /// Size of its last frame, framing included: one of at most an eighth of the
+    /// burst block lets the next read use it; one that did not fit a working
+    /// block sends the next read into a large block.
     last_frame: u32,
     /// More arrives at once than a working block holds (a read filled the room
     /// offered, or the last round of reads brought more than a working block):
