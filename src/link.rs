@@ -423,10 +423,7 @@ impl Link {
         } else {
             None
         };
-        match (own, live) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        crate::time::earliest(own, live)
     }
 
     /// The link is closed for `reason`; every timer stops.

@@ -568,10 +568,7 @@ impl Node {
             .iter()
             .filter_map(|&i| self.slots[i as usize].link.poll_timeout())
             .min();
-        match (self.timers.next(), unsettled) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        crate::time::earliest(self.timers.next(), unsettled)
     }
 
     /// Queues a frame on the link. It is written at the next [`Node::poll`] (or

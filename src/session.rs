@@ -585,10 +585,7 @@ impl Session {
         } else {
             self.disconnected_at.map(|t| t + self.cfg.reconnect_timeout)
         };
-        match (self.ack_due, expiry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        crate::time::earliest(self.ack_due, expiry)
     }
 
     /// Time passed: a due ACK, and on the server the expiry of a session whose

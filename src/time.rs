@@ -35,6 +35,14 @@ impl Instant {
     }
 }
 
+/// The earlier of two optional deadlines (`None`: no deadline).
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Whole milliseconds in `d`, rounded up so a deadline never fires early.
 pub(crate) fn ceil_millis(d: Duration) -> u64 {
     let ms = d.as_millis();

@@ -596,10 +596,10 @@ impl Node {
 
     pub(super) fn resched_session(&mut self, idx: u32) {
         let slot = &self.sessions[idx as usize];
-        let mut at = slot.session.as_ref().and_then(Session::poll_timeout);
-        if let Some(r) = slot.redial.as_ref().and_then(|r| r.at) {
-            at = Some(at.map_or(r, |a| a.min(r)));
-        }
+        let at = crate::time::earliest(
+            slot.session.as_ref().and_then(Session::poll_timeout),
+            slot.redial.as_ref().and_then(|r| r.at),
+        );
         let t = self.session_timer(idx);
         self.timers.set(t, at);
     }
