@@ -351,7 +351,11 @@ impl Session {
         self.meta.iter().filter(|m| m.superseded).count()
     }
 
-    fn send_with(&mut self, payload: &[u8], key: Option<u64>) -> Result<u64, SessionError> {
+    pub(crate) fn send_with(
+        &mut self,
+        payload: &[u8],
+        key: Option<u64>,
+    ) -> Result<u64, SessionError> {
         if self.ended.is_some() {
             return Err(SessionError::Ended);
         }

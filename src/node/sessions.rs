@@ -203,20 +203,7 @@ impl Node {
     /// Queues a message on the session; it goes out now or after the next resume.
     /// Returns its sequence number.
     pub fn session_send(&mut self, id: SessionId, payload: &[u8]) -> Result<u64, SessionError> {
-        let idx = self.session_idx(id).ok_or(SessionError::Ended)?;
-        if payload.len() + wire::DATA_HEADER > self.cfg.max_frame {
-            return Err(SessionError::TooLarge);
-        }
-        let s = self.sessions[idx as usize]
-            .session
-            .as_mut()
-            .ok_or(SessionError::Ended)?;
-        let seq = s.send(payload);
-        self.drain_session_events(idx);
-        if seq.is_ok() {
-            self.pump_session(idx);
-        }
-        seq
+        self.session_queue(id, payload, None)
     }
 
     /// Like [`Node::session_send`], with a conflation key: a queued message with
@@ -228,6 +215,16 @@ impl Node {
         payload: &[u8],
         key: u64,
     ) -> Result<u64, SessionError> {
+        self.session_queue(id, payload, Some(key))
+    }
+
+    /// Both sends: checks the size, queues on the session, reports, pumps.
+    fn session_queue(
+        &mut self,
+        id: SessionId,
+        payload: &[u8],
+        key: Option<u64>,
+    ) -> Result<u64, SessionError> {
         let idx = self.session_idx(id).ok_or(SessionError::Ended)?;
         if payload.len() + wire::DATA_HEADER > self.cfg.max_frame {
             return Err(SessionError::TooLarge);
@@ -236,7 +233,7 @@ impl Node {
             .session
             .as_mut()
             .ok_or(SessionError::Ended)?;
-        let seq = s.send_keyed(payload, key);
+        let seq = s.send_with(payload, key);
         self.drain_session_events(idx);
         if seq.is_ok() {
             self.pump_session(idx);
