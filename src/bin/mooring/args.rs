@@ -473,7 +473,6 @@ impl SessionFlags {
     /// Checks the flags against each other and the protocol; the session
     /// settings (`None` without `--session`) and the reconnection strategy.
     fn finish(self, protocol: Protocol) -> Result<(Option<SessionConfig>, Backoff), UsageError> {
-        let mut backoff = Backoff::default();
         if !self.on {
             let given = [
                 ("--resume-window", self.resume_window.is_some()),
@@ -484,26 +483,12 @@ impl SessionFlags {
             if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
                 return err(format!("{flag}: needs --session"));
             }
-            return Ok((None, backoff));
+            return Ok((None, Backoff::default()));
         }
         if protocol != Protocol::Mooring {
             return err("--session: needs --protocol mooring (on both ends)");
         }
-        match (self.reconnect_min, self.reconnect_max) {
-            (Some(min), Some(max)) if min > max => {
-                return err("--reconnect-min: more than --reconnect-max")
-            }
-            (min, max) => {
-                if let Some(max) = max {
-                    backoff.max = max;
-                    backoff.min = backoff.min.min(max);
-                }
-                if let Some(min) = min {
-                    backoff.min = min;
-                    backoff.max = backoff.max.max(min);
-                }
-            }
-        }
+        let backoff = backoff_from(self.reconnect_min, self.reconnect_max)?;
         let defaults = SessionConfig::default();
         let depth = self.queue.unwrap_or(defaults.max_depth);
         Ok((
@@ -1001,6 +986,29 @@ fn parse_send<I: Iterator<Item = String>>(
         session,
         backoff,
     })))
+}
+
+/// The reconnection strategy from `--reconnect-min` / `--reconnect-max`: either
+/// bound alone moves the other so that min <= max; both given must agree.
+pub(crate) fn backoff_from(
+    min: Option<Duration>,
+    max: Option<Duration>,
+) -> Result<Backoff, UsageError> {
+    let mut backoff = Backoff::default();
+    if let (Some(min), Some(max)) = (min, max) {
+        if min > max {
+            return err("--reconnect-min: more than --reconnect-max");
+        }
+    }
+    if let Some(max) = max {
+        backoff.max = max;
+        backoff.min = backoff.min.min(max);
+    }
+    if let Some(min) = min {
+        backoff.min = min;
+        backoff.max = backoff.max.max(min);
+    }
+    Ok(backoff)
 }
 
 #[cfg(test)]

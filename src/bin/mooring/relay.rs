@@ -359,22 +359,7 @@ fn parse(argv: &[String], verbosity: &mut Verbosity) -> Result<Parsed, UsageErro
         } => o.liveness,
         _ => return usage("relay: liveness flags"),
     };
-    let mut backoff = Backoff::default();
-    match (reconnect_min, reconnect_max) {
-        (Some(min), Some(max)) if min > max => {
-            return usage("--reconnect-min: more than --reconnect-max")
-        }
-        (min, max) => {
-            if let Some(max) = max {
-                backoff.max = max;
-                backoff.min = backoff.min.min(max);
-            }
-            if let Some(min) = min {
-                backoff.min = min;
-                backoff.max = backoff.max.max(min);
-            }
-        }
-    }
+    let backoff = args::backoff_from(reconnect_min, reconnect_max)?;
     Ok(Parsed::Run(Box::new(RelayOpts {
         listen,
         upstream,
