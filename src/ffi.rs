@@ -86,6 +86,9 @@ pub enum mooring_result {
     QueueFull = 16,
     /// The session has ended (or the handle is stale).
     SessionEnded = 17,
+    /// Memory sized from the configuration (`max_links`, buffers, ...) could not
+    /// be allocated; `mooring_last_error` names what and how many bytes.
+    OutOfMemory = 18,
 }
 
 /// The framing of every link of a node (`mooring_config.framing`).
@@ -637,6 +640,7 @@ fn setup_error(e: SetupError) -> mooring_result {
         SetupError::Config(_) => mooring_result::InvalidConfig,
         SetupError::Io(_) => mooring_result::Io,
         SetupError::NoSlot => mooring_result::NoSlot,
+        SetupError::OutOfMemory { .. } => mooring_result::OutOfMemory,
     };
     fail(code, e)
 }
@@ -924,6 +928,7 @@ fn result_name(code: u32) -> &'static CStr {
         15 => c"MOORING_RESULT_PANIC",
         16 => c"MOORING_RESULT_QUEUE_FULL",
         17 => c"MOORING_RESULT_SESSION_ENDED",
+        18 => c"MOORING_RESULT_OUT_OF_MEMORY",
         _ => c"MOORING_RESULT_UNKNOWN",
     }
 }
@@ -1034,16 +1039,26 @@ pub unsafe extern "C" fn mooring_node_new(
             Err(code) => return code,
         };
         let slots = cfg.max_links;
-        let scratch = Vec::with_capacity(cfg.buffer_size);
+        let buffer_size = cfg.buffer_size;
         let node = match Node::new(cfg) {
             Ok(n) => n,
             Err(e) => return setup_error(e),
+        };
+        // Sized from the config like the node's own tables: fallible too.
+        let tables = crate::fallible::vec_filled(slots, LinkEntry::default(), "C link table")
+            .and_then(|links| {
+                crate::fallible::vec_with_capacity(buffer_size, "C echo buffer")
+                    .map(|scratch| (links, scratch))
+            });
+        let (links, scratch) = match tables {
+            Ok(t) => t,
+            Err(e) => return setup_error(e.into()),
         };
         let h = Box::new(mooring_node {
             node,
             listen,
             connect,
-            links: vec![LinkEntry::default(); slots],
+            links,
             listeners: heapless::Vec::new(),
             scratch,
             poisoned: false,
@@ -1818,6 +1833,23 @@ mod tests {
             );
             mooring_node_free(node);
         }
+    }
+
+    #[test]
+    fn a_max_links_the_host_cannot_provide_is_an_out_of_memory_code_not_an_abort() {
+        let mut c = default_config();
+        c.max_links = u32::MAX;
+        c.max_connections = 10;
+        let mut node = ptr::null_mut();
+        // SAFETY: valid pointers.
+        let r = unsafe { mooring_node_new(&c, &mut node) };
+        assert_eq!(r, mooring_result::OutOfMemory);
+        assert!(node.is_null());
+        assert!(last_error().contains("out of memory"), "{}", last_error());
+        // The process is fine: a sane config still builds.
+        c.max_links = 16;
+        // SAFETY: as above.
+        unsafe { mooring_node_free(new_node(&c)) };
     }
 
     #[test]

@@ -115,6 +115,11 @@ enum mooring_result
    * The session has ended (or the handle is stale).
    */
   MOORING_RESULT_SESSION_ENDED = 17,
+  /**
+   * Memory sized from the configuration (`max_links`, buffers, ...) could not
+   * be allocated; `mooring_last_error` names what and how many bytes.
+   */
+  MOORING_RESULT_OUT_OF_MEMORY = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -26,6 +26,7 @@ pub use sessions::{SessionId, SessionNote};
 use crate::buffer::{Block, Buf, Buffers, Tier};
 use crate::config::{ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 use crate::error::{CloseReason, ConfigError, SendError};
+use crate::fallible::{self, AllocError};
 use crate::frame::{Codec, Decoded, FrameError, MLLP_ACK, MLLP_NAK};
 use crate::link::{admit, Admission, FrameAction, Link, LinkConfig, LinkStats, CONTROL_SCRATCH};
 use crate::liveness::LivenessConfig;
@@ -158,6 +159,13 @@ pub enum SetupError {
     Io(io::Error),
     /// No free link slot, or no room for another listener.
     NoSlot,
+    /// Memory sized from the configuration could not be allocated.
+    OutOfMemory {
+        /// What it was for.
+        what: &'static str,
+        /// Bytes it wanted (`usize::MAX`: more than can be addressed).
+        bytes: usize,
+    },
 }
 
 impl std::fmt::Display for SetupError {
@@ -166,6 +174,13 @@ impl std::fmt::Display for SetupError {
             SetupError::Config(e) => write!(f, "config: {e}"),
             SetupError::Io(e) => write!(f, "{e}"),
             SetupError::NoSlot => f.write_str("no free link slot or listener slot"),
+            SetupError::OutOfMemory { what, bytes } => std::fmt::Display::fmt(
+                &AllocError {
+                    what,
+                    bytes: *bytes,
+                },
+                f,
+            ),
         }
     }
 }
@@ -175,6 +190,15 @@ impl std::error::Error for SetupError {}
 impl From<ConfigError> for SetupError {
     fn from(e: ConfigError) -> Self {
         SetupError::Config(e)
+    }
+}
+
+impl From<AllocError> for SetupError {
+    fn from(e: AllocError) -> Self {
+        SetupError::OutOfMemory {
+            what: e.what,
+            bytes: e.bytes,
+        }
     }
 }
 
@@ -345,9 +369,21 @@ impl Node {
             link_config(&cfg, None, LivenessConfig::default(), Duration::ZERO),
             Instant::ZERO,
         );
+        // Every table and arena below is sized here, once, and allocated
+        // fallibly: a size the host cannot provide is `OutOfMemory`, not an
+        // abort. Arenas first: they are calloc'd and stay virtual, so an absurd
+        // size fails before anything is written.
+        let twice = |what| n.checked_mul(2).ok_or(AllocError::too_large(what));
+        let large = cfg.max_frame + codec.overhead();
+        let bufs = Buffers::new(
+            (cfg.buffer_size, twice("working buffers")?),
+            (large, cfg.large_buffers),
+            cfg.read_burst,
+        )?;
+        let mut slots = fallible::vec_with_capacity(n, "link slots")?;
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
-        let slots = (0..n)
-            .map(|_| Slot {
+        for _ in 0..n {
+            slots.push(Slot {
                 gen: 0,
                 used: false,
                 sock: None,
@@ -369,37 +405,44 @@ impl Node {
                 last_frame: 0,
                 hot: false,
                 round_bytes: 0,
-            })
-            .collect();
-        let large = cfg.max_frame + codec.overhead();
+            });
+        }
+        let mut free = fallible::vec_with_capacity(n, "free slot list")?;
+        free.extend((0..n as u32).rev());
+        let timer_slots = n
+            .checked_add(cfg.max_sessions)
+            .ok_or(AllocError::too_large("deadline heap"))?;
+        let mut sessions = fallible::vec_with_capacity(cfg.max_sessions, "session table")?;
+        sessions.extend((0..cfg.max_sessions).map(|_| sessions::SessionSlot::empty()));
+        let notes = cfg
+            .max_sessions
+            .checked_mul(8)
+            .ok_or(AllocError::too_large("session events"))?;
         Ok(Node {
             poll: Poll::new()?,
             events: Some(Events::with_capacity(256)),
             clock: Clock::new(),
             now: Instant::ZERO,
-            bufs: Buffers::new(
-                (cfg.buffer_size, 2 * n),
-                (large, cfg.large_buffers),
-                cfg.read_burst,
-            ),
+            bufs,
             codec,
             slots,
-            free: (0..n as u32).rev().collect(),
+            free,
             listeners: heapless::Vec::new(),
-            timers: DeadlineHeap::new(n + cfg.max_sessions),
-            ready: VecDeque::with_capacity(n),
-            flush: Vec::with_capacity(n),
-            resched: Vec::with_capacity(n),
-            waiting: VecDeque::with_capacity(n),
+            timers: DeadlineHeap::new(timer_slots)?,
+            ready: fallible::deque_with_capacity(n, "ready queue")?,
+            flush: fallible::vec_with_capacity(n, "flush list")?,
+            resched: fallible::vec_with_capacity(n, "reschedule list")?,
+            waiting: fallible::deque_with_capacity(n, "large-buffer wait queue")?,
             rejected: heapless::Deque::new(),
-            closed: VecDeque::with_capacity(2 * n),
+            closed: fallible::deque_with_capacity(
+                twice("closed-link reports")?,
+                "closed-link reports",
+            )?,
             closed_cap: 2 * n,
             delivered: None,
             stats: NodeStats::default(),
-            sessions: (0..cfg.max_sessions)
-                .map(|_| sessions::SessionSlot::empty())
-                .collect(),
-            session_notes: VecDeque::with_capacity(8 * cfg.max_sessions),
+            sessions,
+            session_notes: fallible::deque_with_capacity(notes, "session events")?,
             urandom: if cfg.max_sessions > 0 {
                 std::fs::File::open("/dev/urandom").ok()
             } else {
