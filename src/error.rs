@@ -59,6 +59,8 @@ pub enum CloseReason {
     BadToken,
     /// The application closed the session; the peer's session ends as closed too.
     SessionClosed,
+    /// The peer's address already held `max_connections_per_ip` links on the listener.
+    TooManyConnectionsFromPeer,
 }
 
 impl CloseReason {
@@ -90,6 +92,7 @@ impl CloseReason {
             CloseReason::SessionLost => "SessionLost",
             CloseReason::BadToken => "BadToken",
             CloseReason::SessionClosed => "SessionClosed",
+            CloseReason::TooManyConnectionsFromPeer => "TooManyConnectionsFromPeer",
         }
     }
 

@@ -229,6 +229,8 @@ pub enum mooring_close_reason {
     BadToken = 24,
     /// The application closed the session; the peer's ends as closed too.
     SessionClosed = 25,
+    /// The peer's address already held `max_connections_per_ip` links.
+    TooManyConnectionsFromPeer = 26,
 }
 
 /// Everything a node needs, with defaults from `mooring_config_default`.
@@ -307,6 +309,9 @@ pub struct mooring_config {
     pub reconnect_min_ms: u32,
     /// Session clients: the reconnect wait doubles up to this. Default 30000.
     pub reconnect_max_ms: u32,
+    /// Listen: links one peer address may hold at once; more are rejected
+    /// (`TOO_MANY_CONNECTIONS_FROM_PEER`). 0 = off (default).
+    pub max_connections_per_ip: u32,
 }
 
 /// A link of a node. `{0, 0}` is never a valid link. Once the link's CLOSED
@@ -364,6 +369,13 @@ pub struct mooring_node_stats {
     pub burst_reads: u64,
     /// Link slots in use now (open, connecting, or closed and not yet reported).
     pub links_in_use: u64,
+    /// `accept` calls that failed (e.g. out of descriptors); the listener is
+    /// retried every 100 ms and whenever a link closes.
+    pub accept_errors: u64,
+    /// Retries of listeners whose `accept` had failed.
+    pub accept_retries: u64,
+    /// Connections refused: their address held `max_connections_per_ip` links.
+    pub rejected_from_peer: u64,
 }
 
 /// One event, filled by `mooring_node_next_event`. Fields that do not apply to
@@ -681,6 +693,7 @@ fn defaults() -> mooring_config {
         resume_window_ms: ms(s.reconnect_timeout),
         reconnect_min_ms: ms(b.min),
         reconnect_max_ms: ms(b.max),
+        max_connections_per_ip: 0,
     }
 }
 
@@ -769,6 +782,8 @@ fn convert(
         idle_timeout: off_if_zero(c.idle_timeout_ms),
         stale_recovery: off_if_zero(c.stale_recovery_ms),
         allow,
+        max_connections_per_ip: (c.max_connections_per_ip != 0)
+            .then_some(c.max_connections_per_ip as usize),
         policy: if flag(c.close_after_reply, "close_after_reply")? {
             ServerPolicy::CloseAfterReply
         } else {
@@ -873,6 +888,7 @@ fn reason_code(r: CloseReason) -> mooring_close_reason {
         CloseReason::SessionLost => C::SessionLost,
         CloseReason::BadToken => C::BadToken,
         CloseReason::SessionClosed => C::SessionClosed,
+        CloseReason::TooManyConnectionsFromPeer => C::TooManyConnectionsFromPeer,
     }
 }
 
@@ -904,6 +920,7 @@ fn reason_name(code: u32) -> &'static CStr {
         23 => c"SessionLost",
         24 => c"BadToken",
         25 => c"SessionClosed",
+        26 => c"TooManyConnectionsFromPeer",
         _ => c"Unknown",
     }
 }
@@ -1562,6 +1579,9 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             unreported_rejections,
             large_buffer_waits,
             burst_reads,
+            accept_errors,
+            accept_retries,
+            rejected_from_peer,
             // Sessions are not configurable through the C API yet (no
             // open_session); their counters stay 0 for C callers.
             bad_tokens: _,
@@ -1576,6 +1596,9 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             large_buffer_waits,
             burst_reads,
             links_in_use: h.node.links_in_use() as u64,
+            accept_errors,
+            accept_retries,
+            rejected_from_peer,
         };
         // SAFETY: non-NULL and writable by contract.
         unsafe { out.write(s) };
@@ -1725,6 +1748,7 @@ mod tests {
             SessionLost,
             BadToken,
             SessionClosed,
+            TooManyConnectionsFromPeer,
         ];
         for r in all {
             let code = reason_code(r) as u32;

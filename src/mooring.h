@@ -351,6 +351,10 @@ enum mooring_close_reason
    * The application closed the session; the peer's ends as closed too.
    */
   MOORING_CLOSE_REASON_SESSION_CLOSED = 25,
+  /**
+   * The peer's address already held `max_connections_per_ip` links.
+   */
+  MOORING_CLOSE_REASON_TOO_MANY_CONNECTIONS_FROM_PEER = 26,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -497,6 +501,11 @@ typedef struct mooring_config {
    * Session clients: the reconnect wait doubles up to this. Default 30000.
    */
   uint32_t reconnect_max_ms;
+  /**
+   * Listen: links one peer address may hold at once; more are rejected
+   * (`TOO_MANY_CONNECTIONS_FROM_PEER`). 0 = off (default).
+   */
+  uint32_t max_connections_per_ip;
 } mooring_config;
 
 /**
@@ -672,6 +681,19 @@ typedef struct mooring_node_stats {
    * Link slots in use now (open, connecting, or closed and not yet reported).
    */
   uint64_t links_in_use;
+  /**
+   * `accept` calls that failed (e.g. out of descriptors); the listener is
+   * retried every 100 ms and whenever a link closes.
+   */
+  uint64_t accept_errors;
+  /**
+   * Retries of listeners whose `accept` had failed.
+   */
+  uint64_t accept_retries;
+  /**
+   * Connections refused: their address held `max_connections_per_ip` links.
+   */
+  uint64_t rejected_from_peer;
 } mooring_node_stats;
 
 #ifdef __cplusplus

@@ -70,6 +70,10 @@ fn a_sane_node_still_builds_after_a_refused_one() {
         ..NodeConfig::default()
     });
     let mut node = Node::new(NodeConfig::default()).expect("builds");
-    node.listen("127.0.0.1:0".parse().unwrap(), ListenConfig::default())
+    let per_ip = ListenConfig {
+        max_connections_per_ip: Some(2),
+        ..ListenConfig::default()
+    };
+    node.listen("127.0.0.1:0".parse().unwrap(), per_ip)
         .expect("listens");
 }
