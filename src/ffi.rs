@@ -315,7 +315,7 @@ pub struct mooring_config {
     /// Each received byte of that frame adds 1/`frame_min_rate` s to its
     /// deadline (bytes per second; 0 = no extension). Default 500.
     pub frame_min_rate: u32,
-    /// ... up to at most this from the frame's first byte (or
+    /// No frame's deadline goes beyond this from its first byte (or
     /// `frame_timeout_ms`, if longer). Default 600000.
     pub frame_max_ms: u32,
 }
@@ -1781,6 +1781,24 @@ mod tests {
         let node = new_node(&c);
         // SAFETY: from mooring_node_new.
         unsafe { mooring_node_free(node) };
+    }
+
+    #[test]
+    fn frame_timeout_fields_reach_listen_and_connect_and_zero_turns_it_off() {
+        let mut c = default_config();
+        (c.frame_timeout_ms, c.frame_min_rate, c.frame_max_ms) = (300, 0, 1_000);
+        let (_, l, k) = convert(&c).unwrap();
+        let want = Some(FrameTimeout {
+            timeout: Duration::from_millis(300),
+            min_rate: 0,
+            max: Duration::from_secs(1),
+        });
+        assert_eq!(
+            (l.liveness.frame_timeout, k.liveness.frame_timeout),
+            (want, want)
+        );
+        c.frame_timeout_ms = 0;
+        assert_eq!(convert(&c).unwrap().1.liveness.frame_timeout, None);
     }
 
     #[test]

@@ -1178,6 +1178,60 @@ mod tests {
     }
 
     #[test]
+    fn frame_timeout_flags_build_the_config_on_listen_and_send() {
+        let frame = |args: &[&str]| match run(args).map(|c| c.command) {
+            Ok(Command::Listen(o)) => Ok(o.liveness.frame_timeout),
+            Ok(Command::Send(o)) => Ok(o.liveness.frame_timeout),
+            Ok(_) => panic!("not listen or send"),
+            Err(e) => Err(e.0),
+        };
+        assert_eq!(frame(&["listen"]), Ok(Some(FrameTimeout::default())));
+        assert_eq!(
+            frame(&[
+                "listen",
+                "--frame-timeout",
+                "300ms",
+                "--frame-min-rate",
+                "0"
+            ]),
+            Ok(Some(FrameTimeout {
+                timeout: Duration::from_millis(300),
+                min_rate: 0,
+                ..FrameTimeout::default()
+            }))
+        );
+        assert_eq!(
+            frame(&["send", "127.0.0.1:1", "--frame-min-rate=8000"]),
+            Ok(Some(FrameTimeout {
+                min_rate: 8000,
+                ..FrameTimeout::default()
+            }))
+        );
+        assert_eq!(
+            frame(&["send", "127.0.0.1:1", "--frame-timeout", "off"]),
+            Ok(None)
+        );
+        assert_eq!(frame(&["listen", "--frame-timeout", "0"]), Ok(None));
+        for (args, want) in [
+            (
+                &["listen", "--frame-timeout", "30"][..],
+                "--frame-timeout: bad duration",
+            ),
+            (
+                &["listen", "--frame-min-rate", "fast"],
+                "--frame-min-rate: bad number",
+            ),
+            (
+                &["listen", "--frame-timeout", "off", "--frame-min-rate", "9"],
+                "--frame-min-rate: needs --frame-timeout",
+            ),
+        ] {
+            let e = frame(args).unwrap_err();
+            assert!(e.starts_with(want), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
     fn keepalive_file_yields_its_first_hl7_message_or_its_bytes() {
         let dir = std::env::temp_dir();
         let hl7 = dir.join(format!("mooring-args-{}-ka.hl7", std::process::id()));

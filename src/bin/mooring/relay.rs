@@ -1310,9 +1310,15 @@ mod tests {
             "--protocol",
             "mooring",
             "--heartbeat=1s",
+            "--frame-timeout",
+            "2s",
         ]) else {
             panic!("not parsed")
         };
+        assert_eq!(
+            o.liveness.frame_timeout.map(|f| f.timeout),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(o.queue, 5);
         assert_eq!(o.ack_after, AckAfter::Upstream);
         assert_eq!(o.retries, 0);
