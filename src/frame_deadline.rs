@@ -28,6 +28,10 @@
 //! a 16 KiB frame has 63 s, and a 1 MiB frame has the whole 10 min, so it must
 //! average about 1.8 kB/s (14 kbit/s).
 //!
+//! Reads happen when the application pulls events: one that stops pulling
+//! for longer than a half-read frame's deadline gets that link closed too,
+//! though the rest of the frame may wait in the socket.
+//!
 //! The frame is over when it is decoded whole ([`FrameClock::finish`]); the
 //! deadline only ever moves later while it arrives, so the link's timer is lazy
 //! (see `crate::link`).
