@@ -32,6 +32,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::config::{AllowList, ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 use crate::error::CloseReason;
 use crate::frame::Framing;
+use crate::frame_deadline::FrameTimeout;
 use crate::link::LinkStats;
 use crate::liveness::{Heartbeat, LivenessConfig, Protocol, TcpKeepalive};
 use crate::node::{
@@ -229,8 +230,11 @@ pub enum mooring_close_reason {
     BadToken = 24,
     /// The application closed the session; the peer's ends as closed too.
     SessionClosed = 25,
+    /// A frame was not complete within `frame_timeout_ms` (plus the time its
+    /// received bytes bought at `frame_min_rate`): a slow or stalled peer.
+    FrameTimeout = 26,
     /// The peer's address already held `max_connections_per_ip` links.
-    TooManyConnectionsFromPeer = 26,
+    TooManyConnectionsFromPeer = 27,
 }
 
 /// Everything a node needs, with defaults from `mooring_config_default`.
@@ -309,6 +313,16 @@ pub struct mooring_config {
     pub reconnect_min_ms: u32,
     /// Session clients: the reconnect wait doubles up to this. Default 30000.
     pub reconnect_max_ms: u32,
+    /// Listen and connect: a frame whose first byte arrived must be complete
+    /// within this (slow peers), else the link closes with `FrameTimeout`;
+    /// 0 = off. Default 30000.
+    pub frame_timeout_ms: u32,
+    /// Each received byte of that frame adds 1/`frame_min_rate` s to its
+    /// deadline (bytes per second; 0 = no extension). Default 500.
+    pub frame_min_rate: u32,
+    /// No frame's deadline goes beyond this from its first byte (or
+    /// `frame_timeout_ms`, if longer). Default 600000.
+    pub frame_max_ms: u32,
     /// Listen: links one peer address may hold at once; more are rejected
     /// (`TOO_MANY_CONNECTIONS_FROM_PEER`). 0 = off (default).
     pub max_connections_per_ip: u32,
@@ -664,6 +678,7 @@ fn defaults() -> mooring_config {
     let k = TcpKeepalive::default();
     let s = SessionConfig::default();
     let b = Backoff::default();
+    let f = FrameTimeout::default();
     mooring_config {
         framing: mooring_framing::Mllp as u32,
         max_links: u32::try_from(n.max_links).unwrap_or(u32::MAX),
@@ -693,6 +708,9 @@ fn defaults() -> mooring_config {
         resume_window_ms: ms(s.reconnect_timeout),
         reconnect_min_ms: ms(b.min),
         reconnect_max_ms: ms(b.max),
+        frame_timeout_ms: ms(f.timeout),
+        frame_min_rate: f.min_rate,
+        frame_max_ms: ms(f.max),
         max_connections_per_ip: 0,
     }
 }
@@ -760,6 +778,11 @@ fn convert(
         }),
         tcp_user_timeout: off_if_zero(c.tcp_user_timeout_ms),
         handshake_timeout: from_ms(c.handshake_timeout_ms),
+        frame_timeout: off_if_zero(c.frame_timeout_ms).map(|timeout| FrameTimeout {
+            timeout,
+            min_rate: c.frame_min_rate,
+            max: from_ms(c.frame_max_ms),
+        }),
         // The keep-alive message needs a 'static payload: not exposed to C yet.
         ..LivenessConfig::default()
     };
@@ -888,6 +911,7 @@ fn reason_code(r: CloseReason) -> mooring_close_reason {
         CloseReason::SessionLost => C::SessionLost,
         CloseReason::BadToken => C::BadToken,
         CloseReason::SessionClosed => C::SessionClosed,
+        CloseReason::FrameTimeout => C::FrameTimeout,
         CloseReason::TooManyConnectionsFromPeer => C::TooManyConnectionsFromPeer,
     }
 }
@@ -920,7 +944,8 @@ fn reason_name(code: u32) -> &'static CStr {
         23 => c"SessionLost",
         24 => c"BadToken",
         25 => c"SessionClosed",
-        26 => c"TooManyConnectionsFromPeer",
+        26 => c"FrameTimeout",
+        27 => c"TooManyConnectionsFromPeer",
         _ => c"Unknown",
     }
 }
@@ -1748,6 +1773,7 @@ mod tests {
             SessionLost,
             BadToken,
             SessionClosed,
+            FrameTimeout,
             TooManyConnectionsFromPeer,
         ];
         for r in all {
@@ -1794,6 +1820,24 @@ mod tests {
         let node = new_node(&c);
         // SAFETY: from mooring_node_new.
         unsafe { mooring_node_free(node) };
+    }
+
+    #[test]
+    fn frame_timeout_fields_reach_listen_and_connect_and_zero_turns_it_off() {
+        let mut c = default_config();
+        (c.frame_timeout_ms, c.frame_min_rate, c.frame_max_ms) = (300, 0, 1_000);
+        let (_, l, k) = convert(&c).unwrap();
+        let want = Some(FrameTimeout {
+            timeout: Duration::from_millis(300),
+            min_rate: 0,
+            max: Duration::from_secs(1),
+        });
+        assert_eq!(
+            (l.liveness.frame_timeout, k.liveness.frame_timeout),
+            (want, want)
+        );
+        c.frame_timeout_ms = 0;
+        assert_eq!(convert(&c).unwrap().1.liveness.frame_timeout, None);
     }
 
     #[test]

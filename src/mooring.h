@@ -352,9 +352,14 @@ enum mooring_close_reason
    */
   MOORING_CLOSE_REASON_SESSION_CLOSED = 25,
   /**
+   * A frame was not complete within `frame_timeout_ms` (plus the time its
+   * received bytes bought at `frame_min_rate`): a slow or stalled peer.
+   */
+  MOORING_CLOSE_REASON_FRAME_TIMEOUT = 26,
+  /**
    * The peer's address already held `max_connections_per_ip` links.
    */
-  MOORING_CLOSE_REASON_TOO_MANY_CONNECTIONS_FROM_PEER = 26,
+  MOORING_CLOSE_REASON_TOO_MANY_CONNECTIONS_FROM_PEER = 27,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -501,6 +506,22 @@ typedef struct mooring_config {
    * Session clients: the reconnect wait doubles up to this. Default 30000.
    */
   uint32_t reconnect_max_ms;
+  /**
+   * Listen and connect: a frame whose first byte arrived must be complete
+   * within this (slow peers), else the link closes with `FrameTimeout`;
+   * 0 = off. Default 30000.
+   */
+  uint32_t frame_timeout_ms;
+  /**
+   * Each received byte of that frame adds 1/`frame_min_rate` s to its
+   * deadline (bytes per second; 0 = no extension). Default 500.
+   */
+  uint32_t frame_min_rate;
+  /**
+   * No frame's deadline goes beyond this from its first byte (or
+   * `frame_timeout_ms`, if longer). Default 600000.
+   */
+  uint32_t frame_max_ms;
   /**
    * Listen: links one peer address may hold at once; more are rejected
    * (`TOO_MANY_CONNECTIONS_FROM_PEER`). 0 = off (default).

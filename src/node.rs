@@ -1089,6 +1089,10 @@ impl Node {
             if !s.used {
                 continue;
             }
+            if s.link.resume_reads(self.now) {
+                self.resched(i);
+            }
+            let s = &mut self.slots[i as usize];
             if s.want_writable {
                 s.want_writable = false;
                 s.pending |= PENDING_WRITABLE;
@@ -1430,12 +1434,17 @@ impl Node {
                         s.scan = 0;
                         continue;
                     }
+                    // What is left is the start of a frame: its deadline runs.
+                    let earlier = s.link.handle_partial_frame(now, s.rx.len());
                     if let Some(total) = needed {
                         // Length known from the header: move to a big enough block now.
                         let more = total.saturating_sub(s.rx.len());
                         if !self.bufs.reserve(&mut s.rx, more) {
                             self.wait_for_large(i);
                         }
+                    }
+                    if earlier {
+                        self.resched(i);
                     }
                     return None;
                 }
@@ -1454,6 +1463,8 @@ impl Node {
 
     fn wait_for_large(&mut self, i: u32) {
         let s = &mut self.slots[i as usize];
+        // Not the peer's doing: its idle and frame timers stop meanwhile.
+        s.link.pause_reads(self.now);
         if !s.in_waiting {
             s.in_waiting = true;
             self.waiting.push_back(i);

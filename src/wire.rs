@@ -306,6 +306,7 @@ const CODES: &[CloseReason] = &[
     CloseReason::SessionLost,
     CloseReason::BadToken,
     CloseReason::SessionClosed,
+    CloseReason::FrameTimeout,
     CloseReason::TooManyConnectionsFromPeer,
 ];
 

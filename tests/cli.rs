@@ -246,6 +246,26 @@ fn a_silent_peer_is_closed_with_idle_timeout() {
 }
 
 #[test]
+fn a_peer_trickling_a_frame_is_never_idle_but_is_closed_with_frame_timeout() {
+    let (mut listen, addr) = Proc::listen(&[
+        "--idle-timeout",
+        "200ms",
+        "--frame-timeout",
+        "300ms",
+        "--frame-min-rate",
+        "0",
+    ]);
+    let started = Instant::now();
+    let (me, trickle) = support::trickle_a_frame(addr);
+    listen.expect_line(
+        |l| l == format!("event=closed peer={me} reason=FrameTimeout"),
+        WITHIN,
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    trickle.join().expect("trickle thread");
+}
+
+#[test]
 fn max_conns_1_rejects_a_second_peer() {
     let (mut listen, addr) = Proc::listen(&["--max-conns", "1"]);
     let first = TcpStream::connect(addr).expect("connect");

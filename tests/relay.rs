@@ -179,6 +179,18 @@ fn devices_messages_are_forwarded_in_order_and_acknowledged() {
 }
 
 #[test]
+fn a_device_trickling_a_frame_is_closed_with_frame_timeout() {
+    let (_up, up_addr) = Proc::listen(&[]);
+    let (mut r, addr) = relay(up_addr, &["--frame-timeout", "300ms"]);
+    let (me, trickle) = support::trickle_a_frame(addr);
+    r.expect_line(
+        |l| l == format!("event=closed peer={me} reason=FrameTimeout"),
+        WITHIN,
+    );
+    trickle.join().expect("trickle thread");
+}
+
+#[test]
 fn messages_queue_while_the_upstream_is_down_and_go_out_in_order_when_it_comes() {
     let port = free_port();
     let up_addr = SocketAddr::from(([127, 0, 0, 1], port));

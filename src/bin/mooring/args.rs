@@ -15,8 +15,8 @@ use mooring::error::ConfigError;
 use mooring::liveness::MAX_KEEPALIVE;
 use mooring::session::{Backoff, SessionConfig};
 use mooring::{
-    hl7, AllowList, Cidr, Framing, Heartbeat, KeepAliveMessage, LivenessConfig, Protocol,
-    TcpKeepalive,
+    hl7, AllowList, Cidr, FrameTimeout, Framing, Heartbeat, KeepAliveMessage, LivenessConfig,
+    Protocol, TcpKeepalive,
 };
 
 /// The top-level usage, printed by `mooring --help`.
@@ -60,6 +60,12 @@ macro_rules! liveness_help {
                           data stays unacknowledged for DUR (default off)
   --handshake-timeout DUR mooring: the handshake must complete within DUR
                           (default 10s)
+  --frame-timeout DUR     slow peers: a frame must be complete DUR after its
+                          first byte, plus 1 s per --frame-min-rate bytes of it
+                          received, at most 10m in all; else the link closes
+                          with FrameTimeout (default 30s; 0 or off: no limit)
+  --frame-min-rate N      bytes per second that buy a frame more time
+                          (default 500; 0: a fixed --frame-timeout)
 "
     };
 }
@@ -539,6 +545,10 @@ struct LivenessFlags {
     tcp_user_timeout: Option<Duration>,
     /// `--handshake-timeout`.
     handshake_timeout: Option<Duration>,
+    /// `--frame-timeout` (`Some(None)`: `0` or `off`).
+    frame_timeout: Option<Option<Duration>>,
+    /// `--frame-min-rate`.
+    frame_min_rate: Option<u32>,
 }
 
 /// `--tcp-keepalive IDLE,INTVL,COUNT`, e.g. `45s,10s,3`.
@@ -612,6 +622,7 @@ fn liveness_flag_of(field: &str) -> &'static str {
         "keepalive.timeout" => "--keepalive-timeout",
         "keepalive.payload" => "--keepalive-message",
         "tcp_user_timeout" => "--tcp-user-timeout",
+        "frame_timeout" => "--frame-timeout",
         f if f.starts_with("tcp_keepalive") => "--tcp-keepalive",
         _ => "liveness flags",
     }
@@ -635,6 +646,8 @@ impl LivenessFlags {
             "--tcp-keepalive",
             "--tcp-user-timeout",
             "--handshake-timeout",
+            "--frame-timeout",
+            "--frame-min-rate",
         ];
         if !known.contains(&flag) {
             return Ok(false);
@@ -659,6 +672,13 @@ impl LivenessFlags {
             "--keepalive-timeout" => self.keepalive_timeout = Some(parse_dur(flag, &v)?),
             "--tcp-keepalive" => self.tcp_keepalive = Some(parse_tcp_keepalive(&v)?),
             "--tcp-user-timeout" => self.tcp_user_timeout = Some(parse_dur(flag, &v)?),
+            "--frame-timeout" => {
+                self.frame_timeout = Some(match v.as_str() {
+                    "0" | "off" => None,
+                    _ => Some(parse_dur(flag, &v)?),
+                })
+            }
+            "--frame-min-rate" => self.frame_min_rate = Some(parse_count(flag, &v)?),
             _ => self.handshake_timeout = Some(parse_dur(flag, &v)?),
         }
         Ok(true)
@@ -692,6 +712,20 @@ impl LivenessFlags {
             }
             (None, None) => None,
         };
+        let frame_timeout = match (self.frame_timeout, self.frame_min_rate) {
+            (Some(None), Some(_)) => {
+                return err("--frame-min-rate: needs --frame-timeout (it is off)")
+            }
+            (Some(None), None) => None,
+            (timeout, min_rate) => {
+                let d = FrameTimeout::default();
+                Some(FrameTimeout {
+                    timeout: timeout.flatten().unwrap_or(d.timeout),
+                    min_rate: min_rate.unwrap_or(d.min_rate),
+                    ..d
+                })
+            }
+        };
         let defaults = LivenessConfig::default();
         let cfg = LivenessConfig {
             protocol: self.protocol,
@@ -705,6 +739,7 @@ impl LivenessFlags {
             tcp_keepalive: self.tcp_keepalive,
             tcp_user_timeout: self.tcp_user_timeout,
             handshake_timeout: self.handshake_timeout.unwrap_or(defaults.handshake_timeout),
+            frame_timeout,
         };
         cfg.validate().map_err(|e| {
             let flag = match e {
@@ -1175,6 +1210,60 @@ mod tests {
             panic!("not listen")
         };
         assert_eq!(o.liveness, LivenessConfig::default());
+    }
+
+    #[test]
+    fn frame_timeout_flags_build_the_config_on_listen_and_send() {
+        let frame = |args: &[&str]| match run(args).map(|c| c.command) {
+            Ok(Command::Listen(o)) => Ok(o.liveness.frame_timeout),
+            Ok(Command::Send(o)) => Ok(o.liveness.frame_timeout),
+            Ok(_) => panic!("not listen or send"),
+            Err(e) => Err(e.0),
+        };
+        assert_eq!(frame(&["listen"]), Ok(Some(FrameTimeout::default())));
+        assert_eq!(
+            frame(&[
+                "listen",
+                "--frame-timeout",
+                "300ms",
+                "--frame-min-rate",
+                "0"
+            ]),
+            Ok(Some(FrameTimeout {
+                timeout: Duration::from_millis(300),
+                min_rate: 0,
+                ..FrameTimeout::default()
+            }))
+        );
+        assert_eq!(
+            frame(&["send", "127.0.0.1:1", "--frame-min-rate=8000"]),
+            Ok(Some(FrameTimeout {
+                min_rate: 8000,
+                ..FrameTimeout::default()
+            }))
+        );
+        assert_eq!(
+            frame(&["send", "127.0.0.1:1", "--frame-timeout", "off"]),
+            Ok(None)
+        );
+        assert_eq!(frame(&["listen", "--frame-timeout", "0"]), Ok(None));
+        for (args, want) in [
+            (
+                &["listen", "--frame-timeout", "30"][..],
+                "--frame-timeout: bad duration",
+            ),
+            (
+                &["listen", "--frame-min-rate", "fast"],
+                "--frame-min-rate: bad number",
+            ),
+            (
+                &["listen", "--frame-timeout", "off", "--frame-min-rate", "9"],
+                "--frame-min-rate: needs --frame-timeout",
+            ),
+        ] {
+            let e = frame(args).unwrap_err();
+            assert!(e.starts_with(want), "{args:?}: {e}");
+        }
     }
 
     #[test]

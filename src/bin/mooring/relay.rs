@@ -102,8 +102,10 @@ to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
 Liveness of the upstream link (as on listen/send): --heartbeat DUR,
 --heartbeat-timeout DUR (mooring), --keepalive-message FILE, --keepalive-every
 DUR, --keepalive-timeout DUR, --tcp-keepalive IDLE,INTVL,COUNT,
---tcp-user-timeout DUR, --handshake-timeout DUR (mooring). --tcp-keepalive and
---tcp-user-timeout apply to device links too.
+--tcp-user-timeout DUR, --handshake-timeout DUR (mooring), --frame-timeout DUR
+and --frame-min-rate N (slow peers; defaults 30s and 500). --tcp-keepalive,
+--tcp-user-timeout, --frame-timeout and --frame-min-rate apply to device links
+too.
 
 Guarantees:
   Messages go upstream in the order the relay accepted them. A message is
@@ -202,7 +204,7 @@ pub struct RelayOpts {
 }
 
 /// The liveness flags, all taking a value, parsed by `listen`'s parser.
-const LIVENESS_FLAGS: [&str; 9] = [
+const LIVENESS_FLAGS: [&str; 11] = [
     "--protocol",
     "--heartbeat",
     "--heartbeat-timeout",
@@ -212,6 +214,8 @@ const LIVENESS_FLAGS: [&str; 9] = [
     "--tcp-keepalive",
     "--tcp-user-timeout",
     "--handshake-timeout",
+    "--frame-timeout",
+    "--frame-min-rate",
 ];
 
 /// What the command line asks of the relay.
@@ -1181,6 +1185,7 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         liveness: LivenessConfig {
             tcp_keepalive: o.liveness.tcp_keepalive,
             tcp_user_timeout: o.liveness.tcp_user_timeout,
+            frame_timeout: o.liveness.frame_timeout,
             ..LivenessConfig::default()
         },
         ..ListenConfig::default()
@@ -1314,9 +1319,15 @@ mod tests {
             "--protocol",
             "mooring",
             "--heartbeat=1s",
+            "--frame-timeout",
+            "2s",
         ]) else {
             panic!("not parsed")
         };
+        assert_eq!(
+            o.liveness.frame_timeout.map(|f| f.timeout),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(o.queue, 5);
         assert_eq!(o.ack_after, AckAfter::Upstream);
         assert_eq!(o.retries, 0);
