@@ -62,6 +62,8 @@ pub enum CloseReason {
     /// A frame was not complete within its `frame_timeout` (a slow or stalled
     /// peer; the deadline grows with the data received).
     FrameTimeout,
+    /// The peer's address already held `max_connections_per_ip` links on the listener.
+    TooManyConnectionsFromPeer,
 }
 
 impl CloseReason {
@@ -94,6 +96,7 @@ impl CloseReason {
             CloseReason::BadToken => "BadToken",
             CloseReason::SessionClosed => "SessionClosed",
             CloseReason::FrameTimeout => "FrameTimeout",
+            CloseReason::TooManyConnectionsFromPeer => "TooManyConnectionsFromPeer",
         }
     }
 

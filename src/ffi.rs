@@ -87,6 +87,9 @@ pub enum mooring_result {
     QueueFull = 16,
     /// The session has ended (or the handle is stale).
     SessionEnded = 17,
+    /// Memory sized from the configuration (`max_links`, buffers, ...) could not
+    /// be allocated; `mooring_last_error` names what and how many bytes.
+    OutOfMemory = 18,
 }
 
 /// The framing of every link of a node (`mooring_config.framing`).
@@ -230,6 +233,8 @@ pub enum mooring_close_reason {
     /// A frame was not complete within `frame_timeout_ms` (plus the time its
     /// received bytes bought at `frame_min_rate`): a slow or stalled peer.
     FrameTimeout = 26,
+    /// The peer's address already held `max_connections_per_ip` links.
+    TooManyConnectionsFromPeer = 27,
 }
 
 /// Everything a node needs, with defaults from `mooring_config_default`.
@@ -318,6 +323,9 @@ pub struct mooring_config {
     /// No frame's deadline goes beyond this from its first byte (or
     /// `frame_timeout_ms`, if longer). Default 600000.
     pub frame_max_ms: u32,
+    /// Listen: links one peer address may hold at once; more are rejected
+    /// (`TOO_MANY_CONNECTIONS_FROM_PEER`). 0 = off (default).
+    pub max_connections_per_ip: u32,
 }
 
 /// A link of a node. `{0, 0}` is never a valid link. Once the link's CLOSED
@@ -375,6 +383,13 @@ pub struct mooring_node_stats {
     pub burst_reads: u64,
     /// Link slots in use now (open, connecting, or closed and not yet reported).
     pub links_in_use: u64,
+    /// `accept` calls that failed (e.g. out of descriptors); the listener is
+    /// retried every 100 ms and whenever a link closes.
+    pub accept_errors: u64,
+    /// Retries of listeners whose `accept` had failed.
+    pub accept_retries: u64,
+    /// Connections refused: their address held `max_connections_per_ip` links.
+    pub rejected_from_peer: u64,
 }
 
 /// One event, filled by `mooring_node_next_event`. Fields that do not apply to
@@ -651,6 +666,7 @@ fn setup_error(e: SetupError) -> mooring_result {
         SetupError::Config(_) => mooring_result::InvalidConfig,
         SetupError::Io(_) => mooring_result::Io,
         SetupError::NoSlot => mooring_result::NoSlot,
+        SetupError::OutOfMemory { .. } => mooring_result::OutOfMemory,
     };
     fail(code, e)
 }
@@ -695,6 +711,7 @@ fn defaults() -> mooring_config {
         frame_timeout_ms: ms(f.timeout),
         frame_min_rate: f.min_rate,
         frame_max_ms: ms(f.max),
+        max_connections_per_ip: 0,
     }
 }
 
@@ -788,6 +805,8 @@ fn convert(
         idle_timeout: off_if_zero(c.idle_timeout_ms),
         stale_recovery: off_if_zero(c.stale_recovery_ms),
         allow,
+        max_connections_per_ip: (c.max_connections_per_ip != 0)
+            .then_some(c.max_connections_per_ip as usize),
         policy: if flag(c.close_after_reply, "close_after_reply")? {
             ServerPolicy::CloseAfterReply
         } else {
@@ -893,6 +912,7 @@ fn reason_code(r: CloseReason) -> mooring_close_reason {
         CloseReason::BadToken => C::BadToken,
         CloseReason::SessionClosed => C::SessionClosed,
         CloseReason::FrameTimeout => C::FrameTimeout,
+        CloseReason::TooManyConnectionsFromPeer => C::TooManyConnectionsFromPeer,
     }
 }
 
@@ -925,6 +945,7 @@ fn reason_name(code: u32) -> &'static CStr {
         24 => c"BadToken",
         25 => c"SessionClosed",
         26 => c"FrameTimeout",
+        27 => c"TooManyConnectionsFromPeer",
         _ => c"Unknown",
     }
 }
@@ -949,6 +970,7 @@ fn result_name(code: u32) -> &'static CStr {
         15 => c"MOORING_RESULT_PANIC",
         16 => c"MOORING_RESULT_QUEUE_FULL",
         17 => c"MOORING_RESULT_SESSION_ENDED",
+        18 => c"MOORING_RESULT_OUT_OF_MEMORY",
         _ => c"MOORING_RESULT_UNKNOWN",
     }
 }
@@ -1059,16 +1081,26 @@ pub unsafe extern "C" fn mooring_node_new(
             Err(code) => return code,
         };
         let slots = cfg.max_links;
-        let scratch = Vec::with_capacity(cfg.buffer_size);
+        let buffer_size = cfg.buffer_size;
         let node = match Node::new(cfg) {
             Ok(n) => n,
             Err(e) => return setup_error(e),
+        };
+        // Sized from the config like the node's own tables: fallible too.
+        let tables = crate::fallible::vec_filled(slots, LinkEntry::default(), "C link table")
+            .and_then(|links| {
+                crate::fallible::vec_with_capacity(buffer_size, "C echo buffer")
+                    .map(|scratch| (links, scratch))
+            });
+        let (links, scratch) = match tables {
+            Ok(t) => t,
+            Err(e) => return setup_error(e.into()),
         };
         let h = Box::new(mooring_node {
             node,
             listen,
             connect,
-            links: vec![LinkEntry::default(); slots],
+            links,
             listeners: heapless::Vec::new(),
             scratch,
             poisoned: false,
@@ -1572,6 +1604,9 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             unreported_rejections,
             large_buffer_waits,
             burst_reads,
+            accept_errors,
+            accept_retries,
+            rejected_from_peer,
             // Sessions are not configurable through the C API yet (no
             // open_session); their counters stay 0 for C callers.
             bad_tokens: _,
@@ -1586,6 +1621,9 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             large_buffer_waits,
             burst_reads,
             links_in_use: h.node.links_in_use() as u64,
+            accept_errors,
+            accept_retries,
+            rejected_from_peer,
         };
         // SAFETY: non-NULL and writable by contract.
         unsafe { out.write(s) };
@@ -1736,6 +1774,7 @@ mod tests {
             BadToken,
             SessionClosed,
             FrameTimeout,
+            TooManyConnectionsFromPeer,
         ];
         for r in all {
             let code = reason_code(r) as u32;
@@ -1862,6 +1901,23 @@ mod tests {
             );
             mooring_node_free(node);
         }
+    }
+
+    #[test]
+    fn a_max_links_the_host_cannot_provide_is_an_out_of_memory_code_not_an_abort() {
+        let mut c = default_config();
+        c.max_links = u32::MAX;
+        c.max_connections = 10;
+        let mut node = ptr::null_mut();
+        // SAFETY: valid pointers.
+        let r = unsafe { mooring_node_new(&c, &mut node) };
+        assert_eq!(r, mooring_result::OutOfMemory);
+        assert!(node.is_null());
+        assert!(last_error().contains("out of memory"), "{}", last_error());
+        // The process is fine: a sane config still builds.
+        c.max_links = 16;
+        // SAFETY: as above.
+        unsafe { mooring_node_free(new_node(&c)) };
     }
 
     #[test]

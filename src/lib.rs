@@ -51,6 +51,7 @@ pub mod client;
 pub mod config;
 pub mod dedup;
 pub mod error;
+mod fallible;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod frame;

@@ -115,6 +115,11 @@ enum mooring_result
    * The session has ended (or the handle is stale).
    */
   MOORING_RESULT_SESSION_ENDED = 17,
+  /**
+   * Memory sized from the configuration (`max_links`, buffers, ...) could not
+   * be allocated; `mooring_last_error` names what and how many bytes.
+   */
+  MOORING_RESULT_OUT_OF_MEMORY = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -351,6 +356,10 @@ enum mooring_close_reason
    * received bytes bought at `frame_min_rate`): a slow or stalled peer.
    */
   MOORING_CLOSE_REASON_FRAME_TIMEOUT = 26,
+  /**
+   * The peer's address already held `max_connections_per_ip` links.
+   */
+  MOORING_CLOSE_REASON_TOO_MANY_CONNECTIONS_FROM_PEER = 27,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -513,6 +522,11 @@ typedef struct mooring_config {
    * `frame_timeout_ms`, if longer). Default 600000.
    */
   uint32_t frame_max_ms;
+  /**
+   * Listen: links one peer address may hold at once; more are rejected
+   * (`TOO_MANY_CONNECTIONS_FROM_PEER`). 0 = off (default).
+   */
+  uint32_t max_connections_per_ip;
 } mooring_config;
 
 /**
@@ -688,6 +702,19 @@ typedef struct mooring_node_stats {
    * Link slots in use now (open, connecting, or closed and not yet reported).
    */
   uint64_t links_in_use;
+  /**
+   * `accept` calls that failed (e.g. out of descriptors); the listener is
+   * retried every 100 ms and whenever a link closes.
+   */
+  uint64_t accept_errors;
+  /**
+   * Retries of listeners whose `accept` had failed.
+   */
+  uint64_t accept_retries;
+  /**
+   * Connections refused: their address held `max_connections_per_ip` links.
+   */
+  uint64_t rejected_from_peer;
 } mooring_node_stats;
 
 #ifdef __cplusplus

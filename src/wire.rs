@@ -307,6 +307,7 @@ const CODES: &[CloseReason] = &[
     CloseReason::BadToken,
     CloseReason::SessionClosed,
     CloseReason::FrameTimeout,
+    CloseReason::TooManyConnectionsFromPeer,
 ];
 
 #[cfg(test)]

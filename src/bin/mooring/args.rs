@@ -78,6 +78,9 @@ Usage: mooring listen [flags]
   --bind ADDR             address to listen on (default 127.0.0.1:2575; port 0 picks one)
   --framing mllp|len32    framing (default mllp)
   --max-conns N           connections served at once; more are rejected (default 10)
+  --max-conns-per-ip N    links one peer address may hold at once; more are
+                          rejected (TooManyConnectionsFromPeer); 0 or off: no
+                          limit (default off)
   --idle-timeout DUR      close a link that received nothing for DUR (default off)
   --stale-recovery DUR    with --max-conns 1: a newcomer replaces a link idle for DUR
   --close-after-reply     close each link once its first message is answered
@@ -111,7 +114,7 @@ Lines (stdout, flushed at once):
   event=message peer=IP:PORT bytes=N [id=MSH-10]
   event=commit_ack peer=IP:PORT accepted=true|false
   event=closed peer=IP:PORT reason=IdleTimeout|HeartbeatTimeout|HandshakeTimeout|...
-  event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed
+  event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
 With --session (session=N numbers the sessions of this process, from 1):
   event=session session=N note=established resumed=true|false replaying=K
   event=session_message session=N bytes=N [id=MSH-10]   (in order, exactly once)
@@ -253,6 +256,8 @@ pub struct ListenOpts {
     pub framing: Framing,
     /// `--max-conns`.
     pub max_conns: usize,
+    /// `--max-conns-per-ip` (`None`: off).
+    pub max_conns_per_ip: Option<usize>,
     /// `--idle-timeout`.
     pub idle_timeout: Option<Duration>,
     /// `--stale-recovery`.
@@ -281,6 +286,7 @@ impl Default for ListenOpts {
             bind: SocketAddr::from(([127, 0, 0, 1], 2575)),
             framing: Framing::Mllp,
             max_conns: 10,
+            max_conns_per_ip: None,
             idle_timeout: None,
             stale_recovery: None,
             close_after_reply: false,
@@ -403,6 +409,14 @@ pub(crate) fn parse_framing(s: &str) -> Result<Framing, UsageError> {
 fn parse_count<T: std::str::FromStr>(flag: &str, s: &str) -> Result<T, UsageError> {
     s.parse()
         .or_else(|_| err(format!("{flag}: bad number \"{s}\"")))
+}
+
+/// A limit for `flag`: a count, or `0`/`off` for none (`None`).
+pub(crate) fn parse_limit(flag: &str, s: &str) -> Result<Option<usize>, UsageError> {
+    if s == "off" {
+        return Ok(None);
+    }
+    Ok(Some(parse_count::<usize>(flag, s)?).filter(|&n| n > 0))
 }
 
 /// A duration for `flag`, with the error line operators see for a bad one.
@@ -875,6 +889,9 @@ fn parse_listen<I: Iterator<Item = String>>(
             "--bind" => o.bind = parse_addr(&flag, &words.value(&flag, inline)?)?,
             "--framing" => o.framing = parse_framing(&words.value(&flag, inline)?)?,
             "--max-conns" => o.max_conns = parse_count(&flag, &words.value(&flag, inline)?)?,
+            "--max-conns-per-ip" => {
+                o.max_conns_per_ip = parse_limit(&flag, &words.value(&flag, inline)?)?
+            }
             "--idle-timeout" => {
                 o.idle_timeout = Some(parse_dur(&flag, &words.value(&flag, inline)?)?)
             }
@@ -1093,6 +1110,8 @@ mod tests {
             "len32",
             "--max-conns",
             "1",
+            "--max-conns-per-ip",
+            "3",
             "--stale-recovery",
             "300ms",
             "--allow",
@@ -1111,11 +1130,27 @@ mod tests {
         assert_eq!(o.bind.port(), 0);
         assert_eq!(o.framing, Framing::Len32);
         assert_eq!(o.max_conns, 1);
+        assert_eq!(o.max_conns_per_ip, Some(3));
         assert_eq!(o.stale_recovery, Some(Duration::from_millis(300)));
         assert!(o.allow.allows("127.0.0.1".parse().unwrap()));
         assert!(!o.allow.allows("192.0.2.1".parse().unwrap()));
         assert_eq!(o.reply, ReplyMode::Echo);
         assert!(o.quiet);
+    }
+
+    #[test]
+    fn max_conns_per_ip_is_off_by_default_and_with_0_or_off() {
+        for (args, want) in [
+            (&["listen"][..], None),
+            (&["listen", "--max-conns-per-ip", "0"][..], None),
+            (&["listen", "--max-conns-per-ip=off"][..], None),
+            (&["listen", "--max-conns-per-ip", "2"][..], Some(2)),
+        ] {
+            let Command::Listen(o) = run(args).unwrap().command else {
+                panic!("not listen")
+            };
+            assert_eq!(o.max_conns_per_ip, want, "{args:?}");
+        }
     }
 
     #[test]
@@ -1251,6 +1286,10 @@ mod tests {
             (&["listen", "--bogus"], "--bogus"),
             (&["listen", "--bind"], "--bind: missing value"),
             (&["listen", "--max-conns", "x"], "--max-conns"),
+            (
+                &["listen", "--max-conns-per-ip", "-1"],
+                "--max-conns-per-ip",
+            ),
             (&["listen", "--reply", "ack"], "--reply"),
             (&["listen", "--allow", "10.0.0.0/40"], "--allow"),
             (&["listen", "--quiet=1"], "--quiet"),

@@ -168,6 +168,7 @@ impl Responder {
             idle_timeout: o.idle_timeout,
             stale_recovery: o.stale_recovery,
             allow: o.allow.clone(),
+            max_connections_per_ip: o.max_conns_per_ip,
             policy: if o.close_after_reply {
                 ServerPolicy::CloseAfterReply
             } else {

@@ -95,6 +95,9 @@ to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
   --dedup-window N        MSH-10s remembered to spot resent messages
                           (default 10000)
   --max-conns N           devices served at once (default 10)
+  --max-conns-per-ip N    links one device address may hold at once; more are
+                          rejected (TooManyConnectionsFromPeer); 0 or off: no
+                          limit (default off)
 
 Liveness of the upstream link (as on listen/send): --heartbeat DUR,
 --heartbeat-timeout DUR (mooring), --keepalive-message FILE, --keepalive-every
@@ -133,7 +136,7 @@ Lines (stdout, flushed at once):
   event=refused peer=IP:PORT bytes=N reason=NotHl7|NoControlId
   event=queued peer=IP:PORT id=MSH-10 seq=N
   event=closed peer=IP:PORT reason=...
-  event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed
+  event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
   event=upstream state=connecting addr=ADDR attempt=N
   event=upstream state=connected addr=ADDR [resumed=B replaying=K]
   event=upstream state=lost addr=ADDR reason=R in_doubt=FIRST-LAST|none
@@ -194,6 +197,8 @@ pub struct RelayOpts {
     pub dedup_window: usize,
     /// `--max-conns`.
     pub max_conns: usize,
+    /// `--max-conns-per-ip` (`None`: off).
+    pub max_conns_per_ip: Option<usize>,
     /// Liveness flags (upstream link), `--protocol` included.
     pub liveness: LivenessConfig,
 }
@@ -291,6 +296,7 @@ fn parse(argv: &[String], verbosity: &mut Verbosity) -> Result<Parsed, UsageErro
     let mut connect_timeout = Duration::from_secs(5);
     let mut dedup_window = 10_000usize;
     let mut max_conns = 10usize;
+    let mut max_conns_per_ip = None;
     // Liveness flags are handed to `listen`'s parser as they are, so that they
     // are checked exactly as on listen/send.
     let mut live: Vec<String> = vec!["listen".to_string()];
@@ -340,6 +346,7 @@ fn parse(argv: &[String], verbosity: &mut Verbosity) -> Result<Parsed, UsageErro
             "--connect-timeout" => connect_timeout = parse_dur(&flag, &value()?)?,
             "--dedup-window" => dedup_window = parse_num(&flag, &value()?, 1)?,
             "--max-conns" => max_conns = parse_num(&flag, &value()?, 1)?,
+            "--max-conns-per-ip" => max_conns_per_ip = args::parse_limit(&flag, &value()?)?,
             f => {
                 return usage(format!(
                     "unknown flag {f} for relay (see mooring relay --help)"
@@ -376,6 +383,7 @@ fn parse(argv: &[String], verbosity: &mut Verbosity) -> Result<Parsed, UsageErro
         connect_timeout,
         dedup_window,
         max_conns,
+        max_conns_per_ip,
         liveness,
     })))
 }
@@ -1173,6 +1181,7 @@ pub fn run(o: &RelayOpts) -> ExitCode {
     };
     let listen_cfg = ListenConfig {
         max_connections: o.max_conns,
+        max_connections_per_ip: o.max_conns_per_ip,
         liveness: LivenessConfig {
             tcp_keepalive: o.liveness.tcp_keepalive,
             tcp_user_timeout: o.liveness.tcp_user_timeout,
