@@ -3,10 +3,11 @@
 //! forwarded, in order, over ONE keep-open upstream link that is re-established
 //! with backoff whenever it drops. All of it is one [`Node`] on one thread.
 //!
-//! Per device message (keyed by its MSH-10):
+//! Per device message (keyed by its sender and MSH-10: MSH-3, MSH-4, MSH-10, see
+//! [`hl7::message_key`]; MSH-10 alone is unique only per sender):
 //!
-//! 1. A message whose MSH-10 the relay saw before (a [`DedupWindow`] of the last
-//!    `--dedup-window` ids) is acknowledged again (AA) and not forwarded again:
+//! 1. A message whose key the relay saw before (a [`DedupWindow`] of the last
+//!    `--dedup-window` keys) is acknowledged again (AA) and not forwarded again:
 //!    `event=duplicate`. With `--ack-after upstream`, a resend of a message that
 //!    is still waiting for the upstream's acknowledgement takes over its pending
 //!    ACK (the ACK goes to the newest link) and is not forwarded again either.
@@ -92,8 +93,8 @@ to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
   --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
                           unlimited attempts)
   --connect-timeout DUR   each connect attempt (default 5s)
-  --dedup-window N        MSH-10s remembered to spot resent messages
-                          (default 10000)
+  --dedup-window N        messages remembered to spot resends (default 10000);
+                          a resend has the same MSH-3, MSH-4 and MSH-10
   --max-conns N           devices served at once (default 10)
 
 Liveness of the upstream link (as on listen/send): --heartbeat DUR,
@@ -105,7 +106,9 @@ DUR, --keepalive-timeout DUR, --tcp-keepalive IDLE,INTVL,COUNT,
 Guarantees:
   Messages go upstream in the order the relay accepted them. A message is
   reported acked only after the upstream acknowledged it. A message whose
-  MSH-10 is in the duplicate window is acknowledged again, not forwarded again.
+  sender (MSH-3, MSH-4) and MSH-10 are in the duplicate window is acknowledged
+  again, not forwarded again; the same MSH-10 from another sender is another
+  message.
   Raw upstream: at least once. A message written when the link dropped (or
   whose ACK did not come in time) is in doubt: it is resent after the
   reconnect, so the upstream may see it twice (HL7 receivers deduplicate by
@@ -151,10 +154,6 @@ const ACK_HEADROOM: usize = 512;
 /// Spare link slots (see `listen`): closed links wait in their slots until
 /// their events are pulled.
 const MAX_SPARE_SLOTS: usize = 64;
-/// Ids the duplicate window holds although their message was not kept (queue
-/// full, failed): a resend of one of them is taken as new. The window has no
-/// `forget`, so this bounded list makes up for it; see the module docs.
-const UNKEPT_CAP: usize = 1024;
 /// Longest wait in one poll (deadlines wake it earlier).
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
@@ -441,7 +440,6 @@ struct Relay {
     dedup: DedupWindow,
     pending: VecDeque<Entry>,
     spare: Vec<Entry>,
-    unkept: VecDeque<Vec<u8>>,
     devices: Vec<Option<(LinkId, SocketAddr)>>,
     ack_buf: Vec<u8>,
     up: Upstream,
@@ -510,30 +508,6 @@ impl Relay {
         matches!(self.up, Upstream::Session { .. })
     }
 
-    /// Remembers that the window holds `id` although its message was not kept.
-    fn note_unkept(&mut self, id: &[u8]) {
-        let mut v = if self.unkept.len() >= UNKEPT_CAP {
-            let mut v = self.unkept.pop_front().unwrap_or_default();
-            v.clear();
-            v
-        } else {
-            Vec::new()
-        };
-        v.extend_from_slice(id);
-        self.unkept.push_back(v);
-    }
-
-    /// Takes `id` out of the unkept list; true if it was there.
-    fn take_unkept(&mut self, id: &[u8]) -> bool {
-        match self.unkept.iter().position(|v| v == id) {
-            Some(i) => {
-                self.unkept.remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-
     /// A device's message. Returns the ACK to send now (its length in `ack_buf`).
     fn on_device_message(
         &mut self,
@@ -542,15 +516,15 @@ impl Relay {
         now: Instant,
     ) -> Option<(LinkId, usize)> {
         let peer = self.device_peer(link);
-        let id = hl7::control_id(payload);
+        let key = hl7::message_key(payload);
         Seen::Message {
             peer,
             bytes: payload.len(),
-            id,
+            id: key.map(|[.., id]| id),
         }
         .append_to(Line::empty())
         .print();
-        let Some(id) = id else {
+        let Some(key) = key else {
             let reason = if hl7::is_hl7(payload) {
                 "NoControlId"
             } else {
@@ -563,10 +537,12 @@ impl Relay {
                 .print();
             return build_ack(payload, AckCode::Reject, &mut self.ack_buf).map(|n| (link, n));
         };
+        let [.., id] = key;
         // A resend of a message still waiting for the upstream: the ACK it waits
         // for goes to this link.
         if self.o.ack_after == AckAfter::Upstream {
-            if let Some(e) = self.pending.iter_mut().find(|e| e.id == id) {
+            let resent = |e: &&mut Entry| hl7::message_key(&e.msh) == Some(key);
+            if let Some(e) = self.pending.iter_mut().find(resent) {
                 e.link = Some(link);
                 e.peer = peer;
                 Line::new("event", "duplicate")
@@ -577,7 +553,7 @@ impl Relay {
                 return None;
             }
         }
-        if !self.dedup.first_time(id) && !self.take_unkept(id) {
+        if !self.dedup.first_time(&key) {
             Line::new("event", "duplicate")
                 .kv("peer", peer)
                 .wire("id", Some(id))
@@ -590,7 +566,8 @@ impl Relay {
             None
         };
         let Some(seq) = seq else {
-            self.note_unkept(id);
+            // Not kept: a resend is a new message.
+            self.dedup.forget(&key);
             Line::new("event", "queue_full")
                 .kv("peer", peer)
                 .wire("id", Some(id))
@@ -1096,7 +1073,10 @@ impl Relay {
                             e.writes
                         );
                     }
-                    self.note_unkept(&e.id);
+                    // Not delivered: a resend is a new message.
+                    if let Some(key) = hl7::message_key(&e.msh) {
+                        self.dedup.forget(&key);
+                    }
                     AckCode::Reject
                 }
             };
@@ -1214,7 +1194,6 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         dedup: DedupWindow::new(o.dedup_window),
         pending: VecDeque::with_capacity(o.queue),
         spare: Vec::with_capacity(o.queue),
-        unkept: VecDeque::with_capacity(UNKEPT_CAP),
         devices: vec![None; node.config().max_links],
         ack_buf: vec![0; max_frame.saturating_add(ACK_HEADROOM)],
         up: if mooring {
