@@ -181,6 +181,17 @@ mod tests {
     }
 
     #[test]
+    fn no_byte_value_escapes_its_field() {
+        // Every byte, including LF, CR, ESC and DEL: one value, printable, no '='.
+        let all: Vec<u8> = (0..=255u8).collect();
+        let e = escape(&all);
+        assert_eq!(e.len(), 256);
+        assert!(e.bytes().all(|b| b.is_ascii_graphic() && b != b'='), "{e}");
+        let l = Line::new("event", "message").wire("id", Some(b"A\nevent=forged x"));
+        assert_eq!(l.as_str(), "event=message id=A_event_forged_x");
+    }
+
+    #[test]
     fn session_notes_have_stable_keys() {
         let l = |n| session_note(Line::new("event", "session").kv("session", 1), &n);
         assert_eq!(
