@@ -404,6 +404,10 @@ pub struct mooring_event {
     pub session_end: u32,
     /// SESSION_ESTABLISHED: messages replayed; SESSION_ENDED: messages in doubt.
     pub count: u64,
+    /// CLOSED (mooring protocol): the `mooring_close_reason` the peer gave in
+    /// its CLOSE message, else `MOORING_CLOSE_REASON_NONE`. The peer's claim,
+    /// unverified: `reason` is then `MOORING_CLOSE_REASON_PEER_CLOSED`.
+    pub peer_reason: u32,
 }
 
 /// A node: one poll, its listeners and links. Opaque; create with
@@ -1242,6 +1246,7 @@ pub unsafe extern "C" fn mooring_node_next_event(
             delay_ms: 0,
             session_end: mooring_session_end::None as u32,
             count: 0,
+            peer_reason: mooring_close_reason::None as u32,
         };
         let links = &mut h.links;
         let listeners = &h.listeners[..];
@@ -1279,10 +1284,13 @@ pub unsafe extern "C" fn mooring_node_next_event(
                 peer,
                 reason,
                 stats,
+                peer_reason,
             } => {
                 ev.kind = mooring_event_kind::Closed;
                 ev.link = c_link(links, link);
                 ev.reason = reason_code(reason) as u32;
+                ev.peer_reason = peer_reason
+                    .map_or(mooring_close_reason::None as u32, |r| reason_code(r) as u32);
                 ev.stats = c_link_stats(stats);
                 write_c(&mut ev.peer, format_args!("{peer}"));
             }
@@ -1998,6 +2006,67 @@ mod tests {
             assert_eq!(
                 mooring_node_session_send(client, s, b"x".as_ptr(), 1, ptr::null_mut()),
                 mooring_result::SessionEnded
+            );
+            mooring_node_free(client);
+            mooring_node_free(server);
+        }
+    }
+
+    #[test]
+    fn a_peers_close_message_is_reported_as_its_claim_beside_peer_closed() {
+        let mut c = default_config();
+        c.protocol = mooring_protocol::Mooring as u32;
+        let server = new_node(&c);
+        let client = new_node(&c);
+        // SAFETY: live nodes, valid pointers, NUL-terminated strings.
+        unsafe {
+            let mut l = 0u32;
+            assert_eq!(
+                mooring_node_listen(server, c"127.0.0.1:0".as_ptr(), &mut l),
+                mooring_result::Ok
+            );
+            let mut addr = [0 as c_char; MOORING_ADDR_MAX];
+            assert_eq!(
+                mooring_node_local_addr(server, l, addr.as_mut_ptr(), addr.len()),
+                mooring_result::Ok
+            );
+            let mut link = mooring_link::default();
+            assert_eq!(
+                mooring_node_connect(client, addr.as_ptr(), &mut link),
+                mooring_result::Ok
+            );
+            let mut ev = core::mem::MaybeUninit::<mooring_event>::zeroed().assume_init();
+            let mut server_closed = None;
+            let mut closing = false;
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while server_closed.is_none() && std::time::Instant::now() < deadline {
+                for n in [client, server] {
+                    assert_eq!(mooring_node_poll(n, 10), mooring_result::Ok);
+                    while mooring_node_next_event(n, &mut ev) == mooring_result::Ok {
+                        match ev.kind {
+                            // The handshake is done: the client closes, saying why.
+                            mooring_event_kind::Connected if n == client && !closing => {
+                                closing = true;
+                                assert_eq!(mooring_node_close(client, link), mooring_result::Ok);
+                            }
+                            mooring_event_kind::Closed if n == client => {
+                                assert_eq!(ev.reason, mooring_close_reason::LocalClose as u32);
+                                assert_eq!(ev.peer_reason, mooring_close_reason::None as u32);
+                            }
+                            mooring_event_kind::Closed => {
+                                server_closed = Some((ev.reason, ev.peer_reason));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                server_closed,
+                Some((
+                    mooring_close_reason::PeerClosed as u32,
+                    mooring_close_reason::LocalClose as u32
+                ))
             );
             mooring_node_free(client);
             mooring_node_free(server);

@@ -629,6 +629,12 @@ typedef struct mooring_event {
    * SESSION_ESTABLISHED: messages replayed; SESSION_ENDED: messages in doubt.
    */
   uint64_t count;
+  /**
+   * CLOSED (mooring protocol): the `mooring_close_reason` the peer gave in
+   * its CLOSE message, else `MOORING_CLOSE_REASON_NONE`. The peer's claim,
+   * unverified: `reason` is then `MOORING_CLOSE_REASON_PEER_CLOSED`.
+   */
+  uint32_t peer_reason;
 } mooring_event;
 
 /**

@@ -36,6 +36,14 @@ impl Line {
         self
     }
 
+    /// Appends `key=value` when there is a value; nothing when `None`.
+    pub fn kv_opt(self, key: &str, value: Option<impl Display>) -> Line {
+        match value {
+            Some(v) => self.kv(key, v),
+            None => self,
+        }
+    }
+
     /// Appends `key=value` for bytes from the wire, escaped; nothing when `None`.
     pub fn wire(self, key: &str, value: Option<&[u8]>) -> Line {
         match value {

@@ -133,7 +133,7 @@ Lines (stdout, flushed at once):
   event=queue_full peer=IP:PORT id=MSH-10 queued=N
   event=refused peer=IP:PORT bytes=N reason=NotHl7|NoControlId
   event=queued peer=IP:PORT id=MSH-10 seq=N
-  event=closed peer=IP:PORT reason=...
+  event=closed peer=IP:PORT reason=... [peer_reason=R]
   event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed
   event=upstream state=connecting addr=ADDR attempt=N
   event=upstream state=connected addr=ADDR [resumed=B replaying=K]
@@ -738,15 +738,23 @@ impl Relay {
                 }
             }
             Event::Closed {
-                link, peer, reason, ..
+                link,
+                peer,
+                reason,
+                peer_reason,
+                ..
             } => {
                 if self.is_device(link) {
                     if let Some(d) = self.devices.get_mut(link.slot() as usize) {
                         *d = None;
                     }
-                    Seen::Closed { peer, reason }
-                        .append_to(Line::empty())
-                        .print();
+                    Seen::Closed {
+                        peer,
+                        reason,
+                        peer_reason,
+                    }
+                    .append_to(Line::empty())
+                    .print();
                     return None;
                 }
                 self.on_upstream_closed(link, reason, now);

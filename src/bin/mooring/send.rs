@@ -302,8 +302,15 @@ impl Stream<'_> {
                         SessionNote::Reconnecting { .. } => {}
                     }
                 }
-                Event::Closed { reason, .. } => {
-                    Line::new("event", "closed").kv("reason", reason).print();
+                Event::Closed {
+                    reason,
+                    peer_reason,
+                    ..
+                } => {
+                    Line::new("event", "closed")
+                        .kv("reason", reason)
+                        .kv_opt("peer_reason", peer_reason)
+                        .print();
                 }
                 _ => {}
             }
