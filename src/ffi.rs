@@ -447,6 +447,24 @@ fn fail(code: mooring_result, msg: impl fmt::Display) -> mooring_result {
     code
 }
 
+/// Empties the calling thread's last error: every call that can fail does this
+/// first, so the text always belongs to the most recent such call (see
+/// `mooring_last_error`). Keeps the string's memory.
+fn clear_last_error() {
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut e) = e.try_borrow_mut() {
+            e.clear();
+        }
+    });
+}
+
+/// [`boundary`] for an entry point that can fail: the last error is cleared
+/// first, and set again only if `body` fails.
+fn fallible<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
+    clear_last_error();
+    boundary(on_panic, body)
+}
+
 /// Runs `body`, turning a panic into `on_panic` (with the last error set).
 fn boundary<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(body)) {
@@ -471,6 +489,7 @@ unsafe fn with_node(
     node: *mut mooring_node,
     f: impl FnOnce(&mut mooring_node) -> Result<(), mooring_result>,
 ) -> mooring_result {
+    clear_last_error();
     if node.is_null() {
         return fail(mooring_result::NullParameter, "node is NULL");
     }
@@ -508,6 +527,7 @@ unsafe fn read_node<T>(
     none: T,
     f: impl FnOnce(&mooring_node) -> T,
 ) -> T {
+    clear_last_error();
     if node.is_null() {
         fail(mooring_result::NullParameter, "node is NULL");
         return none;
@@ -959,9 +979,17 @@ pub extern "C" fn mooring_close_reason_name(reason: u32) -> *const c_char {
     boundary(c"Unknown".as_ptr(), || reason_name(reason).as_ptr())
 }
 
-/// Copies the calling thread's last error text (of the most recent failed call
-/// on this thread; successful calls do not clear it) into `buf` as a
-/// NUL-terminated string, truncated to fit `len` bytes.
+/// Copies the calling thread's last error text into `buf` as a NUL-terminated
+/// string, truncated to fit `len` bytes.
+///
+/// The text belongs to the most recent call on this thread that can fail:
+/// every function returning a `mooring_result`, `mooring_node_fd` and
+/// `mooring_node_next_deadline_ms`. Each of them clears it when called and
+/// sets it only when it fails, so the text describes that call's failure and
+/// is empty after a call that succeeded (or returned `MOORING_RESULT_NO_EVENT`).
+/// It stays valid until the next such call on this thread. Calls that cannot
+/// fail (`mooring_version`, `mooring_result_name`, `mooring_close_reason_name`,
+/// `mooring_node_free`, this one) leave it as it is.
 ///
 /// Returns the full length of the text without the NUL (like `snprintf`), so a
 /// result `>= len` means it was truncated. `buf` may be NULL when `len` is 0.
@@ -998,7 +1026,7 @@ pub unsafe extern "C" fn mooring_last_error(buf: *mut c_char, len: usize) -> usi
 /// `out` is NULL or points to a writable `mooring_config`.
 #[no_mangle]
 pub unsafe extern "C" fn mooring_config_default(out: *mut mooring_config) -> mooring_result {
-    boundary(mooring_result::Panic, || {
+    fallible(mooring_result::Panic, || {
         if out.is_null() {
             return fail(mooring_result::NullParameter, "out is NULL");
         }
@@ -1022,7 +1050,7 @@ pub unsafe extern "C" fn mooring_node_new(
     config: *const mooring_config,
     out: *mut *mut mooring_node,
 ) -> mooring_result {
-    boundary(mooring_result::Panic, || {
+    fallible(mooring_result::Panic, || {
         if out.is_null() {
             return fail(mooring_result::NullParameter, "out is NULL");
         }
@@ -1763,6 +1791,36 @@ mod tests {
         let node = new_node(&c);
         // SAFETY: from mooring_node_new.
         unsafe { mooring_node_free(node) };
+    }
+
+    #[test]
+    fn the_last_error_is_cleared_by_a_call_that_succeeds() {
+        // SAFETY: NULL is refused with a code; the rest are valid pointers.
+        unsafe {
+            let mut node = ptr::null_mut();
+            assert_eq!(
+                mooring_node_new(ptr::null(), &mut node),
+                mooring_result::NullParameter
+            );
+            assert_eq!(last_error(), "config is NULL");
+            let mut c = core::mem::MaybeUninit::uninit();
+            assert_eq!(mooring_config_default(c.as_mut_ptr()), mooring_result::Ok);
+            assert_eq!(last_error(), "", "stale text after a success");
+            assert_eq!(mooring_last_error(ptr::null_mut(), 0), 0);
+
+            let node = new_node(&c.assume_init());
+            assert_eq!(last_error(), "");
+            let stale = mooring_link { slot: 0, gen: 7 };
+            assert_ne!(mooring_node_close(node, stale), mooring_result::Ok);
+            assert_ne!(last_error(), "");
+            assert_eq!(mooring_node_poll(node, 0), mooring_result::Ok);
+            assert_eq!(last_error(), "", "stale text after a node call succeeded");
+            assert_eq!(mooring_node_fd(ptr::null()), -1);
+            assert_eq!(last_error(), "node is NULL");
+            assert!(mooring_node_fd(node) >= 0);
+            assert_eq!(last_error(), "");
+            mooring_node_free(node);
+        }
     }
 
     #[test]
