@@ -480,3 +480,32 @@ fn a_message_waiting_for_the_upstream_is_not_confused_with_another_senders_same_
     up.send(&ack_for("X1"));
     assert_eq!(msa(&b.frame()), ("AA".to_string(), "X1".to_string()));
 }
+
+#[test]
+fn with_ack_after_upstream_and_the_upstream_down_the_device_gets_ar_after_the_response_timeout() {
+    // Nothing listens on the upstream port: every connect is refused.
+    let port = free_port();
+    let timeout = Duration::from_millis(600);
+    let (mut r, addr) = relay(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &["--ack-after", "upstream", "--response-timeout", "600ms"],
+    );
+    r.expect_line(|l| field(l, "reason") == Some("ConnectionRefused"), WITHIN);
+    let mut dev = Peer::connect(addr);
+    let sent = Instant::now();
+    dev.send(&msg("M1"));
+    let reply = dev.try_frame(timeout + Duration::from_secs(2));
+    let waited = sent.elapsed();
+    let reply = reply.unwrap_or_else(|| panic!("no reply within {waited:?}: {:?}", r.seen()));
+    assert_eq!(msa(&reply), ("AR".to_string(), "M1".to_string()));
+    assert!(waited >= timeout, "answered before the timeout: {waited:?}");
+    let l = r.expect_line(is_id("reply_timeout", "M1"), WITHIN);
+    assert_eq!(field(&l, "ack"), Some("AR"), "{l}");
+    // The message is kept: once the upstream is there it goes out, once, and
+    // the device's resend is recognised.
+    let mut up = listen_on(port, &[]);
+    assert_eq!(next_id(&mut up, "message"), "M1");
+    r.expect_line(is_id("acked", "M1"), WITHIN);
+    assert_eq!(dev.request("M1"), "AA", "the resend of a delivered message");
+    r.expect_line(is_id("duplicate", "M1"), WITHIN);
+}

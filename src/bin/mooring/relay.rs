@@ -20,7 +20,10 @@
 //!    acknowledged it (raw: the upstream's HL7 ACK whose MSA-2 is the message's
 //!    MSH-10, and the device gets the upstream's MSA-1 code; mooring: the
 //!    upstream's session acknowledged delivery to its application, and the
-//!    device gets AA).
+//!    device gets AA). A device still waiting when `--response-timeout` has
+//!    passed since its message arrived (the upstream is down or slow) gets
+//!    MSA|AR then: `event=reply_timeout`. The message stays queued and goes
+//!    upstream when it can; its resend is a duplicate (AA once delivered).
 //!
 //! Upstream, raw (`--protocol raw`): one message in flight (MLLP is
 //! request/response). A reply is credited only if its MSA-2 matches the
@@ -53,6 +56,7 @@ use mooring::hl7::{self, AckCode};
 use mooring::ledger::{Delivery, InDoubt, Ledger, LedgerConfig, MsgId};
 use mooring::rng::XorShift64;
 use mooring::session::{Backoff, SessionConfig, SessionError};
+use mooring::time::earliest;
 use mooring::{
     CloseReason, ConnectConfig, Event, Framing, Instant, LinkId, ListenConfig, ListenerId,
     LivenessConfig, Node, NodeConfig, Protocol, SessionId, SessionNote, SetupError,
@@ -84,11 +88,15 @@ to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
                           queued (default): the device gets AA once the message
                           is in the queue; upstream: only once the upstream
                           acknowledged it (raw: its HL7 ACK, whose MSA-1 the
-                          device gets; mooring: the session's acknowledgement)
+                          device gets; mooring: the session's acknowledgement),
+                          or MSA|AR if that takes longer than
+                          --response-timeout (the message stays queued)
   --retries N             resends of a message in doubt before it fails
                           (default 3)
   --response-timeout DUR  raw: the upstream's ACK must come within DUR, else the
-                          link is closed and the message is in doubt (default 10s)
+                          link is closed and the message is in doubt (default 10s);
+                          --ack-after upstream: a device waiting DUR for its
+                          ACK gets MSA|AR
   --reconnect-min DUR     first reconnect waits up to DUR, doubling each attempt
   --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
                           unlimited attempts)
@@ -133,6 +141,9 @@ Lines (stdout, flushed at once):
   event=queue_full peer=IP:PORT id=MSH-10 queued=N
   event=refused peer=IP:PORT bytes=N reason=NotHl7|NoControlId
   event=queued peer=IP:PORT id=MSH-10 seq=N
+  event=reply_timeout peer=IP:PORT id=MSH-10 seq=N ack=AR
+                 (--ack-after upstream: no upstream ACK within
+                  --response-timeout; the message stays queued)
   event=closed peer=IP:PORT reason=... [peer_reason=R]
   event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed
   event=upstream state=connecting addr=ADDR attempt=N
@@ -381,6 +392,8 @@ struct Entry {
     seq: MsgId,
     /// The device link waiting for its ACK (`--ack-after upstream`).
     link: Option<LinkId>,
+    /// When that device gets MSA|AR if the upstream has not acknowledged.
+    reply_by: Instant,
     peer: SocketAddr,
     /// MSH-10.
     id: Vec<u8>,
@@ -448,6 +461,8 @@ struct Relay {
     keepalive_id: Option<Vec<u8>>,
     /// The node's time when the current event was pulled.
     now: Instant,
+    /// The earliest `reply_by` of an entry whose device waits (upstream mode).
+    next_reply_by: Option<Instant>,
 }
 
 fn unspecified() -> SocketAddr {
@@ -545,6 +560,8 @@ impl Relay {
             if let Some(e) = self.pending.iter_mut().find(resent) {
                 e.link = Some(link);
                 e.peer = peer;
+                e.reply_by = now + self.o.response_timeout;
+                self.next_reply_by = earliest(self.next_reply_by, Some(e.reply_by));
                 Line::new("event", "duplicate")
                     .kv("peer", peer)
                     .wire("id", Some(id))
@@ -578,6 +595,7 @@ impl Relay {
         let mut e = self.spare.pop().unwrap_or_else(|| Entry {
             seq: 0,
             link: None,
+            reply_by: now,
             peer,
             id: Vec::new(),
             msh: Vec::new(),
@@ -595,6 +613,10 @@ impl Relay {
         e.writes = 0;
         e.code = AckCode::Accept;
         e.link = (self.o.ack_after == AckAfter::Upstream).then_some(link);
+        e.reply_by = now + self.o.response_timeout;
+        if e.link.is_some() {
+            self.next_reply_by = earliest(self.next_reply_by, Some(e.reply_by));
+        }
         self.pending.push_back(e);
         Line::new("event", "queued")
             .kv("peer", peer)
@@ -918,9 +940,40 @@ impl Relay {
         }
     }
 
+    /// Answers MSA|AR to each device whose message the upstream has not
+    /// acknowledged within `--response-timeout` (`--ack-after upstream`). The
+    /// message stays queued; a later upstream ACK is only reported.
+    fn answer_overdue(&mut self, node: &mut Node, now: Instant) {
+        if self.next_reply_by.is_none_or(|t| t > now) {
+            return;
+        }
+        let mut next = None;
+        for e in self.pending.iter_mut() {
+            let Some(link) = e.link else { continue };
+            if e.reply_by > now {
+                next = earliest(next, Some(e.reply_by));
+                continue;
+            }
+            e.link = None;
+            Line::new("event", "reply_timeout")
+                .kv("peer", e.peer)
+                .wire("id", Some(&e.id))
+                .kv("seq", e.seq)
+                .kv("ack", AckCode::Reject.as_str())
+                .print();
+            if let Some(n) = build_ack(&e.msh, AckCode::Reject, &mut self.ack_buf) {
+                if let Err(err) = node.send(link, &self.ack_buf[..n]) {
+                    log::warn!("ACK to {} not sent: {err}", e.peer);
+                }
+            }
+        }
+        self.next_reply_by = next;
+    }
+
     /// Dials, times out, writes: whatever is due.
     fn drive(&mut self, node: &mut Node) {
         let now = node.now();
+        self.answer_overdue(node, now);
         let upstream = self.o.upstream;
         match &mut self.up {
             Upstream::Raw {
@@ -1101,22 +1154,22 @@ impl Relay {
 
     /// How long the next poll may wait.
     fn wait(&self, now: Instant) -> Duration {
-        let mut at = None;
+        let mut at = self.next_reply_by;
         if let Upstream::Session {
             reopen_at: Some(t), ..
         } = &self.up
         {
-            at = Some(*t);
+            at = earliest(at, Some(*t));
         }
         if let Upstream::Raw {
             link, in_flight, ..
         } = &self.up
         {
             if let RawLink::Down { retry_at } = link {
-                at = Some(*retry_at);
+                at = earliest(at, Some(*retry_at));
             }
             if let Some(f) = in_flight {
-                at = Some(at.map_or(f.deadline, |a: Instant| a.min(f.deadline)));
+                at = earliest(at, Some(f.deadline));
             }
         }
         match at {
@@ -1228,6 +1281,7 @@ pub fn run(o: &RelayOpts) -> ExitCode {
             .and_then(|k| hl7::control_id(k.payload).map(<[u8]>::to_vec)),
         o: o.clone(),
         now,
+        next_reply_by: None,
     };
     Line::new("event", "listening")
         .kv(
