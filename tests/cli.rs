@@ -909,3 +909,21 @@ fn a_peers_close_message_is_its_claim_not_the_close_reason() {
         WITHIN,
     );
 }
+
+#[test]
+fn send_hold_prints_the_reason_a_mooring_peer_gave_as_its_claim() {
+    let (_listen, addr) = Proc::listen(&["--protocol", "mooring", "--idle-timeout", "300ms"]);
+    let a = addr.to_string();
+    let r = run(
+        mooring(&["send", &a, SAMPLE, "--protocol", "mooring", "--hold", "20s"]),
+        None,
+    );
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    let lines = r.lines();
+    assert_eq!(
+        lines[lines.len() - 2],
+        "event=closed reason=PeerClosed peer_reason=IdleTimeout",
+        "{}",
+        r.stdout
+    );
+}
