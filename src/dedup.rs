@@ -32,14 +32,15 @@ pub struct DedupWindow {
     keys: ReplayQueue,
     /// Hash of key number `n` at `n % window`.
     hashes: Box<[u64]>,
-    /// `n + 1` of a remembered key, at its probe position; 0 is empty.
-    table: Box<[u64]>,
+    /// `n % window + 1` of a remembered key `n`, at its probe position; 0 is
+    /// empty. (The ring holds at most `window` keys, so that names one.)
+    table: Box<[u32]>,
     /// Number of the oldest key in `keys` (keys are numbered as they come).
     first: u64,
     hash: fn(&[&[u8]]) -> u64,
 }
 
-const EMPTY: u64 = 0;
+const EMPTY: u32 = 0;
 
 /// Feeds the encoding of `parts` to `f` in pieces: each part but the last is
 /// preceded by its length (u32, little-endian), so that ("AB", "C") and
@@ -94,7 +95,8 @@ impl DedupWindow {
     /// `key_bytes` bytes together (encoded: parts plus 4 bytes per part but
     /// the last).
     pub fn with_key_bytes(window: usize, key_bytes: usize) -> Self {
-        let window = window.max(1);
+        // Table cells hold a ring position + 1 in a u32.
+        let window = window.clamp(1, u32::MAX as usize - 1);
         let cells = window.saturating_mul(2).next_power_of_two();
         DedupWindow {
             keys: ReplayQueue::new(key_bytes, window),
@@ -144,7 +146,7 @@ impl DedupWindow {
         while self.table[i] != EMPTY {
             i = (i + 1) & mask;
         }
-        self.table[i] = n + 1;
+        self.table[i] = self.slot(n) as u32 + 1;
         true
     }
 
@@ -163,8 +165,16 @@ impl DedupWindow {
     }
 
     /// The hash of the key a table cell points at.
-    fn hash_at(&self, cell: u64) -> u64 {
-        self.hashes[self.slot(cell - 1)]
+    fn hash_at(&self, cell: u32) -> u64 {
+        self.hashes[(cell - 1) as usize]
+    }
+
+    /// The stored key a table cell points at: the one held key whose number is
+    /// `cell - 1` modulo the window.
+    fn record_at(&self, cell: u32) -> Option<&[u8]> {
+        let w = self.hashes.len();
+        let k = ((cell - 1) as usize + w - self.slot(self.first)) % w;
+        self.keys.get(k)
     }
 
     /// The table cell of `key` (with hash `h`), if remembered.
@@ -176,13 +186,9 @@ impl DedupWindow {
             if cell == EMPTY {
                 return None;
             }
-            if self.hash_at(cell) == h {
-                let record = (cell - 1)
-                    .checked_sub(self.first)
-                    .and_then(|k| self.keys.get(k as usize));
-                if record.is_some_and(|r| same_key(r, key)) {
-                    return Some(i);
-                }
+            // The hash finds candidates; only equal bytes make a match.
+            if self.hash_at(cell) == h && self.record_at(cell).is_some_and(|r| same_key(r, key)) {
+                return Some(i);
             }
             i = (i + 1) & mask;
         }
@@ -197,7 +203,7 @@ impl DedupWindow {
         loop {
             match self.table[i] {
                 EMPTY => break,
-                cell if cell == n + 1 => {
+                cell if cell == self.slot(n) as u32 + 1 => {
                     self.remove_at(i);
                     break;
                 }

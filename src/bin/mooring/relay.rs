@@ -556,11 +556,13 @@ impl Relay {
         // A resend of a message still waiting for the upstream: the ACK it waits
         // for goes to this link.
         if self.o.ack_after == AckAfter::Upstream {
-            let resent = |e: &&mut Entry| hl7::message_key(&e.msh) == Some(key);
+            let reply_by = self.reply_by(now);
+            // Same MSH-10 first (cheap), then the same sender.
+            let resent = |e: &&mut Entry| e.id == id && hl7::message_key(&e.msh) == Some(key);
             if let Some(e) = self.pending.iter_mut().find(resent) {
                 e.link = Some(link);
                 e.peer = peer;
-                e.reply_by = now + self.o.response_timeout;
+                e.reply_by = reply_by;
                 self.next_reply_by = earliest(self.next_reply_by, Some(e.reply_by));
                 Line::new("event", "duplicate")
                     .kv("peer", peer)
@@ -613,7 +615,7 @@ impl Relay {
         e.writes = 0;
         e.code = AckCode::Accept;
         e.link = (self.o.ack_after == AckAfter::Upstream).then_some(link);
-        e.reply_by = now + self.o.response_timeout;
+        e.reply_by = self.reply_by(now);
         if e.link.is_some() {
             self.next_reply_by = earliest(self.next_reply_by, Some(e.reply_by));
         }
@@ -938,6 +940,13 @@ impl Relay {
                 log::warn!("session acknowledged more than the ledger awaited");
             }
         }
+    }
+
+    /// When a device whose message arrived at `now` gets MSA|AR at the latest.
+    /// One millisecond more than `--response-timeout`: the clock counts whole
+    /// milliseconds, and the device must never hear before the full timeout.
+    fn reply_by(&self, now: Instant) -> Instant {
+        now + self.o.response_timeout + Duration::from_millis(1)
     }
 
     /// Answers MSA|AR to each device whose message the upstream has not
