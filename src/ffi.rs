@@ -433,6 +433,10 @@ pub struct mooring_event {
     pub session_end: u32,
     /// SESSION_ESTABLISHED: messages replayed; SESSION_ENDED: messages in doubt.
     pub count: u64,
+    /// CLOSED (mooring protocol): the `mooring_close_reason` the peer gave in
+    /// its CLOSE message, else `MOORING_CLOSE_REASON_NONE`. The peer's claim,
+    /// unverified: `reason` is then `MOORING_CLOSE_REASON_PEER_CLOSED`.
+    pub peer_reason: u32,
 }
 
 /// A node: one poll, its listeners and links. Opaque; create with
@@ -472,6 +476,24 @@ fn fail(code: mooring_result, msg: impl fmt::Display) -> mooring_result {
     code
 }
 
+/// Empties the calling thread's last error: every call that can fail does this
+/// first, so the text always belongs to the most recent such call (see
+/// `mooring_last_error`). Keeps the string's memory.
+fn clear_last_error() {
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut e) = e.try_borrow_mut() {
+            e.clear();
+        }
+    });
+}
+
+/// [`boundary`] for an entry point that can fail: the last error is cleared
+/// first, and set again only if `body` fails.
+fn fallible<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
+    clear_last_error();
+    boundary(on_panic, body)
+}
+
 /// Runs `body`, turning a panic into `on_panic` (with the last error set).
 fn boundary<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(body)) {
@@ -496,6 +518,7 @@ unsafe fn with_node(
     node: *mut mooring_node,
     f: impl FnOnce(&mut mooring_node) -> Result<(), mooring_result>,
 ) -> mooring_result {
+    clear_last_error();
     if node.is_null() {
         return fail(mooring_result::NullParameter, "node is NULL");
     }
@@ -533,6 +556,7 @@ unsafe fn read_node<T>(
     none: T,
     f: impl FnOnce(&mooring_node) -> T,
 ) -> T {
+    clear_last_error();
     if node.is_null() {
         fail(mooring_result::NullParameter, "node is NULL");
         return none;
@@ -1002,9 +1026,17 @@ pub extern "C" fn mooring_close_reason_name(reason: u32) -> *const c_char {
     boundary(c"Unknown".as_ptr(), || reason_name(reason).as_ptr())
 }
 
-/// Copies the calling thread's last error text (of the most recent failed call
-/// on this thread; successful calls do not clear it) into `buf` as a
-/// NUL-terminated string, truncated to fit `len` bytes.
+/// Copies the calling thread's last error text into `buf` as a NUL-terminated
+/// string, truncated to fit `len` bytes.
+///
+/// The text belongs to the most recent call on this thread that can fail:
+/// every function returning a `mooring_result`, `mooring_node_fd` and
+/// `mooring_node_next_deadline_ms`. Each of them clears it when called and
+/// sets it only when it fails, so the text describes that call's failure and
+/// is empty after a call that succeeded (or returned `MOORING_RESULT_NO_EVENT`).
+/// It stays valid until the next such call on this thread. Calls that cannot
+/// fail (`mooring_version`, `mooring_result_name`, `mooring_close_reason_name`,
+/// `mooring_node_free`, this one) leave it as it is.
 ///
 /// Returns the full length of the text without the NUL (like `snprintf`), so a
 /// result `>= len` means it was truncated. `buf` may be NULL when `len` is 0.
@@ -1041,7 +1073,7 @@ pub unsafe extern "C" fn mooring_last_error(buf: *mut c_char, len: usize) -> usi
 /// `out` is NULL or points to a writable `mooring_config`.
 #[no_mangle]
 pub unsafe extern "C" fn mooring_config_default(out: *mut mooring_config) -> mooring_result {
-    boundary(mooring_result::Panic, || {
+    fallible(mooring_result::Panic, || {
         if out.is_null() {
             return fail(mooring_result::NullParameter, "out is NULL");
         }
@@ -1065,7 +1097,7 @@ pub unsafe extern "C" fn mooring_node_new(
     config: *const mooring_config,
     out: *mut *mut mooring_node,
 ) -> mooring_result {
-    boundary(mooring_result::Panic, || {
+    fallible(mooring_result::Panic, || {
         if out.is_null() {
             return fail(mooring_result::NullParameter, "out is NULL");
         }
@@ -1299,6 +1331,7 @@ pub unsafe extern "C" fn mooring_node_next_event(
             delay_ms: 0,
             session_end: mooring_session_end::None as u32,
             count: 0,
+            peer_reason: mooring_close_reason::None as u32,
         };
         let links = &mut h.links;
         let listeners = &h.listeners[..];
@@ -1336,10 +1369,13 @@ pub unsafe extern "C" fn mooring_node_next_event(
                 peer,
                 reason,
                 stats,
+                peer_reason,
             } => {
                 ev.kind = mooring_event_kind::Closed;
                 ev.link = c_link(links, link);
                 ev.reason = reason_code(reason) as u32;
+                ev.peer_reason = peer_reason
+                    .map_or(mooring_close_reason::None as u32, |r| reason_code(r) as u32);
                 ev.stats = c_link_stats(stats);
                 write_c(&mut ev.peer, format_args!("{peer}"));
             }
@@ -1841,6 +1877,36 @@ mod tests {
     }
 
     #[test]
+    fn the_last_error_is_cleared_by_a_call_that_succeeds() {
+        // SAFETY: NULL is refused with a code; the rest are valid pointers.
+        unsafe {
+            let mut node = ptr::null_mut();
+            assert_eq!(
+                mooring_node_new(ptr::null(), &mut node),
+                mooring_result::NullParameter
+            );
+            assert_eq!(last_error(), "config is NULL");
+            let mut c = core::mem::MaybeUninit::uninit();
+            assert_eq!(mooring_config_default(c.as_mut_ptr()), mooring_result::Ok);
+            assert_eq!(last_error(), "", "stale text after a success");
+            assert_eq!(mooring_last_error(ptr::null_mut(), 0), 0);
+
+            let node = new_node(&c.assume_init());
+            assert_eq!(last_error(), "");
+            let stale = mooring_link { slot: 0, gen: 7 };
+            assert_ne!(mooring_node_close(node, stale), mooring_result::Ok);
+            assert_ne!(last_error(), "");
+            assert_eq!(mooring_node_poll(node, 0), mooring_result::Ok);
+            assert_eq!(last_error(), "", "stale text after a node call succeeded");
+            assert_eq!(mooring_node_fd(ptr::null()), -1);
+            assert_eq!(last_error(), "node is NULL");
+            assert!(mooring_node_fd(node) >= 0);
+            assert_eq!(last_error(), "");
+            mooring_node_free(node);
+        }
+    }
+
+    #[test]
     fn null_pointers_are_error_codes() {
         let c = default_config();
         let mut node = ptr::null_mut();
@@ -2098,6 +2164,67 @@ mod tests {
             assert_eq!(
                 mooring_node_session_send(client, s, b"x".as_ptr(), 1, ptr::null_mut()),
                 mooring_result::SessionEnded
+            );
+            mooring_node_free(client);
+            mooring_node_free(server);
+        }
+    }
+
+    #[test]
+    fn a_peers_close_message_is_reported_as_its_claim_beside_peer_closed() {
+        let mut c = default_config();
+        c.protocol = mooring_protocol::Mooring as u32;
+        let server = new_node(&c);
+        let client = new_node(&c);
+        // SAFETY: live nodes, valid pointers, NUL-terminated strings.
+        unsafe {
+            let mut l = 0u32;
+            assert_eq!(
+                mooring_node_listen(server, c"127.0.0.1:0".as_ptr(), &mut l),
+                mooring_result::Ok
+            );
+            let mut addr = [0 as c_char; MOORING_ADDR_MAX];
+            assert_eq!(
+                mooring_node_local_addr(server, l, addr.as_mut_ptr(), addr.len()),
+                mooring_result::Ok
+            );
+            let mut link = mooring_link::default();
+            assert_eq!(
+                mooring_node_connect(client, addr.as_ptr(), &mut link),
+                mooring_result::Ok
+            );
+            let mut ev = core::mem::MaybeUninit::<mooring_event>::zeroed().assume_init();
+            let mut server_closed = None;
+            let mut closing = false;
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while server_closed.is_none() && std::time::Instant::now() < deadline {
+                for n in [client, server] {
+                    assert_eq!(mooring_node_poll(n, 10), mooring_result::Ok);
+                    while mooring_node_next_event(n, &mut ev) == mooring_result::Ok {
+                        match ev.kind {
+                            // The handshake is done: the client closes, saying why.
+                            mooring_event_kind::Connected if n == client && !closing => {
+                                closing = true;
+                                assert_eq!(mooring_node_close(client, link), mooring_result::Ok);
+                            }
+                            mooring_event_kind::Closed if n == client => {
+                                assert_eq!(ev.reason, mooring_close_reason::LocalClose as u32);
+                                assert_eq!(ev.peer_reason, mooring_close_reason::None as u32);
+                            }
+                            mooring_event_kind::Closed => {
+                                server_closed = Some((ev.reason, ev.peer_reason));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                server_closed,
+                Some((
+                    mooring_close_reason::PeerClosed as u32,
+                    mooring_close_reason::LocalClose as u32
+                ))
             );
             mooring_node_free(client);
             mooring_node_free(server);

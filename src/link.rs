@@ -157,6 +157,8 @@ pub struct Link {
     awaiting_reply: bool,
     server: bool,
     closed_by_peer: bool,
+    /// The reason the peer's CLOSE message gave (a claim).
+    peer_reason: Option<CloseReason>,
     tx_seq: u64,
     greeting: Option<Greeting>,
     live: Liveness,
@@ -189,6 +191,7 @@ impl Link {
             awaiting_reply: false,
             server,
             closed_by_peer: false,
+            peer_reason: None,
             tx_seq: 0,
             greeting: None,
             // Liveness starts when the link opens; until then nothing to keep alive.
@@ -294,7 +297,13 @@ impl Link {
             Ok(Inbound::Skip(seq)) => return FrameAction::SessionSkip(seq),
             Ok(Inbound::Handled) => return FrameAction::Skip,
             Err(r) => {
-                self.closed_by_peer = matches!(wire::decode(frame), Ok(wire::Msg::Close(_)));
+                if let Ok(wire::Msg::Close(claim)) = wire::decode(frame) {
+                    self.closed_by_peer = true;
+                    self.peer_reason = match claim {
+                        wire::WireReason::Known(c) => Some(c),
+                        wire::WireReason::Unknown(_) => None,
+                    };
+                }
                 return FrameAction::Close(r);
             }
         };
@@ -549,6 +558,13 @@ impl Link {
     /// How long since the last byte arrived.
     pub fn idle_for(&self, now: Instant) -> Duration {
         now - self.last_rx
+    }
+
+    /// The reason the peer gave in its CLOSE message (mooring protocol), if it
+    /// sent one with a known reason. It is the peer's claim, unverified: the
+    /// link itself closes as `PeerClosed`.
+    pub fn peer_reason(&self) -> Option<CloseReason> {
+        self.peer_reason
     }
 
     /// Counters.

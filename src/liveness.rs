@@ -400,8 +400,9 @@ impl Liveness {
             Msg::Ack(seq) if self.established => Ok(Inbound::Ack(seq)),
             Msg::Skip(seq) if self.established => Ok(Inbound::Skip(seq)),
             Msg::Pong => Ok(Inbound::Handled),
-            Msg::Close(WireReason::Known(r)) => Err(r),
-            Msg::Close(WireReason::Unknown(_)) => Err(CloseReason::PeerClosed),
+            // The peer ended the link, whatever reason it gives: its reason is
+            // a claim, kept apart by the link (`Link::peer_reason`).
+            Msg::Close(_) => Err(CloseReason::PeerClosed),
             // HELLO twice, WELCOME to a server, DATA before the handshake.
             _ => Err(CloseReason::BadFrame),
         }
@@ -633,6 +634,16 @@ mod tests {
             s.handle_frame(t(1), &frame(Msg::Hello(g))),
             Err(CloseReason::VersionMismatch)
         );
+    }
+
+    #[test]
+    fn a_close_message_is_the_peers_close_whatever_reason_it_claims() {
+        let (_, mut s) = established_pair(mooring(None));
+        let claim = frame(Msg::Close(WireReason::Known(CloseReason::StaleReplaced)));
+        assert_eq!(s.handle_frame(t(1), &claim), Err(CloseReason::PeerClosed));
+        let (_, mut s) = established_pair(mooring(None));
+        let unknown = frame(Msg::Close(WireReason::Unknown(200)));
+        assert_eq!(s.handle_frame(t(1), &unknown), Err(CloseReason::PeerClosed));
     }
 
     #[test]

@@ -664,6 +664,12 @@ typedef struct mooring_event {
    * SESSION_ESTABLISHED: messages replayed; SESSION_ENDED: messages in doubt.
    */
   uint64_t count;
+  /**
+   * CLOSED (mooring protocol): the `mooring_close_reason` the peer gave in
+   * its CLOSE message, else `MOORING_CLOSE_REASON_NONE`. The peer's claim,
+   * unverified: `reason` is then `MOORING_CLOSE_REASON_PEER_CLOSED`.
+   */
+  uint32_t peer_reason;
 } mooring_event;
 
 /**
@@ -739,9 +745,17 @@ const char *mooring_result_name(uint32_t result);
 const char *mooring_close_reason_name(uint32_t reason);
 
 /**
- * Copies the calling thread's last error text (of the most recent failed call
- * on this thread; successful calls do not clear it) into `buf` as a
- * NUL-terminated string, truncated to fit `len` bytes.
+ * Copies the calling thread's last error text into `buf` as a NUL-terminated
+ * string, truncated to fit `len` bytes.
+ *
+ * The text belongs to the most recent call on this thread that can fail:
+ * every function returning a `mooring_result`, `mooring_node_fd` and
+ * `mooring_node_next_deadline_ms`. Each of them clears it when called and
+ * sets it only when it fails, so the text describes that call's failure and
+ * is empty after a call that succeeded (or returned `MOORING_RESULT_NO_EVENT`).
+ * It stays valid until the next such call on this thread. Calls that cannot
+ * fail (`mooring_version`, `mooring_result_name`, `mooring_close_reason_name`,
+ * `mooring_node_free`, this one) leave it as it is.
  *
  * Returns the full length of the text without the NUL (like `snprintf`), so a
  * result `>= len` means it was truncated. `buf` may be NULL when `len` is 0.

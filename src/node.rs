@@ -104,6 +104,9 @@ pub enum Event<'a> {
         reason: CloseReason,
         /// Its final counters.
         stats: LinkStats,
+        /// Mooring protocol: the reason the peer gave in its CLOSE message, if
+        /// any. The peer's claim, unverified: `reason` is then `PeerClosed`.
+        peer_reason: Option<CloseReason>,
     },
     /// A message of a reliable session, in order and exactly once. `payload`
     /// borrows the receive buffer until the next call.
@@ -284,6 +287,7 @@ struct ClosedReport {
     peer: SocketAddr,
     reason: CloseReason,
     stats: LinkStats,
+    peer_reason: Option<CloseReason>,
 }
 
 /// The frame most recently returned as an event: consumed on the next call.
@@ -1139,7 +1143,10 @@ impl Node {
         self.timers.set(i, None);
         if let Some(idx) = self.slots[i as usize].session.take() {
             let now = self.now;
-            self.session_link_lost(idx, reason, now);
+            // What the peer said about the session (e.g. SessionExpired) decides
+            // what becomes of it.
+            let claim = self.slots[i as usize].link.peer_reason().unwrap_or(reason);
+            self.session_link_lost(idx, claim, now);
         }
         let s = &mut self.slots[i as usize];
         if self.closed.len() < self.closed_cap {
@@ -1151,6 +1158,7 @@ impl Node {
                 peer: s.peer,
                 reason,
                 stats: s.link.stats(),
+                peer_reason: s.link.peer_reason(),
             });
             s.used = false;
             s.pending = 0;
@@ -1162,7 +1170,7 @@ impl Node {
     }
 
     /// Mooring protocol: tells the peer why, with one best-effort write of CLOSE
-    /// (after whatever is still queued), so both ends log the same reason.
+    /// (after whatever is still queued); the peer logs it as its `peer_reason`.
     fn farewell(&mut self, i: u32, reason: CloseReason) {
         let mut b = [0u8; 3];
         let msg = crate::wire::Msg::Close(crate::wire::WireReason::Known(reason));
@@ -1215,6 +1223,7 @@ impl Node {
                 peer: c.peer,
                 reason: c.reason,
                 stats: c.stats,
+                peer_reason: c.peer_reason,
             });
         }
         if let Some(ev) = self.next_session_note() {
@@ -1261,6 +1270,7 @@ impl Node {
                         peer: s.peer,
                         reason,
                         stats: s.link.stats(),
+                        peer_reason: s.link.peer_reason(),
                     };
                     s.used = false;
                     s.in_ready = false;

@@ -114,6 +114,8 @@ Lines (stdout, flushed at once):
   event=message peer=IP:PORT bytes=N [id=MSH-10]
   event=commit_ack peer=IP:PORT accepted=true|false
   event=closed peer=IP:PORT reason=IdleTimeout|HeartbeatTimeout|HandshakeTimeout|...
+                 [peer_reason=R]   (mooring: the reason the peer's CLOSE claimed;
+                                    reason is then PeerClosed)
   event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
 With --session (session=N numbers the sessions of this process, from 1):
   event=session session=N note=established resumed=true|false replaying=K
@@ -186,7 +188,8 @@ Lines (stdout):
   event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0
 With --session (session=1: the one session of this run):
   event=session session=1 note=established resumed=true|false replaying=K
-  event=closed reason=HeartbeatTimeout        (the session's link was lost)
+  event=closed reason=HeartbeatTimeout [peer_reason=R]   (the session's link
+                                              was lost; R: the peer's claim)
   event=session session=1 note=reconnecting attempt=N delay_ms=D
   event=session session=1 note=ended how=Lost|Expired|QueueFull|Closed undelivered=K
   event=error n=7 [id=MSG00007] error=SessionExpired|SessionLost|QueueFull|
