@@ -13,6 +13,8 @@
 //! - [`link`]: pure per-link policy and timers, driven by `now`.
 //! - [`Node`]: the mio driver, the only code that touches sockets or the clock.
 //! - [`Client`], [`Server`]: the common single-purpose cases.
+//! - [`spool`]: the durable journal of accepted messages, over a storage
+//!   interface (a real directory, or a simulated disk that crashes).
 //!
 //! # Example
 //!
@@ -63,6 +65,7 @@ pub mod rng;
 pub mod server;
 pub mod session;
 mod sockopt;
+pub mod spool;
 pub mod time;
 mod timers;
 pub mod wire;
