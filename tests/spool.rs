@@ -112,7 +112,7 @@ fn a_torn_last_write_is_truncated_and_never_returned() {
         let got: Vec<_> = drain(&mut j).into_iter().map(|g| g.2).collect();
         // A prefix of what was written, whole records only.
         assert!(
-            got.len() >= 1
+            !got.is_empty()
                 && got
                     .iter()
                     .zip([msg(0), msg(1), msg(2)])
