@@ -276,9 +276,11 @@ impl<S: Storage> Journal<S> {
         });
         let bytes: &[u8] = if let Some(c) = in_batch {
             let at = c.start + (entry.offset - c.offset) as usize;
-            let header: &[u8; HEADER_LEN] = self.batch[at..at + HEADER_LEN]
-                .try_into()
-                .map_err(|_| SpoolError::Corrupt { seq: entry.seq })?;
+            let header: &[u8; HEADER_LEN] = self
+                .batch
+                .get(at..at + HEADER_LEN)
+                .and_then(|h| h.try_into().ok())
+                .ok_or(SpoolError::Corrupt { seq: entry.seq })?;
             match record::peek(header, c.end - at, self.cfg.max_record()) {
                 record::Peek::Record(len) => &self.batch[at..at + len],
                 _ => return Err(SpoolError::Corrupt { seq: entry.seq }),
