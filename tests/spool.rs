@@ -92,6 +92,14 @@ fn reopening_returns_the_undelivered_messages_in_order_with_sender_and_time() {
     let mut buf = [0u8; 64];
     let e = j.undelivered().next().unwrap();
     assert_eq!(j.read(e, &mut buf).unwrap().arrival, t(101));
+    assert_eq!(
+        j.oldest_arrival(),
+        Ok(Some(t(101))),
+        "for the oldest undelivered age"
+    );
+    let last = j.undelivered().last().unwrap().seq;
+    j.mark_delivered(last).unwrap();
+    assert_eq!(j.oldest_arrival(), Ok(None));
 }
 
 #[test]

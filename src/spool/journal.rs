@@ -269,6 +269,30 @@ impl<S: Storage> Journal<S> {
     /// `max_message_bytes`, or at least this message), checking its CRC.
     pub fn read(&mut self, entry: Entry, buf: &mut [u8]) -> Result<Message, SpoolError> {
         self.check_poisoned()?;
+        let (mut message, bytes) = self.accepted_at(entry)?;
+        let out = buf
+            .get_mut(..bytes.len())
+            .ok_or(SpoolError::BufferTooSmall {
+                required: bytes.len(),
+            })?;
+        out.copy_from_slice(bytes);
+        message.len = bytes.len();
+        Ok(message)
+    }
+
+    /// When the oldest undelivered message arrived (for its age in stats),
+    /// read back and checked like [`read`](Self::read).
+    pub fn oldest_arrival(&mut self) -> Result<Option<Instant>, SpoolError> {
+        self.check_poisoned()?;
+        let Some(entry) = self.index.iter().next() else {
+            return Ok(None);
+        };
+        Ok(Some(self.accepted_at(entry)?.0.arrival))
+    }
+
+    /// The accepted record at `entry`, from the batch or the disk, checked.
+    fn accepted_at(&mut self, entry: Entry) -> Result<(Message, &[u8]), SpoolError> {
+        let corrupt = SpoolError::Corrupt { seq: entry.seq };
         let in_batch = self.chunks.iter().find(|c| {
             c.seg == entry.segment
                 && entry.offset >= c.offset
@@ -280,10 +304,10 @@ impl<S: Storage> Journal<S> {
                 .batch
                 .get(at..at + HEADER_LEN)
                 .and_then(|h| h.try_into().ok())
-                .ok_or(SpoolError::Corrupt { seq: entry.seq })?;
+                .ok_or(corrupt)?;
             match record::peek(header, c.end - at, self.cfg.max_record()) {
                 record::Peek::Record(len) => &self.batch[at..at + len],
-                _ => return Err(SpoolError::Corrupt { seq: entry.seq }),
+                _ => return Err(corrupt),
             }
         } else {
             let len = read_record(&mut self.storage, &mut self.scratch, &self.cfg, entry)?;
@@ -298,21 +322,16 @@ impl<S: Storage> Journal<S> {
                         arrival,
                         message,
                     },
-            }) if seq == entry.seq => {
-                let out = buf
-                    .get_mut(..message.len())
-                    .ok_or(SpoolError::BufferTooSmall {
-                        required: message.len(),
-                    })?;
-                out.copy_from_slice(message);
-                Ok(Message {
+            }) if seq == entry.seq => Ok((
+                Message {
                     seq,
                     sender,
                     arrival,
                     len: message.len(),
-                })
-            }
-            _ => Err(SpoolError::Corrupt { seq: entry.seq }),
+                },
+                message,
+            )),
+            _ => Err(corrupt),
         }
     }
 
