@@ -140,7 +140,7 @@ pub struct SpoolConfig {
     /// Must hold one largest record plus a checkpoint and a delivered mark.
     pub batch_bytes: u32,
     /// Undelivered messages the index can hold (16 bytes each). Default
-    /// 524,288 (8 MiB): one per 512 bytes of spool.
+    /// 524,288 (8 MiB): one per [`BYTES_PER_INDEX_ENTRY`] of spool.
     pub index_entries: u32,
     /// When to `fdatasync`. Default [`Fsync::Batch`].
     pub fsync: Fsync,
@@ -153,13 +153,34 @@ impl Default for SpoolConfig {
             segments: 16,
             max_message_bytes: 1 << 20,
             batch_bytes: 2 << 20,
-            index_entries: (256 << 20) / 512,
+            index_entries: ((256 << 20) / BYTES_PER_INDEX_ENTRY) as u32,
             fsync: Fsync::Batch,
         }
     }
 }
 
+/// Spool bytes per index entry in the default sizing (HL7 messages are
+/// rarely under 512 bytes; smaller ones can fill the index first: `IndexFull`).
+pub const BYTES_PER_INDEX_ENTRY: u64 = 512;
+
 impl SpoolConfig {
+    /// The default configuration resized to about `total` bytes on disk:
+    /// segments of the default size (fewer bytes each for a small spool, at
+    /// least 2 segments), and the index sized from the total (one entry per
+    /// [`BYTES_PER_INDEX_ENTRY`]).
+    pub fn with_total_bytes(total: u64) -> SpoolConfig {
+        let d = SpoolConfig::default();
+        let segment_bytes = u64::from(d.segment_bytes).min(total / 2).max(1);
+        let segments = (total / segment_bytes).clamp(2, u64::from(u32::MAX));
+        let index = (segments * segment_bytes / BYTES_PER_INDEX_ENTRY).clamp(1, u64::from(u32::MAX));
+        SpoolConfig {
+            segment_bytes: segment_bytes as u32,
+            segments: segments as u32,
+            index_entries: index as u32,
+            ..d
+        }
+    }
+
     /// Total bytes on disk.
     pub fn total_bytes(&self) -> u64 {
         u64::from(self.segments) * u64::from(self.segment_bytes)
@@ -298,3 +319,19 @@ impl fmt::Display for SpoolError {
 }
 
 impl std::error::Error for SpoolError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizing_from_a_total_keeps_segments_and_index_in_proportion() {
+        assert_eq!(SpoolConfig::with_total_bytes(256 << 20), SpoolConfig::default());
+        let big = SpoolConfig::with_total_bytes(1 << 30);
+        assert_eq!((big.segments, big.segment_bytes, big.index_entries), (64, 16 << 20, 1 << 21));
+        let small = SpoolConfig::with_total_bytes(8 << 20);
+        assert_eq!((small.segments, small.segment_bytes), (2, 4 << 20));
+        assert_eq!(small.validate(), Ok(()));
+        assert!(SpoolConfig::with_total_bytes(1000).validate().is_err(), "too small for one message");
+    }
+}
