@@ -172,7 +172,8 @@ impl SpoolConfig {
         let d = SpoolConfig::default();
         let segment_bytes = u64::from(d.segment_bytes).min(total / 2).max(1);
         let segments = (total / segment_bytes).clamp(2, u64::from(u32::MAX));
-        let index = (segments * segment_bytes / BYTES_PER_INDEX_ENTRY).clamp(1, u64::from(u32::MAX));
+        let index =
+            (segments * segment_bytes / BYTES_PER_INDEX_ENTRY).clamp(1, u64::from(u32::MAX));
         SpoolConfig {
             segment_bytes: segment_bytes as u32,
             segments: segments as u32,
@@ -326,12 +327,21 @@ mod tests {
 
     #[test]
     fn sizing_from_a_total_keeps_segments_and_index_in_proportion() {
-        assert_eq!(SpoolConfig::with_total_bytes(256 << 20), SpoolConfig::default());
+        assert_eq!(
+            SpoolConfig::with_total_bytes(256 << 20),
+            SpoolConfig::default()
+        );
         let big = SpoolConfig::with_total_bytes(1 << 30);
-        assert_eq!((big.segments, big.segment_bytes, big.index_entries), (64, 16 << 20, 1 << 21));
+        assert_eq!(
+            (big.segments, big.segment_bytes, big.index_entries),
+            (64, 16 << 20, 1 << 21)
+        );
         let small = SpoolConfig::with_total_bytes(8 << 20);
         assert_eq!((small.segments, small.segment_bytes), (2, 4 << 20));
         assert_eq!(small.validate(), Ok(()));
-        assert!(SpoolConfig::with_total_bytes(1000).validate().is_err(), "too small for one message");
+        assert!(
+            SpoolConfig::with_total_bytes(1000).validate().is_err(),
+            "too small for one message"
+        );
     }
 }

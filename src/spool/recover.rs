@@ -27,11 +27,39 @@ struct Scan {
     damage_from: Option<u32>,
 }
 
+/// Reads a segment through a buffer in large pieces: one read per buffer
+/// rather than two per record (a full spool is scanned at every start).
+struct Reader<'a, S> {
+    storage: &'a mut S,
+    buf: &'a mut [u8],
+    id: SegmentId,
+    seg_bytes: u32,
+    /// Segment offset of `buf[0]`, and how many bytes of `buf` are valid.
+    start: u32,
+    len: usize,
+}
+
+impl<S: Storage> Reader<'_, S> {
+    /// `n` bytes at `off`; `n` is at most the buffer and the room left.
+    fn get(&mut self, off: u32, n: usize) -> Result<&[u8], SpoolError> {
+        let end = off as usize + n;
+        if off < self.start || end > self.start as usize + self.len {
+            let len = self.buf.len().min((self.seg_bytes - off) as usize);
+            self.storage
+                .read_at(self.id, u64::from(off), &mut self.buf[..len])?;
+            self.start = off;
+            self.len = len;
+        }
+        let at = (off - self.start) as usize;
+        Ok(&self.buf[at..at + n])
+    }
+}
+
 /// Walks the records of segment `id` from offset 0. A record is good when
 /// its CRC checks and its sequence number is above the previous good one in
 /// the segment (a lower one is older content behind a recycled segment's end).
 /// A damaged record whose length is plausible is stepped over, so good
-/// records after it are still found.
+/// records after it are still found. `buf` holds at least one record.
 fn scan<S: Storage>(
     storage: &mut S,
     buf: &mut [u8],
@@ -40,6 +68,14 @@ fn scan<S: Storage>(
     id: SegmentId,
     mut visit: impl FnMut(Record<'_>, u32),
 ) -> Result<Scan, SpoolError> {
+    let mut reader = Reader {
+        storage,
+        buf,
+        id,
+        seg_bytes,
+        start: 0,
+        len: 0,
+    };
     let mut out = Scan::default();
     let mut off: u32 = 0;
     let mut first_bad: Option<u32> = None;
@@ -49,16 +85,16 @@ fn scan<S: Storage>(
         if room < HEADER_LEN {
             break true;
         }
-        let mut header = [0u8; HEADER_LEN];
-        storage.read_at(id, u64::from(off), &mut header)?;
-        let len = match record::peek(&header, room, max_record) {
+        let header: &[u8; HEADER_LEN] = reader
+            .get(off, HEADER_LEN)?
+            .try_into()
+            .map_err(|_| SpoolError::Config("scan buffer"))?;
+        let len = match record::peek(header, room, max_record) {
             Peek::Empty => break true,
             Peek::Implausible => break false,
             Peek::Record(len) => len,
         };
-        let bytes = &mut buf[..len];
-        storage.read_at(id, u64::from(off), bytes)?;
-        match record::decode(bytes) {
+        match record::decode(reader.get(off, len)?) {
             Some(rec) if rec.seq > out.last_seq => {
                 if out.last_seq == 0 {
                     out.lead_damage = off;
