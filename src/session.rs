@@ -431,7 +431,8 @@ impl Session {
             return;
         }
         let r = peer.last_received;
-        if r + 1 < self.base || r > last_sent {
+        // `base >= 1` always; `r` comes from the wire, so no arithmetic on it.
+        if r < self.base - 1 || r > last_sent {
             // The peer is missing messages we no longer hold, or claims messages
             // we never sent: we cannot make its stream whole.
             log::warn!(
@@ -666,7 +667,7 @@ impl Backoff {
             .checked_mul(1u32 << attempt.min(20))
             .map_or(self.max, |d| d.min(self.max));
         let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        Some(Duration::from_millis(random % (ms + 1)))
+        Some(Duration::from_millis(random % ms.saturating_add(1)))
     }
 }
 
@@ -945,6 +946,81 @@ mod tests {
             "sequence stays contiguous: no gap, no loss"
         );
         assert!(s.ended().is_none());
+    }
+
+    /// Greetings from a hostile peer: `last_received` at the extremes of u64.
+    #[test]
+    fn a_greeting_claiming_impossible_receipts_ends_the_session_by_name() {
+        for claim in [u64::MAX, u64::MAX - 1, 1 << 63, 5] {
+            // Server: a HELLO for a new session that claims DATA never sent.
+            let mut s = Session::server(cfg(), 7, [9; TOKEN_LEN], t(0));
+            let hello = Greeting {
+                last_received: claim,
+                ..Greeting::new_session()
+            };
+            s.handle_greeting(t(0), hello);
+            assert_eq!(s.ended(), Some(SessionEnd::Lost { undelivered: 0 }));
+            // Client: the same in a WELCOME, with messages queued.
+            let mut c = Session::client(cfg(), t(0));
+            c.send(b"queued").unwrap();
+            let mut welcome = Session::server(cfg(), 7, [9; TOKEN_LEN], t(0)).greeting();
+            welcome.last_received = claim;
+            c.handle_greeting(t(0), welcome);
+            assert_eq!(c.ended(), Some(SessionEnd::Lost { undelivered: 1 }));
+        }
+        // And a resume that forgets everything (0) after acknowledged messages.
+        let (mut c, mut s) = connected_pair();
+        c.send(b"a").unwrap();
+        flow(&mut c, &mut s, t(1));
+        s.handle_timeout(t(100));
+        flow(&mut s, &mut c, t(100));
+        c.send(b"b").unwrap();
+        c.handle_link_lost(t(101));
+        let mut forgot = s.greeting();
+        forgot.last_received = 0;
+        c.handle_greeting(t(102), forgot);
+        assert_eq!(c.ended(), Some(SessionEnd::Lost { undelivered: 1 }));
+    }
+
+    /// DATA, SKIP and ACK with sequence numbers at the extremes of u64, or far
+    /// ahead/behind: a named outcome each, never a panic (tests run with
+    /// overflow checks).
+    #[test]
+    fn extreme_sequence_numbers_are_named_outcomes() {
+        for seq in [u64::MAX, u64::MAX - 1, 1 << 63, 3] {
+            let (_, mut s) = connected_pair();
+            assert_eq!(s.handle_data(t(1), seq), Received::Lost, "DATA {seq}");
+            assert_eq!(s.ended(), Some(SessionEnd::Lost { undelivered: 0 }));
+            let (_, mut s) = connected_pair();
+            assert_eq!(s.handle_skip(t(1), seq), Received::Lost, "SKIP {seq}");
+            let (mut c, _) = connected_pair();
+            c.send(b"m").unwrap();
+            c.handle_ack(seq);
+            assert_eq!(
+                c.ended(),
+                Some(SessionEnd::Lost { undelivered: 1 }),
+                "ACK {seq} of nothing written"
+            );
+        }
+        // Zero and "behind": duplicates and no-ops, counted, the session lives.
+        let (mut c, mut s) = connected_pair();
+        assert_eq!(s.handle_data(t(1), 0), Received::Duplicate);
+        assert_eq!(s.handle_data(t(1), 1), Received::Deliver);
+        assert_eq!(s.handle_data(t(1), 1), Received::Duplicate);
+        assert_eq!(s.handle_skip(t(1), 0), Received::Duplicate);
+        c.handle_ack(0);
+        assert_eq!((c.ended(), s.ended()), (None, None));
+        assert_eq!(s.duplicates(), 3);
+    }
+
+    #[test]
+    fn backoff_with_the_largest_durations_does_not_overflow() {
+        let b = Backoff {
+            min: Duration::MAX,
+            max: Duration::MAX,
+            max_attempts: None,
+        };
+        assert!(b.delay(u32::MAX, u64::MAX).is_some());
     }
 
     #[test]

@@ -188,7 +188,7 @@ impl Node {
         };
         match r.cfg.backoff.delay(r.attempt, random) {
             Some(delay) => {
-                r.attempt += 1;
+                r.attempt = r.attempt.saturating_add(1);
                 r.at = Some(now + delay);
                 let attempt = r.attempt;
                 self.note(idx, SessionNote::Reconnecting { attempt, delay });
