@@ -59,6 +59,13 @@ pub enum CloseReason {
     BadToken,
     /// The application closed the session; the peer's session ends as closed too.
     SessionClosed,
+    /// A session's replay queue had no room for a reply to a new message: the
+    /// link closes with the message unread, so the peer resumes (acknowledging
+    /// what it has) and sends it again; nothing is lost.
+    SessionQueueFull,
+    /// A new session from an address that already holds `max_sessions_per_ip`
+    /// sessions, none of them disconnected.
+    TooManySessionsFromPeer,
 }
 
 impl CloseReason {
@@ -90,6 +97,8 @@ impl CloseReason {
             CloseReason::SessionLost => "SessionLost",
             CloseReason::BadToken => "BadToken",
             CloseReason::SessionClosed => "SessionClosed",
+            CloseReason::SessionQueueFull => "SessionQueueFull",
+            CloseReason::TooManySessionsFromPeer => "TooManySessionsFromPeer",
         }
     }
 

@@ -226,6 +226,12 @@ pub enum mooring_close_reason {
     BadToken = 24,
     /// The application closed the session; the peer's ends as closed too.
     SessionClosed = 25,
+    /// A session's replay queue had no room for a reply: the link closes, the
+    /// peer resumes and sends the message again.
+    SessionQueueFull = 26,
+    /// A new session from an address at `max_sessions_per_ip`, none of them
+    /// disconnected.
+    TooManySessionsFromPeer = 27,
 }
 
 /// Everything a node needs, with defaults from `mooring_config_default`.
@@ -869,6 +875,8 @@ fn reason_code(r: CloseReason) -> mooring_close_reason {
         CloseReason::SessionLost => C::SessionLost,
         CloseReason::BadToken => C::BadToken,
         CloseReason::SessionClosed => C::SessionClosed,
+        CloseReason::SessionQueueFull => C::SessionQueueFull,
+        CloseReason::TooManySessionsFromPeer => C::TooManySessionsFromPeer,
     }
 }
 
@@ -900,6 +908,8 @@ fn reason_name(code: u32) -> &'static CStr {
         23 => c"SessionLost",
         24 => c"BadToken",
         25 => c"SessionClosed",
+        26 => c"SessionQueueFull",
+        27 => c"TooManySessionsFromPeer",
         _ => c"Unknown",
     }
 }
@@ -1551,6 +1561,8 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             // open_session); their counters stay 0 for C callers.
             bad_tokens: _,
             unreported_session_events: _,
+            session_queue_full: _,
+            sessions_evicted: _,
         } = h.node.stats();
         let s = mooring_node_stats {
             accepted,
@@ -1710,6 +1722,8 @@ mod tests {
             SessionLost,
             BadToken,
             SessionClosed,
+            SessionQueueFull,
+            TooManySessionsFromPeer,
         ];
         for r in all {
             let code = reason_code(r) as u32;

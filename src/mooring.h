@@ -346,6 +346,16 @@ enum mooring_close_reason
    * The application closed the session; the peer's ends as closed too.
    */
   MOORING_CLOSE_REASON_SESSION_CLOSED = 25,
+  /**
+   * A session's replay queue had no room for a reply: the link closes, the
+   * peer resumes and sends the message again.
+   */
+  MOORING_CLOSE_REASON_SESSION_QUEUE_FULL = 26,
+  /**
+   * A new session from an address at `max_sessions_per_ip`, none of them
+   * disconnected.
+   */
+  MOORING_CLOSE_REASON_TOO_MANY_SESSIONS_FROM_PEER = 27,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -75,16 +75,26 @@ impl ReplayQueue {
         }
     }
 
-    /// Appends a copy of `payload`, if fewer than `depth` records are held and
-    /// the ring has room.
-    pub(crate) fn push(&mut self, payload: &[u8], depth: usize) -> Result<(), ReplayError> {
-        if payload.len() > self.ring.len() {
+    /// Where a record of `len` bytes would go now, under `depth` records.
+    fn room(&self, len: usize, depth: usize) -> Result<(usize, bool), ReplayError> {
+        if len > self.ring.len() {
             return Err(ReplayError::TooLarge);
         }
         if self.entries.len() >= depth.min(self.max_entries) {
             return Err(ReplayError::Full);
         }
-        let (start, lap) = self.place(payload.len()).ok_or(ReplayError::Full)?;
+        self.place(len).ok_or(ReplayError::Full)
+    }
+
+    /// True when [`ReplayQueue::push`] of `len` bytes would succeed now.
+    pub(crate) fn fits(&self, len: usize, depth: usize) -> bool {
+        self.room(len, depth).is_ok()
+    }
+
+    /// Appends a copy of `payload`, if fewer than `depth` records are held and
+    /// the ring has room.
+    pub(crate) fn push(&mut self, payload: &[u8], depth: usize) -> Result<(), ReplayError> {
+        let (start, lap) = self.room(payload.len(), depth)?;
         self.ring[start..start + payload.len()].copy_from_slice(payload);
         self.entries.push_back(Entry {
             start,

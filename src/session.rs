@@ -29,6 +29,11 @@ use crate::replay::{ReplayError, ReplayQueue};
 use crate::time::Instant;
 use crate::wire::{Greeting, PROTOCOL_VERSION, TOKEN_LEN};
 
+/// How long a session holds a DATA it refused (its link unread) before the
+/// driver cuts the link: time for the replies already written to reach the peer,
+/// so its resume acknowledges them. See [`Received::Refused`].
+pub const REFUSAL_HOLD: Duration = Duration::from_millis(200);
+
 /// What `send` does when the replay queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Overflow {
@@ -58,6 +63,13 @@ pub struct SessionConfig {
     pub ack_delay: Duration,
     /// Queue-full policy. Default backpressure.
     pub overflow: Overflow,
+    /// Request/reply: the application answers each message through the
+    /// session, so a message is taken only while the replay queue has room for
+    /// a reply as large as it; otherwise it is held unread and the link cut so
+    /// the peer resumes ([`Received::Refused`]). A peer that never acknowledges
+    /// then holds at most one queue of replies. Default off (`mooring listen
+    /// --session` turns it on).
+    pub reserve_reply: bool,
 }
 
 impl Default for SessionConfig {
@@ -70,6 +82,7 @@ impl Default for SessionConfig {
             ack_every: 32,
             ack_delay: Duration::from_millis(20),
             overflow: Overflow::Backpressure,
+            reserve_reply: false,
         }
     }
 }
@@ -134,6 +147,14 @@ pub enum Received {
     Skipped,
     /// Out of sequence: the session has ended (see [`Session::poll_event`]).
     Lost,
+    /// New and in order, but our replay queue has no room for a reply as large
+    /// as it (see [`Session::handle_data_sized`]): not taken, not acknowledged.
+    /// The driver stops reading the link; [`REFUSAL_HOLD`] later (see
+    /// [`Session::refusal_expired`]) it closes it (`SessionQueueFull`). The peer
+    /// resumes, which acknowledges what it received and frees the queue, and
+    /// sends the message again. (The peer's ACKs queue behind its DATA, so
+    /// holding the link alone would never free room.)
+    Refused,
 }
 
 /// One outbound protocol message from [`Session::poll_transmit`].
@@ -212,6 +233,8 @@ pub struct Session {
     events: heapless::Deque<SessionEvent, 4>,
     /// Replayed DATA the peer already had (dropped by sequence number).
     duplicates: u64,
+    /// When a DATA was first refused on the current link (see `Received::Refused`).
+    refused_at: Option<Instant>,
 }
 
 impl Session {
@@ -272,6 +295,7 @@ impl Session {
             ended: None,
             events: heapless::Deque::new(),
             duplicates: 0,
+            refused_at: None,
         }
     }
 
@@ -351,6 +375,20 @@ impl Session {
         self.meta.iter().filter(|m| m.superseded).count()
     }
 
+    /// Messages the replay queue may hold now.
+    fn depth(&self) -> usize {
+        if self.connected {
+            self.cfg.max_depth
+        } else {
+            self.cfg.max_depth_disconnected.max(self.cfg.max_depth)
+        }
+    }
+
+    /// True when `send` of a `len`-byte message would be queued now.
+    pub fn has_room(&self, len: usize) -> bool {
+        self.ended.is_none() && self.replay.fits(len, self.depth())
+    }
+
     pub(crate) fn send_with(
         &mut self,
         payload: &[u8],
@@ -359,12 +397,7 @@ impl Session {
         if self.ended.is_some() {
             return Err(SessionError::Ended);
         }
-        let depth = if self.connected {
-            self.cfg.max_depth
-        } else {
-            self.cfg.max_depth_disconnected.max(self.cfg.max_depth)
-        };
-        match self.replay.push(payload, depth) {
+        match self.replay.push(payload, self.depth()) {
             Ok(()) => {
                 if let Some(k) = key {
                     // Never-written messages only: seq > max_written.
@@ -469,9 +502,10 @@ impl Session {
         }
     }
 
-    /// A SKIP arrived: like a DATA in sequence, with nothing to deliver.
+    /// A SKIP arrived: like a DATA in sequence, with nothing to deliver (and so
+    /// nothing to answer: never refused).
     pub fn handle_skip(&mut self, now: Instant, seq: u64) -> Received {
-        match self.handle_data(now, seq) {
+        match self.take_data(now, seq, None) {
             Received::Deliver => Received::Skipped,
             r => r,
         }
@@ -479,6 +513,22 @@ impl Session {
 
     /// A DATA arrived.
     pub fn handle_data(&mut self, now: Instant, seq: u64) -> Received {
+        self.take_data(now, seq, None)
+    }
+
+    /// A DATA with a payload of `len` bytes arrived. With
+    /// [`SessionConfig::reserve_reply`], a new message is taken only while the
+    /// replay queue could take a reply as large as it, else
+    /// [`Received::Refused`]. The peer's next resume frees the queue by what it
+    /// received, so a peer that never acknowledges is held to one queue of
+    /// replies (bounded in bytes and messages), and a well-behaved one loses
+    /// nothing.
+    pub fn handle_data_sized(&mut self, now: Instant, seq: u64, len: usize) -> Received {
+        let reply = self.cfg.reserve_reply.then_some(len);
+        self.take_data(now, seq, reply)
+    }
+
+    fn take_data(&mut self, now: Instant, seq: u64, reply: Option<usize>) -> Received {
         if self.ended.is_some() {
             return Received::Lost;
         }
@@ -486,6 +536,11 @@ impl Session {
             self.duplicates += 1;
             return Received::Duplicate;
         }
+        if seq == self.delivered + 1 && reply.is_some_and(|len| !self.has_room(len)) {
+            self.refused_at.get_or_insert(now);
+            return Received::Refused;
+        }
+        self.refused_at = None;
         if seq != self.delivered + 1 {
             log::warn!(
                 "session {}: DATA {seq} after {}: gap",
@@ -525,8 +580,20 @@ impl Session {
         self.ack_through(seq);
     }
 
+    /// True while a refused DATA holds the link (see [`Received::Refused`]).
+    pub fn is_refusing(&self) -> bool {
+        self.refused_at.is_some()
+    }
+
+    /// True once a refused DATA has held the link for [`REFUSAL_HOLD`]: the
+    /// driver closes the link (`SessionQueueFull`) so the peer resumes.
+    pub fn refusal_expired(&self, now: Instant) -> bool {
+        self.refused_at.is_some_and(|t| t + REFUSAL_HOLD <= now)
+    }
+
     /// The link carrying the session was lost.
     pub fn handle_link_lost(&mut self, now: Instant) {
+        self.refused_at = None;
         if self.connected {
             self.connected = false;
             self.disconnected_at = Some(now);
@@ -538,22 +605,30 @@ impl Session {
     /// The next protocol message to write on the current link: a due ACK first,
     /// then unsent or replayed DATA in order. Call [`Session::handle_transmitted`]
     /// once it is queued.
+    ///
+    /// Any DATA is preceded by an ACK of everything delivered so far, due or
+    /// not: the peer's replies are acknowledged before our next request reaches
+    /// it, so a peer whose replay queue holds our replies has room again by then
+    /// (else it refuses the request: [`Received::Refused`]).
     #[must_use]
     pub fn poll_transmit(&self) -> Option<Transmit<'_>> {
         if !self.connected || self.ended.is_some() {
             return None;
         }
-        if self.ack_now && self.delivered > self.ack_sent {
+        let next = self.written + 1;
+        let data = next.checked_sub(self.base).and_then(|i| {
+            let i = i as usize;
+            if self.meta.get(i).is_some_and(|m| m.superseded) {
+                return Some(Transmit::Skip(next));
+            }
+            self.replay
+                .get(i)
+                .map(|payload| Transmit::Data { seq: next, payload })
+        });
+        if self.delivered > self.ack_sent && (self.ack_now || data.is_some()) {
             return Some(Transmit::Ack(self.delivered));
         }
-        let next = self.written + 1;
-        let i = next.checked_sub(self.base)? as usize;
-        if self.meta.get(i).is_some_and(|m| m.superseded) {
-            return Some(Transmit::Skip(next));
-        }
-        self.replay
-            .get(i)
-            .map(|payload| Transmit::Data { seq: next, payload })
+        data
     }
 
     /// The message from [`Session::poll_transmit`] was queued on the link.
@@ -590,7 +665,8 @@ impl Session {
         } else {
             self.disconnected_at.map(|t| t + self.cfg.reconnect_timeout)
         };
-        crate::time::earliest(self.ack_due, expiry)
+        let refusal = self.refused_at.map(|t| t + REFUSAL_HOLD);
+        crate::time::earliest(crate::time::earliest(self.ack_due, expiry), refusal)
     }
 
     /// Time passed: a due ACK, and on the server the expiry of a session whose
@@ -1021,6 +1097,65 @@ mod tests {
             max_attempts: None,
         };
         assert!(b.delay(u32::MAX, u64::MAX).is_some());
+    }
+
+    #[test]
+    fn with_reserve_reply_a_message_waits_for_room_for_its_reply() {
+        let rr = SessionConfig {
+            reserve_reply: true,
+            ..cfg()
+        };
+        let mut s = Session::server(rr, 7, [9; TOKEN_LEN], t(0));
+        let mut c = Session::client(cfg(), t(0));
+        s.handle_greeting(t(0), c.greeting());
+        c.handle_greeting(t(0), s.greeting());
+        // Four replies fill the connected depth (4): the fifth request waits.
+        for seq in 1..=4 {
+            assert_eq!(s.handle_data_sized(t(1), seq, 1), Received::Deliver);
+            s.send(b"r").unwrap();
+        }
+        assert_eq!(s.handle_data_sized(t(2), 5, 1), Received::Refused);
+        assert!(s.is_refusing());
+        assert_eq!(s.delivered(), 4, "not taken");
+        s.handle_timeout(t(21)); // the ACK of the four goes out
+        s.handle_transmitted(Sent::Ack(4));
+        assert_eq!(
+            s.poll_timeout(),
+            Some(t(2) + REFUSAL_HOLD),
+            "the hold's end"
+        );
+        assert!(!s.refusal_expired(t(2) + (REFUSAL_HOLD - Duration::from_millis(1))));
+        assert!(s.refusal_expired(t(2) + REFUSAL_HOLD));
+        // The driver cut the link; the resume acknowledges the replies it got.
+        s.handle_link_lost(t(3));
+        assert!(!s.is_refusing());
+        let mut hello = c.greeting();
+        hello.last_received = 4;
+        s.handle_greeting(t(4), hello);
+        assert_eq!(s.handle_data_sized(t(4), 5, 1), Received::Deliver);
+        // Bytes count too: a message larger than the room left waits.
+        assert_eq!(s.handle_data_sized(t(5), 6, 65), Received::Refused);
+        // Without reserve_reply nothing is refused.
+        let (_, mut plain) = connected_pair();
+        for _ in 0..4 {
+            plain.send(b"r").unwrap();
+        }
+        assert_eq!(plain.handle_data_sized(t(1), 1, 1), Received::Deliver);
+    }
+
+    #[test]
+    fn data_goes_out_behind_an_ack_of_everything_delivered() {
+        let (mut c, mut s) = connected_pair();
+        s.send(b"reply").unwrap();
+        flow(&mut s, &mut c, t(1));
+        assert_eq!(c.poll_transmit(), None, "batched: no ACK due yet");
+        c.send(b"next").unwrap();
+        assert_eq!(c.poll_transmit(), Some(Transmit::Ack(1)), "ACK first");
+        c.handle_transmitted(Sent::Ack(1));
+        assert!(matches!(
+            c.poll_transmit(),
+            Some(Transmit::Data { seq: 1, .. })
+        ));
     }
 
     #[test]

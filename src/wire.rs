@@ -306,6 +306,8 @@ const CODES: &[CloseReason] = &[
     CloseReason::SessionLost,
     CloseReason::BadToken,
     CloseReason::SessionClosed,
+    CloseReason::SessionQueueFull,
+    CloseReason::TooManySessionsFromPeer,
 ];
 
 #[cfg(test)]

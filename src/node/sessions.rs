@@ -511,17 +511,28 @@ impl Node {
         Some(idx as u32)
     }
 
-    /// A DATA arrived on a session's link: deliver it, drop a replayed duplicate,
-    /// or end the session on a gap.
-    pub(super) fn session_data(&mut self, idx: u32, seq: Option<u64>, now: Instant) -> Received {
+    /// A DATA of `len` payload bytes arrived on a session's link: deliver it,
+    /// drop a replayed duplicate, end the session on a gap, or, when the replay
+    /// queue has no room for a reply as large, hold it unread (the link is not
+    /// read; it closes with `SessionQueueFull` after `REFUSAL_HOLD`, and the
+    /// peer's resume frees the queue and resends it).
+    pub(super) fn session_data(
+        &mut self,
+        idx: u32,
+        seq: Option<u64>,
+        len: usize,
+        now: Instant,
+    ) -> Received {
         let Some(seq) = seq else {
             return Received::Lost;
         };
         let r = self.sessions[idx as usize]
             .session
             .as_mut()
-            .map_or(Received::Lost, |s| s.handle_data(now, seq));
-        if r == Received::Lost {
+            .map_or(Received::Lost, |s| s.handle_data_sized(now, seq, len));
+        if r == Received::Refused {
+            self.resched_session(idx); // the hold's deadline
+        } else if r == Received::Lost {
             self.drain_session_events(idx);
         } else {
             self.pump_session(idx); // an ACK may be due
@@ -601,6 +612,14 @@ impl Node {
         self.timers.set(t, at);
     }
 
+    /// True while session `idx` holds a refused DATA: its link is not read.
+    pub(super) fn session_refusing(&self, idx: u32) -> bool {
+        self.sessions[idx as usize]
+            .session
+            .as_ref()
+            .is_some_and(Session::is_refusing)
+    }
+
     /// A session's deadline passed (heap index `t`).
     pub(super) fn session_timeout(&mut self, t: u32, now: Instant) {
         let idx = t - self.slots.len() as u32;
@@ -611,6 +630,22 @@ impl Node {
             s.handle_timeout(now);
         }
         self.drain_session_events(idx);
+        let expired = self.sessions[idx as usize]
+            .session
+            .as_ref()
+            .is_some_and(|s| s.refusal_expired(now));
+        if let Some(i) = self.sessions[idx as usize]
+            .link
+            .filter(|_| expired)
+            .and_then(|l| self.slot_of(l))
+        {
+            self.stats.session_queue_full += 1;
+            log::info!(
+                "session link to {}: replay queue full, closing so the peer resumes",
+                self.slots[i as usize].peer
+            );
+            self.close_slot(i, CloseReason::SessionQueueFull);
+        }
         let due = self.sessions[idx as usize]
             .redial
             .as_ref()

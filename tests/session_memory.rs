@@ -1,0 +1,111 @@
+//! A session client that never acknowledges cannot grow the server's memory
+//! (hardening issue, item 3): `mooring listen --protocol mooring --session`
+//! against a raw client that sends DATA with a 400 KB MSH-10 (each HL7 ACK
+//! quotes it twice) and never acknowledges a reply. The server takes a message
+//! only while its session's replay queue (one byte ring of
+//! `SessionConfig::max_bytes`, 8 MiB, allocated once) has room for a reply as
+//! large; then it stops reading the link and closes it (`SessionQueueFull`), so
+//! nothing is stored aside.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use mooring::wire::{self, Greeting, Msg};
+use support::{Proc, WITHIN};
+
+/// Bytes of the hostile MSH-10.
+const MSH10: usize = 400 * 1024;
+/// DATA messages the client tries to send (60 MB of payload).
+const MESSAGES: u64 = 150;
+/// Peak RSS the server may reach: the replay ring (8 MiB), the node's buffers
+/// (2 large of 1 MiB, the burst buffer, working buffers) and the reply buffer
+/// (1 MiB), with room for the allocator and the binary. Before the fix, the
+/// reply backlog alone held one 800 KB copy per message sent.
+const RSS_BOUND_KIB: u64 = 40 * 1024;
+
+fn mllp(body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(body.len() + 3);
+    f.push(0x0B);
+    f.extend_from_slice(body);
+    f.extend_from_slice(&[0x1C, 0x0D]);
+    f
+}
+
+/// A `/proc/PID/status` field in KiB (Linux).
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{key} not in /proc/{pid}/status"))
+}
+
+#[test]
+fn a_session_client_that_never_acknowledges_cannot_grow_the_servers_memory() {
+    let (mut listen, addr) = Proc::listen(&["--protocol", "mooring", "--session", "--quiet"]);
+    let pid = listen.pid();
+    let start_kib = status_kib(pid, "VmRSS:");
+
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    // Replies are read and thrown away, never acknowledged.
+    let mut r = s.try_clone().expect("clone");
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        r.set_read_timeout(Some(Duration::from_secs(20))).ok();
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        total
+    });
+    let mut hello = [0u8; wire::MAX_CONTROL];
+    let n = wire::encode(&Msg::Hello(Greeting::new_session()), &mut hello).unwrap();
+    s.write_all(&mllp(&hello[..n])).expect("HELLO");
+
+    let id = "X".repeat(MSH10);
+    let msg = format!("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|{id}|P|2.5\r");
+    let mut written = 0;
+    let mut peak = 0;
+    for seq in 1..=MESSAGES {
+        let mut body = wire::data_header(seq).to_vec();
+        body.extend_from_slice(msg.as_bytes());
+        if s.write_all(&mllp(&body)).is_err() {
+            break; // the server stopped reading, or closed the link
+        }
+        written += 1;
+        peak = peak.max(status_kib(pid, "VmRSS:"));
+    }
+    // The server works through what it read; its peak is what counts.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline && status_kib(pid, "VmHWM:") <= RSS_BOUND_KIB {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let hwm = status_kib(pid, "VmHWM:");
+    eprintln!(
+        "server RSS: start {start_kib} KiB, peak sampled {peak} KiB, VmHWM {hwm} KiB; \
+         {written} of {MESSAGES} DATA written"
+    );
+    assert!(
+        hwm <= RSS_BOUND_KIB,
+        "server peak RSS {hwm} KiB over {RSS_BOUND_KIB} KiB (start {start_kib} KiB)"
+    );
+    // The refusal has a name: the link closes with SessionQueueFull (or the
+    // session ends QueueFull when one reply outgrows the room left).
+    let line = listen.expect_line(
+        |l| l.contains("reason=SessionQueueFull") || l.contains("how=QueueFull"),
+        WITHIN,
+    );
+    eprintln!("{line}");
+    drop(s);
+    let _ = reader.join();
+    // The server still serves.
+    let _ = TcpStream::connect(addr).expect("still accepting");
+}
