@@ -154,6 +154,8 @@ pub enum mooring_session_end {
     QueueFull = 3,
     /// An application closed it.
     Closed = 4,
+    /// Server: a new session took its slot while its client was away.
+    Evicted = 5,
 }
 
 /// A reliable session of a node. `{0, 0}` is never valid; after its SESSION_ENDED
@@ -310,6 +312,10 @@ pub struct mooring_config {
     pub reconnect_min_ms: u32,
     /// Session clients: the reconnect wait doubles up to this. Default 30000.
     pub reconnect_max_ms: u32,
+    /// Sessions one IP address may hold on a listener's node; at the limit its
+    /// new session replaces its own session disconnected longest, or is refused
+    /// (`TooManySessionsFromPeer`). 0 = no limit (default).
+    pub max_sessions_per_ip: u32,
 }
 
 /// A link of a node. `{0, 0}` is never a valid link. Once the link's CLOSED
@@ -683,6 +689,7 @@ fn defaults() -> mooring_config {
         resume_window_ms: ms(s.reconnect_timeout),
         reconnect_min_ms: ms(b.min),
         reconnect_max_ms: ms(b.max),
+        max_sessions_per_ip: 0,
     }
 }
 
@@ -778,6 +785,7 @@ fn convert(
         },
         liveness,
         session,
+        max_sessions_per_ip: (c.max_sessions_per_ip != 0).then_some(c.max_sessions_per_ip as usize),
     };
     let connect = ConnectConfig {
         connect_timeout: from_ms(c.connect_timeout_ms),
@@ -1338,6 +1346,9 @@ pub unsafe extern "C" fn mooring_node_next_event(
                                 (mooring_session_end::QueueFull, undelivered)
                             }
                             SessionEnd::Closed => (mooring_session_end::Closed, 0),
+                            SessionEnd::Evicted { undelivered } => {
+                                (mooring_session_end::Evicted, undelivered)
+                            }
                         };
                         ev.session_end = end as u32;
                         ev.count = count;

@@ -502,6 +502,12 @@ typedef struct mooring_config {
    * Session clients: the reconnect wait doubles up to this. Default 30000.
    */
   uint32_t reconnect_max_ms;
+  /**
+   * Sessions one IP address may hold on a listener's node; at the limit its
+   * new session replaces its own session disconnected longest, or is refused
+   * (`TooManySessionsFromPeer`). 0 = no limit (default).
+   */
+  uint32_t max_sessions_per_ip;
 } mooring_config;
 
 /**

@@ -120,6 +120,13 @@ pub enum SessionEnd {
     },
     /// The application closed it.
     Closed,
+    /// Server: a new session took its slot while its client was away (the
+    /// table was full, or its address was at `max_sessions_per_ip`; see
+    /// [`crate::config::ListenConfig::max_sessions_per_ip`]).
+    Evicted {
+        /// Our messages whose delivery is not confirmed.
+        undelivered: u64,
+    },
 }
 
 /// What happened to a session, pulled with [`Session::poll_event`].
@@ -354,6 +361,12 @@ impl Session {
     /// True while a link carries the session.
     pub fn is_connected(&self) -> bool {
         self.connected
+    }
+
+    /// Since when it has waited for a link (not connected, not ended).
+    pub fn disconnected_since(&self) -> Option<Instant> {
+        self.disconnected_at
+            .filter(|_| !self.connected && self.ended.is_none())
     }
 
     /// Queues a message; it goes out now or after the next resume. Returns its

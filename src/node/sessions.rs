@@ -3,10 +3,11 @@
 //! events. Policy lives in the pure `Session`; this file moves its messages.
 
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::{Event, LinkId, Node, SetupError};
+use crate::admission::{self, Admission, Occupant};
 use crate::config::ConnectConfig;
 use crate::error::{CloseReason, ConfigError};
 use crate::session::{
@@ -62,6 +63,9 @@ pub(super) struct SessionSlot {
     /// The link carrying it now.
     pub(super) link: Option<LinkId>,
     redial: Option<Redial>,
+    /// Server: the address of the link that last carried it (admission counts
+    /// sessions per address).
+    peer: Option<IpAddr>,
 }
 
 impl SessionSlot {
@@ -72,6 +76,19 @@ impl SessionSlot {
             used: false,
             link: None,
             redial: None,
+            peer: None,
+        }
+    }
+
+    /// What admission of a new session sees in this slot.
+    fn occupant(&self) -> Occupant {
+        match &self.session {
+            _ if !self.used => Occupant::Free,
+            Some(s) if self.redial.is_none() && s.ended().is_none() => Occupant::Server {
+                peer: self.peer,
+                waiting_since: s.disconnected_since(),
+            },
+            _ => Occupant::Other,
         }
     }
 }
@@ -93,8 +110,7 @@ impl Node {
         (s.used && s.gen == id.gen).then_some(id.idx)
     }
 
-    /// Takes a free session slot and starts a session in it (reusing its replay
-    /// ring when the settings match).
+    /// Takes a free session slot and starts a session in it.
     fn take_session(
         &mut self,
         cfg: SessionConfig,
@@ -104,6 +120,21 @@ impl Node {
         now: Instant,
     ) -> Option<u32> {
         let idx = self.sessions.iter().position(|s| !s.used)? as u32;
+        self.start_session(idx, cfg, id, token, client, now);
+        Some(idx)
+    }
+
+    /// Starts a session in slot `idx` (reusing its replay ring when the
+    /// settings match); a new generation, so the old id is stale.
+    fn start_session(
+        &mut self,
+        idx: u32,
+        cfg: SessionConfig,
+        id: u64,
+        token: [u8; TOKEN_LEN],
+        client: bool,
+        now: Instant,
+    ) {
         let slot = &mut self.sessions[idx as usize];
         match slot.session.as_mut() {
             Some(s) if s.config() == cfg => s.restart(id, token, client, now),
@@ -119,7 +150,42 @@ impl Node {
         slot.used = true;
         slot.link = None;
         slot.redial = None;
-        Some(idx)
+        slot.peer = None;
+    }
+
+    /// A slot for a new server session from `from` (see [`crate::admission`]):
+    /// free, or taken from the session disconnected longest, which ends
+    /// `Evicted`. `Err` names why there is none.
+    fn admit_session(
+        &mut self,
+        cfg: SessionConfig,
+        from: IpAddr,
+        per_ip: Option<usize>,
+        now: Instant,
+    ) -> Result<u32, CloseReason> {
+        let table = self.sessions.iter().map(SessionSlot::occupant);
+        let idx = match admission::admit(table, from, per_ip) {
+            Admission::Free(idx) => idx,
+            Admission::Evict(idx) => {
+                let undelivered = self.sessions[idx as usize]
+                    .session
+                    .as_ref()
+                    .map_or(0, Session::unacked);
+                log::info!(
+                    "session table: evicting a session waiting for its client ({undelivered} undelivered)"
+                );
+                self.stats.sessions_evicted += 1;
+                self.end_session(idx, SessionEnd::Evicted { undelivered });
+                idx
+            }
+            Admission::Refuse(reason) => return Err(reason),
+        };
+        self.next_session_id += 1;
+        let id = self.next_session_id;
+        let token = self.random_token();
+        self.start_session(idx, cfg, id, token, false, now);
+        self.sessions[idx as usize].peer = Some(from);
+        Ok(idx)
     }
 
     /// Opens a reliable session to `addr` (`cfg.session` must be set, with the
@@ -275,11 +341,7 @@ impl Node {
         if let Some(s) = self.sessions[idx as usize].session.as_mut() {
             s.end(how);
         }
-        let reason = match how {
-            SessionEnd::Expired { .. } => CloseReason::SessionExpired,
-            SessionEnd::Closed => CloseReason::SessionClosed,
-            _ => CloseReason::SessionLost,
-        };
+        let reason = link_reason(how);
         if let Some(link) = self.sessions[idx as usize].link.take() {
             if let Some(i) = self.slot_of(link) {
                 self.slots[i as usize].session = None;
@@ -307,11 +369,7 @@ impl Node {
             self.note(idx, note);
             if let SessionEvent::Ended(how) = ev {
                 // The session is over: its link goes too.
-                let reason = match how {
-                    SessionEnd::Expired { .. } => CloseReason::SessionExpired,
-                    SessionEnd::Closed => CloseReason::SessionClosed,
-                    _ => CloseReason::SessionLost,
-                };
+                let reason = link_reason(how);
                 self.sessions[idx as usize].redial = None;
                 if let Some(link) = self.sessions[idx as usize].link.take() {
                     if let Some(i) = self.slot_of(link) {
@@ -432,7 +490,8 @@ impl Node {
                 let Some(scfg) = self.listeners[l as usize].cfg.session else {
                     return true; // a listener without sessions: protocol only
                 };
-                match self.server_session(i, scfg, peer, now) {
+                let per_ip = self.listeners[l as usize].cfg.max_sessions_per_ip;
+                match self.server_session(i, scfg, per_ip, peer, now) {
                     Some(idx) => idx,
                     None => return false,
                 }
@@ -462,17 +521,19 @@ impl Node {
         &mut self,
         i: u32,
         scfg: SessionConfig,
+        per_ip: Option<usize>,
         peer: Greeting,
         now: Instant,
     ) -> Option<u32> {
+        let from = self.slots[i as usize].peer.ip();
         if peer.session == 0 {
-            self.next_session_id += 1;
-            let id = self.next_session_id;
-            let token = self.random_token();
-            let Some(idx) = self.take_session(scfg, id, token, false, now) else {
-                log::warn!("no free session slot for a new session");
-                self.close_slot(i, CloseReason::TooManyConnections);
-                return None;
+            let idx = match self.admit_session(scfg, from, per_ip, now) {
+                Ok(idx) => idx,
+                Err(reason) => {
+                    log::warn!("no session slot for a new session from {from}: {reason}");
+                    self.close_slot(i, reason);
+                    return None;
+                }
             };
             if let Some(s) = self.sessions[idx as usize].session.as_mut() {
                 s.handle_greeting(now, peer);
@@ -508,6 +569,7 @@ impl Node {
         if let Some(s) = self.sessions[idx].session.as_mut() {
             s.handle_greeting(now, peer);
         }
+        self.sessions[idx].peer = Some(from);
         Some(idx as u32)
     }
 
@@ -699,5 +761,14 @@ impl Node {
             }
         };
         rng.next_u64()
+    }
+}
+
+/// The reason a session's link closes with when the session ends `how`.
+fn link_reason(how: SessionEnd) -> CloseReason {
+    match how {
+        SessionEnd::Expired { .. } | SessionEnd::Evicted { .. } => CloseReason::SessionExpired,
+        SessionEnd::Closed => CloseReason::SessionClosed,
+        SessionEnd::Lost { .. } | SessionEnd::QueueFull { .. } => CloseReason::SessionLost,
     }
 }

@@ -94,6 +94,12 @@ lost, nothing repeated; see the README):
                           to resume it (default 60s); then it ends as Expired
   --queue N               unacknowledged messages kept per session while
                           connected (default 1000); 10 x N while disconnected
+  --max-sessions-per-ip N sessions one address may hold (connected or waiting
+                          for a resume; default: no limit); at the limit its
+                          new session replaces its own session disconnected
+                          longest, or is closed TooManySessionsFromPeer
+  A full session table (2 x --max-conns) gives a new session the slot of the
+  session disconnected longest; that one ends how=Evicted.
 
 DUR is a number with a unit: 500ms, 10s, 5m, 1h.
 
@@ -109,7 +115,7 @@ Lines (stdout, flushed at once):
 With --session (session=N numbers the sessions of this process, from 1):
   event=session session=N note=established resumed=true|false replaying=K
   event=session_message session=N bytes=N [id=MSH-10]   (in order, exactly once)
-  event=session session=N note=ended how=Lost|Expired|QueueFull|Closed undelivered=K
+  event=session session=N note=ended how=Lost|Expired|QueueFull|Closed|Evicted undelivered=K
 replaying: replies sent again on a resumed link (the client lacked them);
 undelivered: replies whose delivery is not confirmed (Expired: the client
 did not resume within --resume-window; Lost: a side could not replay what
@@ -267,6 +273,8 @@ pub struct ListenOpts {
     pub liveness: LivenessConfig,
     /// `--session`, `--resume-window`, `--queue`: serve reliable sessions.
     pub session: Option<SessionConfig>,
+    /// `--max-sessions-per-ip`.
+    pub max_sessions_per_ip: Option<usize>,
 }
 
 impl Default for ListenOpts {
@@ -285,6 +293,7 @@ impl Default for ListenOpts {
             quiet: false,
             liveness: LivenessConfig::default(),
             session: None,
+            max_sessions_per_ip: None,
         }
     }
 }
@@ -873,6 +882,13 @@ fn parse_listen<I: Iterator<Item = String>>(
             "--max-frame" => o.max_frame = parse_count(&flag, &words.value(&flag, inline)?)?,
             "--mllp-commit-ack" => o.mllp_commit_ack = switch(&inline)?,
             "--quiet" => o.quiet = switch(&inline)?,
+            "--max-sessions-per-ip" => {
+                let n = parse_count(&flag, &words.value(&flag, inline)?)?;
+                if n == 0 {
+                    return err("--max-sessions-per-ip: must be at least 1");
+                }
+                o.max_sessions_per_ip = Some(n);
+            }
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, false)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
@@ -888,6 +904,9 @@ fn parse_listen<I: Iterator<Item = String>>(
         o.session = sess.finish(o.liveness.protocol)?.0;
         if o.session.is_some() && o.close_after_reply {
             return err("--close-after-reply: cannot be used with --session");
+        }
+        if o.session.is_none() && o.max_sessions_per_ip.is_some() {
+            return err("--max-sessions-per-ip: needs --session");
         }
     }
     Ok(Command::Listen(Box::new(o)))
@@ -1250,6 +1269,44 @@ mod tests {
                     "1s",
                 ],
                 "--reconnect-min",
+            ),
+        ];
+        for (args, needle) in cases {
+            let e = run(args).unwrap_err();
+            assert!(e.0.starts_with(needle), "{args:?}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn max_sessions_per_ip_needs_sessions_and_a_positive_count() {
+        let Command::Listen(o) = run(&[
+            "listen",
+            "--protocol",
+            "mooring",
+            "--session",
+            "--max-sessions-per-ip",
+            "3",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not listen")
+        };
+        assert_eq!(o.max_sessions_per_ip, Some(3));
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["listen", "--max-sessions-per-ip", "2"],
+                "--max-sessions-per-ip: needs --session",
+            ),
+            (
+                &[
+                    "listen",
+                    "--protocol",
+                    "mooring",
+                    "--session",
+                    "--max-sessions-per-ip=0",
+                ],
+                "--max-sessions-per-ip: must be at least 1",
             ),
         ];
         for (args, needle) in cases {

@@ -176,6 +176,7 @@ impl Responder {
                 reserve_reply: true,
                 ..s
             }),
+            max_sessions_per_ip: o.max_sessions_per_ip,
         };
         // Validate before allocating the reply buffer from `max_frame`.
         node_cfg.validate()?;
