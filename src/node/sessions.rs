@@ -7,7 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::{Event, LinkId, Node, SetupError};
-use crate::admission::{self, Admission, Occupant};
+
+mod admit;
 use crate::config::ConnectConfig;
 use crate::error::{CloseReason, ConfigError};
 use crate::session::{
@@ -79,18 +80,6 @@ impl SessionSlot {
             peer: None,
         }
     }
-
-    /// What admission of a new session sees in this slot.
-    fn occupant(&self) -> Occupant {
-        match &self.session {
-            _ if !self.used => Occupant::Free,
-            Some(s) if self.redial.is_none() && s.ended().is_none() => Occupant::Server {
-                peer: self.peer,
-                waiting_since: s.disconnected_since(),
-            },
-            _ => Occupant::Other,
-        }
-    }
 }
 
 impl Node {
@@ -151,41 +140,6 @@ impl Node {
         slot.link = None;
         slot.redial = None;
         slot.peer = None;
-    }
-
-    /// A slot for a new server session from `from` (see [`crate::admission`]):
-    /// free, or taken from the session disconnected longest, which ends
-    /// `Evicted`. `Err` names why there is none.
-    fn admit_session(
-        &mut self,
-        cfg: SessionConfig,
-        from: IpAddr,
-        per_ip: Option<usize>,
-        now: Instant,
-    ) -> Result<u32, CloseReason> {
-        let table = self.sessions.iter().map(SessionSlot::occupant);
-        let idx = match admission::admit(table, from, per_ip) {
-            Admission::Free(idx) => idx,
-            Admission::Evict(idx) => {
-                let undelivered = self.sessions[idx as usize]
-                    .session
-                    .as_ref()
-                    .map_or(0, Session::unacked);
-                log::info!(
-                    "session table: evicting a session waiting for its client ({undelivered} undelivered)"
-                );
-                self.stats.sessions_evicted += 1;
-                self.end_session(idx, SessionEnd::Evicted { undelivered });
-                idx
-            }
-            Admission::Refuse(reason) => return Err(reason),
-        };
-        self.next_session_id += 1;
-        let id = self.next_session_id;
-        let token = self.random_token();
-        self.start_session(idx, cfg, id, token, false, now);
-        self.sessions[idx as usize].peer = Some(from);
-        Ok(idx)
     }
 
     /// Opens a reliable session to `addr` (`cfg.session` must be set, with the
