@@ -67,8 +67,10 @@ pub struct SessionConfig {
     /// session, so a message is taken only while the replay queue has room for
     /// a reply as large as it; otherwise it is held unread and the link cut so
     /// the peer resumes ([`Received::Refused`]). A peer that never acknowledges
-    /// then holds at most one queue of replies. Default off (`mooring listen
-    /// --session` turns it on).
+    /// then holds at most one queue of replies. The queue's bound is then
+    /// `max_depth_disconnected` while connected too, so a requester with the
+    /// same settings (at most `max_depth` in flight) never meets a full one.
+    /// Default off (`mooring listen --session` turns it on).
     pub reserve_reply: bool,
 }
 
@@ -388,9 +390,12 @@ impl Session {
         self.meta.iter().filter(|m| m.superseded).count()
     }
 
-    /// Messages the replay queue may hold now.
+    /// Messages the replay queue may hold now. A session that reserves room for
+    /// replies keeps its larger bound while connected too: its requester may
+    /// have `max_depth` requests in flight (with the same settings), plus those
+    /// whose replies it has not acknowledged yet.
     fn depth(&self) -> usize {
-        if self.connected {
+        if self.connected && !self.cfg.reserve_reply {
             self.cfg.max_depth
         } else {
             self.cfg.max_depth_disconnected.max(self.cfg.max_depth)
@@ -549,7 +554,10 @@ impl Session {
             self.duplicates += 1;
             return Received::Duplicate;
         }
-        if seq == self.delivered + 1 && reply.is_some_and(|len| !self.has_room(len)) {
+        // Refused only while acknowledgements could make room: a message too
+        // large for the empty ring is taken (its reply is then refused by name).
+        let full = |len| !self.has_room(len) && self.unacked() > 0;
+        if seq == self.delivered + 1 && reply.is_some_and(full) {
             self.refused_at.get_or_insert(now);
             return Received::Refused;
         }
@@ -1122,16 +1130,17 @@ mod tests {
         let mut c = Session::client(cfg(), t(0));
         s.handle_greeting(t(0), c.greeting());
         c.handle_greeting(t(0), s.greeting());
-        // Four replies fill the connected depth (4): the fifth request waits.
-        for seq in 1..=4 {
+        // Six replies fill the queue (max_depth_disconnected, connected too):
+        // the seventh request waits.
+        for seq in 1..=6 {
             assert_eq!(s.handle_data_sized(t(1), seq, 1), Received::Deliver);
             s.send(b"r").unwrap();
         }
-        assert_eq!(s.handle_data_sized(t(2), 5, 1), Received::Refused);
+        assert_eq!(s.handle_data_sized(t(2), 7, 1), Received::Refused);
         assert!(s.is_refusing());
-        assert_eq!(s.delivered(), 4, "not taken");
-        s.handle_timeout(t(21)); // the ACK of the four goes out
-        s.handle_transmitted(Sent::Ack(4));
+        assert_eq!(s.delivered(), 6, "not taken");
+        s.handle_timeout(t(21)); // the ACK of the six goes out
+        s.handle_transmitted(Sent::Ack(6));
         assert_eq!(
             s.poll_timeout(),
             Some(t(2) + REFUSAL_HOLD),
@@ -1143,11 +1152,17 @@ mod tests {
         s.handle_link_lost(t(3));
         assert!(!s.is_refusing());
         let mut hello = c.greeting();
-        hello.last_received = 4;
+        hello.last_received = 6;
         s.handle_greeting(t(4), hello);
-        assert_eq!(s.handle_data_sized(t(4), 5, 1), Received::Deliver);
+        assert_eq!(s.handle_data_sized(t(4), 7, 1), Received::Deliver);
         // Bytes count too: a message larger than the room left waits.
-        assert_eq!(s.handle_data_sized(t(5), 6, 65), Received::Refused);
+        s.send(b"r").unwrap(); // seq 7, one byte of the 64-byte ring
+        assert_eq!(s.handle_data_sized(t(5), 8, 64), Received::Refused);
+        // But with nothing to acknowledge, waiting cannot help: taken.
+        s.handle_transmitted(Sent::Data(7));
+        s.handle_ack(7);
+        assert_eq!(s.unacked(), 0);
+        assert_eq!(s.handle_data_sized(t(6), 8, 65), Received::Deliver);
         // Without reserve_reply nothing is refused.
         let (_, mut plain) = connected_pair();
         for _ in 0..4 {

@@ -43,38 +43,31 @@ fn status_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key} not in /proc/{pid}/status"))
 }
 
-#[test]
-fn a_session_client_that_never_acknowledges_cannot_grow_the_servers_memory() {
-    let (mut listen, addr) = Proc::listen(&["--protocol", "mooring", "--session", "--quiet"]);
-    let pid = listen.pid();
-    let start_kib = status_kib(pid, "VmRSS:");
-
+/// One hostile session: HELLO, then up to `count` DATA whose MSH-10 has
+/// `msh10` bytes, replies read and thrown away, never acknowledged. Returns how
+/// many DATA were written before the server stopped reading or closed.
+fn hostile_session(addr: std::net::SocketAddr, msh10: usize, count: u64, pid: u32) -> (u64, u64) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_write_timeout(Some(Duration::from_secs(2)))
+    s.set_write_timeout(Some(Duration::from_millis(500)))
         .expect("timeout");
-    // Replies are read and thrown away, never acknowledged.
     let mut r = s.try_clone().expect("clone");
     let reader = std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
-        let mut total = 0usize;
         r.set_read_timeout(Some(Duration::from_secs(20))).ok();
         while let Ok(n) = r.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            total += n;
         }
-        total
     });
     let mut hello = [0u8; wire::MAX_CONTROL];
     let n = wire::encode(&Msg::Hello(Greeting::new_session()), &mut hello).unwrap();
     s.write_all(&mllp(&hello[..n])).expect("HELLO");
-
-    let id = "X".repeat(MSH10);
+    let id = "X".repeat(msh10);
     let msg = format!("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|{id}|P|2.5\r");
     let mut written = 0;
     let mut peak = 0;
-    for seq in 1..=MESSAGES {
+    for seq in 1..=count {
         let mut body = wire::data_header(seq).to_vec();
         body.extend_from_slice(msg.as_bytes());
         if s.write_all(&mllp(&body)).is_err() {
@@ -83,12 +76,28 @@ fn a_session_client_that_never_acknowledges_cannot_grow_the_servers_memory() {
         written += 1;
         peak = peak.max(status_kib(pid, "VmRSS:"));
     }
-    // The server works through what it read; its peak is what counts.
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    let _ = reader.join();
+    (written, peak)
+}
+
+/// Waits a bounded while for the server to work through what it read, then
+/// returns its peak RSS (stops early once over `bound`).
+fn settled_peak(pid: u32, bound: u64) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline && status_kib(pid, "VmHWM:") <= RSS_BOUND_KIB {
+    while Instant::now() < deadline && status_kib(pid, "VmHWM:") <= bound {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let hwm = status_kib(pid, "VmHWM:");
+    status_kib(pid, "VmHWM:")
+}
+
+#[test]
+fn a_session_client_that_never_acknowledges_cannot_grow_the_servers_memory() {
+    let (mut listen, addr) = Proc::listen(&["--protocol", "mooring", "--session", "--quiet"]);
+    let pid = listen.pid();
+    let start_kib = status_kib(pid, "VmRSS:");
+    let (written, peak) = hostile_session(addr, MSH10, MESSAGES, pid);
+    let hwm = settled_peak(pid, RSS_BOUND_KIB);
     eprintln!(
         "server RSS: start {start_kib} KiB, peak sampled {peak} KiB, VmHWM {hwm} KiB; \
          {written} of {MESSAGES} DATA written"
@@ -104,8 +113,37 @@ fn a_session_client_that_never_acknowledges_cannot_grow_the_servers_memory() {
         WITHIN,
     );
     eprintln!("{line}");
-    drop(s);
-    let _ = reader.join();
     // The server still serves.
     let _ = TcpStream::connect(addr).expect("still accepting");
+}
+
+/// Many hostile sessions, one after another: the total stays within the
+/// session table's rings (`2 x --max-conns` of `--queue-bytes`), reused by
+/// eviction, not one more per session.
+#[test]
+fn many_sessions_that_never_acknowledge_stay_within_the_table_of_rings() {
+    let (_listen, addr) = Proc::listen(&[
+        "--protocol",
+        "mooring",
+        "--session",
+        "--quiet",
+        "--max-conns",
+        "2",
+        "--queue-bytes",
+        "2097152",
+    ]);
+    let pid = _listen.pid();
+    let start_kib = status_kib(pid, "VmRSS:");
+    // 4 rings of 2 MiB, the node's buffers (2 large of 1 MiB, burst, working)
+    // and the reply buffer, over the idle process.
+    let bound = start_kib + 24 * 1024;
+    let mut written = 0;
+    for _ in 0..8 {
+        written += hostile_session(addr, 200 * 1024, 40, pid).0;
+    }
+    let hwm = settled_peak(pid, bound);
+    eprintln!(
+        "server RSS: start {start_kib} KiB, VmHWM {hwm} KiB; {written} DATA written in 8 sessions"
+    );
+    assert!(hwm <= bound, "server peak RSS {hwm} KiB over {bound} KiB");
 }

@@ -94,6 +94,10 @@ lost, nothing repeated; see the README):
                           to resume it (default 60s); then it ends as Expired
   --queue N               unacknowledged messages kept per session while
                           connected (default 1000); 10 x N while disconnected
+                          (replies: 10 x N, connected or not)
+  --queue-bytes BYTES     ... and at most BYTES of them (default 8388608, one
+                          ring per session allocated at its first use: memory
+                          is at most 2 x --max-conns x BYTES)
   --max-sessions-per-ip N sessions one address may hold (connected or waiting
                           for a resume; default: no limit); at the limit its
                           new session replaces its own session disconnected
@@ -168,6 +172,7 @@ with nothing lost or repeated; the listener needs --session too):
   --queue N               unacknowledged messages kept while connected
                           (default 1000; 10 x N while disconnected); a full
                           queue holds the next message back until acknowledged
+  --queue-bytes BYTES     ... and at most BYTES of them (default 8388608)
   --reconnect-min DUR     first reconnect waits up to DUR, doubling each attempt
   --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
                           unlimited attempts)
@@ -426,6 +431,8 @@ struct SessionFlags {
     resume_window: Option<Duration>,
     /// `--queue`.
     queue: Option<usize>,
+    /// `--queue-bytes`.
+    queue_bytes: Option<usize>,
     /// `--reconnect-min` (send only).
     reconnect_min: Option<Duration>,
     /// `--reconnect-max` (send only).
@@ -463,6 +470,13 @@ impl SessionFlags {
                 }
                 self.queue = Some(n);
             }
+            "--queue-bytes" => {
+                let n: usize = parse_count(flag, &words.value(flag, inline)?)?;
+                if n == 0 {
+                    return err("--queue-bytes: must be at least 1");
+                }
+                self.queue_bytes = Some(n);
+            }
             "--reconnect-min" | "--reconnect-max" if client => {
                 let d = parse_dur(flag, &words.value(flag, inline)?)?;
                 if d.is_zero() {
@@ -486,6 +500,7 @@ impl SessionFlags {
             let given = [
                 ("--resume-window", self.resume_window.is_some()),
                 ("--queue", self.queue.is_some()),
+                ("--queue-bytes", self.queue_bytes.is_some()),
                 ("--reconnect-min", self.reconnect_min.is_some()),
                 ("--reconnect-max", self.reconnect_max.is_some()),
             ];
@@ -504,6 +519,7 @@ impl SessionFlags {
             Some(SessionConfig {
                 max_depth: depth,
                 max_depth_disconnected: depth.saturating_mul(10),
+                max_bytes: self.queue_bytes.unwrap_or(defaults.max_bytes),
                 reconnect_timeout: self.resume_window.unwrap_or(defaults.reconnect_timeout),
                 ..defaults
             }),
@@ -1207,6 +1223,8 @@ mod tests {
             "10s",
             "--queue",
             "50",
+            "--queue-bytes",
+            "65536",
             "--reconnect-min",
             "100ms",
             "--reconnect-max=500ms",
@@ -1220,6 +1238,7 @@ mod tests {
         let s = o.session.expect("session");
         assert_eq!(s.max_depth, 50);
         assert_eq!(s.max_depth_disconnected, 500);
+        assert_eq!(s.max_bytes, 65536);
         assert_eq!(s.reconnect_timeout, Duration::from_secs(10));
         assert_eq!(o.backoff.min, Duration::from_millis(100));
         assert_eq!(o.backoff.max, Duration::from_millis(500));
@@ -1237,6 +1256,10 @@ mod tests {
                 "--session: needs --protocol mooring",
             ),
             (&["listen", "--queue", "5"], "--queue: needs --session"),
+            (
+                &["listen", "--queue-bytes", "5"],
+                "--queue-bytes: needs --session",
+            ),
             (
                 &[
                     "listen",
