@@ -147,3 +147,40 @@ fn many_sessions_that_never_acknowledge_stay_within_the_table_of_rings() {
     );
     assert!(hwm <= bound, "server peak RSS {hwm} KiB over {bound} KiB");
 }
+
+/// The other side of the bound: a requester that keeps at most `--queue`
+/// requests in flight (as `send --session` does) never meets a full reply
+/// queue, so nothing is held or cut while it pipelines.
+#[test]
+fn a_pipelining_requester_within_its_queue_is_never_refused() {
+    let file = std::env::temp_dir().join(format!("mooring-pipeline-{}.hl7", std::process::id()));
+    let mut text = String::new();
+    for i in 0..3000 {
+        text.push_str(&format!(
+            "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|MSG{i:05}|P|2.5\nPID|1||{i}\n\n"
+        ));
+    }
+    std::fs::write(&file, text).expect("write messages");
+    let session = ["--protocol", "mooring", "--session", "--queue", "100"];
+    let mut args = vec!["--quiet"];
+    args.extend_from_slice(&session);
+    let (mut listen, addr) = Proc::listen(&args);
+    let addr = addr.to_string();
+    let mut send = vec!["send", &addr, file.to_str().expect("path")];
+    send.extend_from_slice(&session);
+    let r = support::run(support::mooring(&send), None);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        r.lines().last().copied(),
+        Some("event=summary sent=3000 replied=3000 failed=0 resends=0 unexpected=0"),
+        "{}",
+        r.stderr
+    );
+    listen.expect_line(|l| l.contains("how=Closed"), WITHIN);
+    let refused: Vec<&String> = listen
+        .seen()
+        .iter()
+        .filter(|l| l.contains("SessionQueueFull"))
+        .collect();
+    assert!(refused.is_empty(), "refused while pipelining: {refused:?}");
+}
