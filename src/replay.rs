@@ -94,13 +94,20 @@ impl ReplayQueue {
     /// Appends a copy of `payload`, if fewer than `depth` records are held and
     /// the ring has room.
     pub(crate) fn push(&mut self, payload: &[u8], depth: usize) -> Result<(), ReplayError> {
-        let (start, lap) = self.room(payload.len(), depth)?;
-        self.ring[start..start + payload.len()].copy_from_slice(payload);
-        self.entries.push_back(Entry {
-            start,
-            len: payload.len(),
-            lap,
-        });
+        self.push_with(payload.len(), depth, |rec| rec.copy_from_slice(payload))
+    }
+
+    /// Appends a record of `len` bytes written by `fill` (for records built
+    /// from parts, without a copy in between), under the limits of `push`.
+    pub(crate) fn push_with(
+        &mut self,
+        len: usize,
+        depth: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), ReplayError> {
+        let (start, lap) = self.room(len, depth)?;
+        fill(&mut self.ring[start..start + len]);
+        self.entries.push_back(Entry { start, len, lap });
         Ok(())
     }
 
