@@ -5,6 +5,8 @@
 
 use std::collections::VecDeque;
 
+use crate::fallible::{self, AllocError};
+
 /// Why a message was not queued. Nothing was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReplayError {
@@ -40,6 +42,16 @@ impl ReplayQueue {
             entries: VecDeque::with_capacity(max_entries),
             max_entries,
         }
+    }
+
+    /// [`ReplayQueue::new`], or an error naming the allocation the host could
+    /// not make (the ring's pages stay untouched until written).
+    pub(crate) fn try_new(max_bytes: usize, max_entries: usize) -> Result<Self, AllocError> {
+        Ok(ReplayQueue {
+            ring: fallible::zeroed_bytes(max_bytes, "session replay ring")?,
+            entries: fallible::deque_with_capacity(max_entries, "session replay index")?,
+            max_entries,
+        })
     }
 
     /// Records held.

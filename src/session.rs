@@ -25,6 +25,7 @@ use core::time::Duration;
 
 use std::collections::VecDeque;
 
+use crate::fallible::{self, AllocError};
 use crate::replay::{ReplayError, ReplayQueue};
 use crate::time::Instant;
 use crate::wire::{Greeting, PROTOCOL_VERSION, TOKEN_LEN};
@@ -265,15 +266,23 @@ impl Session {
         client: bool,
         now: Instant,
     ) -> Self {
+        // As `Vec` does when memory runs out; the node uses `try_new`.
+        Session::try_new(cfg, id, token, client, now).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A session whose replay ring and index are allocated fallibly: `Err`
+    /// names what the host could not provide.
+    pub(crate) fn try_new(
+        cfg: SessionConfig,
+        id: u64,
+        token: [u8; TOKEN_LEN],
+        client: bool,
+        now: Instant,
+    ) -> Result<Self, AllocError> {
         let depth = cfg.max_depth_disconnected.max(cfg.max_depth);
-        Session::new_with(
-            cfg,
-            id,
-            token,
-            client,
-            now,
-            ReplayQueue::new(cfg.max_bytes, depth),
-        )
+        let replay = ReplayQueue::try_new(cfg.max_bytes, depth)?;
+        let meta = fallible::deque_with_capacity(depth, "session conflation keys")?;
+        Ok(Session::new_with(cfg, id, token, client, now, replay, meta))
     }
 
     fn new_with(
@@ -283,12 +292,13 @@ impl Session {
         client: bool,
         now: Instant,
         replay: ReplayQueue,
+        meta: VecDeque<Meta>,
     ) -> Self {
         Session {
             cfg,
             id,
             token,
-            meta: VecDeque::with_capacity(cfg.max_depth_disconnected.max(cfg.max_depth)),
+            meta,
             max_written: 0,
             replay,
             base: 1,
@@ -316,8 +326,7 @@ impl Session {
         replay.clear();
         let mut meta = core::mem::take(&mut self.meta);
         meta.clear();
-        let mut fresh = Session::new_with(self.cfg, id, token, client, now, replay);
-        fresh.meta = meta;
+        let mut fresh = Session::new_with(self.cfg, id, token, client, now, replay, meta);
         core::mem::swap(self, &mut fresh);
     }
 

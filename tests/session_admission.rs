@@ -39,6 +39,10 @@ fn session_cfg() -> SessionConfig {
 
 /// A session server with `TABLE` session slots.
 fn server(per_ip: Option<usize>) -> (Node, SocketAddr) {
+    server_with(per_ip, session_cfg())
+}
+
+fn server_with(per_ip: Option<usize>, scfg: SessionConfig) -> (Node, SocketAddr) {
     let mut node = Node::new(NodeConfig {
         max_links: 8,
         max_sessions: TABLE,
@@ -51,7 +55,7 @@ fn server(per_ip: Option<usize>) -> (Node, SocketAddr) {
             ListenConfig {
                 max_connections: 8,
                 liveness: mooring(),
-                session: Some(session_cfg()),
+                session: Some(scfg),
                 max_sessions_per_ip: per_ip,
                 ..ListenConfig::default()
             },
@@ -261,4 +265,28 @@ fn with_max_sessions_per_ip_a_flood_from_one_address_cannot_take_anothers_sessio
         log.closes.last(),
         Some(&CloseReason::TooManySessionsFromPeer)
     );
+}
+
+/// A session's replay ring is allocated when its slot is first used, from the
+/// configuration: one the host cannot provide refuses that session by name and
+/// leaves the node serving.
+#[test]
+fn a_replay_ring_the_host_cannot_allocate_refuses_the_session_not_the_process() {
+    let (mut server, addr) = server_with(
+        None,
+        SessionConfig {
+            max_bytes: 1 << 60,
+            ..session_cfg()
+        },
+    );
+    let mut log = Log::default();
+    let mut p = Peer::connect_from(LOCALHOST, addr);
+    p.send(&hello(Greeting::new_session()));
+    assert!(run_until(&mut server, &mut log, |l| !l.closes.is_empty()));
+    assert_eq!(log.closes, vec![CloseReason::TooManyConnections]);
+    assert_eq!(log.established, 0);
+    // The node goes on: another link is accepted and closed the same way.
+    let mut q = Peer::connect_from(LOCALHOST, addr);
+    q.send(&hello(Greeting::new_session()));
+    assert!(run_until(&mut server, &mut log, |l| l.closes.len() == 2));
 }

@@ -11,6 +11,7 @@ use super::{Event, LinkId, Node, SetupError};
 mod admit;
 use crate::config::ConnectConfig;
 use crate::error::{CloseReason, ConfigError};
+use crate::fallible::AllocError;
 use crate::session::{
     Received, Session, SessionConfig, SessionEnd, SessionError, SessionEvent, Transmit,
 };
@@ -107,14 +108,18 @@ impl Node {
         token: [u8; TOKEN_LEN],
         client: bool,
         now: Instant,
-    ) -> Option<u32> {
-        let idx = self.sessions.iter().position(|s| !s.used)? as u32;
-        self.start_session(idx, cfg, id, token, client, now);
-        Some(idx)
+    ) -> Result<Option<u32>, AllocError> {
+        let Some(idx) = self.sessions.iter().position(|s| !s.used) else {
+            return Ok(None);
+        };
+        let idx = idx as u32;
+        self.start_session(idx, cfg, id, token, client, now)?;
+        Ok(Some(idx))
     }
 
     /// Starts a session in slot `idx` (reusing its replay ring when the
-    /// settings match); a new generation, so the old id is stale.
+    /// settings match, else allocating one, fallibly); a new generation, so the
+    /// old id is stale. On `Err` the slot is as it was.
     fn start_session(
         &mut self,
         idx: u32,
@@ -123,16 +128,12 @@ impl Node {
         token: [u8; TOKEN_LEN],
         client: bool,
         now: Instant,
-    ) {
+    ) -> Result<(), AllocError> {
         let slot = &mut self.sessions[idx as usize];
         match slot.session.as_mut() {
             Some(s) if s.config() == cfg => s.restart(id, token, client, now),
             _ => {
-                slot.session = Some(if client {
-                    Session::client(cfg, now)
-                } else {
-                    Session::server(cfg, id, token, now)
-                });
+                slot.session = Some(Session::try_new(cfg, id, token, client, now)?);
             }
         }
         slot.gen = slot.gen.wrapping_add(1);
@@ -140,6 +141,7 @@ impl Node {
         slot.link = None;
         slot.redial = None;
         slot.peer = None;
+        Ok(())
     }
 
     /// Opens a reliable session to `addr` (`cfg.session` must be set, with the
@@ -160,7 +162,7 @@ impl Node {
             }))?;
         let now = self.tick();
         let idx = self
-            .take_session(scfg, 0, [0; TOKEN_LEN], true, now)
+            .take_session(scfg, 0, [0; TOKEN_LEN], true, now)?
             .ok_or(SetupError::NoSlot)?;
         self.sessions[idx as usize].redial = Some(Redial {
             addr,

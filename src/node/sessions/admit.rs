@@ -55,7 +55,11 @@ impl Node {
         self.next_session_id += 1;
         let id = self.next_session_id;
         let token = self.random_token();
-        self.start_session(idx, cfg, id, token, false, now);
+        if let Err(e) = self.start_session(idx, cfg, id, token, false, now) {
+            // The table cannot hold it after all: refused, the node goes on.
+            log::error!("new session from {from} refused: {e}");
+            return Err(CloseReason::TooManyConnections);
+        }
         self.sessions[idx as usize].peer = Some(from);
         Ok(idx)
     }
