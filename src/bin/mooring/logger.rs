@@ -6,10 +6,59 @@
 //! on stdout that scripts parse.
 
 use std::io::Write;
+use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
+use mooring::ratelimit::RateLimit;
+use mooring::Clock;
 
 use crate::args::Verbosity;
+
+/// Call sites whose lines are limited each on its own; lines from further sites
+/// share one more limiter.
+const SITES: usize = 64;
+
+/// One line per call site (the cause) per [`mooring::ratelimit::DEFAULT_INTERVAL`],
+/// for `info`, `warn` and `error` lines: a peer that makes the same line repeat
+/// per message cannot flood stderr. (`-v`/`-vv` debug and trace lines are not
+/// limited: the operator asked for them.) Fixed table, no allocation.
+struct Limits {
+    clock: Option<Clock>,
+    /// `(file, line)` of each call site seen, with its limiter.
+    sites: [(&'static str, u32, RateLimit); SITES],
+    used: usize,
+    other: RateLimit,
+}
+
+impl Limits {
+    /// `Some(n)`: write this line (`n` like it were held back); `None`: hold it back.
+    fn admit(&mut self, record: &Record<'_>) -> Option<u64> {
+        let now = self.clock.get_or_insert_with(Clock::new).now();
+        let (Some(file), Some(line)) = (record.file_static(), record.line()) else {
+            return self.other.admit(now);
+        };
+        let known = self.sites[..self.used]
+            .iter()
+            .position(|&(f, l, _)| l == line && core::ptr::eq(f, file));
+        let at = match known {
+            Some(at) => at,
+            None if self.used < SITES => {
+                self.sites[self.used] = (file, line, RateLimit::default());
+                self.used += 1;
+                self.used - 1
+            }
+            None => return self.other.admit(now),
+        };
+        self.sites[at].2.admit(now)
+    }
+}
+
+static LIMITS: Mutex<Limits> = Mutex::new(Limits {
+    clock: None,
+    sites: [("", 0, RateLimit::new(mooring::ratelimit::DEFAULT_INTERVAL)); SITES],
+    used: 0,
+    other: RateLimit::new(mooring::ratelimit::DEFAULT_INTERVAL),
+});
 
 /// Writes each record as one line on stderr.
 struct StderrLogger;
@@ -30,9 +79,26 @@ impl Log for StderrLogger {
             Level::Debug => "debug",
             Level::Trace => "trace",
         };
+        let held_back = if record.level() <= Level::Info {
+            // A poisoned lock only means another thread panicked mid-log.
+            let mut limits = LIMITS.lock().unwrap_or_else(|e| e.into_inner());
+            match limits.admit(record) {
+                Some(n) => n,
+                None => return,
+            }
+        } else {
+            0
+        };
         // One write per line so lines from the demo's threads do not interleave;
         // a closed stderr is not worth dying for.
-        let line = format!("mooring: {level}: {}\n", record.args());
+        let line = if held_back > 0 {
+            format!(
+                "mooring: {level}: {} ({held_back} more like this suppressed)\n",
+                record.args()
+            )
+        } else {
+            format!("mooring: {level}: {}\n", record.args())
+        };
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
