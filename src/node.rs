@@ -10,6 +10,18 @@
 //! application that stops pulling pushes back on its peers through TCP instead
 //! of growing a queue. Replies queued with [`Node::send`] are written together at
 //! the start of the next `poll` (several frames, one syscall).
+//!
+//! Reply backpressure: a link accepted by a listener answers what it reads, so
+//! its next frame is delivered only while the reply has room: its transmit
+//! queue holds at most `buffer_size / 2` bytes and no `send` refused with
+//! `TxFull` awaits its [`Event::Writable`]. Otherwise the link is held (read no
+//! further: its peer meets TCP backpressure) until the queue drains to
+//! `buffer_size / 4`, or `write_timeout` without progress closes it with
+//! `WriteTimeout`. A reply of up to `buffer_size / 2` bytes (framing included)
+//! sent before the link's next event is pulled therefore always has room; a
+//! larger one may meet `TxFull` (no large buffer free), and no frame of that
+//! link overtakes it: keep it and send it on `Writable`. A peer that pipelines
+//! requests and never reads costs one held link, not dropped replies or CPU.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
@@ -254,6 +266,9 @@ struct Slot {
     in_resched: bool,
     in_waiting: bool,
     want_writable: bool,
+    /// Server link whose inbound frames wait for its transmit queue to drain
+    /// (see [`Node::holds_back`]).
+    held: bool,
     /// The session this link carries, if any.
     session: Option<u32>,
     /// Size of its last frame, framing included: one of at most an eighth of the
@@ -425,6 +440,7 @@ impl Node {
                 in_resched: false,
                 in_waiting: false,
                 want_writable: false,
+                held: false,
                 session: None,
                 last_frame: 0,
                 hot: false,
@@ -585,6 +601,7 @@ impl Node {
         s.read_closed = false;
         s.pending = 0;
         s.want_writable = false;
+        s.held = false;
         s.session = None;
         s.last_frame = 0;
         s.hot = false;
@@ -648,7 +665,9 @@ impl Node {
     }
 
     /// Queues a frame on the link. It is written at the next [`Node::poll`] (or
-    /// [`Node::flush`]). `Err(TxFull)` is backpressure: wait for [`Event::Writable`].
+    /// [`Node::flush`]). `Err(TxFull)` is backpressure: wait for [`Event::Writable`];
+    /// on a link accepted by a listener no frame of that link comes before it
+    /// (see "Reply backpressure" in the module docs).
     pub fn send(&mut self, id: LinkId, payload: &[u8]) -> Result<(), SendError> {
         self.queue(id, Body::Bytes(payload), None)
     }
@@ -1076,6 +1095,11 @@ impl Node {
             s.pending |= PENDING_WRITABLE;
             self.mark_ready(i);
         }
+        if self.slots[i as usize].held && self.slots[i as usize].tx.len() <= self.held_limit(i) {
+            // Drained: its frames flow again.
+            self.slots[i as usize].held = false;
+            self.mark_ready(i);
+        }
         if empty {
             self.wake_waiting();
         }
@@ -1310,11 +1334,15 @@ impl Node {
                 return Step::Connected;
             }
             if s.link.may_read() {
-                match self.decode(i, now) {
-                    Some(step) => return step,
-                    None => {
-                        if self.fill(i, now) {
-                            continue;
+                if self.holds_back(i, now) {
+                    self.pause_rx(i);
+                } else {
+                    match self.decode(i, now) {
+                        Some(step) => return step,
+                        None => {
+                            if self.fill(i, now) {
+                                continue;
+                            }
                         }
                     }
                 }
@@ -1495,6 +1523,61 @@ impl Node {
         }
     }
 
+    /// The link stops reading for now: a short tail moves out, so the burst block
+    /// can serve the next link that reads; a long one stays (moving a large
+    /// partial frame out and back costs more than the reads the block saves).
+    fn pause_rx(&mut self, i: u32) {
+        let s = &mut self.slots[i as usize];
+        if s.rx.len() <= self.bufs.block_size(Tier::Small) / 4 {
+            self.bufs.park(&mut s.rx);
+        }
+    }
+
+    /// Reply backpressure. A server link answers what it reads, so its next
+    /// frame is delivered only while the reply to it has room: its transmit
+    /// queue holds at most half a working buffer (`buffer_size / 2`, after
+    /// writing what the socket takes), and no refused send (`TxFull`) is
+    /// waiting for its [`Event::Writable`]. Otherwise the link is held: nothing
+    /// more is decoded or read from it (its peer meets TCP backpressure) until
+    /// the queue drains to a quarter of a working buffer, or the write timeout
+    /// closes it (`WriteTimeout`). So a reply of up to `buffer_size / 2` bytes,
+    /// framing included, queued before the link's next event is pulled, always
+    /// has room; a larger one may meet `TxFull` (no large buffer free), and
+    /// then no frame of that link overtakes it.
+    ///
+    /// Outbound links are never held: what they read (replies) needs no room,
+    /// and holding both ends of a link would deadlock them. True when held.
+    fn holds_back(&mut self, i: u32, now: Instant) -> bool {
+        let s = &self.slots[i as usize];
+        if s.listener.is_none() {
+            return false;
+        }
+        if s.want_writable || s.pending & PENDING_WRITABLE != 0 {
+            return true;
+        }
+        let limit = self.held_limit(i);
+        if s.tx.len() > limit {
+            self.write_out(i, now);
+        }
+        let s = &mut self.slots[i as usize];
+        if !s.link.is_open() {
+            return true; // closed by that write: nothing more to deliver
+        }
+        s.held = s.tx.len() > limit;
+        s.held
+    }
+
+    /// Queued bytes above which a server link is held: half a working buffer,
+    /// and once held, a quarter (so it does not flap around one mark).
+    fn held_limit(&self, i: u32) -> usize {
+        let small = self.bufs.block_size(Tier::Small);
+        if self.slots[i as usize].held {
+            small / 4
+        } else {
+            small / 2
+        }
+    }
+
     /// Reads once into the link's receive buffer. True when bytes arrived.
     fn fill(&mut self, i: u32, now: Instant) -> bool {
         let held = self.slots[i as usize]
@@ -1502,12 +1585,7 @@ impl Node {
             .is_some_and(|idx| self.session_refusing(idx));
         let s = &mut self.slots[i as usize];
         if !s.readable || s.in_waiting || !s.link.may_read() || held {
-            // Pausing: a short tail moves out, so the burst block can serve the
-            // next link that reads; a long one stays (moving a large partial
-            // frame out and back costs more than the reads the block saves).
-            if s.rx.len() <= self.bufs.block_size(Tier::Small) / 4 {
-                self.bufs.park(&mut s.rx);
-            }
+            self.pause_rx(i);
             return false;
         }
         // Frames that fit the burst block many times over read into it; larger
