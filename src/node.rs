@@ -858,11 +858,14 @@ impl Node {
         let s = &mut self.slots[i as usize];
         s.want_writable = true;
         if s.tx.is_empty() && !s.in_waiting {
-            // Only a large block would do and none is free: wait for one. (With
-            // bytes queued, room comes back as the queue drains.)
+            // Only a large block would do and none is free: wait for one, but no
+            // longer than a blocked write may. (With bytes queued, room comes
+            // back as the queue drains, and a stuck queue has its timer.)
             s.in_waiting = true;
+            s.link.handle_no_room(self.now);
             self.waiting.push_back(i);
             self.stats.large_buffer_waits += 1;
+            self.resched(i);
         }
     }
 
@@ -1129,6 +1132,10 @@ impl Node {
             if s.want_writable {
                 s.want_writable = false;
                 s.pending |= PENDING_WRITABLE;
+                if s.tx.is_empty() {
+                    s.link.handle_room();
+                    self.resched(i);
+                }
             }
             self.mark_ready(i);
         }
@@ -1490,7 +1497,7 @@ impl Node {
                     if let Some(total) = needed {
                         // Length known from the header: move to a big enough block now.
                         let more = total.saturating_sub(s.rx.len());
-                        if !self.bufs.reserve(&mut s.rx, more) {
+                        if !self.reserve_rx(i, more) {
                             self.wait_for_large(i);
                         }
                     }
@@ -1578,6 +1585,21 @@ impl Node {
         }
     }
 
+    /// Room for `want` more received bytes. A server link takes a large block
+    /// only while another stays free for a reply: held links, each pinning one
+    /// for a partial request while waiting for one to reply with, could
+    /// otherwise hold them all, and none would move.
+    fn reserve_rx(&mut self, i: u32, want: usize) -> bool {
+        let s = &mut self.slots[i as usize];
+        if s.listener.is_some()
+            && self.bufs.needs_large(&s.rx, want)
+            && !self.bufs.large_left_for_receive()
+        {
+            return false;
+        }
+        self.bufs.reserve(&mut s.rx, want)
+    }
+
     /// Reads once into the link's receive buffer. True when bytes arrived.
     fn fill(&mut self, i: u32, now: Instant) -> bool {
         let held = self.slots[i as usize]
@@ -1605,14 +1627,15 @@ impl Node {
             // rather than fill a working block and copy it over. (Falls back to
             // a working block when the large pool has none free.)
             let small = self.bufs.block_size(Tier::Small);
-            if self.bufs.reserve(&mut s.rx, small + 1) {
+            if self.reserve_rx(i, small + 1) {
                 return self.read_once(i, now);
             }
         }
-        if cap == 0 || s.rx.end as usize == cap {
+        if cap == 0 || self.slots[i as usize].rx.end as usize == cap {
             // Room for one more byte: compacts first, and grows into a large block
             // only when the frame at the front fills the working one.
-            if !self.bufs.reserve(&mut s.rx, 1) {
+            if !self.reserve_rx(i, 1) {
+                let s = &mut self.slots[i as usize];
                 if self.bufs.capacity(&s.rx) >= self.bufs.block_size(Tier::Large) {
                     // A full large block without a frame: the decoder must have
                     // flagged it; close rather than spin.

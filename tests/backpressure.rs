@@ -369,3 +369,43 @@ fn a_warning_every_peer_can_trigger_prints_at_most_once_per_interval() {
         cli.stderr()
     );
 }
+
+#[test]
+fn large_replies_refused_for_room_are_kept_and_sent_on_writable_not_dropped() {
+    // Echoes of 40 KB need one of the 2 large buffers each, and so do the
+    // requests: with 4 peers pipelining, replies meet TxFull. `listen` keeps
+    // each refused reply for the link's Writable; none may go missing.
+    const PEERS: usize = 4;
+    const EACH: usize = 12;
+    let (cli, addr) = Cli::listen(&["--reply", "echo", "--quiet", "--max-frame", "65536"]);
+    let big = |peer: usize, n: usize| {
+        let mut p = format!("BIG{peer}-{n:04}").into_bytes();
+        p.resize(40 * 1024, b'#');
+        p
+    };
+    let peers: Vec<_> = (0..PEERS)
+        .map(|k| {
+            std::thread::spawn(move || {
+                let mut p = Peer::connect(addr);
+                let mut out = Vec::new();
+                for n in 0..EACH {
+                    out.extend_from_slice(&mllp(&big(k, n)));
+                }
+                p.send(&out);
+                for n in 0..EACH {
+                    let r = p.read_mllp(Duration::from_secs(20));
+                    let r = r.unwrap_or_else(|e| panic!("peer {k}: reply {n} missing ({e:?})"));
+                    assert!(r == big(k, n), "peer {k}: reply {n} is not echo {n}");
+                }
+            })
+        })
+        .collect();
+    for p in peers {
+        p.join().expect("every large reply, in order");
+    }
+    assert!(
+        !cli.stderr().contains("not sent"),
+        "replies refused:\n{}",
+        cli.stderr()
+    );
+}
