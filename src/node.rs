@@ -1100,7 +1100,7 @@ impl Node {
         }
         if self.slots[i as usize].held && self.slots[i as usize].tx.len() <= self.held_limit(i) {
             // Drained: its frames flow again.
-            self.slots[i as usize].held = false;
+            self.set_held(i, false, now);
             self.mark_ready(i);
         }
         if empty {
@@ -1125,7 +1125,8 @@ impl Node {
             if !s.used {
                 continue;
             }
-            if s.link.resume_reads(self.now) {
+            // (A held link resumes when released: see `set_held`.)
+            if !s.held && s.link.resume_reads(self.now) {
                 self.resched(i);
             }
             let s = &mut self.slots[i as usize];
@@ -1559,19 +1560,37 @@ impl Node {
         if s.listener.is_none() {
             return false;
         }
-        if s.want_writable || s.pending & PENDING_WRITABLE != 0 {
-            return true;
-        }
-        let limit = self.held_limit(i);
-        if s.tx.len() > limit {
-            self.write_out(i, now);
-        }
+        let hold = if s.want_writable || s.pending & PENDING_WRITABLE != 0 {
+            true
+        } else {
+            let limit = self.held_limit(i);
+            if s.tx.len() > limit {
+                self.write_out(i, now);
+            }
+            let s = &self.slots[i as usize];
+            if !s.link.is_open() {
+                return true; // closed by that write: nothing more to deliver
+            }
+            s.tx.len() > limit
+        };
+        self.set_held(i, hold, now);
+        hold
+    }
+
+    /// Holds or releases the link. While held its idle and frame timers stop:
+    /// not reading it is this side's doing (its own stuck replies are bounded
+    /// by the write timer).
+    fn set_held(&mut self, i: u32, held: bool, now: Instant) {
         let s = &mut self.slots[i as usize];
-        if !s.link.is_open() {
-            return true; // closed by that write: nothing more to deliver
+        if s.held == held {
+            return;
         }
-        s.held = s.tx.len() > limit;
-        s.held
+        s.held = held;
+        if held {
+            s.link.pause_reads(now);
+        } else if !s.in_waiting && s.link.resume_reads(now) {
+            self.resched(i);
+        }
     }
 
     /// Queued bytes above which a server link is held: half a working buffer,

@@ -149,6 +149,26 @@ fn a_peer_that_never_reads_is_held_and_gets_every_reply_in_order_once_it_reads()
 }
 
 #[test]
+fn a_held_link_is_not_closed_as_idle_while_this_side_does_not_read_it() {
+    // Held: its requests wait unread in the kernel, not for lack of traffic.
+    let listen = ListenConfig {
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..ListenConfig::default()
+    };
+    let mut h = Harness::start(NodeConfig::default(), listen, Reply::Echo);
+    let mut s = hostile(h.addr);
+    let me = s.local_addr().expect("local addr");
+    let (written, stop) = pipeline_until_blocked(&mut s);
+    assert_eq!(stop, Stop::Blocked, "{written} requests written");
+    h.settle(Duration::from_millis(700));
+    assert!(
+        !h.events().iter().any(|r| r.is_closed_from(me).is_some()),
+        "the held link was closed"
+    );
+    expect_every_reply_in_order(s, written, Duration::from_secs(60));
+}
+
+#[test]
 fn a_held_link_that_stays_stuck_closes_with_write_timeout() {
     let node = NodeConfig {
         write_timeout: Duration::from_millis(300),
