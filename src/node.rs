@@ -32,6 +32,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 mod accept;
+mod backpressure;
 mod per_ip;
 mod sessions;
 
@@ -1539,84 +1540,6 @@ impl Node {
         if s.rx.len() <= self.bufs.block_size(Tier::Small) / 4 {
             self.bufs.park(&mut s.rx);
         }
-    }
-
-    /// Reply backpressure. A server link answers what it reads, so its next
-    /// frame is delivered only while the reply to it has room: its transmit
-    /// queue holds at most half a working buffer (`buffer_size / 2`, after
-    /// writing what the socket takes), and no refused send (`TxFull`) is
-    /// waiting for its [`Event::Writable`]. Otherwise the link is held: nothing
-    /// more is decoded or read from it (its peer meets TCP backpressure) until
-    /// the queue drains to a quarter of a working buffer, or the write timeout
-    /// closes it (`WriteTimeout`). So a reply of up to `buffer_size / 2` bytes,
-    /// framing included, queued before the link's next event is pulled, always
-    /// has room; a larger one may meet `TxFull` (no large buffer free), and
-    /// then no frame of that link overtakes it.
-    ///
-    /// Outbound links are never held: what they read (replies) needs no room,
-    /// and holding both ends of a link would deadlock them. True when held.
-    fn holds_back(&mut self, i: u32, now: Instant) -> bool {
-        let s = &self.slots[i as usize];
-        if s.listener.is_none() {
-            return false;
-        }
-        let hold = if s.want_writable || s.pending & PENDING_WRITABLE != 0 {
-            true
-        } else {
-            let limit = self.held_limit(i);
-            if s.tx.len() > limit {
-                self.write_out(i, now);
-            }
-            let s = &self.slots[i as usize];
-            if !s.link.is_open() {
-                return true; // closed by that write: nothing more to deliver
-            }
-            s.tx.len() > limit
-        };
-        self.set_held(i, hold, now);
-        hold
-    }
-
-    /// Holds or releases the link. While held its idle and frame timers stop:
-    /// not reading it is this side's doing (its own stuck replies are bounded
-    /// by the write timer).
-    fn set_held(&mut self, i: u32, held: bool, now: Instant) {
-        let s = &mut self.slots[i as usize];
-        if s.held == held {
-            return;
-        }
-        s.held = held;
-        if held {
-            s.link.pause_reads(now);
-        } else if !s.in_waiting && s.link.resume_reads(now) {
-            self.resched(i);
-        }
-    }
-
-    /// Queued bytes above which a server link is held: half a working buffer,
-    /// and once held, a quarter (so it does not flap around one mark).
-    fn held_limit(&self, i: u32) -> usize {
-        let small = self.bufs.block_size(Tier::Small);
-        if self.slots[i as usize].held {
-            small / 4
-        } else {
-            small / 2
-        }
-    }
-
-    /// Room for `want` more received bytes. A server link takes a large block
-    /// only while another stays free for a reply: held links, each pinning one
-    /// for a partial request while waiting for one to reply with, could
-    /// otherwise hold them all, and none would move.
-    fn reserve_rx(&mut self, i: u32, want: usize) -> bool {
-        let s = &mut self.slots[i as usize];
-        if s.listener.is_some()
-            && self.bufs.needs_large(&s.rx, want)
-            && !self.bufs.large_left_for_receive()
-        {
-            return false;
-        }
-        self.bufs.reserve(&mut s.rx, want)
     }
 
     /// Reads once into the link's receive buffer. True when bytes arrived.
