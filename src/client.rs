@@ -281,7 +281,7 @@ impl Client {
         } else {
             self.stats.unexpected_replies += 1;
             let now = self.node.now();
-            crate::warn_limited!(
+            crate::ratelimit::warn_limited!(
                 self.unexpected_warning,
                 now,
                 "unexpected message on an idle client link"

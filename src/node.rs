@@ -47,6 +47,7 @@ use crate::fallible::{self, AllocError};
 use crate::frame::{Codec, Decoded, FrameError, MLLP_ACK, MLLP_NAK};
 use crate::link::{FrameAction, Link, LinkConfig, LinkStats, CONTROL_SCRATCH};
 use crate::liveness::LivenessConfig;
+use crate::ratelimit::{warn_limited, RateLimit};
 use crate::time::{Clock, Instant};
 use crate::timers::DeadlineHeap;
 
@@ -240,6 +241,21 @@ impl From<io::Error> for SetupError {
     }
 }
 
+/// Warnings a peer can repeat at will (one per connection or per message),
+/// each limited to one line per interval ([`crate::ratelimit`]).
+#[derive(Clone, Copy)]
+enum Warning {
+    BadFrame = 0,
+    CommitAck = 1,
+    SessionEvents = 2,
+    NoSessionSlot = 3,
+    BadToken = 4,
+}
+
+impl Warning {
+    const COUNT: usize = 5;
+}
+
 /// Queued bytes at which a link writes at once rather than at the next poll.
 const FLUSH_AT: usize = 32 * 1024;
 
@@ -368,6 +384,8 @@ pub struct Node {
     urandom: Option<std::fs::File>,
     rng: Option<crate::rng::XorShift64>,
     next_session_id: u64,
+    /// One limiter per repeatable warning.
+    warnings: [RateLimit; Warning::COUNT],
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -492,6 +510,7 @@ impl Node {
             },
             rng: None,
             next_session_id: 0,
+            warnings: [RateLimit::default(); Warning::COUNT],
             cfg,
         })
     }
@@ -1481,7 +1500,11 @@ impl Node {
                                 gen: s.gen,
                             };
                             if let Err(e) = self.send(id, MLLP_ACK) {
-                                log::warn!("commit ACK not queued: {e}");
+                                warn_limited!(
+                                    self.warnings[Warning::CommitAck as usize],
+                                    now,
+                                    "commit ACK not queued: {e}"
+                                );
                             }
                         }
                     }
@@ -1513,7 +1536,12 @@ impl Node {
                         FrameError::TooLarge => CloseReason::FrameTooLarge,
                         FrameError::Bad => CloseReason::BadFrame,
                     };
-                    log::warn!("closing link to {}: {reason}", s.peer);
+                    warn_limited!(
+                        self.warnings[Warning::BadFrame as usize],
+                        now,
+                        "closing link to {}: {reason}",
+                        s.peer
+                    );
                     self.close_slot(i, reason);
                     return None;
                 }

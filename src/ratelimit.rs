@@ -60,7 +60,6 @@ impl Default for RateLimit {
 
 /// `log::warn!` through a [`RateLimit`]: `warn_limited!(limit, now, "fmt", args..)`.
 /// A line written after held-back ones ends with their count.
-#[macro_export]
 macro_rules! warn_limited {
     ($limit:expr, $now:expr, $($arg:tt)+) => {
         match $limit.admit($now) {
@@ -70,6 +69,8 @@ macro_rules! warn_limited {
         }
     };
 }
+
+pub(crate) use warn_limited;
 
 #[cfg(test)]
 mod tests {

@@ -117,7 +117,7 @@ impl Server {
             };
             if let Err(e) = sent {
                 let now = self.node.now();
-                crate::warn_limited!(self.refused_warning, now, "reply not sent: {e}");
+                crate::ratelimit::warn_limited!(self.refused_warning, now, "reply not sent: {e}");
                 if let (Some(link), SendError::TxFull) = (target, e) {
                     self.node.close(link);
                 }

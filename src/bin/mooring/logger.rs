@@ -3,7 +3,9 @@
 //! The library only calls `log` macros; choosing where they go is the
 //! application's business. A dozen lines here instead of a logging crate keeps
 //! the static binary small, and stderr keeps the log apart from the event lines
-//! on stdout that scripts parse.
+//! on stdout that scripts parse. `info`, `warn` and `error` lines are
+//! rate-limited per call site (one line per cause per 10 s, then the count of
+//! those held back), so no peer can flood stderr with a line per message.
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -31,6 +33,15 @@ struct Limits {
 }
 
 impl Limits {
+    const fn new() -> Self {
+        Limits {
+            clock: None,
+            sites: [("", 0, RateLimit::new(mooring::ratelimit::DEFAULT_INTERVAL)); SITES],
+            used: 0,
+            other: RateLimit::new(mooring::ratelimit::DEFAULT_INTERVAL),
+        }
+    }
+
     /// `Some(n)`: write this line (`n` like it were held back); `None`: hold it back.
     fn admit(&mut self, record: &Record<'_>) -> Option<u64> {
         let now = self.clock.get_or_insert_with(Clock::new).now();
@@ -39,7 +50,7 @@ impl Limits {
         };
         let known = self.sites[..self.used]
             .iter()
-            .position(|&(f, l, _)| l == line && core::ptr::eq(f, file));
+            .position(|&(f, l, _)| l == line && f == file);
         let at = match known {
             Some(at) => at,
             None if self.used < SITES => {
@@ -53,12 +64,7 @@ impl Limits {
     }
 }
 
-static LIMITS: Mutex<Limits> = Mutex::new(Limits {
-    clock: None,
-    sites: [("", 0, RateLimit::new(mooring::ratelimit::DEFAULT_INTERVAL)); SITES],
-    used: 0,
-    other: RateLimit::new(mooring::ratelimit::DEFAULT_INTERVAL),
-});
+static LIMITS: Mutex<Limits> = Mutex::new(Limits::new());
 
 /// Writes each record as one line on stderr.
 struct StderrLogger;
@@ -121,5 +127,40 @@ pub fn init(v: Verbosity) {
     // Fails only if a logger is already set, which `main` never does twice.
     if log::set_logger(&LOGGER).is_ok() {
         log::set_max_level(level);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admit_from(limits: &mut Limits, file: &'static str, line: u32) -> Option<u64> {
+        limits.admit(
+            &Record::builder()
+                .level(Level::Warn)
+                .file_static(Some(file))
+                .line(Some(line))
+                .args(format_args!("reply not sent"))
+                .build(),
+        )
+    }
+
+    #[test]
+    fn each_call_site_gets_one_line_per_interval_and_sites_beyond_the_table_share_one() {
+        let mut limits = Limits::new();
+        // A burst far shorter than the 10 s interval.
+        assert_eq!(admit_from(&mut limits, "a.rs", 1), Some(0));
+        for _ in 0..1000 {
+            assert_eq!(admit_from(&mut limits, "a.rs", 1), None);
+        }
+        assert_eq!(admit_from(&mut limits, "a.rs", 2), Some(0), "another cause");
+        assert_eq!(admit_from(&mut limits, "b.rs", 1), Some(0), "another file");
+        for line in 0..(SITES - 3) as u32 {
+            assert_eq!(admit_from(&mut limits, "c.rs", line), Some(0));
+        }
+        // The table is full: further sites share one limiter.
+        assert_eq!(admit_from(&mut limits, "d.rs", 1), Some(0));
+        assert_eq!(admit_from(&mut limits, "d.rs", 2), None);
+        assert_eq!(limits.sites[0].2.suppressed(), 1000);
     }
 }
