@@ -990,9 +990,7 @@ impl Relay {
                 .kv("ack", AckCode::Reject.as_str())
                 .print();
             if let Some(n) = build_ack(&e.msh, AckCode::Reject, &mut self.ack_buf) {
-                if let Err(err) = node.send(link, &self.ack_buf[..n]) {
-                    log::warn!("ACK to {} not sent: {err}", e.peer);
-                }
+                send_ack(node, link, &self.ack_buf[..n], e.peer);
             }
         }
         self.next_reply_by = next;
