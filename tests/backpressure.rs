@@ -20,6 +20,14 @@ use std::time::{Duration, Instant};
 use common::{mllp, Harness, Peer, Rec, Reply};
 use mooring::{CloseReason, ListenConfig, NodeConfig};
 
+/// The tests here that flood a server run one at a time: the latency test
+/// measures the server, not CPU taken by another test's flood.
+static FLOODING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_flood_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    FLOODING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Payload bytes of each pipelined request.
 const REQUEST_LEN: usize = 100;
 /// Most requests one hostile peer writes (40 MB): far more than the kernel
@@ -124,6 +132,7 @@ fn percentile_99(mut v: Vec<Duration>) -> Duration {
 
 #[test]
 fn a_peer_that_never_reads_is_held_and_gets_every_reply_in_order_once_it_reads() {
+    let _flood = one_flood_at_a_time();
     let mut h = Harness::start(NodeConfig::default(), ListenConfig::default(), Reply::Echo);
     let mut s = hostile(h.addr);
     let me = s.local_addr().expect("local addr");
@@ -150,6 +159,7 @@ fn a_peer_that_never_reads_is_held_and_gets_every_reply_in_order_once_it_reads()
 
 #[test]
 fn a_held_link_is_not_closed_as_idle_while_this_side_does_not_read_it() {
+    let _flood = one_flood_at_a_time();
     // Held: its requests wait unread in the kernel, not for lack of traffic.
     let listen = ListenConfig {
         idle_timeout: Some(Duration::from_millis(300)),
@@ -170,6 +180,7 @@ fn a_held_link_is_not_closed_as_idle_while_this_side_does_not_read_it() {
 
 #[test]
 fn a_held_link_that_stays_stuck_closes_with_write_timeout() {
+    let _flood = one_flood_at_a_time();
     let node = NodeConfig {
         write_timeout: Duration::from_millis(300),
         ..NodeConfig::default()
@@ -295,6 +306,7 @@ const ROUND_TRIPS: usize = 300;
 
 #[test]
 fn three_peers_that_never_read_neither_lose_replies_nor_slow_a_good_client_nor_flood_stderr() {
+    let _flood = one_flood_at_a_time();
     let (cli, addr) = Cli::listen(&["--reply", "echo", "--quiet", "--write-timeout", "60s"]);
     let mut good = Peer::connect(addr);
     round_trips(&mut good, 50); // warm up
@@ -392,6 +404,7 @@ fn a_warning_every_peer_can_trigger_prints_at_most_once_per_interval() {
 
 #[test]
 fn large_replies_refused_for_room_are_kept_and_sent_on_writable_not_dropped() {
+    let _flood = one_flood_at_a_time();
     // Echoes of 40 KB need one of the 2 large buffers each, and so do the
     // requests: with 4 peers pipelining, replies meet TxFull. `listen` keeps
     // each refused reply for the link's Writable; none may go missing.
