@@ -24,39 +24,10 @@ pub(super) fn c_link_stats(s: LinkStats) -> mooring_link_stats {
     }
 }
 
-pub(super) fn reason_code(r: CloseReason) -> mooring_close_reason {
-    use mooring_close_reason as C;
-    match r {
-        CloseReason::PeerClosed => C::PeerClosed,
-        CloseReason::Reset => C::Reset,
-        CloseReason::IdleTimeout => C::IdleTimeout,
-        CloseReason::StaleReplaced => C::StaleReplaced,
-        CloseReason::FrameTooLarge => C::FrameTooLarge,
-        CloseReason::BadFrame => C::BadFrame,
-        CloseReason::TooManyConnections => C::TooManyConnections,
-        CloseReason::NotAllowed => C::NotAllowed,
-        CloseReason::ResponseTimeout => C::ResponseTimeout,
-        CloseReason::ConnectTimeout => C::ConnectTimeout,
-        CloseReason::ConnectionRefused => C::ConnectionRefused,
-        CloseReason::WriteTimeout => C::WriteTimeout,
-        CloseReason::ClosedAfterReply => C::ClosedAfterReply,
-        CloseReason::ClosedPerMessage => C::ClosedPerMessage,
-        CloseReason::LocalClose => C::LocalClose,
-        CloseReason::Io => C::Io,
-        CloseReason::HeartbeatTimeout => C::HeartbeatTimeout,
-        CloseReason::HandshakeTimeout => C::HandshakeTimeout,
-        CloseReason::KeepAliveTimeout => C::KeepAliveTimeout,
-        CloseReason::VersionMismatch => C::VersionMismatch,
-        CloseReason::TcpTimeout => C::TcpTimeout,
-        CloseReason::SessionExpired => C::SessionExpired,
-        CloseReason::SessionLost => C::SessionLost,
-        CloseReason::BadToken => C::BadToken,
-        CloseReason::SessionClosed => C::SessionClosed,
-        CloseReason::FrameTimeout => C::FrameTimeout,
-        CloseReason::TooManyConnectionsFromPeer => C::TooManyConnectionsFromPeer,
-        CloseReason::SessionQueueFull => C::SessionQueueFull,
-        CloseReason::TooManySessionsFromPeer => C::TooManySessionsFromPeer,
-    }
+/// A close reason as a `mooring_close_reason` value: its code (the C enum
+/// spells out the same codes; a test proves they agree).
+pub(super) fn c_reason(r: CloseReason) -> u32 {
+    u32::from(r.code())
 }
 
 /// The C form of a node event. `links` and `listeners` are the handle's tables,
@@ -118,9 +89,8 @@ pub(super) fn c_event(
         } => {
             ev.kind = mooring_event_kind::Closed;
             ev.link = c_link(links, link);
-            ev.reason = reason_code(reason) as u32;
-            ev.peer_reason =
-                peer_reason.map_or(mooring_close_reason::None as u32, |r| reason_code(r) as u32);
+            ev.reason = c_reason(reason);
+            ev.peer_reason = peer_reason.map_or(mooring_close_reason::None as u32, c_reason);
             ev.stats = c_link_stats(stats);
             write_c(&mut ev.peer, format_args!("{peer}"));
         }
@@ -131,7 +101,7 @@ pub(super) fn c_event(
         } => {
             ev.kind = mooring_event_kind::Rejected;
             ev.listener = listener_index(listeners, listener);
-            ev.reason = reason_code(reason) as u32;
+            ev.reason = c_reason(reason);
             write_c(&mut ev.peer, format_args!("{peer}"));
         }
         Event::SessionMessage { session, payload } => {

@@ -66,6 +66,8 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::error::CloseReason;
+
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
@@ -191,40 +193,16 @@ fn write_c(buf: &mut [c_char], args: fmt::Arguments<'_>) -> bool {
     ok
 }
 
+/// The name of a `mooring_close_reason` code: `CloseReason`'s own, so the C
+/// names are the CLI's.
 fn reason_name(code: u32) -> &'static CStr {
-    match code {
-        0 => c"None",
-        1 => c"PeerClosed",
-        2 => c"Reset",
-        3 => c"IdleTimeout",
-        4 => c"StaleReplaced",
-        5 => c"FrameTooLarge",
-        6 => c"BadFrame",
-        7 => c"TooManyConnections",
-        8 => c"NotAllowed",
-        9 => c"ResponseTimeout",
-        10 => c"ConnectTimeout",
-        11 => c"ConnectionRefused",
-        12 => c"WriteTimeout",
-        13 => c"ClosedAfterReply",
-        14 => c"ClosedPerMessage",
-        15 => c"LocalClose",
-        16 => c"Io",
-        17 => c"HeartbeatTimeout",
-        18 => c"HandshakeTimeout",
-        19 => c"KeepAliveTimeout",
-        20 => c"VersionMismatch",
-        21 => c"TcpTimeout",
-        22 => c"SessionExpired",
-        23 => c"SessionLost",
-        24 => c"BadToken",
-        25 => c"SessionClosed",
-        26 => c"FrameTimeout",
-        27 => c"TooManyConnectionsFromPeer",
-        28 => c"SessionQueueFull",
-        29 => c"TooManySessionsFromPeer",
-        _ => c"Unknown",
+    if code == mooring_close_reason::None as u32 {
+        return c"None";
     }
+    u8::try_from(code)
+        .ok()
+        .and_then(CloseReason::from_code)
+        .map_or(c"Unknown", CloseReason::c_name)
 }
 
 fn result_name(code: u32) -> &'static CStr {
@@ -319,9 +297,8 @@ pub unsafe extern "C" fn mooring_last_error(buf: *mut c_char, len: usize) -> usi
 
 #[cfg(test)]
 mod tests {
-    use super::events::reason_code;
+    use super::events::c_reason;
     use super::*;
-    use crate::error::CloseReason;
 
     pub(super) fn last_error() -> String {
         let mut buf = [0 as c_char; 256];
@@ -356,47 +333,66 @@ mod tests {
 
     #[test]
     fn every_close_reason_has_its_stable_name() {
-        use CloseReason::*;
-        let all = [
-            PeerClosed,
-            Reset,
-            IdleTimeout,
-            StaleReplaced,
-            FrameTooLarge,
-            BadFrame,
-            TooManyConnections,
-            NotAllowed,
-            ResponseTimeout,
-            ConnectTimeout,
-            ConnectionRefused,
-            WriteTimeout,
-            ClosedAfterReply,
-            ClosedPerMessage,
-            LocalClose,
-            Io,
-            HeartbeatTimeout,
-            HandshakeTimeout,
-            KeepAliveTimeout,
-            VersionMismatch,
-            TcpTimeout,
-            SessionExpired,
-            SessionLost,
-            BadToken,
-            SessionClosed,
-            FrameTimeout,
-            TooManyConnectionsFromPeer,
-            SessionQueueFull,
-            TooManySessionsFromPeer,
-        ];
-        for r in all {
-            let code = reason_code(r) as u32;
-            // SAFETY: static NUL-terminated strings.
-            let name = unsafe { CStr::from_ptr(mooring_close_reason_name(code)) };
-            assert_eq!(name.to_str().unwrap(), r.as_str());
+        // SAFETY: static NUL-terminated strings.
+        let name = |code| unsafe { CStr::from_ptr(mooring_close_reason_name(code)) }.to_str();
+        for &r in CloseReason::ALL {
+            assert_eq!(name(c_reason(r)), Ok(r.as_str()));
         }
-        // SAFETY: as above.
-        let unknown = unsafe { CStr::from_ptr(mooring_close_reason_name(999)) };
-        assert_eq!(unknown.to_str().unwrap(), "Unknown");
+        assert_eq!(name(0), Ok("None"));
+        assert_eq!(name(999), Ok("Unknown"));
+        // One past the last code, and codes that only their low byte would make known.
+        let next = CloseReason::ALL.len() as u32 + 1;
+        assert_eq!(name(next), Ok("Unknown"));
+        assert_eq!(name(256 + 1), Ok("Unknown"));
+    }
+
+    /// `(NAME, value)` of every enumerator starting with `prefix` in the
+    /// checked-in header (CI proves the header is cbindgen's output for this module).
+    fn header_enumerators(prefix: &str) -> Vec<(&'static str, u32)> {
+        include_str!("../mooring.h")
+            .lines()
+            .filter_map(|l| {
+                let (name, value) = l.trim().strip_suffix(',')?.split_once(" = ")?;
+                let value = value.parse().expect("a number");
+                name.starts_with(prefix).then_some((name, value))
+            })
+            .collect()
+    }
+
+    /// `TooManyConnections` as cbindgen spells an enumerator: `TOO_MANY_CONNECTIONS`.
+    fn screaming_snake(name: &str) -> String {
+        let mut out = String::new();
+        for (i, ch) in name.char_indices() {
+            if ch.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_uppercase());
+        }
+        out
+    }
+
+    #[test]
+    fn the_header_names_every_close_reason_and_result_as_the_calls_do() {
+        let reasons = header_enumerators("MOORING_CLOSE_REASON_");
+        assert_eq!(reasons.len(), CloseReason::ALL.len() + 1, "{reasons:?}");
+        for (i, &(name, code)) in reasons.iter().enumerate() {
+            assert_eq!(code, i as u32, "{name}: codes are 0, 1, 2, ...");
+            let called = reason_name(code).to_str().unwrap();
+            assert_eq!(
+                name,
+                format!("MOORING_CLOSE_REASON_{}", screaming_snake(called))
+            );
+        }
+        let results = header_enumerators("MOORING_RESULT_");
+        assert!(results.len() > 15, "{results:?}");
+        for (i, &(name, code)) in results.iter().enumerate() {
+            assert_eq!(code, i as u32, "{name}: codes are 0, 1, 2, ...");
+            assert_eq!(result_name(code).to_str(), Ok(name));
+        }
+        assert_eq!(
+            result_name(results.len() as u32).to_str(),
+            Ok("MOORING_RESULT_UNKNOWN")
+        );
     }
 
     #[test]

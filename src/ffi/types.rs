@@ -417,3 +417,80 @@ pub struct mooring_event {
     /// unverified: `reason` is then `MOORING_CLOSE_REASON_PEER_CLOSED`.
     pub peer_reason: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::CloseReason;
+
+    /// The reasons both enums spell out, once. The two matches made from it are
+    /// exhaustive: a variant added to `CloseReason` or to `mooring_close_reason`
+    /// but not to the other (and here) fails to compile.
+    macro_rules! same_reasons {
+        ($($name:ident),+ $(,)?) => {
+            fn to_c(r: CloseReason) -> mooring_close_reason {
+                match r {
+                    $(CloseReason::$name => mooring_close_reason::$name,)+
+                }
+            }
+
+            fn to_rust(c: mooring_close_reason) -> Option<CloseReason> {
+                match c {
+                    mooring_close_reason::None => None,
+                    $(mooring_close_reason::$name => Some(CloseReason::$name),)+
+                }
+            }
+
+            const C_ALL: &[mooring_close_reason] =
+                &[mooring_close_reason::None, $(mooring_close_reason::$name),+];
+        };
+    }
+
+    same_reasons!(
+        PeerClosed,
+        Reset,
+        IdleTimeout,
+        StaleReplaced,
+        FrameTooLarge,
+        BadFrame,
+        TooManyConnections,
+        NotAllowed,
+        ResponseTimeout,
+        ConnectTimeout,
+        ConnectionRefused,
+        WriteTimeout,
+        ClosedAfterReply,
+        ClosedPerMessage,
+        LocalClose,
+        Io,
+        HeartbeatTimeout,
+        HandshakeTimeout,
+        KeepAliveTimeout,
+        VersionMismatch,
+        TcpTimeout,
+        SessionExpired,
+        SessionLost,
+        BadToken,
+        SessionClosed,
+        FrameTimeout,
+        TooManyConnectionsFromPeer,
+        SessionQueueFull,
+        TooManySessionsFromPeer,
+    );
+
+    #[test]
+    fn the_c_close_reasons_are_the_rust_ones_by_name_and_code() {
+        assert_eq!(C_ALL.len(), CloseReason::ALL.len() + 1);
+        for &r in CloseReason::ALL {
+            let c = to_c(r);
+            assert_eq!(c as u32, u32::from(r.code()), "{r}");
+            assert_eq!(format!("{c:?}"), r.as_str());
+            assert_eq!(to_rust(c), Some(r));
+        }
+        for &c in C_ALL {
+            let by_code = u8::try_from(c as u32).ok().and_then(CloseReason::from_code);
+            assert_eq!(to_rust(c), by_code, "{c:?} = {}", c as u32);
+        }
+        assert_eq!(mooring_close_reason::None as u32, 0);
+    }
+}
