@@ -116,10 +116,8 @@ pub(super) fn convert(
     };
     let sessions = flag(c.session, "session")?;
     let session = sessions.then(|| SessionConfig {
-        max_depth: c.session_queue as usize,
-        max_depth_disconnected: (c.session_queue as usize).saturating_mul(10),
         reconnect_timeout: from_ms(c.resume_window_ms),
-        ..SessionConfig::default()
+        ..SessionConfig::default().with_depth(c.session_queue as usize)
     });
     let max_sessions = match (sessions, c.max_sessions) {
         (false, _) => 0,
@@ -250,6 +248,23 @@ mod tests {
         let node = new_node(&c);
         // SAFETY: from mooring_node_new.
         unsafe { mooring_node_free(node) };
+    }
+
+    #[test]
+    fn session_queue_sets_both_depths_and_resume_window_reaches_both_sides() {
+        let mut c = default_config();
+        (c.protocol, c.session) = (mooring_protocol::Mooring as u32, 1);
+        (c.session_queue, c.resume_window_ms) = (7, 1_500);
+        let (_, l, k) = convert(&c).unwrap();
+        let want = SessionConfig {
+            max_depth: 7,
+            max_depth_disconnected: 70,
+            reconnect_timeout: Duration::from_millis(1_500),
+            ..SessionConfig::default()
+        };
+        assert_eq!((l.session, k.session), (Some(want), Some(want)));
+        c.session = 0;
+        assert_eq!(convert(&c).unwrap().1.session, None);
     }
 
     #[test]
