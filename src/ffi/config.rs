@@ -14,6 +14,7 @@ use crate::frame_deadline::FrameTimeout;
 use crate::liveness::{Heartbeat, LivenessConfig, Protocol, TcpKeepalive};
 use crate::session::{Backoff, SessionConfig};
 
+/// A duration as whole milliseconds, saturating at `u32::MAX`.
 pub(super) fn ms(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
@@ -45,6 +46,7 @@ fn invalid_config(e: impl fmt::Display) -> mooring_result {
     fail(mooring_result::InvalidConfig, format_args!("config: {e}"))
 }
 
+/// The C config that stands for the Rust defaults.
 pub(super) fn defaults() -> mooring_config {
     let n = NodeConfig::default();
     let l = ListenConfig::default();

@@ -12,6 +12,7 @@ use crate::link::LinkStats;
 use crate::node::{Event, ListenerId, SessionNote};
 use crate::session::SessionEnd;
 
+/// A link's counters as C sees them.
 pub(super) fn c_link_stats(s: LinkStats) -> mooring_link_stats {
     mooring_link_stats {
         bytes_in: s.bytes_in,
@@ -152,9 +153,8 @@ pub(super) fn c_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::tests::{default_config, new_node};
+    use crate::ffi::tests::{default_config, listen_on_loopback, new_node};
     use crate::ffi::*;
-    use core::ffi::c_char;
     use core::time::Duration;
 
     #[test]
@@ -165,16 +165,7 @@ mod tests {
         let client = new_node(&c);
         // SAFETY: live nodes, valid pointers, NUL-terminated strings.
         unsafe {
-            let mut l = 0u32;
-            assert_eq!(
-                mooring_node_listen(server, c"127.0.0.1:0".as_ptr(), &mut l),
-                mooring_result::Ok
-            );
-            let mut addr = [0 as c_char; MOORING_ADDR_MAX];
-            assert_eq!(
-                mooring_node_local_addr(server, l, addr.as_mut_ptr(), addr.len()),
-                mooring_result::Ok
-            );
+            let addr = listen_on_loopback(server);
             let mut link = mooring_link::default();
             assert_eq!(
                 mooring_node_connect(client, addr.as_ptr(), &mut link),

@@ -205,6 +205,7 @@ fn reason_name(code: u32) -> &'static CStr {
         .map_or(c"Unknown", CloseReason::c_name)
 }
 
+/// The header's name of a `mooring_result` code (a test checks it against the header).
 fn result_name(code: u32) -> &'static CStr {
     match code {
         0 => c"MOORING_RESULT_OK",
@@ -318,6 +319,25 @@ mod tests {
             mooring_result::Ok
         );
         node
+    }
+
+    /// Binds a listener of `server` on 127.0.0.1 (any port) and returns its
+    /// address as C text.
+    pub(super) fn listen_on_loopback(server: *mut mooring_node) -> [c_char; MOORING_ADDR_MAX] {
+        let mut l = 0u32;
+        let mut addr = [0 as c_char; MOORING_ADDR_MAX];
+        // SAFETY: a live node, valid pointers, a NUL-terminated string.
+        unsafe {
+            assert_eq!(
+                mooring_node_listen(server, c"127.0.0.1:0".as_ptr(), &mut l),
+                mooring_result::Ok
+            );
+            assert_eq!(
+                mooring_node_local_addr(server, l, addr.as_mut_ptr(), addr.len()),
+                mooring_result::Ok
+            );
+        }
+        addr
     }
 
     pub(super) fn default_config() -> mooring_config {

@@ -29,6 +29,7 @@ pub struct mooring_node {
     pub(super) poisoned: bool,
 }
 
+/// What C knows of one link slot.
 #[derive(Clone, Copy, Default)]
 pub(super) struct LinkEntry {
     pub(super) gen: u32,
@@ -103,6 +104,7 @@ pub(super) unsafe fn read_node<T>(
     }
 }
 
+/// A node setup failure as its result code, with the last error set.
 pub(super) fn setup_error(e: SetupError) -> mooring_result {
     let code = match e {
         SetupError::Config(_) => mooring_result::InvalidConfig,
@@ -128,6 +130,7 @@ pub(super) fn c_link(links: &mut [LinkEntry], id: LinkId) -> mooring_link {
     }
 }
 
+/// The node's link for a C link: `UnknownLink` when unknown or stale.
 pub(super) fn resolve(links: &[LinkEntry], l: mooring_link) -> Result<LinkId, mooring_result> {
     links
         .get(l.slot as usize)
@@ -141,6 +144,7 @@ pub(super) fn resolve(links: &[LinkEntry], l: mooring_link) -> Result<LinkId, mo
         })
 }
 
+/// The index C knows a listener by, or `MOORING_NO_LISTENER`.
 pub(super) fn listener_index(listeners: &[ListenerId], id: ListenerId) -> u32 {
     listeners
         .iter()
@@ -474,7 +478,7 @@ pub unsafe extern "C" fn mooring_node_close(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::tests::{default_config, last_error, new_node};
+    use crate::ffi::tests::{default_config, last_error, listen_on_loopback, new_node};
     use crate::ffi::*;
     use core::ffi::{c_char, CStr};
     use core::ptr;
@@ -670,16 +674,7 @@ mod tests {
         let client = new_node(&c);
         // SAFETY: live nodes, valid pointers, NUL-terminated strings.
         unsafe {
-            let mut l = 0u32;
-            assert_eq!(
-                mooring_node_listen(server, c"127.0.0.1:0".as_ptr(), &mut l),
-                mooring_result::Ok
-            );
-            let mut addr = [0 as c_char; MOORING_ADDR_MAX];
-            assert_eq!(
-                mooring_node_local_addr(server, l, addr.as_mut_ptr(), addr.len()),
-                mooring_result::Ok
-            );
+            let addr = listen_on_loopback(server);
             let mut link = mooring_link::default();
             assert_eq!(
                 mooring_node_connect(client, addr.as_ptr(), &mut link),

@@ -6,6 +6,7 @@ use super::node::{setup_error, with_node};
 use super::{c_bytes, c_str, fail, mooring_node, mooring_result, mooring_session, parse_addr};
 use crate::session::SessionError;
 
+/// A node's session id as C sees it.
 pub(super) fn c_session(id: crate::SessionId) -> mooring_session {
     mooring_session {
         index: id.idx,
@@ -113,9 +114,8 @@ pub unsafe extern "C" fn mooring_node_close_session(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::tests::{default_config, new_node};
+    use crate::ffi::tests::{default_config, listen_on_loopback, new_node};
     use crate::ffi::*;
-    use core::ffi::c_char;
     use core::ptr;
     use core::time::Duration;
 
@@ -128,16 +128,7 @@ mod tests {
         let client = new_node(&c);
         // SAFETY: live nodes, valid pointers, NUL-terminated strings.
         unsafe {
-            let mut l = 0u32;
-            assert_eq!(
-                mooring_node_listen(server, c"127.0.0.1:0".as_ptr(), &mut l),
-                mooring_result::Ok
-            );
-            let mut addr = [0 as c_char; MOORING_ADDR_MAX];
-            assert_eq!(
-                mooring_node_local_addr(server, l, addr.as_mut_ptr(), addr.len()),
-                mooring_result::Ok
-            );
+            let addr = listen_on_loopback(server);
             let mut s = mooring_session::default();
             assert_eq!(
                 mooring_node_open_session(client, addr.as_ptr(), &mut s),
