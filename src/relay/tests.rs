@@ -265,3 +265,72 @@ fn the_ack_for_a_stored_msh_segment_names_the_message() {
 fn escaped_bytes_cannot_forge_keys() {
     assert_eq!(Escaped(b"a b=c\x01\xff").to_string(), "a_b_c__");
 }
+
+#[test]
+fn a_session_that_ends_credits_what_it_acknowledged_and_resends_the_rest_after_a_backoff() {
+    use crate::node::SessionId;
+    use crate::session::SessionEnd;
+    use crate::{Protocol, SessionNote};
+
+    let mut b = Bench::new(RelayConfig {
+        liveness: LivenessConfig {
+            protocol: Protocol::Mooring,
+            ..LivenessConfig::default()
+        },
+        seed: 7,
+        ..config()
+    });
+    b.device_sends(&msg("M1"), 1);
+    b.device_sends(&msg("M2"), 2);
+    b.take();
+    let sid = SessionId { idx: 0, gen: 1 };
+    // Both handed to the session (the window is the whole queue).
+    for seq in [1, 2] {
+        assert_eq!(b.relay.queue.poll_transmit().map(|(s, _)| s), Some(seq));
+        b.relay.queue.handle_written(seq);
+    }
+    b.relay.up = Upstream::Session {
+        id: Some(sid),
+        in_session: 2,
+        connected: true,
+        last_reason: None,
+        ends: 0,
+        reopen_at: None,
+    };
+    // The upstream lost the session having confirmed one of the two.
+    let ended = SessionEnd::Expired { undelivered: 1 };
+    b.event(
+        Event::Session {
+            session: sid,
+            note: SessionNote::Ended(ended),
+        },
+        100,
+    );
+    let seen = &mut b.seen;
+    b.relay
+        .outcomes(&mut b.node, &mut |e| seen.push(format!("{e:?}")));
+    let seen = b.take();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(
+        seen[0].contains(&format!("{:?}", LostReason::Session(ended)))
+            && seen[0].contains("in_doubt: Some((2, 2)), resent: 1, failed: 0"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[1].starts_with("UpstreamReconnecting { reason: None, attempt: 1"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[2].starts_with("Acked") && seen[2].contains("seq: 1"),
+        "{seen:?}"
+    );
+    assert_eq!(b.relay.queued(), 1, "M2 waits for the next session");
+    // The next session opens after the backoff delay, not before.
+    let reopen = b.relay.poll_timeout().expect("a reopen time");
+    assert!(reopen >= b.at(100) && reopen <= b.at(100) + Duration::from_secs(1));
+    assert_eq!(
+        b.relay.queue.poll_transmit().map(|(s, _)| s),
+        Some(2),
+        "M2 is resent"
+    );
+}
