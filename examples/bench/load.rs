@@ -14,6 +14,20 @@ pub(crate) struct Workload {
     pub(crate) ack_every: u64,
     /// Connection per message (count-bound) instead of a timed closed loop.
     pub(crate) per_message: bool,
+    /// HL7 messages answered by ACKs (checked by MSA-2) instead of echoes.
+    pub(crate) hl7: bool,
+}
+
+impl Workload {
+    /// Whether a server of `kind` can serve this workload.
+    pub(crate) fn served_by(&self, kind: Kind) -> bool {
+        match kind {
+            // The CLI answers every message: echo, or an ACK.
+            Kind::Cli => self.ack_every == 1,
+            Kind::Mooring | Kind::Tokio => true,
+            Kind::Floor8k | Kind::Floor64k | Kind::Threads => !self.hl7,
+        }
+    }
 }
 
 pub(crate) fn workloads(size: usize) -> Vec<Workload> {
@@ -25,6 +39,11 @@ pub(crate) fn workloads(size: usize) -> Vec<Workload> {
         size,
         ack_every,
         per_message: false,
+        hl7: false,
+    };
+    let hl7 = |name, about, links, depth| Workload {
+        hl7: true,
+        ..w(name, about, links, depth, size, 1)
     };
     vec![
         w("rr1", "1 link, 1 in flight", 1, 1, size, 1),
@@ -65,6 +84,24 @@ pub(crate) fn workloads(size: usize) -> Vec<Workload> {
                 1,
             )
         },
+        hl7(
+            "hl7-rr1",
+            "HL7 ADT messages, ACKs checked by MSA-2; 1 link, 1 in flight",
+            1,
+            1,
+        ),
+        hl7(
+            "hl7-depth64",
+            "HL7 ADT messages, ACKs checked by MSA-2; 1 link, 64 in flight",
+            1,
+            64,
+        ),
+        hl7(
+            "hl7-links64",
+            "HL7 ADT messages, ACKs checked by MSA-2; 64 links, 8 in flight each",
+            64,
+            8,
+        ),
     ]
 }
 
@@ -118,6 +155,8 @@ pub(crate) struct Load<'a> {
     pub(crate) sending: bool,
     pub(crate) measuring: bool,
     pub(crate) replied: u64,
+    /// Replies taken in all (warm-up and drain too): what the server answered.
+    pub(crate) answered: u64,
     pub(crate) hist: &'a mut Histogram,
     pub(crate) scratch: Vec<u8>,
 }
@@ -171,10 +210,21 @@ impl Load<'_> {
     pub(crate) fn take_replies(&mut self, c: &mut ClientConn, now: Instant) -> Result<(), String> {
         loop {
             let buf = &c.rx[c.rx_start..c.rx_end];
-            let Some(p) = self.wire.expect(buf, self.reply_payload)? else {
-                break;
+            let (p, used) = if self.w.hl7 {
+                // ACKs vary in length: whatever whole frame is there.
+                match self.wire.next_frame(buf)? {
+                    Some(frame) => frame,
+                    None => break,
+                }
+            } else {
+                match self.wire.expect(buf, self.reply_payload)? {
+                    Some(p) => (p, self.reply_len),
+                    None => break,
+                }
             };
-            if self.w.ack_every == 1 {
+            if self.w.hl7 {
+                check_ack(c.next_recv, p)?;
+            } else if self.w.ack_every == 1 {
                 check_payload(c.next_recv, p, self.w.size)?;
             } else if p != ACK {
                 return Err(format!("expected an ACK, got {} bytes", p.len()));
@@ -187,7 +237,8 @@ impl Load<'_> {
             let sent = c.stamps[c.stamp_head];
             c.stamp_head = (c.stamp_head + 1) % c.stamps.len();
             c.stamp_len -= 1;
-            c.rx_start += self.reply_len;
+            c.rx_start += used;
+            self.answered += 1;
             if self.measuring {
                 self.hist.record(now.saturating_duration_since(sent));
                 self.replied += self.w.ack_every;
@@ -215,7 +266,11 @@ impl Load<'_> {
                 c.tx_start = 0;
                 continue;
             }
-            fill_payload(c.next_send, &mut self.scratch);
+            if self.w.hl7 {
+                fill_hl7(c.next_send, &mut self.scratch);
+            } else {
+                fill_payload(c.next_send, &mut self.scratch);
+            }
             let n = self.wire.encode(&self.scratch, &mut c.tx[c.tx_end..]);
             c.tx_end += n;
             c.in_flight += 1;
@@ -239,7 +294,14 @@ pub(crate) fn run_load(
 ) -> Result<Sample, String> {
     let wire = srv.serve.wire;
     let frame_len = w.size + wire.overhead();
-    let reply_payload = if w.ack_every == 1 { w.size } else { ACK.len() };
+    let reply_payload = if w.hl7 {
+        // Room for an ACK: it copies a few MSH fields, never more than this.
+        HL7_ACK_ROOM
+    } else if w.ack_every == 1 {
+        w.size
+    } else {
+        ACK.len()
+    };
     let reply_len = reply_payload + wire.overhead();
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let mut conns = Vec::with_capacity(w.links);
@@ -281,6 +343,7 @@ pub(crate) fn run_load(
         sending: true,
         measuring: false,
         replied: 0,
+        answered: 0,
         hist,
         scratch: vec![0u8; w.size],
     };
@@ -355,6 +418,7 @@ pub(crate) fn run_load(
             load.drive(c, now)?;
         }
     }
+    srv.answered.set(srv.answered.get() + load.answered);
     let s = sample.ok_or("no sample")?;
     let sent: u64 = conns.iter().map(|c| c.next_send).sum();
     let got: u64 = conns.iter().map(|c| c.next_recv).sum();
@@ -415,6 +479,7 @@ pub(crate) fn run_per_message(
     }
     let secs = t0.elapsed().as_secs_f64();
     let cpu1 = cpu(srv.pid());
+    srv.answered.set(srv.answered.get() + (warm + count) as u64);
     Ok(Sample {
         msgs: count as u64,
         secs,

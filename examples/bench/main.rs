@@ -1,19 +1,27 @@
-//! Side-by-side echo benchmark (issue 6): mooring against what users would pick
-//! instead, driven by one load client, on loopback.
+//! Side-by-side benchmark: mooring against what users would pick instead,
+//! driven by one load client, on loopback; echo workloads, and HL7 workloads
+//! answered with ACKs.
 //!
 //! ```sh
 //! cargo run --release --example bench --features bench-peers -- [options]
 //!   --quick              short runs (a smoke test, well under a minute)
-//!   --workload A,B       rr1, depth64, links64, stream, big16k, big128k, conn (default: all)
+//!   --workload A,B       rr1, depth64, links64, stream, big16k, big128k, conn,
+//!                        hl7-rr1, hl7-depth64, hl7-links64; hl7 = the three
+//!                        hl7-* (default: all)
 //!   --framing F          mllp, len32 or both (default both)
-//!   --servers A,B        mooring, floor8k, floor64k, tokio, threads (default: all)
+//!   --servers A,B        mooring, floor8k, floor64k, tokio, threads, cli (default:
+//!                        all but cli on echo workloads; mooring, cli, tokio on hl7-*)
+//!   --cli PATH           the CLI binary of the `cli` server (default: mooring next
+//!                        to this example's directory, i.e. target/release/mooring;
+//!                        build it first with cargo build --release)
 //!   --secs S             measured seconds per run (default 2)
 //!   --reps N             runs per workload and server, interleaved (default 3)
 //!   --size B             payload bytes of the small-message workloads (default 256)
 //!   --conn-count N       connections per run of `conn` (default 1000)
 //!   --idle N             instead: open N idle links to each server, report RSS per link
 //!   --server-wrap CMD    run each server under CMD, e.g. "valgrind --tool=callgrind";
-//!                        the mooring server prints how many messages it served on exit
+//!                        the mooring server prints how many messages it served on
+//!                        exit, the bench how many the cli server answered
 //! ```
 //!
 //! Servers, each in its own child process (this example started again with
@@ -29,6 +37,15 @@
 //!   small MLLP codec, `forward`ing replies (flushes when the reader would block).
 //! - `threads`: std threads, one per connection, `BufReader`/`BufWriter`,
 //!   flushing when the reader's buffer is empty.
+//! - `cli`: the CLI, `mooring listen --quiet` with `--reply echo`, or
+//!   `--reply hl7-ack` on the `hl7-*` workloads (not a `--serve` child: its
+//!   own binary, stopped with SIGTERM under `--server-wrap`).
+//!
+//! On the `hl7-*` workloads each message is a 256-byte (`--size`) HL7 ADT^A01
+//! with its own MSH-10, and each reply must be an ACK whose MSA-2 names it
+//! (`MSA|AA|<MSH-10>`). `mooring` answers with [`mooring::hl7::build_ack`]
+//! through `Server`, `tokio` with a ten-line ACK builder over `Framed` and the
+//! MLLP codec (or `LengthDelimitedCodec`), `cli` is `mooring listen --reply hl7-ack`.
 //!
 //! The client (this process) is a single-threaded mio closed loop: N links, D
 //! messages in flight on each. Every reply is checked (length, sequence number
@@ -64,7 +81,10 @@ pub(crate) struct Opts {
     pub(crate) quick: bool,
     pub(crate) workloads: Option<Vec<String>>,
     pub(crate) wires: Vec<Wire>,
-    pub(crate) kinds: Vec<Kind>,
+    /// `--servers`, `None` for the defaults of each workload.
+    pub(crate) kinds: Option<Vec<Kind>>,
+    /// `--cli`.
+    pub(crate) cli: Option<String>,
     pub(crate) secs: f64,
     pub(crate) reps: usize,
     pub(crate) size: usize,
@@ -78,7 +98,8 @@ pub(crate) fn parse_opts(args: &[String]) -> Result<Opts, String> {
         quick: false,
         workloads: None,
         wires: vec![Wire::Mllp, Wire::Len32],
-        kinds: KINDS.to_vec(),
+        kinds: None,
+        cli: None,
         secs: 2.0,
         reps: 3,
         size: 256,
@@ -107,10 +128,12 @@ pub(crate) fn parse_opts(args: &[String]) -> Result<Opts, String> {
                 }
             }
             "--servers" => {
-                o.kinds = val()?
-                    .split(',')
-                    .map(|k| Kind::parse(k).ok_or(format!("--servers: unknown {k}")))
-                    .collect::<Result<_, _>>()?
+                o.kinds = Some(
+                    val()?
+                        .split(',')
+                        .map(|k| Kind::parse(k).ok_or(format!("--servers: unknown {k}")))
+                        .collect::<Result<_, _>>()?,
+                )
             }
             "--secs" => secs = Some(num(val()?)?),
             "--reps" => reps = Some(num(val()?)? as usize),
@@ -118,6 +141,7 @@ pub(crate) fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--conn-count" => conn_count = Some(num(val()?)? as usize),
             "--idle" => o.idle = Some(num(val()?)? as usize),
             "--server-wrap" => o.server_wrap = Some(val()?),
+            "--cli" => o.cli = Some(val()?),
             "-h" | "--help" => return Err(String::new()),
             _ => return Err(format!("unknown option {a}")),
         }
@@ -147,10 +171,11 @@ pub(crate) fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("bench: {e}");
             }
-            eprintln!("usage: cargo run --release --example bench --features bench-peers -- [--quick] [--workload rr1,depth64,links64,stream,big16k,big128k,conn] [--framing mllp|len32|both] [--servers mooring,floor8k,floor64k,tokio,threads] [--secs S] [--reps N] [--size B] [--conn-count N] [--idle N] [--server-wrap CMD]");
+            eprintln!("usage: cargo run --release --example bench --features bench-peers -- [--quick] [--workload rr1,depth64,links64,stream,big16k,big128k,conn,hl7-rr1,hl7-depth64,hl7-links64,hl7] [--framing mllp|len32|both] [--servers mooring,floor8k,floor64k,tokio,threads,cli] [--cli PATH] [--secs S] [--reps N] [--size B] [--conn-count N] [--idle N] [--server-wrap CMD]");
             return ExitCode::from(2);
         }
     };
+    set_cli_path(o.cli.as_deref());
     let machine = machine();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = cpus >= 2 && have_taskset();
@@ -195,12 +220,12 @@ pub(crate) fn run_all(o: &Opts, pin: bool) -> Result<(), String> {
         None => all,
         Some(names) => {
             for n in names {
-                if !all.iter().any(|w| w.name == n) {
+                if !all.iter().any(|w| w.name == n) && n != "hl7" {
                     return Err(format!("unknown workload {n}"));
                 }
             }
             all.into_iter()
-                .filter(|w| names.iter().any(|n| n == w.name))
+                .filter(|w| names.iter().any(|n| n == w.name || (n == "hl7" && w.hl7)))
                 .collect()
         }
     };
@@ -215,10 +240,19 @@ pub(crate) fn run_all(o: &Opts, pin: bool) -> Result<(), String> {
     let mut hist = Histogram::new();
     let mut report = String::new();
     let mut failures = 0;
+    if chosen.iter().any(|w| w.hl7) && o.size < HL7_MIN {
+        return Err(format!(
+            "--size must be at least {HL7_MIN} for the hl7 workloads"
+        ));
+    }
     for w in &chosen {
+        let kinds: Vec<Kind> = match (&o.kinds, w.hl7) {
+            (Some(k), _) => k.iter().copied().filter(|&k| w.served_by(k)).collect(),
+            (None, false) => KINDS.to_vec(),
+            (None, true) => HL7_KINDS.to_vec(),
+        };
         for &wire in &o.wires {
-            let servers: Vec<Running> = o
-                .kinds
+            let servers: Vec<Running> = kinds
                 .iter()
                 .map(|&kind| {
                     start(
@@ -229,6 +263,7 @@ pub(crate) fn run_all(o: &Opts, pin: bool) -> Result<(), String> {
                             unit: w.size + wire.overhead(),
                             close_after_reply: w.per_message,
                             max_links: 256,
+                            hl7: w.hl7,
                         },
                         pin,
                         o.server_wrap.as_deref(),
@@ -315,7 +350,7 @@ pub(crate) fn run_idle(o: &Opts, n: usize, pin: bool) -> Result<(), String> {
     let mut payload = vec![0u8; o.size];
     let mut frame = vec![0u8; o.size + wire.overhead()];
     let mut reply = vec![0u8; o.size + wire.overhead()];
-    for &kind in &o.kinds {
+    for &kind in o.kinds.as_deref().unwrap_or(&KINDS) {
         let srv = start(
             Serve {
                 kind,
@@ -324,6 +359,7 @@ pub(crate) fn run_idle(o: &Opts, n: usize, pin: bool) -> Result<(), String> {
                 unit: o.size + wire.overhead(),
                 close_after_reply: false,
                 max_links: n,
+                hl7: false,
             },
             pin,
             o.server_wrap.as_deref(),

@@ -108,10 +108,7 @@ impl Wire {
 /// The test payload of message `seq`: its sequence number in hex, then a filler
 /// byte that depends on it.
 pub(crate) fn fill_payload(seq: u64, out: &mut [u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in out[..SEQ_DIGITS].iter_mut().enumerate() {
-        *b = HEX[((seq >> (60 - 4 * i)) & 0xF) as usize];
-    }
+    hex_seq(seq, out);
     out[SEQ_DIGITS..].fill(filler(seq));
 }
 
@@ -141,4 +138,94 @@ pub(crate) fn check_payload(seq: u64, p: &[u8], size: usize) -> Result<(), Strin
         return Err(format!("message {seq}: payload corrupted"));
     }
     Ok(())
+}
+
+/// Start of every `hl7` workload message up to its MSH-10, which is the
+/// sequence number in hex; the rest of the message follows in [`HL7_MIDDLE`].
+const HL7_HEAD: &[u8] =
+    b"MSH|^~\\&|BENCH|SENDER FACILITY|MOORING|RECEIVER FACILITY|20261201000000||ADT^A01^ADT_A01|";
+/// After MSH-10: the rest of MSH, EVN, and a PID whose last field is padding.
+const HL7_MIDDLE: &[u8] =
+    b"|P|2.5.1\rEVN|A01|20261201000000\rPV1|1|I|2000^2012^01\rPID|1||PATID1234^^^BENCH^MR||DOE^JANE||19700101|F|||";
+
+/// Most bytes an ACK to an `hl7` message takes (the client's buffer sizing).
+pub(crate) const HL7_ACK_ROOM: usize = 256;
+
+/// Shortest `hl7` message: head, id, middle, segment end.
+pub(crate) const HL7_MIN: usize = HL7_HEAD.len() + SEQ_DIGITS + HL7_MIDDLE.len() + 1;
+
+/// The `hl7` workload's message `seq`, exactly `out.len()` bytes (at least
+/// [`HL7_MIN`]): an ADT^A01 whose MSH-10 is `seq` in hex, padded in its last
+/// PID field.
+pub(crate) fn fill_hl7(seq: u64, out: &mut [u8]) {
+    let (head, rest) = out.split_at_mut(HL7_HEAD.len());
+    head.copy_from_slice(HL7_HEAD);
+    let (id, rest) = rest.split_at_mut(SEQ_DIGITS);
+    hex_seq(seq, id);
+    let (middle, rest) = rest.split_at_mut(HL7_MIDDLE.len());
+    middle.copy_from_slice(HL7_MIDDLE);
+    if let Some((last, pad)) = rest.split_last_mut() {
+        pad.fill(filler(seq).to_ascii_uppercase());
+        *last = b'\r';
+    }
+}
+
+/// `seq` as `SEQ_DIGITS` hex digits.
+fn hex_seq(seq: u64, out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in out[..SEQ_DIGITS].iter_mut().enumerate() {
+        *b = HEX[((seq >> (60 - 4 * i)) & 0xF) as usize];
+    }
+}
+
+/// Checks that `p` is an HL7 ACK accepting message `seq`: an MSH segment
+/// first, and `MSA|AA|<MSH-10 of seq>` as its last segment (MSA-2 == MSH-10).
+pub(crate) fn check_ack(seq: u64, p: &[u8]) -> Result<(), String> {
+    const MSA: &[u8] = b"\rMSA|AA|";
+    let mut want = [0u8; MSA.len() + SEQ_DIGITS + 1];
+    want[..MSA.len()].copy_from_slice(MSA);
+    hex_seq(seq, &mut want[MSA.len()..]);
+    want[MSA.len() + SEQ_DIGITS] = b'\r';
+    if p.starts_with(b"MSH|") && p.ends_with(&want) {
+        Ok(())
+    } else {
+        Err(format!(
+            "message {seq}: not its ACK: {:?}",
+            String::from_utf8_lossy(p)
+        ))
+    }
+}
+
+impl Wire {
+    /// The first whole frame at the front of `buf`, of any length: its payload
+    /// and the bytes it takes; `Ok(None)` until it is all there.
+    pub(crate) fn next_frame(self, buf: &[u8]) -> Result<Option<(&[u8], usize)>, String> {
+        match self {
+            Wire::Mllp => {
+                match buf.first() {
+                    None => return Ok(None),
+                    Some(&0x0B) => {}
+                    Some(&b) => return Err(format!("MLLP start byte {b:#04x}")),
+                }
+                let Some(end) = buf.iter().position(|&b| b == 0x1C) else {
+                    return Ok(None);
+                };
+                match buf.get(end + 1) {
+                    None => Ok(None),
+                    Some(&0x0D) => Ok(Some((&buf[1..end], end + 2))),
+                    Some(_) => Err("no CR after the MLLP end byte".into()),
+                }
+            }
+            Wire::Len32 => {
+                let Some(prefix) = buf.get(..4) else {
+                    return Ok(None);
+                };
+                let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+                if len > MAX_FRAME {
+                    return Err(format!("length prefix {len}"));
+                }
+                Ok(buf.get(4..4 + len).map(|p| (p, 4 + len)))
+            }
+        }
+    }
 }

@@ -12,6 +12,8 @@ const SEGMENT_END: u8 = b'\r';
 const DEFAULT_SEPARATOR: u8 = b'|';
 /// Default MSH-2 encoding characters: component, repetition, escape, subcomponent.
 const DEFAULT_ENCODING: &[u8] = b"^~\\&";
+/// The start of an MSH segment with the default separators, through MSH-2's end.
+const DEFAULT_HEAD: &[u8] = b"MSH|^~\\&|";
 
 /// Line ends accepted when parsing; HL7 says `\r`, but files and sloppy senders use `\n`.
 fn is_line_end(b: u8) -> bool {

@@ -11,22 +11,136 @@ const LAST_KEPT: usize = 12;
 /// Number of kept fields: MSH-3 ..= MSH-12.
 const KEPT: usize = LAST_KEPT - 2;
 
-/// A parsed MSH segment: separators and fields MSH-3 to MSH-12, each trimmed of
-/// trailing whitespace, borrowed from the message.
+/// Eight copies of a byte, one per byte of a word.
+const fn splat(b: u8) -> u64 {
+    u64::from_ne_bytes([b; 8])
+}
+
+/// The high bit of each byte of `x` that is zero, and no other bit (exact:
+/// no false positives, so every bit is a byte to look at).
+const fn zero_bytes(x: u64) -> u64 {
+    const LOW7: u64 = splat(0x7F);
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+}
+
+/// Where the fields after MSH-2 end: `ends[i]` is the index in `segment` just
+/// past MSH-(3+i) (its separator, or the segment's end for the last field);
+/// `count` of them are present. `more`: what follows MSH-12's separator.
+struct Splits {
+    ends: [usize; KEPT],
+    count: usize,
+    more: bool,
+}
+
+/// Finds the field separators of the MSH segment (`rest` starts at MSH-3 and
+/// runs to the end of the message), eight bytes at a time with word
+/// arithmetic rather than one comparison per byte, and stops after MSH-12 or
+/// at the segment's end (CR or LF), whichever comes first.
+fn split_fields(rest: &[u8], sep: u8) -> Splits {
+    let mut scan = Scan {
+        seps: splat(sep),
+        ends: [0; KEPT],
+        found: 0,
+    };
+    let mut words = rest.chunks_exact(8);
+    let mut base = 0;
+    for word in words.by_ref() {
+        let x = <[u8; 8]>::try_from(word).map_or(0, u64::from_le_bytes);
+        if let Some(done) = scan.word(x, base) {
+            return done;
+        }
+        base += 8;
+    }
+    // The last few bytes, then zeros: never a separator or a line end.
+    let mut last = [0u8; 8];
+    for (w, b) in last.iter_mut().zip(words.remainder()) {
+        *w = *b;
+    }
+    match scan.word(u64::from_le_bytes(last), base) {
+        Some(done) => done,
+        None => last_field(scan.ends, scan.found, rest.len()),
+    }
+}
+
+/// The state of [`split_fields`].
+struct Scan {
+    /// The field separator in every byte.
+    seps: u64,
+    /// Where the fields found so far end.
+    ends: [usize; KEPT],
+    /// How many separators were found.
+    found: usize,
+}
+
+impl Scan {
+    /// Takes the word `x` at offset `base`; `Some` once the fields are known
+    /// (MSH-12 ended by a separator, or a line end).
+    #[inline(always)]
+    fn word(&mut self, x: u64, base: usize) -> Option<Splits> {
+        let mut marks = zero_bytes(x ^ self.seps);
+        let mut line_end = None;
+        // Only a word with a byte below 0x0E can hold CR or LF: look for them then.
+        if x.wrapping_sub(splat(0x0E)) & !x & splat(0x80) != 0 {
+            let lines = zero_bytes(x ^ splat(b'\r')) | zero_bytes(x ^ splat(b'\n'));
+            if lines != 0 {
+                // Only the separators before the first line end count.
+                marks &= (lines & lines.wrapping_neg()) - 1;
+                line_end = Some(base + (lines.trailing_zeros() / 8) as usize);
+            }
+        }
+        while marks != 0 {
+            if let Some(end) = self.ends.get_mut(self.found) {
+                *end = base + (marks.trailing_zeros() / 8) as usize;
+            }
+            self.found += 1;
+            if self.found == KEPT {
+                return Some(Splits {
+                    ends: self.ends,
+                    count: KEPT,
+                    more: true,
+                });
+            }
+            marks &= marks - 1;
+        }
+        line_end.map(|end| last_field(self.ends, self.found, end))
+    }
+}
+
+/// `found` separators (fewer than fields) and the segment ending at
+/// `segment_end`: the last field runs to it.
+fn last_field(mut ends: [usize; KEPT], found: usize, segment_end: usize) -> Splits {
+    if let Some(end) = ends.get_mut(found) {
+        *end = segment_end;
+    }
+    Splits {
+        ends,
+        count: (found + 1).min(KEPT),
+        more: false,
+    }
+}
+
+/// A parsed MSH segment: its separators and where fields MSH-3 to MSH-12 lie,
+/// borrowed from the message.
 ///
 /// [`Msh::parse`] validates MSH-1 and MSH-2 (see [`super::is_hl7`]) and walks
-/// the segment once; the accessors only index.
+/// the segment once; the accessors only index (and trim).
 #[derive(Clone, Copy, Debug)]
 pub struct Msh<'a> {
     /// The field separator (MSH-1).
     sep: u8,
     /// The encoding characters (MSH-2); the first one is the component separator.
     enc: &'a [u8],
-    /// MSH-3 ..= MSH-12, trimmed; empty when absent.
-    fields: [&'a [u8]; KEPT],
-    /// What follows MSH-12's separator when the segment goes on (otherwise
-    /// empty): read only for fields beyond MSH-12.
-    more: &'a [u8],
+    /// The segment from its start through the separator that ends MSH-2
+    /// (`MSH|^~\&|`): what an ACK's MSH starts with.
+    head: &'a [u8],
+    /// The message from MSH-3 on.
+    rest: &'a [u8],
+    /// Where MSH-3 ..= MSH-12 end in `rest`.
+    ends: [usize; KEPT],
+    /// How many of them the segment has.
+    count: usize,
+    /// Whether MSH-12 is followed by a separator (more fields).
+    more: bool,
 }
 
 impl<'a> Msh<'a> {
@@ -41,9 +155,9 @@ impl<'a> Msh<'a> {
         }
         // MSH-2: 1 to 5 distinct punctuation characters ended by `sep`. They are
         // printable, so MSH-2 never runs past a line end.
-        let enc_len = after_sep.iter().position(|&b| b == sep)?;
-        let (enc, after_enc) = after_sep.split_at(enc_len);
-        if enc.is_empty() || enc.len() > 5 {
+        let enc_len = after_sep.iter().take(6).position(|&b| b == sep)?;
+        let enc = after_sep.get(..enc_len)?;
+        if enc.is_empty() {
             return None;
         }
         for (i, &c) in enc.iter().enumerate() {
@@ -52,34 +166,49 @@ impl<'a> Msh<'a> {
                 return None;
             }
         }
-        // `after_enc` starts with the separator that ends MSH-2.
-        let mut rest = after_enc.get(1..).unwrap_or(&[]);
-        let mut fields: [&'a [u8]; KEPT] = [&[]; KEPT];
-        let mut more: &'a [u8] = &[];
-        for (i, slot) in fields.iter_mut().enumerate() {
-            let end = rest
-                .iter()
-                .position(|&b| b == sep || is_line_end(b))
-                .unwrap_or(rest.len());
-            let (field, tail) = rest.split_at(end);
-            *slot = field.trim_ascii_end();
-            match tail.split_first() {
-                Some((&b, after)) if b == sep => {
-                    rest = after;
-                    if i + 1 == KEPT {
-                        more = after;
-                    }
-                }
-                // A line end or the end of the message: the segment is over.
-                _ => break,
-            }
-        }
+        // "MSH", MSH-1, MSH-2 and the separator after it.
+        let (head, rest) = msg.split_at_checked(enc_len + 5)?;
+        let Splits { ends, count, more } = split_fields(rest, sep);
         Some(Msh {
             sep,
             enc,
-            fields,
+            head,
+            rest,
+            ends,
+            count,
             more,
         })
+    }
+
+    /// MSH-`n` for `3 <= n <= 12` as it lies in the message, untrimmed; empty
+    /// when absent.
+    fn raw(&self, n: usize) -> &'a [u8] {
+        let Some(i) = n.checked_sub(3).filter(|&i| i < self.count) else {
+            return &[];
+        };
+        let start = match i.checked_sub(1) {
+            Some(before) => self.ends.get(before).map_or(0, |&e| e + 1),
+            None => 0,
+        };
+        let end = self.ends.get(i).copied().unwrap_or(0);
+        self.rest.get(start..end).unwrap_or(&[])
+    }
+
+    /// MSH-`a` and MSH-`a + 1` as they lie in the message, with the separator
+    /// between them, when both are present and neither needs trimming: an ACK
+    /// copies them in one piece.
+    pub(super) fn pair(&self, a: usize) -> Option<&'a [u8]> {
+        let i = a.checked_sub(3)?;
+        if i + 1 >= self.count {
+            return None;
+        }
+        let start = match i.checked_sub(1) {
+            Some(before) => self.ends.get(before)? + 1,
+            None => 0,
+        };
+        let both = self.rest.get(start..*self.ends.get(i + 1)?)?;
+        let untrimmed = |f: &[u8]| f.last().is_none_or(|b| !b.is_ascii_whitespace());
+        (untrimmed(self.raw(a)) && untrimmed(self.raw(a + 1))).then_some(both)
     }
 
     /// The field separator (MSH-1).
@@ -104,22 +233,27 @@ impl<'a> Msh<'a> {
         match n {
             0 | 1 => &[],
             2 => self.enc,
-            _ => match self.fields.get(n - 3) {
-                Some(field) => field,
-                None => self.field_beyond(n),
-            },
+            3..=LAST_KEPT => self.raw(n).trim_ascii_end(),
+            _ => self.field_beyond(n),
         }
     }
 
     /// MSH-`n` for `n > 12`, scanned from what follows MSH-12.
     fn field_beyond(&self, n: usize) -> &'a [u8] {
-        let segment_rest = self.more.split(|&b| is_line_end(b)).next().unwrap_or(&[]);
-        if self.more.is_empty() {
+        if !self.more {
             return &[];
         }
+        let after = self.ends.get(KEPT - 1).map_or(0, |&e| e + 1);
+        let segment = self.rest.get(after..).unwrap_or(&[]);
+        let segment = segment.split(|&b| is_line_end(b)).next().unwrap_or(&[]);
         n.checked_sub(LAST_KEPT + 1)
-            .and_then(|i| segment_rest.split(|&b| b == self.sep).nth(i))
+            .and_then(|i| segment.split(|&b| b == self.sep).nth(i))
             .map_or(&[][..], <[u8]>::trim_ascii_end)
+    }
+
+    /// The segment's start through MSH-2's separator (`MSH|^~\&|`).
+    pub(super) fn head(&self) -> &'a [u8] {
+        self.head
     }
 
     /// MSH-10 (message control id), `None` when empty.
@@ -149,8 +283,11 @@ impl<'a> Msh<'a> {
         Msh {
             sep: super::DEFAULT_SEPARATOR,
             enc: super::DEFAULT_ENCODING,
-            fields: [&[]; KEPT],
-            more: &[],
+            head: super::DEFAULT_HEAD,
+            rest: &[],
+            ends: [0; KEPT],
+            count: 0,
+            more: false,
         }
     }
 

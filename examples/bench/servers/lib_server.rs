@@ -25,6 +25,7 @@ pub(crate) fn serve_mooring(s: Serve) -> io::Result<()> {
     };
     let mut server = Server::bind(loopback(), node, listen).map_err(io::Error::other)?;
     let mut counts = vec![0u64; s.max_links + 64];
+    let mut stamp = mooring::hl7::TimestampCache::new();
     announce(server.local_addr());
     loop {
         // No timeout, as every peer waits: an epoll_wait with one arms a kernel
@@ -34,7 +35,13 @@ pub(crate) fn serve_mooring(s: Serve) -> io::Result<()> {
             Event::Connected { link, .. } => counts[link.slot() as usize] = 0,
             Event::Message { link, payload } => {
                 SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if s.ack_every == 1 {
+                if s.hl7 {
+                    // What a user would write: the ACK from the library's builder,
+                    // its timestamp formatted once per second.
+                    use mooring::hl7::{build_ack, AckCode};
+                    let ts = *stamp.get(unix_secs());
+                    reply.write_with(|buf| build_ack(payload, AckCode::Accept, &ts, buf));
+                } else if s.ack_every == 1 {
                     // One copy, receive block to transmit block (Reply::echo).
                     let _ = payload;
                     reply.echo();
@@ -49,4 +56,11 @@ pub(crate) fn serve_mooring(s: Serve) -> io::Result<()> {
             _ => {}
         })?;
     }
+}
+
+/// Seconds since the Unix epoch, for ACK timestamps.
+pub(crate) fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

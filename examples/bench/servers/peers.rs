@@ -71,6 +71,42 @@ impl Encoder<Bytes> for MllpCodec {
     }
 }
 
+/// The ACK of an HL7 message, as a tokio user would write it in ten lines:
+/// split MSH on `|`, swap sender and receiver, MSA-2 = MSH-10.
+fn ack(msg: &[u8]) -> Bytes {
+    let msh = msg.split(|&b| b == b'\r').next().unwrap_or(&[]);
+    let f: Vec<&[u8]> = msh.split(|&b| b == b'|').collect();
+    let get = |i: usize| f.get(i).copied().unwrap_or(&[]);
+    let mut ts = [0u8; 14];
+    let ts = mooring::hl7::timestamp_utc(crate::unix_secs(), &mut ts);
+    let trigger = get(8).split(|&b| b == b'^').nth(1).unwrap_or(&[]);
+    let mut out = BytesMut::with_capacity(msh.len() + 64);
+    for part in [
+        &b"MSH|^~\\&|"[..],
+        get(4),
+        b"|",
+        get(5),
+        b"|",
+        get(2),
+        b"|",
+        get(3),
+        b"|",
+        ts,
+        b"||ACK^",
+        trigger,
+        b"|A",
+        get(9),
+        b"|P|",
+        get(11),
+        b"\rMSA|AA|",
+        get(9),
+        b"\r",
+    ] {
+        out.extend_from_slice(part);
+    }
+    out.freeze()
+}
+
 fn len32() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME)
@@ -85,7 +121,9 @@ where
     let ack_every = s.ack_every;
     let replies = FramedRead::new(r, rc).try_filter_map(move |frame| {
         count += 1;
-        let reply = if ack_every == 1 {
+        let reply = if s.hl7 {
+            Some(ack(&frame))
+        } else if ack_every == 1 {
             Some(frame.freeze())
         } else if count.is_multiple_of(ack_every) {
             Some(Bytes::from_static(ACK))
