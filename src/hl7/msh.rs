@@ -160,11 +160,14 @@ impl<'a> Msh<'a> {
         if enc.is_empty() {
             return None;
         }
-        for (i, &c) in enc.iter().enumerate() {
-            let repeated = enc.get(i + 1..).is_some_and(|later| later.contains(&c));
-            if !is_delimiter_char(c) || repeated {
+        // Distinct: one bit per ASCII byte seen (delimiters are ASCII).
+        let mut seen = 0u128;
+        for &c in enc {
+            let bit = 1u128.checked_shl(u32::from(c)).unwrap_or(0);
+            if !is_delimiter_char(c) || seen & bit != 0 {
                 return None;
             }
+            seen |= bit;
         }
         // "MSH", MSH-1, MSH-2 and the separator after it.
         let (head, rest) = msg.split_at_checked(enc_len + 5)?;
