@@ -249,7 +249,21 @@ pub(crate) fn run_all(o: &Opts, pin: bool) -> Result<(), String> {
         let kinds: Vec<Kind> = match (&o.kinds, w.hl7) {
             (Some(k), _) => k.iter().copied().filter(|&k| w.served_by(k)).collect(),
             (None, false) => KINDS.to_vec(),
-            (None, true) => HL7_KINDS.to_vec(),
+            (None, true) => HL7_KINDS
+                .into_iter()
+                .filter(|&k| {
+                    // By default the CLI runs only when it was built.
+                    let built = k != Kind::Cli || cli_path().exists();
+                    if !built {
+                        eprintln!(
+                            "bench: {}: no cli server, {} not found (cargo build --release)",
+                            w.name,
+                            cli_path().display()
+                        );
+                    }
+                    built
+                })
+                .collect(),
         };
         for &wire in &o.wires {
             let servers: Vec<Running> = kinds

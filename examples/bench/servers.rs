@@ -288,7 +288,7 @@ pub(crate) fn set_cli_path(path: Option<&str>) {
     let _ = CLI_PATH.set(path);
 }
 
-fn cli_path() -> &'static std::path::Path {
+pub(crate) fn cli_path() -> &'static std::path::Path {
     CLI_PATH.get_or_init(|| "target/release/mooring".into())
 }
 
