@@ -19,6 +19,9 @@ use crate::session::{Backoff, SessionConfig};
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 /// Default stale-connection timeout when stale recovery is turned on: 120 s.
 pub const DEFAULT_STALE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default write timeout: queued bytes that make no progress for 10 s close the
+/// link with `WriteTimeout`.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Smallest working buffer: holds any control frame and a short HL7 ACK.
 pub const MIN_BUFFER: usize = 64;
 
@@ -54,7 +57,9 @@ pub struct NodeConfig {
     /// 0 turns it off. Default 64 KiB.
     pub read_burst: usize,
     /// A link whose queued bytes make no progress for this long closes with
-    /// `WriteTimeout`. Default 10 s.
+    /// `WriteTimeout`. Default 10 s. Until then a server link whose peer does
+    /// not read its replies is read no further (see [`crate::Node`], "Reply
+    /// backpressure").
     pub write_timeout: Duration,
     /// MLLP release 2: a receiver answers every frame with a commit ACK (`0x06`);
     /// a sender takes the ACK/NAK as the reply. Default off.
@@ -75,7 +80,7 @@ impl Default for NodeConfig {
             buffer_size: 16 * 1024,
             large_buffers: 2,
             read_burst: 64 * 1024,
-            write_timeout: Duration::from_secs(10),
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             mllp_commit_ack: false,
             max_sessions: 0,
         }
@@ -151,6 +156,13 @@ pub struct ListenConfig {
     /// Reliable sessions for mooring clients (needs `Protocol::Mooring` and node
     /// `max_sessions`). Default off.
     pub session: Option<SessionConfig>,
+    /// Sessions one IP address may hold in the node's table (connected or
+    /// waiting for a resume). At the limit, its new session replaces its own
+    /// session disconnected longest, or is refused (`TooManySessionsFromPeer`)
+    /// when all are connected. Default off (`None`). Whatever this is, a new
+    /// session in a full table replaces the session disconnected longest (see
+    /// `SessionEnd::Evicted`).
+    pub max_sessions_per_ip: Option<usize>,
 }
 
 impl Default for ListenConfig {
@@ -164,6 +176,7 @@ impl Default for ListenConfig {
             policy: ServerPolicy::KeepOpen,
             liveness: LivenessConfig::default(),
             session: None,
+            max_sessions_per_ip: None,
         }
     }
 }
@@ -177,6 +190,9 @@ impl ListenConfig {
         }
         self.liveness.validate()?;
         validate_session(self.session.as_ref(), &self.liveness, node)?;
+        if let Some(n) = self.max_sessions_per_ip {
+            nonzero(n, "max_sessions_per_ip")?;
+        }
         if let Some(t) = self.idle_timeout {
             nonzero_time(t, "idle_timeout")?;
         }

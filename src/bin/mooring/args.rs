@@ -89,6 +89,9 @@ Usage: mooring listen [flags]
                           hl7-ack: HL7 ACK (AA; AR for a payload that is not HL7);
                           echo: the payload back; none: no reply (default hl7-ack)
   --max-frame BYTES       largest frame accepted (default 1048576)
+  --write-timeout DUR     close a link whose queued replies make no progress for
+                          DUR: a peer that sends but never reads (WriteTimeout;
+                          default 10s). Until then its link is read no further.
   --mllp-commit-ack       MLLP release 2: answer every frame with a commit ACK
   --quiet                 no event=message lines (other events still print)
 
@@ -103,6 +106,16 @@ lost, nothing repeated; see the README):
                           to resume it (default 60s); then it ends as Expired
   --queue N               unacknowledged messages kept per session while
                           connected (default 1000); 10 x N while disconnected
+                          (replies: 10 x N, connected or not)
+  --queue-bytes BYTES     ... and at most BYTES of them (default 8388608, one
+                          ring per session allocated at its first use: memory
+                          is at most 2 x --max-conns x BYTES)
+  --max-sessions-per-ip N sessions one address may hold (connected or waiting
+                          for a resume; default: no limit); at the limit its
+                          new session replaces its own session disconnected
+                          longest, or is closed TooManySessionsFromPeer
+  A full session table (2 x --max-conns) gives a new session the slot of the
+  session disconnected longest; that one ends how=Evicted.
 
 DUR is a number with a unit: 500ms, 10s, 5m, 1h.
 
@@ -120,7 +133,7 @@ Lines (stdout, flushed at once):
 With --session (session=N numbers the sessions of this process, from 1):
   event=session session=N note=established resumed=true|false replaying=K
   event=session_message session=N bytes=N [id=MSH-10]   (in order, exactly once)
-  event=session session=N note=ended how=Lost|Expired|QueueFull|Closed undelivered=K
+  event=session session=N note=ended how=Lost|Expired|QueueFull|Closed|Evicted undelivered=K
 replaying: replies sent again on a resumed link (the client lacked them);
 undelivered: replies whose delivery is not confirmed (Expired: the client
 did not resume within --resume-window; Lost: a side could not replay what
@@ -157,6 +170,8 @@ waiting for each reply.
                           DUR (heartbeats and keep-alive messages go on); a close
                           meanwhile prints event=closed and ends the hold
   --pace DUR              wait DUR between messages (default: none)
+  --write-timeout DUR     close the link when queued bytes make no progress for
+                          DUR (WriteTimeout; default 10s)
 
 ",
     liveness_help!(),
@@ -173,6 +188,7 @@ with nothing lost or repeated; the listener needs --session too):
   --queue N               unacknowledged messages kept while connected
                           (default 1000; 10 x N while disconnected); a full
                           queue holds the next message back until acknowledged
+  --queue-bytes BYTES     ... and at most BYTES of them (default 8388608)
   --reconnect-min DUR     first reconnect waits up to DUR, doubling each attempt
   --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
                           unlimited attempts)
@@ -275,12 +291,16 @@ pub struct ListenOpts {
     pub max_frame: usize,
     /// `--mllp-commit-ack`.
     pub mllp_commit_ack: bool,
+    /// `--write-timeout`.
+    pub write_timeout: Duration,
     /// `--quiet`.
     pub quiet: bool,
     /// `--protocol`, `--heartbeat`, `--keepalive-*`, `--tcp-*`, `--handshake-timeout`.
     pub liveness: LivenessConfig,
     /// `--session`, `--resume-window`, `--queue`: serve reliable sessions.
     pub session: Option<SessionConfig>,
+    /// `--max-sessions-per-ip`.
+    pub max_sessions_per_ip: Option<usize>,
 }
 
 impl Default for ListenOpts {
@@ -297,9 +317,11 @@ impl Default for ListenOpts {
             reply: ReplyMode::Hl7Ack,
             max_frame: mooring::config::DEFAULT_MAX_FRAME,
             mllp_commit_ack: false,
+            write_timeout: mooring::config::DEFAULT_WRITE_TIMEOUT,
             quiet: false,
             liveness: LivenessConfig::default(),
             session: None,
+            max_sessions_per_ip: None,
         }
     }
 }
@@ -336,6 +358,8 @@ pub struct SendOpts {
     pub hold: Option<Duration>,
     /// `--pace`.
     pub pace: Option<Duration>,
+    /// `--write-timeout`.
+    pub write_timeout: Duration,
     /// `--protocol`, `--heartbeat`, `--keepalive-*`, `--tcp-*`, `--handshake-timeout`.
     pub liveness: LivenessConfig,
     /// `--session`, `--resume-window`, `--queue`: send through a reliable session.
@@ -440,6 +464,8 @@ struct SessionFlags {
     resume_window: Option<Duration>,
     /// `--queue`.
     queue: Option<usize>,
+    /// `--queue-bytes`.
+    queue_bytes: Option<usize>,
     /// `--reconnect-min` (send only).
     reconnect_min: Option<Duration>,
     /// `--reconnect-max` (send only).
@@ -477,6 +503,13 @@ impl SessionFlags {
                 }
                 self.queue = Some(n);
             }
+            "--queue-bytes" => {
+                let n: usize = parse_count(flag, &words.value(flag, inline)?)?;
+                if n == 0 {
+                    return err("--queue-bytes: must be at least 1");
+                }
+                self.queue_bytes = Some(n);
+            }
             "--reconnect-min" | "--reconnect-max" if client => {
                 let d = parse_dur(flag, &words.value(flag, inline)?)?;
                 if d.is_zero() {
@@ -500,6 +533,7 @@ impl SessionFlags {
             let given = [
                 ("--resume-window", self.resume_window.is_some()),
                 ("--queue", self.queue.is_some()),
+                ("--queue-bytes", self.queue_bytes.is_some()),
                 ("--reconnect-min", self.reconnect_min.is_some()),
                 ("--reconnect-max", self.reconnect_max.is_some()),
             ];
@@ -518,6 +552,7 @@ impl SessionFlags {
             Some(SessionConfig {
                 max_depth: depth,
                 max_depth_disconnected: depth.saturating_mul(10),
+                max_bytes: self.queue_bytes.unwrap_or(defaults.max_bytes),
                 reconnect_timeout: self.resume_window.unwrap_or(defaults.reconnect_timeout),
                 ..defaults
             }),
@@ -927,7 +962,15 @@ fn parse_listen<I: Iterator<Item = String>>(
             }
             "--max-frame" => o.max_frame = parse_count(&flag, &words.value(&flag, inline)?)?,
             "--mllp-commit-ack" => o.mllp_commit_ack = switch(&inline)?,
+            "--write-timeout" => o.write_timeout = parse_dur(&flag, &words.value(&flag, inline)?)?,
             "--quiet" => o.quiet = switch(&inline)?,
+            "--max-sessions-per-ip" => {
+                let n = parse_count(&flag, &words.value(&flag, inline)?)?;
+                if n == 0 {
+                    return err("--max-sessions-per-ip: must be at least 1");
+                }
+                o.max_sessions_per_ip = Some(n);
+            }
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, false)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
@@ -943,6 +986,9 @@ fn parse_listen<I: Iterator<Item = String>>(
         o.session = sess.finish(o.liveness.protocol)?.0;
         if o.session.is_some() && o.close_after_reply {
             return err("--close-after-reply: cannot be used with --session");
+        }
+        if o.session.is_none() && o.max_sessions_per_ip.is_some() {
+            return err("--max-sessions-per-ip: needs --session");
         }
     }
     Ok(Command::Listen(Box::new(o)))
@@ -964,6 +1010,7 @@ fn parse_send<I: Iterator<Item = String>>(
     let mut correlate = true;
     let mut hold = None;
     let mut pace = None;
+    let mut write_timeout = mooring::config::DEFAULT_WRITE_TIMEOUT;
     let mut live = LivenessFlags::default();
     let mut sess = SessionFlags::default();
     while let Some(w) = words.next_word() {
@@ -1004,6 +1051,7 @@ fn parse_send<I: Iterator<Item = String>>(
             "--no-correlate" => correlate = !switch(&inline)?,
             "--hold" => hold = Some(parse_dur(&flag, &words.value(&flag, inline)?)?),
             "--pace" => pace = Some(parse_dur(&flag, &words.value(&flag, inline)?)?),
+            "--write-timeout" => write_timeout = parse_dur(&flag, &words.value(&flag, inline)?)?,
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, true)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
@@ -1037,6 +1085,7 @@ fn parse_send<I: Iterator<Item = String>>(
         correlate,
         hold,
         pace,
+        write_timeout,
         liveness,
         session,
         backoff,
@@ -1154,6 +1203,30 @@ mod tests {
             };
             assert_eq!(o.max_conns_per_ip, want, "{args:?}");
         }
+    }
+
+    #[test]
+    fn write_timeout_is_10s_unless_given_on_listen_and_send() {
+        let listen = |args: &[&str]| match run(args).unwrap().command {
+            Command::Listen(o) => o.write_timeout,
+            _ => panic!("not listen"),
+        };
+        let send = |args: &[&str]| match run(args).unwrap().command {
+            Command::Send(o) => o.write_timeout,
+            _ => panic!("not send"),
+        };
+        assert_eq!(listen(&["listen"]), Duration::from_secs(10));
+        assert_eq!(
+            listen(&["listen", "--write-timeout", "750ms"]),
+            Duration::from_millis(750)
+        );
+        assert_eq!(send(&["send", "127.0.0.1:2575"]), Duration::from_secs(10));
+        assert_eq!(
+            send(&["send", "127.0.0.1:2575", "--write-timeout=2s"]),
+            Duration::from_secs(2)
+        );
+        let e = run(&["listen", "--write-timeout", "5"]).unwrap_err();
+        assert!(e.0.starts_with("--write-timeout: bad duration"), "{}", e.0);
     }
 
     #[test]
@@ -1319,6 +1392,8 @@ mod tests {
             "10s",
             "--queue",
             "50",
+            "--queue-bytes",
+            "65536",
             "--reconnect-min",
             "100ms",
             "--reconnect-max=500ms",
@@ -1332,6 +1407,7 @@ mod tests {
         let s = o.session.expect("session");
         assert_eq!(s.max_depth, 50);
         assert_eq!(s.max_depth_disconnected, 500);
+        assert_eq!(s.max_bytes, 65536);
         assert_eq!(s.reconnect_timeout, Duration::from_secs(10));
         assert_eq!(o.backoff.min, Duration::from_millis(100));
         assert_eq!(o.backoff.max, Duration::from_millis(500));
@@ -1349,6 +1425,10 @@ mod tests {
                 "--session: needs --protocol mooring",
             ),
             (&["listen", "--queue", "5"], "--queue: needs --session"),
+            (
+                &["listen", "--queue-bytes", "5"],
+                "--queue-bytes: needs --session",
+            ),
             (
                 &[
                     "listen",
@@ -1381,6 +1461,44 @@ mod tests {
                     "1s",
                 ],
                 "--reconnect-min",
+            ),
+        ];
+        for (args, needle) in cases {
+            let e = run(args).unwrap_err();
+            assert!(e.0.starts_with(needle), "{args:?}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn max_sessions_per_ip_needs_sessions_and_a_positive_count() {
+        let Command::Listen(o) = run(&[
+            "listen",
+            "--protocol",
+            "mooring",
+            "--session",
+            "--max-sessions-per-ip",
+            "3",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not listen")
+        };
+        assert_eq!(o.max_sessions_per_ip, Some(3));
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["listen", "--max-sessions-per-ip", "2"],
+                "--max-sessions-per-ip: needs --session",
+            ),
+            (
+                &[
+                    "listen",
+                    "--protocol",
+                    "mooring",
+                    "--session",
+                    "--max-sessions-per-ip=0",
+                ],
+                "--max-sessions-per-ip: must be at least 1",
             ),
         ];
         for (args, needle) in cases {

@@ -4,17 +4,17 @@
 //! The serving part, [`Responder`], is shared with `mooring demo`, so the demo
 //! exercises exactly what operators run.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mooring::hl7::{self, AckCode};
-use mooring::session::SessionError;
+use mooring::session::{Overflow, SessionConfig, SessionError};
 use mooring::{
-    CloseReason, Event, LinkId, ListenConfig, ListenerId, Node, NodeConfig, ServerPolicy,
-    SessionId, SessionNote, SetupError,
+    CloseReason, Event, LinkId, ListenConfig, ListenerId, Node, NodeConfig, SendError,
+    ServerPolicy, SessionId, SessionNote, SetupError,
 };
 
 use crate::args::{ListenOpts, ReplyMode};
@@ -144,12 +144,11 @@ pub struct Responder {
     numbers: HashMap<SessionId, u64>,
     /// Last session number given.
     last_number: u64,
-    /// Session replies refused for a full replay queue (backpressure), oldest
-    /// first; sent as the client acknowledges, each session's in order.
-    backlog: VecDeque<(SessionId, Vec<u8>)>,
-    /// Most replies kept in `backlog`; a session that would need more is closed
-    /// (its client then learns it ended) rather than losing a reply silently.
-    backlog_cap: usize,
+    /// Per link slot: a reply refused with `TxFull` (only a large reply can be:
+    /// see `Node`'s reply backpressure), sent again on the link's `Writable`. The
+    /// node delivers nothing more from that link until then, so one per link
+    /// suffices. The bytes' capacity is kept for the slot's next stall.
+    stalled: Vec<(Option<LinkId>, Vec<u8>)>,
     /// MSH-7 of the ACKs, formatted once per second.
     stamp: hl7::TimestampCache,
     /// Message events are not reported (`--quiet`): nothing is computed for them.
@@ -166,6 +165,7 @@ impl Responder {
             framing: o.framing,
             max_frame: o.max_frame,
             mllp_commit_ack: o.mllp_commit_ack,
+            write_timeout: o.write_timeout,
             // Connected sessions plus as many disconnected within their window.
             max_sessions: if o.session.is_some() {
                 o.max_conns.saturating_mul(2)
@@ -186,7 +186,15 @@ impl Responder {
                 ServerPolicy::KeepOpen
             },
             liveness: o.liveness,
-            session: o.session,
+            // The node takes a session's message only with room in its replay
+            // queue for a reply as large; a reply larger still (an ACK quoting a
+            // huge MSH-10) ends the session as `QueueFull`: never stored aside.
+            session: o.session.map(|s| SessionConfig {
+                overflow: Overflow::CloseSession,
+                reserve_reply: true,
+                ..s
+            }),
+            max_sessions_per_ip: o.max_sessions_per_ip,
         };
         // Validate before allocating the reply buffer from `max_frame`.
         node_cfg.validate()?;
@@ -196,6 +204,7 @@ impl Responder {
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         Ok(Responder {
             peers: vec![unspecified; node.config().max_links],
+            stalled: vec![(None, Vec::new()); node.config().max_links],
             buf: vec![0; o.max_frame.saturating_add(ACK_HEADROOM)],
             node,
             listener,
@@ -204,8 +213,6 @@ impl Responder {
             last_link: None,
             numbers: HashMap::new(),
             last_number: 0,
-            backlog: VecDeque::new(),
-            backlog_cap: o.session.map_or(0, |s| s.max_depth_disconnected),
             stamp: hl7::TimestampCache::new(),
             quiet_messages: false,
         })
@@ -234,54 +241,72 @@ impl Responder {
         number_of(&mut self.numbers, &mut self.last_number, session)
     }
 
-    /// Queues a reply on its session, behind any of the session's replies still
-    /// waiting for room.
+    /// Queues a reply on its session. A full replay queue has ended the session
+    /// (`QueueFull`, reported as its `ended` event); a reply that can never fit
+    /// (over `max_frame`) ends it too, rather than going missing.
     fn session_reply(&mut self, session: SessionId, len: usize) {
-        let reply = &self.buf[..len];
-        if !self.backlog.iter().any(|(s, _)| *s == session) {
-            match self.node.session_send(session, reply) {
-                Ok(_) => return,
-                Err(SessionError::QueueFull) => {}
-                Err(e) => {
-                    log::warn!("session reply not sent: {e:?}");
-                    return;
-                }
+        match self.node.session_send(session, &self.buf[..len]) {
+            Ok(_) | Err(SessionError::Ended) => {}
+            Err(SessionError::QueueFull) => {
+                log::warn!("session reply refused: replay queue full, the session ends");
+            }
+            Err(SessionError::TooLarge) => {
+                log::warn!("session reply larger than --max-frame: closing the session");
+                self.node.close_session(session);
             }
         }
-        if self.backlog.len() >= self.backlog_cap {
-            log::warn!(
-                "session replies backlog full ({}): closing the session",
-                self.backlog_cap
-            );
-            self.node.close_session(session);
-            self.backlog.retain(|(s, _)| *s != session);
-            return;
-        }
-        self.backlog.push_back((session, reply.to_vec()));
     }
 
-    /// Sends what the backlog can, keeping each session's replies in order.
-    fn flush_backlog(&mut self) {
-        let mut blocked: Vec<SessionId> = Vec::new();
-        let mut i = 0;
-        while i < self.backlog.len() {
-            let (session, ref reply) = self.backlog[i];
-            if blocked.contains(&session) {
-                i += 1;
-                continue;
+    /// Sends the reply in `buf[..len]` on `link`; one refused for room is kept
+    /// for the link's `Writable`, never dropped.
+    fn reply(&mut self, link: LinkId, peer: SocketAddr, len: usize) {
+        match self.node.send(link, &self.buf[..len]) {
+            Ok(()) => {}
+            Err(SendError::TxFull) => {
+                if let Some((id, bytes)) = self.stalled.get_mut(link.slot() as usize) {
+                    *id = Some(link);
+                    bytes.clear();
+                    bytes.extend_from_slice(&self.buf[..len]);
+                }
             }
-            match self.node.session_send(session, reply) {
-                Ok(_) => {
-                    self.backlog.remove(i);
+            Err(e) => log::warn!("reply to {peer} not sent: {e}"),
+        }
+    }
+
+    /// Echoes the message just delivered on `link`, copied once from the receive
+    /// buffer to the transmit buffer; one refused for room is kept like any reply.
+    fn echo(&mut self, link: LinkId, peer: SocketAddr) {
+        match self.node.forward(link) {
+            Ok(()) => {}
+            Err(SendError::TxFull) => {
+                let slot = self.stalled.get_mut(link.slot() as usize);
+                if let (Some((id, bytes)), Some(msg)) = (slot, self.node.last_message()) {
+                    *id = Some(link);
+                    bytes.clear();
+                    bytes.extend_from_slice(msg);
                 }
-                Err(SessionError::QueueFull) => {
-                    blocked.push(session);
-                    i += 1;
+            }
+            Err(e) => log::warn!("reply to {peer} not sent: {e}"),
+        }
+    }
+
+    /// `link` has room again: sends its stalled reply, if any (kept again if
+    /// refused again).
+    fn resend_stalled(&mut self, link: LinkId) {
+        let Some((id, bytes)) = self.stalled.get_mut(link.slot() as usize) else {
+            return;
+        };
+        if *id != Some(link) {
+            return;
+        }
+        match self.node.send(link, bytes) {
+            Err(SendError::TxFull) => {}
+            res => {
+                if let Err(e) = res {
+                    log::warn!("reply on link {} not sent: {e}", link.slot());
                 }
-                Err(e) => {
-                    log::warn!("session reply not sent: {e:?}");
-                    self.backlog.remove(i);
-                }
+                *id = None;
+                bytes.clear();
             }
         }
     }
@@ -308,14 +333,12 @@ impl Responder {
                 node, buf, peers, ..
             } = self;
             let Some(ev) = node.next_event() else {
-                if !self.backlog.is_empty() {
-                    self.flush_backlog();
-                }
                 return Ok(());
             };
             // What to do once the event (and its borrow of the node) is gone.
             let mut answer = None;
             let mut session_answer = None;
+            let mut writable = None;
             match ev {
                 Event::Connected { link, peer, .. } => {
                     if let Some(p) = peers.get_mut(link.slot() as usize) {
@@ -342,7 +365,6 @@ impl Responder {
                     report(&Seen::Session { session: n, note });
                     if let SessionNote::Ended(_) = note {
                         self.numbers.remove(&session);
-                        self.backlog.retain(|(s, _)| *s != session);
                     }
                 }
                 Event::Message { link, payload } => {
@@ -368,32 +390,39 @@ impl Responder {
                     accepted,
                 }),
                 Event::Closed {
+                    link,
                     peer,
                     reason,
                     peer_reason,
                     ..
-                } => report(&Seen::Closed {
-                    peer,
-                    reason,
-                    peer_reason,
-                }),
+                } => {
+                    if let Some((id, _)) = self.stalled.get_mut(link.slot() as usize) {
+                        if *id == Some(link) {
+                            *id = None; // its peer sees the close, not a silent gap
+                        }
+                    }
+                    report(&Seen::Closed {
+                        peer,
+                        reason,
+                        peer_reason,
+                    })
+                }
                 Event::Rejected { peer, reason, .. } => report(&Seen::Rejected { peer, reason }),
-                // Writable: replies are small (session replies wait in `backlog`).
+                // A stalled reply goes out (a session's replies wait in its
+                // replay queue).
+                Event::Writable { link } => writable = Some(link),
                 _ => {}
             }
             if let Some((session, len)) = session_answer {
                 self.session_reply(session, len);
             }
+            if let Some(link) = writable {
+                self.resend_stalled(link);
+            }
             if let Some((link, peer, len)) = answer {
-                let sent = match len {
-                    Some(Answer::Built(n)) => Some(self.node.send(link, &self.buf[..n])),
-                    // One copy, receive buffer to transmit buffer.
-                    Some(Answer::Forward) => Some(self.node.forward(link)),
-                    None => None,
-                };
-                match sent {
-                    Some(Err(e)) => log::warn!("reply to {peer} not sent: {e}"),
-                    Some(Ok(())) => {}
+                match len {
+                    Some(Answer::Built(n)) => self.reply(link, peer, n),
+                    Some(Answer::Forward) => self.echo(link, peer),
                     // Close-after-reply with no reply: the message is the whole exchange.
                     None if self.close_after_reply => self.node.close(link),
                     None => {}

@@ -87,6 +87,7 @@ pub fn run(o: &SendOpts) -> ExitCode {
         node: NodeConfig {
             max_links: 2,
             framing: o.framing,
+            write_timeout: o.write_timeout,
             ..NodeConfig::default()
         },
         connect: ConnectConfig {
@@ -220,6 +221,7 @@ fn end_error(how: SessionEnd) -> &'static str {
         SessionEnd::Lost { .. } => "SessionLost",
         SessionEnd::Expired { .. } => "SessionExpired",
         SessionEnd::QueueFull { .. } => "QueueFull",
+        SessionEnd::Evicted { .. } => "Evicted",
         SessionEnd::Closed => "SessionClosed",
     }
 }
@@ -376,6 +378,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         max_links: 2,
         framing: o.framing,
         max_sessions: 1,
+        write_timeout: o.write_timeout,
         ..NodeConfig::default()
     };
     let connect = ConnectConfig {
