@@ -15,8 +15,8 @@ use mooring::error::ConfigError;
 use mooring::liveness::MAX_KEEPALIVE;
 use mooring::session::{Backoff, SessionConfig};
 use mooring::{
-    hl7, AllowList, Cidr, FrameTimeout, Framing, Heartbeat, KeepAliveMessage, LivenessConfig,
-    Protocol, TcpKeepalive,
+    hl7, AllowList, Cidr, FrameTimeout, Framing, Heartbeat, KeepAliveMessage, KeepAlivePayload,
+    LivenessConfig, Protocol, TcpKeepalive,
 };
 
 /// The top-level usage, printed by `mooring --help`.
@@ -615,12 +615,7 @@ fn parse_tcp_keepalive(s: &str) -> Result<TcpKeepalive, UsageError> {
 /// The keep-alive payload from `path`: its first HL7 message, normalised to CR
 /// segment separators, or the file's bytes as they are when it holds no HL7
 /// message.
-///
-/// Leaked on purpose: [`KeepAliveMessage`] takes a `&'static [u8]` so links can
-/// send it without owning a copy. The CLI reads it once at start and the payload
-/// lives as long as the process, so one `Box::leak` of at most
-/// [`MAX_KEEPALIVE`] bytes is exactly that lifetime.
-fn read_keepalive(path: &PathBuf) -> Result<&'static [u8], UsageError> {
+fn read_keepalive(path: &PathBuf) -> Result<KeepAlivePayload, UsageError> {
     let text = std::fs::read(path).or_else(|e| {
         err(format!(
             "--keepalive-message: cannot read {}: {e}",
@@ -647,7 +642,7 @@ fn read_keepalive(path: &PathBuf) -> Result<&'static [u8], UsageError> {
             payload.len()
         ));
     }
-    Ok(Box::leak(payload.into_boxed_slice()))
+    Ok(KeepAlivePayload::from(payload))
 }
 
 /// The flag a configuration field comes from, for error lines.

@@ -606,7 +606,7 @@ fn liveness() -> Outcome {
     let server = ServerThread::start(
         NAME,
         ListenOpts {
-            liveness: live,
+            liveness: live.clone(),
             ..loopback()
         },
     )?;
@@ -786,7 +786,7 @@ fn sessions() -> Outcome {
     let server = ServerThread::start_cutting(
         NAME,
         ListenOpts {
-            liveness: live,
+            liveness: live.clone(),
             session: Some(scfg),
             reply: ReplyMode::Hl7Ack,
             ..loopback()

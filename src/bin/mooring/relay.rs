@@ -1243,7 +1243,7 @@ pub fn run(o: &RelayOpts) -> ExitCode {
     });
     let connect = ConnectConfig {
         connect_timeout: o.connect_timeout,
-        liveness: o.liveness,
+        liveness: o.liveness.clone(),
         session,
         backoff: o.backoff,
         ..ConnectConfig::default()
@@ -1320,7 +1320,8 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         keepalive_id: o
             .liveness
             .keepalive
-            .and_then(|k| hl7::control_id(k.payload).map(<[u8]>::to_vec)),
+            .as_ref()
+            .and_then(|k| hl7::control_id(&k.payload).map(<[u8]>::to_vec)),
         o: o.clone(),
         now,
         next_reply_by: None,
