@@ -1488,14 +1488,14 @@ impl Node {
                             }
                         }
                     }
-                    let p = &self.bufs.block(block)[d.start..d.end];
-                    if let Some(accepted) = s.link.handle_delivery(p) {
-                        self.bufs.consume(&mut s.rx, consumed);
-                        s.scan = 0;
-                        return Some(Step::CommitAck(accepted));
-                    }
-                    if s.link.wants_transmit() {
-                        self.sync(i, now); // the commit ACK
+                    if self.cfg.mllp_commit_ack {
+                        let p = &self.bufs.block(block)[d.start..d.end];
+                        if let Some(accepted) = s.link.handle_delivery(p) {
+                            self.bufs.consume(&mut s.rx, consumed);
+                            s.scan = 0;
+                            return Some(Step::CommitAck(accepted));
+                        }
+                        self.sync(i, now); // the commit ACK the link queued
                     }
                     return Some(Step::Message(d));
                 }

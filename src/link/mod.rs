@@ -280,12 +280,10 @@ impl Link {
         }
     }
 
-    /// The protocol spoken, once open (nothing is spoken before).
+    /// The protocol spoken (a link that is not open yet sends nothing, so
+    /// nothing asks before).
     fn protocol(&self) -> Protocol {
-        match self.state {
-            LinkState::Connecting => Protocol::Raw,
-            _ => self.cfg.liveness.protocol,
-        }
+        self.cfg.liveness.protocol
     }
 
     /// The connect completed.
