@@ -1,4 +1,5 @@
 use super::*;
+use crate::frame::FrameError;
 use crate::frame_deadline::FrameTimeout;
 
 fn t(ms: u64) -> Instant {
@@ -344,4 +345,174 @@ fn admission_checks_allow_list_then_capacity_then_staleness() {
         admit(false, 1, 1, Some((s(500), s(120)))),
         Admission::Reject(CloseReason::NotAllowed)
     );
+}
+
+fn mooring_cfg(heartbeat: Option<(u64, u64)>) -> LinkConfig {
+    LinkConfig {
+        idle_timeout: None,
+        liveness: LivenessConfig {
+            protocol: Protocol::Mooring,
+            heartbeat: heartbeat.map(|(i, d)| liveness::Heartbeat {
+                interval: Duration::from_millis(i),
+                timeout: Duration::from_millis(d),
+            }),
+            ..LivenessConfig::default()
+        },
+        ..cfg()
+    }
+}
+
+fn wire_frame(m: Msg<'_>) -> Vec<u8> {
+    let mut b = vec![0u8; 128];
+    let n = wire::encode(&m, &mut b).unwrap();
+    b.truncate(n);
+    b
+}
+
+/// A server link that received HELLO and queued its WELCOME.
+fn greeted_server(cfg: LinkConfig) -> Link {
+    let mut s = Link::accepted(cfg, t(0));
+    let hello = wire_frame(Msg::Hello(Greeting::new_session()));
+    assert!(matches!(
+        s.handle_frame(t(0), &hello),
+        FrameAction::Established(_)
+    ));
+    let mut out = [0u8; CONTROL_SCRATCH];
+    let (c, _) = s.poll_transmit(&mut out).unwrap();
+    s.handle_transmitted(t(0), c);
+    s
+}
+
+#[test]
+fn a_server_link_with_commit_acks_writes_the_ack_itself_and_takes_ack_nak_as_replies() {
+    let commit = LinkConfig {
+        mllp_commit_ack: true,
+        ..cfg()
+    };
+    let mut l = Link::accepted(commit.clone(), t(0));
+    assert!(deliver(&mut l, t(1)));
+    assert_eq!(l.handle_delivery(b"MSH|"), None, "a message, not a reply");
+    let mut out = [0u8; CONTROL_SCRATCH];
+    assert_eq!(l.poll_transmit(&mut out), Some((Control::CommitAck, 1)));
+    assert_eq!(&out[..1], MLLP_ACK);
+    l.handle_transmitted(t(1), Control::CommitAck);
+    assert_eq!(
+        l.stats().frames_out,
+        1,
+        "an application message on the wire"
+    );
+    assert_eq!(l.handle_delivery(MLLP_ACK), Some(true));
+    assert_eq!(l.handle_delivery(MLLP_NAK), Some(false));
+    assert!(!l.wants_transmit(), "a commit ACK is not acknowledged");
+
+    let mut c = Link::outbound(commit, t(0));
+    c.handle_connected(t(0));
+    assert_eq!(c.handle_delivery(b"MSH|"), None);
+    assert!(!c.wants_transmit(), "the sending side does not commit-ACK");
+    let mut off = Link::accepted(cfg(), t(0));
+    assert_eq!(
+        off.handle_delivery(MLLP_ACK),
+        None,
+        "off: an ACK is a message"
+    );
+    assert!(!off.wants_transmit());
+}
+
+#[test]
+fn the_link_writes_the_close_frame_when_the_peer_should_hear_why() {
+    let mut b = [0u8; FAREWELL_SCRATCH];
+    let raw = Link::accepted(cfg(), t(0));
+    assert_eq!(raw.farewell(CloseReason::IdleTimeout, &mut b), None, "raw");
+    let s = Link::accepted(mooring_cfg(None), t(0));
+    assert_eq!(
+        s.farewell(CloseReason::IdleTimeout, &mut b),
+        None,
+        "no HELLO yet"
+    );
+    let n = s.farewell(CloseReason::VersionMismatch, &mut b).unwrap();
+    assert_eq!(
+        wire::decode(&b[..n]),
+        Ok(Msg::Close(WireReason::Known(CloseReason::VersionMismatch)))
+    );
+    let mut s = greeted_server(mooring_cfg(None));
+    let n = s.farewell(CloseReason::IdleTimeout, &mut b).unwrap();
+    assert_eq!(
+        wire::decode(&b[..n]),
+        Ok(Msg::Close(WireReason::Known(CloseReason::IdleTimeout)))
+    );
+    assert_eq!(s.farewell(CloseReason::Reset, &mut b), None, "peer side");
+    let close = wire_frame(Msg::Close(WireReason::Known(CloseReason::StaleReplaced)));
+    assert_eq!(
+        s.handle_frame(t(1), &close),
+        FrameAction::Close(CloseReason::PeerClosed)
+    );
+    assert_eq!(s.peer_reason(), Some(CloseReason::StaleReplaced));
+    assert_eq!(
+        s.farewell(CloseReason::PeerClosed, &mut b),
+        None,
+        "the peer ended it"
+    );
+}
+
+#[test]
+fn codec_errors_map_to_their_close_reasons_in_the_link() {
+    let l = Link::accepted(cfg(), t(0));
+    assert_eq!(
+        l.handle_decode_error(FrameError::TooLarge),
+        CloseReason::FrameTooLarge
+    );
+    assert_eq!(
+        l.handle_decode_error(FrameError::Bad),
+        CloseReason::BadFrame
+    );
+}
+
+#[test]
+fn policy_and_liveness_deadlines_share_one_table_and_one_last_rx() {
+    let mut l = greeted_server(LinkConfig {
+        idle_timeout: Some(Duration::from_millis(100)),
+        ..mooring_cfg(Some((200, 300)))
+    });
+    // Idle at 100, heartbeat PING at 300 (accepting side: 1.5 x), dead at 300.
+    assert_eq!(l.poll_timeout(), Some(t(100)));
+    l.handle_input(t(50), 1);
+    assert_eq!(l.handle_timeout(t(100)), None, "idle moved to 150");
+    assert_eq!(l.poll_timeout(), Some(t(150)));
+    assert_eq!(l.handle_timeout(t(150)), Some(CloseReason::IdleTimeout));
+
+    let mut l = greeted_server(mooring_cfg(Some((200, 300))));
+    l.handle_input(t(250), 1);
+    assert_eq!(
+        l.handle_timeout(t(300)),
+        None,
+        "the same byte feeds liveness"
+    );
+    let mut out = [0u8; CONTROL_SCRATCH];
+    assert_eq!(l.poll_transmit(&mut out).map(|p| p.0), Some(Control::Ping));
+    assert_eq!(
+        l.handle_timeout(t(550)),
+        Some(CloseReason::HeartbeatTimeout)
+    );
+}
+
+#[test]
+fn resumed_reads_count_as_receipt_for_every_silence_deadline() {
+    // The heartbeat's silence is measured from the same `last_rx` as idle: a
+    // pause for want of a buffer is not the peer's silence.
+    let mut l = greeted_server(mooring_cfg(Some((200, 300))));
+    l.pause_reads(t(50));
+    assert!(l.resume_reads(t(250)));
+    assert_eq!(l.handle_timeout(t(300)), None, "not dead at 300");
+    assert_eq!(
+        l.handle_timeout(t(550)),
+        Some(CloseReason::HeartbeatTimeout)
+    );
+}
+
+#[test]
+fn keepalive_payloads_are_shared_not_copied_per_link() {
+    let k = liveness::KeepAlivePayload::new(b"KA");
+    let per_link = k.clone();
+    assert!(core::ptr::eq(k.as_bytes(), per_link.as_bytes()));
+    assert_eq!(per_link, b"KA");
 }
