@@ -550,11 +550,9 @@ impl SessionFlags {
         let depth = self.queue.unwrap_or(defaults.max_depth);
         Ok((
             Some(SessionConfig {
-                max_depth: depth,
-                max_depth_disconnected: depth.saturating_mul(10),
                 max_bytes: self.queue_bytes.unwrap_or(defaults.max_bytes),
                 reconnect_timeout: self.resume_window.unwrap_or(defaults.reconnect_timeout),
-                ..defaults
+                ..defaults.with_depth(depth)
             }),
             backoff,
         ))
