@@ -268,11 +268,11 @@ impl Relay {
                 }
                 Ok(seq)
             }
+            // A failing disk stays the cause until a commit succeeds.
+            Err(_) if matches!(d.pressure, Pressure::DiskError(_)) => Err(d.pressure),
             Err(e) => {
                 let p = pressure_of(e);
-                if !matches!(d.pressure, Pressure::DiskError(_)) {
-                    set_pressure(d, p, out);
-                }
+                set_pressure(d, p, out);
                 Err(p)
             }
         }
