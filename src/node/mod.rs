@@ -61,7 +61,7 @@ use crate::link::{
 };
 use crate::liveness::LivenessConfig;
 use crate::ratelimit::{warn_limited, RateLimit};
-use crate::time::{Clock, Instant};
+use crate::time::{Clock, Instant, SystemClock};
 use crate::timers::DeadlineHeap;
 
 /// Listeners one node can own.
@@ -151,7 +151,8 @@ impl Warning {
 pub struct Node {
     poll: Poll,
     events: Option<Events>,
-    clock: Clock,
+    /// Where the time comes from: read once per `poll` (see [`Clock`]).
+    clock: Box<dyn Clock>,
     /// The clock as of the last `poll` (millisecond resolution): per-message work
     /// uses it instead of reading the clock each time.
     now: Instant,
@@ -211,15 +212,30 @@ const LISTENER_BASE: usize = usize::MAX - MAX_LISTENERS;
 impl Node {
     /// A node with the built-in framing of `cfg.framing`.
     pub fn new(cfg: NodeConfig) -> Result<Node, SetupError> {
+        Node::with_clock(cfg, Box::new(SystemClock::new()))
+    }
+
+    /// A node that reads the time from `clock` instead of the system's
+    /// monotonic clock: a test gives it a [`crate::ManualClock`] and moves time
+    /// itself, so idle, stale and other timeouts pass without waiting.
+    pub fn with_clock(cfg: NodeConfig, clock: Box<dyn Clock>) -> Result<Node, SetupError> {
         let codec: Box<dyn Codec> = match cfg.framing {
             crate::Framing::Mllp => Box::new(crate::frame::Mllp),
             crate::Framing::Len32 => Box::new(crate::frame::Len32),
         };
-        Node::with_codec(cfg, codec)
+        Node::build(cfg, codec, clock)
     }
 
     /// A node with a custom [`Codec`] (`cfg.framing` is then ignored).
     pub fn with_codec(cfg: NodeConfig, codec: Box<dyn Codec>) -> Result<Node, SetupError> {
+        Node::build(cfg, codec, Box::new(SystemClock::new()))
+    }
+
+    fn build(
+        cfg: NodeConfig,
+        codec: Box<dyn Codec>,
+        clock: Box<dyn Clock>,
+    ) -> Result<Node, SetupError> {
         cfg.validate()?;
         let n = cfg.max_links;
         let placeholder = Link::accepted(
@@ -279,7 +295,7 @@ impl Node {
         Ok(Node {
             poll: Poll::new()?,
             events: Some(Events::with_capacity(256)),
-            clock: Clock::new(),
+            clock,
             now: Instant::ZERO,
             bufs,
             codec,
