@@ -147,9 +147,8 @@ impl Node {
         let s = &mut self.slots[i as usize];
         // Not the peer's doing: its idle and frame timers stop meanwhile.
         s.link.pause_reads(self.now);
-        if !s.in_waiting {
-            s.in_waiting = true;
-            self.waiting.push_back(i);
+        if !self.waiting.contains(i) {
+            self.waiting.push(i);
             self.stats.large_buffer_waits += 1;
         }
     }
@@ -170,7 +169,7 @@ impl Node {
             .session
             .is_some_and(|idx| self.session_refusing(idx));
         let s = &mut self.slots[i as usize];
-        if !s.readable || s.in_waiting || !s.link.may_read() || held {
+        if !s.readable || self.waiting.contains(i) || !s.link.may_read() || held {
             self.pause_rx(i);
             return false;
         }
