@@ -45,7 +45,7 @@ impl Node {
         s.held = held;
         if held {
             s.link.pause_reads(now);
-        } else if !self.waiting.contains(i) && s.link.resume_reads(now) {
+        } else if !s.in_waiting && s.link.resume_reads(now) {
             self.resched(i);
         }
     }

@@ -14,7 +14,7 @@ impl Node {
         let unsettled = self
             .resched
             .iter()
-            .filter_map(|i| self.slots[i as usize].link.poll_timeout())
+            .filter_map(|&i| self.slots[i as usize].link.poll_timeout())
             .min();
         let links = crate::time::earliest(self.timers.next(), unsettled);
         // A listener retrying `accept` (see `ACCEPT_RETRY`).
@@ -44,13 +44,18 @@ impl Node {
     /// The link's deadline may have changed: note it for `settle_deadlines`. A
     /// burst of frames on a link then costs one heap update, not one per frame.
     pub(super) fn resched(&mut self, i: u32) {
-        self.resched.push(i);
+        let s = &mut self.slots[i as usize];
+        if !s.in_resched {
+            s.in_resched = true;
+            self.resched.push(i);
+        }
     }
 
     /// Brings the deadline heap up to date; before anything reads it.
     pub(super) fn settle_deadlines(&mut self) {
-        while let Some(i) = self.resched.pop_back() {
+        while let Some(i) = self.resched.pop() {
             let s = &mut self.slots[i as usize];
+            s.in_resched = false;
             // A closed slot's link has no timers left: this removes its entry.
             let at = s.link.poll_timeout();
             self.timers.set(i, at);

@@ -194,7 +194,7 @@ impl Node {
             return Some(ev);
         }
         loop {
-            let i = self.ready.front()?;
+            let &i = self.ready.front()?;
             let step = self.step(i);
             let s = &mut self.slots[i as usize];
             let id = LinkId {
@@ -203,6 +203,7 @@ impl Node {
             };
             match step {
                 Step::Idle => {
+                    s.in_ready = false;
                     self.ready.pop_front();
                 }
                 Step::Connected => {
@@ -236,6 +237,7 @@ impl Node {
                         peer_reason: s.link.peer_reason(),
                     };
                     s.used = false;
+                    s.in_ready = false;
                     self.ready.pop_front();
                     self.free.push(i);
                     return Some(ev);
@@ -248,7 +250,9 @@ impl Node {
     /// one's next frame (nothing to do when it is the only one).
     pub(super) fn take_turn(&mut self) {
         if self.ready.len() > 1 {
-            self.ready.rotate();
+            if let Some(i) = self.ready.pop_front() {
+                self.ready.push_back(i);
+            }
         }
     }
 

@@ -40,7 +40,6 @@ mod rx;
 mod sessions;
 mod slots;
 mod tx;
-mod work;
 
 pub use accept::{ACCEPT_RETRY, ACCEPT_WARN_EVERY};
 
@@ -164,12 +163,12 @@ pub struct Node {
     listeners: heapless::Vec<Listener, MAX_LISTENERS>,
     bufs: Buffers,
     timers: DeadlineHeap,
-    ready: work::WorkList,
-    flush: work::WorkList,
+    ready: VecDeque<u32>,
+    flush: Vec<u32>,
     /// Links whose deadline may have changed; the heap catches up in
     /// `settle_deadlines`, once per batch rather than once per frame.
-    resched: work::WorkList,
-    waiting: work::WorkList,
+    resched: Vec<u32>,
+    waiting: VecDeque<u32>,
     rejected: heapless::Deque<Rejection, REJECTION_QUEUE>,
     /// Listeners whose `accept` failed, waiting to retry.
     accept: accept::AcceptRetry,
@@ -270,6 +269,10 @@ impl Node {
                 readable: false,
                 read_closed: false,
                 pending: 0,
+                in_ready: false,
+                in_flush: false,
+                in_resched: false,
+                in_waiting: false,
                 want_writable: false,
                 held: false,
                 session: None,
@@ -300,10 +303,10 @@ impl Node {
             free,
             listeners: heapless::Vec::new(),
             timers: DeadlineHeap::new(timer_slots)?,
-            ready: work::WorkList::new(n, "ready queue")?,
-            flush: work::WorkList::new(n, "flush list")?,
-            resched: work::WorkList::new(n, "reschedule list")?,
-            waiting: work::WorkList::new(n, "large-buffer wait queue")?,
+            ready: fallible::deque_with_capacity(n, "ready queue")?,
+            flush: fallible::vec_with_capacity(n, "flush list")?,
+            resched: fallible::vec_with_capacity(n, "reschedule list")?,
+            waiting: fallible::deque_with_capacity(n, "large-buffer wait queue")?,
             rejected: heapless::Deque::new(),
             accept: accept::AcceptRetry::new(),
             closed: fallible::deque_with_capacity(
@@ -555,7 +558,11 @@ impl Node {
     }
 
     fn mark_ready(&mut self, i: u32) {
-        self.ready.push(i);
+        let s = &mut self.slots[i as usize];
+        if !s.in_ready {
+            s.in_ready = true;
+            self.ready.push_back(i);
+        }
     }
 }
 

@@ -147,8 +147,9 @@ impl Node {
         let s = &mut self.slots[i as usize];
         // Not the peer's doing: its idle and frame timers stop meanwhile.
         s.link.pause_reads(self.now);
-        if !self.waiting.contains(i) {
-            self.waiting.push(i);
+        if !s.in_waiting {
+            s.in_waiting = true;
+            self.waiting.push_back(i);
             self.stats.large_buffer_waits += 1;
         }
     }
@@ -169,7 +170,7 @@ impl Node {
             .session
             .is_some_and(|idx| self.session_refusing(idx));
         let s = &mut self.slots[i as usize];
-        if !s.readable || self.waiting.contains(i) || !s.link.may_read() || held {
+        if !s.readable || s.in_waiting || !s.link.may_read() || held {
             self.pause_rx(i);
             return false;
         }

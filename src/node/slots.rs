@@ -37,6 +37,11 @@ pub(super) struct Slot {
     /// The peer's FIN (or an error) was reported: read until EOF, no shortcut.
     pub(super) read_closed: bool,
     pub(super) pending: u8,
+    pub(super) in_ready: bool,
+    pub(super) in_flush: bool,
+    /// Listed in `Node::resched`: its deadline changed since the heap was updated.
+    pub(super) in_resched: bool,
+    pub(super) in_waiting: bool,
     pub(super) want_writable: bool,
     /// Server link whose inbound frames wait for its transmit queue to drain
     /// (see [`Node::holds_back`]).

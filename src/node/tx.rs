@@ -133,7 +133,11 @@ impl Node {
     }
 
     pub(super) fn queue_flush(&mut self, i: u32) {
-        self.flush.push(i);
+        let s = &mut self.slots[i as usize];
+        if !s.in_flush {
+            s.in_flush = true;
+            self.flush.push(i);
+        }
     }
 
     pub(super) fn encode_into_tx(
@@ -201,12 +205,13 @@ impl Node {
     pub(super) fn note_tx_full(&mut self, i: u32) {
         let s = &mut self.slots[i as usize];
         s.want_writable = true;
-        if s.tx.is_empty() && !self.waiting.contains(i) {
+        if s.tx.is_empty() && !s.in_waiting {
             // Only a large block would do and none is free: wait for one, but no
             // longer than a blocked write may. (With bytes queued, room comes
             // back as the queue drains, and a stuck queue has its timer.)
+            s.in_waiting = true;
             s.link.handle_no_room(self.now);
-            self.waiting.push(i);
+            self.waiting.push_back(i);
             self.stats.large_buffer_waits += 1;
             self.resched(i);
         }
@@ -215,7 +220,8 @@ impl Node {
     /// Writes every queued frame now, without waiting.
     pub fn flush(&mut self) {
         let now = self.now;
-        while let Some(i) = self.flush.pop_back() {
+        while let Some(i) = self.flush.pop() {
+            self.slots[i as usize].in_flush = false;
             self.write_out(i, now);
         }
     }
@@ -289,6 +295,7 @@ impl Node {
         }
         while let Some(i) = self.waiting.pop_front() {
             let s = &mut self.slots[i as usize];
+            s.in_waiting = false;
             if !s.used {
                 continue;
             }
