@@ -156,12 +156,32 @@ impl Session {
     /// Starts a new session in this one's memory: same settings and replay ring
     /// (no allocation), fresh identity and state.
     pub fn restart(&mut self, id: u64, token: [u8; TOKEN_LEN], client: bool, now: Instant) {
+        self.restart_as(self.cfg, id, token, client, now);
+    }
+
+    /// True when a session with `cfg` fits this one's replay ring and index
+    /// exactly (its other settings may differ): see [`Session::restart_as`].
+    pub(crate) fn same_memory(&self, cfg: &SessionConfig) -> bool {
+        let depth = |c: &SessionConfig| c.max_depth_disconnected.max(c.max_depth);
+        cfg.max_bytes == self.cfg.max_bytes && depth(cfg) == depth(&self.cfg)
+    }
+
+    /// Like [`Session::restart`], with settings `cfg` that have the same
+    /// memory ([`Session::same_memory`]): no allocation either.
+    pub(crate) fn restart_as(
+        &mut self,
+        cfg: SessionConfig,
+        id: u64,
+        token: [u8; TOKEN_LEN],
+        client: bool,
+        now: Instant,
+    ) {
         let mut replay = ReplayQueue::new(0, 0);
         core::mem::swap(&mut replay, &mut self.replay);
         replay.clear();
         let mut meta = core::mem::take(&mut self.meta);
         meta.clear();
-        let mut fresh = Session::new_with(self.cfg, id, token, client, now, replay, meta);
+        let mut fresh = Session::new_with(cfg, id, token, client, now, replay, meta);
         core::mem::swap(self, &mut fresh);
     }
 

@@ -228,8 +228,8 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         !self.notes.is_empty()
     }
 
-    /// Starts a session in slot `idx` (reusing its replay ring when the
-    /// settings match, else allocating one, fallibly); a new generation, so the
+    /// Starts a session in slot `idx` (reusing its replay ring when its size
+    /// matches, else allocating one, fallibly); a new generation, so the
     /// old id is stale. On `Err` the slot is as it was.
     fn start(
         &mut self,
@@ -242,7 +242,7 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
     ) -> Result<(), AllocError> {
         let e = &mut self.entries[idx as usize];
         match e.session.as_mut() {
-            Some(s) if s.config() == cfg => s.restart(id, token, client, now),
+            Some(s) if s.same_memory(&cfg) => s.restart_as(cfg, id, token, client, now),
             _ => e.session = Some(Session::try_new(cfg, id, token, client, now)?),
         }
         e.gen = e.gen.wrapping_add(1);
