@@ -83,6 +83,11 @@ impl Entropy for OsEntropy {
 }
 
 impl Node {
+    /// A uniformly random number for backoff jitter (the sessions' source).
+    pub(crate) fn jitter(&mut self) -> u64 {
+        self.entropy.jitter()
+    }
+
     pub(super) fn session_id_of(&self, idx: u32) -> SessionId {
         self.sessions.id(idx)
     }

@@ -4,7 +4,9 @@
 
 use core::time::Duration;
 
-/// Client reconnection strategy: exponential backoff with full jitter.
+/// Retry strategy: exponential backoff with full jitter. Sessions redial with
+/// it ([`crate::ConnectConfig::backoff`]), and [`crate::Client`] waits by it
+/// between retries ([`crate::ClientConfig::retry_backoff`]).
 ///
 /// Attempt `n` (from 0) waits a uniformly random time in `[0, min(max, min x 2^n)]`
 /// ("full jitter"), so a fleet of clients cut off by the same outage does not
@@ -30,6 +32,13 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// No wait at all (every delay is zero), unlimited attempts.
+    pub const IMMEDIATE: Backoff = Backoff {
+        min: Duration::ZERO,
+        max: Duration::ZERO,
+        max_attempts: None,
+    };
+
     /// The wait before attempt `attempt`, given a uniformly random `random`
     /// (the driver's xorshift); `None` when attempts are exhausted.
     pub fn delay(&self, attempt: u32, random: u64) -> Option<Duration> {
