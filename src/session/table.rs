@@ -25,9 +25,9 @@
 
 use core::time::Duration;
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use super::admission::{self, Admission, Occupant};
+use super::admission::Occupant;
 use super::{
     Backoff, Received, Sent, Session, SessionConfig, SessionEnd, SessionError, SessionEvent,
     Transmit,
@@ -37,6 +37,10 @@ use crate::fallible::{self, AllocError};
 use crate::ratelimit::{warn_limited, RateLimit};
 use crate::time::Instant;
 use crate::wire::{Greeting, TOKEN_LEN};
+
+mod hello;
+#[cfg(test)]
+mod tests;
 
 /// Identifies a session of a table (and of a node); stale ids (of an ended
 /// session whose slot was reused) are refused.
@@ -203,7 +207,7 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         self.entries.get(idx as usize)?.session.as_ref()
     }
 
-    fn session_mut(&mut self, idx: u32) -> Option<&mut Session> {
+    pub(super) fn session_mut(&mut self, idx: u32) -> Option<&mut Session> {
         self.entries.get_mut(idx as usize)?.session.as_mut()
     }
 
@@ -231,7 +235,7 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
     /// Starts a session in slot `idx` (reusing its replay ring when its size
     /// matches, else allocating one, fallibly); a new generation, so the
     /// old id is stale. On `Err` the slot is as it was.
-    fn start(
+    pub(super) fn start(
         &mut self,
         idx: u32,
         cfg: SessionConfig,
@@ -419,127 +423,9 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         self.bind(idx, link)
     }
 
-    /// Server: a HELLO arrived on `link` from `from`, for a listener with
-    /// sessions `cfg` and an optional per-address limit. A new session (taking
-    /// a free slot or evicting one), or the resume of a known one with its
-    /// token. `None`: refused, the link is to close (see `poll_close`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn handle_hello(
-        &mut self,
-        link: L,
-        from: SocketAddr,
-        cfg: SessionConfig,
-        per_ip: Option<usize>,
-        peer: Greeting,
-        now: Instant,
-        entropy: &mut dyn Entropy,
-    ) -> Option<u32> {
-        self.now = now;
-        let idx = match self.find(from, peer, now) {
-            Ok(Some(idx)) => idx,
-            Ok(None) => match self.admit(cfg, from.ip(), per_ip, now, entropy) {
-                Ok(idx) => idx,
-                Err(reason) => {
-                    warn_limited!(
-                        self.warnings[Warning::NoSlot as usize],
-                        now,
-                        "no session slot for a new session from {}: {reason}",
-                        from.ip()
-                    );
-                    self.closes.push_back((link, reason));
-                    return None;
-                }
-            },
-            Err(reason) => {
-                self.closes.push_back((link, reason));
-                return None;
-            }
-        };
-        if let Some(s) = self.session_mut(idx) {
-            s.handle_greeting(now, peer);
-        }
-        self.entries[idx as usize].peer = Some(from.ip());
-        self.bind(idx, link).then_some(idx)
-    }
-
-    /// The session a HELLO resumes: `Ok(None)` for a new one, `Err` when the
-    /// session is unknown (expired) or the token is wrong.
-    fn find(
-        &mut self,
-        from: SocketAddr,
-        peer: Greeting,
-        now: Instant,
-    ) -> Result<Option<u32>, CloseReason> {
-        if peer.session == 0 {
-            return Ok(None);
-        }
-        let found = self.entries.iter().position(|e| {
-            e.used
-                && e.redial.is_none()
-                && e.session
-                    .as_ref()
-                    .is_some_and(|s| s.id() == peer.session && s.ended().is_none())
-        });
-        let Some(idx) = found else {
-            log::info!("resume of unknown or expired session {}", peer.session);
-            return Err(CloseReason::SessionExpired);
-        };
-        let ok = self.entries[idx]
-            .session
-            .as_ref()
-            .is_some_and(|s| s.token_matches(&peer.token));
-        if !ok {
-            warn_limited!(
-                self.warnings[Warning::BadToken as usize],
-                now,
-                "bad token for session {} from {from}",
-                peer.session
-            );
-            self.stats.bad_tokens += 1;
-            return Err(CloseReason::BadToken);
-        }
-        Ok(Some(idx as u32))
-    }
-
-    /// A slot for a new server session from `from` (see [`super::admission`]):
-    /// free, or taken from the session disconnected longest, which ends
-    /// `Evicted`. `Err` names why there is none.
-    fn admit(
-        &mut self,
-        cfg: SessionConfig,
-        from: IpAddr,
-        per_ip: Option<usize>,
-        now: Instant,
-        entropy: &mut dyn Entropy,
-    ) -> Result<u32, CloseReason> {
-        let table = self.entries.iter().map(Entry::occupant);
-        let idx = match admission::admit(table, from, per_ip) {
-            Admission::Free(idx) => idx,
-            Admission::Evict(idx) => {
-                let undelivered = self.session(idx).map_or(0, Session::unacked);
-                log::info!(
-                    "session table: evicting a session waiting for its client ({undelivered} undelivered)"
-                );
-                self.stats.evicted += 1;
-                self.end(idx, SessionEnd::Evicted { undelivered });
-                idx
-            }
-            Admission::Refuse(reason) => return Err(reason),
-        };
-        self.next_id += 1;
-        let id = self.next_id;
-        let token = entropy.token();
-        if let Err(e) = self.start(idx, cfg, id, token, false, now) {
-            // The table cannot hold it after all: refused, the node goes on.
-            log::error!("new session from {from} refused: {e}");
-            return Err(CloseReason::TooManyConnections);
-        }
-        Ok(idx)
-    }
-
     /// Session `idx` is carried by `link` now; a link that carried it before
     /// closes (it was half-open). True unless the session ended meanwhile.
-    fn bind(&mut self, idx: u32, link: L) -> bool {
+    pub(super) fn bind(&mut self, idx: u32, link: L) -> bool {
         let old = self.entries[idx as usize].link.replace(link);
         if let Some(old) = old.filter(|&o| o != link) {
             self.closes.push_back((old, CloseReason::StaleReplaced));
