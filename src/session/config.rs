@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 #[cfg(doc)]
-use super::Received;
+use super::{Received, SessionEnd, SessionError};
 
 /// How long a session holds a DATA it refused (its link unread) before the
 /// driver cuts the link: time for the replies already written to reach the peer,

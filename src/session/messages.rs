@@ -2,7 +2,7 @@
 //! events, and the protocol messages it asks to have written.
 
 #[cfg(doc)]
-use super::Session;
+use super::{Overflow, Session, REFUSAL_HOLD};
 use crate::wire::{self, Msg};
 
 /// Why `send` refused a message. Nothing was queued.

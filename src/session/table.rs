@@ -1,6 +1,6 @@
 //! The session table, pure: every decision about which session a link
 //! carries. It owns ids, tokens, resume (lookup and token check), expiry,
-//! admission and eviction ([`super::admission`]), and the client's
+//! admission and eviction (`session/admission.rs`), and the client's
 //! redial/backoff timer; it says which links to close and why.
 //!
 //! A driver (the node, or a simulation) moves bytes and reads the clock:
