@@ -119,6 +119,8 @@ struct Net {
     server_ended: Option<SessionEnd>,
     faults: u64,
     scratch: Vec<u8>,
+    /// Where `send` frames a message (zeroed once).
+    frame: Vec<u8>,
 }
 
 struct Sim {
@@ -142,10 +144,11 @@ impl Net {
         }
         let len: usize = parts.iter().map(|p| p.len()).sum::<usize>() + Mllp.overhead();
         let at = self.now + 1 + self.dice.0.below(self.latency_max);
-        let mut frame = [0u8; 256];
-        let n = Mllp.encode_parts(parts, &mut frame[..len]).expect("sized");
+        let n = Mllp
+            .encode_parts(parts, &mut self.frame[..len])
+            .expect("sized");
         let d = &mut self.to[1 - from];
-        d.bytes.extend_from_slice(&frame[..n]);
+        d.bytes.extend_from_slice(&self.frame[..n]);
         let at = d.frames.back().map_or(at, |b| at.max(b.0));
         d.frames.push_back((at, d.bytes.len()));
     }
@@ -369,7 +372,7 @@ impl Sim {
             }
         }
         self.net.pump(&mut self.client, CLIENT, 0);
-        for idx in 0..SERVER_SLOTS {
+        if let Some(idx) = self.net.link.and_then(|l| l.server_idx) {
             self.net.pump(&mut self.server, SERVER, idx);
         }
         while let Some((_, note)) = self.client.next_note() {
@@ -660,6 +663,7 @@ fn sessions_deliver_exactly_once_in_order_or_report_every_loss_over_ten_thousand
         server_ended: None,
         faults: 0,
         scratch: Vec::new(),
+        frame: vec![0; 256],
     };
     let mut sim = Sim {
         net,
