@@ -545,11 +545,8 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         self.drain(idx);
         let expired = self.session(idx).is_some_and(|s| s.refusal_expired(now));
         if let Some(link) = self.link(idx).filter(|_| expired) {
+            // The driver logs it with the peer's address.
             self.stats.queue_full += 1;
-            log::info!(
-                "session {}: replay queue full, closing its link so the peer resumes",
-                self.session(idx).map_or(0, Session::id)
-            );
             self.closes.push_back((link, CloseReason::SessionQueueFull));
             self.handle_link_lost(idx, CloseReason::SessionQueueFull, now, entropy);
         }
