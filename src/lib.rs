@@ -48,7 +48,6 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
-mod admission;
 mod buffer;
 pub mod client;
 pub mod config;

@@ -138,13 +138,10 @@ impl From<io::Error> for SetupError {
 enum Warning {
     BadFrame = 0,
     CommitAck = 1,
-    SessionEvents = 2,
-    NoSessionSlot = 3,
-    BadToken = 4,
 }
 
 impl Warning {
-    const COUNT: usize = 5;
+    const COUNT: usize = 2;
 }
 
 /// One `mio::Poll`, its listeners and links. See the module docs.
@@ -178,12 +175,10 @@ pub struct Node {
     closed_cap: usize,
     delivered: Option<Delivered>,
     stats: NodeStats,
-    sessions: Vec<sessions::SessionSlot>,
-    session_notes: VecDeque<(SessionId, SessionNote)>,
-    /// The OS random source, for session tokens (opened when sessions are on).
-    urandom: Option<std::fs::File>,
-    rng: Option<crate::rng::XorShift64>,
-    next_session_id: u64,
+    /// The pure session table; the node moves its messages.
+    sessions: sessions::Table,
+    /// Session tokens and redial jitter.
+    entropy: sessions::OsEntropy,
     /// One limiter per repeatable warning.
     warnings: [RateLimit; Warning::COUNT],
 }
@@ -286,8 +281,6 @@ impl Node {
         let timer_slots = n
             .checked_add(cfg.max_sessions)
             .ok_or(AllocError::too_large("deadline heap"))?;
-        let mut sessions = fallible::vec_with_capacity(cfg.max_sessions, "session table")?;
-        sessions.extend((0..cfg.max_sessions).map(|_| sessions::SessionSlot::empty()));
         let notes = cfg
             .max_sessions
             .checked_mul(8)
@@ -316,15 +309,8 @@ impl Node {
             closed_cap: 2 * n,
             delivered: None,
             stats: NodeStats::default(),
-            sessions,
-            session_notes: fallible::deque_with_capacity(notes, "session events")?,
-            urandom: if cfg.max_sessions > 0 {
-                std::fs::File::open("/dev/urandom").ok()
-            } else {
-                None
-            },
-            rng: None,
-            next_session_id: 0,
+            sessions: sessions::Table::new(cfg.max_sessions, notes)?,
+            entropy: sessions::OsEntropy::new(cfg.max_sessions > 0),
             warnings: [RateLimit::default(); Warning::COUNT],
             cfg,
         })
@@ -433,7 +419,14 @@ impl Node {
 
     /// Node-wide counters.
     pub fn stats(&self) -> NodeStats {
-        self.stats
+        let t = self.sessions.stats();
+        NodeStats {
+            bad_tokens: t.bad_tokens,
+            sessions_evicted: t.evicted,
+            session_queue_full: t.queue_full,
+            unreported_session_events: t.unreported,
+            ..self.stats
+        }
     }
 
     /// Links in use (open, connecting, or closed but not yet reported).
@@ -473,7 +466,7 @@ impl Node {
         if !self.ready.is_empty()
             || !self.rejected.is_empty()
             || !self.closed.is_empty()
-            || !self.session_notes.is_empty()
+            || self.sessions.has_notes()
             || !self.flush.is_empty()
         {
             wait = Some(Duration::ZERO);
