@@ -53,6 +53,8 @@ pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hl7;
 pub mod ledger;
 pub mod link;
