@@ -16,6 +16,8 @@
 //! block for every link. It goes back as soon as the link's bytes are consumed
 //! or the link pauses ([`Buffers::park`]).
 
+use crate::fallible::{self, AllocError};
+
 /// Which pool a block came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Tier {
@@ -39,11 +41,17 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(block: usize, count: usize) -> Self {
-        // `vec![0; n]` is calloc: pages stay virtual until first touched.
-        let mem = vec![0u8; block * count].into_boxed_slice();
-        let free = (0..count as u32).rev().collect();
-        Pool { mem, block, free }
+    fn new(block: usize, count: usize, what: &'static str) -> Result<Self, AllocError> {
+        // Zeroed memory is calloc: pages stay virtual until first touched.
+        let bytes = block
+            .checked_mul(count)
+            .ok_or(AllocError::too_large(what))?;
+        // Blocks are numbered with u32.
+        let count32 = u32::try_from(count).map_err(|_| AllocError { what, bytes })?;
+        let mem = fallible::zeroed_bytes(bytes, what)?;
+        let mut free = fallible::vec_with_capacity(count, what)?;
+        free.extend((0..count32).rev());
+        Ok(Pool { mem, block, free })
     }
 
     fn range(&self, idx: u32) -> core::ops::Range<usize> {
@@ -75,15 +83,21 @@ pub(crate) struct Buffers {
 }
 
 impl Buffers {
-    /// Pools of `(block size, count)` for small, large and burst blocks.
-    pub(crate) fn new(small: (usize, usize), large: (usize, usize), burst: usize) -> Self {
-        Buffers {
+    /// Pools of `(block size, count)` for small, large and burst blocks;
+    /// `OutOfMemory` (naming the pool and its size) when the host cannot
+    /// provide them.
+    pub(crate) fn new(
+        small: (usize, usize),
+        large: (usize, usize),
+        burst: usize,
+    ) -> Result<Self, AllocError> {
+        Ok(Buffers {
             pools: [
-                Pool::new(small.0, small.1),
-                Pool::new(large.0, large.1),
-                Pool::new(burst, usize::from(burst > 0)),
+                Pool::new(small.0, small.1, "working buffers")?,
+                Pool::new(large.0, large.1, "large buffers")?,
+                Pool::new(burst, usize::from(burst > 0), "read burst buffer")?,
             ],
-        }
+        })
     }
 
     fn pool(&self, t: Tier) -> &Pool {
@@ -354,7 +368,7 @@ mod tests {
 
     #[test]
     fn a_link_holds_no_block_while_empty() {
-        let mut bufs = Buffers::new((8, 2), (32, 1), 0);
+        let mut bufs = Buffers::new((8, 2), (32, 1), 0).unwrap();
         let mut b = Buf::default();
         assert!(push(&mut bufs, &mut b, b"abc"));
         assert_eq!(b.block.map(|x| x.tier), Some(Tier::Small));
@@ -365,7 +379,7 @@ mod tests {
 
     #[test]
     fn growing_past_a_small_block_moves_to_a_large_one_keeping_bytes() {
-        let mut bufs = Buffers::new((8, 2), (32, 1), 0);
+        let mut bufs = Buffers::new((8, 2), (32, 1), 0).unwrap();
         let mut b = Buf::default();
         assert!(push(&mut bufs, &mut b, b"0123456"));
         bufs.consume(&mut b, 2);
@@ -379,7 +393,7 @@ mod tests {
     fn a_frame_copies_between_blocks_of_either_pool_in_either_order() {
         for (src_large, dst_large) in [(false, false), (false, true), (true, false)] {
             for order in 0..2 {
-                let mut bufs = Buffers::new((16, 4), (64, 2), 0);
+                let mut bufs = Buffers::new((16, 4), (64, 2), 0).unwrap();
                 let mut a = Buf::default();
                 let mut b = Buf::default();
                 let fill = |bufs: &mut Buffers, x: &mut Buf, large: bool, byte: u8| {
@@ -405,7 +419,7 @@ mod tests {
                 assert_eq!(&bufs.data(&a)[..4], &[1, 1, 1, 1], "source untouched");
             }
         }
-        let mut bufs = Buffers::new((16, 4), (64, 2), 0);
+        let mut bufs = Buffers::new((16, 4), (64, 2), 0).unwrap();
         let mut a = Buf::default();
         assert!(push(&mut bufs, &mut a, b"xy"));
         assert!(
@@ -416,7 +430,7 @@ mod tests {
 
     #[test]
     fn an_empty_large_pool_refuses_without_changing_anything() {
-        let mut bufs = Buffers::new((8, 2), (32, 1), 0);
+        let mut bufs = Buffers::new((8, 2), (32, 1), 0).unwrap();
         let mut a = Buf::default();
         assert!(push(&mut bufs, &mut a, &[1; 20]));
         let mut b = Buf::default();
@@ -431,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_burst_read_takes_the_tail_along_and_parks_it_back_in_a_working_block() {
-        let mut bufs = Buffers::new((8, 2), (32, 1), 24);
+        let mut bufs = Buffers::new((8, 2), (32, 1), 24).unwrap();
         let mut a = Buf::default();
         assert!(push(&mut bufs, &mut a, b"abcdefgh"));
         bufs.consume(&mut a, 5);
@@ -453,7 +467,7 @@ mod tests {
 
     #[test]
     fn a_frame_outgrowing_the_burst_block_moves_to_a_large_one_and_a_big_tail_parks_there() {
-        let mut bufs = Buffers::new((8, 2), (64, 1), 24);
+        let mut bufs = Buffers::new((8, 2), (64, 1), 24).unwrap();
         let mut a = Buf::default();
         assert!(bufs.take_burst(&mut a));
         assert!(push(&mut bufs, &mut a, &[7; 20]));
@@ -474,7 +488,7 @@ mod tests {
     #[test]
     fn without_a_burst_block_or_with_one_no_larger_than_a_working_block_reads_stay_put() {
         for burst in [0, 8] {
-            let mut bufs = Buffers::new((8, 2), (32, 1), burst);
+            let mut bufs = Buffers::new((8, 2), (32, 1), burst).unwrap();
             let mut a = Buf::default();
             assert!(!bufs.take_burst(&mut a));
             assert!(a.block.is_none());

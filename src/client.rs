@@ -100,6 +100,7 @@ pub struct Client {
     link: Option<LinkId>,
     answered_on_link: u64,
     last_close: Option<CloseReason>,
+    last_peer_reason: Option<CloseReason>,
     stats: ClientStats,
 }
 
@@ -115,6 +116,7 @@ impl Client {
             link: None,
             answered_on_link: 0,
             last_close: None,
+            last_peer_reason: None,
             stats: ClientStats::default(),
         })
     }
@@ -248,11 +250,14 @@ impl Client {
             while let Some(ev) = self.node.next_event() {
                 match ev {
                     Event::Closed {
-                        link: l, reason, ..
+                        link: l,
+                        reason,
+                        peer_reason,
+                        ..
                     } if l == link => {
                         self.link = None;
                         self.answered_on_link = 0;
-                        self.last_close = Some(reason);
+                        self.note_close(reason, peer_reason);
                         return Some(reason);
                     }
                     Event::Message { link: l, .. } if l == link => self.idle_message(),
@@ -281,6 +286,18 @@ impl Client {
         self.last_close
     }
 
+    /// Mooring protocol: the reason the peer's CLOSE message gave when the last
+    /// link closed, if it sent one (its claim; [`Client::last_close`] is then
+    /// `PeerClosed`).
+    pub fn last_peer_reason(&self) -> Option<CloseReason> {
+        self.last_peer_reason
+    }
+
+    fn note_close(&mut self, reason: CloseReason, peer_reason: Option<CloseReason>) {
+        self.last_close = Some(reason);
+        self.last_peer_reason = peer_reason;
+    }
+
     /// Closes the link (a keep-open client reconnects on the next request).
     pub fn close_link(&mut self) {
         if let Some(l) = self.link.take() {
@@ -295,10 +312,15 @@ impl Client {
         let _ = self.node.poll(Some(Duration::ZERO));
         while let Some(ev) = self.node.next_event() {
             match ev {
-                Event::Closed { link, reason, .. } if Some(link) == self.link => {
+                Event::Closed {
+                    link,
+                    reason,
+                    peer_reason,
+                    ..
+                } if Some(link) == self.link => {
                     log::debug!("link closed while idle: {reason}");
                     self.link = None;
-                    self.last_close = Some(reason);
+                    self.note_close(reason, peer_reason);
                 }
                 Event::Message { link, .. } if Some(link) == self.link => self.idle_message(),
                 _ => {}
@@ -338,9 +360,12 @@ impl Client {
                         return Ok(link);
                     }
                     Event::Closed {
-                        link: l, reason, ..
+                        link: l,
+                        reason,
+                        peer_reason,
+                        ..
                     } if l == link => {
-                        self.last_close = Some(reason);
+                        self.note_close(reason, peer_reason);
                         return Err(match reason {
                             CloseReason::ConnectionRefused => RequestError::ConnectionRefused,
                             CloseReason::ConnectTimeout => RequestError::ConnectTimeout,
@@ -398,9 +423,10 @@ impl Client {
                         link: l,
                         reason,
                         stats,
+                        peer_reason,
                         ..
                     } if l == link => {
-                        self.last_close = Some(reason);
+                        self.note_close(reason, peer_reason);
                         return Ok(Outcome::Closed {
                             reason,
                             received: stats.partial_reply_bytes,

@@ -137,6 +137,13 @@ pub struct ListenConfig {
     pub stale_recovery: Option<Duration>,
     /// Peers allowed to connect. Empty (the default) allows every peer.
     pub allow: AllowList,
+    /// Links one peer address may hold on this listener at once; a connection
+    /// beyond is closed at once (`TooManyConnectionsFromPeer`), so one address
+    /// cannot take every slot. IPv4-mapped IPv6 peers count as their IPv4
+    /// address. Costs a table of `2 x max_connections` (rounded up to a power
+    /// of two) cells of 24 bytes, allocated when the listener is bound.
+    /// Default `None` (off).
+    pub max_connections_per_ip: Option<usize>,
     /// Keep-open or close-after-reply. Default keep-open.
     pub policy: ServerPolicy,
     /// Protocol, heartbeat, keep-alive message, OS keepalive. Default: raw, all off.
@@ -153,6 +160,7 @@ impl Default for ListenConfig {
             idle_timeout: None,
             stale_recovery: None,
             allow: AllowList::default(),
+            max_connections_per_ip: None,
             policy: ServerPolicy::KeepOpen,
             liveness: LivenessConfig::default(),
             session: None,
@@ -164,6 +172,9 @@ impl ListenConfig {
     /// Checks the listener's policy against itself and the node's slots.
     pub fn validate(&self, node: &NodeConfig) -> Result<(), ConfigError> {
         nonzero(self.max_connections, "max_connections")?;
+        if let Some(n) = self.max_connections_per_ip {
+            nonzero(n, "max_connections_per_ip")?;
+        }
         self.liveness.validate()?;
         validate_session(self.session.as_ref(), &self.liveness, node)?;
         if let Some(t) = self.idle_timeout {

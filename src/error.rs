@@ -59,6 +59,11 @@ pub enum CloseReason {
     BadToken,
     /// The application closed the session; the peer's session ends as closed too.
     SessionClosed,
+    /// A frame was not complete within its `frame_timeout` (a slow or stalled
+    /// peer; the deadline grows with the data received).
+    FrameTimeout,
+    /// The peer's address already held `max_connections_per_ip` links on the listener.
+    TooManyConnectionsFromPeer,
 }
 
 impl CloseReason {
@@ -90,6 +95,8 @@ impl CloseReason {
             CloseReason::SessionLost => "SessionLost",
             CloseReason::BadToken => "BadToken",
             CloseReason::SessionClosed => "SessionClosed",
+            CloseReason::FrameTimeout => "FrameTimeout",
+            CloseReason::TooManyConnectionsFromPeer => "TooManyConnectionsFromPeer",
         }
     }
 

@@ -32,6 +32,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::config::{AllowList, ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 use crate::error::CloseReason;
 use crate::frame::Framing;
+use crate::frame_deadline::FrameTimeout;
 use crate::link::LinkStats;
 use crate::liveness::{Heartbeat, LivenessConfig, Protocol, TcpKeepalive};
 use crate::node::{
@@ -86,6 +87,9 @@ pub enum mooring_result {
     QueueFull = 16,
     /// The session has ended (or the handle is stale).
     SessionEnded = 17,
+    /// Memory sized from the configuration (`max_links`, buffers, ...) could not
+    /// be allocated; `mooring_last_error` names what and how many bytes.
+    OutOfMemory = 18,
 }
 
 /// The framing of every link of a node (`mooring_config.framing`).
@@ -226,6 +230,11 @@ pub enum mooring_close_reason {
     BadToken = 24,
     /// The application closed the session; the peer's ends as closed too.
     SessionClosed = 25,
+    /// A frame was not complete within `frame_timeout_ms` (plus the time its
+    /// received bytes bought at `frame_min_rate`): a slow or stalled peer.
+    FrameTimeout = 26,
+    /// The peer's address already held `max_connections_per_ip` links.
+    TooManyConnectionsFromPeer = 27,
 }
 
 /// Everything a node needs, with defaults from `mooring_config_default`.
@@ -304,6 +313,19 @@ pub struct mooring_config {
     pub reconnect_min_ms: u32,
     /// Session clients: the reconnect wait doubles up to this. Default 30000.
     pub reconnect_max_ms: u32,
+    /// Listen and connect: a frame whose first byte arrived must be complete
+    /// within this (slow peers), else the link closes with `FrameTimeout`;
+    /// 0 = off. Default 30000.
+    pub frame_timeout_ms: u32,
+    /// Each received byte of that frame adds 1/`frame_min_rate` s to its
+    /// deadline (bytes per second; 0 = no extension). Default 500.
+    pub frame_min_rate: u32,
+    /// No frame's deadline goes beyond this from its first byte (or
+    /// `frame_timeout_ms`, if longer). Default 600000.
+    pub frame_max_ms: u32,
+    /// Listen: links one peer address may hold at once; more are rejected
+    /// (`TOO_MANY_CONNECTIONS_FROM_PEER`). 0 = off (default).
+    pub max_connections_per_ip: u32,
 }
 
 /// A link of a node. `{0, 0}` is never a valid link. Once the link's CLOSED
@@ -361,6 +383,13 @@ pub struct mooring_node_stats {
     pub burst_reads: u64,
     /// Link slots in use now (open, connecting, or closed and not yet reported).
     pub links_in_use: u64,
+    /// `accept` calls that failed (e.g. out of descriptors); the listener is
+    /// retried every 100 ms and whenever a link closes.
+    pub accept_errors: u64,
+    /// Retries of listeners whose `accept` had failed.
+    pub accept_retries: u64,
+    /// Connections refused: their address held `max_connections_per_ip` links.
+    pub rejected_from_peer: u64,
 }
 
 /// One event, filled by `mooring_node_next_event`. Fields that do not apply to
@@ -404,6 +433,10 @@ pub struct mooring_event {
     pub session_end: u32,
     /// SESSION_ESTABLISHED: messages replayed; SESSION_ENDED: messages in doubt.
     pub count: u64,
+    /// CLOSED (mooring protocol): the `mooring_close_reason` the peer gave in
+    /// its CLOSE message, else `MOORING_CLOSE_REASON_NONE`. The peer's claim,
+    /// unverified: `reason` is then `MOORING_CLOSE_REASON_PEER_CLOSED`.
+    pub peer_reason: u32,
 }
 
 /// A node: one poll, its listeners and links. Opaque; create with
@@ -443,6 +476,24 @@ fn fail(code: mooring_result, msg: impl fmt::Display) -> mooring_result {
     code
 }
 
+/// Empties the calling thread's last error: every call that can fail does this
+/// first, so the text always belongs to the most recent such call (see
+/// `mooring_last_error`). Keeps the string's memory.
+fn clear_last_error() {
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut e) = e.try_borrow_mut() {
+            e.clear();
+        }
+    });
+}
+
+/// [`boundary`] for an entry point that can fail: the last error is cleared
+/// first, and set again only if `body` fails.
+fn fallible<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
+    clear_last_error();
+    boundary(on_panic, body)
+}
+
 /// Runs `body`, turning a panic into `on_panic` (with the last error set).
 fn boundary<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(body)) {
@@ -467,6 +518,7 @@ unsafe fn with_node(
     node: *mut mooring_node,
     f: impl FnOnce(&mut mooring_node) -> Result<(), mooring_result>,
 ) -> mooring_result {
+    clear_last_error();
     if node.is_null() {
         return fail(mooring_result::NullParameter, "node is NULL");
     }
@@ -504,6 +556,7 @@ unsafe fn read_node<T>(
     none: T,
     f: impl FnOnce(&mooring_node) -> T,
 ) -> T {
+    clear_last_error();
     if node.is_null() {
         fail(mooring_result::NullParameter, "node is NULL");
         return none;
@@ -637,6 +690,7 @@ fn setup_error(e: SetupError) -> mooring_result {
         SetupError::Config(_) => mooring_result::InvalidConfig,
         SetupError::Io(_) => mooring_result::Io,
         SetupError::NoSlot => mooring_result::NoSlot,
+        SetupError::OutOfMemory { .. } => mooring_result::OutOfMemory,
     };
     fail(code, e)
 }
@@ -648,6 +702,7 @@ fn defaults() -> mooring_config {
     let k = TcpKeepalive::default();
     let s = SessionConfig::default();
     let b = Backoff::default();
+    let f = FrameTimeout::default();
     mooring_config {
         framing: mooring_framing::Mllp as u32,
         max_links: u32::try_from(n.max_links).unwrap_or(u32::MAX),
@@ -677,6 +732,10 @@ fn defaults() -> mooring_config {
         resume_window_ms: ms(s.reconnect_timeout),
         reconnect_min_ms: ms(b.min),
         reconnect_max_ms: ms(b.max),
+        frame_timeout_ms: ms(f.timeout),
+        frame_min_rate: f.min_rate,
+        frame_max_ms: ms(f.max),
+        max_connections_per_ip: 0,
     }
 }
 
@@ -743,6 +802,11 @@ fn convert(
         }),
         tcp_user_timeout: off_if_zero(c.tcp_user_timeout_ms),
         handshake_timeout: from_ms(c.handshake_timeout_ms),
+        frame_timeout: off_if_zero(c.frame_timeout_ms).map(|timeout| FrameTimeout {
+            timeout,
+            min_rate: c.frame_min_rate,
+            max: from_ms(c.frame_max_ms),
+        }),
         // The keep-alive message needs a 'static payload: not exposed to C yet.
         ..LivenessConfig::default()
     };
@@ -765,6 +829,8 @@ fn convert(
         idle_timeout: off_if_zero(c.idle_timeout_ms),
         stale_recovery: off_if_zero(c.stale_recovery_ms),
         allow,
+        max_connections_per_ip: (c.max_connections_per_ip != 0)
+            .then_some(c.max_connections_per_ip as usize),
         policy: if flag(c.close_after_reply, "close_after_reply")? {
             ServerPolicy::CloseAfterReply
         } else {
@@ -869,6 +935,8 @@ fn reason_code(r: CloseReason) -> mooring_close_reason {
         CloseReason::SessionLost => C::SessionLost,
         CloseReason::BadToken => C::BadToken,
         CloseReason::SessionClosed => C::SessionClosed,
+        CloseReason::FrameTimeout => C::FrameTimeout,
+        CloseReason::TooManyConnectionsFromPeer => C::TooManyConnectionsFromPeer,
     }
 }
 
@@ -900,6 +968,8 @@ fn reason_name(code: u32) -> &'static CStr {
         23 => c"SessionLost",
         24 => c"BadToken",
         25 => c"SessionClosed",
+        26 => c"FrameTimeout",
+        27 => c"TooManyConnectionsFromPeer",
         _ => c"Unknown",
     }
 }
@@ -924,6 +994,7 @@ fn result_name(code: u32) -> &'static CStr {
         15 => c"MOORING_RESULT_PANIC",
         16 => c"MOORING_RESULT_QUEUE_FULL",
         17 => c"MOORING_RESULT_SESSION_ENDED",
+        18 => c"MOORING_RESULT_OUT_OF_MEMORY",
         _ => c"MOORING_RESULT_UNKNOWN",
     }
 }
@@ -955,9 +1026,17 @@ pub extern "C" fn mooring_close_reason_name(reason: u32) -> *const c_char {
     boundary(c"Unknown".as_ptr(), || reason_name(reason).as_ptr())
 }
 
-/// Copies the calling thread's last error text (of the most recent failed call
-/// on this thread; successful calls do not clear it) into `buf` as a
-/// NUL-terminated string, truncated to fit `len` bytes.
+/// Copies the calling thread's last error text into `buf` as a NUL-terminated
+/// string, truncated to fit `len` bytes.
+///
+/// The text belongs to the most recent call on this thread that can fail:
+/// every function returning a `mooring_result`, `mooring_node_fd` and
+/// `mooring_node_next_deadline_ms`. Each of them clears it when called and
+/// sets it only when it fails, so the text describes that call's failure and
+/// is empty after a call that succeeded (or returned `MOORING_RESULT_NO_EVENT`).
+/// It stays valid until the next such call on this thread. Calls that cannot
+/// fail (`mooring_version`, `mooring_result_name`, `mooring_close_reason_name`,
+/// `mooring_node_free`, this one) leave it as it is.
 ///
 /// Returns the full length of the text without the NUL (like `snprintf`), so a
 /// result `>= len` means it was truncated. `buf` may be NULL when `len` is 0.
@@ -994,7 +1073,7 @@ pub unsafe extern "C" fn mooring_last_error(buf: *mut c_char, len: usize) -> usi
 /// `out` is NULL or points to a writable `mooring_config`.
 #[no_mangle]
 pub unsafe extern "C" fn mooring_config_default(out: *mut mooring_config) -> mooring_result {
-    boundary(mooring_result::Panic, || {
+    fallible(mooring_result::Panic, || {
         if out.is_null() {
             return fail(mooring_result::NullParameter, "out is NULL");
         }
@@ -1018,7 +1097,7 @@ pub unsafe extern "C" fn mooring_node_new(
     config: *const mooring_config,
     out: *mut *mut mooring_node,
 ) -> mooring_result {
-    boundary(mooring_result::Panic, || {
+    fallible(mooring_result::Panic, || {
         if out.is_null() {
             return fail(mooring_result::NullParameter, "out is NULL");
         }
@@ -1034,16 +1113,26 @@ pub unsafe extern "C" fn mooring_node_new(
             Err(code) => return code,
         };
         let slots = cfg.max_links;
-        let scratch = Vec::with_capacity(cfg.buffer_size);
+        let buffer_size = cfg.buffer_size;
         let node = match Node::new(cfg) {
             Ok(n) => n,
             Err(e) => return setup_error(e),
+        };
+        // Sized from the config like the node's own tables: fallible too.
+        let tables = crate::fallible::vec_filled(slots, LinkEntry::default(), "C link table")
+            .and_then(|links| {
+                crate::fallible::vec_with_capacity(buffer_size, "C echo buffer")
+                    .map(|scratch| (links, scratch))
+            });
+        let (links, scratch) = match tables {
+            Ok(t) => t,
+            Err(e) => return setup_error(e.into()),
         };
         let h = Box::new(mooring_node {
             node,
             listen,
             connect,
-            links: vec![LinkEntry::default(); slots],
+            links,
             listeners: heapless::Vec::new(),
             scratch,
             poisoned: false,
@@ -1242,6 +1331,7 @@ pub unsafe extern "C" fn mooring_node_next_event(
             delay_ms: 0,
             session_end: mooring_session_end::None as u32,
             count: 0,
+            peer_reason: mooring_close_reason::None as u32,
         };
         let links = &mut h.links;
         let listeners = &h.listeners[..];
@@ -1279,10 +1369,13 @@ pub unsafe extern "C" fn mooring_node_next_event(
                 peer,
                 reason,
                 stats,
+                peer_reason,
             } => {
                 ev.kind = mooring_event_kind::Closed;
                 ev.link = c_link(links, link);
                 ev.reason = reason_code(reason) as u32;
+                ev.peer_reason = peer_reason
+                    .map_or(mooring_close_reason::None as u32, |r| reason_code(r) as u32);
                 ev.stats = c_link_stats(stats);
                 write_c(&mut ev.peer, format_args!("{peer}"));
             }
@@ -1547,6 +1640,9 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             unreported_rejections,
             large_buffer_waits,
             burst_reads,
+            accept_errors,
+            accept_retries,
+            rejected_from_peer,
             // Sessions are not configurable through the C API yet (no
             // open_session); their counters stay 0 for C callers.
             bad_tokens: _,
@@ -1561,6 +1657,9 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             large_buffer_waits,
             burst_reads,
             links_in_use: h.node.links_in_use() as u64,
+            accept_errors,
+            accept_retries,
+            rejected_from_peer,
         };
         // SAFETY: non-NULL and writable by contract.
         unsafe { out.write(s) };
@@ -1710,6 +1809,8 @@ mod tests {
             SessionLost,
             BadToken,
             SessionClosed,
+            FrameTimeout,
+            TooManyConnectionsFromPeer,
         ];
         for r in all {
             let code = reason_code(r) as u32;
@@ -1755,6 +1856,54 @@ mod tests {
         let node = new_node(&c);
         // SAFETY: from mooring_node_new.
         unsafe { mooring_node_free(node) };
+    }
+
+    #[test]
+    fn frame_timeout_fields_reach_listen_and_connect_and_zero_turns_it_off() {
+        let mut c = default_config();
+        (c.frame_timeout_ms, c.frame_min_rate, c.frame_max_ms) = (300, 0, 1_000);
+        let (_, l, k) = convert(&c).unwrap();
+        let want = Some(FrameTimeout {
+            timeout: Duration::from_millis(300),
+            min_rate: 0,
+            max: Duration::from_secs(1),
+        });
+        assert_eq!(
+            (l.liveness.frame_timeout, k.liveness.frame_timeout),
+            (want, want)
+        );
+        c.frame_timeout_ms = 0;
+        assert_eq!(convert(&c).unwrap().1.liveness.frame_timeout, None);
+    }
+
+    #[test]
+    fn the_last_error_is_cleared_by_a_call_that_succeeds() {
+        // SAFETY: NULL is refused with a code; the rest are valid pointers.
+        unsafe {
+            let mut node = ptr::null_mut();
+            assert_eq!(
+                mooring_node_new(ptr::null(), &mut node),
+                mooring_result::NullParameter
+            );
+            assert_eq!(last_error(), "config is NULL");
+            let mut c = core::mem::MaybeUninit::uninit();
+            assert_eq!(mooring_config_default(c.as_mut_ptr()), mooring_result::Ok);
+            assert_eq!(last_error(), "", "stale text after a success");
+            assert_eq!(mooring_last_error(ptr::null_mut(), 0), 0);
+
+            let node = new_node(&c.assume_init());
+            assert_eq!(last_error(), "");
+            let stale = mooring_link { slot: 0, gen: 7 };
+            assert_ne!(mooring_node_close(node, stale), mooring_result::Ok);
+            assert_ne!(last_error(), "");
+            assert_eq!(mooring_node_poll(node, 0), mooring_result::Ok);
+            assert_eq!(last_error(), "", "stale text after a node call succeeded");
+            assert_eq!(mooring_node_fd(ptr::null()), -1);
+            assert_eq!(last_error(), "node is NULL");
+            assert!(mooring_node_fd(node) >= 0);
+            assert_eq!(last_error(), "");
+            mooring_node_free(node);
+        }
     }
 
     #[test]
@@ -1818,6 +1967,23 @@ mod tests {
             );
             mooring_node_free(node);
         }
+    }
+
+    #[test]
+    fn a_max_links_the_host_cannot_provide_is_an_out_of_memory_code_not_an_abort() {
+        let mut c = default_config();
+        c.max_links = u32::MAX;
+        c.max_connections = 10;
+        let mut node = ptr::null_mut();
+        // SAFETY: valid pointers.
+        let r = unsafe { mooring_node_new(&c, &mut node) };
+        assert_eq!(r, mooring_result::OutOfMemory);
+        assert!(node.is_null());
+        assert!(last_error().contains("out of memory"), "{}", last_error());
+        // The process is fine: a sane config still builds.
+        c.max_links = 16;
+        // SAFETY: as above.
+        unsafe { mooring_node_free(new_node(&c)) };
     }
 
     #[test]
@@ -1998,6 +2164,67 @@ mod tests {
             assert_eq!(
                 mooring_node_session_send(client, s, b"x".as_ptr(), 1, ptr::null_mut()),
                 mooring_result::SessionEnded
+            );
+            mooring_node_free(client);
+            mooring_node_free(server);
+        }
+    }
+
+    #[test]
+    fn a_peers_close_message_is_reported_as_its_claim_beside_peer_closed() {
+        let mut c = default_config();
+        c.protocol = mooring_protocol::Mooring as u32;
+        let server = new_node(&c);
+        let client = new_node(&c);
+        // SAFETY: live nodes, valid pointers, NUL-terminated strings.
+        unsafe {
+            let mut l = 0u32;
+            assert_eq!(
+                mooring_node_listen(server, c"127.0.0.1:0".as_ptr(), &mut l),
+                mooring_result::Ok
+            );
+            let mut addr = [0 as c_char; MOORING_ADDR_MAX];
+            assert_eq!(
+                mooring_node_local_addr(server, l, addr.as_mut_ptr(), addr.len()),
+                mooring_result::Ok
+            );
+            let mut link = mooring_link::default();
+            assert_eq!(
+                mooring_node_connect(client, addr.as_ptr(), &mut link),
+                mooring_result::Ok
+            );
+            let mut ev = core::mem::MaybeUninit::<mooring_event>::zeroed().assume_init();
+            let mut server_closed = None;
+            let mut closing = false;
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while server_closed.is_none() && std::time::Instant::now() < deadline {
+                for n in [client, server] {
+                    assert_eq!(mooring_node_poll(n, 10), mooring_result::Ok);
+                    while mooring_node_next_event(n, &mut ev) == mooring_result::Ok {
+                        match ev.kind {
+                            // The handshake is done: the client closes, saying why.
+                            mooring_event_kind::Connected if n == client && !closing => {
+                                closing = true;
+                                assert_eq!(mooring_node_close(client, link), mooring_result::Ok);
+                            }
+                            mooring_event_kind::Closed if n == client => {
+                                assert_eq!(ev.reason, mooring_close_reason::LocalClose as u32);
+                                assert_eq!(ev.peer_reason, mooring_close_reason::None as u32);
+                            }
+                            mooring_event_kind::Closed => {
+                                server_closed = Some((ev.reason, ev.peer_reason));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                server_closed,
+                Some((
+                    mooring_close_reason::PeerClosed as u32,
+                    mooring_close_reason::LocalClose as u32
+                ))
             );
             mooring_node_free(client);
             mooring_node_free(server);

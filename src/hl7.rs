@@ -114,6 +114,20 @@ pub fn control_id(msg: &[u8]) -> Option<&[u8]> {
     Msh::parse(msg).and_then(|m| non_empty(m.field(10)))
 }
 
+/// What makes a message the same message again, for duplicate detection:
+/// `[MSH-3, MSH-4, MSH-10]` (sending application, sending facility, control
+/// id), each trimmed like [`control_id`]; MSH-3 and MSH-4 may be empty. `None`
+/// without an MSH-10.
+///
+/// MSH-10 is unique only per sender: two devices with independent counters
+/// reuse each other's ids. Nothing of the link (the peer's address or port)
+/// is part of the key, so a resend over a new connection is still the same
+/// message. Works on a whole message or on its MSH segment alone.
+pub fn message_key(msg: &[u8]) -> Option<[&[u8]; 3]> {
+    let m = Msh::parse(msg)?;
+    Some([m.field(3), m.field(4), non_empty(m.field(10))?])
+}
+
 /// MSA-1 (acknowledgment code, e.g. `b"AA"`) of an ACK message, if it has an
 /// MSA segment.
 ///
@@ -456,6 +470,20 @@ PV1|1|I|2000^2012^01||||004777^ATTEND^AARON^A|||SUR||||ADM|A0|\r";
             control_id(b"MSH|^~\\&|A|B|C|D|1||ADT^A01|X9"),
             Some(&b"X9"[..])
         );
+    }
+
+    #[test]
+    fn message_key_is_sender_and_control_id_from_a_message_or_its_msh() {
+        let key: [&[u8]; 3] = [b"ADT1", b"GOOD HEALTH HOSPITAL", b"MSG00001"];
+        assert_eq!(message_key(ADT_A01), Some(key));
+        let msh = ADT_A01.split(|&b| b == b'\r').next().unwrap();
+        assert_eq!(message_key(msh), Some(key));
+        assert_eq!(
+            message_key(b"MSH|^~\\&|||||||ADT^A01|ID7|P|2.5\r"),
+            Some([&b""[..], b"", b"ID7"])
+        );
+        assert_eq!(message_key(b"MSH|^~\\&|A|B|||||ADT^A01||P|2.5\r"), None);
+        assert_eq!(message_key(b"not hl7"), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!
 //! - [`frame`]: pure codecs, bytes to frames in buffers the driver owns.
 //! - [`link`]: pure per-link policy and timers, driven by `now`.
+//! - [`frame_deadline`]: pure, how long a frame may take to arrive (slow peers).
 //! - [`Node`]: the mio driver, the only code that touches sockets or the clock.
 //! - [`Client`], [`Server`]: the common single-purpose cases.
 //!
@@ -50,9 +51,11 @@ pub mod client;
 pub mod config;
 pub mod dedup;
 pub mod error;
+mod fallible;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod frame;
+pub mod frame_deadline;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hl7;
@@ -73,6 +76,7 @@ pub use client::{Client, ClientConfig, ClientPolicy, ClientStats};
 pub use config::{AllowList, Cidr, ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 pub use error::{CloseReason, ConfigError, RequestError, SendError};
 pub use frame::{Codec, Envelope, Framing};
+pub use frame_deadline::FrameTimeout;
 pub use link::{LinkState, LinkStats};
 pub use liveness::{Heartbeat, KeepAliveMessage, LivenessConfig, Protocol, TcpKeepalive};
 pub use node::{Event, LinkId, ListenerId, Node, NodeStats, SessionId, SessionNote, SetupError};

@@ -12,10 +12,19 @@
 //! | `Idle`     | the link opens (if configured)   | any byte received            | the link closes         | `IdleTimeout`      |
 //! | `Response` | a request is queued              | -                            | a whole frame arrives   | `ResponseTimeout`  |
 //! | `Write`    | a write blocks with bytes queued | any byte written             | tx is empty             | `WriteTimeout`     |
+//! | `Frame`    | a frame's first byte is buffered | its bytes (extend, see below)| the frame is whole      | `FrameTimeout`     |
 //!
 //! `Idle` is lazy: receiving bytes only records `last_rx`; when the scheduled
 //! check fires early it moves itself to `last_rx + idle_timeout`. That keeps the
-//! node's deadline heap untouched on the per-message path.
+//! node's deadline heap untouched on the per-message path. `Frame` is lazy the
+//! same way: its deadline only moves later as the frame arrives
+//! ([`crate::frame_deadline`] has the rule), and an entry left from a finished
+//! frame fires early and clears itself.
+//!
+//! While the driver stops reading a link for want of a buffer
+//! ([`Link::pause_reads`]), the wait is not the peer's doing: `Idle` does not
+//! close it and `Frame` does not run. That wait is bounded, because whoever holds
+//! the buffer is bounded by its own `Frame` deadline.
 //!
 //! Heartbeat, keep-alive message and handshake deadlines live in the embedded
 //! [`Liveness`] (see its module for their table); the link adds its own timers
@@ -24,6 +33,7 @@
 use core::time::Duration;
 
 use crate::error::CloseReason;
+use crate::frame_deadline::FrameClock;
 use crate::liveness::{Control, Inbound, Liveness, LivenessConfig, Protocol};
 use crate::time::Instant;
 use crate::wire::{self, Greeting};
@@ -39,14 +49,21 @@ pub enum Timer {
     Response = 2,
     /// Queued bytes must make progress.
     Write = 3,
+    /// The frame in progress must be complete (slow peers).
+    Frame = 4,
 }
 
 impl Timer {
     /// Number of timers.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
     /// Every timer, in table order.
-    pub const ALL: [Timer; Timer::COUNT] =
-        [Timer::Connect, Timer::Idle, Timer::Response, Timer::Write];
+    pub const ALL: [Timer; Timer::COUNT] = [
+        Timer::Connect,
+        Timer::Idle,
+        Timer::Response,
+        Timer::Write,
+        Timer::Frame,
+    ];
 }
 
 /// Counters of one link.
@@ -79,7 +96,7 @@ pub struct LinkConfig {
     pub connect_timeout: Duration,
     /// Server close-after-reply policy.
     pub close_after_reply: bool,
-    /// Protocol, heartbeat, keep-alive message, handshake.
+    /// Protocol, heartbeat, keep-alive message, handshake, frame timeout.
     pub liveness: LivenessConfig,
 }
 
@@ -140,9 +157,12 @@ pub struct Link {
     awaiting_reply: bool,
     server: bool,
     closed_by_peer: bool,
+    /// The reason the peer's CLOSE message gave (a claim).
+    peer_reason: Option<CloseReason>,
     tx_seq: u64,
     greeting: Option<Greeting>,
     live: Liveness,
+    frame: FrameClock,
     stats: LinkStats,
 }
 
@@ -171,10 +191,12 @@ impl Link {
             awaiting_reply: false,
             server,
             closed_by_peer: false,
+            peer_reason: None,
             tx_seq: 0,
             greeting: None,
             // Liveness starts when the link opens; until then nothing to keep alive.
             live: Liveness::new(LivenessConfig::default(), server, now),
+            frame: FrameClock::default(),
             stats: LinkStats::default(),
         }
     }
@@ -204,6 +226,59 @@ impl Link {
         }
     }
 
+    /// After decoding: `pending` bytes of an unfinished frame are buffered (the
+    /// bytes the codec neither decoded nor skipped). The first starts the
+    /// frame's deadline, the rest extend it. True when the link's next deadline
+    /// moved earlier: the driver reschedules it.
+    #[must_use]
+    pub fn handle_partial_frame(&mut self, now: Instant, pending: usize) -> bool {
+        let Some(cfg) = self.cfg.liveness.frame_timeout else {
+            return false;
+        };
+        if !self.frame.progress(now, pending) || !self.is_open() {
+            return false;
+        }
+        // A new frame. An entry left from an earlier frame may be later than
+        // this frame's first deadline (it moved with that frame's bytes).
+        let slot = &mut self.timers[Timer::Frame as usize];
+        let at = crate::time::earliest(*slot, self.frame.deadline(&cfg));
+        let earlier = at != *slot;
+        *slot = at;
+        earlier
+    }
+
+    /// The driver stopped reading this link at `now` because no buffer was free
+    /// for its frame (not the peer's doing): until [`Link::resume_reads`] the
+    /// idle timer does not close it and its frame deadline does not run.
+    pub fn pause_reads(&mut self, now: Instant) {
+        self.frame.pause(now);
+    }
+
+    /// The driver reads the link again (a buffer came free). True when it was
+    /// paused: its timers restart, and the driver reschedules it.
+    #[must_use]
+    pub fn resume_reads(&mut self, now: Instant) -> bool {
+        if !self.frame.resume(now) {
+            return false;
+        }
+        // The wait was not idleness.
+        self.last_rx = self.last_rx.max(now);
+        if !self.is_open() {
+            return true;
+        }
+        let idle = self.cfg.idle_timeout.map(|d| now + d);
+        let frame = self
+            .cfg
+            .liveness
+            .frame_timeout
+            .and_then(|c| self.frame.deadline(&c));
+        for (t, at) in [(Timer::Idle, idle), (Timer::Frame, frame)] {
+            let slot = &mut self.timers[t as usize];
+            *slot = crate::time::earliest(*slot, at);
+        }
+        true
+    }
+
     /// `n` noise bytes were skipped between frames.
     pub fn handle_skipped(&mut self, n: usize) {
         self.stats.skipped_bytes += n as u64;
@@ -214,6 +289,7 @@ impl Link {
     #[must_use]
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> FrameAction {
         self.stats.frames_in += 1;
+        self.frame.finish();
         let (offset, seq) = match self.live.handle_frame(now, frame) {
             Ok(Inbound::Deliver { offset, seq }) => (offset, seq),
             Ok(Inbound::Established(g)) => return FrameAction::Established(g),
@@ -221,7 +297,13 @@ impl Link {
             Ok(Inbound::Skip(seq)) => return FrameAction::SessionSkip(seq),
             Ok(Inbound::Handled) => return FrameAction::Skip,
             Err(r) => {
-                self.closed_by_peer = matches!(wire::decode(frame), Ok(wire::Msg::Close(_)));
+                if let Ok(wire::Msg::Close(claim)) = wire::decode(frame) {
+                    self.closed_by_peer = true;
+                    self.peer_reason = match claim {
+                        wire::WireReason::Known(c) => Some(c),
+                        wire::WireReason::Unknown(_) => None,
+                    };
+                }
                 return FrameAction::Close(r);
             }
         };
@@ -397,6 +479,9 @@ impl Link {
                     let Some(idle) = self.cfg.idle_timeout else {
                         continue;
                     };
+                    if self.frame.is_paused() {
+                        continue; // waiting for a buffer is not idleness: resume re-arms
+                    }
                     let due = self.last_rx + idle;
                     if due > now {
                         // Traffic since scheduling: move the check, don't close.
@@ -404,6 +489,19 @@ impl Link {
                         continue;
                     }
                     CloseReason::IdleTimeout
+                }
+                Timer::Frame => {
+                    let cfg = self.cfg.liveness.frame_timeout;
+                    match cfg.and_then(|c| self.frame.deadline(&c)) {
+                        // Between frames, or paused (resume re-arms).
+                        None => continue,
+                        Some(due) if due > now => {
+                            // Bytes bought time since scheduling: move the check.
+                            self.timers[t as usize] = Some(due);
+                            continue;
+                        }
+                        Some(_) => CloseReason::FrameTimeout,
+                    }
                 }
             };
             return Some(reason);
@@ -462,6 +560,13 @@ impl Link {
         now - self.last_rx
     }
 
+    /// The reason the peer gave in its CLOSE message (mooring protocol), if it
+    /// sent one with a known reason. It is the peer's claim, unverified: the
+    /// link itself closes as `PeerClosed`.
+    pub fn peer_reason(&self) -> Option<CloseReason> {
+        self.peer_reason
+    }
+
     /// Counters.
     pub fn stats(&self) -> LinkStats {
         self.stats
@@ -503,6 +608,7 @@ pub fn admit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame_deadline::FrameTimeout;
 
     fn t(ms: u64) -> Instant {
         Instant::from_millis(ms)
@@ -657,6 +763,151 @@ mod tests {
             l.state(),
             LinkState::Closed(CloseReason::LocalClose),
             "first reason wins"
+        );
+    }
+
+    /// Idle off unless given; frame timeout `ms` + 1 ms per byte (1000 B/s),
+    /// at most 10 s.
+    fn slow_cfg(frame_ms: u64, idle_ms: Option<u64>) -> LinkConfig {
+        LinkConfig {
+            idle_timeout: idle_ms.map(Duration::from_millis),
+            liveness: LivenessConfig {
+                frame_timeout: Some(FrameTimeout {
+                    timeout: Duration::from_millis(frame_ms),
+                    min_rate: 1000,
+                    max: Duration::from_secs(10),
+                }),
+                ..LivenessConfig::default()
+            },
+            ..cfg()
+        }
+    }
+
+    #[test]
+    fn a_stalled_frame_closes_at_its_deadline_which_its_bytes_extend() {
+        let mut l = Link::accepted(slow_cfg(300, None), t(0));
+        assert_eq!(l.poll_timeout(), None, "no frame, no deadline");
+        assert!(l.handle_partial_frame(t(10), 1), "first byte: schedule");
+        assert_eq!(l.poll_timeout(), Some(t(311)));
+        assert!(!l.handle_partial_frame(t(200), 100), "lazy: no reschedule");
+        assert_eq!(l.handle_timeout(t(311)), None);
+        assert_eq!(l.poll_timeout(), Some(t(410)), "100 bytes bought 100 ms");
+        assert_eq!(l.handle_timeout(t(409)), None);
+        assert_eq!(l.handle_timeout(t(410)), Some(CloseReason::FrameTimeout));
+    }
+
+    #[test]
+    fn a_whole_frame_stops_its_deadline_and_the_next_frame_starts_its_own() {
+        let mut l = Link::accepted(slow_cfg(300, None), t(0));
+        assert!(l.handle_partial_frame(t(0), 5_000));
+        assert_eq!(l.handle_timeout(t(300)), None);
+        assert_eq!(l.poll_timeout(), Some(t(5_300)));
+        assert!(deliver(&mut l, t(400)));
+        // The next frame's deadline is earlier than the entry the last one left.
+        assert!(l.handle_partial_frame(t(500), 1));
+        assert_eq!(l.poll_timeout(), Some(t(801)));
+        assert!(deliver(&mut l, t(600)));
+        assert_eq!(l.handle_timeout(t(801)), None, "whole: no close");
+        assert_eq!(l.poll_timeout(), None, "and the entry cleared itself");
+    }
+
+    #[test]
+    fn a_trickle_keeps_the_idle_timer_quiet_but_not_the_frame_deadline() {
+        let mut cfg = slow_cfg(1_000, Some(100));
+        if let Some(f) = cfg.liveness.frame_timeout.as_mut() {
+            f.min_rate = 1; // a byte buys a second: the trickle would live 10 s
+        }
+        let mut l = Link::accepted(cfg, t(0));
+        let mut closed = None;
+        for ms in (0..20_000).step_by(10) {
+            if ms % 50 == 0 {
+                // One byte every 50 ms of a frame that never ends.
+                l.handle_input(t(ms), 1);
+                if l.handle_partial_frame(t(ms), 1 + ms as usize / 50) {
+                    assert!(l.poll_timeout().is_some());
+                }
+            }
+            if l.poll_timeout().is_some_and(|at| at <= t(ms)) {
+                if let Some(r) = l.handle_timeout(t(ms)) {
+                    closed = Some((ms, r));
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            closed,
+            Some((10_000, CloseReason::FrameTimeout)),
+            "cut at the maximum"
+        );
+    }
+
+    #[test]
+    fn a_link_paused_for_a_buffer_is_neither_idle_nor_late_until_resumed() {
+        let mut l = Link::accepted(
+            LinkConfig {
+                liveness: LivenessConfig {
+                    frame_timeout: Some(FrameTimeout {
+                        min_rate: 0,
+                        ..FrameTimeout::default()
+                    }),
+                    ..LivenessConfig::default()
+                },
+                ..slow_cfg(0, Some(100))
+            },
+            t(0),
+        );
+        l.handle_input(t(0), 16_000);
+        assert!(l.handle_partial_frame(t(0), 16_000));
+        l.pause_reads(t(50));
+        for ms in [100, 1_000, 30_000, 600_000] {
+            assert_eq!(l.handle_timeout(t(ms)), None, "paused at {ms} ms");
+        }
+        assert_eq!(l.poll_timeout(), None, "nothing runs while paused");
+        assert!(l.resume_reads(t(600_000)));
+        assert!(!l.resume_reads(t(600_001)), "once");
+        assert_eq!(
+            l.poll_timeout(),
+            Some(t(600_100)),
+            "idle counts from resume"
+        );
+        // The peer trickles on: idle stays quiet, and the frame gets its 30 s
+        // without the pause: 50 ms before it, 29,950 ms after.
+        let mut closed = None;
+        for ms in (600_050..700_000).step_by(50) {
+            l.handle_input(t(ms), 1);
+            if let Some(r) = l.handle_timeout(t(ms)) {
+                closed = Some((ms, r));
+                break;
+            }
+        }
+        assert_eq!(closed, Some((629_950, CloseReason::FrameTimeout)));
+    }
+
+    #[test]
+    fn huge_pending_counts_are_capped_not_overflowed_and_off_means_off() {
+        let mut l = Link::accepted(slow_cfg(300, None), t(u64::MAX - 20_000));
+        assert!(l.handle_partial_frame(t(u64::MAX - 20_000), usize::MAX));
+        assert_eq!(l.handle_timeout(t(u64::MAX - 19_700)), None);
+        assert_eq!(l.poll_timeout(), Some(t(u64::MAX - 10_000)), "the 10 s cap");
+        assert_eq!(
+            l.handle_timeout(t(u64::MAX)),
+            Some(CloseReason::FrameTimeout)
+        );
+        let mut off = Link::accepted(
+            LinkConfig {
+                liveness: LivenessConfig {
+                    frame_timeout: None,
+                    ..LivenessConfig::default()
+                },
+                ..cfg()
+            },
+            t(0),
+        );
+        off.handle_input(t(0), 1);
+        assert!(!off.handle_partial_frame(t(0), 1));
+        assert_eq!(
+            off.handle_timeout(t(u64::MAX)),
+            Some(CloseReason::IdleTimeout)
         );
     }
 

@@ -41,6 +41,7 @@
 use core::time::Duration;
 
 use crate::error::{CloseReason, ConfigError};
+use crate::frame_deadline::FrameTimeout;
 use crate::time::Instant;
 use crate::wire::{self, Greeting, Msg, WireReason, PROTOCOL_VERSION};
 
@@ -133,6 +134,11 @@ pub struct LivenessConfig {
     pub tcp_user_timeout: Option<Duration>,
     /// Mooring protocol: the handshake must complete within this. Default 10 s.
     pub handshake_timeout: Duration,
+    /// Slow peers: a frame whose first byte arrived must be complete within
+    /// this, extended by the data received (`FrameTimeout`; the rule is in
+    /// [`crate::frame_deadline`]). Default on: 30 s + 1 s per 500 bytes, at
+    /// most 10 min. `None` turns it off.
+    pub frame_timeout: Option<FrameTimeout>,
 }
 
 impl Default for LivenessConfig {
@@ -144,6 +150,7 @@ impl Default for LivenessConfig {
             tcp_keepalive: None,
             tcp_user_timeout: None,
             handshake_timeout: Duration::from_secs(10),
+            frame_timeout: Some(FrameTimeout::default()),
         }
     }
 }
@@ -190,6 +197,9 @@ impl LivenessConfig {
         }
         if let Some(t) = self.tcp_user_timeout {
             nonzero_time(t, "tcp_user_timeout")?;
+        }
+        if let Some(f) = self.frame_timeout {
+            nonzero_time(f.timeout, "frame_timeout")?;
         }
         Ok(())
     }
@@ -390,8 +400,9 @@ impl Liveness {
             Msg::Ack(seq) if self.established => Ok(Inbound::Ack(seq)),
             Msg::Skip(seq) if self.established => Ok(Inbound::Skip(seq)),
             Msg::Pong => Ok(Inbound::Handled),
-            Msg::Close(WireReason::Known(r)) => Err(r),
-            Msg::Close(WireReason::Unknown(_)) => Err(CloseReason::PeerClosed),
+            // The peer ended the link, whatever reason it gives: its reason is
+            // a claim, kept apart by the link (`Link::peer_reason`).
+            Msg::Close(_) => Err(CloseReason::PeerClosed),
             // HELLO twice, WELCOME to a server, DATA before the handshake.
             _ => Err(CloseReason::BadFrame),
         }
@@ -623,6 +634,16 @@ mod tests {
             s.handle_frame(t(1), &frame(Msg::Hello(g))),
             Err(CloseReason::VersionMismatch)
         );
+    }
+
+    #[test]
+    fn a_close_message_is_the_peers_close_whatever_reason_it_claims() {
+        let (_, mut s) = established_pair(mooring(None));
+        let claim = frame(Msg::Close(WireReason::Known(CloseReason::StaleReplaced)));
+        assert_eq!(s.handle_frame(t(1), &claim), Err(CloseReason::PeerClosed));
+        let (_, mut s) = established_pair(mooring(None));
+        let unknown = frame(Msg::Close(WireReason::Unknown(200)));
+        assert_eq!(s.handle_frame(t(1), &unknown), Err(CloseReason::PeerClosed));
     }
 
     #[test]

@@ -115,6 +115,11 @@ enum mooring_result
    * The session has ended (or the handle is stale).
    */
   MOORING_RESULT_SESSION_ENDED = 17,
+  /**
+   * Memory sized from the configuration (`max_links`, buffers, ...) could not
+   * be allocated; `mooring_last_error` names what and how many bytes.
+   */
+  MOORING_RESULT_OUT_OF_MEMORY = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -346,6 +351,15 @@ enum mooring_close_reason
    * The application closed the session; the peer's ends as closed too.
    */
   MOORING_CLOSE_REASON_SESSION_CLOSED = 25,
+  /**
+   * A frame was not complete within `frame_timeout_ms` (plus the time its
+   * received bytes bought at `frame_min_rate`): a slow or stalled peer.
+   */
+  MOORING_CLOSE_REASON_FRAME_TIMEOUT = 26,
+  /**
+   * The peer's address already held `max_connections_per_ip` links.
+   */
+  MOORING_CLOSE_REASON_TOO_MANY_CONNECTIONS_FROM_PEER = 27,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -492,6 +506,27 @@ typedef struct mooring_config {
    * Session clients: the reconnect wait doubles up to this. Default 30000.
    */
   uint32_t reconnect_max_ms;
+  /**
+   * Listen and connect: a frame whose first byte arrived must be complete
+   * within this (slow peers), else the link closes with `FrameTimeout`;
+   * 0 = off. Default 30000.
+   */
+  uint32_t frame_timeout_ms;
+  /**
+   * Each received byte of that frame adds 1/`frame_min_rate` s to its
+   * deadline (bytes per second; 0 = no extension). Default 500.
+   */
+  uint32_t frame_min_rate;
+  /**
+   * No frame's deadline goes beyond this from its first byte (or
+   * `frame_timeout_ms`, if longer). Default 600000.
+   */
+  uint32_t frame_max_ms;
+  /**
+   * Listen: links one peer address may hold at once; more are rejected
+   * (`TOO_MANY_CONNECTIONS_FROM_PEER`). 0 = off (default).
+   */
+  uint32_t max_connections_per_ip;
 } mooring_config;
 
 /**
@@ -629,6 +664,12 @@ typedef struct mooring_event {
    * SESSION_ESTABLISHED: messages replayed; SESSION_ENDED: messages in doubt.
    */
   uint64_t count;
+  /**
+   * CLOSED (mooring protocol): the `mooring_close_reason` the peer gave in
+   * its CLOSE message, else `MOORING_CLOSE_REASON_NONE`. The peer's claim,
+   * unverified: `reason` is then `MOORING_CLOSE_REASON_PEER_CLOSED`.
+   */
+  uint32_t peer_reason;
 } mooring_event;
 
 /**
@@ -667,6 +708,19 @@ typedef struct mooring_node_stats {
    * Link slots in use now (open, connecting, or closed and not yet reported).
    */
   uint64_t links_in_use;
+  /**
+   * `accept` calls that failed (e.g. out of descriptors); the listener is
+   * retried every 100 ms and whenever a link closes.
+   */
+  uint64_t accept_errors;
+  /**
+   * Retries of listeners whose `accept` had failed.
+   */
+  uint64_t accept_retries;
+  /**
+   * Connections refused: their address held `max_connections_per_ip` links.
+   */
+  uint64_t rejected_from_peer;
 } mooring_node_stats;
 
 #ifdef __cplusplus
@@ -691,9 +745,17 @@ const char *mooring_result_name(uint32_t result);
 const char *mooring_close_reason_name(uint32_t reason);
 
 /**
- * Copies the calling thread's last error text (of the most recent failed call
- * on this thread; successful calls do not clear it) into `buf` as a
- * NUL-terminated string, truncated to fit `len` bytes.
+ * Copies the calling thread's last error text into `buf` as a NUL-terminated
+ * string, truncated to fit `len` bytes.
+ *
+ * The text belongs to the most recent call on this thread that can fail:
+ * every function returning a `mooring_result`, `mooring_node_fd` and
+ * `mooring_node_next_deadline_ms`. Each of them clears it when called and
+ * sets it only when it fails, so the text describes that call's failure and
+ * is empty after a call that succeeded (or returned `MOORING_RESULT_NO_EVENT`).
+ * It stays valid until the next such call on this thread. Calls that cannot
+ * fail (`mooring_version`, `mooring_result_name`, `mooring_close_reason_name`,
+ * `mooring_node_free`, this one) leave it as it is.
  *
  * Returns the full length of the text without the NUL (like `snprintf`), so a
  * result `>= len` means it was truncated. `buf` may be NULL when `len` is 0.

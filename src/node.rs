@@ -19,15 +19,20 @@ use std::time::Duration;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
+mod accept;
+mod per_ip;
 mod sessions;
+
+pub use accept::{ACCEPT_RETRY, ACCEPT_WARN_EVERY};
 
 pub use sessions::{SessionId, SessionNote};
 
 use crate::buffer::{Block, Buf, Buffers, Tier};
-use crate::config::{ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
+use crate::config::{ConnectConfig, ListenConfig, NodeConfig};
 use crate::error::{CloseReason, ConfigError, SendError};
+use crate::fallible::{self, AllocError};
 use crate::frame::{Codec, Decoded, FrameError, MLLP_ACK, MLLP_NAK};
-use crate::link::{admit, Admission, FrameAction, Link, LinkConfig, LinkStats, CONTROL_SCRATCH};
+use crate::link::{FrameAction, Link, LinkConfig, LinkStats, CONTROL_SCRATCH};
 use crate::liveness::LivenessConfig;
 use crate::time::{Clock, Instant};
 use crate::timers::DeadlineHeap;
@@ -99,6 +104,9 @@ pub enum Event<'a> {
         reason: CloseReason,
         /// Its final counters.
         stats: LinkStats,
+        /// Mooring protocol: the reason the peer gave in its CLOSE message, if
+        /// any. The peer's claim, unverified: `reason` is then `PeerClosed`.
+        peer_reason: Option<CloseReason>,
     },
     /// A message of a reliable session, in order and exactly once. `payload`
     /// borrows the receive buffer until the next call.
@@ -121,7 +129,7 @@ pub enum Event<'a> {
         listener: ListenerId,
         /// Who tried.
         peer: SocketAddr,
-        /// `TooManyConnections` or `NotAllowed`.
+        /// `TooManyConnections`, `NotAllowed` or `TooManyConnectionsFromPeer`.
         reason: CloseReason,
     },
 }
@@ -147,6 +155,13 @@ pub struct NodeStats {
     pub large_buffer_waits: u64,
     /// Reads into the node's burst buffer (`NodeConfig::read_burst`).
     pub burst_reads: u64,
+    /// `accept` calls that failed (out of descriptors or memory, ...); the
+    /// listener is retried (see [`ACCEPT_RETRY`]).
+    pub accept_errors: u64,
+    /// Retries of listeners whose `accept` had failed.
+    pub accept_retries: u64,
+    /// Connections refused: their address held `max_connections_per_ip` links.
+    pub rejected_from_peer: u64,
 }
 
 /// Errors building a node or adding a listener or link.
@@ -158,6 +173,13 @@ pub enum SetupError {
     Io(io::Error),
     /// No free link slot, or no room for another listener.
     NoSlot,
+    /// Memory sized from the configuration could not be allocated.
+    OutOfMemory {
+        /// What it was for.
+        what: &'static str,
+        /// Bytes it wanted (`usize::MAX`: more than can be addressed).
+        bytes: usize,
+    },
 }
 
 impl std::fmt::Display for SetupError {
@@ -166,6 +188,13 @@ impl std::fmt::Display for SetupError {
             SetupError::Config(e) => write!(f, "config: {e}"),
             SetupError::Io(e) => write!(f, "{e}"),
             SetupError::NoSlot => f.write_str("no free link slot or listener slot"),
+            SetupError::OutOfMemory { what, bytes } => std::fmt::Display::fmt(
+                &AllocError {
+                    what,
+                    bytes: *bytes,
+                },
+                f,
+            ),
         }
     }
 }
@@ -175,6 +204,15 @@ impl std::error::Error for SetupError {}
 impl From<ConfigError> for SetupError {
     fn from(e: ConfigError) -> Self {
         SetupError::Config(e)
+    }
+}
+
+impl From<AllocError> for SetupError {
+    fn from(e: AllocError) -> Self {
+        SetupError::OutOfMemory {
+            what: e.what,
+            bytes: e.bytes,
+        }
     }
 }
 
@@ -232,6 +270,8 @@ struct Listener {
     active: usize,
     /// With `max_connections = 1`: the slot serving it (for stale recovery).
     current: Option<u32>,
+    /// Links per peer address, with `max_connections_per_ip`.
+    per_ip: Option<per_ip::PeerCounts>,
 }
 
 struct Rejection {
@@ -247,6 +287,7 @@ struct ClosedReport {
     peer: SocketAddr,
     reason: CloseReason,
     stats: LinkStats,
+    peer_reason: Option<CloseReason>,
 }
 
 /// The frame most recently returned as an event: consumed on the next call.
@@ -292,6 +333,8 @@ pub struct Node {
     resched: Vec<u32>,
     waiting: VecDeque<u32>,
     rejected: heapless::Deque<Rejection, REJECTION_QUEUE>,
+    /// Listeners whose `accept` failed, waiting to retry.
+    accept: accept::AcceptRetry,
     /// Closed links not yet reported; bounded by `closed_cap` (when full, a closed
     /// link keeps its slot until reported, so accepts stop: backpressure).
     closed: VecDeque<ClosedReport>,
@@ -345,9 +388,21 @@ impl Node {
             link_config(&cfg, None, LivenessConfig::default(), Duration::ZERO),
             Instant::ZERO,
         );
+        // Every table and arena below is sized here, once, and allocated
+        // fallibly: a size the host cannot provide is `OutOfMemory`, not an
+        // abort. Arenas first: they are calloc'd and stay virtual, so an absurd
+        // size fails before anything is written.
+        let twice = |what| n.checked_mul(2).ok_or(AllocError::too_large(what));
+        let large = cfg.max_frame + codec.overhead();
+        let bufs = Buffers::new(
+            (cfg.buffer_size, twice("working buffers")?),
+            (large, cfg.large_buffers),
+            cfg.read_burst,
+        )?;
+        let mut slots = fallible::vec_with_capacity(n, "link slots")?;
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
-        let slots = (0..n)
-            .map(|_| Slot {
+        for _ in 0..n {
+            slots.push(Slot {
                 gen: 0,
                 used: false,
                 sock: None,
@@ -369,37 +424,45 @@ impl Node {
                 last_frame: 0,
                 hot: false,
                 round_bytes: 0,
-            })
-            .collect();
-        let large = cfg.max_frame + codec.overhead();
+            });
+        }
+        let mut free = fallible::vec_with_capacity(n, "free slot list")?;
+        free.extend((0..n as u32).rev());
+        let timer_slots = n
+            .checked_add(cfg.max_sessions)
+            .ok_or(AllocError::too_large("deadline heap"))?;
+        let mut sessions = fallible::vec_with_capacity(cfg.max_sessions, "session table")?;
+        sessions.extend((0..cfg.max_sessions).map(|_| sessions::SessionSlot::empty()));
+        let notes = cfg
+            .max_sessions
+            .checked_mul(8)
+            .ok_or(AllocError::too_large("session events"))?;
         Ok(Node {
             poll: Poll::new()?,
             events: Some(Events::with_capacity(256)),
             clock: Clock::new(),
             now: Instant::ZERO,
-            bufs: Buffers::new(
-                (cfg.buffer_size, 2 * n),
-                (large, cfg.large_buffers),
-                cfg.read_burst,
-            ),
+            bufs,
             codec,
             slots,
-            free: (0..n as u32).rev().collect(),
+            free,
             listeners: heapless::Vec::new(),
-            timers: DeadlineHeap::new(n + cfg.max_sessions),
-            ready: VecDeque::with_capacity(n),
-            flush: Vec::with_capacity(n),
-            resched: Vec::with_capacity(n),
-            waiting: VecDeque::with_capacity(n),
+            timers: DeadlineHeap::new(timer_slots)?,
+            ready: fallible::deque_with_capacity(n, "ready queue")?,
+            flush: fallible::vec_with_capacity(n, "flush list")?,
+            resched: fallible::vec_with_capacity(n, "reschedule list")?,
+            waiting: fallible::deque_with_capacity(n, "large-buffer wait queue")?,
             rejected: heapless::Deque::new(),
-            closed: VecDeque::with_capacity(2 * n),
+            accept: accept::AcceptRetry::new(),
+            closed: fallible::deque_with_capacity(
+                twice("closed-link reports")?,
+                "closed-link reports",
+            )?,
             closed_cap: 2 * n,
             delivered: None,
             stats: NodeStats::default(),
-            sessions: (0..cfg.max_sessions)
-                .map(|_| sessions::SessionSlot::empty())
-                .collect(),
-            session_notes: VecDeque::with_capacity(8 * cfg.max_sessions),
+            sessions,
+            session_notes: fallible::deque_with_capacity(notes, "session events")?,
             urandom: if cfg.max_sessions > 0 {
                 std::fs::File::open("/dev/urandom").ok()
             } else {
@@ -437,6 +500,11 @@ impl Node {
         if self.listeners.is_full() {
             return Err(SetupError::NoSlot);
         }
+        let per_ip = match cfg.max_connections_per_ip {
+            // One address per link at most.
+            Some(_) => Some(per_ip::PeerCounts::new(cfg.max_connections)?),
+            None => None,
+        };
         let mut sock = TcpListener::bind(addr)?;
         let idx = self.listeners.len();
         self.poll
@@ -449,6 +517,7 @@ impl Node {
             addr,
             active: 0,
             current: None,
+            per_ip,
         };
         if self.listeners.push(l).is_err() {
             return Err(SetupError::NoSlot);
@@ -568,7 +637,9 @@ impl Node {
             .iter()
             .filter_map(|&i| self.slots[i as usize].link.poll_timeout())
             .min();
-        crate::time::earliest(self.timers.next(), unsettled)
+        let links = crate::time::earliest(self.timers.next(), unsettled);
+        // A listener retrying `accept` (see `ACCEPT_RETRY`).
+        crate::time::earliest(links, self.accept.next())
     }
 
     /// Queues a frame on the link. It is written at the next [`Node::poll`] (or
@@ -801,6 +872,7 @@ impl Node {
         self.settle_deadlines();
         self.expire(now);
         self.settle_deadlines();
+        self.retry_accepts(now);
         let mut wait = timeout;
         if !self.ready.is_empty()
             || !self.rejected.is_empty()
@@ -809,7 +881,7 @@ impl Node {
             || !self.flush.is_empty()
         {
             wait = Some(Duration::ZERO);
-        } else if let Some(at) = self.timers.next() {
+        } else if let Some(at) = crate::time::earliest(self.timers.next(), self.accept.next()) {
             let until = at - now;
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
@@ -851,6 +923,7 @@ impl Node {
         self.events = Some(events);
         self.settle_deadlines();
         self.expire(now);
+        self.retry_accepts(now);
         res
     }
 
@@ -885,111 +958,6 @@ impl Node {
                 let r = connect_reason(&e);
                 self.close_slot(i, r);
             }
-        }
-    }
-
-    fn accept_all(&mut self, l: u32, now: Instant) {
-        loop {
-            let Some(lis) = self.listeners.get(l as usize) else {
-                return;
-            };
-            match lis.sock.accept() {
-                Ok((sock, peer)) => self.admit(l, sock, peer, now),
-                Err(e) if would_block(&e) => return,
-                Err(e) if interrupted(&e) => continue,
-                Err(e) => {
-                    // e.g. EMFILE: the connection stays in the backlog.
-                    log::warn!("accept on {} failed: {e}", lis.addr);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn admit(&mut self, l: u32, mut sock: TcpStream, peer: SocketAddr, now: Instant) {
-        let lis = &self.listeners[l as usize];
-        let allowed = lis.cfg.allow.allows(peer.ip());
-        let stale = match (lis.cfg.stale_recovery, lis.current) {
-            (Some(after), Some(cur)) => Some((self.slots[cur as usize].link.idle_for(now), after)),
-            _ => None,
-        };
-        let mut decision = admit(allowed, lis.active, lis.cfg.max_connections, stale);
-        if decision == Admission::ReplaceStale {
-            if let Some(cur) = lis.current {
-                log::info!(
-                    "stale link from {} replaced by {peer}",
-                    self.slots[cur as usize].peer
-                );
-                self.stats.stale_replaced += 1;
-                self.close_slot(cur, CloseReason::StaleReplaced);
-            }
-            decision = Admission::Accept;
-        }
-        let slot = self.free.last().copied();
-        let reason = match (decision, slot) {
-            (Admission::Accept, Some(slot)) => {
-                match self.poll.registry().register(
-                    &mut sock,
-                    Token(slot as usize),
-                    Interest::READABLE | Interest::WRITABLE,
-                ) {
-                    Ok(()) => {
-                        self.free.pop();
-                        let _ = sock.set_nodelay(true);
-                        let lis = &mut self.listeners[l as usize];
-                        if let Err(e) = crate::sockopt::apply(&sock, &lis.cfg.liveness) {
-                            log::warn!("socket options for {peer}: {e}");
-                        }
-                        lis.active += 1;
-                        if lis.cfg.max_connections == 1 {
-                            lis.current = Some(slot);
-                        }
-                        let lc = LinkConfig {
-                            close_after_reply: lis.cfg.policy == ServerPolicy::CloseAfterReply,
-                            ..link_config(
-                                &self.cfg,
-                                lis.cfg.idle_timeout,
-                                lis.cfg.liveness,
-                                Duration::ZERO,
-                            )
-                        };
-                        self.occupy(slot, sock, peer, Some(l), Link::accepted(lc, now));
-                        self.stats.accepted += 1;
-                        let s = &mut self.slots[slot as usize];
-                        if s.link.is_established() {
-                            s.pending |= PENDING_CONNECTED; // raw; mooring: after HELLO
-                        }
-                        s.readable = true;
-                        self.mark_ready(slot);
-                        self.sync(slot, now);
-                        return;
-                    }
-                    Err(e) => {
-                        log::warn!("register of {peer} failed: {e}");
-                        CloseReason::Io
-                    }
-                }
-            }
-            (Admission::Accept, None) => CloseReason::TooManyConnections,
-            (Admission::Reject(r), _) => r,
-            (Admission::ReplaceStale, _) => CloseReason::TooManyConnections,
-        };
-        match reason {
-            CloseReason::NotAllowed => self.stats.rejected_not_allowed += 1,
-            _ => self.stats.rejected_too_many += 1,
-        }
-        log::debug!("refused {peer}: {reason}");
-        drop(sock);
-        if self
-            .rejected
-            .push_back(Rejection {
-                listener: l,
-                peer,
-                reason,
-            })
-            .is_err()
-        {
-            self.stats.unreported_rejections += 1;
         }
     }
 
@@ -1125,6 +1093,10 @@ impl Node {
             if !s.used {
                 continue;
             }
+            if s.link.resume_reads(self.now) {
+                self.resched(i);
+            }
+            let s = &mut self.slots[i as usize];
             if s.want_writable {
                 s.want_writable = false;
                 s.pending |= PENDING_WRITABLE;
@@ -1155,9 +1127,14 @@ impl Node {
         self.bufs.release(&mut s.tx);
         self.bufs.release(&mut s.rx);
         s.pending &= !PENDING_WRITABLE;
+        // The socket is closed: a listener out of descriptors may accept again.
+        self.accept.descriptor_freed();
         if let Some(l) = s.listener {
             if let Some(lis) = self.listeners.get_mut(l as usize) {
                 lis.active = lis.active.saturating_sub(1);
+                if let Some(t) = lis.per_ip.as_mut() {
+                    t.remove(s.peer.ip());
+                }
                 if lis.current == Some(i) {
                     lis.current = None;
                 }
@@ -1166,7 +1143,10 @@ impl Node {
         self.timers.set(i, None);
         if let Some(idx) = self.slots[i as usize].session.take() {
             let now = self.now;
-            self.session_link_lost(idx, reason, now);
+            // What the peer said about the session (e.g. SessionExpired) decides
+            // what becomes of it.
+            let claim = self.slots[i as usize].link.peer_reason().unwrap_or(reason);
+            self.session_link_lost(idx, claim, now);
         }
         let s = &mut self.slots[i as usize];
         if self.closed.len() < self.closed_cap {
@@ -1178,6 +1158,7 @@ impl Node {
                 peer: s.peer,
                 reason,
                 stats: s.link.stats(),
+                peer_reason: s.link.peer_reason(),
             });
             s.used = false;
             s.pending = 0;
@@ -1189,7 +1170,7 @@ impl Node {
     }
 
     /// Mooring protocol: tells the peer why, with one best-effort write of CLOSE
-    /// (after whatever is still queued), so both ends log the same reason.
+    /// (after whatever is still queued); the peer logs it as its `peer_reason`.
     fn farewell(&mut self, i: u32, reason: CloseReason) {
         let mut b = [0u8; 3];
         let msg = crate::wire::Msg::Close(crate::wire::WireReason::Known(reason));
@@ -1242,6 +1223,7 @@ impl Node {
                 peer: c.peer,
                 reason: c.reason,
                 stats: c.stats,
+                peer_reason: c.peer_reason,
             });
         }
         if let Some(ev) = self.next_session_note() {
@@ -1288,6 +1270,7 @@ impl Node {
                         peer: s.peer,
                         reason,
                         stats: s.link.stats(),
+                        peer_reason: s.link.peer_reason(),
                     };
                     s.used = false;
                     s.in_ready = false;
@@ -1461,12 +1444,17 @@ impl Node {
                         s.scan = 0;
                         continue;
                     }
+                    // What is left is the start of a frame: its deadline runs.
+                    let earlier = s.link.handle_partial_frame(now, s.rx.len());
                     if let Some(total) = needed {
                         // Length known from the header: move to a big enough block now.
                         let more = total.saturating_sub(s.rx.len());
                         if !self.bufs.reserve(&mut s.rx, more) {
                             self.wait_for_large(i);
                         }
+                    }
+                    if earlier {
+                        self.resched(i);
                     }
                     return None;
                 }
@@ -1485,6 +1473,8 @@ impl Node {
 
     fn wait_for_large(&mut self, i: u32) {
         let s = &mut self.slots[i as usize];
+        // Not the peer's doing: its idle and frame timers stop meanwhile.
+        s.link.pause_reads(self.now);
         if !s.in_waiting {
             s.in_waiting = true;
             self.waiting.push_back(i);

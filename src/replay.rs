@@ -78,19 +78,26 @@ impl ReplayQueue {
     /// Appends a copy of `payload`, if fewer than `depth` records are held and
     /// the ring has room.
     pub(crate) fn push(&mut self, payload: &[u8], depth: usize) -> Result<(), ReplayError> {
-        if payload.len() > self.ring.len() {
+        self.push_with(payload.len(), depth, |rec| rec.copy_from_slice(payload))
+    }
+
+    /// Appends a record of `len` bytes written by `fill` (for records built
+    /// from parts, without a copy in between), under the limits of `push`.
+    pub(crate) fn push_with(
+        &mut self,
+        len: usize,
+        depth: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), ReplayError> {
+        if len > self.ring.len() {
             return Err(ReplayError::TooLarge);
         }
         if self.entries.len() >= depth.min(self.max_entries) {
             return Err(ReplayError::Full);
         }
-        let (start, lap) = self.place(payload.len()).ok_or(ReplayError::Full)?;
-        self.ring[start..start + payload.len()].copy_from_slice(payload);
-        self.entries.push_back(Entry {
-            start,
-            len: payload.len(),
-            lap,
-        });
+        let (start, lap) = self.place(len).ok_or(ReplayError::Full)?;
+        fill(&mut self.ring[start..start + len]);
+        self.entries.push_back(Entry { start, len, lap });
         Ok(())
     }
 

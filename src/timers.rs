@@ -6,6 +6,7 @@
 //! (`Link::poll_timeout`); activity-driven timers (idle) are lazy inside the
 //! link, so most messages do not touch the heap at all.
 
+use crate::fallible::{self, AllocError};
 use crate::time::Instant;
 
 const NONE: u32 = u32::MAX;
@@ -18,11 +19,11 @@ pub(crate) struct DeadlineHeap {
 
 impl DeadlineHeap {
     /// A heap for `slots` slots; never allocates after this.
-    pub(crate) fn new(slots: usize) -> Self {
-        DeadlineHeap {
-            heap: Vec::with_capacity(slots),
-            pos: vec![NONE; slots],
-        }
+    pub(crate) fn new(slots: usize) -> Result<Self, AllocError> {
+        Ok(DeadlineHeap {
+            heap: fallible::vec_with_capacity(slots, "deadline heap")?,
+            pos: fallible::vec_filled(slots, NONE, "deadline heap")?,
+        })
     }
 
     /// The earliest deadline.
@@ -134,7 +135,7 @@ mod tests {
         for seed in 0..200 {
             let mut rng = Rng::new(seed);
             let n = 1 + rng.below(64);
-            let mut h = DeadlineHeap::new(n);
+            let mut h = DeadlineHeap::new(n).unwrap();
             let mut model: Vec<Option<u64>> = vec![None; n];
             for _ in 0..rng.below(400) {
                 let s = rng.below(n);
@@ -169,7 +170,7 @@ mod tests {
 
     #[test]
     fn many_deadlines_expiring_in_one_tick_all_pop() {
-        let mut h = DeadlineHeap::new(10_000);
+        let mut h = DeadlineHeap::new(10_000).unwrap();
         for s in 0..10_000u32 {
             h.set(s, Some(Instant::from_millis(500)));
         }

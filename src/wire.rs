@@ -306,6 +306,8 @@ const CODES: &[CloseReason] = &[
     CloseReason::SessionLost,
     CloseReason::BadToken,
     CloseReason::SessionClosed,
+    CloseReason::FrameTimeout,
+    CloseReason::TooManyConnectionsFromPeer,
 ];
 
 #[cfg(test)]

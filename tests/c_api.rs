@@ -86,9 +86,17 @@ fn hl7_msg(id: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Runs the C server (behind `wrapper`, e.g. valgrind) for three messages from a
-/// Rust client; checks the replies, the event lines and a clean exit. Returns stderr.
-fn run_c_server_for_three_messages(binary: &Path, wrapper: &[&str]) -> String {
+/// What a run of the C server gave: the reply to each request, its stdout
+/// lines, its stderr.
+struct CRun {
+    replies: Vec<Vec<u8>>,
+    out: Vec<String>,
+    errors: String,
+}
+
+/// Runs the C server (behind `wrapper`, e.g. valgrind) for `requests` from a
+/// Rust client and waits for its clean exit.
+fn run_c_server(binary: &Path, wrapper: &[&str], requests: &[Vec<u8>]) -> CRun {
     let mut cmd = match wrapper.split_first() {
         Some((first, rest)) => {
             let mut c = Command::new(first);
@@ -98,7 +106,7 @@ fn run_c_server_for_three_messages(binary: &Path, wrapper: &[&str]) -> String {
         None => Command::new(binary),
     };
     let mut child = cmd
-        .args(["127.0.0.1:0", "3"])
+        .args(["127.0.0.1:0", &requests.len().to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -136,14 +144,13 @@ fn run_c_server_for_three_messages(binary: &Path, wrapper: &[&str]) -> String {
         },
     )
     .expect("client");
-    for id in ["C1", "C2", "C3"] {
+    let mut replies = Vec::new();
+    for (i, m) in requests.iter().enumerate() {
         let reply = client
-            .request_within(&hl7_msg(id), WITHIN)
-            .unwrap_or_else(|e| panic!("request {id}: {e}"));
-        assert_eq!(hl7::ack_code(reply), Some(&b"AA"[..]), "reply to {id}");
-        assert_eq!(hl7::acked_control_id(reply), Some(id.as_bytes()));
+            .request_within(m, WITHIN)
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
+        replies.push(reply.to_vec());
     }
-    assert_eq!(client.stats().replies, 3);
 
     let deadline = Instant::now() + WITHIN;
     let status = loop {
@@ -153,7 +160,10 @@ fn run_c_server_for_three_messages(binary: &Path, wrapper: &[&str]) -> String {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the C server did not exit after three messages");
+            panic!(
+                "the C server did not exit after {} messages",
+                requests.len()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -166,12 +176,34 @@ fn run_c_server_for_three_messages(binary: &Path, wrapper: &[&str]) -> String {
         "exit {status}; stdout:\n{}\nstderr:\n{errors}",
         out.join("\n")
     );
+    CRun {
+        replies,
+        out,
+        errors,
+    }
+}
+
+/// Runs the C server (behind `wrapper`, e.g. valgrind) for three messages from a
+/// Rust client; checks the replies, the event lines and a clean exit. Returns stderr.
+fn run_c_server_for_three_messages(binary: &Path, wrapper: &[&str]) -> String {
+    let ids = ["C1", "C2", "C3"];
+    let requests: Vec<Vec<u8>> = ids.iter().map(|id| hl7_msg(id)).collect();
+    let CRun {
+        replies,
+        out,
+        errors,
+    } = run_c_server(binary, wrapper, &requests);
+    for (reply, id) in replies.iter().zip(ids) {
+        assert_eq!(hl7::ack_code(reply), Some(&b"AA"[..]), "reply to {id}");
+        assert_eq!(hl7::acked_control_id(reply), Some(id.as_bytes()));
+    }
+    assert_eq!(replies.len(), 3);
     let messages: Vec<&String> = out
         .iter()
         .filter(|l| l.starts_with("event=message "))
         .collect();
     assert_eq!(messages.len(), 3, "{out:?}");
-    for (line, id) in messages.iter().zip(["C1", "C2", "C3"]) {
+    for (line, id) in messages.iter().zip(ids) {
         assert!(
             line.contains(&format!("control_id={id} reply=MOORING_RESULT_OK")),
             "{line}"
@@ -189,6 +221,68 @@ fn run_c_server_for_three_messages(binary: &Path, wrapper: &[&str]) -> String {
     errors
 }
 
+/// A 3,000-byte MSH-10 and one with control bytes, a space, `=` and a line
+/// feed followed by a forged event line: the replies stay within the ACK
+/// buffer and every output line is the server's own, one key=value set.
+fn run_c_server_on_hostile_ids(binary: &Path, wrapper: &[&str]) -> String {
+    let long = "L".repeat(3000);
+    let hostile = "H\x1b[2J\t a=b\x07\nevent=forged messages=99";
+    let requests = vec![hl7_msg(&long), hl7_msg(hostile), hl7_msg("C3")];
+    let run = run_c_server(binary, wrapper, &requests);
+    let out = &run.out;
+    // The long id is refused, not quoted, and nothing beyond the ACK is sent.
+    let long_reply = &run.replies[0];
+    assert!(long_reply.len() < 512, "{} bytes", long_reply.len());
+    assert_eq!(hl7::ack_code(long_reply), Some(&b"AR"[..]));
+    assert_eq!(hl7::acked_control_id(long_reply), None);
+    // The hostile id ends at the line feed, as an HL7 segment does.
+    let short = "H\x1b[2J\t a=b\x07";
+    assert_eq!(hl7::ack_code(&run.replies[1]), Some(&b"AA"[..]));
+    assert_eq!(
+        hl7::acked_control_id(&run.replies[1]),
+        Some(short.as_bytes())
+    );
+    assert_eq!(hl7::ack_code(&run.replies[2]), Some(&b"AA"[..]));
+    for line in out {
+        assert!(
+            line.starts_with("event=") && !line.starts_with("event=forged"),
+            "forged line: {line:?}"
+        );
+        assert!(
+            line.bytes().all(|b| (b' '..0x7f).contains(&b)),
+            "control bytes in {line:?}"
+        );
+        for kv in line.split(' ') {
+            assert_eq!(kv.matches('=').count(), 1, "{kv:?} in {line:?}");
+        }
+    }
+    let messages: Vec<&String> = out
+        .iter()
+        .filter(|l| l.starts_with("event=message "))
+        .collect();
+    assert_eq!(messages.len(), 3, "{out:?}");
+    // Printed cut to 199 bytes, with its real length.
+    assert!(
+        messages[0].ends_with(&format!(
+            " control_id={} reply=MOORING_RESULT_OK id_len=3000",
+            &long[..199]
+        )),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[1].contains(" control_id=H_[2J__a_b_ reply=MOORING_RESULT_OK id_len=11"),
+        "{}",
+        messages[1]
+    );
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("event=done messages=3 accepted=1"),
+        "{out:?}"
+    );
+    run.errors
+}
+
 #[test]
 fn c_example_server_acknowledges_each_message_of_a_rust_client() {
     let bin = build_c_server("c_server");
@@ -196,18 +290,24 @@ fn c_example_server_acknowledges_each_message_of_a_rust_client() {
 }
 
 #[test]
+fn c_example_server_neither_overreads_nor_prints_a_hostile_msh_10() {
+    let bin = build_c_server("c_server_hostile");
+    run_c_server_on_hostile_ids(&bin, &[]);
+}
+
+#[test]
 #[ignore = "needs valgrind; run by .ci/run"]
 fn c_example_server_runs_clean_under_valgrind() {
     let bin = build_c_server("c_server_valgrind");
-    let stderr = run_c_server_for_three_messages(
-        &bin,
-        &[
-            "valgrind",
-            "--error-exitcode=1",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite,indirect",
-        ],
-    );
+    let valgrind = [
+        "valgrind",
+        "--error-exitcode=1",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite,indirect",
+    ];
+    let hostile = run_c_server_on_hostile_ids(&bin, &valgrind);
+    assert!(hostile.contains("ERROR SUMMARY: 0 errors"), "{hostile}");
+    let stderr = run_c_server_for_three_messages(&bin, &valgrind);
     // Echo valgrind's summary so the CI log shows what it checked.
     for line in stderr.lines().filter(|l| {
         l.contains("ERROR SUMMARY") || l.contains("definitely lost") || l.contains("in use at exit")

@@ -246,6 +246,26 @@ fn a_silent_peer_is_closed_with_idle_timeout() {
 }
 
 #[test]
+fn a_peer_trickling_a_frame_is_never_idle_but_is_closed_with_frame_timeout() {
+    let (mut listen, addr) = Proc::listen(&[
+        "--idle-timeout",
+        "200ms",
+        "--frame-timeout",
+        "300ms",
+        "--frame-min-rate",
+        "0",
+    ]);
+    let started = Instant::now();
+    let (me, trickle) = support::trickle_a_frame(addr);
+    listen.expect_line(
+        |l| l == format!("event=closed peer={me} reason=FrameTimeout"),
+        WITHIN,
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    trickle.join().expect("trickle thread");
+}
+
+#[test]
 fn max_conns_1_rejects_a_second_peer() {
     let (mut listen, addr) = Proc::listen(&["--max-conns", "1"]);
     let first = TcpStream::connect(addr).expect("connect");
@@ -879,5 +899,51 @@ fn send_session_to_a_closed_port_reconnects_then_gives_up_at_the_response_timeou
     assert_eq!(
         lines.last().copied(),
         Some("event=summary sent=3 replied=0 failed=3 resends=0 unexpected=0")
+    );
+}
+
+#[test]
+fn a_peers_close_message_is_its_claim_not_the_close_reason() {
+    use mooring::wire::{self, Greeting, Msg, WireReason};
+    use mooring::CloseReason;
+    /// `msg` in an MLLP frame.
+    fn framed(msg: &Msg<'_>) -> Vec<u8> {
+        let mut b = [0u8; wire::MAX_CONTROL + 3];
+        b[0] = 0x0B;
+        let n = wire::encode(msg, &mut b[1..]).expect("fits");
+        b[1 + n] = 0x1C;
+        b[2 + n] = 0x0D;
+        b[..n + 3].to_vec()
+    }
+    let (mut listen, addr) = Proc::listen(&["--protocol", "mooring"]);
+    let mut peer = TcpStream::connect(addr).expect("connect");
+    let me = peer.local_addr().expect("addr").to_string();
+    peer.write_all(&framed(&Msg::Hello(Greeting::new_session())))
+        .expect("hello");
+    listen.expect_line(|l| l == format!("event=connected peer={me}"), WITHIN);
+    // The peer says it was replaced as stale: a claim, printed as such.
+    let close = Msg::Close(WireReason::Known(CloseReason::StaleReplaced));
+    peer.write_all(&framed(&close)).expect("close");
+    listen.expect_line(
+        |l| l == format!("event=closed peer={me} reason=PeerClosed peer_reason=StaleReplaced"),
+        WITHIN,
+    );
+}
+
+#[test]
+fn send_hold_prints_the_reason_a_mooring_peer_gave_as_its_claim() {
+    let (_listen, addr) = Proc::listen(&["--protocol", "mooring", "--idle-timeout", "300ms"]);
+    let a = addr.to_string();
+    let r = run(
+        mooring(&["send", &a, SAMPLE, "--protocol", "mooring", "--hold", "20s"]),
+        None,
+    );
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    let lines = r.lines();
+    assert_eq!(
+        lines[lines.len() - 2],
+        "event=closed reason=PeerClosed peer_reason=IdleTimeout",
+        "{}",
+        r.stdout
     );
 }

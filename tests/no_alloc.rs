@@ -272,3 +272,68 @@ fn steady_exchange_through_client_and_server_allocates_nothing_on_either_side() 
     assert_eq!(server_side, (0, 0), "server-side allocations / frees");
     assert_eq!(client_side, (0, 0), "client-side allocations / frees");
 }
+
+/// Accepting, refusing (per-address limit) and closing links, cycle after
+/// cycle, allocates nothing once warm: the per-address table and the accept
+/// path use only what was sized at start.
+#[test]
+fn accepting_refusing_and_closing_links_with_a_per_address_limit_allocates_nothing() {
+    let mut node = Node::new(NodeConfig {
+        max_links: 8,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let l = node
+        .listen(
+            "127.0.0.1:0".parse().unwrap(),
+            ListenConfig {
+                max_connections: 4,
+                max_connections_per_ip: Some(1),
+                ..ListenConfig::default()
+            },
+        )
+        .unwrap();
+    let addr = node.local_addr(l).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // One cycle: two outbound links to the listener; the first is accepted,
+    // the second refused (same address); then both close.
+    let cycle = |node: &mut Node| {
+        let a = node.connect(addr, &ConnectConfig::default()).unwrap();
+        let b = node.connect(addr, &ConnectConfig::default()).unwrap();
+        let (mut accepted, mut rejected, mut closed) = (0, 0, 0);
+        while !(accepted == 1 && rejected == 1 && closed == 3) {
+            assert!(Instant::now() < deadline, "cycle stuck");
+            node.poll(Some(Duration::from_millis(50))).unwrap();
+            while let Some(ev) = node.next_event() {
+                match ev {
+                    Event::Connected {
+                        listener: Some(_), ..
+                    } => {
+                        accepted += 1;
+                        node.close(a);
+                    }
+                    Event::Rejected { .. } => rejected += 1,
+                    Event::Closed { .. } => closed += 1,
+                    _ => {}
+                }
+            }
+            if rejected == 1 && node.is_open(b) {
+                node.close(b);
+            }
+        }
+    };
+    for _ in 0..20 {
+        cycle(&mut node);
+    }
+    let start = start_counting();
+    for _ in 0..200 {
+        cycle(&mut node);
+    }
+    let (allocs, frees) = stop_counting(start);
+    assert_eq!(node.stats().rejected_from_peer, 220);
+    assert_eq!(
+        (allocs, frees),
+        (0, 0),
+        "allocations / frees over 200 cycles"
+    );
+}

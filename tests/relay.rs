@@ -20,7 +20,21 @@ const CR: u8 = 0x0d;
 
 /// An HL7 message with MSH-10 `id`.
 fn msg(id: &str) -> Vec<u8> {
-    format!("MSH|^~\\&|DEV|WARD|EHR|HOSP|20260101120000||ADT^A01|{id}|P|2.5\rPID|1||123\r")
+    msg_from("DEV", "WARD", id)
+}
+
+/// An HL7 message from sending application `app` at `facility` (MSH-3, MSH-4)
+/// with MSH-10 `id`; its PID names the sender, so each sender's content differs.
+fn msg_from(app: &str, facility: &str, id: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|{app}|{facility}|EHR|HOSP|20260101120000||ADT^A01|{id}|P|2.5\rPID|1||{app}-123\r"
+    )
+    .into_bytes()
+}
+
+/// The ACK an upstream sends for message `id`.
+fn ack_for(id: &str) -> Vec<u8> {
+    format!("MSH|^~\\&|EHR|HOSP|DEV|WARD|20260101120000||ACK|A{id}|P|2.5\rMSA|AA|{id}\r")
         .into_bytes()
 }
 
@@ -100,7 +114,13 @@ impl Peer {
 
     /// Sends message `id` and returns the ACK's MSA-1 (checking MSA-2 is `id`).
     fn request(&mut self, id: &str) -> String {
-        self.send(&msg(id));
+        self.request_msg(&msg(id), id)
+    }
+
+    /// Sends `payload` (MSH-10 `id`) and returns the ACK's MSA-1 (checking
+    /// MSA-2 is `id`).
+    fn request_msg(&mut self, payload: &[u8], id: &str) -> String {
+        self.send(payload);
         let (code, acked) = msa(&self.frame());
         assert_eq!(acked, id, "the ACK names the message");
         code
@@ -176,6 +196,18 @@ fn devices_messages_are_forwarded_in_order_and_acknowledged() {
         let l = r.expect_line(is_id("acked", id), WITHIN);
         assert_eq!(field(&l, "ack"), Some("AA"), "{l}");
     }
+}
+
+#[test]
+fn a_device_trickling_a_frame_is_closed_with_frame_timeout() {
+    let (_up, up_addr) = Proc::listen(&[]);
+    let (mut r, addr) = relay(up_addr, &["--frame-timeout", "300ms"]);
+    let (me, trickle) = support::trickle_a_frame(addr);
+    r.expect_line(
+        |l| l == format!("event=closed peer={me} reason=FrameTimeout"),
+        WITHIN,
+    );
+    trickle.join().expect("trickle thread");
 }
 
 #[test]
@@ -371,4 +403,121 @@ fn a_message_out_of_retries_fails_loudly_and_the_waiting_device_gets_ar() {
     dev.send(&msg("M1"));
     let again = r.expect_line(is_id("forwarded", "M1"), WITHIN);
     assert_eq!(field(&again, "seq"), Some("2"), "{again}");
+}
+
+/// MSH-10 of an HL7 message, as text.
+fn control_id(m: &[u8]) -> String {
+    let text = String::from_utf8_lossy(m);
+    text.split('|').nth(9).unwrap_or("").to_string()
+}
+
+/// Reads `n` frames as the upstream, answering each with an AA ACK.
+fn serve_upstream(up: &mut Peer, n: usize) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        let m = up.frame();
+        up.send(&ack_for(&control_id(&m)));
+        got.push(m);
+    }
+    got
+}
+
+#[test]
+fn devices_reusing_ids_each_get_every_message_upstream_once() {
+    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &[]);
+    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
+    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    // Three senders with independent counters: two differ in MSH-3, two only in
+    // MSH-4.
+    let senders = [("MONITOR", "ICU"), ("PUMP", "ICU"), ("MONITOR", "ER")];
+    let mut devs: Vec<Peer> = senders.iter().map(|_| Peer::connect(addr)).collect();
+    let mut sent = Vec::new();
+    for i in 1..=5 {
+        let id = format!("MSG{i:05}");
+        for (dev, (app, fac)) in devs.iter_mut().zip(senders) {
+            let m = msg_from(app, fac, &id);
+            assert_eq!(dev.request_msg(&m, &id), "AA", "{app}/{fac} {id}");
+            sent.push(m);
+        }
+    }
+    r.expect_line(|l| is("queued")(l) && field(l, "seq") == Some("15"), WITHIN);
+    let dups: Vec<&String> = r.seen().iter().filter(|l| is("duplicate")(l)).collect();
+    assert!(
+        dups.is_empty(),
+        "other senders' messages taken for resends: {dups:?}"
+    );
+    let mut got = serve_upstream(&mut up, sent.len());
+    got.sort();
+    sent.sort();
+    assert_eq!(got, sent, "every message upstream, once");
+
+    // A real resend is still a duplicate, from a new connection too (the key
+    // has nothing of the device's address): acknowledged, not forwarded.
+    let mut again = Peer::connect(addr);
+    let m = msg_from("PUMP", "ICU", "MSG00003");
+    assert_eq!(again.request_msg(&m, "MSG00003"), "AA");
+    r.expect_line(is_id("duplicate", "MSG00003"), WITHIN);
+    let fresh = msg_from("PUMP", "ICU", "MSG00006");
+    assert_eq!(again.request_msg(&fresh, "MSG00006"), "AA");
+    assert_eq!(
+        serve_upstream(&mut up, 1),
+        vec![fresh],
+        "the resend not forwarded"
+    );
+}
+
+#[test]
+fn a_message_waiting_for_the_upstream_is_not_confused_with_another_senders_same_id() {
+    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--ack-after", "upstream"]);
+    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
+    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    let (mut a, mut b) = (Peer::connect(addr), Peer::connect(addr));
+    let (ma, mb) = (
+        msg_from("MONITOR", "ICU", "X1"),
+        msg_from("PUMP", "ICU", "X1"),
+    );
+    a.send(&ma);
+    assert_eq!(up.frame(), ma, "A's message is upstream, its ACK awaited");
+    b.send(&mb);
+    // B's message is new (queued as seq 2), not a resend of A's.
+    r.expect_line(
+        |l| is_id("queued", "X1")(l) && field(l, "seq") == Some("2"),
+        WITHIN,
+    );
+    up.send(&ack_for("X1"));
+    assert_eq!(msa(&a.frame()), ("AA".to_string(), "X1".to_string()));
+    assert_eq!(up.frame(), mb, "B's message follows");
+    up.send(&ack_for("X1"));
+    assert_eq!(msa(&b.frame()), ("AA".to_string(), "X1".to_string()));
+}
+
+#[test]
+fn with_ack_after_upstream_and_the_upstream_down_the_device_gets_ar_after_the_response_timeout() {
+    // Nothing listens on the upstream port: every connect is refused.
+    let port = free_port();
+    let timeout = Duration::from_millis(600);
+    let (mut r, addr) = relay(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &["--ack-after", "upstream", "--response-timeout", "600ms"],
+    );
+    r.expect_line(|l| field(l, "reason") == Some("ConnectionRefused"), WITHIN);
+    let mut dev = Peer::connect(addr);
+    let sent = Instant::now();
+    dev.send(&msg("M1"));
+    let reply = dev.try_frame(timeout + Duration::from_secs(2));
+    let waited = sent.elapsed();
+    let reply = reply.unwrap_or_else(|| panic!("no reply within {waited:?}: {:?}", r.seen()));
+    assert_eq!(msa(&reply), ("AR".to_string(), "M1".to_string()));
+    assert!(waited >= timeout, "answered before the timeout: {waited:?}");
+    let l = r.expect_line(is_id("reply_timeout", "M1"), WITHIN);
+    assert_eq!(field(&l, "ack"), Some("AR"), "{l}");
+    // The message is kept: once the upstream is there it goes out, once, and
+    // the device's resend is recognised.
+    let mut up = listen_on(port, &[]);
+    assert_eq!(next_id(&mut up, "message"), "M1");
+    r.expect_line(is_id("acked", "M1"), WITHIN);
+    assert_eq!(dev.request("M1"), "AA", "the resend of a delivered message");
+    r.expect_line(is_id("duplicate", "M1"), WITHIN);
 }

@@ -13,14 +13,40 @@
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
-/* MSH-10 (control id): the text after the 9th '|' of the MSH segment. */
-static int control_id(const uint8_t *m, size_t n, const char **id) {
+/* Longest MSH-10 answered with an ACK that quotes it (HL7 v2.7's limit for
+ * the field); a longer one is rejected without being quoted. */
+#define ID_MAX 199
+
+/* MSH-10 (control id): the text after the 9th '|' of the MSH segment, which
+ * ends at the first CR or LF. Its length, however long (size_t: no overflow). */
+static size_t control_id(const uint8_t *m, size_t n, const char **id) {
     size_t i = 0, bars = 0;
-    while (i < n && bars < 9) bars += m[i++] == '|';
+    while (i < n && bars < 9 && m[i] != '\r' && m[i] != '\n') bars += m[i++] == '|';
     size_t start = i;
-    while (i < n && m[i] != '|' && m[i] != '\r') i++;
+    while (i < n && m[i] != '|' && m[i] != '\r' && m[i] != '\n') i++;
     *id = (const char *)m + start;
-    return bars == 9 ? (int)(i - start) : 0;
+    return bars == 9 ? i - start : 0;
+}
+
+/* Prints `s` as one key=value value: bytes outside printable ASCII, spaces and
+ * '=' become '_' (as in the mooring CLI), so a peer's bytes can never start a
+ * line or a key of their own. */
+static void print_value(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        putchar(c > ' ' && c < 0x7f && c != '=' ? c : '_');
+    }
+}
+
+/* Writes the ACK for control id `id` into `ack`; returns its length, or 0 when
+ * it does not fit. An id longer than ID_MAX gets MSA|AR without it. */
+static size_t build_ack(char *ack, size_t size, const char *id, size_t n) {
+    int quoted = n <= ID_MAX;
+    int len = snprintf(ack, size, "MSH|^~\\&|MOORING|C|||20260101000000||ACK|%.*s|P|2.5\rMSA|%s|%.*s\r",
+                       quoted ? (int)n : 0, id, quoted ? "AA" : "AR", quoted ? (int)n : 0, id);
+    /* snprintf returns the length it WOULD have written: never send more than
+     * the buffer holds. */
+    return len < 0 || (size_t)len >= size ? 0 : (size_t)len;
 }
 
 static int fail(const char *what, mooring_node *node) {
@@ -70,13 +96,15 @@ int main(int argc, char **argv) {
                 printf("event=connected link=%u.%u peer=%s\n", ev.link.slot, ev.link.gen, ev.peer);
             } else if (ev.kind == MOORING_EVENT_KIND_MESSAGE) {
                 const char *id;
-                int n = control_id(ev.data, ev.len, &id);
-                char ack[256];
-                int len = snprintf(ack, sizeof ack,
-                    "MSH|^~\\&|MOORING|C|||20260101000000||ACK|%.*s|P|2.5\rMSA|AA|%.*s\r", n, id, n, id);
-                mooring_result r = mooring_node_send(node, ev.link, (const uint8_t *)ack, (size_t)len);
-                printf("event=message link=%u.%u len=%zu control_id=%.*s reply=%s\n", ev.link.slot,
-                       ev.link.gen, ev.len, n, id, mooring_result_name(r));
+                size_t n = control_id(ev.data, ev.len, &id);
+                char ack[2 * ID_MAX + 128];
+                size_t len = build_ack(ack, sizeof ack, id, n);
+                const char *reply = "NOT_SENT";
+                if (len > 0)
+                    reply = mooring_result_name(mooring_node_send(node, ev.link, (const uint8_t *)ack, len));
+                printf("event=message link=%u.%u len=%zu control_id=", ev.link.slot, ev.link.gen, ev.len);
+                print_value(id, n > ID_MAX ? ID_MAX : n); /* a bounded line */
+                printf(" reply=%s id_len=%zu\n", reply, n);
                 seen++;
             } else if (ev.kind == MOORING_EVENT_KIND_CLOSED || ev.kind == MOORING_EVENT_KIND_REJECTED) {
                 printf("event=%s link=%u.%u peer=%s reason=%s frames_in=%llu\n",

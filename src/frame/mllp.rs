@@ -11,6 +11,11 @@
 //! - `0x1C` not followed by `0x0D` is [`FrameError::Bad`] (the standard requires the pair).
 //! - A payload longer than `max_frame` is [`FrameError::TooLarge`] as soon as
 //!   `max_frame + 1` payload bytes are seen without an end block.
+//! - One verdict for the same bytes, however reads split them: the first rule
+//!   broken in stream order wins. A payload's `max_frame + 1`-th byte makes it
+//!   [`FrameError::TooLarge`], even when a start block or a bad end block
+//!   follows in the same read; those are [`FrameError::Bad`] only within the
+//!   first `max_frame` payload bytes (or right after them).
 //!
 //! Release 2 commit acknowledgements are frames whose payload is a single
 //! `0x06` (ACK) or `0x15` (NAK): see [`MLLP_ACK`], [`MLLP_NAK`].
@@ -66,12 +71,15 @@ impl Codec for Mllp {
         match find_fs_or_vt(body) {
             Some(i) => {
                 let at = from + i;
-                if buf.get(at) == Some(&VT) {
-                    return Err(FrameError::Bad);
-                }
+                // Size first: a payload over the maximum is TooLarge whatever
+                // follows it, so the verdict does not depend on whether the
+                // block byte arrived in the same read (see the module docs).
                 let payload_len = at - 1;
                 if payload_len > max_frame {
                     return Err(FrameError::TooLarge);
+                }
+                if buf.get(at) == Some(&VT) {
+                    return Err(FrameError::Bad);
                 }
                 match buf.get(at + 1) {
                     None => {

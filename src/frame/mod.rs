@@ -207,6 +207,19 @@ pub(crate) mod tests {
         max_chunk: usize,
         max_frame: usize,
     ) -> Result<(Vec<Vec<u8>>, usize), FrameError> {
+        decode_split(codec, stream, |_| 1 + rng.below(max_chunk), max_frame)
+    }
+
+    /// Feeds `stream` to `codec` in reads whose sizes `read_size(pos)` gives
+    /// (at least 1, cut to what is left and to the buffer's room) through a
+    /// fixed buffer, and returns the payloads decoded and the bytes skipped, or
+    /// the first error.
+    pub(crate) fn decode_split(
+        codec: &dyn Codec,
+        stream: &[u8],
+        mut read_size: impl FnMut(usize) -> usize,
+        max_frame: usize,
+    ) -> Result<(Vec<Vec<u8>>, usize), FrameError> {
         let mut buf = vec![0u8; max_frame + codec.overhead() + 64];
         let (mut start, mut end, mut scan, mut skipped_total) = (0usize, 0usize, 0usize, 0usize);
         let mut frames = Vec::new();
@@ -228,8 +241,12 @@ pub(crate) mod tests {
                     Decoded::Incomplete { skipped, .. } => {
                         start += skipped;
                         skipped_total += skipped;
+                        // After noise, look again at what follows (as the driver does).
                         if skipped > 0 {
                             scan = 0;
+                            if start < end {
+                                continue;
+                            }
                         }
                         break;
                     }
@@ -244,7 +261,7 @@ pub(crate) mod tests {
             start = 0;
             let room = buf.len() - end;
             assert!(room > 0, "buffer full without a frame");
-            let n = (1 + rng.below(max_chunk)).min(stream.len() - pos).min(room);
+            let n = read_size(pos).max(1).min(stream.len() - pos).min(room);
             buf[end..end + n].copy_from_slice(&stream[pos..pos + n]);
             end += n;
             pos += n;
@@ -304,6 +321,78 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(Envelope::new(&[0; 9], &[]), None, "longer than MAX");
+    }
+
+    /// Asserts that `stream` decodes the same (frames, or the same error) in one
+    /// read, in two reads split at every point, and one byte at a time.
+    fn same_result_for_every_split(codec: &dyn Codec, stream: &[u8], max_frame: usize) {
+        let whole = decode_split(codec, stream, |_| usize::MAX, max_frame);
+        let bytewise = decode_split(codec, stream, |_| 1, max_frame);
+        assert_eq!(
+            bytewise, whole,
+            "1-byte reads of {stream:?}, max {max_frame}"
+        );
+        for cut in 1..stream.len() {
+            let split = decode_split(
+                codec,
+                stream,
+                |pos| if pos < cut { cut - pos } else { usize::MAX },
+                max_frame,
+            );
+            assert_eq!(
+                split, whole,
+                "split at {cut} of {stream:?}, max {max_frame}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_oversized_frame_closes_the_same_however_the_reads_split_it() {
+        // The rule: a payload over max_frame is TooLarge once its
+        // (max_frame + 1)-th byte is in, whatever breaks the rules later in the
+        // same frame; a violation before that byte is Bad.
+        let max = 8;
+        let cases: &[(&[u8], Result<(), FrameError>)] = &[
+            // A start block after the size was exceeded.
+            (b"\x0b0123456789AB\x0bX\x1c\x0d", Err(FrameError::TooLarge)),
+            // An end block without CR after the size was exceeded.
+            (b"\x0b0123456789AB\x1cX", Err(FrameError::TooLarge)),
+            (b"\x0b0123456789AB\x1c\x0d", Err(FrameError::TooLarge)),
+            // Violations within the size.
+            (b"\x0b0123\x0b0123456789AB", Err(FrameError::Bad)),
+            (b"\x0b01234567\x0b", Err(FrameError::Bad)),
+            (b"\x0b01234567\x1cX", Err(FrameError::Bad)),
+            (b"\x0b01234567\x1c\x0d", Ok(())),
+        ];
+        for &(stream, want) in cases {
+            let got = decode_split(&Mllp, stream, |_| usize::MAX, max).map(|_| ());
+            assert_eq!(got, want, "{stream:?}");
+            same_result_for_every_split(&Mllp, stream, max);
+        }
+        let mut big = vec![0, 0, 0, 9];
+        big.extend_from_slice(b"012345678");
+        same_result_for_every_split(&Len32, &big, max);
+    }
+
+    #[test]
+    fn random_streams_decode_the_same_for_every_split() {
+        for seed in 0..300u64 {
+            let mut rng = Rng::new(seed);
+            let len = rng.below(40);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match rng.below(5) {
+                    0 => 0x0B,
+                    1 => 0x1C,
+                    2 => 0x0D,
+                    3 => 0,
+                    _ => b'a' + rng.below(3) as u8,
+                })
+                .collect();
+            let max_frame = rng.below(12);
+            for codec in [Framing::Mllp.codec(), Framing::Len32.codec()] {
+                same_result_for_every_split(codec, &bytes, max_frame);
+            }
+        }
     }
 
     #[test]

@@ -130,6 +130,7 @@ impl Rec {
                 peer,
                 reason,
                 stats,
+                ..
             } => Rec::Closed {
                 link,
                 peer,

@@ -228,3 +228,20 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split(' ')
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
+
+/// A peer that connects to `addr`, starts an MLLP frame and sends one more byte
+/// of it every 50 ms (a frame that never ends: slowloris), for at most 5 s or
+/// until the other side closes. Returns its local address and the thread.
+pub fn trickle_a_frame(addr: SocketAddr) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let me = s.local_addr().expect("addr");
+    let t = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut next: &[u8] = b"\x0bMSH|";
+        while Instant::now() < end && s.write_all(next).is_ok() {
+            next = b"x";
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    (me, t)
+}

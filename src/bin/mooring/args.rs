@@ -15,8 +15,8 @@ use mooring::error::ConfigError;
 use mooring::liveness::MAX_KEEPALIVE;
 use mooring::session::{Backoff, SessionConfig};
 use mooring::{
-    hl7, AllowList, Cidr, Framing, Heartbeat, KeepAliveMessage, LivenessConfig, Protocol,
-    TcpKeepalive,
+    hl7, AllowList, Cidr, FrameTimeout, Framing, Heartbeat, KeepAliveMessage, LivenessConfig,
+    Protocol, TcpKeepalive,
 };
 
 /// The top-level usage, printed by `mooring --help`.
@@ -60,6 +60,12 @@ macro_rules! liveness_help {
                           data stays unacknowledged for DUR (default off)
   --handshake-timeout DUR mooring: the handshake must complete within DUR
                           (default 10s)
+  --frame-timeout DUR     slow peers: a frame must be complete DUR after its
+                          first byte, plus 1 s per --frame-min-rate bytes of it
+                          received, at most 10m in all; else the link closes
+                          with FrameTimeout (default 30s; 0 or off: no limit)
+  --frame-min-rate N      bytes per second that buy a frame more time
+                          (default 500; 0: a fixed --frame-timeout)
 "
     };
 }
@@ -72,6 +78,9 @@ Usage: mooring listen [flags]
   --bind ADDR             address to listen on (default 127.0.0.1:2575; port 0 picks one)
   --framing mllp|len32    framing (default mllp)
   --max-conns N           connections served at once; more are rejected (default 10)
+  --max-conns-per-ip N    links one peer address may hold at once; more are
+                          rejected (TooManyConnectionsFromPeer); 0 or off: no
+                          limit (default off)
   --idle-timeout DUR      close a link that received nothing for DUR (default off)
   --stale-recovery DUR    with --max-conns 1: a newcomer replaces a link idle for DUR
   --close-after-reply     close each link once its first message is answered
@@ -105,7 +114,9 @@ Lines (stdout, flushed at once):
   event=message peer=IP:PORT bytes=N [id=MSH-10]
   event=commit_ack peer=IP:PORT accepted=true|false
   event=closed peer=IP:PORT reason=IdleTimeout|HeartbeatTimeout|HandshakeTimeout|...
-  event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed
+                 [peer_reason=R]   (mooring: the reason the peer's CLOSE claimed;
+                                    reason is then PeerClosed)
+  event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
 With --session (session=N numbers the sessions of this process, from 1):
   event=session session=N note=established resumed=true|false replaying=K
   event=session_message session=N bytes=N [id=MSH-10]   (in order, exactly once)
@@ -177,7 +188,8 @@ Lines (stdout):
   event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0
 With --session (session=1: the one session of this run):
   event=session session=1 note=established resumed=true|false replaying=K
-  event=closed reason=HeartbeatTimeout        (the session's link was lost)
+  event=closed reason=HeartbeatTimeout [peer_reason=R]   (the session's link
+                                              was lost; R: the peer's claim)
   event=session session=1 note=reconnecting attempt=N delay_ms=D
   event=session session=1 note=ended how=Lost|Expired|QueueFull|Closed undelivered=K
   event=error n=7 [id=MSG00007] error=SessionExpired|SessionLost|QueueFull|
@@ -247,6 +259,8 @@ pub struct ListenOpts {
     pub framing: Framing,
     /// `--max-conns`.
     pub max_conns: usize,
+    /// `--max-conns-per-ip` (`None`: off).
+    pub max_conns_per_ip: Option<usize>,
     /// `--idle-timeout`.
     pub idle_timeout: Option<Duration>,
     /// `--stale-recovery`.
@@ -275,6 +289,7 @@ impl Default for ListenOpts {
             bind: SocketAddr::from(([127, 0, 0, 1], 2575)),
             framing: Framing::Mllp,
             max_conns: 10,
+            max_conns_per_ip: None,
             idle_timeout: None,
             stale_recovery: None,
             close_after_reply: false,
@@ -397,6 +412,14 @@ pub(crate) fn parse_framing(s: &str) -> Result<Framing, UsageError> {
 fn parse_count<T: std::str::FromStr>(flag: &str, s: &str) -> Result<T, UsageError> {
     s.parse()
         .or_else(|_| err(format!("{flag}: bad number \"{s}\"")))
+}
+
+/// A limit for `flag`: a count, or `0`/`off` for none (`None`).
+pub(crate) fn parse_limit(flag: &str, s: &str) -> Result<Option<usize>, UsageError> {
+    if s == "off" {
+        return Ok(None);
+    }
+    Ok(Some(parse_count::<usize>(flag, s)?).filter(|&n| n > 0))
 }
 
 /// A duration for `flag`, with the error line operators see for a bad one.
@@ -525,6 +548,10 @@ struct LivenessFlags {
     tcp_user_timeout: Option<Duration>,
     /// `--handshake-timeout`.
     handshake_timeout: Option<Duration>,
+    /// `--frame-timeout` (`Some(None)`: `0` or `off`).
+    frame_timeout: Option<Option<Duration>>,
+    /// `--frame-min-rate`.
+    frame_min_rate: Option<u32>,
 }
 
 /// `--tcp-keepalive IDLE,INTVL,COUNT`, e.g. `45s,10s,3`.
@@ -598,6 +625,7 @@ fn liveness_flag_of(field: &str) -> &'static str {
         "keepalive.timeout" => "--keepalive-timeout",
         "keepalive.payload" => "--keepalive-message",
         "tcp_user_timeout" => "--tcp-user-timeout",
+        "frame_timeout" => "--frame-timeout",
         f if f.starts_with("tcp_keepalive") => "--tcp-keepalive",
         _ => "liveness flags",
     }
@@ -621,6 +649,8 @@ impl LivenessFlags {
             "--tcp-keepalive",
             "--tcp-user-timeout",
             "--handshake-timeout",
+            "--frame-timeout",
+            "--frame-min-rate",
         ];
         if !known.contains(&flag) {
             return Ok(false);
@@ -645,6 +675,13 @@ impl LivenessFlags {
             "--keepalive-timeout" => self.keepalive_timeout = Some(parse_dur(flag, &v)?),
             "--tcp-keepalive" => self.tcp_keepalive = Some(parse_tcp_keepalive(&v)?),
             "--tcp-user-timeout" => self.tcp_user_timeout = Some(parse_dur(flag, &v)?),
+            "--frame-timeout" => {
+                self.frame_timeout = Some(match v.as_str() {
+                    "0" | "off" => None,
+                    _ => Some(parse_dur(flag, &v)?),
+                })
+            }
+            "--frame-min-rate" => self.frame_min_rate = Some(parse_count(flag, &v)?),
             _ => self.handshake_timeout = Some(parse_dur(flag, &v)?),
         }
         Ok(true)
@@ -678,6 +715,20 @@ impl LivenessFlags {
             }
             (None, None) => None,
         };
+        let frame_timeout = match (self.frame_timeout, self.frame_min_rate) {
+            (Some(None), Some(_)) => {
+                return err("--frame-min-rate: needs --frame-timeout (it is off)")
+            }
+            (Some(None), None) => None,
+            (timeout, min_rate) => {
+                let d = FrameTimeout::default();
+                Some(FrameTimeout {
+                    timeout: timeout.flatten().unwrap_or(d.timeout),
+                    min_rate: min_rate.unwrap_or(d.min_rate),
+                    ..d
+                })
+            }
+        };
         let defaults = LivenessConfig::default();
         let cfg = LivenessConfig {
             protocol: self.protocol,
@@ -691,6 +742,7 @@ impl LivenessFlags {
             tcp_keepalive: self.tcp_keepalive,
             tcp_user_timeout: self.tcp_user_timeout,
             handshake_timeout: self.handshake_timeout.unwrap_or(defaults.handshake_timeout),
+            frame_timeout,
         };
         cfg.validate().map_err(|e| {
             let flag = match e {
@@ -840,6 +892,9 @@ fn parse_listen<I: Iterator<Item = String>>(
             "--bind" => o.bind = parse_addr(&flag, &words.value(&flag, inline)?)?,
             "--framing" => o.framing = parse_framing(&words.value(&flag, inline)?)?,
             "--max-conns" => o.max_conns = parse_count(&flag, &words.value(&flag, inline)?)?,
+            "--max-conns-per-ip" => {
+                o.max_conns_per_ip = parse_limit(&flag, &words.value(&flag, inline)?)?
+            }
             "--idle-timeout" => {
                 o.idle_timeout = Some(parse_dur(&flag, &words.value(&flag, inline)?)?)
             }
@@ -1058,6 +1113,8 @@ mod tests {
             "len32",
             "--max-conns",
             "1",
+            "--max-conns-per-ip",
+            "3",
             "--stale-recovery",
             "300ms",
             "--allow",
@@ -1076,11 +1133,27 @@ mod tests {
         assert_eq!(o.bind.port(), 0);
         assert_eq!(o.framing, Framing::Len32);
         assert_eq!(o.max_conns, 1);
+        assert_eq!(o.max_conns_per_ip, Some(3));
         assert_eq!(o.stale_recovery, Some(Duration::from_millis(300)));
         assert!(o.allow.allows("127.0.0.1".parse().unwrap()));
         assert!(!o.allow.allows("192.0.2.1".parse().unwrap()));
         assert_eq!(o.reply, ReplyMode::Echo);
         assert!(o.quiet);
+    }
+
+    #[test]
+    fn max_conns_per_ip_is_off_by_default_and_with_0_or_off() {
+        for (args, want) in [
+            (&["listen"][..], None),
+            (&["listen", "--max-conns-per-ip", "0"][..], None),
+            (&["listen", "--max-conns-per-ip=off"][..], None),
+            (&["listen", "--max-conns-per-ip", "2"][..], Some(2)),
+        ] {
+            let Command::Listen(o) = run(args).unwrap().command else {
+                panic!("not listen")
+            };
+            assert_eq!(o.max_conns_per_ip, want, "{args:?}");
+        }
     }
 
     #[test]
@@ -1143,6 +1216,60 @@ mod tests {
     }
 
     #[test]
+    fn frame_timeout_flags_build_the_config_on_listen_and_send() {
+        let frame = |args: &[&str]| match run(args).map(|c| c.command) {
+            Ok(Command::Listen(o)) => Ok(o.liveness.frame_timeout),
+            Ok(Command::Send(o)) => Ok(o.liveness.frame_timeout),
+            Ok(_) => panic!("not listen or send"),
+            Err(e) => Err(e.0),
+        };
+        assert_eq!(frame(&["listen"]), Ok(Some(FrameTimeout::default())));
+        assert_eq!(
+            frame(&[
+                "listen",
+                "--frame-timeout",
+                "300ms",
+                "--frame-min-rate",
+                "0"
+            ]),
+            Ok(Some(FrameTimeout {
+                timeout: Duration::from_millis(300),
+                min_rate: 0,
+                ..FrameTimeout::default()
+            }))
+        );
+        assert_eq!(
+            frame(&["send", "127.0.0.1:1", "--frame-min-rate=8000"]),
+            Ok(Some(FrameTimeout {
+                min_rate: 8000,
+                ..FrameTimeout::default()
+            }))
+        );
+        assert_eq!(
+            frame(&["send", "127.0.0.1:1", "--frame-timeout", "off"]),
+            Ok(None)
+        );
+        assert_eq!(frame(&["listen", "--frame-timeout", "0"]), Ok(None));
+        for (args, want) in [
+            (
+                &["listen", "--frame-timeout", "30"][..],
+                "--frame-timeout: bad duration",
+            ),
+            (
+                &["listen", "--frame-min-rate", "fast"],
+                "--frame-min-rate: bad number",
+            ),
+            (
+                &["listen", "--frame-timeout", "off", "--frame-min-rate", "9"],
+                "--frame-min-rate: needs --frame-timeout",
+            ),
+        ] {
+            let e = frame(args).unwrap_err();
+            assert!(e.starts_with(want), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
     fn keepalive_file_yields_its_first_hl7_message_or_its_bytes() {
         let dir = std::env::temp_dir();
         let hl7 = dir.join(format!("mooring-args-{}-ka.hl7", std::process::id()));
@@ -1162,6 +1289,10 @@ mod tests {
             (&["listen", "--bogus"], "--bogus"),
             (&["listen", "--bind"], "--bind: missing value"),
             (&["listen", "--max-conns", "x"], "--max-conns"),
+            (
+                &["listen", "--max-conns-per-ip", "-1"],
+                "--max-conns-per-ip",
+            ),
             (&["listen", "--reply", "ack"], "--reply"),
             (&["listen", "--allow", "10.0.0.0/40"], "--allow"),
             (&["listen", "--quiet=1"], "--quiet"),

@@ -97,7 +97,7 @@ impl Report {
             Seen::Connected { peer } => ("connected", peer, None, None),
             Seen::Message { peer, id, .. } => ("message", peer, None, id.map(escape)),
             Seen::CommitAck { peer, .. } => ("commit_ack", peer, None, None),
-            Seen::Closed { peer, reason } => ("closed", peer, Some(reason), None),
+            Seen::Closed { peer, reason, .. } => ("closed", peer, Some(reason), None),
             Seen::Rejected { peer, reason } => ("rejected", peer, Some(reason), None),
             Seen::SessionMessage { id, .. } => ("session_message", none, None, id.map(escape)),
             Seen::Session { note: n, .. } => {

@@ -36,6 +36,14 @@ impl Line {
         self
     }
 
+    /// Appends `key=value` when there is a value; nothing when `None`.
+    pub fn kv_opt(self, key: &str, value: Option<impl Display>) -> Line {
+        match value {
+            Some(v) => self.kv(key, v),
+            None => self,
+        }
+    }
+
     /// Appends `key=value` for bytes from the wire, escaped; nothing when `None`.
     pub fn wire(self, key: &str, value: Option<&[u8]>) -> Line {
         match value {
@@ -178,6 +186,17 @@ mod tests {
             .wire("id", Some(b"x y"))
             .wire("ack", None);
         assert_eq!(l.as_str(), "event=message bytes=3 id=x_y");
+    }
+
+    #[test]
+    fn no_byte_value_escapes_its_field() {
+        // Every byte, including LF, CR, ESC and DEL: one value, printable, no '='.
+        let all: Vec<u8> = (0..=255u8).collect();
+        let e = escape(&all);
+        assert_eq!(e.len(), 256);
+        assert!(e.bytes().all(|b| b.is_ascii_graphic() && b != b'='), "{e}");
+        let l = Line::new("event", "message").wire("id", Some(b"A\nevent=forged x"));
+        assert_eq!(l.as_str(), "event=message id=A_event_forged_x");
     }
 
     #[test]

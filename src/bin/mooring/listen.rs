@@ -60,6 +60,8 @@ pub enum Seen<'a> {
         peer: SocketAddr,
         /// Why.
         reason: CloseReason,
+        /// The reason the peer's CLOSE message claimed (`peer_reason=`).
+        peer_reason: Option<CloseReason>,
     },
     /// A connection was refused by policy.
     Rejected {
@@ -101,10 +103,15 @@ impl Seen<'_> {
                 .kv("event", "commit_ack")
                 .kv("peer", peer)
                 .kv("accepted", accepted),
-            Seen::Closed { peer, reason } => line
+            Seen::Closed {
+                peer,
+                reason,
+                peer_reason,
+            } => line
                 .kv("event", "closed")
                 .kv("peer", peer)
-                .kv("reason", reason),
+                .kv("reason", reason)
+                .kv_opt("peer_reason", peer_reason),
             Seen::Rejected { peer, reason } => line
                 .kv("event", "rejected")
                 .kv("peer", peer)
@@ -168,6 +175,7 @@ impl Responder {
             idle_timeout: o.idle_timeout,
             stale_recovery: o.stale_recovery,
             allow: o.allow.clone(),
+            max_connections_per_ip: o.max_conns_per_ip,
             policy: if o.close_after_reply {
                 ServerPolicy::CloseAfterReply
             } else {
@@ -330,7 +338,16 @@ impl Responder {
                     peer: peer_at(peers, link.slot()),
                     accepted,
                 }),
-                Event::Closed { peer, reason, .. } => report(&Seen::Closed { peer, reason }),
+                Event::Closed {
+                    peer,
+                    reason,
+                    peer_reason,
+                    ..
+                } => report(&Seen::Closed {
+                    peer,
+                    reason,
+                    peer_reason,
+                }),
                 Event::Rejected { peer, reason, .. } => report(&Seen::Rejected { peer, reason }),
                 // Writable: replies are small (session replies wait in `backlog`).
                 _ => {}

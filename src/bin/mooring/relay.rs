@@ -3,10 +3,11 @@
 //! forwarded, in order, over ONE keep-open upstream link that is re-established
 //! with backoff whenever it drops. All of it is one [`Node`] on one thread.
 //!
-//! Per device message (keyed by its MSH-10):
+//! Per device message (keyed by its sender and MSH-10: MSH-3, MSH-4, MSH-10, see
+//! [`hl7::message_key`]; MSH-10 alone is unique only per sender):
 //!
-//! 1. A message whose MSH-10 the relay saw before (a [`DedupWindow`] of the last
-//!    `--dedup-window` ids) is acknowledged again (AA) and not forwarded again:
+//! 1. A message whose key the relay saw before (a [`DedupWindow`] of the last
+//!    `--dedup-window` keys) is acknowledged again (AA) and not forwarded again:
 //!    `event=duplicate`. With `--ack-after upstream`, a resend of a message that
 //!    is still waiting for the upstream's acknowledgement takes over its pending
 //!    ACK (the ACK goes to the newest link) and is not forwarded again either.
@@ -19,7 +20,10 @@
 //!    acknowledged it (raw: the upstream's HL7 ACK whose MSA-2 is the message's
 //!    MSH-10, and the device gets the upstream's MSA-1 code; mooring: the
 //!    upstream's session acknowledged delivery to its application, and the
-//!    device gets AA).
+//!    device gets AA). A device still waiting when `--response-timeout` has
+//!    passed since its message arrived (the upstream is down or slow) gets
+//!    MSA|AR then: `event=reply_timeout`. The message stays queued and goes
+//!    upstream when it can; its resend is a duplicate (AA once delivered).
 //!
 //! Upstream, raw (`--protocol raw`): one message in flight (MLLP is
 //! request/response). A reply is credited only if its MSA-2 matches the
@@ -52,6 +56,7 @@ use mooring::hl7::{self, AckCode};
 use mooring::ledger::{Delivery, InDoubt, Ledger, LedgerConfig, MsgId};
 use mooring::rng::XorShift64;
 use mooring::session::{Backoff, SessionConfig, SessionError};
+use mooring::time::earliest;
 use mooring::{
     CloseReason, ConnectConfig, Event, Framing, Instant, LinkId, ListenConfig, ListenerId,
     LivenessConfig, Node, NodeConfig, Protocol, SessionId, SessionNote, SetupError,
@@ -83,29 +88,40 @@ to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
                           queued (default): the device gets AA once the message
                           is in the queue; upstream: only once the upstream
                           acknowledged it (raw: its HL7 ACK, whose MSA-1 the
-                          device gets; mooring: the session's acknowledgement)
+                          device gets; mooring: the session's acknowledgement),
+                          or MSA|AR if that takes longer than
+                          --response-timeout (the message stays queued)
   --retries N             resends of a message in doubt before it fails
                           (default 3)
   --response-timeout DUR  raw: the upstream's ACK must come within DUR, else the
-                          link is closed and the message is in doubt (default 10s)
+                          link is closed and the message is in doubt (default 10s);
+                          --ack-after upstream: a device waiting DUR for its
+                          ACK gets MSA|AR
   --reconnect-min DUR     first reconnect waits up to DUR, doubling each attempt
   --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
                           unlimited attempts)
   --connect-timeout DUR   each connect attempt (default 5s)
-  --dedup-window N        MSH-10s remembered to spot resent messages
-                          (default 10000)
+  --dedup-window N        messages remembered to spot resends (default 10000);
+                          a resend has the same MSH-3, MSH-4 and MSH-10
   --max-conns N           devices served at once (default 10)
+  --max-conns-per-ip N    links one device address may hold at once; more are
+                          rejected (TooManyConnectionsFromPeer); 0 or off: no
+                          limit (default off)
 
 Liveness of the upstream link (as on listen/send): --heartbeat DUR,
 --heartbeat-timeout DUR (mooring), --keepalive-message FILE, --keepalive-every
 DUR, --keepalive-timeout DUR, --tcp-keepalive IDLE,INTVL,COUNT,
---tcp-user-timeout DUR, --handshake-timeout DUR (mooring). --tcp-keepalive and
---tcp-user-timeout apply to device links too.
+--tcp-user-timeout DUR, --handshake-timeout DUR (mooring), --frame-timeout DUR
+and --frame-min-rate N (slow peers; defaults 30s and 500). --tcp-keepalive,
+--tcp-user-timeout, --frame-timeout and --frame-min-rate apply to device links
+too.
 
 Guarantees:
   Messages go upstream in the order the relay accepted them. A message is
   reported acked only after the upstream acknowledged it. A message whose
-  MSH-10 is in the duplicate window is acknowledged again, not forwarded again.
+  sender (MSH-3, MSH-4) and MSH-10 are in the duplicate window is acknowledged
+  again, not forwarded again; the same MSH-10 from another sender is another
+  message.
   Raw upstream: at least once. A message written when the link dropped (or
   whose ACK did not come in time) is in doubt: it is resent after the
   reconnect, so the upstream may see it twice (HL7 receivers deduplicate by
@@ -130,8 +146,11 @@ Lines (stdout, flushed at once):
   event=queue_full peer=IP:PORT id=MSH-10 queued=N
   event=refused peer=IP:PORT bytes=N reason=NotHl7|NoControlId
   event=queued peer=IP:PORT id=MSH-10 seq=N
-  event=closed peer=IP:PORT reason=...
-  event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed
+  event=reply_timeout peer=IP:PORT id=MSH-10 seq=N ack=AR
+                 (--ack-after upstream: no upstream ACK within
+                  --response-timeout; the message stays queued)
+  event=closed peer=IP:PORT reason=... [peer_reason=R]
+  event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
   event=upstream state=connecting addr=ADDR attempt=N
   event=upstream state=connected addr=ADDR [resumed=B replaying=K]
   event=upstream state=lost addr=ADDR reason=R in_doubt=FIRST-LAST|none
@@ -151,10 +170,6 @@ const ACK_HEADROOM: usize = 512;
 /// Spare link slots (see `listen`): closed links wait in their slots until
 /// their events are pulled.
 const MAX_SPARE_SLOTS: usize = 64;
-/// Ids the duplicate window holds although their message was not kept (queue
-/// full, failed): a resend of one of them is taken as new. The window has no
-/// `forget`, so this bounded list makes up for it; see the module docs.
-const UNKEPT_CAP: usize = 1024;
 /// Longest wait in one poll (deadlines wake it earlier).
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
@@ -192,12 +207,14 @@ pub struct RelayOpts {
     pub dedup_window: usize,
     /// `--max-conns`.
     pub max_conns: usize,
+    /// `--max-conns-per-ip` (`None`: off).
+    pub max_conns_per_ip: Option<usize>,
     /// Liveness flags (upstream link), `--protocol` included.
     pub liveness: LivenessConfig,
 }
 
 /// The liveness flags, all taking a value, parsed by `listen`'s parser.
-const LIVENESS_FLAGS: [&str; 9] = [
+const LIVENESS_FLAGS: [&str; 11] = [
     "--protocol",
     "--heartbeat",
     "--heartbeat-timeout",
@@ -207,6 +224,8 @@ const LIVENESS_FLAGS: [&str; 9] = [
     "--tcp-keepalive",
     "--tcp-user-timeout",
     "--handshake-timeout",
+    "--frame-timeout",
+    "--frame-min-rate",
 ];
 
 /// What the command line asks of the relay.
@@ -287,6 +306,7 @@ fn parse(argv: &[String], verbosity: &mut Verbosity) -> Result<Parsed, UsageErro
     let mut connect_timeout = Duration::from_secs(5);
     let mut dedup_window = 10_000usize;
     let mut max_conns = 10usize;
+    let mut max_conns_per_ip = None;
     // Liveness flags are handed to `listen`'s parser as they are, so that they
     // are checked exactly as on listen/send.
     let mut live: Vec<String> = vec!["listen".to_string()];
@@ -336,6 +356,7 @@ fn parse(argv: &[String], verbosity: &mut Verbosity) -> Result<Parsed, UsageErro
             "--connect-timeout" => connect_timeout = parse_dur(&flag, &value()?)?,
             "--dedup-window" => dedup_window = parse_num(&flag, &value()?, 1)?,
             "--max-conns" => max_conns = parse_num(&flag, &value()?, 1)?,
+            "--max-conns-per-ip" => max_conns_per_ip = args::parse_limit(&flag, &value()?)?,
             f => {
                 return usage(format!(
                     "unknown flag {f} for relay (see mooring relay --help)"
@@ -372,6 +393,7 @@ fn parse(argv: &[String], verbosity: &mut Verbosity) -> Result<Parsed, UsageErro
         connect_timeout,
         dedup_window,
         max_conns,
+        max_conns_per_ip,
         liveness,
     })))
 }
@@ -382,6 +404,8 @@ struct Entry {
     seq: MsgId,
     /// The device link waiting for its ACK (`--ack-after upstream`).
     link: Option<LinkId>,
+    /// When that device gets MSA|AR if the upstream has not acknowledged.
+    reply_by: Instant,
     peer: SocketAddr,
     /// MSH-10.
     id: Vec<u8>,
@@ -441,7 +465,6 @@ struct Relay {
     dedup: DedupWindow,
     pending: VecDeque<Entry>,
     spare: Vec<Entry>,
-    unkept: VecDeque<Vec<u8>>,
     devices: Vec<Option<(LinkId, SocketAddr)>>,
     ack_buf: Vec<u8>,
     up: Upstream,
@@ -450,6 +473,8 @@ struct Relay {
     keepalive_id: Option<Vec<u8>>,
     /// The node's time when the current event was pulled.
     now: Instant,
+    /// The earliest `reply_by` of an entry whose device waits (upstream mode).
+    next_reply_by: Option<Instant>,
 }
 
 fn unspecified() -> SocketAddr {
@@ -510,30 +535,6 @@ impl Relay {
         matches!(self.up, Upstream::Session { .. })
     }
 
-    /// Remembers that the window holds `id` although its message was not kept.
-    fn note_unkept(&mut self, id: &[u8]) {
-        let mut v = if self.unkept.len() >= UNKEPT_CAP {
-            let mut v = self.unkept.pop_front().unwrap_or_default();
-            v.clear();
-            v
-        } else {
-            Vec::new()
-        };
-        v.extend_from_slice(id);
-        self.unkept.push_back(v);
-    }
-
-    /// Takes `id` out of the unkept list; true if it was there.
-    fn take_unkept(&mut self, id: &[u8]) -> bool {
-        match self.unkept.iter().position(|v| v == id) {
-            Some(i) => {
-                self.unkept.remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-
     /// A device's message. Returns the ACK to send now (its length in `ack_buf`).
     fn on_device_message(
         &mut self,
@@ -542,15 +543,15 @@ impl Relay {
         now: Instant,
     ) -> Option<(LinkId, usize)> {
         let peer = self.device_peer(link);
-        let id = hl7::control_id(payload);
+        let key = hl7::message_key(payload);
         Seen::Message {
             peer,
             bytes: payload.len(),
-            id,
+            id: key.map(|[.., id]| id),
         }
         .append_to(Line::empty())
         .print();
-        let Some(id) = id else {
+        let Some(key) = key else {
             let reason = if hl7::is_hl7(payload) {
                 "NoControlId"
             } else {
@@ -563,12 +564,18 @@ impl Relay {
                 .print();
             return build_ack(payload, AckCode::Reject, &mut self.ack_buf).map(|n| (link, n));
         };
+        let [.., id] = key;
         // A resend of a message still waiting for the upstream: the ACK it waits
         // for goes to this link.
         if self.o.ack_after == AckAfter::Upstream {
-            if let Some(e) = self.pending.iter_mut().find(|e| e.id == id) {
+            let reply_by = self.reply_by(now);
+            // Same MSH-10 first (cheap), then the same sender.
+            let resent = |e: &&mut Entry| e.id == id && hl7::message_key(&e.msh) == Some(key);
+            if let Some(e) = self.pending.iter_mut().find(resent) {
                 e.link = Some(link);
                 e.peer = peer;
+                e.reply_by = reply_by;
+                self.next_reply_by = earliest(self.next_reply_by, Some(e.reply_by));
                 Line::new("event", "duplicate")
                     .kv("peer", peer)
                     .wire("id", Some(id))
@@ -577,7 +584,7 @@ impl Relay {
                 return None;
             }
         }
-        if !self.dedup.first_time(id) && !self.take_unkept(id) {
+        if !self.dedup.first_time(&key) {
             Line::new("event", "duplicate")
                 .kv("peer", peer)
                 .wire("id", Some(id))
@@ -590,7 +597,8 @@ impl Relay {
             None
         };
         let Some(seq) = seq else {
-            self.note_unkept(id);
+            // Not kept: a resend is a new message.
+            self.dedup.forget(&key);
             Line::new("event", "queue_full")
                 .kv("peer", peer)
                 .wire("id", Some(id))
@@ -601,6 +609,7 @@ impl Relay {
         let mut e = self.spare.pop().unwrap_or_else(|| Entry {
             seq: 0,
             link: None,
+            reply_by: now,
             peer,
             id: Vec::new(),
             msh: Vec::new(),
@@ -618,6 +627,10 @@ impl Relay {
         e.writes = 0;
         e.code = AckCode::Accept;
         e.link = (self.o.ack_after == AckAfter::Upstream).then_some(link);
+        e.reply_by = self.reply_by(now);
+        if e.link.is_some() {
+            self.next_reply_by = earliest(self.next_reply_by, Some(e.reply_by));
+        }
         self.pending.push_back(e);
         Line::new("event", "queued")
             .kv("peer", peer)
@@ -761,15 +774,23 @@ impl Relay {
                 }
             }
             Event::Closed {
-                link, peer, reason, ..
+                link,
+                peer,
+                reason,
+                peer_reason,
+                ..
             } => {
                 if self.is_device(link) {
                     if let Some(d) = self.devices.get_mut(link.slot() as usize) {
                         *d = None;
                     }
-                    Seen::Closed { peer, reason }
-                        .append_to(Line::empty())
-                        .print();
+                    Seen::Closed {
+                        peer,
+                        reason,
+                        peer_reason,
+                    }
+                    .append_to(Line::empty())
+                    .print();
                     return None;
                 }
                 self.on_upstream_closed(link, reason, now);
@@ -933,9 +954,47 @@ impl Relay {
         }
     }
 
+    /// When a device whose message arrived at `now` gets MSA|AR at the latest.
+    /// One millisecond more than `--response-timeout`: the clock counts whole
+    /// milliseconds, and the device must never hear before the full timeout.
+    fn reply_by(&self, now: Instant) -> Instant {
+        now + self.o.response_timeout + Duration::from_millis(1)
+    }
+
+    /// Answers MSA|AR to each device whose message the upstream has not
+    /// acknowledged within `--response-timeout` (`--ack-after upstream`). The
+    /// message stays queued; a later upstream ACK is only reported.
+    fn answer_overdue(&mut self, node: &mut Node, now: Instant) {
+        if self.next_reply_by.is_none_or(|t| t > now) {
+            return;
+        }
+        let mut next = None;
+        for e in self.pending.iter_mut() {
+            let Some(link) = e.link else { continue };
+            if e.reply_by > now {
+                next = earliest(next, Some(e.reply_by));
+                continue;
+            }
+            e.link = None;
+            Line::new("event", "reply_timeout")
+                .kv("peer", e.peer)
+                .wire("id", Some(&e.id))
+                .kv("seq", e.seq)
+                .kv("ack", AckCode::Reject.as_str())
+                .print();
+            if let Some(n) = build_ack(&e.msh, AckCode::Reject, &mut self.ack_buf) {
+                if let Err(err) = node.send(link, &self.ack_buf[..n]) {
+                    log::warn!("ACK to {} not sent: {err}", e.peer);
+                }
+            }
+        }
+        self.next_reply_by = next;
+    }
+
     /// Dials, times out, writes: whatever is due.
     fn drive(&mut self, node: &mut Node) {
         let now = node.now();
+        self.answer_overdue(node, now);
         let upstream = self.o.upstream;
         match &mut self.up {
             Upstream::Raw {
@@ -1096,7 +1155,10 @@ impl Relay {
                             e.writes
                         );
                     }
-                    self.note_unkept(&e.id);
+                    // Not delivered: a resend is a new message.
+                    if let Some(key) = hl7::message_key(&e.msh) {
+                        self.dedup.forget(&key);
+                    }
                     AckCode::Reject
                 }
             };
@@ -1113,22 +1175,22 @@ impl Relay {
 
     /// How long the next poll may wait.
     fn wait(&self, now: Instant) -> Duration {
-        let mut at = None;
+        let mut at = self.next_reply_by;
         if let Upstream::Session {
             reopen_at: Some(t), ..
         } = &self.up
         {
-            at = Some(*t);
+            at = earliest(at, Some(*t));
         }
         if let Upstream::Raw {
             link, in_flight, ..
         } = &self.up
         {
             if let RawLink::Down { retry_at } = link {
-                at = Some(*retry_at);
+                at = earliest(at, Some(*retry_at));
             }
             if let Some(f) = in_flight {
-                at = Some(at.map_or(f.deadline, |a: Instant| a.min(f.deadline)));
+                at = earliest(at, Some(f.deadline));
             }
         }
         match at {
@@ -1169,9 +1231,11 @@ pub fn run(o: &RelayOpts) -> ExitCode {
     };
     let listen_cfg = ListenConfig {
         max_connections: o.max_conns,
+        max_connections_per_ip: o.max_conns_per_ip,
         liveness: LivenessConfig {
             tcp_keepalive: o.liveness.tcp_keepalive,
             tcp_user_timeout: o.liveness.tcp_user_timeout,
+            frame_timeout: o.liveness.frame_timeout,
             ..LivenessConfig::default()
         },
         ..ListenConfig::default()
@@ -1214,7 +1278,6 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         dedup: DedupWindow::new(o.dedup_window),
         pending: VecDeque::with_capacity(o.queue),
         spare: Vec::with_capacity(o.queue),
-        unkept: VecDeque::with_capacity(UNKEPT_CAP),
         devices: vec![None; node.config().max_links],
         ack_buf: vec![0; max_frame.saturating_add(ACK_HEADROOM)],
         up: if mooring {
@@ -1241,6 +1304,7 @@ pub fn run(o: &RelayOpts) -> ExitCode {
             .and_then(|k| hl7::control_id(k.payload).map(<[u8]>::to_vec)),
         o: o.clone(),
         now,
+        next_reply_by: None,
     };
     Line::new("event", "listening")
         .kv(
@@ -1305,9 +1369,15 @@ mod tests {
             "--protocol",
             "mooring",
             "--heartbeat=1s",
+            "--frame-timeout",
+            "2s",
         ]) else {
             panic!("not parsed")
         };
+        assert_eq!(
+            o.liveness.frame_timeout.map(|f| f.timeout),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(o.queue, 5);
         assert_eq!(o.ack_after, AckAfter::Upstream);
         assert_eq!(o.retries, 0);

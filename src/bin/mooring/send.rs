@@ -137,7 +137,10 @@ pub fn run(o: &SendOpts) -> ExitCode {
         // a dead peer is noticed within the detection bound. Nothing to hold when
         // no link is open (--close-each, or the last message failed).
         if let Some(reason) = client.maintain(hold) {
-            Line::new("event", "closed").kv("reason", reason).print();
+            Line::new("event", "closed")
+                .kv("reason", reason)
+                .kv_opt("peer_reason", client.last_peer_reason())
+                .print();
         }
     }
     let stats = client.stats();
@@ -302,8 +305,15 @@ impl Stream<'_> {
                         SessionNote::Reconnecting { .. } => {}
                     }
                 }
-                Event::Closed { reason, .. } => {
-                    Line::new("event", "closed").kv("reason", reason).print();
+                Event::Closed {
+                    reason,
+                    peer_reason,
+                    ..
+                } => {
+                    Line::new("event", "closed")
+                        .kv("reason", reason)
+                        .kv_opt("peer_reason", peer_reason)
+                        .print();
                 }
                 _ => {}
             }
