@@ -114,6 +114,10 @@ pub fn c_api(data: &[u8]) {
             &mut c.resume_window_ms,
             &mut c.reconnect_min_ms,
             &mut c.reconnect_max_ms,
+            &mut c.frame_timeout_ms,
+            &mut c.frame_min_rate,
+            &mut c.frame_max_ms,
+            &mut c.max_connections_per_ip,
         ] {
             *f = field(&mut input, *f);
         }

@@ -4,6 +4,7 @@ use core::time::Duration;
 
 use super::Input;
 use crate::error::CloseReason;
+use crate::frame_deadline::FrameTimeout;
 use crate::link::{FrameAction, Link, LinkConfig, CONTROL_SCRATCH};
 use crate::liveness::{Control, Heartbeat, KeepAliveMessage, LivenessConfig, Protocol};
 use crate::time::Instant;
@@ -38,11 +39,17 @@ fn config(input: &mut Input<'_>) -> LinkConfig {
         every: input.millis(),
         timeout: (flags & 4 != 0).then(|| input.millis()),
     });
+    let frame_timeout = (flags & 32 != 0).then(|| FrameTimeout {
+        timeout: input.millis(),
+        min_rate: if input.bool() { input.u32() } else { 0 },
+        max: Duration::from_millis(u64::from(input.u32())),
+    });
     let liveness = LivenessConfig {
         protocol,
         heartbeat,
         keepalive,
         handshake_timeout: input.millis(),
+        frame_timeout,
         ..LivenessConfig::default()
     };
     assert_eq!(liveness.validate(), Ok(()));
@@ -62,11 +69,13 @@ fn close(link: &mut Link, reason: CloseReason) {
 }
 
 /// The link state machine: random frames (valid protocol messages with random
-/// fields, or garbage), byte counts, writes, queued requests and time steps
+/// fields, or garbage), byte counts, partial frames, read pauses (frame
+/// timeout), writes, queued requests and time steps
 /// (small, and jumps toward the end of time). Properties: no panic; a timer
 /// never fires before `poll_timeout` says; after a quiet `handle_timeout` the
 /// next deadline lies in the future (no busy loop); control frames fit
-/// [`CONTROL_SCRATCH`] and decode; a closed link keeps its first reason, has
+/// [`CONTROL_SCRATCH`] and decode; a peer's CLOSE closes as `PeerClosed`
+/// whatever it claims; a closed link keeps its first reason, has
 /// no deadline and sends nothing (then the run ends: the driver frees it).
 pub fn link(data: &[u8]) {
     let mut input = Input::new(data);
@@ -83,7 +92,7 @@ pub fn link(data: &[u8]) {
         if input.is_empty() {
             break;
         }
-        match input.u8() % 14 {
+        match input.u8() % 17 {
             0 => now = now + Duration::from_millis(u64::from(input.u16())),
             1 => {
                 let jump = input.u64() >> (input.u8() % 64);
@@ -103,12 +112,19 @@ pub fn link(data: &[u8]) {
                     frame[..raw.len()].copy_from_slice(raw);
                     raw.len()
                 };
+                let mooring = cfg.liveness.protocol == Protocol::Mooring;
                 match link.handle_frame(now, &frame[..n]) {
                     FrameAction::Deliver { offset, seq } => {
                         assert!(offset <= n);
-                        assert_eq!(seq.is_some(), cfg.liveness.protocol == Protocol::Mooring);
+                        assert_eq!(seq.is_some(), mooring);
                     }
-                    FrameAction::Close(r) => close(&mut link, r),
+                    FrameAction::Close(r) => {
+                        if let Ok(Msg::Close(_)) = wire::decode(&frame[..n]) {
+                            // The peer's claim is kept apart, never the reason.
+                            assert!(mooring && r == CloseReason::PeerClosed, "{r:?}");
+                        }
+                        close(&mut link, r);
+                    }
                     _ => {}
                 }
             }
@@ -159,6 +175,13 @@ pub fn link(data: &[u8]) {
                 link.set_greeting(g);
             }
             13 => close(&mut link, DRIVER_REASONS[usize::from(input.u8() % 4)]),
+            14 if link.is_open() => {
+                let _ = link.handle_partial_frame(now, usize::from(input.u16()));
+            }
+            15 => link.pause_reads(now),
+            16 => {
+                let _ = link.resume_reads(now);
+            }
             _ => {}
         }
         if let Some(h) = link.next_data_header() {
