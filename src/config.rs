@@ -151,6 +151,13 @@ pub struct ListenConfig {
     /// Reliable sessions for mooring clients (needs `Protocol::Mooring` and node
     /// `max_sessions`). Default off.
     pub session: Option<SessionConfig>,
+    /// Sessions one IP address may hold in the node's table (connected or
+    /// waiting for a resume). At the limit, its new session replaces its own
+    /// session disconnected longest, or is refused (`TooManySessionsFromPeer`)
+    /// when all are connected. Default off (`None`). Whatever this is, a new
+    /// session in a full table replaces the session disconnected longest (see
+    /// `SessionEnd::Evicted`).
+    pub max_sessions_per_ip: Option<usize>,
 }
 
 impl Default for ListenConfig {
@@ -164,6 +171,7 @@ impl Default for ListenConfig {
             policy: ServerPolicy::KeepOpen,
             liveness: LivenessConfig::default(),
             session: None,
+            max_sessions_per_ip: None,
         }
     }
 }
@@ -177,6 +185,9 @@ impl ListenConfig {
         }
         self.liveness.validate()?;
         validate_session(self.session.as_ref(), &self.liveness, node)?;
+        if let Some(n) = self.max_sessions_per_ip {
+            nonzero(n, "max_sessions_per_ip")?;
+        }
         if let Some(t) = self.idle_timeout {
             nonzero_time(t, "idle_timeout")?;
         }

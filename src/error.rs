@@ -64,6 +64,13 @@ pub enum CloseReason {
     FrameTimeout,
     /// The peer's address already held `max_connections_per_ip` links on the listener.
     TooManyConnectionsFromPeer,
+    /// A session's replay queue had no room for a reply to a new message: the
+    /// link closes with the message unread, so the peer resumes (acknowledging
+    /// what it has) and sends it again; nothing is lost.
+    SessionQueueFull,
+    /// A new session from an address that already holds `max_sessions_per_ip`
+    /// sessions, none of them disconnected.
+    TooManySessionsFromPeer,
 }
 
 impl CloseReason {
@@ -97,6 +104,8 @@ impl CloseReason {
             CloseReason::SessionClosed => "SessionClosed",
             CloseReason::FrameTimeout => "FrameTimeout",
             CloseReason::TooManyConnectionsFromPeer => "TooManyConnectionsFromPeer",
+            CloseReason::SessionQueueFull => "SessionQueueFull",
+            CloseReason::TooManySessionsFromPeer => "TooManySessionsFromPeer",
         }
     }
 

@@ -158,6 +158,8 @@ pub enum mooring_session_end {
     QueueFull = 3,
     /// An application closed it.
     Closed = 4,
+    /// Server: a new session took its slot while its client was away.
+    Evicted = 5,
 }
 
 /// A reliable session of a node. `{0, 0}` is never valid; after its SESSION_ENDED
@@ -235,6 +237,12 @@ pub enum mooring_close_reason {
     FrameTimeout = 26,
     /// The peer's address already held `max_connections_per_ip` links.
     TooManyConnectionsFromPeer = 27,
+    /// A session's replay queue had no room for a reply: the link closes, the
+    /// peer resumes and sends the message again.
+    SessionQueueFull = 28,
+    /// A new session from an address at `max_sessions_per_ip`, none of them
+    /// disconnected.
+    TooManySessionsFromPeer = 29,
 }
 
 /// Everything a node needs, with defaults from `mooring_config_default`.
@@ -326,6 +334,10 @@ pub struct mooring_config {
     /// Listen: links one peer address may hold at once; more are rejected
     /// (`TOO_MANY_CONNECTIONS_FROM_PEER`). 0 = off (default).
     pub max_connections_per_ip: u32,
+    /// Sessions one IP address may hold on a listener's node; at the limit its
+    /// new session replaces its own session disconnected longest, or is refused
+    /// (`TooManySessionsFromPeer`). 0 = no limit (default).
+    pub max_sessions_per_ip: u32,
 }
 
 /// A link of a node. `{0, 0}` is never a valid link. Once the link's CLOSED
@@ -736,6 +748,7 @@ fn defaults() -> mooring_config {
         frame_min_rate: f.min_rate,
         frame_max_ms: ms(f.max),
         max_connections_per_ip: 0,
+        max_sessions_per_ip: 0,
     }
 }
 
@@ -838,6 +851,7 @@ fn convert(
         },
         liveness,
         session,
+        max_sessions_per_ip: (c.max_sessions_per_ip != 0).then_some(c.max_sessions_per_ip as usize),
     };
     let connect = ConnectConfig {
         connect_timeout: from_ms(c.connect_timeout_ms),
@@ -937,6 +951,8 @@ fn reason_code(r: CloseReason) -> mooring_close_reason {
         CloseReason::SessionClosed => C::SessionClosed,
         CloseReason::FrameTimeout => C::FrameTimeout,
         CloseReason::TooManyConnectionsFromPeer => C::TooManyConnectionsFromPeer,
+        CloseReason::SessionQueueFull => C::SessionQueueFull,
+        CloseReason::TooManySessionsFromPeer => C::TooManySessionsFromPeer,
     }
 }
 
@@ -970,6 +986,8 @@ fn reason_name(code: u32) -> &'static CStr {
         25 => c"SessionClosed",
         26 => c"FrameTimeout",
         27 => c"TooManyConnectionsFromPeer",
+        28 => c"SessionQueueFull",
+        29 => c"TooManySessionsFromPeer",
         _ => c"Unknown",
     }
 }
@@ -1421,6 +1439,9 @@ pub unsafe extern "C" fn mooring_node_next_event(
                                 (mooring_session_end::QueueFull, undelivered)
                             }
                             SessionEnd::Closed => (mooring_session_end::Closed, 0),
+                            SessionEnd::Evicted { undelivered } => {
+                                (mooring_session_end::Evicted, undelivered)
+                            }
                         };
                         ev.session_end = end as u32;
                         ev.count = count;
@@ -1647,6 +1668,8 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             // open_session); their counters stay 0 for C callers.
             bad_tokens: _,
             unreported_session_events: _,
+            session_queue_full: _,
+            sessions_evicted: _,
         } = h.node.stats();
         let s = mooring_node_stats {
             accepted,
@@ -1811,6 +1834,8 @@ mod tests {
             SessionClosed,
             FrameTimeout,
             TooManyConnectionsFromPeer,
+            SessionQueueFull,
+            TooManySessionsFromPeer,
         ];
         for r in all {
             let code = reason_code(r) as u32;

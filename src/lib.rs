@@ -14,6 +14,8 @@
 //! - [`frame_deadline`]: pure, how long a frame may take to arrive (slow peers).
 //! - [`Node`]: the mio driver, the only code that touches sockets or the clock.
 //! - [`Client`], [`Server`]: the common single-purpose cases.
+//! - [`spool`]: the durable journal of accepted messages, over a storage
+//!   interface (a real directory, or a simulated disk that crashes).
 //!
 //! # Example
 //!
@@ -46,6 +48,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+mod admission;
 mod buffer;
 pub mod client;
 pub mod config;
@@ -68,6 +71,7 @@ pub mod rng;
 pub mod server;
 pub mod session;
 mod sockopt;
+pub mod spool;
 pub mod time;
 mod timers;
 pub mod wire;

@@ -360,6 +360,16 @@ enum mooring_close_reason
    * The peer's address already held `max_connections_per_ip` links.
    */
   MOORING_CLOSE_REASON_TOO_MANY_CONNECTIONS_FROM_PEER = 27,
+  /**
+   * A session's replay queue had no room for a reply: the link closes, the
+   * peer resumes and sends the message again.
+   */
+  MOORING_CLOSE_REASON_SESSION_QUEUE_FULL = 28,
+  /**
+   * A new session from an address at `max_sessions_per_ip`, none of them
+   * disconnected.
+   */
+  MOORING_CLOSE_REASON_TOO_MANY_SESSIONS_FROM_PEER = 29,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -527,6 +537,12 @@ typedef struct mooring_config {
    * (`TOO_MANY_CONNECTIONS_FROM_PEER`). 0 = off (default).
    */
   uint32_t max_connections_per_ip;
+  /**
+   * Sessions one IP address may hold on a listener's node; at the limit its
+   * new session replaces its own session disconnected longest, or is refused
+   * (`TooManySessionsFromPeer`). 0 = no limit (default).
+   */
+  uint32_t max_sessions_per_ip;
 } mooring_config;
 
 /**

@@ -162,6 +162,11 @@ pub struct NodeStats {
     pub accept_retries: u64,
     /// Connections refused: their address held `max_connections_per_ip` links.
     pub rejected_from_peer: u64,
+    /// Session links closed with `SessionQueueFull` (a DATA refused for want of
+    /// room for its reply).
+    pub session_queue_full: u64,
+    /// Disconnected sessions evicted to make room for a new one.
+    pub sessions_evicted: u64,
 }
 
 /// Errors building a node or adding a listener or link.
@@ -1336,6 +1341,12 @@ impl Node {
     /// Decodes the next frame in the link's receive buffer. `None`: needs more bytes.
     fn decode(&mut self, i: u32, now: Instant) -> Option<Step> {
         loop {
+            if self.slots[i as usize]
+                .session
+                .is_some_and(|idx| self.session_refusing(idx))
+            {
+                return None; // a refused DATA holds the link: nothing is read
+            }
             let s = &mut self.slots[i as usize];
             let data = self.bufs.data(&s.rx);
             if data.is_empty() {
@@ -1402,7 +1413,7 @@ impl Node {
                         consumed,
                     };
                     if let Some(idx) = s.session {
-                        match self.session_data(idx, data_seq, now) {
+                        match self.session_data(idx, data_seq, d.end - d.start, now) {
                             crate::session::Received::Deliver => {
                                 return Some(Step::SessionMessage(idx, d))
                             }
@@ -1413,7 +1424,9 @@ impl Node {
                                 s.scan = 0;
                                 continue;
                             }
-                            crate::session::Received::Lost => return None,
+                            crate::session::Received::Lost | crate::session::Received::Refused => {
+                                return None
+                            }
                         }
                     }
                     if self.cfg.mllp_commit_ack {
@@ -1484,8 +1497,11 @@ impl Node {
 
     /// Reads once into the link's receive buffer. True when bytes arrived.
     fn fill(&mut self, i: u32, now: Instant) -> bool {
+        let held = self.slots[i as usize]
+            .session
+            .is_some_and(|idx| self.session_refusing(idx));
         let s = &mut self.slots[i as usize];
-        if !s.readable || s.in_waiting || !s.link.may_read() {
+        if !s.readable || s.in_waiting || !s.link.may_read() || held {
             // Pausing: a short tail moves out, so the burst block can serve the
             // next link that reads; a long one stays (moving a large partial
             // frame out and back costs more than the reads the block saves).

@@ -5,6 +5,8 @@
 
 use std::collections::VecDeque;
 
+use crate::fallible::{self, AllocError};
+
 /// Why a message was not queued. Nothing was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReplayError {
@@ -42,6 +44,16 @@ impl ReplayQueue {
         }
     }
 
+    /// [`ReplayQueue::new`], or an error naming the allocation the host could
+    /// not make (the ring's pages stay untouched until written).
+    pub(crate) fn try_new(max_bytes: usize, max_entries: usize) -> Result<Self, AllocError> {
+        Ok(ReplayQueue {
+            ring: fallible::zeroed_bytes(max_bytes, "session replay ring")?,
+            entries: fallible::deque_with_capacity(max_entries, "session replay index")?,
+            max_entries,
+        })
+    }
+
     /// Records held.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
@@ -75,6 +87,22 @@ impl ReplayQueue {
         }
     }
 
+    /// Where a record of `len` bytes would go now, under `depth` records.
+    fn room(&self, len: usize, depth: usize) -> Result<(usize, bool), ReplayError> {
+        if len > self.ring.len() {
+            return Err(ReplayError::TooLarge);
+        }
+        if self.entries.len() >= depth.min(self.max_entries) {
+            return Err(ReplayError::Full);
+        }
+        self.place(len).ok_or(ReplayError::Full)
+    }
+
+    /// True when [`ReplayQueue::push`] of `len` bytes would succeed now.
+    pub(crate) fn fits(&self, len: usize, depth: usize) -> bool {
+        self.room(len, depth).is_ok()
+    }
+
     /// Appends a copy of `payload`, if fewer than `depth` records are held and
     /// the ring has room.
     pub(crate) fn push(&mut self, payload: &[u8], depth: usize) -> Result<(), ReplayError> {
@@ -89,13 +117,7 @@ impl ReplayQueue {
         depth: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<(), ReplayError> {
-        if len > self.ring.len() {
-            return Err(ReplayError::TooLarge);
-        }
-        if self.entries.len() >= depth.min(self.max_entries) {
-            return Err(ReplayError::Full);
-        }
-        let (start, lap) = self.place(len).ok_or(ReplayError::Full)?;
+        let (start, lap) = self.room(len, depth)?;
         fill(&mut self.ring[start..start + len]);
         self.entries.push_back(Entry { start, len, lap });
         Ok(())

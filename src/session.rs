@@ -25,9 +25,15 @@ use core::time::Duration;
 
 use std::collections::VecDeque;
 
+use crate::fallible::{self, AllocError};
 use crate::replay::{ReplayError, ReplayQueue};
 use crate::time::Instant;
 use crate::wire::{Greeting, PROTOCOL_VERSION, TOKEN_LEN};
+
+/// How long a session holds a DATA it refused (its link unread) before the
+/// driver cuts the link: time for the replies already written to reach the peer,
+/// so its resume acknowledges them. See [`Received::Refused`].
+pub const REFUSAL_HOLD: Duration = Duration::from_millis(200);
 
 /// What `send` does when the replay queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,6 +64,15 @@ pub struct SessionConfig {
     pub ack_delay: Duration,
     /// Queue-full policy. Default backpressure.
     pub overflow: Overflow,
+    /// Request/reply: the application answers each message through the
+    /// session, so a message is taken only while the replay queue has room for
+    /// a reply as large as it; otherwise it is held unread and the link cut so
+    /// the peer resumes ([`Received::Refused`]). A peer that never acknowledges
+    /// then holds at most one queue of replies. The queue's bound is then
+    /// `max_depth_disconnected` while connected too, so a requester with the
+    /// same settings (at most `max_depth` in flight) never meets a full one.
+    /// Default off (`mooring listen --session` turns it on).
+    pub reserve_reply: bool,
 }
 
 impl Default for SessionConfig {
@@ -70,6 +85,7 @@ impl Default for SessionConfig {
             ack_every: 32,
             ack_delay: Duration::from_millis(20),
             overflow: Overflow::Backpressure,
+            reserve_reply: false,
         }
     }
 }
@@ -107,6 +123,13 @@ pub enum SessionEnd {
     },
     /// The application closed it.
     Closed,
+    /// Server: a new session took its slot while its client was away (the
+    /// table was full, or its address was at `max_sessions_per_ip`; see
+    /// [`crate::config::ListenConfig::max_sessions_per_ip`]).
+    Evicted {
+        /// Our messages whose delivery is not confirmed.
+        undelivered: u64,
+    },
 }
 
 /// What happened to a session, pulled with [`Session::poll_event`].
@@ -134,6 +157,14 @@ pub enum Received {
     Skipped,
     /// Out of sequence: the session has ended (see [`Session::poll_event`]).
     Lost,
+    /// New and in order, but our replay queue has no room for a reply as large
+    /// as it (see [`Session::handle_data_sized`]): not taken, not acknowledged.
+    /// The driver stops reading the link; [`REFUSAL_HOLD`] later (see
+    /// [`Session::refusal_expired`]) it closes it (`SessionQueueFull`). The peer
+    /// resumes, which acknowledges what it received and frees the queue, and
+    /// sends the message again. (The peer's ACKs queue behind its DATA, so
+    /// holding the link alone would never free room.)
+    Refused,
 }
 
 /// One outbound protocol message from [`Session::poll_transmit`].
@@ -212,6 +243,8 @@ pub struct Session {
     events: heapless::Deque<SessionEvent, 4>,
     /// Replayed DATA the peer already had (dropped by sequence number).
     duplicates: u64,
+    /// When a DATA was first refused on the current link (see `Received::Refused`).
+    refused_at: Option<Instant>,
 }
 
 impl Session {
@@ -233,15 +266,23 @@ impl Session {
         client: bool,
         now: Instant,
     ) -> Self {
+        // As `Vec` does when memory runs out; the node uses `try_new`.
+        Session::try_new(cfg, id, token, client, now).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A session whose replay ring and index are allocated fallibly: `Err`
+    /// names what the host could not provide.
+    pub(crate) fn try_new(
+        cfg: SessionConfig,
+        id: u64,
+        token: [u8; TOKEN_LEN],
+        client: bool,
+        now: Instant,
+    ) -> Result<Self, AllocError> {
         let depth = cfg.max_depth_disconnected.max(cfg.max_depth);
-        Session::new_with(
-            cfg,
-            id,
-            token,
-            client,
-            now,
-            ReplayQueue::new(cfg.max_bytes, depth),
-        )
+        let replay = ReplayQueue::try_new(cfg.max_bytes, depth)?;
+        let meta = fallible::deque_with_capacity(depth, "session conflation keys")?;
+        Ok(Session::new_with(cfg, id, token, client, now, replay, meta))
     }
 
     fn new_with(
@@ -251,12 +292,13 @@ impl Session {
         client: bool,
         now: Instant,
         replay: ReplayQueue,
+        meta: VecDeque<Meta>,
     ) -> Self {
         Session {
             cfg,
             id,
             token,
-            meta: VecDeque::with_capacity(cfg.max_depth_disconnected.max(cfg.max_depth)),
+            meta,
             max_written: 0,
             replay,
             base: 1,
@@ -272,6 +314,7 @@ impl Session {
             ended: None,
             events: heapless::Deque::new(),
             duplicates: 0,
+            refused_at: None,
         }
     }
 
@@ -283,8 +326,7 @@ impl Session {
         replay.clear();
         let mut meta = core::mem::take(&mut self.meta);
         meta.clear();
-        let mut fresh = Session::new_with(self.cfg, id, token, client, now, replay);
-        fresh.meta = meta;
+        let mut fresh = Session::new_with(self.cfg, id, token, client, now, replay, meta);
         core::mem::swap(self, &mut fresh);
     }
 
@@ -332,6 +374,12 @@ impl Session {
         self.connected
     }
 
+    /// Since when it has waited for a link (not connected, not ended).
+    pub fn disconnected_since(&self) -> Option<Instant> {
+        self.disconnected_at
+            .filter(|_| !self.connected && self.ended.is_none())
+    }
+
     /// Queues a message; it goes out now or after the next resume. Returns its
     /// sequence number.
     pub fn send(&mut self, payload: &[u8]) -> Result<u64, SessionError> {
@@ -351,6 +399,23 @@ impl Session {
         self.meta.iter().filter(|m| m.superseded).count()
     }
 
+    /// Messages the replay queue may hold now. A session that reserves room for
+    /// replies keeps its larger bound while connected too: its requester may
+    /// have `max_depth` requests in flight (with the same settings), plus those
+    /// whose replies it has not acknowledged yet.
+    fn depth(&self) -> usize {
+        if self.connected && !self.cfg.reserve_reply {
+            self.cfg.max_depth
+        } else {
+            self.cfg.max_depth_disconnected.max(self.cfg.max_depth)
+        }
+    }
+
+    /// True when `send` of a `len`-byte message would be queued now.
+    pub fn has_room(&self, len: usize) -> bool {
+        self.ended.is_none() && self.replay.fits(len, self.depth())
+    }
+
     pub(crate) fn send_with(
         &mut self,
         payload: &[u8],
@@ -359,12 +424,7 @@ impl Session {
         if self.ended.is_some() {
             return Err(SessionError::Ended);
         }
-        let depth = if self.connected {
-            self.cfg.max_depth
-        } else {
-            self.cfg.max_depth_disconnected.max(self.cfg.max_depth)
-        };
-        match self.replay.push(payload, depth) {
+        match self.replay.push(payload, self.depth()) {
             Ok(()) => {
                 if let Some(k) = key {
                     // Never-written messages only: seq > max_written.
@@ -431,7 +491,8 @@ impl Session {
             return;
         }
         let r = peer.last_received;
-        if r + 1 < self.base || r > last_sent {
+        // `base >= 1` always; `r` comes from the wire, so no arithmetic on it.
+        if r < self.base - 1 || r > last_sent {
             // The peer is missing messages we no longer hold, or claims messages
             // we never sent: we cannot make its stream whole.
             log::warn!(
@@ -468,9 +529,10 @@ impl Session {
         }
     }
 
-    /// A SKIP arrived: like a DATA in sequence, with nothing to deliver.
+    /// A SKIP arrived: like a DATA in sequence, with nothing to deliver (and so
+    /// nothing to answer: never refused).
     pub fn handle_skip(&mut self, now: Instant, seq: u64) -> Received {
-        match self.handle_data(now, seq) {
+        match self.take_data(now, seq, None) {
             Received::Deliver => Received::Skipped,
             r => r,
         }
@@ -478,6 +540,22 @@ impl Session {
 
     /// A DATA arrived.
     pub fn handle_data(&mut self, now: Instant, seq: u64) -> Received {
+        self.take_data(now, seq, None)
+    }
+
+    /// A DATA with a payload of `len` bytes arrived. With
+    /// [`SessionConfig::reserve_reply`], a new message is taken only while the
+    /// replay queue could take a reply as large as it, else
+    /// [`Received::Refused`]. The peer's next resume frees the queue by what it
+    /// received, so a peer that never acknowledges is held to one queue of
+    /// replies (bounded in bytes and messages), and a well-behaved one loses
+    /// nothing.
+    pub fn handle_data_sized(&mut self, now: Instant, seq: u64, len: usize) -> Received {
+        let reply = self.cfg.reserve_reply.then_some(len);
+        self.take_data(now, seq, reply)
+    }
+
+    fn take_data(&mut self, now: Instant, seq: u64, reply: Option<usize>) -> Received {
         if self.ended.is_some() {
             return Received::Lost;
         }
@@ -485,6 +563,14 @@ impl Session {
             self.duplicates += 1;
             return Received::Duplicate;
         }
+        // Refused only while acknowledgements could make room: a message too
+        // large for the empty ring is taken (its reply is then refused by name).
+        let full = |len| !self.has_room(len) && self.unacked() > 0;
+        if seq == self.delivered + 1 && reply.is_some_and(full) {
+            self.refused_at.get_or_insert(now);
+            return Received::Refused;
+        }
+        self.refused_at = None;
         if seq != self.delivered + 1 {
             log::warn!(
                 "session {}: DATA {seq} after {}: gap",
@@ -524,8 +610,20 @@ impl Session {
         self.ack_through(seq);
     }
 
+    /// True while a refused DATA holds the link (see [`Received::Refused`]).
+    pub fn is_refusing(&self) -> bool {
+        self.refused_at.is_some()
+    }
+
+    /// True once a refused DATA has held the link for [`REFUSAL_HOLD`]: the
+    /// driver closes the link (`SessionQueueFull`) so the peer resumes.
+    pub fn refusal_expired(&self, now: Instant) -> bool {
+        self.refused_at.is_some_and(|t| t + REFUSAL_HOLD <= now)
+    }
+
     /// The link carrying the session was lost.
     pub fn handle_link_lost(&mut self, now: Instant) {
+        self.refused_at = None;
         if self.connected {
             self.connected = false;
             self.disconnected_at = Some(now);
@@ -537,22 +635,30 @@ impl Session {
     /// The next protocol message to write on the current link: a due ACK first,
     /// then unsent or replayed DATA in order. Call [`Session::handle_transmitted`]
     /// once it is queued.
+    ///
+    /// Any DATA is preceded by an ACK of everything delivered so far, due or
+    /// not: the peer's replies are acknowledged before our next request reaches
+    /// it, so a peer whose replay queue holds our replies has room again by then
+    /// (else it refuses the request: [`Received::Refused`]).
     #[must_use]
     pub fn poll_transmit(&self) -> Option<Transmit<'_>> {
         if !self.connected || self.ended.is_some() {
             return None;
         }
-        if self.ack_now && self.delivered > self.ack_sent {
+        let next = self.written + 1;
+        let data = next.checked_sub(self.base).and_then(|i| {
+            let i = i as usize;
+            if self.meta.get(i).is_some_and(|m| m.superseded) {
+                return Some(Transmit::Skip(next));
+            }
+            self.replay
+                .get(i)
+                .map(|payload| Transmit::Data { seq: next, payload })
+        });
+        if self.delivered > self.ack_sent && (self.ack_now || data.is_some()) {
             return Some(Transmit::Ack(self.delivered));
         }
-        let next = self.written + 1;
-        let i = next.checked_sub(self.base)? as usize;
-        if self.meta.get(i).is_some_and(|m| m.superseded) {
-            return Some(Transmit::Skip(next));
-        }
-        self.replay
-            .get(i)
-            .map(|payload| Transmit::Data { seq: next, payload })
+        data
     }
 
     /// The message from [`Session::poll_transmit`] was queued on the link.
@@ -589,7 +695,8 @@ impl Session {
         } else {
             self.disconnected_at.map(|t| t + self.cfg.reconnect_timeout)
         };
-        crate::time::earliest(self.ack_due, expiry)
+        let refusal = self.refused_at.map(|t| t + REFUSAL_HOLD);
+        crate::time::earliest(crate::time::earliest(self.ack_due, expiry), refusal)
     }
 
     /// Time passed: a due ACK, and on the server the expiry of a session whose
@@ -666,7 +773,7 @@ impl Backoff {
             .checked_mul(1u32 << attempt.min(20))
             .map_or(self.max, |d| d.min(self.max));
         let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        Some(Duration::from_millis(random % (ms + 1)))
+        Some(Duration::from_millis(random % ms.saturating_add(1)))
     }
 }
 
@@ -945,6 +1052,147 @@ mod tests {
             "sequence stays contiguous: no gap, no loss"
         );
         assert!(s.ended().is_none());
+    }
+
+    /// Greetings from a hostile peer: `last_received` at the extremes of u64.
+    #[test]
+    fn a_greeting_claiming_impossible_receipts_ends_the_session_by_name() {
+        for claim in [u64::MAX, u64::MAX - 1, 1 << 63, 5] {
+            // Server: a HELLO for a new session that claims DATA never sent.
+            let mut s = Session::server(cfg(), 7, [9; TOKEN_LEN], t(0));
+            let hello = Greeting {
+                last_received: claim,
+                ..Greeting::new_session()
+            };
+            s.handle_greeting(t(0), hello);
+            assert_eq!(s.ended(), Some(SessionEnd::Lost { undelivered: 0 }));
+            // Client: the same in a WELCOME, with messages queued.
+            let mut c = Session::client(cfg(), t(0));
+            c.send(b"queued").unwrap();
+            let mut welcome = Session::server(cfg(), 7, [9; TOKEN_LEN], t(0)).greeting();
+            welcome.last_received = claim;
+            c.handle_greeting(t(0), welcome);
+            assert_eq!(c.ended(), Some(SessionEnd::Lost { undelivered: 1 }));
+        }
+        // And a resume that forgets everything (0) after acknowledged messages.
+        let (mut c, mut s) = connected_pair();
+        c.send(b"a").unwrap();
+        flow(&mut c, &mut s, t(1));
+        s.handle_timeout(t(100));
+        flow(&mut s, &mut c, t(100));
+        c.send(b"b").unwrap();
+        c.handle_link_lost(t(101));
+        let mut forgot = s.greeting();
+        forgot.last_received = 0;
+        c.handle_greeting(t(102), forgot);
+        assert_eq!(c.ended(), Some(SessionEnd::Lost { undelivered: 1 }));
+    }
+
+    /// DATA, SKIP and ACK with sequence numbers at the extremes of u64, or far
+    /// ahead/behind: a named outcome each, never a panic (tests run with
+    /// overflow checks).
+    #[test]
+    fn extreme_sequence_numbers_are_named_outcomes() {
+        for seq in [u64::MAX, u64::MAX - 1, 1 << 63, 3] {
+            let (_, mut s) = connected_pair();
+            assert_eq!(s.handle_data(t(1), seq), Received::Lost, "DATA {seq}");
+            assert_eq!(s.ended(), Some(SessionEnd::Lost { undelivered: 0 }));
+            let (_, mut s) = connected_pair();
+            assert_eq!(s.handle_skip(t(1), seq), Received::Lost, "SKIP {seq}");
+            let (mut c, _) = connected_pair();
+            c.send(b"m").unwrap();
+            c.handle_ack(seq);
+            assert_eq!(
+                c.ended(),
+                Some(SessionEnd::Lost { undelivered: 1 }),
+                "ACK {seq} of nothing written"
+            );
+        }
+        // Zero and "behind": duplicates and no-ops, counted, the session lives.
+        let (mut c, mut s) = connected_pair();
+        assert_eq!(s.handle_data(t(1), 0), Received::Duplicate);
+        assert_eq!(s.handle_data(t(1), 1), Received::Deliver);
+        assert_eq!(s.handle_data(t(1), 1), Received::Duplicate);
+        assert_eq!(s.handle_skip(t(1), 0), Received::Duplicate);
+        c.handle_ack(0);
+        assert_eq!((c.ended(), s.ended()), (None, None));
+        assert_eq!(s.duplicates(), 3);
+    }
+
+    #[test]
+    fn backoff_with_the_largest_durations_does_not_overflow() {
+        let b = Backoff {
+            min: Duration::MAX,
+            max: Duration::MAX,
+            max_attempts: None,
+        };
+        assert!(b.delay(u32::MAX, u64::MAX).is_some());
+    }
+
+    #[test]
+    fn with_reserve_reply_a_message_waits_for_room_for_its_reply() {
+        let rr = SessionConfig {
+            reserve_reply: true,
+            ..cfg()
+        };
+        let mut s = Session::server(rr, 7, [9; TOKEN_LEN], t(0));
+        let mut c = Session::client(cfg(), t(0));
+        s.handle_greeting(t(0), c.greeting());
+        c.handle_greeting(t(0), s.greeting());
+        // Six replies fill the queue (max_depth_disconnected, connected too):
+        // the seventh request waits.
+        for seq in 1..=6 {
+            assert_eq!(s.handle_data_sized(t(1), seq, 1), Received::Deliver);
+            s.send(b"r").unwrap();
+        }
+        assert_eq!(s.handle_data_sized(t(2), 7, 1), Received::Refused);
+        assert!(s.is_refusing());
+        assert_eq!(s.delivered(), 6, "not taken");
+        s.handle_timeout(t(21)); // the ACK of the six goes out
+        s.handle_transmitted(Sent::Ack(6));
+        assert_eq!(
+            s.poll_timeout(),
+            Some(t(2) + REFUSAL_HOLD),
+            "the hold's end"
+        );
+        assert!(!s.refusal_expired(t(2) + (REFUSAL_HOLD - Duration::from_millis(1))));
+        assert!(s.refusal_expired(t(2) + REFUSAL_HOLD));
+        // The driver cut the link; the resume acknowledges the replies it got.
+        s.handle_link_lost(t(3));
+        assert!(!s.is_refusing());
+        let mut hello = c.greeting();
+        hello.last_received = 6;
+        s.handle_greeting(t(4), hello);
+        assert_eq!(s.handle_data_sized(t(4), 7, 1), Received::Deliver);
+        // Bytes count too: a message larger than the room left waits.
+        s.send(b"r").unwrap(); // seq 7, one byte of the 64-byte ring
+        assert_eq!(s.handle_data_sized(t(5), 8, 64), Received::Refused);
+        // But with nothing to acknowledge, waiting cannot help: taken.
+        s.handle_transmitted(Sent::Data(7));
+        s.handle_ack(7);
+        assert_eq!(s.unacked(), 0);
+        assert_eq!(s.handle_data_sized(t(6), 8, 65), Received::Deliver);
+        // Without reserve_reply nothing is refused.
+        let (_, mut plain) = connected_pair();
+        for _ in 0..4 {
+            plain.send(b"r").unwrap();
+        }
+        assert_eq!(plain.handle_data_sized(t(1), 1, 1), Received::Deliver);
+    }
+
+    #[test]
+    fn data_goes_out_behind_an_ack_of_everything_delivered() {
+        let (mut c, mut s) = connected_pair();
+        s.send(b"reply").unwrap();
+        flow(&mut s, &mut c, t(1));
+        assert_eq!(c.poll_transmit(), None, "batched: no ACK due yet");
+        c.send(b"next").unwrap();
+        assert_eq!(c.poll_transmit(), Some(Transmit::Ack(1)), "ACK first");
+        c.handle_transmitted(Sent::Ack(1));
+        assert!(matches!(
+            c.poll_transmit(),
+            Some(Transmit::Data { seq: 1, .. })
+        ));
     }
 
     #[test]

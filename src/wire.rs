@@ -308,6 +308,8 @@ const CODES: &[CloseReason] = &[
     CloseReason::SessionClosed,
     CloseReason::FrameTimeout,
     CloseReason::TooManyConnectionsFromPeer,
+    CloseReason::SessionQueueFull,
+    CloseReason::TooManySessionsFromPeer,
 ];
 
 #[cfg(test)]

@@ -337,3 +337,54 @@ fn accepting_refusing_and_closing_links_with_a_per_address_limit_allocates_nothi
         "allocations / frees over 200 cycles"
     );
 }
+
+/// The spool's steady state on a real directory: append, group commit (with
+/// fdatasync), read back, mark delivered, and segments recycled many times
+/// over, after a warm-up, allocate nothing.
+#[test]
+fn steady_spool_append_commit_read_and_delivery_allocate_nothing() {
+    use mooring::spool::{FsStorage, Fsync, Journal, SpoolConfig};
+    let dir = std::env::temp_dir().join(format!("mooring-no-alloc-spool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = SpoolConfig {
+        segment_bytes: 16 << 10,
+        segments: 4,
+        max_message_bytes: 512,
+        batch_bytes: 8 << 10,
+        index_entries: 256,
+        fsync: Fsync::Batch,
+    };
+    let (mut j, _) = Journal::open(FsStorage::open(&dir).unwrap(), cfg).unwrap();
+    let mut buf = [0u8; 512];
+    let payload = [b'M'; 300];
+    let mut turn = |j: &mut Journal<FsStorage>, i: u64| {
+        for _ in 0..16 {
+            j.append(i % 7, mooring::Instant::from_millis(i), &payload)
+                .unwrap();
+        }
+        j.commit(mooring::Instant::from_millis(i)).unwrap();
+        let mut last = 0;
+        for e in j.undelivered().take(16) {
+            last = e.seq;
+        }
+        let e = j.undelivered().next().unwrap();
+        assert_eq!(j.read(e, &mut buf).unwrap().len, payload.len());
+        j.mark_delivered(last).unwrap();
+    };
+    for i in 0..20 {
+        turn(&mut j, i);
+    }
+    let start = start_counting();
+    // 200 turns of 16 messages of ~330 bytes: 1 MB through 64 KB of segments.
+    for i in 20..220 {
+        turn(&mut j, i);
+    }
+    let (allocs, frees) = stop_counting(start);
+    drop(j);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        (allocs, frees),
+        (0, 0),
+        "allocations / frees in the spool's steady state"
+    );
+}

@@ -182,6 +182,52 @@ fn links_cut_mid_stream_are_resumed_with_every_message_exactly_once_in_order() {
     assert!(seen.server_links.len() >= 6);
 }
 
+/// A HELLO in an MLLP frame, as a raw peer writes it.
+fn hello_frame(g: Greeting) -> Vec<u8> {
+    let mut b = [0u8; wire::MAX_CONTROL + 3];
+    b[0] = 0x0B;
+    let n = wire::encode(&Msg::Hello(g), &mut b[1..]).unwrap();
+    b[1 + n] = 0x1C;
+    b[2 + n] = 0x0D;
+    b[..n + 3].to_vec()
+}
+
+/// Polls the server until a link closes; its reason.
+fn next_close(server: &mut Node) -> Option<CloseReason> {
+    let start = Instant::now();
+    while start.elapsed() < LIMIT {
+        server.poll(Some(Duration::from_millis(5))).unwrap();
+        while let Some(ev) = server.next_event() {
+            if let Event::Closed { reason, .. } = ev {
+                return Some(reason);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn a_hello_claiming_u64_max_received_closes_its_link_as_session_lost_and_the_server_serves_on() {
+    let (mut server, mut client, addr, connect) = nodes(Duration::from_secs(30));
+    for claim in [u64::MAX, 1 << 63] {
+        let mut hostile = std::net::TcpStream::connect(addr).unwrap();
+        let g = Greeting {
+            last_received: claim,
+            ..Greeting::new_session()
+        };
+        hostile.write_all(&hello_frame(g)).unwrap();
+        assert_eq!(next_close(&mut server), Some(CloseReason::SessionLost));
+    }
+    let id = client.open_session(addr, &connect).unwrap();
+    let mut seen = Seen::default();
+    client.session_send(id, b"MSG1").unwrap();
+    let start = Instant::now();
+    while seen.client_got.is_empty() && start.elapsed() < LIMIT {
+        turn(&mut server, &mut client, &mut seen);
+    }
+    assert_eq!(seen.client_got, vec![1], "a legitimate session is served");
+}
+
 #[test]
 fn a_resume_with_the_wrong_token_is_refused_and_counted() {
     let (mut server, mut client, addr, connect) = nodes(Duration::from_secs(30));
@@ -199,23 +245,8 @@ fn a_resume_with_the_wrong_token_is_refused_and_counted() {
         token: [0xAA; wire::TOKEN_LEN],
         ..Greeting::new_session()
     };
-    let mut b = [0u8; wire::MAX_CONTROL + 3];
-    b[0] = 0x0B;
-    let n = wire::encode(&Msg::Hello(g), &mut b[1..]).unwrap();
-    b[1 + n] = 0x1C;
-    b[2 + n] = 0x0D;
-    intruder.write_all(&b[..n + 3]).unwrap();
-    let mut refused = None;
-    let start = Instant::now();
-    while refused.is_none() && start.elapsed() < LIMIT {
-        server.poll(Some(Duration::from_millis(5))).unwrap();
-        while let Some(ev) = server.next_event() {
-            if let Event::Closed { reason, .. } = ev {
-                refused = Some(reason);
-            }
-        }
-    }
-    assert_eq!(refused, Some(CloseReason::BadToken));
+    intruder.write_all(&hello_frame(g)).unwrap();
+    assert_eq!(next_close(&mut server), Some(CloseReason::BadToken));
     assert_eq!(server.stats().bad_tokens, 1);
     // The real session is untouched.
     client.session_send(id, b"MSG2").unwrap();

@@ -445,7 +445,8 @@ fn undelivered(end: Option<SessionEnd>) -> Option<u64> {
     match end? {
         SessionEnd::Lost { undelivered }
         | SessionEnd::Expired { undelivered }
-        | SessionEnd::QueueFull { undelivered } => Some(undelivered),
+        | SessionEnd::QueueFull { undelivered }
+        | SessionEnd::Evicted { undelivered } => Some(undelivered),
         SessionEnd::Closed => Some(0),
     }
 }

@@ -26,7 +26,7 @@ impl Codec for Len32 {
         if len > max_frame {
             return Err(FrameError::TooLarge);
         }
-        let total = len + 4;
+        let total = len.checked_add(4).ok_or(FrameError::TooLarge)?;
         if buf.len() < total {
             return Ok(Decoded::Incomplete {
                 skipped: 0,

@@ -3,12 +3,15 @@
 //! events. Policy lives in the pure `Session`; this file moves its messages.
 
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::{Event, LinkId, Node, SetupError};
+
+mod admit;
 use crate::config::ConnectConfig;
 use crate::error::{CloseReason, ConfigError};
+use crate::fallible::AllocError;
 use crate::session::{
     Received, Session, SessionConfig, SessionEnd, SessionError, SessionEvent, Transmit,
 };
@@ -62,6 +65,9 @@ pub(super) struct SessionSlot {
     /// The link carrying it now.
     pub(super) link: Option<LinkId>,
     redial: Option<Redial>,
+    /// Server: the address of the link that last carried it (admission counts
+    /// sessions per address).
+    peer: Option<IpAddr>,
 }
 
 impl SessionSlot {
@@ -72,6 +78,7 @@ impl SessionSlot {
             used: false,
             link: None,
             redial: None,
+            peer: None,
         }
     }
 }
@@ -93,8 +100,7 @@ impl Node {
         (s.used && s.gen == id.gen).then_some(id.idx)
     }
 
-    /// Takes a free session slot and starts a session in it (reusing its replay
-    /// ring when the settings match).
+    /// Takes a free session slot and starts a session in it.
     fn take_session(
         &mut self,
         cfg: SessionConfig,
@@ -102,24 +108,40 @@ impl Node {
         token: [u8; TOKEN_LEN],
         client: bool,
         now: Instant,
-    ) -> Option<u32> {
-        let idx = self.sessions.iter().position(|s| !s.used)? as u32;
+    ) -> Result<Option<u32>, AllocError> {
+        let Some(idx) = self.sessions.iter().position(|s| !s.used) else {
+            return Ok(None);
+        };
+        let idx = idx as u32;
+        self.start_session(idx, cfg, id, token, client, now)?;
+        Ok(Some(idx))
+    }
+
+    /// Starts a session in slot `idx` (reusing its replay ring when the
+    /// settings match, else allocating one, fallibly); a new generation, so the
+    /// old id is stale. On `Err` the slot is as it was.
+    fn start_session(
+        &mut self,
+        idx: u32,
+        cfg: SessionConfig,
+        id: u64,
+        token: [u8; TOKEN_LEN],
+        client: bool,
+        now: Instant,
+    ) -> Result<(), AllocError> {
         let slot = &mut self.sessions[idx as usize];
         match slot.session.as_mut() {
             Some(s) if s.config() == cfg => s.restart(id, token, client, now),
             _ => {
-                slot.session = Some(if client {
-                    Session::client(cfg, now)
-                } else {
-                    Session::server(cfg, id, token, now)
-                });
+                slot.session = Some(Session::try_new(cfg, id, token, client, now)?);
             }
         }
         slot.gen = slot.gen.wrapping_add(1);
         slot.used = true;
         slot.link = None;
         slot.redial = None;
-        Some(idx)
+        slot.peer = None;
+        Ok(())
     }
 
     /// Opens a reliable session to `addr` (`cfg.session` must be set, with the
@@ -140,7 +162,7 @@ impl Node {
             }))?;
         let now = self.tick();
         let idx = self
-            .take_session(scfg, 0, [0; TOKEN_LEN], true, now)
+            .take_session(scfg, 0, [0; TOKEN_LEN], true, now)?
             .ok_or(SetupError::NoSlot)?;
         self.sessions[idx as usize].redial = Some(Redial {
             addr,
@@ -188,7 +210,7 @@ impl Node {
         };
         match r.cfg.backoff.delay(r.attempt, random) {
             Some(delay) => {
-                r.attempt += 1;
+                r.attempt = r.attempt.saturating_add(1);
                 r.at = Some(now + delay);
                 let attempt = r.attempt;
                 self.note(idx, SessionNote::Reconnecting { attempt, delay });
@@ -275,11 +297,7 @@ impl Node {
         if let Some(s) = self.sessions[idx as usize].session.as_mut() {
             s.end(how);
         }
-        let reason = match how {
-            SessionEnd::Expired { .. } => CloseReason::SessionExpired,
-            SessionEnd::Closed => CloseReason::SessionClosed,
-            _ => CloseReason::SessionLost,
-        };
+        let reason = link_reason(how);
         if let Some(link) = self.sessions[idx as usize].link.take() {
             if let Some(i) = self.slot_of(link) {
                 self.slots[i as usize].session = None;
@@ -307,11 +325,7 @@ impl Node {
             self.note(idx, note);
             if let SessionEvent::Ended(how) = ev {
                 // The session is over: its link goes too.
-                let reason = match how {
-                    SessionEnd::Expired { .. } => CloseReason::SessionExpired,
-                    SessionEnd::Closed => CloseReason::SessionClosed,
-                    _ => CloseReason::SessionLost,
-                };
+                let reason = link_reason(how);
                 self.sessions[idx as usize].redial = None;
                 if let Some(link) = self.sessions[idx as usize].link.take() {
                     if let Some(i) = self.slot_of(link) {
@@ -432,7 +446,8 @@ impl Node {
                 let Some(scfg) = self.listeners[l as usize].cfg.session else {
                     return true; // a listener without sessions: protocol only
                 };
-                match self.server_session(i, scfg, peer, now) {
+                let per_ip = self.listeners[l as usize].cfg.max_sessions_per_ip;
+                match self.server_session(i, scfg, per_ip, peer, now) {
                     Some(idx) => idx,
                     None => return false,
                 }
@@ -462,17 +477,19 @@ impl Node {
         &mut self,
         i: u32,
         scfg: SessionConfig,
+        per_ip: Option<usize>,
         peer: Greeting,
         now: Instant,
     ) -> Option<u32> {
+        let from = self.slots[i as usize].peer.ip();
         if peer.session == 0 {
-            self.next_session_id += 1;
-            let id = self.next_session_id;
-            let token = self.random_token();
-            let Some(idx) = self.take_session(scfg, id, token, false, now) else {
-                log::warn!("no free session slot for a new session");
-                self.close_slot(i, CloseReason::TooManyConnections);
-                return None;
+            let idx = match self.admit_session(scfg, from, per_ip, now) {
+                Ok(idx) => idx,
+                Err(reason) => {
+                    log::warn!("no session slot for a new session from {from}: {reason}");
+                    self.close_slot(i, reason);
+                    return None;
+                }
             };
             if let Some(s) = self.sessions[idx as usize].session.as_mut() {
                 s.handle_greeting(now, peer);
@@ -508,20 +525,32 @@ impl Node {
         if let Some(s) = self.sessions[idx].session.as_mut() {
             s.handle_greeting(now, peer);
         }
+        self.sessions[idx].peer = Some(from);
         Some(idx as u32)
     }
 
-    /// A DATA arrived on a session's link: deliver it, drop a replayed duplicate,
-    /// or end the session on a gap.
-    pub(super) fn session_data(&mut self, idx: u32, seq: Option<u64>, now: Instant) -> Received {
+    /// A DATA of `len` payload bytes arrived on a session's link: deliver it,
+    /// drop a replayed duplicate, end the session on a gap, or, when the replay
+    /// queue has no room for a reply as large, hold it unread (the link is not
+    /// read; it closes with `SessionQueueFull` after `REFUSAL_HOLD`, and the
+    /// peer's resume frees the queue and resends it).
+    pub(super) fn session_data(
+        &mut self,
+        idx: u32,
+        seq: Option<u64>,
+        len: usize,
+        now: Instant,
+    ) -> Received {
         let Some(seq) = seq else {
             return Received::Lost;
         };
         let r = self.sessions[idx as usize]
             .session
             .as_mut()
-            .map_or(Received::Lost, |s| s.handle_data(now, seq));
-        if r == Received::Lost {
+            .map_or(Received::Lost, |s| s.handle_data_sized(now, seq, len));
+        if r == Received::Refused {
+            self.resched_session(idx); // the hold's deadline
+        } else if r == Received::Lost {
             self.drain_session_events(idx);
         } else {
             self.pump_session(idx); // an ACK may be due
@@ -601,6 +630,14 @@ impl Node {
         self.timers.set(t, at);
     }
 
+    /// True while session `idx` holds a refused DATA: its link is not read.
+    pub(super) fn session_refusing(&self, idx: u32) -> bool {
+        self.sessions[idx as usize]
+            .session
+            .as_ref()
+            .is_some_and(Session::is_refusing)
+    }
+
     /// A session's deadline passed (heap index `t`).
     pub(super) fn session_timeout(&mut self, t: u32, now: Instant) {
         let idx = t - self.slots.len() as u32;
@@ -611,6 +648,22 @@ impl Node {
             s.handle_timeout(now);
         }
         self.drain_session_events(idx);
+        let expired = self.sessions[idx as usize]
+            .session
+            .as_ref()
+            .is_some_and(|s| s.refusal_expired(now));
+        if let Some(i) = self.sessions[idx as usize]
+            .link
+            .filter(|_| expired)
+            .and_then(|l| self.slot_of(l))
+        {
+            self.stats.session_queue_full += 1;
+            log::info!(
+                "session link to {}: replay queue full, closing so the peer resumes",
+                self.slots[i as usize].peer
+            );
+            self.close_slot(i, CloseReason::SessionQueueFull);
+        }
         let due = self.sessions[idx as usize]
             .redial
             .as_ref()
@@ -664,5 +717,14 @@ impl Node {
             }
         };
         rng.next_u64()
+    }
+}
+
+/// The reason a session's link closes with when the session ends `how`.
+fn link_reason(how: SessionEnd) -> CloseReason {
+    match how {
+        SessionEnd::Expired { .. } | SessionEnd::Evicted { .. } => CloseReason::SessionExpired,
+        SessionEnd::Closed => CloseReason::SessionClosed,
+        SessionEnd::Lost { .. } | SessionEnd::QueueFull { .. } => CloseReason::SessionLost,
     }
 }

@@ -146,6 +146,11 @@ impl Proc {
     pub fn seen(&self) -> &[String] {
         &self.seen
     }
+
+    /// The process id (for `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Proc {

@@ -103,6 +103,16 @@ lost, nothing repeated; see the README):
                           to resume it (default 60s); then it ends as Expired
   --queue N               unacknowledged messages kept per session while
                           connected (default 1000); 10 x N while disconnected
+                          (replies: 10 x N, connected or not)
+  --queue-bytes BYTES     ... and at most BYTES of them (default 8388608, one
+                          ring per session allocated at its first use: memory
+                          is at most 2 x --max-conns x BYTES)
+  --max-sessions-per-ip N sessions one address may hold (connected or waiting
+                          for a resume; default: no limit); at the limit its
+                          new session replaces its own session disconnected
+                          longest, or is closed TooManySessionsFromPeer
+  A full session table (2 x --max-conns) gives a new session the slot of the
+  session disconnected longest; that one ends how=Evicted.
 
 DUR is a number with a unit: 500ms, 10s, 5m, 1h.
 
@@ -120,7 +130,7 @@ Lines (stdout, flushed at once):
 With --session (session=N numbers the sessions of this process, from 1):
   event=session session=N note=established resumed=true|false replaying=K
   event=session_message session=N bytes=N [id=MSH-10]   (in order, exactly once)
-  event=session session=N note=ended how=Lost|Expired|QueueFull|Closed undelivered=K
+  event=session session=N note=ended how=Lost|Expired|QueueFull|Closed|Evicted undelivered=K
 replaying: replies sent again on a resumed link (the client lacked them);
 undelivered: replies whose delivery is not confirmed (Expired: the client
 did not resume within --resume-window; Lost: a side could not replay what
@@ -173,6 +183,7 @@ with nothing lost or repeated; the listener needs --session too):
   --queue N               unacknowledged messages kept while connected
                           (default 1000; 10 x N while disconnected); a full
                           queue holds the next message back until acknowledged
+  --queue-bytes BYTES     ... and at most BYTES of them (default 8388608)
   --reconnect-min DUR     first reconnect waits up to DUR, doubling each attempt
   --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
                           unlimited attempts)
@@ -281,6 +292,8 @@ pub struct ListenOpts {
     pub liveness: LivenessConfig,
     /// `--session`, `--resume-window`, `--queue`: serve reliable sessions.
     pub session: Option<SessionConfig>,
+    /// `--max-sessions-per-ip`.
+    pub max_sessions_per_ip: Option<usize>,
 }
 
 impl Default for ListenOpts {
@@ -300,6 +313,7 @@ impl Default for ListenOpts {
             quiet: false,
             liveness: LivenessConfig::default(),
             session: None,
+            max_sessions_per_ip: None,
         }
     }
 }
@@ -440,6 +454,8 @@ struct SessionFlags {
     resume_window: Option<Duration>,
     /// `--queue`.
     queue: Option<usize>,
+    /// `--queue-bytes`.
+    queue_bytes: Option<usize>,
     /// `--reconnect-min` (send only).
     reconnect_min: Option<Duration>,
     /// `--reconnect-max` (send only).
@@ -477,6 +493,13 @@ impl SessionFlags {
                 }
                 self.queue = Some(n);
             }
+            "--queue-bytes" => {
+                let n: usize = parse_count(flag, &words.value(flag, inline)?)?;
+                if n == 0 {
+                    return err("--queue-bytes: must be at least 1");
+                }
+                self.queue_bytes = Some(n);
+            }
             "--reconnect-min" | "--reconnect-max" if client => {
                 let d = parse_dur(flag, &words.value(flag, inline)?)?;
                 if d.is_zero() {
@@ -500,6 +523,7 @@ impl SessionFlags {
             let given = [
                 ("--resume-window", self.resume_window.is_some()),
                 ("--queue", self.queue.is_some()),
+                ("--queue-bytes", self.queue_bytes.is_some()),
                 ("--reconnect-min", self.reconnect_min.is_some()),
                 ("--reconnect-max", self.reconnect_max.is_some()),
             ];
@@ -518,6 +542,7 @@ impl SessionFlags {
             Some(SessionConfig {
                 max_depth: depth,
                 max_depth_disconnected: depth.saturating_mul(10),
+                max_bytes: self.queue_bytes.unwrap_or(defaults.max_bytes),
                 reconnect_timeout: self.resume_window.unwrap_or(defaults.reconnect_timeout),
                 ..defaults
             }),
@@ -928,6 +953,13 @@ fn parse_listen<I: Iterator<Item = String>>(
             "--max-frame" => o.max_frame = parse_count(&flag, &words.value(&flag, inline)?)?,
             "--mllp-commit-ack" => o.mllp_commit_ack = switch(&inline)?,
             "--quiet" => o.quiet = switch(&inline)?,
+            "--max-sessions-per-ip" => {
+                let n = parse_count(&flag, &words.value(&flag, inline)?)?;
+                if n == 0 {
+                    return err("--max-sessions-per-ip: must be at least 1");
+                }
+                o.max_sessions_per_ip = Some(n);
+            }
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, false)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
@@ -943,6 +975,9 @@ fn parse_listen<I: Iterator<Item = String>>(
         o.session = sess.finish(o.liveness.protocol)?.0;
         if o.session.is_some() && o.close_after_reply {
             return err("--close-after-reply: cannot be used with --session");
+        }
+        if o.session.is_none() && o.max_sessions_per_ip.is_some() {
+            return err("--max-sessions-per-ip: needs --session");
         }
     }
     Ok(Command::Listen(Box::new(o)))
@@ -1319,6 +1354,8 @@ mod tests {
             "10s",
             "--queue",
             "50",
+            "--queue-bytes",
+            "65536",
             "--reconnect-min",
             "100ms",
             "--reconnect-max=500ms",
@@ -1332,6 +1369,7 @@ mod tests {
         let s = o.session.expect("session");
         assert_eq!(s.max_depth, 50);
         assert_eq!(s.max_depth_disconnected, 500);
+        assert_eq!(s.max_bytes, 65536);
         assert_eq!(s.reconnect_timeout, Duration::from_secs(10));
         assert_eq!(o.backoff.min, Duration::from_millis(100));
         assert_eq!(o.backoff.max, Duration::from_millis(500));
@@ -1349,6 +1387,10 @@ mod tests {
                 "--session: needs --protocol mooring",
             ),
             (&["listen", "--queue", "5"], "--queue: needs --session"),
+            (
+                &["listen", "--queue-bytes", "5"],
+                "--queue-bytes: needs --session",
+            ),
             (
                 &[
                     "listen",
@@ -1381,6 +1423,44 @@ mod tests {
                     "1s",
                 ],
                 "--reconnect-min",
+            ),
+        ];
+        for (args, needle) in cases {
+            let e = run(args).unwrap_err();
+            assert!(e.0.starts_with(needle), "{args:?}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn max_sessions_per_ip_needs_sessions_and_a_positive_count() {
+        let Command::Listen(o) = run(&[
+            "listen",
+            "--protocol",
+            "mooring",
+            "--session",
+            "--max-sessions-per-ip",
+            "3",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not listen")
+        };
+        assert_eq!(o.max_sessions_per_ip, Some(3));
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["listen", "--max-sessions-per-ip", "2"],
+                "--max-sessions-per-ip: needs --session",
+            ),
+            (
+                &[
+                    "listen",
+                    "--protocol",
+                    "mooring",
+                    "--session",
+                    "--max-sessions-per-ip=0",
+                ],
+                "--max-sessions-per-ip: must be at least 1",
             ),
         ];
         for (args, needle) in cases {

@@ -153,6 +153,7 @@ pub fn end_parts(how: SessionEnd) -> (&'static str, u64) {
         SessionEnd::Lost { undelivered } => ("Lost", undelivered),
         SessionEnd::Expired { undelivered } => ("Expired", undelivered),
         SessionEnd::QueueFull { undelivered } => ("QueueFull", undelivered),
+        SessionEnd::Evicted { undelivered } => ("Evicted", undelivered),
         SessionEnd::Closed => ("Closed", 0),
     }
 }

@@ -4,14 +4,14 @@
 //! The serving part, [`Responder`], is shared with `mooring demo`, so the demo
 //! exercises exactly what operators run.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mooring::hl7::{self, AckCode};
-use mooring::session::SessionError;
+use mooring::session::{Overflow, SessionConfig, SessionError};
 use mooring::{
     CloseReason, Event, LinkId, ListenConfig, ListenerId, Node, NodeConfig, ServerPolicy,
     SessionId, SessionNote, SetupError,
@@ -144,12 +144,6 @@ pub struct Responder {
     numbers: HashMap<SessionId, u64>,
     /// Last session number given.
     last_number: u64,
-    /// Session replies refused for a full replay queue (backpressure), oldest
-    /// first; sent as the client acknowledges, each session's in order.
-    backlog: VecDeque<(SessionId, Vec<u8>)>,
-    /// Most replies kept in `backlog`; a session that would need more is closed
-    /// (its client then learns it ended) rather than losing a reply silently.
-    backlog_cap: usize,
 }
 
 impl Responder {
@@ -182,7 +176,15 @@ impl Responder {
                 ServerPolicy::KeepOpen
             },
             liveness: o.liveness,
-            session: o.session,
+            // The node takes a session's message only with room in its replay
+            // queue for a reply as large; a reply larger still (an ACK quoting a
+            // huge MSH-10) ends the session as `QueueFull`: never stored aside.
+            session: o.session.map(|s| SessionConfig {
+                overflow: Overflow::CloseSession,
+                reserve_reply: true,
+                ..s
+            }),
+            max_sessions_per_ip: o.max_sessions_per_ip,
         };
         // Validate before allocating the reply buffer from `max_frame`.
         node_cfg.validate()?;
@@ -200,8 +202,6 @@ impl Responder {
             last_link: None,
             numbers: HashMap::new(),
             last_number: 0,
-            backlog: VecDeque::new(),
-            backlog_cap: o.session.map_or(0, |s| s.max_depth_disconnected),
         })
     }
 
@@ -222,54 +222,18 @@ impl Responder {
         number_of(&mut self.numbers, &mut self.last_number, session)
     }
 
-    /// Queues a reply on its session, behind any of the session's replies still
-    /// waiting for room.
+    /// Queues a reply on its session. A full replay queue has ended the session
+    /// (`QueueFull`, reported as its `ended` event); a reply that can never fit
+    /// (over `max_frame`) ends it too, rather than going missing.
     fn session_reply(&mut self, session: SessionId, len: usize) {
-        let reply = &self.buf[..len];
-        if !self.backlog.iter().any(|(s, _)| *s == session) {
-            match self.node.session_send(session, reply) {
-                Ok(_) => return,
-                Err(SessionError::QueueFull) => {}
-                Err(e) => {
-                    log::warn!("session reply not sent: {e:?}");
-                    return;
-                }
+        match self.node.session_send(session, &self.buf[..len]) {
+            Ok(_) | Err(SessionError::Ended) => {}
+            Err(SessionError::QueueFull) => {
+                log::warn!("session reply refused: replay queue full, the session ends");
             }
-        }
-        if self.backlog.len() >= self.backlog_cap {
-            log::warn!(
-                "session replies backlog full ({}): closing the session",
-                self.backlog_cap
-            );
-            self.node.close_session(session);
-            self.backlog.retain(|(s, _)| *s != session);
-            return;
-        }
-        self.backlog.push_back((session, reply.to_vec()));
-    }
-
-    /// Sends what the backlog can, keeping each session's replies in order.
-    fn flush_backlog(&mut self) {
-        let mut blocked: Vec<SessionId> = Vec::new();
-        let mut i = 0;
-        while i < self.backlog.len() {
-            let (session, ref reply) = self.backlog[i];
-            if blocked.contains(&session) {
-                i += 1;
-                continue;
-            }
-            match self.node.session_send(session, reply) {
-                Ok(_) => {
-                    self.backlog.remove(i);
-                }
-                Err(SessionError::QueueFull) => {
-                    blocked.push(session);
-                    i += 1;
-                }
-                Err(e) => {
-                    log::warn!("session reply not sent: {e:?}");
-                    self.backlog.remove(i);
-                }
+            Err(SessionError::TooLarge) => {
+                log::warn!("session reply larger than --max-frame: closing the session");
+                self.node.close_session(session);
             }
         }
     }
@@ -290,9 +254,6 @@ impl Responder {
                 node, buf, peers, ..
             } = self;
             let Some(ev) = node.next_event() else {
-                if !self.backlog.is_empty() {
-                    self.flush_backlog();
-                }
                 return Ok(());
             };
             // What to do once the event (and its borrow of the node) is gone.
@@ -321,7 +282,6 @@ impl Responder {
                     report(&Seen::Session { session: n, note });
                     if let SessionNote::Ended(_) = note {
                         self.numbers.remove(&session);
-                        self.backlog.retain(|(s, _)| *s != session);
                     }
                 }
                 Event::Message { link, payload } => {
@@ -349,7 +309,8 @@ impl Responder {
                     peer_reason,
                 }),
                 Event::Rejected { peer, reason, .. } => report(&Seen::Rejected { peer, reason }),
-                // Writable: replies are small (session replies wait in `backlog`).
+                // Writable: replies are small; a session's replies wait in its
+                // replay queue.
                 _ => {}
             }
             if let Some((session, len)) = session_answer {

@@ -220,6 +220,7 @@ fn end_error(how: SessionEnd) -> &'static str {
         SessionEnd::Lost { .. } => "SessionLost",
         SessionEnd::Expired { .. } => "SessionExpired",
         SessionEnd::QueueFull { .. } => "QueueFull",
+        SessionEnd::Evicted { .. } => "Evicted",
         SessionEnd::Closed => "SessionClosed",
     }
 }
