@@ -25,6 +25,7 @@ fn config(input: &mut Input<'_>) -> SessionConfig {
         } else {
             Overflow::Backpressure
         },
+        reserve_reply: input.bool(),
     }
 }
 
@@ -77,16 +78,19 @@ fn single(input: &mut Input<'_>) {
             2 | 3 => {
                 let before = s.delivered();
                 let seq = input.seq(before.wrapping_add(1));
-                let skip = input.bool();
-                let r = if skip {
-                    s.handle_skip(now, seq)
-                } else {
-                    s.handle_data(now, seq)
+                let r = match input.u8() % 3 {
+                    0 => s.handle_skip(now, seq),
+                    1 => s.handle_data(now, seq),
+                    _ => s.handle_data_sized(now, seq, usize::from(input.u16())),
                 };
                 match r {
                     Received::Deliver | Received::Skipped => {
                         assert_eq!(Some(seq), before.checked_add(1));
                         assert_eq!(s.delivered(), seq);
+                    }
+                    Received::Refused => {
+                        assert_eq!(Some(seq), before.checked_add(1));
+                        assert_eq!(s.delivered(), before, "a refused message is not taken");
                     }
                     Received::Duplicate => assert!(seq <= before),
                     Received::Lost => assert!(s.ended().is_some()),
@@ -193,23 +197,26 @@ impl Side {
     }
 }
 
-/// Delivers one in-flight frame from `from` to `to`.
-fn deliver_one(from: &mut Side, to: &mut Side, now: Instant) {
+/// Delivers one in-flight frame from `from` to `to`. False when `to` refused
+/// a DATA (no room for its reply): the driver then cuts the link.
+#[must_use]
+fn deliver_one(from: &mut Side, to: &mut Side, now: Instant) -> bool {
     let Some(frame) = from.in_flight.pop_front() else {
-        return;
+        return true;
     };
     match wire::decode(&frame).expect("frames we encoded decode") {
-        Msg::Data { seq, payload } => {
-            if to.s.handle_data(now, seq) == Received::Deliver {
-                to.delivered.push(payload.to_vec());
-            }
-        }
+        Msg::Data { seq, payload } => match to.s.handle_data_sized(now, seq, payload.len()) {
+            Received::Deliver => to.delivered.push(payload.to_vec()),
+            Received::Refused => return false,
+            _ => {}
+        },
         Msg::Skip(seq) => {
             let _ = to.s.handle_skip(now, seq);
         }
         Msg::Ack(seq) => to.s.handle_ack(seq),
         m => panic!("a session sends only DATA, SKIP and ACK, not {m:?}"),
     }
+    true
 }
 
 /// A new link: HELLO from the client, WELCOME back, as the node does it.
@@ -245,7 +252,8 @@ fn check_loss(from: &Side, to: &Side) {
     match from.end {
         Some(SessionEnd::Lost { undelivered })
         | Some(SessionEnd::Expired { undelivered })
-        | Some(SessionEnd::QueueFull { undelivered }) => {
+        | Some(SessionEnd::QueueFull { undelivered })
+        | Some(SessionEnd::Evicted { undelivered }) => {
             assert!(
                 undelivered >= missing,
                 "{missing} missing, {undelivered} reported"
@@ -281,7 +289,12 @@ fn pair(input: &mut Input<'_>) {
                 a.send(&payload);
             }
             2 if connected => a.transmit(1 + usize::from(input.u8() % 4)),
-            3 if connected => deliver_one(a, b, now),
+            3 if connected => {
+                if !deliver_one(a, b, now) {
+                    cut(&mut c, &mut s, now);
+                    connected = false;
+                }
+            }
             4 if connected => {
                 cut(&mut c, &mut s, now);
                 connected = false;
@@ -315,8 +328,10 @@ fn pair(input: &mut Input<'_>) {
         s.s.flush_ack();
         c.transmit(1);
         s.transmit(1);
-        deliver_one(&mut c, &mut s, now);
-        deliver_one(&mut s, &mut c, now);
+        if !deliver_one(&mut c, &mut s, now) || !deliver_one(&mut s, &mut c, now) {
+            cut(&mut c, &mut s, now);
+            reconnect(&mut c, &mut s, now);
+        }
     }
     c.events();
     s.events();
