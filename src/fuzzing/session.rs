@@ -232,6 +232,23 @@ fn reconnect(c: &mut Side, s: &mut Side, now: Instant) {
     c.s.handle_greeting(now, welcome);
 }
 
+/// `refuser` refused a DATA of `other`: the driver holds the link a moment
+/// ([`crate::session::REFUSAL_HOLD`]) so that what `refuser` already wrote
+/// reaches `other`, then cuts it.
+fn refused(refuser: &mut Side, other: &mut Side, c_first: bool, now: Instant) {
+    while !refuser.in_flight.is_empty() {
+        if !deliver_one(refuser, other, now) {
+            break;
+        }
+    }
+    let (c, s) = if c_first {
+        (refuser, other)
+    } else {
+        (other, refuser)
+    };
+    cut(c, s, now);
+}
+
 fn cut(c: &mut Side, s: &mut Side, now: Instant) {
     c.in_flight.clear();
     s.in_flight.clear();
@@ -275,7 +292,8 @@ fn pair(input: &mut Input<'_>) {
         if input.is_empty() {
             break;
         }
-        let (a, b) = if input.bool() {
+        let from_client = input.bool();
+        let (a, b) = if from_client {
             (&mut c, &mut s)
         } else {
             (&mut s, &mut c)
@@ -291,7 +309,7 @@ fn pair(input: &mut Input<'_>) {
             2 if connected => a.transmit(1 + usize::from(input.u8() % 4)),
             3 if connected => {
                 if !deliver_one(a, b, now) {
-                    cut(&mut c, &mut s, now);
+                    refused(b, a, !from_client, now);
                     connected = false;
                 }
             }
@@ -328,8 +346,11 @@ fn pair(input: &mut Input<'_>) {
         s.s.flush_ack();
         c.transmit(1);
         s.transmit(1);
-        if !deliver_one(&mut c, &mut s, now) || !deliver_one(&mut s, &mut c, now) {
-            cut(&mut c, &mut s, now);
+        if !deliver_one(&mut c, &mut s, now) {
+            refused(&mut s, &mut c, false, now);
+            reconnect(&mut c, &mut s, now);
+        } else if !deliver_one(&mut s, &mut c, now) {
+            refused(&mut c, &mut s, true, now);
             reconnect(&mut c, &mut s, now);
         }
     }
