@@ -283,7 +283,13 @@ fn check_loss(from: &Side, to: &Side) {
 fn pair(input: &mut Input<'_>) {
     let cfg = config(input);
     let mut now = Instant::from_millis(u64::from(input.u16()));
-    let mut c = Side::new(Session::client(cfg, now));
+    // `reserve_reply` is for the answering side (`listen --session`): with it on
+    // both ends, two full queues refuse each other's DATA for ever.
+    let client_cfg = SessionConfig {
+        reserve_reply: false,
+        ..cfg
+    };
+    let mut c = Side::new(Session::client(client_cfg, now));
     let mut s = Side::new(Session::server(cfg, 42, [5; TOKEN_LEN], now));
     reconnect(&mut c, &mut s, now);
     let mut connected = true;
