@@ -207,6 +207,23 @@ impl Buffers {
         !self.pool(Tier::Large).free.is_empty()
     }
 
+    /// True when `reserve(b, want)` would have to take a large block.
+    pub(crate) fn needs_large(&self, b: &Buf, want: usize) -> bool {
+        let need = b.len() + want;
+        match b.block {
+            None => need > self.block_size(Tier::Small),
+            Some(_) => need > self.capacity(b),
+        }
+    }
+
+    /// True when a receive buffer may take a large block while a transmit
+    /// buffer is kept one: with two or more, one always stays free.
+    pub(crate) fn large_left_for_receive(&self) -> bool {
+        let pool = self.pool(Tier::Large);
+        let total = pool.mem.len() / pool.block.max(1);
+        pool.free.len() >= 2 || (total < 2 && !pool.free.is_empty())
+    }
+
     fn take(&mut self, t: Tier) -> Option<Block> {
         self.pool_mut(t)
             .free

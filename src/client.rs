@@ -102,6 +102,8 @@ pub struct Client {
     last_close: Option<CloseReason>,
     last_peer_reason: Option<CloseReason>,
     stats: ClientStats,
+    /// A server can send unexpected frames at will: one warning per interval.
+    unexpected_warning: crate::ratelimit::RateLimit,
 }
 
 impl Client {
@@ -118,6 +120,7 @@ impl Client {
             last_close: None,
             last_peer_reason: None,
             stats: ClientStats::default(),
+            unexpected_warning: crate::ratelimit::RateLimit::default(),
         })
     }
 
@@ -277,7 +280,12 @@ impl Client {
             self.stats.keepalive_replies += 1;
         } else {
             self.stats.unexpected_replies += 1;
-            log::warn!("unexpected message on an idle client link");
+            let now = self.node.now();
+            crate::ratelimit::warn_limited!(
+                self.unexpected_warning,
+                now,
+                "unexpected message on an idle client link"
+            );
         }
     }
 

@@ -19,6 +19,9 @@ use crate::session::{Backoff, SessionConfig};
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 /// Default stale-connection timeout when stale recovery is turned on: 120 s.
 pub const DEFAULT_STALE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default write timeout: queued bytes that make no progress for 10 s close the
+/// link with `WriteTimeout`.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Smallest working buffer: holds any control frame and a short HL7 ACK.
 pub const MIN_BUFFER: usize = 64;
 
@@ -54,7 +57,9 @@ pub struct NodeConfig {
     /// 0 turns it off. Default 64 KiB.
     pub read_burst: usize,
     /// A link whose queued bytes make no progress for this long closes with
-    /// `WriteTimeout`. Default 10 s.
+    /// `WriteTimeout`. Default 10 s. Until then a server link whose peer does
+    /// not read its replies is read no further (see [`crate::Node`], "Reply
+    /// backpressure").
     pub write_timeout: Duration,
     /// MLLP release 2: a receiver answers every frame with a commit ACK (`0x06`);
     /// a sender takes the ACK/NAK as the reply. Default off.
@@ -75,7 +80,7 @@ impl Default for NodeConfig {
             buffer_size: 16 * 1024,
             large_buffers: 2,
             read_burst: 64 * 1024,
-            write_timeout: Duration::from_secs(10),
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             mllp_commit_ack: false,
             max_sessions: 0,
         }

@@ -72,6 +72,9 @@ pub enum mooring_result {
     /// The operating system refused (bind, connect, poll); see `mooring_last_error`.
     Io = 9,
     /// Backpressure: the link's transmit buffer is full; wait for `MOORING_EVENT_KIND_WRITABLE`.
+    /// On an accepted link no further message of that link arrives before it:
+    /// keep the refused reply and send it then (replies up to `buffer_size / 2`
+    /// bytes always have room; see the README's "Reply backpressure").
     TxFull = 10,
     /// The frame is larger than `max_frame`.
     FrameTooLarge = 11,

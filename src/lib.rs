@@ -66,6 +66,7 @@ pub mod ledger;
 pub mod link;
 pub mod liveness;
 pub mod node;
+pub mod ratelimit;
 mod replay;
 pub mod rng;
 pub mod server;

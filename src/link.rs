@@ -11,7 +11,7 @@
 //! | `Connect`  | an outbound connect starts       | -                            | connected               | `ConnectTimeout`   |
 //! | `Idle`     | the link opens (if configured)   | any byte received            | the link closes         | `IdleTimeout`      |
 //! | `Response` | a request is queued              | -                            | a whole frame arrives   | `ResponseTimeout`  |
-//! | `Write`    | a write blocks with bytes queued | any byte written             | tx is empty             | `WriteTimeout`     |
+//! | `Write`    | a write blocks with bytes queued, or a frame finds no buffer | any byte written | tx is empty, or room came back | `WriteTimeout` |
 //! | `Frame`    | a frame's first byte is buffered | its bytes (extend, see below)| the frame is whole      | `FrameTimeout`     |
 //!
 //! `Idle` is lazy: receiving bytes only records `last_rx`; when the scheduled
@@ -439,6 +439,18 @@ impl Link {
         }
     }
 
+    /// A frame found no room and nothing is queued (no buffer to queue it in):
+    /// the transmit side is stuck as surely as a blocked write, so the same
+    /// timer runs (cleared by [`Link::handle_room`] or any write).
+    pub fn handle_no_room(&mut self, now: Instant) {
+        self.handle_write_blocked(now);
+    }
+
+    /// Room came back with nothing queued: no write is pending, the timer stops.
+    pub fn handle_room(&mut self) {
+        self.timers[Timer::Write as usize] = None;
+    }
+
     /// `n` bytes were written; `tx_empty` when nothing is left queued. Returns a
     /// reason when the policy says the link is done.
     #[must_use]
@@ -723,6 +735,23 @@ mod tests {
         assert_eq!(l.handle_written(t(30), 4, false), None);
         assert_eq!(l.handle_timeout(t(60)), None);
         assert_eq!(l.handle_timeout(t(80)), Some(CloseReason::WriteTimeout));
+    }
+
+    #[test]
+    fn a_frame_without_a_buffer_for_write_timeout_is_a_write_timeout_unless_room_comes_back() {
+        let quiet = LinkConfig {
+            idle_timeout: None,
+            ..cfg()
+        };
+        let mut l = Link::accepted(quiet, t(0));
+        l.handle_no_room(t(10));
+        assert_eq!(l.poll_timeout(), Some(t(60)));
+        assert_eq!(l.handle_timeout(t(60)), Some(CloseReason::WriteTimeout));
+
+        let mut l = Link::accepted(quiet, t(0));
+        l.handle_no_room(t(10));
+        l.handle_room();
+        assert_eq!(l.poll_timeout(), None, "room came back: nothing is stuck");
     }
 
     #[test]

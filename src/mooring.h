@@ -85,6 +85,9 @@ enum mooring_result
   MOORING_RESULT_IO = 9,
   /**
    * Backpressure: the link's transmit buffer is full; wait for `MOORING_EVENT_KIND_WRITABLE`.
+   * On an accepted link no further message of that link arrives before it:
+   * keep the refused reply and send it then (replies up to `buffer_size / 2`
+   * bytes always have room; see the README's "Reply backpressure").
    */
   MOORING_RESULT_TX_FULL = 10,
   /**

@@ -10,6 +10,18 @@
 //! application that stops pulling pushes back on its peers through TCP instead
 //! of growing a queue. Replies queued with [`Node::send`] are written together at
 //! the start of the next `poll` (several frames, one syscall).
+//!
+//! Reply backpressure: a link accepted by a listener answers what it reads, so
+//! its next frame is delivered only while the reply has room: its transmit
+//! queue holds at most `buffer_size / 2` bytes and no `send` refused with
+//! `TxFull` awaits its [`Event::Writable`]. Otherwise the link is held (read no
+//! further: its peer meets TCP backpressure) until the queue drains to
+//! `buffer_size / 4`, or `write_timeout` without progress closes it with
+//! `WriteTimeout`. A reply of up to `buffer_size / 2` bytes (framing included)
+//! sent before the link's next event is pulled therefore always has room; a
+//! larger one may meet `TxFull` (no large buffer free), and no frame of that
+//! link overtakes it: keep it and send it on `Writable`. A peer that pipelines
+//! requests and never reads costs one held link, not dropped replies or CPU.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
@@ -20,6 +32,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 mod accept;
+mod backpressure;
 mod per_ip;
 mod sessions;
 
@@ -34,6 +47,7 @@ use crate::fallible::{self, AllocError};
 use crate::frame::{Codec, Decoded, FrameError, MLLP_ACK, MLLP_NAK};
 use crate::link::{FrameAction, Link, LinkConfig, LinkStats, CONTROL_SCRATCH};
 use crate::liveness::LivenessConfig;
+use crate::ratelimit::{warn_limited, RateLimit};
 use crate::time::{Clock, Instant};
 use crate::timers::DeadlineHeap;
 
@@ -227,6 +241,21 @@ impl From<io::Error> for SetupError {
     }
 }
 
+/// Warnings a peer can repeat at will (one per connection or per message),
+/// each limited to one line per interval ([`crate::ratelimit`]).
+#[derive(Clone, Copy)]
+enum Warning {
+    BadFrame = 0,
+    CommitAck = 1,
+    SessionEvents = 2,
+    NoSessionSlot = 3,
+    BadToken = 4,
+}
+
+impl Warning {
+    const COUNT: usize = 5;
+}
+
 /// Queued bytes at which a link writes at once rather than at the next poll.
 const FLUSH_AT: usize = 32 * 1024;
 
@@ -254,6 +283,9 @@ struct Slot {
     in_resched: bool,
     in_waiting: bool,
     want_writable: bool,
+    /// Server link whose inbound frames wait for its transmit queue to drain
+    /// (see [`Node::holds_back`]).
+    held: bool,
     /// The session this link carries, if any.
     session: Option<u32>,
     /// Size of its last frame, framing included: one of at most an eighth of the
@@ -352,6 +384,8 @@ pub struct Node {
     urandom: Option<std::fs::File>,
     rng: Option<crate::rng::XorShift64>,
     next_session_id: u64,
+    /// One limiter per repeatable warning.
+    warnings: [RateLimit; Warning::COUNT],
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -425,6 +459,7 @@ impl Node {
                 in_resched: false,
                 in_waiting: false,
                 want_writable: false,
+                held: false,
                 session: None,
                 last_frame: 0,
                 hot: false,
@@ -475,6 +510,7 @@ impl Node {
             },
             rng: None,
             next_session_id: 0,
+            warnings: [RateLimit::default(); Warning::COUNT],
             cfg,
         })
     }
@@ -585,6 +621,7 @@ impl Node {
         s.read_closed = false;
         s.pending = 0;
         s.want_writable = false;
+        s.held = false;
         s.session = None;
         s.last_frame = 0;
         s.hot = false;
@@ -648,7 +685,9 @@ impl Node {
     }
 
     /// Queues a frame on the link. It is written at the next [`Node::poll`] (or
-    /// [`Node::flush`]). `Err(TxFull)` is backpressure: wait for [`Event::Writable`].
+    /// [`Node::flush`]). `Err(TxFull)` is backpressure: wait for [`Event::Writable`];
+    /// on a link accepted by a listener no frame of that link comes before it
+    /// (see "Reply backpressure" in the module docs).
     pub fn send(&mut self, id: LinkId, payload: &[u8]) -> Result<(), SendError> {
         self.queue(id, Body::Bytes(payload), None)
     }
@@ -839,11 +878,14 @@ impl Node {
         let s = &mut self.slots[i as usize];
         s.want_writable = true;
         if s.tx.is_empty() && !s.in_waiting {
-            // Only a large block would do and none is free: wait for one. (With
-            // bytes queued, room comes back as the queue drains.)
+            // Only a large block would do and none is free: wait for one, but no
+            // longer than a blocked write may. (With bytes queued, room comes
+            // back as the queue drains, and a stuck queue has its timer.)
             s.in_waiting = true;
+            s.link.handle_no_room(self.now);
             self.waiting.push_back(i);
             self.stats.large_buffer_waits += 1;
+            self.resched(i);
         }
     }
 
@@ -1076,6 +1118,11 @@ impl Node {
             s.pending |= PENDING_WRITABLE;
             self.mark_ready(i);
         }
+        if self.slots[i as usize].held && self.slots[i as usize].tx.len() <= self.held_limit(i) {
+            // Drained: its frames flow again.
+            self.set_held(i, false, now);
+            self.mark_ready(i);
+        }
         if empty {
             self.wake_waiting();
         }
@@ -1098,13 +1145,18 @@ impl Node {
             if !s.used {
                 continue;
             }
-            if s.link.resume_reads(self.now) {
+            // (A held link resumes when released: see `set_held`.)
+            if !s.held && s.link.resume_reads(self.now) {
                 self.resched(i);
             }
             let s = &mut self.slots[i as usize];
             if s.want_writable {
                 s.want_writable = false;
                 s.pending |= PENDING_WRITABLE;
+                if s.tx.is_empty() {
+                    s.link.handle_room();
+                    self.resched(i);
+                }
             }
             self.mark_ready(i);
         }
@@ -1310,11 +1362,15 @@ impl Node {
                 return Step::Connected;
             }
             if s.link.may_read() {
-                match self.decode(i, now) {
-                    Some(step) => return step,
-                    None => {
-                        if self.fill(i, now) {
-                            continue;
+                if self.holds_back(i, now) {
+                    self.pause_rx(i);
+                } else {
+                    match self.decode(i, now) {
+                        Some(step) => return step,
+                        None => {
+                            if self.fill(i, now) {
+                                continue;
+                            }
                         }
                     }
                 }
@@ -1444,7 +1500,11 @@ impl Node {
                                 gen: s.gen,
                             };
                             if let Err(e) = self.send(id, MLLP_ACK) {
-                                log::warn!("commit ACK not queued: {e}");
+                                warn_limited!(
+                                    self.warnings[Warning::CommitAck as usize],
+                                    now,
+                                    "commit ACK not queued: {e}"
+                                );
                             }
                         }
                     }
@@ -1462,7 +1522,7 @@ impl Node {
                     if let Some(total) = needed {
                         // Length known from the header: move to a big enough block now.
                         let more = total.saturating_sub(s.rx.len());
-                        if !self.bufs.reserve(&mut s.rx, more) {
+                        if !self.reserve_rx(i, more) {
                             self.wait_for_large(i);
                         }
                     }
@@ -1476,7 +1536,12 @@ impl Node {
                         FrameError::TooLarge => CloseReason::FrameTooLarge,
                         FrameError::Bad => CloseReason::BadFrame,
                     };
-                    log::warn!("closing link to {}: {reason}", s.peer);
+                    warn_limited!(
+                        self.warnings[Warning::BadFrame as usize],
+                        now,
+                        "closing link to {}: {reason}",
+                        s.peer
+                    );
                     self.close_slot(i, reason);
                     return None;
                 }
@@ -1495,6 +1560,16 @@ impl Node {
         }
     }
 
+    /// The link stops reading for now: a short tail moves out, so the burst block
+    /// can serve the next link that reads; a long one stays (moving a large
+    /// partial frame out and back costs more than the reads the block saves).
+    fn pause_rx(&mut self, i: u32) {
+        let s = &mut self.slots[i as usize];
+        if s.rx.len() <= self.bufs.block_size(Tier::Small) / 4 {
+            self.bufs.park(&mut s.rx);
+        }
+    }
+
     /// Reads once into the link's receive buffer. True when bytes arrived.
     fn fill(&mut self, i: u32, now: Instant) -> bool {
         let held = self.slots[i as usize]
@@ -1502,12 +1577,7 @@ impl Node {
             .is_some_and(|idx| self.session_refusing(idx));
         let s = &mut self.slots[i as usize];
         if !s.readable || s.in_waiting || !s.link.may_read() || held {
-            // Pausing: a short tail moves out, so the burst block can serve the
-            // next link that reads; a long one stays (moving a large partial
-            // frame out and back costs more than the reads the block saves).
-            if s.rx.len() <= self.bufs.block_size(Tier::Small) / 4 {
-                self.bufs.park(&mut s.rx);
-            }
+            self.pause_rx(i);
             return false;
         }
         // Frames that fit the burst block many times over read into it; larger
@@ -1527,14 +1597,15 @@ impl Node {
             // rather than fill a working block and copy it over. (Falls back to
             // a working block when the large pool has none free.)
             let small = self.bufs.block_size(Tier::Small);
-            if self.bufs.reserve(&mut s.rx, small + 1) {
+            if self.reserve_rx(i, small + 1) {
                 return self.read_once(i, now);
             }
         }
-        if cap == 0 || s.rx.end as usize == cap {
+        if cap == 0 || self.slots[i as usize].rx.end as usize == cap {
             // Room for one more byte: compacts first, and grows into a large block
             // only when the frame at the front fills the working one.
-            if !self.bufs.reserve(&mut s.rx, 1) {
+            if !self.reserve_rx(i, 1) {
+                let s = &mut self.slots[i as usize];
                 if self.bufs.capacity(&s.rx) >= self.bufs.block_size(Tier::Large) {
                     // A full large block without a frame: the decoder must have
                     // flagged it; close rather than spin.

@@ -5,7 +5,9 @@ use std::io;
 use std::net::SocketAddr;
 
 use crate::config::{ListenConfig, NodeConfig};
+use crate::error::SendError;
 use crate::node::{Event, ListenerId, Node, SetupError};
+use crate::ratelimit::RateLimit;
 
 /// Where a [`Server`] handler writes its reply: a buffer of `max_frame` bytes,
 /// allocated once with the server.
@@ -50,6 +52,8 @@ pub struct Server {
     node: Node,
     listener: ListenerId,
     reply: Box<[u8]>,
+    /// Refused replies: one warning per interval.
+    refused_warning: RateLimit,
 }
 
 impl Server {
@@ -66,6 +70,7 @@ impl Server {
             node,
             listener,
             reply,
+            refused_warning: RateLimit::default(),
         })
     }
 
@@ -82,9 +87,11 @@ impl Server {
     }
 
     /// Polls once (waiting at most `timeout`), then hands every event to `handler`.
-    /// For [`Event::Message`], a reply the handler writes is sent on that link; a
-    /// reply refused by backpressure is logged and counted by the caller's handler
-    /// seeing [`Event::Writable`] later.
+    /// For [`Event::Message`], a reply the handler writes is sent on that link.
+    /// A reply of up to `buffer_size / 2` bytes always has room (the node holds
+    /// a link whose peer does not read; see [`Node`]); a larger one refused for
+    /// room (no large buffer free) is not dropped unseen: the link is closed
+    /// (`LocalClose`, with a warning), so its peer learns it got no reply.
     pub fn serve(
         &mut self,
         timeout: Option<Duration>,
@@ -109,7 +116,11 @@ impl Server {
                 _ => Ok(()),
             };
             if let Err(e) = sent {
-                log::warn!("reply not sent: {e}");
+                let now = self.node.now();
+                crate::ratelimit::warn_limited!(self.refused_warning, now, "reply not sent: {e}");
+                if let (Some(link), SendError::TxFull) = (target, e) {
+                    self.node.close(link);
+                }
             }
         }
         Ok(())

@@ -23,6 +23,7 @@ use super::{interrupted, link_config, would_block, Node, Rejection, PENDING_CONN
 use crate::config::ServerPolicy;
 use crate::error::CloseReason;
 use crate::link::{admit, Admission, Link, LinkConfig};
+use crate::ratelimit::RateLimit;
 use crate::time::Instant;
 
 /// How often a listener whose `accept` failed is tried again while the failure
@@ -70,28 +71,18 @@ impl Cause {
     }
 }
 
-/// A warning allowed once per interval; the others are counted.
-#[derive(Clone, Copy, Default)]
-struct Warn {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
 /// Listeners waiting to retry `accept`, and the warning limiter.
 pub(super) struct AcceptRetry {
     /// Per listener: when to call `accept` again (`None`: not backing off).
     at: [Option<Instant>; super::MAX_LISTENERS],
-    warn: [Warn; CAUSES],
+    warn: [RateLimit; CAUSES],
 }
 
 impl AcceptRetry {
     pub(super) const fn new() -> Self {
         AcceptRetry {
             at: [None; super::MAX_LISTENERS],
-            warn: [Warn {
-                last: None,
-                suppressed: 0,
-            }; CAUSES],
+            warn: [RateLimit::new(ACCEPT_WARN_EVERY); CAUSES],
         }
     }
 
@@ -110,17 +101,7 @@ impl AcceptRetry {
     /// `Some(not logged since the last warning)` when a warning for `cause` may
     /// be logged now.
     fn may_warn(&mut self, cause: Cause, now: Instant) -> Option<u64> {
-        let w = &mut self.warn[cause as usize];
-        match w.last {
-            Some(t) if now.saturating_since(t) < ACCEPT_WARN_EVERY => {
-                w.suppressed += 1;
-                None
-            }
-            _ => {
-                w.last = Some(now);
-                Some(core::mem::take(&mut w.suppressed))
-            }
-        }
+        self.warn[cause as usize].admit(now)
     }
 }
 

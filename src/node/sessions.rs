@@ -6,12 +6,13 @@ use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::{Event, LinkId, Node, SetupError};
+use super::{Event, LinkId, Node, SetupError, Warning};
 
 mod admit;
 use crate::config::ConnectConfig;
 use crate::error::{CloseReason, ConfigError};
 use crate::fallible::AllocError;
+use crate::ratelimit::warn_limited;
 use crate::session::{
     Received, Session, SessionConfig, SessionEnd, SessionError, SessionEvent, Transmit,
 };
@@ -343,7 +344,12 @@ impl Node {
             self.session_notes.push_back((id, note));
         } else {
             self.stats.unreported_session_events += 1;
-            log::warn!("session event not reported (queue full): {note:?}");
+            let now = self.now;
+            warn_limited!(
+                self.warnings[Warning::SessionEvents as usize],
+                now,
+                "session event not reported (queue full): {note:?}"
+            );
         }
     }
 
@@ -486,7 +492,11 @@ impl Node {
             let idx = match self.admit_session(scfg, from, per_ip, now) {
                 Ok(idx) => idx,
                 Err(reason) => {
-                    log::warn!("no session slot for a new session from {from}: {reason}");
+                    warn_limited!(
+                        self.warnings[Warning::NoSessionSlot as usize],
+                        now,
+                        "no session slot for a new session from {from}: {reason}"
+                    );
                     self.close_slot(i, reason);
                     return None;
                 }
@@ -513,7 +523,9 @@ impl Node {
             .as_ref()
             .is_some_and(|s| s.token_matches(&peer.token));
         if !ok {
-            log::warn!(
+            warn_limited!(
+                self.warnings[Warning::BadToken as usize],
+                now,
                 "bad token for session {} from {}",
                 peer.session,
                 self.slots[i as usize].peer

@@ -89,6 +89,9 @@ Usage: mooring listen [flags]
                           hl7-ack: HL7 ACK (AA; AR for a payload that is not HL7);
                           echo: the payload back; none: no reply (default hl7-ack)
   --max-frame BYTES       largest frame accepted (default 1048576)
+  --write-timeout DUR     close a link whose queued replies make no progress for
+                          DUR: a peer that sends but never reads (WriteTimeout;
+                          default 10s). Until then its link is read no further.
   --mllp-commit-ack       MLLP release 2: answer every frame with a commit ACK
   --quiet                 no event=message lines (other events still print)
 
@@ -167,6 +170,8 @@ waiting for each reply.
                           DUR (heartbeats and keep-alive messages go on); a close
                           meanwhile prints event=closed and ends the hold
   --pace DUR              wait DUR between messages (default: none)
+  --write-timeout DUR     close the link when queued bytes make no progress for
+                          DUR (WriteTimeout; default 10s)
 
 ",
     liveness_help!(),
@@ -286,6 +291,8 @@ pub struct ListenOpts {
     pub max_frame: usize,
     /// `--mllp-commit-ack`.
     pub mllp_commit_ack: bool,
+    /// `--write-timeout`.
+    pub write_timeout: Duration,
     /// `--quiet`.
     pub quiet: bool,
     /// `--protocol`, `--heartbeat`, `--keepalive-*`, `--tcp-*`, `--handshake-timeout`.
@@ -310,6 +317,7 @@ impl Default for ListenOpts {
             reply: ReplyMode::Hl7Ack,
             max_frame: mooring::config::DEFAULT_MAX_FRAME,
             mllp_commit_ack: false,
+            write_timeout: mooring::config::DEFAULT_WRITE_TIMEOUT,
             quiet: false,
             liveness: LivenessConfig::default(),
             session: None,
@@ -350,6 +358,8 @@ pub struct SendOpts {
     pub hold: Option<Duration>,
     /// `--pace`.
     pub pace: Option<Duration>,
+    /// `--write-timeout`.
+    pub write_timeout: Duration,
     /// `--protocol`, `--heartbeat`, `--keepalive-*`, `--tcp-*`, `--handshake-timeout`.
     pub liveness: LivenessConfig,
     /// `--session`, `--resume-window`, `--queue`: send through a reliable session.
@@ -952,6 +962,7 @@ fn parse_listen<I: Iterator<Item = String>>(
             }
             "--max-frame" => o.max_frame = parse_count(&flag, &words.value(&flag, inline)?)?,
             "--mllp-commit-ack" => o.mllp_commit_ack = switch(&inline)?,
+            "--write-timeout" => o.write_timeout = parse_dur(&flag, &words.value(&flag, inline)?)?,
             "--quiet" => o.quiet = switch(&inline)?,
             "--max-sessions-per-ip" => {
                 let n = parse_count(&flag, &words.value(&flag, inline)?)?;
@@ -999,6 +1010,7 @@ fn parse_send<I: Iterator<Item = String>>(
     let mut correlate = true;
     let mut hold = None;
     let mut pace = None;
+    let mut write_timeout = mooring::config::DEFAULT_WRITE_TIMEOUT;
     let mut live = LivenessFlags::default();
     let mut sess = SessionFlags::default();
     while let Some(w) = words.next_word() {
@@ -1039,6 +1051,7 @@ fn parse_send<I: Iterator<Item = String>>(
             "--no-correlate" => correlate = !switch(&inline)?,
             "--hold" => hold = Some(parse_dur(&flag, &words.value(&flag, inline)?)?),
             "--pace" => pace = Some(parse_dur(&flag, &words.value(&flag, inline)?)?),
+            "--write-timeout" => write_timeout = parse_dur(&flag, &words.value(&flag, inline)?)?,
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, true)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
@@ -1072,6 +1085,7 @@ fn parse_send<I: Iterator<Item = String>>(
         correlate,
         hold,
         pace,
+        write_timeout,
         liveness,
         session,
         backoff,
@@ -1189,6 +1203,30 @@ mod tests {
             };
             assert_eq!(o.max_conns_per_ip, want, "{args:?}");
         }
+    }
+
+    #[test]
+    fn write_timeout_is_10s_unless_given_on_listen_and_send() {
+        let listen = |args: &[&str]| match run(args).unwrap().command {
+            Command::Listen(o) => o.write_timeout,
+            _ => panic!("not listen"),
+        };
+        let send = |args: &[&str]| match run(args).unwrap().command {
+            Command::Send(o) => o.write_timeout,
+            _ => panic!("not send"),
+        };
+        assert_eq!(listen(&["listen"]), Duration::from_secs(10));
+        assert_eq!(
+            listen(&["listen", "--write-timeout", "750ms"]),
+            Duration::from_millis(750)
+        );
+        assert_eq!(send(&["send", "127.0.0.1:2575"]), Duration::from_secs(10));
+        assert_eq!(
+            send(&["send", "127.0.0.1:2575", "--write-timeout=2s"]),
+            Duration::from_secs(2)
+        );
+        let e = run(&["listen", "--write-timeout", "5"]).unwrap_err();
+        assert!(e.0.starts_with("--write-timeout: bad duration"), "{}", e.0);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mooring::hl7::{self, AckCode};
 use mooring::session::{Overflow, SessionConfig, SessionError};
 use mooring::{
-    CloseReason, Event, LinkId, ListenConfig, ListenerId, Node, NodeConfig, ServerPolicy,
-    SessionId, SessionNote, SetupError,
+    CloseReason, Event, LinkId, ListenConfig, ListenerId, Node, NodeConfig, SendError,
+    ServerPolicy, SessionId, SessionNote, SetupError,
 };
 
 use crate::args::{ListenOpts, ReplyMode};
@@ -144,6 +144,11 @@ pub struct Responder {
     numbers: HashMap<SessionId, u64>,
     /// Last session number given.
     last_number: u64,
+    /// Per link slot: a reply refused with `TxFull` (only a large reply can be:
+    /// see `Node`'s reply backpressure), sent again on the link's `Writable`. The
+    /// node delivers nothing more from that link until then, so one per link
+    /// suffices. The bytes' capacity is kept for the slot's next stall.
+    stalled: Vec<(Option<LinkId>, Vec<u8>)>,
 }
 
 impl Responder {
@@ -156,6 +161,7 @@ impl Responder {
             framing: o.framing,
             max_frame: o.max_frame,
             mllp_commit_ack: o.mllp_commit_ack,
+            write_timeout: o.write_timeout,
             // Connected sessions plus as many disconnected within their window.
             max_sessions: if o.session.is_some() {
                 o.max_conns.saturating_mul(2)
@@ -194,6 +200,7 @@ impl Responder {
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         Ok(Responder {
             peers: vec![unspecified; node.config().max_links],
+            stalled: vec![(None, Vec::new()); node.config().max_links],
             buf: vec![0; o.max_frame.saturating_add(ACK_HEADROOM)],
             node,
             listener,
@@ -238,6 +245,43 @@ impl Responder {
         }
     }
 
+    /// Sends the reply in `buf[..len]` on `link`; one refused for room is kept
+    /// for the link's `Writable`, never dropped.
+    fn reply(&mut self, link: LinkId, peer: SocketAddr, len: usize) {
+        match self.node.send(link, &self.buf[..len]) {
+            Ok(()) => {}
+            Err(SendError::TxFull) => {
+                if let Some((id, bytes)) = self.stalled.get_mut(link.slot() as usize) {
+                    *id = Some(link);
+                    bytes.clear();
+                    bytes.extend_from_slice(&self.buf[..len]);
+                }
+            }
+            Err(e) => log::warn!("reply to {peer} not sent: {e}"),
+        }
+    }
+
+    /// `link` has room again: sends its stalled reply, if any (kept again if
+    /// refused again).
+    fn resend_stalled(&mut self, link: LinkId) {
+        let Some((id, bytes)) = self.stalled.get_mut(link.slot() as usize) else {
+            return;
+        };
+        if *id != Some(link) {
+            return;
+        }
+        match self.node.send(link, bytes) {
+            Err(SendError::TxFull) => {}
+            res => {
+                if let Err(e) = res {
+                    log::warn!("reply on link {} not sent: {e}", link.slot());
+                }
+                *id = None;
+                bytes.clear();
+            }
+        }
+    }
+
     /// The bound address (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.node
@@ -259,6 +303,7 @@ impl Responder {
             // What to do once the event (and its borrow of the node) is gone.
             let mut answer = None;
             let mut session_answer = None;
+            let mut writable = None;
             match ev {
                 Event::Connected { link, peer, .. } => {
                     if let Some(p) = peers.get_mut(link.slot() as usize) {
@@ -299,30 +344,38 @@ impl Responder {
                     accepted,
                 }),
                 Event::Closed {
+                    link,
                     peer,
                     reason,
                     peer_reason,
                     ..
-                } => report(&Seen::Closed {
-                    peer,
-                    reason,
-                    peer_reason,
-                }),
+                } => {
+                    if let Some((id, _)) = self.stalled.get_mut(link.slot() as usize) {
+                        if *id == Some(link) {
+                            *id = None; // its peer sees the close, not a silent gap
+                        }
+                    }
+                    report(&Seen::Closed {
+                        peer,
+                        reason,
+                        peer_reason,
+                    })
+                }
                 Event::Rejected { peer, reason, .. } => report(&Seen::Rejected { peer, reason }),
-                // Writable: replies are small; a session's replies wait in its
-                // replay queue.
+                // A stalled reply goes out (a session's replies wait in its
+                // replay queue).
+                Event::Writable { link } => writable = Some(link),
                 _ => {}
             }
             if let Some((session, len)) = session_answer {
                 self.session_reply(session, len);
             }
+            if let Some(link) = writable {
+                self.resend_stalled(link);
+            }
             if let Some((link, peer, len)) = answer {
                 match len {
-                    Some(n) => {
-                        if let Err(e) = self.node.send(link, &self.buf[..n]) {
-                            log::warn!("reply to {peer} not sent: {e}");
-                        }
-                    }
+                    Some(n) => self.reply(link, peer, n),
                     // Close-after-reply with no reply: the message is the whole exchange.
                     None if self.close_after_reply => self.node.close(link),
                     None => {}

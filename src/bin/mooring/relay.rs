@@ -59,7 +59,7 @@ use mooring::session::{Backoff, SessionConfig, SessionError};
 use mooring::time::earliest;
 use mooring::{
     CloseReason, ConnectConfig, Event, Framing, Instant, LinkId, ListenConfig, ListenerId,
-    LivenessConfig, Node, NodeConfig, Protocol, SessionId, SessionNote, SetupError,
+    LivenessConfig, Node, NodeConfig, Protocol, SendError, SessionId, SessionNote, SetupError,
 };
 
 use crate::args::{self, err as usage, global_flag, parse_addr, Command, UsageError, Verbosity};
@@ -107,6 +107,8 @@ to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
   --max-conns-per-ip N    links one device address may hold at once; more are
                           rejected (TooManyConnectionsFromPeer); 0 or off: no
                           limit (default off)
+  --write-timeout DUR     close a link (device or upstream) whose queued bytes
+                          make no progress for DUR (WriteTimeout; default 10s)
 
 Liveness of the upstream link (as on listen/send): --heartbeat DUR,
 --heartbeat-timeout DUR (mooring), --keepalive-message FILE, --keepalive-every
@@ -209,6 +211,8 @@ pub struct RelayOpts {
     pub max_conns: usize,
     /// `--max-conns-per-ip` (`None`: off).
     pub max_conns_per_ip: Option<usize>,
+    /// `--write-timeout`.
+    pub write_timeout: Duration,
     /// Liveness flags (upstream link), `--protocol` included.
     pub liveness: LivenessConfig,
 }
@@ -307,6 +311,7 @@ fn parse(argv: &[String], verbosity: &mut Verbosity) -> Result<Parsed, UsageErro
     let mut dedup_window = 10_000usize;
     let mut max_conns = 10usize;
     let mut max_conns_per_ip = None;
+    let mut write_timeout = mooring::config::DEFAULT_WRITE_TIMEOUT;
     // Liveness flags are handed to `listen`'s parser as they are, so that they
     // are checked exactly as on listen/send.
     let mut live: Vec<String> = vec!["listen".to_string()];
@@ -357,6 +362,7 @@ fn parse(argv: &[String], verbosity: &mut Verbosity) -> Result<Parsed, UsageErro
             "--dedup-window" => dedup_window = parse_num(&flag, &value()?, 1)?,
             "--max-conns" => max_conns = parse_num(&flag, &value()?, 1)?,
             "--max-conns-per-ip" => max_conns_per_ip = args::parse_limit(&flag, &value()?)?,
+            "--write-timeout" => write_timeout = parse_dur(&flag, &value()?)?,
             f => {
                 return usage(format!(
                     "unknown flag {f} for relay (see mooring relay --help)"
@@ -394,6 +400,7 @@ fn parse(argv: &[String], verbosity: &mut Verbosity) -> Result<Parsed, UsageErro
         dedup_window,
         max_conns,
         max_conns_per_ip,
+        write_timeout,
         liveness,
     })))
 }
@@ -983,9 +990,7 @@ impl Relay {
                 .kv("ack", AckCode::Reject.as_str())
                 .print();
             if let Some(n) = build_ack(&e.msh, AckCode::Reject, &mut self.ack_buf) {
-                if let Err(err) = node.send(link, &self.ack_buf[..n]) {
-                    log::warn!("ACK to {} not sent: {err}", e.peer);
-                }
+                send_ack(node, link, &self.ack_buf[..n], e.peer);
             }
         }
         self.next_reply_by = next;
@@ -1164,9 +1169,7 @@ impl Relay {
             };
             if let (true, Some(link)) = (upstream_mode, e.link) {
                 if let Some(n) = build_ack(&e.msh, code, &mut self.ack_buf) {
-                    if let Err(err) = node.send(link, &self.ack_buf[..n]) {
-                        log::warn!("ACK to {} not sent: {err}", e.peer);
-                    }
+                    send_ack(node, link, &self.ack_buf[..n], e.peer);
                 }
             }
             self.spare.push(e);
@@ -1200,6 +1203,21 @@ impl Relay {
     }
 }
 
+/// Sends a device its ACK. One refused for room (the device sends but does not
+/// read its ACKs; the node holds its link meanwhile) closes the device's link
+/// rather than drop the ACK unseen: the device learns the link ended and
+/// resends what it holds no ACK for.
+fn send_ack(node: &mut Node, link: LinkId, ack: &[u8], peer: SocketAddr) {
+    match node.send(link, ack) {
+        Ok(()) => {}
+        Err(SendError::TxFull) => {
+            log::warn!("ACK to {peer} not queued (the device is not reading): closing its link");
+            node.close(link);
+        }
+        Err(e) => log::warn!("ACK to {peer} not sent: {e}"),
+    }
+}
+
 /// Runs `mooring relay` until killed.
 pub fn run(o: &RelayOpts) -> ExitCode {
     let mooring = o.liveness.protocol == Protocol::Mooring;
@@ -1208,6 +1226,7 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         max_links: o.max_conns.saturating_add(spare).saturating_add(2),
         framing: o.framing,
         max_sessions: if mooring { 2 } else { 0 },
+        write_timeout: o.write_timeout,
         ..NodeConfig::default()
     };
     let ledger_cfg = LedgerConfig {
@@ -1324,9 +1343,8 @@ pub fn run(o: &RelayOpts) -> ExitCode {
             let now = node.now();
             let Some(ev) = node.next_event() else { break };
             if let Some((link, n)) = relay.on_event(ev, now) {
-                if let Err(e) = node.send(link, &relay.ack_buf[..n]) {
-                    log::warn!("ACK to {} not sent: {e}", relay.device_peer(link));
-                }
+                let peer = relay.device_peer(link);
+                send_ack(&mut node, link, &relay.ack_buf[..n], peer);
             }
             // Outcomes may follow any event (a reply, a lost link): report them
             // in the order they happened.
@@ -1371,6 +1389,8 @@ mod tests {
             "--heartbeat=1s",
             "--frame-timeout",
             "2s",
+            "--write-timeout",
+            "3s",
         ]) else {
             panic!("not parsed")
         };
@@ -1378,6 +1398,7 @@ mod tests {
             o.liveness.frame_timeout.map(|f| f.timeout),
             Some(Duration::from_secs(2))
         );
+        assert_eq!(o.write_timeout, Duration::from_secs(3));
         assert_eq!(o.queue, 5);
         assert_eq!(o.ack_after, AckAfter::Upstream);
         assert_eq!(o.retries, 0);

@@ -87,6 +87,7 @@ pub fn run(o: &SendOpts) -> ExitCode {
         node: NodeConfig {
             max_links: 2,
             framing: o.framing,
+            write_timeout: o.write_timeout,
             ..NodeConfig::default()
         },
         connect: ConnectConfig {
@@ -377,6 +378,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         max_links: 2,
         framing: o.framing,
         max_sessions: 1,
+        write_timeout: o.write_timeout,
         ..NodeConfig::default()
     };
     let connect = ConnectConfig {
