@@ -92,7 +92,7 @@ pub fn link(data: &[u8]) {
         if input.is_empty() {
             break;
         }
-        match input.u8() % 17 {
+        match input.u8() % 19 {
             0 => now = now + Duration::from_millis(u64::from(input.u16())),
             1 => {
                 let jump = input.u64() >> (input.u8() % 64);
@@ -182,6 +182,8 @@ pub fn link(data: &[u8]) {
             16 => {
                 let _ = link.resume_reads(now);
             }
+            17 => link.handle_no_room(now),
+            18 => link.handle_room(),
             _ => {}
         }
         if let Some(h) = link.next_data_header() {
