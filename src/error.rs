@@ -2,113 +2,144 @@
 
 use core::fmt;
 
-/// Why a link closed. Every close carries one; the CLI prints it as `reason=<Name>`.
-///
-/// The names are a stable interface: scripts match on them.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CloseReason {
-    /// The peer closed its side (EOF).
-    PeerClosed,
-    /// The peer reset the connection, or the socket reported an error.
-    Reset,
-    /// No byte was received for `idle_timeout`.
-    IdleTimeout,
-    /// A newer connection replaced this one after it had been idle for `stale_timeout`.
-    StaleReplaced,
-    /// A frame larger than `max_frame` was announced or received.
-    FrameTooLarge,
-    /// The byte stream broke the framing rules.
-    BadFrame,
-    /// The listener was at `max_connections` (or the node had no free slot).
-    TooManyConnections,
-    /// The peer's address is not on the allow-list.
-    NotAllowed,
-    /// No reply arrived within the response timeout.
-    ResponseTimeout,
-    /// The connection was not established within `connect_timeout`.
-    ConnectTimeout,
-    /// The peer refused the connection.
-    ConnectionRefused,
-    /// Queued bytes could not be written within `write_timeout`.
-    WriteTimeout,
-    /// Server policy close-after-reply: the reply was written.
-    ClosedAfterReply,
-    /// Client policy close-per-message: the reply was received.
-    ClosedPerMessage,
-    /// The application closed the link.
-    LocalClose,
-    /// A socket error other than a reset (see the log for the OS error).
-    Io,
-    /// Heartbeat: no byte received for the heartbeat timeout.
-    HeartbeatTimeout,
-    /// Mooring protocol: no handshake within `handshake_timeout`.
-    HandshakeTimeout,
-    /// Keep-alive message: no frame came back within its timeout.
-    KeepAliveTimeout,
-    /// Mooring protocol: the peer speaks another protocol version.
-    VersionMismatch,
-    /// The TCP stack gave up on the link: OS keepalive probes went unanswered, or
-    /// written data stayed unacknowledged past `TCP_USER_TIMEOUT`.
-    TcpTimeout,
-    /// The server no longer has the session this link tried to resume.
-    SessionExpired,
-    /// The session could not be made whole (see `SessionEnd::Lost`).
-    SessionLost,
-    /// A resume presented the wrong token for its session (logged and counted).
-    BadToken,
-    /// The application closed the session; the peer's session ends as closed too.
-    SessionClosed,
-    /// A frame was not complete within its `frame_timeout` (a slow or stalled
-    /// peer; the deadline grows with the data received).
-    FrameTimeout,
-    /// The peer's address already held `max_connections_per_ip` links on the listener.
-    TooManyConnectionsFromPeer,
-    /// A session's replay queue had no room for a reply to a new message: the
-    /// link closes with the message unread, so the peer resumes (acknowledging
-    /// what it has) and sends it again; nothing is lost.
-    SessionQueueFull,
-    /// A new session from an address that already holds `max_sessions_per_ip`
-    /// sessions, none of them disconnected.
-    TooManySessionsFromPeer,
+/// Defines [`CloseReason`] from one table: each variant with its doc, its name
+/// (the identifier) and its code. Everything that names or numbers a reason (the
+/// CLI's `reason=`, the wire's CLOSE message, the C API's `mooring_close_reason`
+/// and its names) reads this table, so a reason is typed once.
+macro_rules! close_reasons {
+    (
+        $(#[$meta:meta])*
+        pub enum CloseReason {
+            $( $(#[doc = $doc:literal])* $name:ident = $code:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum CloseReason {
+            $( $(#[doc = $doc])* $name = $code, )+
+        }
+
+        impl CloseReason {
+            /// Every reason, in code order (codes 1, 2, ...).
+            pub const ALL: &'static [CloseReason] = &[$(CloseReason::$name),+];
+
+            /// The reason's stable name, as printed by the CLI.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(CloseReason::$name => stringify!($name),)+
+                }
+            }
+
+            /// [`CloseReason::as_str`] NUL-terminated, for the C API.
+            pub(crate) const fn c_name(self) -> &'static core::ffi::CStr {
+                match self {
+                    $(CloseReason::$name => {
+                        const NAME: &core::ffi::CStr = match core::ffi::CStr::from_bytes_with_nul(
+                            concat!(stringify!($name), "\0").as_bytes(),
+                        ) {
+                            Ok(name) => name,
+                            // Evaluated at compile time: an identifier holds no NUL.
+                            Err(_) => panic!("a close reason name holds a NUL"),
+                        };
+                        NAME
+                    })+
+                }
+            }
+
+            /// The reason's stable code: the wire's CLOSE message carries it, and it is
+            /// the C API's `mooring_close_reason` value. Never 0 (C's "no reason").
+            pub const fn code(self) -> u8 {
+                self as u8
+            }
+
+            /// The reason with this code, or `None` for 0 and for codes this version
+            /// does not know (a newer peer's).
+            pub const fn from_code(code: u8) -> Option<CloseReason> {
+                match code {
+                    $($code => Some(CloseReason::$name),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+close_reasons! {
+    /// Why a link closed. Every close carries one; the CLI prints it as `reason=<Name>`.
+    ///
+    /// The names and codes are a stable interface: scripts match on the names, the
+    /// wire and the C API carry the codes. Append new reasons at the end with the
+    /// next code; never rename or renumber one.
+    #[non_exhaustive]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[repr(u8)]
+    pub enum CloseReason {
+        /// The peer closed its side (EOF).
+        PeerClosed = 1,
+        /// The peer reset the connection, or the socket reported an error.
+        Reset = 2,
+        /// No byte was received for `idle_timeout`.
+        IdleTimeout = 3,
+        /// A newer connection replaced this one after it had been idle for `stale_timeout`.
+        StaleReplaced = 4,
+        /// A frame larger than `max_frame` was announced or received.
+        FrameTooLarge = 5,
+        /// The byte stream broke the framing rules.
+        BadFrame = 6,
+        /// The listener was at `max_connections` (or the node had no free slot).
+        TooManyConnections = 7,
+        /// The peer's address is not on the allow-list.
+        NotAllowed = 8,
+        /// No reply arrived within the response timeout.
+        ResponseTimeout = 9,
+        /// The connection was not established within `connect_timeout`.
+        ConnectTimeout = 10,
+        /// The peer refused the connection.
+        ConnectionRefused = 11,
+        /// Queued bytes could not be written within `write_timeout`.
+        WriteTimeout = 12,
+        /// Server policy close-after-reply: the reply was written.
+        ClosedAfterReply = 13,
+        /// Client policy close-per-message: the reply was received.
+        ClosedPerMessage = 14,
+        /// The application closed the link.
+        LocalClose = 15,
+        /// A socket error other than a reset (see the log for the OS error).
+        Io = 16,
+        /// Heartbeat: no byte received for the heartbeat timeout.
+        HeartbeatTimeout = 17,
+        /// Mooring protocol: no handshake within `handshake_timeout`.
+        HandshakeTimeout = 18,
+        /// Keep-alive message: no frame came back within its timeout.
+        KeepAliveTimeout = 19,
+        /// Mooring protocol: the peer speaks another protocol version.
+        VersionMismatch = 20,
+        /// The TCP stack gave up on the link: OS keepalive probes went unanswered, or
+        /// written data stayed unacknowledged past `TCP_USER_TIMEOUT`.
+        TcpTimeout = 21,
+        /// The server no longer has the session this link tried to resume.
+        SessionExpired = 22,
+        /// The session could not be made whole (see `SessionEnd::Lost`).
+        SessionLost = 23,
+        /// A resume presented the wrong token for its session (logged and counted).
+        BadToken = 24,
+        /// The application closed the session; the peer's session ends as closed too.
+        SessionClosed = 25,
+        /// A frame was not complete within its `frame_timeout` (a slow or stalled
+        /// peer; the deadline grows with the data received).
+        FrameTimeout = 26,
+        /// The peer's address already held `max_connections_per_ip` links on the listener.
+        TooManyConnectionsFromPeer = 27,
+        /// A session's replay queue had no room for a reply to a new message: the
+        /// link closes with the message unread, so the peer resumes (acknowledging
+        /// what it has) and sends it again; nothing is lost.
+        SessionQueueFull = 28,
+        /// A new session from an address that already holds `max_sessions_per_ip`
+        /// sessions, none of them disconnected.
+        TooManySessionsFromPeer = 29,
+    }
 }
 
 impl CloseReason {
-    /// The reason's stable name, as printed by the CLI.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::PeerClosed => "PeerClosed",
-            CloseReason::Reset => "Reset",
-            CloseReason::IdleTimeout => "IdleTimeout",
-            CloseReason::StaleReplaced => "StaleReplaced",
-            CloseReason::FrameTooLarge => "FrameTooLarge",
-            CloseReason::BadFrame => "BadFrame",
-            CloseReason::TooManyConnections => "TooManyConnections",
-            CloseReason::NotAllowed => "NotAllowed",
-            CloseReason::ResponseTimeout => "ResponseTimeout",
-            CloseReason::ConnectTimeout => "ConnectTimeout",
-            CloseReason::ConnectionRefused => "ConnectionRefused",
-            CloseReason::WriteTimeout => "WriteTimeout",
-            CloseReason::ClosedAfterReply => "ClosedAfterReply",
-            CloseReason::ClosedPerMessage => "ClosedPerMessage",
-            CloseReason::LocalClose => "LocalClose",
-            CloseReason::Io => "Io",
-            CloseReason::HeartbeatTimeout => "HeartbeatTimeout",
-            CloseReason::HandshakeTimeout => "HandshakeTimeout",
-            CloseReason::KeepAliveTimeout => "KeepAliveTimeout",
-            CloseReason::VersionMismatch => "VersionMismatch",
-            CloseReason::TcpTimeout => "TcpTimeout",
-            CloseReason::SessionExpired => "SessionExpired",
-            CloseReason::SessionLost => "SessionLost",
-            CloseReason::BadToken => "BadToken",
-            CloseReason::SessionClosed => "SessionClosed",
-            CloseReason::FrameTimeout => "FrameTimeout",
-            CloseReason::TooManyConnectionsFromPeer => "TooManyConnectionsFromPeer",
-            CloseReason::SessionQueueFull => "SessionQueueFull",
-            CloseReason::TooManySessionsFromPeer => "TooManySessionsFromPeer",
-        }
-    }
-
     /// True when the peer or the network ended the link, rather than a local policy.
     pub const fn is_peer_side(self) -> bool {
         matches!(

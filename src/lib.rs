@@ -67,6 +67,7 @@ pub mod link;
 pub mod liveness;
 pub mod node;
 pub mod ratelimit;
+pub mod relay;
 mod replay;
 pub mod rng;
 pub mod server;

@@ -90,6 +90,20 @@ impl Default for SessionConfig {
     }
 }
 
+impl SessionConfig {
+    /// `self` with the connected queue depth `depth` and the disconnected depth
+    /// that goes with it, ten times as many (the defaults: 1,000 and 10,000).
+    /// The one place of that rule: the CLI's `--queue` and the C API's
+    /// `session_queue` both come through here.
+    pub fn with_depth(self, depth: usize) -> SessionConfig {
+        SessionConfig {
+            max_depth: depth,
+            max_depth_disconnected: depth.saturating_mul(10),
+            ..self
+        }
+    }
+}
+
 /// Why `send` refused a message. Nothing was queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionError {
@@ -1202,5 +1216,22 @@ mod tests {
         let mut bad = [9; TOKEN_LEN];
         bad[15] = 8;
         assert!(!s.token_matches(&bad));
+    }
+
+    #[test]
+    fn with_depth_keeps_ten_times_the_depth_while_disconnected() {
+        let d = SessionConfig::default();
+        assert_eq!(d.with_depth(d.max_depth), d, "the defaults follow the rule");
+        let s = d.with_depth(7);
+        assert_eq!((s.max_depth, s.max_depth_disconnected), (7, 70));
+        assert_eq!(
+            SessionConfig {
+                max_depth: 7,
+                max_depth_disconnected: 70,
+                ..d
+            },
+            s
+        );
+        assert_eq!(d.with_depth(usize::MAX).max_depth_disconnected, usize::MAX);
     }
 }

@@ -264,53 +264,14 @@ pub fn encode(msg: &Msg<'_>, out: &mut [u8]) -> Option<usize> {
     Some(n)
 }
 
-/// The wire code of a close reason (stable: never renumber).
+/// The wire code of a close reason: [`CloseReason::code`] (stable: never renumber).
 pub fn reason_code(r: CloseReason) -> u8 {
-    CODES
-        .iter()
-        .position(|&c| c == r)
-        .map_or(0, |i| i as u8 + 1)
+    r.code()
 }
 
 fn reason_from_code(c: u8) -> WireReason {
-    match CODES.get(usize::from(c).wrapping_sub(1)) {
-        Some(&r) => WireReason::Known(r),
-        None => WireReason::Unknown(c),
-    }
+    CloseReason::from_code(c).map_or(WireReason::Unknown(c), WireReason::Known)
 }
-
-/// Wire codes are positions in this table, starting at 1. Append only.
-const CODES: &[CloseReason] = &[
-    CloseReason::PeerClosed,
-    CloseReason::Reset,
-    CloseReason::IdleTimeout,
-    CloseReason::StaleReplaced,
-    CloseReason::FrameTooLarge,
-    CloseReason::BadFrame,
-    CloseReason::TooManyConnections,
-    CloseReason::NotAllowed,
-    CloseReason::ResponseTimeout,
-    CloseReason::ConnectTimeout,
-    CloseReason::ConnectionRefused,
-    CloseReason::WriteTimeout,
-    CloseReason::ClosedAfterReply,
-    CloseReason::ClosedPerMessage,
-    CloseReason::LocalClose,
-    CloseReason::Io,
-    CloseReason::HeartbeatTimeout,
-    CloseReason::HandshakeTimeout,
-    CloseReason::KeepAliveTimeout,
-    CloseReason::VersionMismatch,
-    CloseReason::TcpTimeout,
-    CloseReason::SessionExpired,
-    CloseReason::SessionLost,
-    CloseReason::BadToken,
-    CloseReason::SessionClosed,
-    CloseReason::FrameTimeout,
-    CloseReason::TooManyConnectionsFromPeer,
-    CloseReason::SessionQueueFull,
-    CloseReason::TooManySessionsFromPeer,
-];
 
 #[cfg(test)]
 mod tests {
@@ -348,10 +309,27 @@ mod tests {
 
     #[test]
     fn every_close_reason_has_a_distinct_code() {
-        for (i, &r) in CODES.iter().enumerate() {
+        for (i, &r) in CloseReason::ALL.iter().enumerate() {
             assert_eq!(reason_code(r), i as u8 + 1);
             assert_eq!(reason_from_code(reason_code(r)), WireReason::Known(r));
         }
+    }
+
+    #[test]
+    fn close_codes_on_the_wire_are_pinned() {
+        // Codes are an interface between versions: these bytes must never change.
+        let mut buf = [0u8; 8];
+        for (r, hex) in [
+            (CloseReason::PeerClosed, b"01"),
+            (CloseReason::IdleTimeout, b"03"),
+            (CloseReason::LocalClose, b"0f"),
+            (CloseReason::TooManySessionsFromPeer, b"1d"),
+        ] {
+            let n = encode(&Msg::Close(WireReason::Known(r)), &mut buf).expect("fits");
+            assert_eq!(&buf[..n], &[CLOSE, hex[0], hex[1]], "{r}");
+            assert_eq!(decode(&buf[..n]), Ok(Msg::Close(WireReason::Known(r))));
+        }
+        assert_eq!(decode(b"\x0700"), Ok(Msg::Close(WireReason::Unknown(0))));
     }
 
     #[test]

@@ -388,3 +388,119 @@ fn steady_spool_append_commit_read_and_delivery_allocate_nothing() {
         "allocations / frees in the spool's steady state"
     );
 }
+
+/// The relay engine (`mooring::relay::Relay`, what `mooring relay` runs) in
+/// steady state: a device (a plain socket) sends messages, the relay queues,
+/// acknowledges and forwards each over its raw upstream link, the upstream (a
+/// second node on this thread) answers with an ACK, and the relay reports it
+/// acked. After warm-up (the upstream dialled, the pending records grown) none
+/// of it allocates.
+#[test]
+fn a_relay_forwarding_in_steady_state_allocates_nothing() {
+    use std::cell::Cell;
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::TcpStream;
+
+    use mooring::relay::{Relay, RelayConfig, RelayEvent};
+
+    const STEADY_RELAYED: u32 = 1_000;
+    let mut up = Node::new(NodeConfig {
+        max_links: 4,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let ul = up
+        .listen(
+            "127.0.0.1:0".parse().unwrap(),
+            ListenConfig {
+                max_connections: 2,
+                ..ListenConfig::default()
+            },
+        )
+        .unwrap();
+    let mut node = Node::new(NodeConfig {
+        max_links: 8,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let dl = node
+        .listen(
+            "127.0.0.1:0".parse().unwrap(),
+            ListenConfig {
+                max_connections: 2,
+                ..ListenConfig::default()
+            },
+        )
+        .unwrap();
+    let mut relay = Relay::new(RelayConfig::new(up.local_addr(ul).unwrap()), &node).unwrap();
+    let mut device = TcpStream::connect(node.local_addr(dl).unwrap()).unwrap();
+    device.set_nonblocking(true).unwrap();
+
+    let acked = Cell::new(0u64);
+    let mut out = |ev: RelayEvent<'_>| {
+        if let RelayEvent::Acked { .. } = ev {
+            acked.set(acked.get() + 1);
+        }
+    };
+    let mut msg = Message::new();
+    let mut frame = vec![0u8; msg.bytes.len() + 3];
+    let last = frame.len() - 2;
+    frame[0] = 0x0b;
+    frame[last..].copy_from_slice(&[0x1c, 0x0d]);
+    let mut ack = [0u8; 512];
+    let mut rx = [0u8; 1024];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut relay_one = |n: u32, msg: &mut Message| {
+        msg.set_id(n);
+        frame[1..last].copy_from_slice(&msg.bytes);
+        device.write_all(&frame).expect("device write");
+        let want = acked.get() + 1;
+        let mut got = 0;
+        while !(got > 2 && rx[got - 2..got] == [0x1c, 0x0d]) || acked.get() < want {
+            assert!(Instant::now() < deadline, "relay stalled at message {n}");
+            relay
+                .turn(&mut node, Duration::from_millis(1), &mut out)
+                .expect("relay turn");
+            up.poll(Some(Duration::ZERO)).expect("upstream poll");
+            loop {
+                let reply = match up.next_event() {
+                    None => break,
+                    Some(Event::Message { link, payload }) => {
+                        assert_eq!(hl7::control_id(payload), Some(msg.id()));
+                        let n = hl7::build_ack(payload, hl7::AckCode::Accept, TIMESTAMP, &mut ack)
+                            .expect("ack fits");
+                        Some((link, n))
+                    }
+                    Some(Event::Closed { reason, .. }) => panic!("upstream closed: {reason}"),
+                    Some(_) => None,
+                };
+                if let Some((link, n)) = reply {
+                    up.send(link, &ack[..n]).expect("upstream reply queued");
+                }
+            }
+            match device.read(&mut rx[got..]) {
+                Ok(0) => panic!("the relay closed the device link"),
+                Ok(k) => got += k,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("device read: {e}"),
+            }
+        }
+        let ack = &rx[1..got - 2];
+        assert_eq!(hl7::acked_control_id(ack), Some(msg.id()));
+        assert_eq!(hl7::ack_code(ack), Some(&b"AA"[..]));
+    };
+    for i in 0..WARM_UP {
+        relay_one(i, &mut msg);
+    }
+    let start = start_counting();
+    for i in WARM_UP..WARM_UP + STEADY_RELAYED {
+        relay_one(i, &mut msg);
+    }
+    let (allocs, frees) = stop_counting(start);
+    assert_eq!(acked.get(), u64::from(WARM_UP + STEADY_RELAYED));
+    assert_eq!(
+        (allocs, frees),
+        (0, 0),
+        "allocations / frees while relaying {STEADY_RELAYED} messages"
+    );
+}

@@ -162,16 +162,7 @@ pub fn end_parts(how: SessionEnd) -> (&'static str, u64) {
 /// is kept, every other byte (space, '=', control characters, non-ASCII) becomes
 /// '_'. An id is thus never split, and never forged into extra keys.
 pub fn escape(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() && b != b'=' {
-                char::from(b)
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    mooring::relay::Escaped(bytes).to_string()
 }
 
 #[cfg(test)]

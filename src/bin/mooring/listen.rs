@@ -149,6 +149,10 @@ pub struct Responder {
     /// node delivers nothing more from that link until then, so one per link
     /// suffices. The bytes' capacity is kept for the slot's next stall.
     stalled: Vec<(Option<LinkId>, Vec<u8>)>,
+    /// MSH-7 of the ACKs, formatted once per second.
+    stamp: hl7::TimestampCache,
+    /// Message events are not reported (`--quiet`): nothing is computed for them.
+    quiet_messages: bool,
 }
 
 impl Responder {
@@ -209,7 +213,15 @@ impl Responder {
             last_link: None,
             numbers: HashMap::new(),
             last_number: 0,
+            stamp: hl7::TimestampCache::new(),
+            quiet_messages: false,
         })
+    }
+
+    /// Stops reporting `Seen::Message` and `Seen::SessionMessage` (`--quiet`),
+    /// so that nothing is computed for lines nobody prints.
+    pub fn quiet_messages(&mut self) {
+        self.quiet_messages = true;
     }
 
     /// Closes the link most recently connected, if it is still open (the demo's
@@ -261,6 +273,23 @@ impl Responder {
         }
     }
 
+    /// Echoes the message just delivered on `link`, copied once from the receive
+    /// buffer to the transmit buffer; one refused for room is kept like any reply.
+    fn echo(&mut self, link: LinkId, peer: SocketAddr) {
+        match self.node.forward(link) {
+            Ok(()) => {}
+            Err(SendError::TxFull) => {
+                let slot = self.stalled.get_mut(link.slot() as usize);
+                if let (Some((id, bytes)), Some(msg)) = (slot, self.node.last_message()) {
+                    *id = Some(link);
+                    bytes.clear();
+                    bytes.extend_from_slice(msg);
+                }
+            }
+            Err(e) => log::warn!("reply to {peer} not sent: {e}"),
+        }
+    }
+
     /// `link` has room again: sends its stalled reply, if any (kept again if
     /// refused again).
     fn resend_stalled(&mut self, link: LinkId) {
@@ -292,6 +321,12 @@ impl Responder {
     /// Waits up to `timeout` for activity, then handles and reports every event.
     pub fn turn(&mut self, timeout: Duration, mut report: impl FnMut(&Seen<'_>)) -> io::Result<()> {
         self.node.poll(Some(timeout))?;
+        // One clock read per batch of events, formatted at most once a second.
+        let stamp = match self.reply {
+            ReplyMode::Hl7Ack => *self.stamp.get(unix_secs()),
+            _ => [b'0'; 14],
+        };
+        let (reply, quiet) = (self.reply, self.quiet_messages);
         loop {
             // Split the borrows: the event borrows the node, the reply goes to `buf`.
             let Responder {
@@ -314,12 +349,15 @@ impl Responder {
                 }
                 Event::SessionMessage { session, payload } => {
                     let n = number_of(&mut self.numbers, &mut self.last_number, session);
-                    let len = build_reply(self.reply, payload, buf);
-                    report(&Seen::SessionMessage {
-                        session: n,
-                        bytes: payload.len(),
-                        id: hl7::control_id(payload),
-                    });
+                    let msh = parse_for(reply, payload);
+                    let len = build_reply(reply, payload, msh.as_ref(), &stamp, buf);
+                    if !quiet {
+                        report(&Seen::SessionMessage {
+                            session: n,
+                            bytes: payload.len(),
+                            id: control_id(reply, payload, msh.as_ref()),
+                        });
+                    }
                     session_answer = len.map(|len| (session, len));
                 }
                 Event::Session { session, note } => {
@@ -331,12 +369,20 @@ impl Responder {
                 }
                 Event::Message { link, payload } => {
                     let peer = peer_at(peers, link.slot());
-                    let len = build_reply(self.reply, payload, buf);
-                    report(&Seen::Message {
-                        peer,
-                        bytes: payload.len(),
-                        id: hl7::control_id(payload),
-                    });
+                    let msh = parse_for(reply, payload);
+                    let len = match reply {
+                        // Sent once the event is gone, from the receive buffer.
+                        ReplyMode::Echo => Some(Answer::Forward),
+                        _ => build_reply(reply, payload, msh.as_ref(), &stamp, buf)
+                            .map(Answer::Built),
+                    };
+                    if !quiet {
+                        report(&Seen::Message {
+                            peer,
+                            bytes: payload.len(),
+                            id: control_id(reply, payload, msh.as_ref()),
+                        });
+                    }
                     answer = Some((link, peer, len));
                 }
                 Event::CommitAck { link, accepted } => report(&Seen::CommitAck {
@@ -375,7 +421,8 @@ impl Responder {
             }
             if let Some((link, peer, len)) = answer {
                 match len {
-                    Some(n) => self.reply(link, peer, n),
+                    Some(Answer::Built(n)) => self.reply(link, peer, n),
+                    Some(Answer::Forward) => self.echo(link, peer),
                     // Close-after-reply with no reply: the message is the whole exchange.
                     None if self.close_after_reply => self.node.close(link),
                     None => {}
@@ -404,8 +451,52 @@ fn peer_at(peers: &[SocketAddr], slot: u32) -> SocketAddr {
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
-/// Writes the reply to `payload` into `buf`; `None` for no reply.
-fn build_reply(mode: ReplyMode, payload: &[u8], buf: &mut [u8]) -> Option<usize> {
+/// How a message is answered once its event is gone.
+enum Answer {
+    /// The first `n` bytes of the reply buffer.
+    Built(usize),
+    /// The message itself ([`Node::forward`]: no copy into the reply buffer).
+    Forward,
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The MSH of `payload` when the reply needs it (`hl7-ack`), parsed once for
+/// the ACK and the event line.
+fn parse_for(mode: ReplyMode, payload: &[u8]) -> Option<hl7::Msh<'_>> {
+    match mode {
+        ReplyMode::Hl7Ack => hl7::Msh::parse(payload),
+        _ => None,
+    }
+}
+
+/// MSH-10 for the event line: from the MSH already parsed for the ACK, else
+/// parsed now (only when the line is printed).
+fn control_id<'a>(
+    mode: ReplyMode,
+    payload: &'a [u8],
+    msh: Option<&hl7::Msh<'a>>,
+) -> Option<&'a [u8]> {
+    match mode {
+        ReplyMode::Hl7Ack => msh.and_then(hl7::Msh::control_id),
+        _ => hl7::control_id(payload),
+    }
+}
+
+/// Writes the reply to `payload` into `buf`; `None` for no reply. `msh` is
+/// [`parse_for`] of it; `stamp` the ACK's MSH-7.
+fn build_reply(
+    mode: ReplyMode,
+    payload: &[u8],
+    msh: Option<&hl7::Msh<'_>>,
+    stamp: &[u8],
+    buf: &mut [u8],
+) -> Option<usize> {
     match mode {
         ReplyMode::None => None,
         ReplyMode::Echo => {
@@ -414,17 +505,12 @@ fn build_reply(mode: ReplyMode, payload: &[u8], buf: &mut [u8]) -> Option<usize>
             Some(payload.len())
         }
         ReplyMode::Hl7Ack => {
-            let code = if hl7::is_hl7(payload) {
+            let code = if msh.is_some() {
                 AckCode::Accept
             } else {
                 AckCode::Reject
             };
-            let secs = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let mut ts = [0u8; 14];
-            let ts = hl7::timestamp_utc(secs, &mut ts);
-            let n = hl7::build_ack(payload, code, ts, buf);
+            let n = hl7::build_ack_for(msh, code, stamp, buf);
             if n.is_none() {
                 log::warn!("ACK larger than the reply buffer: not sent");
             }
@@ -451,6 +537,9 @@ pub fn run(o: &ListenOpts) -> ExitCode {
         .print();
     crate::line::liveness(&o.liveness).print();
     let quiet = o.quiet;
+    if quiet {
+        responder.quiet_messages();
+    }
     loop {
         // Bounded wait: deadlines wake the node earlier; the bound only caps how
         // long a signal-free process sleeps between checks.

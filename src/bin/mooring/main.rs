@@ -16,7 +16,7 @@ mod line;
 mod listen;
 /// The stderr logger behind `-v`/`-q`.
 mod logger;
-/// `mooring relay`: devices in, one upstream link out.
+/// `mooring relay`: flags in, the library relay's events out as lines.
 mod relay;
 /// `mooring send`.
 mod send;
@@ -37,9 +37,6 @@ fn main() -> ExitCode {
             }
         }
     }
-    if let Some(code) = relay::dispatch(&argv) {
-        return code;
-    }
     let cli = match args::parse(argv) {
         Ok(c) => c,
         Err(e) => {
@@ -55,6 +52,7 @@ fn main() -> ExitCode {
         }
         Command::Listen(o) => listen::run(&o),
         Command::Send(o) => send::run(&o),
+        Command::Relay(o) => relay::run(&o),
         Command::Demo => demo::run(),
     }
 }

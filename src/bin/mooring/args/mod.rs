@@ -1,0 +1,206 @@
+//! Command-line parsing: subcommands, flags and their values (durations, sizes,
+//! addresses).
+//!
+//! Hand-written rather than a parser crate: the CLI has a dozen flags, and the
+//! binary is meant to be small and static on edge boxes. Every mistake becomes a
+//! [`UsageError`] that names the flag, so that `main` can print it on one line and
+//! exit with status 2 (scripts tell usage errors from run-time failures by that).
+
+/// Value parsers: durations, addresses, counts.
+mod common;
+/// `mooring listen`'s options and flags.
+mod listen;
+/// The liveness flags every subcommand shares.
+mod liveness;
+/// `mooring relay`'s options and flags.
+mod relay;
+/// `mooring send`'s options and flags.
+mod send;
+/// The reliable-session flags `listen` and `send` share.
+mod session;
+#[cfg(test)]
+mod tests;
+/// The usage texts.
+mod usage;
+
+use std::fmt;
+
+pub use listen::{ListenOpts, ReplyMode};
+pub use relay::RelayOpts;
+pub use send::{Input, SendOpts};
+pub use usage::{LISTEN_USAGE, SEND_USAGE, USAGE};
+
+/// A command line that cannot be run: printed as `error: <message>`, status 2.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Shorthand for returning a [`UsageError`].
+pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, UsageError> {
+    Err(UsageError(msg.into()))
+}
+
+/// How much the binary logs to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    /// `-q`: errors only.
+    Quiet,
+    /// The default: warnings and errors.
+    Normal,
+    /// `-v`: debug.
+    Debug,
+    /// `-vv`: trace.
+    Trace,
+}
+
+/// A subcommand with its options.
+#[derive(Debug)]
+pub enum Command {
+    /// Print this text to stdout and exit 0.
+    Help(&'static str),
+    /// `mooring listen`.
+    Listen(Box<ListenOpts>),
+    /// `mooring send`.
+    Send(Box<SendOpts>),
+    /// `mooring relay`.
+    Relay(Box<RelayOpts>),
+    /// `mooring demo`.
+    Demo,
+}
+
+/// The parsed command line.
+#[derive(Debug)]
+pub struct Cli {
+    /// From `-v`, `-vv`, `-q`.
+    pub verbosity: Verbosity,
+    /// What to run.
+    pub command: Command,
+}
+
+/// Walks the arguments of one subcommand: flags, `--flag=value` or `--flag value`,
+/// and positionals.
+struct Words<I: Iterator<Item = String>> {
+    rest: I,
+}
+
+/// One word of a subcommand's arguments.
+enum Word {
+    /// `--name` (value, if given as `--name=value`).
+    Flag(String, Option<String>),
+    /// Anything else (including `-`).
+    Positional(String),
+}
+
+impl<I: Iterator<Item = String>> Words<I> {
+    fn new(rest: I) -> Self {
+        Words { rest }
+    }
+
+    fn next_word(&mut self) -> Option<Word> {
+        let w = self.rest.next()?;
+        if w.starts_with("--") {
+            return Some(match w.split_once('=') {
+                Some((name, value)) => Word::Flag(name.to_string(), Some(value.to_string())),
+                None => Word::Flag(w, None),
+            });
+        }
+        if w.starts_with('-') && w.len() > 1 {
+            return Some(Word::Flag(w, None));
+        }
+        Some(Word::Positional(w))
+    }
+
+    /// The value of `flag`: inline (`--flag=v`) or the next word.
+    fn value(&mut self, flag: &str, inline: Option<String>) -> Result<String, UsageError> {
+        match inline.or_else(|| self.rest.next()) {
+            Some(v) => Ok(v),
+            None => err(format!("{flag}: missing value")),
+        }
+    }
+}
+
+/// Handles the flags valid everywhere; false when `flag` is not one of them.
+pub(crate) fn global_flag(flag: &str, verbosity: &mut Verbosity, help: &mut bool) -> bool {
+    match flag {
+        "-v" | "--verbose" => {
+            *verbosity = match *verbosity {
+                Verbosity::Debug | Verbosity::Trace => Verbosity::Trace,
+                _ => Verbosity::Debug,
+            }
+        }
+        "-vv" | "-vvv" => *verbosity = Verbosity::Trace,
+        "-q" => *verbosity = Verbosity::Quiet,
+        "-h" | "--help" => *help = true,
+        _ => return false,
+    }
+    true
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, UsageError> {
+    let args: Vec<String> = args.into_iter().collect();
+    // Before `relay` (the first word that is not a flag), an unknown word is
+    // named whole, as the relay's own parser named it.
+    let relay = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .is_some_and(|a| a == "relay");
+    let mut words = Words::new(args.into_iter());
+    let mut verbosity = Verbosity::Normal;
+    let mut help = false;
+    let sub = loop {
+        match words.next_word() {
+            None => break None,
+            Some(Word::Flag(f, inline)) => {
+                if inline.is_some() || !global_flag(&f, &mut verbosity, &mut help) {
+                    let f = match (relay, inline) {
+                        (true, Some(v)) => format!("{f}={v}"),
+                        _ => f,
+                    };
+                    return err(format!("unknown flag {f} (see mooring --help)"));
+                }
+            }
+            Some(Word::Positional(p)) if relay && p == "-" => {
+                return err("unknown flag - (see mooring --help)")
+            }
+            Some(Word::Positional(p)) => break Some(p),
+        }
+    };
+    let command = match sub.as_deref() {
+        None if help => Command::Help(USAGE),
+        None => return err("missing subcommand: listen, send or demo (see mooring --help)"),
+        Some("help") => Command::Help(USAGE),
+        Some("listen") => listen::parse_listen(&mut words, &mut verbosity, &mut help)?,
+        Some("send") => send::parse_send(&mut words, &mut verbosity, &mut help)?,
+        Some("relay") => relay::parse_relay(&mut words, &mut verbosity, &mut help)?,
+        Some("demo") => {
+            while let Some(w) = words.next_word() {
+                match w {
+                    Word::Flag(f, None) if global_flag(&f, &mut verbosity, &mut help) => {}
+                    Word::Flag(f, _) => return err(format!("unknown flag {f} for demo")),
+                    Word::Positional(p) => {
+                        return err(format!("unexpected argument \"{p}\" for demo"))
+                    }
+                }
+            }
+            Command::Demo
+        }
+        Some(other) => {
+            return err(format!(
+                "unknown subcommand \"{other}\" (use listen, send or demo)"
+            ))
+        }
+    };
+    let command = match command {
+        Command::Listen(_) if help => Command::Help(LISTEN_USAGE),
+        Command::Send(_) if help => Command::Help(SEND_USAGE),
+        Command::Demo if help => Command::Help(USAGE),
+        c => c,
+    };
+    Ok(Cli { verbosity, command })
+}

@@ -1,0 +1,173 @@
+//! `mooring relay`: its options and flags. The liveness flags are the ones
+//! `listen` and `send` take, checked the same way (after `--listen` and
+//! `--upstream`, as the relay always did).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mooring::relay::RelayConfig;
+use mooring::session::Backoff;
+use mooring::{Framing, LivenessConfig};
+
+pub use mooring::relay::AckAfter;
+
+use super::common::{self, backoff_from, parse_addr, parse_framing, parse_limit};
+use super::liveness::LivenessFlags;
+use super::usage::RELAY_USAGE;
+use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
+
+/// Options of `mooring relay`.
+#[derive(Clone, Debug)]
+pub struct RelayOpts {
+    /// `--listen`.
+    pub listen: SocketAddr,
+    /// `--upstream`.
+    pub upstream: SocketAddr,
+    /// `--framing`.
+    pub framing: Framing,
+    /// `--queue`.
+    pub queue: usize,
+    /// `--ack-after`.
+    pub ack_after: AckAfter,
+    /// `--retries`.
+    pub retries: u32,
+    /// `--response-timeout`.
+    pub response_timeout: Duration,
+    /// `--reconnect-min`, `--reconnect-max`.
+    pub backoff: Backoff,
+    /// `--connect-timeout`.
+    pub connect_timeout: Duration,
+    /// `--dedup-window`.
+    pub dedup_window: usize,
+    /// `--max-conns`.
+    pub max_conns: usize,
+    /// `--max-conns-per-ip` (`None`: off).
+    pub max_conns_per_ip: Option<usize>,
+    /// `--write-timeout`.
+    pub write_timeout: Duration,
+    /// Liveness flags (upstream link), `--protocol` included.
+    pub liveness: LivenessConfig,
+}
+
+/// A duration that must be more than zero (every relay timer).
+fn parse_dur(flag: &str, s: &str) -> Result<Duration, UsageError> {
+    match common::parse_dur(flag, s)? {
+        d if d.is_zero() => err(format!("{flag}: must be more than 0")),
+        d => Ok(d),
+    }
+}
+
+fn parse_num<T: std::str::FromStr + PartialOrd + From<u8>>(
+    flag: &str,
+    s: &str,
+    min: u8,
+) -> Result<T, UsageError> {
+    match s.parse::<T>() {
+        Ok(n) if n >= T::from(min) => Ok(n),
+        Ok(_) => err(format!("{flag}: must be at least {min}")),
+        Err(_) => err(format!("{flag}: bad number \"{s}\"")),
+    }
+}
+
+/// The flags of `mooring relay`.
+pub(super) fn parse_relay<I: Iterator<Item = String>>(
+    words: &mut Words<I>,
+    verbosity: &mut Verbosity,
+    help: &mut bool,
+) -> Result<Command, UsageError> {
+    let d = RelayConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut listen = None;
+    let mut upstream = None;
+    let mut framing = Framing::Mllp;
+    let mut queue = d.queue;
+    let mut ack_after = d.ack_after;
+    let mut retries = d.retries;
+    let mut response_timeout = d.response_timeout;
+    let mut reconnect_min = None;
+    let mut reconnect_max = None;
+    let mut connect_timeout = d.connect_timeout;
+    let mut dedup_window = d.dedup_window;
+    let mut max_conns = 10usize;
+    let mut max_conns_per_ip = None;
+    let mut write_timeout = mooring::config::DEFAULT_WRITE_TIMEOUT;
+    // Liveness flags with their values, checked once the relay's own are.
+    let mut live: Vec<(String, String)> = Vec::new();
+    while let Some(w) = words.next_word() {
+        let (flag, inline) = match w {
+            Word::Positional(p) => return err(format!("unexpected argument \"{p}\" for relay")),
+            Word::Flag(f, inline) => (f, inline),
+        };
+        if LivenessFlags::takes(&flag) {
+            let v = words.value(&flag, inline)?;
+            live.push((flag, v));
+            continue;
+        }
+        if inline.is_none() && global_flag(&flag, verbosity, help) {
+            continue;
+        }
+        let v = words.value(&flag, inline);
+        match flag.as_str() {
+            "--listen" => listen = Some(parse_addr(&flag, &v?)?),
+            "--upstream" => upstream = Some(parse_addr(&flag, &v?)?),
+            "--framing" => framing = parse_framing(&v?)?,
+            "--queue" => queue = parse_num(&flag, &v?, 1)?,
+            "--ack-after" => {
+                ack_after = match v?.as_str() {
+                    "queued" => AckAfter::Queued,
+                    "upstream" => AckAfter::Upstream,
+                    v => {
+                        return err(format!(
+                            "--ack-after: bad value \"{v}\" (use queued or upstream)"
+                        ))
+                    }
+                }
+            }
+            "--retries" => retries = parse_num(&flag, &v?, 0)?,
+            "--response-timeout" => response_timeout = parse_dur(&flag, &v?)?,
+            "--reconnect-min" => reconnect_min = Some(parse_dur(&flag, &v?)?),
+            "--reconnect-max" => reconnect_max = Some(parse_dur(&flag, &v?)?),
+            "--connect-timeout" => connect_timeout = parse_dur(&flag, &v?)?,
+            "--dedup-window" => dedup_window = parse_num(&flag, &v?, 1)?,
+            "--max-conns" => max_conns = parse_num(&flag, &v?, 1)?,
+            "--max-conns-per-ip" => max_conns_per_ip = parse_limit(&flag, &v?)?,
+            "--write-timeout" => write_timeout = parse_dur(&flag, &v?)?,
+            f => {
+                return err(format!(
+                    "unknown flag {f} for relay (see mooring relay --help)"
+                ))
+            }
+        }
+    }
+    if *help {
+        return Ok(Command::Help(RELAY_USAGE));
+    }
+    let Some(listen) = listen else {
+        return err("relay: missing --listen ADDR");
+    };
+    let Some(upstream) = upstream else {
+        return err("relay: missing --upstream ADDR");
+    };
+    let mut flags = LivenessFlags::default();
+    let mut none = Words::new(std::iter::empty());
+    for (flag, v) in live {
+        flags.parse(&flag, Some(v), &mut none)?;
+    }
+    let liveness = flags.finish()?;
+    let backoff = backoff_from(reconnect_min, reconnect_max)?;
+    Ok(Command::Relay(Box::new(RelayOpts {
+        listen,
+        upstream,
+        framing,
+        queue,
+        ack_after,
+        retries,
+        response_timeout,
+        backoff,
+        connect_timeout,
+        dedup_window,
+        max_conns,
+        max_conns_per_ip,
+        write_timeout,
+        liveness,
+    })))
+}

@@ -1,0 +1,499 @@
+//! The parser's unit tests: every flag, default and error line.
+
+use std::time::Duration;
+
+use mooring::relay::AckAfter;
+use mooring::session::SessionConfig;
+use mooring::{FrameTimeout, Framing, Heartbeat, LivenessConfig, Protocol, TcpKeepalive};
+
+use super::common::parse_duration;
+use super::liveness::read_keepalive;
+use super::usage::RELAY_USAGE;
+use super::*;
+
+fn run(args: &[&str]) -> Result<Cli, UsageError> {
+    parse(args.iter().map(|s| s.to_string()))
+}
+
+#[test]
+fn durations_need_a_unit() {
+    assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+    assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+    assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+    assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+    for bad in [
+        "",
+        "5",
+        "5x",
+        "ms",
+        "-1s",
+        "1.5s",
+        "99999999999999999999s",
+        "1 s",
+    ] {
+        assert_eq!(parse_duration(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn a_bad_duration_names_its_flag() {
+    let e = run(&["listen", "--idle-timeout", "5x"]).unwrap_err();
+    assert_eq!(
+        e.0,
+        "--idle-timeout: bad duration \"5x\" (use 500ms, 10s, 5m)"
+    );
+}
+
+#[test]
+fn listen_flags_fill_their_options() {
+    let cli = run(&[
+        "-v",
+        "listen",
+        "--bind=127.0.0.1:0",
+        "--framing",
+        "len32",
+        "--max-conns",
+        "1",
+        "--max-conns-per-ip",
+        "3",
+        "--stale-recovery",
+        "300ms",
+        "--allow",
+        "10.0.0.0/8",
+        "--allow",
+        "127.0.0.1",
+        "--reply",
+        "echo",
+        "--quiet",
+    ])
+    .unwrap();
+    assert_eq!(cli.verbosity, Verbosity::Debug);
+    let Command::Listen(o) = cli.command else {
+        panic!("not listen")
+    };
+    assert_eq!(o.bind.port(), 0);
+    assert_eq!(o.framing, Framing::Len32);
+    assert_eq!(o.max_conns, 1);
+    assert_eq!(o.max_conns_per_ip, Some(3));
+    assert_eq!(o.stale_recovery, Some(Duration::from_millis(300)));
+    assert!(o.allow.allows("127.0.0.1".parse().unwrap()));
+    assert!(!o.allow.allows("192.0.2.1".parse().unwrap()));
+    assert_eq!(o.reply, ReplyMode::Echo);
+    assert!(o.quiet);
+}
+
+#[test]
+fn max_conns_per_ip_is_off_by_default_and_with_0_or_off() {
+    for (args, want) in [
+        (&["listen"][..], None),
+        (&["listen", "--max-conns-per-ip", "0"][..], None),
+        (&["listen", "--max-conns-per-ip=off"][..], None),
+        (&["listen", "--max-conns-per-ip", "2"][..], Some(2)),
+    ] {
+        let Command::Listen(o) = run(args).unwrap().command else {
+            panic!("not listen")
+        };
+        assert_eq!(o.max_conns_per_ip, want, "{args:?}");
+    }
+}
+
+#[test]
+fn write_timeout_is_10s_unless_given_on_listen_and_send() {
+    let listen = |args: &[&str]| match run(args).unwrap().command {
+        Command::Listen(o) => o.write_timeout,
+        _ => panic!("not listen"),
+    };
+    let send = |args: &[&str]| match run(args).unwrap().command {
+        Command::Send(o) => o.write_timeout,
+        _ => panic!("not send"),
+    };
+    assert_eq!(listen(&["listen"]), Duration::from_secs(10));
+    assert_eq!(
+        listen(&["listen", "--write-timeout", "750ms"]),
+        Duration::from_millis(750)
+    );
+    assert_eq!(send(&["send", "127.0.0.1:2575"]), Duration::from_secs(10));
+    assert_eq!(
+        send(&["send", "127.0.0.1:2575", "--write-timeout=2s"]),
+        Duration::from_secs(2)
+    );
+    let e = run(&["listen", "--write-timeout", "5"]).unwrap_err();
+    assert!(e.0.starts_with("--write-timeout: bad duration"), "{}", e.0);
+}
+
+#[test]
+fn send_takes_addr_then_file() {
+    let cli = run(&["send", "127.0.0.1:2575", "a.hl7", "--retries", "2", "-vv"]).unwrap();
+    assert_eq!(cli.verbosity, Verbosity::Trace);
+    let Command::Send(o) = cli.command else {
+        panic!("not send")
+    };
+    assert_eq!(o.input, Input::File("a.hl7".into()));
+    assert_eq!(o.retries, 2);
+    assert!(o.correlate);
+    let cli = run(&["send", "127.0.0.1:2575", "-", "--no-correlate"]).unwrap();
+    let Command::Send(o) = cli.command else {
+        panic!("not send")
+    };
+    assert_eq!(o.input, Input::Stdin);
+    assert!(!o.correlate);
+}
+
+#[test]
+fn liveness_flags_build_the_config() {
+    let cli = run(&[
+        "send",
+        "127.0.0.1:2575",
+        "--protocol",
+        "mooring",
+        "--heartbeat=2s",
+        "--tcp-keepalive",
+        "45s,10s,3",
+        "--tcp-user-timeout",
+        "90s",
+        "--handshake-timeout",
+        "500ms",
+        "--hold",
+        "30s",
+    ])
+    .unwrap();
+    let Command::Send(o) = cli.command else {
+        panic!("not send")
+    };
+    let l = o.liveness;
+    assert_eq!(l.protocol, Protocol::Mooring);
+    assert_eq!(
+        l.heartbeat,
+        Some(Heartbeat {
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(6),
+        }),
+        "timeout defaults to 3 x interval"
+    );
+    assert_eq!(l.tcp_keepalive, Some(TcpKeepalive::default()));
+    assert_eq!(l.tcp_user_timeout, Some(Duration::from_secs(90)));
+    assert_eq!(l.handshake_timeout, Duration::from_millis(500));
+    assert_eq!(o.hold, Some(Duration::from_secs(30)));
+    let Command::Listen(o) = run(&["listen"]).unwrap().command else {
+        panic!("not listen")
+    };
+    assert_eq!(o.liveness, LivenessConfig::default());
+}
+
+#[test]
+fn frame_timeout_flags_build_the_config_on_listen_and_send() {
+    let frame = |args: &[&str]| match run(args).map(|c| c.command) {
+        Ok(Command::Listen(o)) => Ok(o.liveness.frame_timeout),
+        Ok(Command::Send(o)) => Ok(o.liveness.frame_timeout),
+        Ok(_) => panic!("not listen or send"),
+        Err(e) => Err(e.0),
+    };
+    assert_eq!(frame(&["listen"]), Ok(Some(FrameTimeout::default())));
+    assert_eq!(
+        frame(&[
+            "listen",
+            "--frame-timeout",
+            "300ms",
+            "--frame-min-rate",
+            "0"
+        ]),
+        Ok(Some(FrameTimeout {
+            timeout: Duration::from_millis(300),
+            min_rate: 0,
+            ..FrameTimeout::default()
+        }))
+    );
+    assert_eq!(
+        frame(&["send", "127.0.0.1:1", "--frame-min-rate=8000"]),
+        Ok(Some(FrameTimeout {
+            min_rate: 8000,
+            ..FrameTimeout::default()
+        }))
+    );
+    assert_eq!(
+        frame(&["send", "127.0.0.1:1", "--frame-timeout", "off"]),
+        Ok(None)
+    );
+    assert_eq!(frame(&["listen", "--frame-timeout", "0"]), Ok(None));
+    for (args, want) in [
+        (
+            &["listen", "--frame-timeout", "30"][..],
+            "--frame-timeout: bad duration",
+        ),
+        (
+            &["listen", "--frame-min-rate", "fast"],
+            "--frame-min-rate: bad number",
+        ),
+        (
+            &["listen", "--frame-timeout", "off", "--frame-min-rate", "9"],
+            "--frame-min-rate: needs --frame-timeout",
+        ),
+    ] {
+        let e = frame(args).unwrap_err();
+        assert!(e.starts_with(want), "{args:?}: {e}");
+    }
+}
+
+#[test]
+fn keepalive_file_yields_its_first_hl7_message_or_its_bytes() {
+    let dir = std::env::temp_dir();
+    let hl7 = dir.join(format!("mooring-args-{}-ka.hl7", std::process::id()));
+    let raw = dir.join(format!("mooring-args-{}-ka.bin", std::process::id()));
+    std::fs::write(&hl7, b"junk\nMSH|^~\\&|A|B\nPID|1\nMSH|^~\\&|SECOND\n").unwrap();
+    std::fs::write(&raw, b"PING\n").unwrap();
+    let got = (read_keepalive(&hl7), read_keepalive(&raw));
+    let _ = std::fs::remove_file(&hl7);
+    let _ = std::fs::remove_file(&raw);
+    assert_eq!(got.0.unwrap(), b"MSH|^~\\&|A|B\rPID|1\r");
+    assert_eq!(got.1.unwrap(), b"PING\n");
+}
+
+#[test]
+fn mistakes_name_what_is_wrong() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["listen", "--bogus"], "--bogus"),
+        (&["listen", "--bind"], "--bind: missing value"),
+        (&["listen", "--max-conns", "x"], "--max-conns"),
+        (
+            &["listen", "--max-conns-per-ip", "-1"],
+            "--max-conns-per-ip",
+        ),
+        (&["listen", "--reply", "ack"], "--reply"),
+        (&["listen", "--allow", "10.0.0.0/40"], "--allow"),
+        (&["listen", "--quiet=1"], "--quiet"),
+        (&["send"], "ADDR"),
+        (&["send", "nonsense"], "ADDR"),
+        (&["frobnicate"], "frobnicate"),
+        (&[], "missing subcommand"),
+    ];
+    for (args, needle) in cases {
+        let e = run(args).unwrap_err();
+        assert!(e.0.contains(needle), "{args:?}: {}", e.0);
+    }
+}
+
+#[test]
+fn session_flags_build_the_session_and_backoff() {
+    let cli = run(&[
+        "send",
+        "127.0.0.1:2575",
+        "--protocol",
+        "mooring",
+        "--session",
+        "--resume-window",
+        "10s",
+        "--queue",
+        "50",
+        "--queue-bytes",
+        "65536",
+        "--reconnect-min",
+        "100ms",
+        "--reconnect-max=500ms",
+        "--pace",
+        "10ms",
+    ])
+    .unwrap();
+    let Command::Send(o) = cli.command else {
+        panic!("not send")
+    };
+    let s = o.session.expect("session");
+    assert_eq!(s.max_depth, 50);
+    assert_eq!(s.max_depth_disconnected, 500);
+    assert_eq!(s.max_bytes, 65536);
+    assert_eq!(s.reconnect_timeout, Duration::from_secs(10));
+    assert_eq!(o.backoff.min, Duration::from_millis(100));
+    assert_eq!(o.backoff.max, Duration::from_millis(500));
+    assert_eq!(o.pace, Some(Duration::from_millis(10)));
+    let Command::Listen(o) = run(&["listen", "--protocol", "mooring", "--session"])
+        .unwrap()
+        .command
+    else {
+        panic!("not listen")
+    };
+    assert_eq!(o.session, Some(SessionConfig::default()));
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["listen", "--session"],
+            "--session: needs --protocol mooring",
+        ),
+        (&["listen", "--queue", "5"], "--queue: needs --session"),
+        (
+            &["listen", "--queue-bytes", "5"],
+            "--queue-bytes: needs --session",
+        ),
+        (
+            &[
+                "listen",
+                "--protocol",
+                "mooring",
+                "--session",
+                "--queue",
+                "0",
+            ],
+            "--queue",
+        ),
+        (
+            &["listen", "--reconnect-min", "1s"],
+            "unknown flag --reconnect-min",
+        ),
+        (
+            &["send", "127.0.0.1:1", "--resume-window", "1s"],
+            "--resume-window: needs --session",
+        ),
+        (
+            &[
+                "send",
+                "127.0.0.1:1",
+                "--protocol",
+                "mooring",
+                "--session",
+                "--reconnect-min",
+                "2s",
+                "--reconnect-max",
+                "1s",
+            ],
+            "--reconnect-min",
+        ),
+    ];
+    for (args, needle) in cases {
+        let e = run(args).unwrap_err();
+        assert!(e.0.starts_with(needle), "{args:?}: {}", e.0);
+    }
+}
+
+#[test]
+fn max_sessions_per_ip_needs_sessions_and_a_positive_count() {
+    let Command::Listen(o) = run(&[
+        "listen",
+        "--protocol",
+        "mooring",
+        "--session",
+        "--max-sessions-per-ip",
+        "3",
+    ])
+    .unwrap()
+    .command
+    else {
+        panic!("not listen")
+    };
+    assert_eq!(o.max_sessions_per_ip, Some(3));
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["listen", "--max-sessions-per-ip", "2"],
+            "--max-sessions-per-ip: needs --session",
+        ),
+        (
+            &[
+                "listen",
+                "--protocol",
+                "mooring",
+                "--session",
+                "--max-sessions-per-ip=0",
+            ],
+            "--max-sessions-per-ip: must be at least 1",
+        ),
+    ];
+    for (args, needle) in cases {
+        let e = run(args).unwrap_err();
+        assert!(e.0.starts_with(needle), "{args:?}: {}", e.0);
+    }
+}
+
+#[test]
+fn help_wins_over_missing_arguments() {
+    assert!(matches!(
+        run(&["--help"]).unwrap().command,
+        Command::Help(USAGE)
+    ));
+    assert!(matches!(
+        run(&["send", "-h"]).unwrap().command,
+        Command::Help(SEND_USAGE)
+    ));
+    assert!(matches!(
+        run(&["listen", "--help"]).unwrap().command,
+        Command::Help(LISTEN_USAGE)
+    ));
+}
+
+#[test]
+fn relay_flags_fill_the_options() {
+    let Ok(Cli {
+        command: Command::Relay(o),
+        ..
+    }) = run(&[
+        "-v",
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream=127.0.0.1:2575",
+        "--queue",
+        "5",
+        "--ack-after",
+        "upstream",
+        "--retries",
+        "0",
+        "--reconnect-min",
+        "100ms",
+        "--reconnect-max",
+        "2s",
+        "--protocol",
+        "mooring",
+        "--heartbeat=1s",
+        "--frame-timeout",
+        "2s",
+        "--write-timeout",
+        "3s",
+    ])
+    else {
+        panic!("not parsed")
+    };
+    assert_eq!(
+        o.liveness.frame_timeout.map(|f| f.timeout),
+        Some(Duration::from_secs(2))
+    );
+    assert_eq!(o.write_timeout, Duration::from_secs(3));
+    assert_eq!(o.queue, 5);
+    assert_eq!(o.ack_after, AckAfter::Upstream);
+    assert_eq!(o.retries, 0);
+    assert_eq!(o.backoff.min, Duration::from_millis(100));
+    assert_eq!(o.backoff.max, Duration::from_secs(2));
+    assert_eq!(o.liveness.protocol, Protocol::Mooring);
+    assert!(o.liveness.heartbeat.is_some());
+    assert_eq!(o.dedup_window, 10_000);
+}
+
+#[test]
+fn relay_mistakes_name_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["relay", "--upstream", "127.0.0.1:1"], "missing --listen"),
+        (&["relay", "--listen", "127.0.0.1:0"], "missing --upstream"),
+        (&["relay", "--queue", "0"], "--queue: must be at least 1"),
+        (&["relay", "--ack-after", "later"], "--ack-after"),
+        (
+            &[
+                "relay",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:1",
+                "--heartbeat",
+                "1s",
+            ],
+            "--heartbeat: needs --protocol mooring",
+        ),
+        (&["relay", "--bogus"], "unknown flag --bogus"),
+    ];
+    for (args, needle) in cases {
+        match run(args) {
+            Err(e) => assert!(e.0.contains(needle), "{args:?}: {}", e.0),
+            Ok(_) => panic!("{args:?} parsed"),
+        }
+    }
+    assert!(matches!(
+        run(&["relay", "--help"]),
+        Ok(Cli {
+            command: Command::Help(RELAY_USAGE),
+            ..
+        })
+    ));
+}

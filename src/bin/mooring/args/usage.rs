@@ -1,0 +1,310 @@
+//! The usage texts: `mooring --help` and each subcommand's `--help`.
+
+/// The top-level usage, printed by `mooring --help`.
+pub const USAGE: &str = "\
+mooring: keeps TCP message links (HL7 MLLP, len32) healthy
+
+Usage:
+  mooring listen [--bind ADDR] [flags]     serve, print one line per event
+  mooring send ADDR [FILE|-] [flags]       send HL7 messages, print one line per reply
+  mooring relay --listen ADDR --upstream ADDR [flags]
+                                           forward devices' messages upstream, in order
+  mooring demo                             run the built-in scenarios on loopback
+
+Global flags (anywhere on the line):
+  -v, -vv    log debug / trace to stderr      -q   log errors only (default: warnings)
+  -h, --help this text (or `mooring listen --help`, `mooring send --help`)
+
+Output: one line per event on stdout, space-separated key=value pairs.
+Exit status: 0 success, 1 run-time failure, 2 bad command line or configuration.
+";
+
+/// The liveness flags' help, shared by `listen`, `send` (and `relay` by reference).
+macro_rules! liveness_help {
+    () => {
+        "Liveness (notice a dead peer within a bound; see the README):
+  --protocol raw|mooring  raw: payloads as they are, any HL7 peer (default);
+                          mooring: the mooring session protocol, both ends
+  --heartbeat DUR         mooring: PING after DUR without sending (default off)
+  --heartbeat-timeout DUR mooring: dead after DUR without a byte (default 3 x
+                          --heartbeat)
+  --keepalive-message FILE
+                          raw peers: send FILE's first HL7 message (or its bytes
+                          as they are, if it holds none; at most 1024) on a link
+                          that received nothing for --keepalive-every
+  --keepalive-every DUR   with --keepalive-message (required with it)
+  --keepalive-timeout DUR some frame must come back within DUR (default: none
+                          expected)
+  --tcp-keepalive IDLE,INTVL,COUNT
+                          OS keepalive, e.g. 45s,10s,3 (default off)
+  --tcp-user-timeout DUR  TCP_USER_TIMEOUT: the OS closes a link whose written
+                          data stays unacknowledged for DUR (default off)
+  --handshake-timeout DUR mooring: the handshake must complete within DUR
+                          (default 10s)
+  --frame-timeout DUR     slow peers: a frame must be complete DUR after its
+                          first byte, plus 1 s per --frame-min-rate bytes of it
+                          received, at most 10m in all; else the link closes
+                          with FrameTimeout (default 30s; 0 or off: no limit)
+  --frame-min-rate N      bytes per second that buy a frame more time
+                          (default 500; 0: a fixed --frame-timeout)
+"
+    };
+}
+
+/// Usage of `mooring listen`.
+pub const LISTEN_USAGE: &str = concat!(
+    "\
+Usage: mooring listen [flags]
+
+  --bind ADDR             address to listen on (default 127.0.0.1:2575; port 0 picks one)
+  --framing mllp|len32    framing (default mllp)
+  --max-conns N           connections served at once; more are rejected (default 10)
+  --max-conns-per-ip N    links one peer address may hold at once; more are
+                          rejected (TooManyConnectionsFromPeer); 0 or off: no
+                          limit (default off)
+  --idle-timeout DUR      close a link that received nothing for DUR (default off)
+  --stale-recovery DUR    with --max-conns 1: a newcomer replaces a link idle for DUR
+  --close-after-reply     close each link once its first message is answered
+  --allow IP_OR_CIDR      accept only these peers (repeatable; default everyone)
+  --reply hl7-ack|echo|none
+                          hl7-ack: HL7 ACK (AA; AR for a payload that is not HL7);
+                          echo: the payload back; none: no reply (default hl7-ack)
+  --max-frame BYTES       largest frame accepted (default 1048576)
+  --write-timeout DUR     close a link whose queued replies make no progress for
+                          DUR: a peer that sends but never reads (WriteTimeout;
+                          default 10s). Until then its link is read no further.
+  --mllp-commit-ack       MLLP release 2: answer every frame with a commit ACK
+  --quiet                 no event=message lines (other events still print)
+
+",
+    liveness_help!(),
+    "
+Reliable sessions (mooring clients that resume after a lost link, nothing
+lost, nothing repeated; see the README):
+  --session               serve sessions (needs --protocol mooring); replies go
+                          through the client's session
+  --resume-window DUR     keep a disconnected session this long for its client
+                          to resume it (default 60s); then it ends as Expired
+  --queue N               unacknowledged messages kept per session while
+                          connected (default 1000); 10 x N while disconnected
+                          (replies: 10 x N, connected or not)
+  --queue-bytes BYTES     ... and at most BYTES of them (default 8388608, one
+                          ring per session allocated at its first use: memory
+                          is at most 2 x --max-conns x BYTES)
+  --max-sessions-per-ip N sessions one address may hold (connected or waiting
+                          for a resume; default: no limit); at the limit its
+                          new session replaces its own session disconnected
+                          longest, or is closed TooManySessionsFromPeer
+  A full session table (2 x --max-conns) gives a new session the slot of the
+  session disconnected longest; that one ends how=Evicted.
+
+DUR is a number with a unit: 500ms, 10s, 5m, 1h.
+
+Lines (stdout, flushed at once):
+  event=listening addr=127.0.0.1:2575
+  event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off
+                 tcp_user_timeout=off detection_bound=none   (one line; see below)
+  event=connected peer=IP:PORT
+  event=message peer=IP:PORT bytes=N [id=MSH-10]
+  event=commit_ack peer=IP:PORT accepted=true|false
+  event=closed peer=IP:PORT reason=IdleTimeout|HeartbeatTimeout|HandshakeTimeout|...
+                 [peer_reason=R]   (mooring: the reason the peer's CLOSE claimed;
+                                    reason is then PeerClosed)
+  event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
+With --session (session=N numbers the sessions of this process, from 1):
+  event=session session=N note=established resumed=true|false replaying=K
+  event=session_message session=N bytes=N [id=MSH-10]   (in order, exactly once)
+  event=session session=N note=ended how=Lost|Expired|QueueFull|Closed|Evicted undelivered=K
+replaying: replies sent again on a resumed link (the client lacked them);
+undelivered: replies whose delivery is not confirmed (Expired: the client
+did not resume within --resume-window; Lost: a side could not replay what
+the other missed). --quiet drops event=session_message lines too.
+id is printed only for HL7 payloads; bytes outside printable ASCII, spaces and
+'=' in it are replaced with '_' so that every line splits on spaces and '='.
+The event=liveness line (printed at start) shows the settings as integer ms
+and detection_bound: the worst-case time to notice a silently dead peer with
+the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
+keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
+with unacknowledged data: it counts together with a keep-alive message (which
+is such data), as every + user timeout + 1 s of retransmit slack.
+Runs until killed.
+"
+);
+
+/// Usage of `mooring send`.
+pub const SEND_USAGE: &str = concat!(
+    "\
+Usage: mooring send ADDR [FILE|-] [flags]
+
+Reads FILE (stdin when - or absent), splits it into HL7 messages (each starts at
+a line beginning with MSH; line ends become CR) and sends them one by one,
+waiting for each reply.
+
+  --framing mllp|len32    framing (default mllp)
+  --close-each            one connection per message (default: keep one open)
+  --response-timeout DUR  wait this long for each reply (default 10s)
+  --connect-timeout DUR   wait this long to connect (default 5s)
+  --retries N             resend a failed message up to N times (default 0),
+                          after a pause of 200 ms per attempt (at most 2 s)
+  --no-correlate          take any reply, even one whose MSA-2 is another id
+  --hold DUR              after the last message keep the link open and idle for
+                          DUR (heartbeats and keep-alive messages go on); a close
+                          meanwhile prints event=closed and ends the hold
+  --pace DUR              wait DUR between messages (default: none)
+  --write-timeout DUR     close the link when queued bytes make no progress for
+                          DUR (WriteTimeout; default 10s)
+
+",
+    liveness_help!(),
+    "
+Reliable session (one session for the whole file; a lost link is resumed
+with nothing lost or repeated; the listener needs --session too):
+  --session               send through a session (needs --protocol mooring):
+                          messages go out without waiting for replies (up to
+                          --queue unacknowledged), replies come back in order;
+                          --response-timeout bounds the wait for the next reply
+                          (the session keeps everything across reconnects);
+                          --retries and --close-each do not apply
+  --resume-window DUR     how long this side keeps the session (default 60s)
+  --queue N               unacknowledged messages kept while connected
+                          (default 1000; 10 x N while disconnected); a full
+                          queue holds the next message back until acknowledged
+  --queue-bytes BYTES     ... and at most BYTES of them (default 8388608)
+  --reconnect-min DUR     first reconnect waits up to DUR, doubling each attempt
+  --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
+                          unlimited attempts)
+
+Lines (stdout):
+  event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off
+                 tcp_user_timeout=off detection_bound=none   (one line, first)
+  event=reply n=1 [id=MSG00001] [ack=AA] bytes=95 ms=3
+  event=retry n=2 attempt=1 error=ResponseTimeout
+  event=error n=2 [id=MSG00002] error=ResponseTimeout
+  event=error n=2 [id=MSG00002] error=IncompleteResponse reason=TcpTimeout
+  event=closed reason=HeartbeatTimeout        (the link closed during --hold)
+  event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0
+With --session (session=1: the one session of this run):
+  event=session session=1 note=established resumed=true|false replaying=K
+  event=closed reason=HeartbeatTimeout [peer_reason=R]   (the session's link
+                                              was lost; R: the peer's claim)
+  event=session session=1 note=reconnecting attempt=N delay_ms=D
+  event=session session=1 note=ended how=Lost|Expired|QueueFull|Closed undelivered=K
+  event=error n=7 [id=MSG00007] error=SessionExpired|SessionLost|QueueFull|
+                 SessionClosed|ResponseTimeout|TooLarge   (messages not replied)
+replaying: our messages sent again on a resumed link; undelivered: ours not
+confirmed delivered when the session ended (Expired: the listener no longer
+had it when we came back). The run ends with note=ended how=Closed. A reply
+whose MSA-2 is not the message's id is an error (unless --no-correlate).
+reason= (on error lines) is how the link closed, when it closed.
+The event=liveness line (printed at start) shows the settings as integer ms
+and detection_bound: the worst-case time to notice a silently dead peer with
+the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
+keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
+with unacknowledged data: it counts together with a keep-alive message (which
+is such data), as every + user timeout + 1 s of retransmit slack.
+Exit status 0 only if every message got a reply (and there was at least one);
+a close during --hold is reported but does not change it (nor does a session
+that ends during --hold after every reply came).
+"
+);
+
+/// Usage of `mooring relay`.
+pub const RELAY_USAGE: &str = "\
+Usage: mooring relay --listen ADDR --upstream ADDR [flags]
+
+Accepts HL7 messages from local devices (raw MLLP or len32: any HL7 sender) and
+forwards them in order over ONE keep-open link to the upstream, which is
+re-established with backoff whenever it drops. Each message is acknowledged
+to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
+
+  --listen ADDR           where devices connect (port 0 picks one)
+  --upstream ADDR         where messages go
+  --framing mllp|len32    framing, devices and upstream (default mllp)
+  --protocol raw|mooring  upstream protocol: raw (any HL7 receiver that answers
+                          with an HL7 ACK; default) or mooring (a reliable
+                          session; the upstream runs `mooring listen --protocol
+                          mooring --session`)
+  --queue N               messages held for the upstream (default 1000); a
+                          device message arriving when it is full gets MSA|AR
+  --ack-after queued|upstream
+                          queued (default): the device gets AA once the message
+                          is in the queue; upstream: only once the upstream
+                          acknowledged it (raw: its HL7 ACK, whose MSA-1 the
+                          device gets; mooring: the session's acknowledgement),
+                          or MSA|AR if that takes longer than
+                          --response-timeout (the message stays queued)
+  --retries N             resends of a message in doubt before it fails
+                          (default 3)
+  --response-timeout DUR  raw: the upstream's ACK must come within DUR, else the
+                          link is closed and the message is in doubt (default 10s);
+                          --ack-after upstream: a device waiting DUR for its
+                          ACK gets MSA|AR
+  --reconnect-min DUR     first reconnect waits up to DUR, doubling each attempt
+  --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
+                          unlimited attempts)
+  --connect-timeout DUR   each connect attempt (default 5s)
+  --dedup-window N        messages remembered to spot resends (default 10000);
+                          a resend has the same MSH-3, MSH-4 and MSH-10
+  --max-conns N           devices served at once (default 10)
+  --max-conns-per-ip N    links one device address may hold at once; more are
+                          rejected (TooManyConnectionsFromPeer); 0 or off: no
+                          limit (default off)
+  --write-timeout DUR     close a link (device or upstream) whose queued bytes
+                          make no progress for DUR (WriteTimeout; default 10s)
+
+Liveness of the upstream link (as on listen/send): --heartbeat DUR,
+--heartbeat-timeout DUR (mooring), --keepalive-message FILE, --keepalive-every
+DUR, --keepalive-timeout DUR, --tcp-keepalive IDLE,INTVL,COUNT,
+--tcp-user-timeout DUR, --handshake-timeout DUR (mooring), --frame-timeout DUR
+and --frame-min-rate N (slow peers; defaults 30s and 500). --tcp-keepalive,
+--tcp-user-timeout, --frame-timeout and --frame-min-rate apply to device links
+too.
+
+Guarantees:
+  Messages go upstream in the order the relay accepted them. A message is
+  reported acked only after the upstream acknowledged it. A message whose
+  sender (MSH-3, MSH-4) and MSH-10 are in the duplicate window is acknowledged
+  again, not forwarded again; the same MSH-10 from another sender is another
+  message.
+  Raw upstream: at least once. A message written when the link dropped (or
+  whose ACK did not come in time) is in doubt: it is resent after the
+  reconnect, so the upstream may see it twice (HL7 receivers deduplicate by
+  MSH-10). After --retries resends it fails.
+  Mooring upstream: exactly once while the session lives (resumed across lost
+  links); if the session ends (e.g. the upstream restarted), what it had not
+  acknowledged is resent on a new session (at least once), up to --retries.
+  --ack-after queued: the device's AA means \"kept by the relay\"; the relay
+  holds the queue in memory, so a message in the queue is LOST if the relay
+  dies, and a message that fails (out of retries) was already acknowledged:
+  the relay prints event=failed and logs an error. That is the documented loss
+  case; use --ack-after upstream to avoid it (a failed message then gets MSA|AR
+  and the device may resend it).
+  Messages without an MSH-10 (or not HL7) are answered MSA|AR, not forwarded.
+
+Lines (stdout, flushed at once):
+  event=listening addr=127.0.0.1:2576
+  event=liveness protocol=raw ...            (the upstream link; as on listen)
+  event=connected peer=IP:PORT               (a device)
+  event=message peer=IP:PORT bytes=N [id=MSH-10]
+  event=duplicate peer=IP:PORT id=MSH-10 [pending=true]
+  event=queue_full peer=IP:PORT id=MSH-10 queued=N
+  event=refused peer=IP:PORT bytes=N reason=NotHl7|NoControlId
+  event=queued peer=IP:PORT id=MSH-10 seq=N
+  event=reply_timeout peer=IP:PORT id=MSH-10 seq=N ack=AR
+                 (--ack-after upstream: no upstream ACK within
+                  --response-timeout; the message stays queued)
+  event=closed peer=IP:PORT reason=... [peer_reason=R]
+  event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
+  event=upstream state=connecting addr=ADDR attempt=N
+  event=upstream state=connected addr=ADDR [resumed=B replaying=K]
+  event=upstream state=lost addr=ADDR reason=R in_doubt=FIRST-LAST|none
+                 resent=N failed=N           (one line; mooring link: unacked=N)
+  event=upstream state=reconnecting addr=ADDR [reason=R] attempt=N delay_ms=D
+  event=forwarded id=MSH-10 seq=N attempt=N
+  event=acked id=MSH-10 seq=N ms=M [ack=AA]  (ms: since the relay received it)
+  event=unexpected_reply [id=MSA-2] [ack=CODE]
+  event=upstream_reply [id=MSA-2] [ack=CODE] (mooring: the upstream's replies)
+  event=failed id=MSH-10 seq=N attempts=N acked_to_device=true|false
+seq numbers the messages the relay accepted, from 1; in_doubt names seqs.
+Runs until killed.
+";

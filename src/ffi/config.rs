@@ -1,0 +1,289 @@
+//! `mooring_config`: its defaults from the Rust configurations, and its checked
+//! conversion into them.
+
+use core::fmt;
+use core::ptr;
+use core::time::Duration;
+
+use super::{
+    c_str, fail, fallible, mooring_config, mooring_framing, mooring_protocol, mooring_result,
+};
+use crate::config::{AllowList, ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
+use crate::frame::Framing;
+use crate::frame_deadline::FrameTimeout;
+use crate::liveness::{Heartbeat, LivenessConfig, Protocol, TcpKeepalive};
+use crate::session::{Backoff, SessionConfig};
+
+/// A duration as whole milliseconds, saturating at `u32::MAX`.
+pub(super) fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn opt_ms(d: Option<Duration>) -> u32 {
+    d.map_or(0, ms)
+}
+
+fn from_ms(v: u32) -> Duration {
+    Duration::from_millis(u64::from(v))
+}
+
+fn off_if_zero(v: u32) -> Option<Duration> {
+    (v != 0).then(|| from_ms(v))
+}
+
+fn flag(v: u32, field: &str) -> Result<bool, mooring_result> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(fail(
+            mooring_result::InvalidConfig,
+            format_args!("{field} must be 0 or 1 (it is {v})"),
+        )),
+    }
+}
+
+fn invalid_config(e: impl fmt::Display) -> mooring_result {
+    fail(mooring_result::InvalidConfig, format_args!("config: {e}"))
+}
+
+/// The C config that stands for the Rust defaults.
+pub(super) fn defaults() -> mooring_config {
+    let n = NodeConfig::default();
+    let l = ListenConfig::default();
+    let c = ConnectConfig::default();
+    let k = TcpKeepalive::default();
+    let s = SessionConfig::default();
+    let b = Backoff::default();
+    let f = FrameTimeout::default();
+    mooring_config {
+        framing: mooring_framing::Mllp as u32,
+        max_links: u32::try_from(n.max_links).unwrap_or(u32::MAX),
+        max_frame: u32::try_from(n.max_frame).unwrap_or(u32::MAX),
+        buffer_size: u32::try_from(n.buffer_size).unwrap_or(u32::MAX),
+        large_buffers: u32::try_from(n.large_buffers).unwrap_or(u32::MAX),
+        read_burst: u32::try_from(n.read_burst).unwrap_or(u32::MAX),
+        write_timeout_ms: ms(n.write_timeout),
+        mllp_commit_ack: u32::from(n.mllp_commit_ack),
+        max_connections: u32::try_from(l.max_connections).unwrap_or(u32::MAX),
+        idle_timeout_ms: opt_ms(l.idle_timeout),
+        stale_recovery_ms: opt_ms(l.stale_recovery),
+        close_after_reply: u32::from(l.policy == ServerPolicy::CloseAfterReply),
+        allow: ptr::null(),
+        connect_timeout_ms: ms(c.connect_timeout),
+        protocol: mooring_protocol::Raw as u32,
+        heartbeat_interval_ms: 0,
+        heartbeat_timeout_ms: 0,
+        handshake_timeout_ms: ms(l.liveness.handshake_timeout),
+        tcp_keepalive_idle_ms: 0,
+        tcp_keepalive_interval_ms: ms(k.interval),
+        tcp_keepalive_count: k.count,
+        tcp_user_timeout_ms: 0,
+        session: 0,
+        max_sessions: 0,
+        session_queue: u32::try_from(s.max_depth).unwrap_or(u32::MAX),
+        resume_window_ms: ms(s.reconnect_timeout),
+        reconnect_min_ms: ms(b.min),
+        reconnect_max_ms: ms(b.max),
+        frame_timeout_ms: ms(f.timeout),
+        frame_min_rate: f.min_rate,
+        frame_max_ms: ms(f.max),
+        max_connections_per_ip: 0,
+        max_sessions_per_ip: 0,
+    }
+}
+
+/// The Rust configurations a C config stands for, checked.
+pub(super) fn convert(
+    c: &mooring_config,
+) -> Result<(NodeConfig, ListenConfig, ConnectConfig), mooring_result> {
+    let framing = match c.framing {
+        0 => Framing::Mllp,
+        1 => Framing::Len32,
+        v => {
+            return Err(fail(
+                mooring_result::InvalidConfig,
+                format_args!("framing: unknown value {v}"),
+            ))
+        }
+    };
+    let protocol = match c.protocol {
+        0 => Protocol::Raw,
+        1 => Protocol::Mooring,
+        v => {
+            return Err(fail(
+                mooring_result::InvalidConfig,
+                format_args!("protocol: unknown value {v}"),
+            ))
+        }
+    };
+    let sessions = flag(c.session, "session")?;
+    let session = sessions.then(|| SessionConfig {
+        reconnect_timeout: from_ms(c.resume_window_ms),
+        ..SessionConfig::default().with_depth(c.session_queue as usize)
+    });
+    let max_sessions = match (sessions, c.max_sessions) {
+        (false, _) => 0,
+        (true, 0) => 2 * c.max_connections as usize,
+        (true, n) => n as usize,
+    };
+    let node = NodeConfig {
+        max_links: c.max_links as usize,
+        max_sessions,
+        framing,
+        max_frame: c.max_frame as usize,
+        buffer_size: c.buffer_size as usize,
+        large_buffers: c.large_buffers as usize,
+        read_burst: c.read_burst as usize,
+        write_timeout: from_ms(c.write_timeout_ms),
+        mllp_commit_ack: flag(c.mllp_commit_ack, "mllp_commit_ack")?,
+    };
+    node.validate().map_err(invalid_config)?;
+    let heartbeat =
+        (c.heartbeat_interval_ms != 0 || c.heartbeat_timeout_ms != 0).then(|| Heartbeat {
+            interval: from_ms(c.heartbeat_interval_ms),
+            timeout: from_ms(c.heartbeat_timeout_ms),
+        });
+    let liveness = LivenessConfig {
+        protocol,
+        heartbeat,
+        tcp_keepalive: (c.tcp_keepalive_idle_ms != 0).then(|| TcpKeepalive {
+            idle: from_ms(c.tcp_keepalive_idle_ms),
+            interval: from_ms(c.tcp_keepalive_interval_ms),
+            count: c.tcp_keepalive_count,
+        }),
+        tcp_user_timeout: off_if_zero(c.tcp_user_timeout_ms),
+        handshake_timeout: from_ms(c.handshake_timeout_ms),
+        frame_timeout: off_if_zero(c.frame_timeout_ms).map(|timeout| FrameTimeout {
+            timeout,
+            min_rate: c.frame_min_rate,
+            max: from_ms(c.frame_max_ms),
+        }),
+        // The keep-alive message needs a 'static payload: not exposed to C yet.
+        ..LivenessConfig::default()
+    };
+    let mut allow = AllowList::default();
+    if !c.allow.is_null() {
+        // SAFETY: a non-NULL `allow` is a NUL-terminated string (the config's contract).
+        let text = unsafe { c_str(c.allow, "allow") }?;
+        for item in text.split([',', ' ']).filter(|s| !s.is_empty()) {
+            let net = item.parse().map_err(|e| {
+                fail(
+                    mooring_result::InvalidConfig,
+                    format_args!("allow: {item:?}: {e}"),
+                )
+            })?;
+            allow.push(net).map_err(invalid_config)?;
+        }
+    }
+    let listen = ListenConfig {
+        max_connections: c.max_connections as usize,
+        idle_timeout: off_if_zero(c.idle_timeout_ms),
+        stale_recovery: off_if_zero(c.stale_recovery_ms),
+        allow,
+        max_connections_per_ip: (c.max_connections_per_ip != 0)
+            .then_some(c.max_connections_per_ip as usize),
+        policy: if flag(c.close_after_reply, "close_after_reply")? {
+            ServerPolicy::CloseAfterReply
+        } else {
+            ServerPolicy::KeepOpen
+        },
+        liveness,
+        session,
+        max_sessions_per_ip: (c.max_sessions_per_ip != 0).then_some(c.max_sessions_per_ip as usize),
+    };
+    let connect = ConnectConfig {
+        connect_timeout: from_ms(c.connect_timeout_ms),
+        idle_timeout: off_if_zero(c.idle_timeout_ms),
+        liveness,
+        session,
+        backoff: Backoff {
+            min: from_ms(c.reconnect_min_ms),
+            max: from_ms(c.reconnect_max_ms),
+            max_attempts: None,
+        },
+    };
+    if sessions && (c.reconnect_min_ms == 0 || c.reconnect_min_ms > c.reconnect_max_ms) {
+        return Err(fail(
+            mooring_result::InvalidConfig,
+            "reconnect_min_ms must be > 0 and <= reconnect_max_ms",
+        ));
+    }
+    connect.validate().map_err(invalid_config)?;
+    Ok((node, listen, connect))
+}
+
+/// Fills `*out` with the defaults: MLLP, 16 links, 1 MiB frames, 16 KiB buffers,
+/// 2 large buffers, write timeout 10 s; listen: 10 connections, keep open, idle
+/// timeout and stale recovery off, everyone allowed; connect timeout 5 s; raw
+/// protocol, heartbeats, OS keepalive and `TCP_USER_TIMEOUT` off.
+///
+/// # Safety
+/// `out` is NULL or points to a writable `mooring_config`.
+#[no_mangle]
+pub unsafe extern "C" fn mooring_config_default(out: *mut mooring_config) -> mooring_result {
+    fallible(mooring_result::Panic, || {
+        if out.is_null() {
+            return fail(mooring_result::NullParameter, "out is NULL");
+        }
+        // SAFETY: non-NULL and writable by contract.
+        unsafe { out.write(defaults()) };
+        mooring_result::Ok
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::tests::{default_config, new_node};
+    use crate::ffi::*;
+    use core::time::Duration;
+
+    #[test]
+    fn default_config_builds_a_node_and_matches_the_rust_defaults() {
+        let c = default_config();
+        let (n, l, k) = convert(&c).unwrap();
+        assert_eq!(n.max_links, NodeConfig::default().max_links);
+        assert_eq!(n.max_frame, NodeConfig::default().max_frame);
+        assert_eq!(l.max_connections, ListenConfig::default().max_connections);
+        assert_eq!(l.liveness, LivenessConfig::default());
+        assert_eq!(k.connect_timeout, ConnectConfig::default().connect_timeout);
+        let node = new_node(&c);
+        // SAFETY: from mooring_node_new.
+        unsafe { mooring_node_free(node) };
+    }
+
+    #[test]
+    fn session_queue_sets_both_depths_and_resume_window_reaches_both_sides() {
+        let mut c = default_config();
+        (c.protocol, c.session) = (mooring_protocol::Mooring as u32, 1);
+        (c.session_queue, c.resume_window_ms) = (7, 1_500);
+        let (_, l, k) = convert(&c).unwrap();
+        let want = SessionConfig {
+            max_depth: 7,
+            max_depth_disconnected: 70,
+            reconnect_timeout: Duration::from_millis(1_500),
+            ..SessionConfig::default()
+        };
+        assert_eq!((l.session, k.session), (Some(want), Some(want)));
+        c.session = 0;
+        assert_eq!(convert(&c).unwrap().1.session, None);
+    }
+
+    #[test]
+    fn frame_timeout_fields_reach_listen_and_connect_and_zero_turns_it_off() {
+        let mut c = default_config();
+        (c.frame_timeout_ms, c.frame_min_rate, c.frame_max_ms) = (300, 0, 1_000);
+        let (_, l, k) = convert(&c).unwrap();
+        let want = Some(FrameTimeout {
+            timeout: Duration::from_millis(300),
+            min_rate: 0,
+            max: Duration::from_secs(1),
+        });
+        assert_eq!(
+            (l.liveness.frame_timeout, k.liveness.frame_timeout),
+            (want, want)
+        );
+        c.frame_timeout_ms = 0;
+        assert_eq!(convert(&c).unwrap().1.liveness.frame_timeout, None);
+    }
+}

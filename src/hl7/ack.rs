@@ -1,0 +1,178 @@
+//! Building an HL7 ACK for a message, in one pass over its parsed MSH.
+
+use super::{Msh, Writer, SEGMENT_END};
+
+/// Acknowledgment code for [`build_ack`] (original-mode MSA-1 values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckCode {
+    /// `AA`: message accepted.
+    Accept,
+    /// `AE`: message had an error; the sender should not resend it unchanged.
+    Error,
+    /// `AR`: message rejected (e.g. not HL7, or unsupported).
+    Reject,
+}
+
+impl AckCode {
+    /// The MSA-1 text for this code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckCode::Accept => "AA",
+            AckCode::Error => "AE",
+            AckCode::Reject => "AR",
+        }
+    }
+
+    /// The two bytes of [`AckCode::as_str`].
+    fn as_bytes(self) -> [u8; 2] {
+        match self {
+            AckCode::Accept => *b"AA",
+            AckCode::Error => *b"AE",
+            AckCode::Reject => *b"AR",
+        }
+    }
+}
+
+/// Write an HL7 ACK for `msg` into `out`, returning its length, or `None` if
+/// `out` is too small (the contents of `out` are then unspecified).
+///
+/// For an HL7 message the ACK's MSH keeps the field separator and encoding
+/// characters, swaps sending (MSH-3/4) and receiving (MSH-5/6) app/facility,
+/// sets MSH-7 to `timestamp`, MSH-9 to `ACK` (plus component separator and
+/// the trigger event from MSH-9.2 when present, e.g. `ACK^A01`), MSH-10 to
+/// `A` followed by the original control id (no length limit is applied, so
+/// ids longer than 19 characters give an MSH-10 over HL7's 20-character
+/// limit; most receivers accept it and it keeps the ACK traceable), and
+/// copies MSH-11 and MSH-12. It is followed by `MSA|<code>|<original MSH-10>`.
+/// Both segments end with CR.
+///
+/// For a payload that is not HL7 a minimal valid ACK is written, with
+/// separators `|^~\&`, empty app/facility fields, MSH-9 `ACK`, MSH-10 `A`,
+/// MSH-11 `P`, MSH-12 `2.5` and an empty MSA-2. `code` is used as given
+/// (normally [`AckCode::Reject`] here).
+///
+/// Bytes of `timestamp` that are separators, encoding characters or line
+/// ends are skipped, so that the ACK always parses back.
+pub fn build_ack(msg: &[u8], code: AckCode, timestamp: &[u8], out: &mut [u8]) -> Option<usize> {
+    build_ack_for(Msh::parse(msg).as_ref(), code, timestamp, out)
+}
+
+/// [`build_ack`] from an MSH already parsed ([`Msh::parse`] of the message,
+/// `None` when it is not HL7), so that a caller that also needs the control id
+/// or the message key parses the message once. Writes the ACK in one pass over
+/// the fields.
+pub fn build_ack_for(
+    msh: Option<&Msh<'_>>,
+    code: AckCode,
+    timestamp: &[u8],
+    out: &mut [u8],
+) -> Option<usize> {
+    let default_msh;
+    let (msh, hl7) = match msh {
+        Some(m) => (m, true),
+        None => {
+            default_msh = Msh::default_view();
+            (&default_msh, false)
+        }
+    };
+    let sep = msh.field_sep();
+    let id = msh.control_id().unwrap_or(&[]);
+
+    let mut w = Writer::new(out);
+    // Fields that need no trimming are copied in pairs, as they lie, and the
+    // fixed bytes between them in one piece each.
+    w.put(msh.head());
+    put_pair(&mut w, msh, 5);
+    w.put_byte(sep);
+    put_pair(&mut w, msh, 3);
+    w.put_byte(sep);
+    // Digits are never structural (separators are punctuation): the usual
+    // timestamp is copied whole instead of checked byte by byte.
+    if all_digits(timestamp) {
+        w.put(timestamp);
+    } else {
+        for &b in timestamp {
+            if !msh.is_structural(b) {
+                w.put_byte(b);
+            }
+        }
+    }
+    // MSH-8 (security) stays empty.
+    w.put(&[sep, sep, b'A', b'C', b'K']);
+    if let Some(trigger) = msh.trigger_event() {
+        w.put_byte(msh.component_sep());
+        w.put(trigger);
+    }
+    w.put(&[sep, b'A']);
+    w.put(id);
+    w.put_byte(sep);
+    if hl7 {
+        put_pair(&mut w, msh, 11);
+    } else {
+        w.put(b"P");
+        w.put_byte(sep);
+        w.put(b"2.5");
+    }
+    let [c1, c2] = code.as_bytes();
+    w.put(&[SEGMENT_END, b'M', b'S', b'A', sep, c1, c2, sep]);
+    w.put(id);
+    w.put_byte(SEGMENT_END);
+    w.finish().ok()
+}
+
+/// MSH-`a`, the separator, MSH-`a + 1`: in one copy when they need no trimming.
+fn put_pair(w: &mut Writer<'_>, msh: &Msh<'_>, a: usize) {
+    match msh.pair(a) {
+        Some(both) => w.put(both),
+        None => {
+            w.put(msh.field(a));
+            w.put_byte(msh.field_sep());
+            w.put(msh.field(a + 1));
+        }
+    }
+}
+
+/// Whether every byte of `text` is an ASCII digit, eight bytes at a time.
+fn all_digits(text: &[u8]) -> bool {
+    let mut chunks = text.chunks_exact(8);
+    let full = chunks
+        .by_ref()
+        .all(|c| digits8(<[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes)));
+    let mut last = [b'0'; 8];
+    for (w, b) in last.iter_mut().zip(chunks.remainder()) {
+        *w = *b;
+    }
+    full && digits8(u64::from_le_bytes(last))
+}
+
+/// Whether all 8 bytes of `x` are ASCII digits. For a byte below 0x80, adding
+/// 0x80 - c sets its high bit exactly when it is at least c, without carrying
+/// into the next byte; a byte of 0x80 or more fails on its own (`!x`).
+fn digits8(x: u64) -> bool {
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let at_least_0 = x.wrapping_add(u64::from_ne_bytes([0x80 - b'0'; 8]));
+    let above_9 = x.wrapping_add(u64::from_ne_bytes([0x80 - b':'; 8]));
+    at_least_0 & !above_9 & !x & HIGH == HIGH
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_digits_agrees_with_checking_each_byte() {
+        let mut text = [0u8; 20];
+        for len in 0..=text.len() {
+            for b in 0..=255u8 {
+                for at in 0..len {
+                    text[..len].fill(b'7');
+                    text[at] = b;
+                    let t = &text[..len];
+                    assert_eq!(all_digits(t), t.iter().all(u8::is_ascii_digit), "{t:?}");
+                }
+            }
+        }
+        assert!(all_digits(b"20261122233000"));
+        assert!(all_digits(b""));
+    }
+}

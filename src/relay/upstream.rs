@@ -1,0 +1,454 @@
+//! The upstream side of the relay: one raw link (dialled and redialled with
+//! backoff, one message in flight, replies matched by MSA-2) or one mooring
+//! session (reopened with backoff when it ends), both fed from the queue.
+
+use std::io;
+
+use super::{LostReason, Relay, RelayEvent};
+use crate::hl7::{self, AckCode};
+use crate::ledger::{InDoubt, MsgId};
+use crate::node::SessionNote;
+use crate::session::{SessionEnd, SessionError};
+use crate::time::{earliest, Instant};
+use crate::{CloseReason, LinkId, Node, SessionId, SetupError};
+
+/// The raw upstream link.
+pub(super) enum RawLink {
+    /// Waiting to dial (at `retry_at`).
+    Down { retry_at: Instant },
+    /// Connect in progress.
+    Connecting(LinkId),
+    /// Open.
+    Up(LinkId),
+}
+
+/// The message written and awaiting its reply (raw: one at a time).
+pub(super) struct InFlight {
+    pub(super) seq: MsgId,
+    pub(super) deadline: Instant,
+}
+
+pub(super) enum Upstream {
+    Raw {
+        link: RawLink,
+        attempt: u32,
+        in_flight: Option<InFlight>,
+        /// Why we closed the link ourselves (reported instead of LocalClose).
+        closing: Option<CloseReason>,
+    },
+    Session {
+        id: Option<SessionId>,
+        /// Messages handed to the current session and not yet credited.
+        in_session: u64,
+        connected: bool,
+        /// Why the last connect failed (for the reconnecting event).
+        last_reason: Option<CloseReason>,
+        /// Sessions ended in a row without one established (backoff attempt).
+        ends: u32,
+        /// When to open the next session after one ended.
+        reopen_at: Option<Instant>,
+    },
+}
+
+impl Upstream {
+    /// Nothing open yet; a raw link dials at `now`.
+    pub(super) fn new(mooring: bool, now: Instant) -> Self {
+        if mooring {
+            Upstream::Session {
+                id: None,
+                in_session: 0,
+                connected: false,
+                last_reason: None,
+                ends: 0,
+                reopen_at: None,
+            }
+        } else {
+            Upstream::Raw {
+                link: RawLink::Down { retry_at: now },
+                attempt: 0,
+                in_flight: None,
+                closing: None,
+            }
+        }
+    }
+
+    /// The earliest timer: a redial, a reply deadline, a session reopening.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match self {
+            Upstream::Session { reopen_at, .. } => *reopen_at,
+            Upstream::Raw {
+                link, in_flight, ..
+            } => {
+                let redial = match link {
+                    RawLink::Down { retry_at } => Some(*retry_at),
+                    _ => None,
+                };
+                earliest(redial, in_flight.as_ref().map(|f| f.deadline))
+            }
+        }
+    }
+}
+
+fn ack_code_of(reply: &[u8]) -> AckCode {
+    match hl7::ack_code(reply) {
+        Some(b"AE") | Some(b"CE") => AckCode::Error,
+        Some(b"AR") | Some(b"CR") => AckCode::Reject,
+        _ => AckCode::Accept,
+    }
+}
+
+/// Messages of ours a session that ended had not confirmed delivered.
+fn undelivered(how: SessionEnd) -> u64 {
+    match how {
+        SessionEnd::Lost { undelivered }
+        | SessionEnd::Expired { undelivered }
+        | SessionEnd::QueueFull { undelivered }
+        | SessionEnd::Evicted { undelivered } => undelivered,
+        SessionEnd::Closed => 0,
+    }
+}
+
+fn lost(reason: LostReason, d: &InDoubt) -> RelayEvent<'static> {
+    RelayEvent::UpstreamLost {
+        reason,
+        in_doubt: d.ids,
+        resent: d.resent,
+        failed: d.failed,
+    }
+}
+
+impl Relay {
+    pub(super) fn on_upstream_connected(&mut self, link: LinkId, out: &mut dyn FnMut(RelayEvent)) {
+        if let Upstream::Raw {
+            link: state,
+            attempt,
+            ..
+        } = &mut self.up
+        {
+            if matches!(state, RawLink::Connecting(l) if *l == link) {
+                *state = RawLink::Up(link);
+                *attempt = 0;
+                out(RelayEvent::UpstreamConnected { session: None });
+            }
+        }
+    }
+
+    /// A frame from a link that is not a device's.
+    pub(super) fn on_upstream_frame(
+        &mut self,
+        link: LinkId,
+        payload: &[u8],
+        out: &mut dyn FnMut(RelayEvent),
+    ) {
+        if matches!(&self.up, Upstream::Raw { link: RawLink::Up(l), .. } if *l == link) {
+            self.on_upstream_reply(payload, out);
+        } else {
+            log::debug!("frame from a stale upstream link dropped");
+        }
+    }
+
+    /// A frame from the raw upstream.
+    fn on_upstream_reply(&mut self, payload: &[u8], out: &mut dyn FnMut(RelayEvent)) {
+        let Upstream::Raw { in_flight, .. } = &mut self.up else {
+            return;
+        };
+        let awaited = in_flight.as_ref().map(|f| f.seq);
+        let acked = hl7::acked_control_id(payload);
+        let keepalive = acked.is_some() && acked == self.keepalive_id.as_deref();
+        if let Some(seq) = awaited {
+            let matches = match (self.queue.entry(seq).map(|e| e.id.as_slice()), acked) {
+                (Some(sent), Some(got)) => sent == got,
+                _ => true,
+            };
+            if keepalive && !matches {
+                log::debug!("upstream answered the keep-alive message");
+                return;
+            }
+            if matches {
+                if let Some(e) = self.queue.entry(seq) {
+                    e.code = ack_code_of(payload);
+                }
+                if let Upstream::Raw { in_flight, .. } = &mut self.up {
+                    *in_flight = None;
+                }
+                if self.queue.handle_reply().is_none() {
+                    log::warn!("upstream reply with nothing awaited in the ledger");
+                }
+                return;
+            }
+        } else if keepalive {
+            log::debug!("upstream answered the keep-alive message");
+            return;
+        }
+        out(RelayEvent::UnexpectedReply {
+            id: acked,
+            ack: hl7::ack_code(payload),
+        });
+    }
+
+    /// Raw: schedules the next connect attempt.
+    fn schedule_redial(
+        &mut self,
+        now: Instant,
+        reason: Option<CloseReason>,
+        out: &mut dyn FnMut(RelayEvent),
+    ) {
+        let random = self.rng.next_u64();
+        let Upstream::Raw { link, attempt, .. } = &mut self.up else {
+            return;
+        };
+        let backoff = self.cfg.backoff;
+        let delay = backoff.delay(*attempt, random).unwrap_or(backoff.max);
+        *attempt += 1;
+        *link = RawLink::Down {
+            retry_at: now + delay,
+        };
+        out(RelayEvent::UpstreamReconnecting {
+            reason,
+            attempt: *attempt,
+            delay,
+        });
+    }
+
+    pub(super) fn on_upstream_closed(
+        &mut self,
+        link: LinkId,
+        reason: CloseReason,
+        now: Instant,
+        out: &mut dyn FnMut(RelayEvent),
+    ) {
+        match &mut self.up {
+            Upstream::Raw {
+                link: state,
+                in_flight,
+                closing,
+                ..
+            } => match *state {
+                RawLink::Connecting(l) if l == link => self.schedule_redial(now, Some(reason), out),
+                RawLink::Up(l) if l == link => {
+                    *in_flight = None;
+                    let reason = closing.take().unwrap_or(reason);
+                    let d = self.queue.handle_link_lost();
+                    out(lost(LostReason::Link(reason), &d));
+                    self.schedule_redial(now, None, out);
+                }
+                _ => {}
+            },
+            Upstream::Session {
+                connected,
+                last_reason,
+                id,
+                in_session,
+                ..
+            } => {
+                if *connected {
+                    *connected = false;
+                    out(RelayEvent::UpstreamLinkLost {
+                        reason,
+                        unacked: id.map(|_| *in_session),
+                    });
+                } else {
+                    *last_reason = Some(reason);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_session_note(
+        &mut self,
+        session: SessionId,
+        note: SessionNote,
+        out: &mut dyn FnMut(RelayEvent),
+    ) {
+        let random = self.rng.next_u64();
+        let now = self.now;
+        let Upstream::Session {
+            id,
+            in_session,
+            connected,
+            last_reason,
+            ends,
+            reopen_at,
+        } = &mut self.up
+        else {
+            return;
+        };
+        if *id != Some(session) {
+            return;
+        }
+        match note {
+            SessionNote::Established { resumed, replaying } => {
+                *connected = true;
+                *ends = 0;
+                out(RelayEvent::UpstreamConnected {
+                    session: Some((resumed, replaying)),
+                });
+            }
+            SessionNote::Reconnecting { attempt, delay } => {
+                out(RelayEvent::UpstreamReconnecting {
+                    reason: last_reason.take(),
+                    attempt,
+                    delay,
+                });
+            }
+            SessionNote::Ended(how) => {
+                // What the session acknowledged before it ended is delivered.
+                let acked = in_session.saturating_sub(undelivered(how));
+                for _ in 0..acked {
+                    let _ = self.queue.handle_reply();
+                }
+                *in_session = 0;
+                *connected = false;
+                *id = None;
+                // A new session follows, after a backoff delay: an upstream that
+                // ends every session at once is not hammered.
+                let backoff = self.cfg.backoff;
+                let delay = backoff.delay(*ends, random).unwrap_or(backoff.max);
+                *ends += 1;
+                *reopen_at = Some(now + delay);
+                let attempt = *ends;
+                let d = self.queue.handle_link_lost();
+                out(lost(LostReason::Session(how), &d));
+                out(RelayEvent::UpstreamReconnecting {
+                    reason: None,
+                    attempt,
+                    delay,
+                });
+            }
+        }
+    }
+
+    /// Credits what the session acknowledged since last time.
+    pub(super) fn credit_session(&mut self, node: &Node) {
+        let Upstream::Session {
+            id: Some(sid),
+            in_session,
+            ..
+        } = &mut self.up
+        else {
+            return;
+        };
+        let Some(unacked) = node.session_unacked(*sid) else {
+            return;
+        };
+        while *in_session > unacked {
+            *in_session -= 1;
+            if self.queue.handle_reply().is_none() {
+                log::warn!("session acknowledged more than the ledger awaited");
+            }
+        }
+    }
+
+    /// Dials, times out, writes: whatever is due upstream.
+    pub(super) fn drive_upstream(
+        &mut self,
+        node: &mut Node,
+        now: Instant,
+        out: &mut dyn FnMut(RelayEvent),
+    ) {
+        let upstream = self.cfg.upstream;
+        let response_timeout = self.cfg.response_timeout;
+        match &mut self.up {
+            Upstream::Raw {
+                link,
+                attempt,
+                in_flight,
+                closing,
+            } => {
+                if let RawLink::Down { retry_at } = *link {
+                    if retry_at <= now {
+                        out(RelayEvent::UpstreamConnecting { attempt: *attempt });
+                        match node.connect(upstream, &self.connect) {
+                            Ok(l) => *link = RawLink::Connecting(l),
+                            Err(e) => {
+                                log::warn!("connect to {upstream}: {e}");
+                                let reason = match e {
+                                    SetupError::Io(e)
+                                        if e.kind() == io::ErrorKind::ConnectionRefused =>
+                                    {
+                                        CloseReason::ConnectionRefused
+                                    }
+                                    _ => CloseReason::Io,
+                                };
+                                self.schedule_redial(now, Some(reason), out);
+                                return;
+                            }
+                        }
+                    }
+                }
+                if let (RawLink::Up(l), Some(f)) = (&*link, in_flight.as_ref()) {
+                    if f.deadline <= now {
+                        log::warn!("no reply from {upstream} for message {}", f.seq);
+                        *closing = Some(CloseReason::ResponseTimeout);
+                        *in_flight = None;
+                        node.close(*l);
+                        return;
+                    }
+                }
+                let RawLink::Up(l) = *link else { return };
+                if in_flight.is_some() {
+                    return;
+                }
+                let Some((seq, payload)) = self.queue.poll_transmit() else {
+                    return;
+                };
+                match node.send_request(l, payload, response_timeout) {
+                    Ok(()) => {
+                        *in_flight = Some(InFlight {
+                            seq,
+                            deadline: now + response_timeout,
+                        });
+                        self.forwarded(seq, out);
+                    }
+                    Err(e) => log::debug!("upstream write deferred: {e}"),
+                }
+            }
+            Upstream::Session { id, reopen_at, .. } => {
+                let sid = match *id {
+                    Some(s) => s,
+                    None if reopen_at.is_some_and(|t| t > now) => return,
+                    None => {
+                        *reopen_at = None;
+                        out(RelayEvent::UpstreamConnecting { attempt: 0 });
+                        match node.open_session(upstream, &self.connect) {
+                            Ok(s) => {
+                                *id = Some(s);
+                                s
+                            }
+                            Err(e) => {
+                                log::error!("cannot open a session to {upstream}: {e}");
+                                return;
+                            }
+                        }
+                    }
+                };
+                while let Some((seq, payload)) = self.queue.poll_transmit() {
+                    match node.session_send(sid, payload) {
+                        Ok(_) => {
+                            if let Upstream::Session { in_session, .. } = &mut self.up {
+                                *in_session += 1;
+                            }
+                            self.forwarded(seq, out);
+                        }
+                        Err(SessionError::QueueFull) => break,
+                        Err(e) => {
+                            log::warn!("session send: {e:?}");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `seq` was written upstream.
+    fn forwarded(&mut self, seq: MsgId, out: &mut dyn FnMut(RelayEvent)) {
+        if let Some(e) = self.queue.handle_written(seq) {
+            out(RelayEvent::Forwarded {
+                id: &e.id,
+                seq,
+                attempt: e.writes,
+            });
+        }
+    }
+}
