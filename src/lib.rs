@@ -64,7 +64,7 @@ pub mod fuzzing;
 pub mod hl7;
 pub mod ledger;
 pub mod link;
-pub mod liveness;
+pub use link::liveness;
 pub mod node;
 pub mod ratelimit;
 pub mod relay;
@@ -84,7 +84,9 @@ pub use error::{CloseReason, ConfigError, RequestError, SendError};
 pub use frame::{Codec, Envelope, Framing};
 pub use frame_deadline::FrameTimeout;
 pub use link::{LinkState, LinkStats};
-pub use liveness::{Heartbeat, KeepAliveMessage, LivenessConfig, Protocol, TcpKeepalive};
+pub use liveness::{
+    Heartbeat, KeepAliveMessage, KeepAlivePayload, LivenessConfig, Protocol, TcpKeepalive,
+};
 pub use node::{Event, LinkId, ListenerId, Node, NodeStats, SessionId, SessionNote, SetupError};
 pub use server::{Reply, Server};
 pub use time::{Clock, Instant};

@@ -44,8 +44,10 @@ use crate::buffer::{Block, Buf, Buffers, Tier};
 use crate::config::{ConnectConfig, ListenConfig, NodeConfig};
 use crate::error::{CloseReason, ConfigError, SendError};
 use crate::fallible::{self, AllocError};
-use crate::frame::{Codec, Decoded, FrameError, MLLP_ACK, MLLP_NAK};
-use crate::link::{FrameAction, Link, LinkConfig, LinkStats, CONTROL_SCRATCH};
+use crate::frame::{Codec, Decoded};
+use crate::link::{
+    Control, FrameAction, Link, LinkConfig, LinkStats, CONTROL_SCRATCH, FAREWELL_SCRATCH,
+};
 use crate::liveness::LivenessConfig;
 use crate::ratelimit::{warn_limited, RateLimit};
 use crate::time::{Clock, Instant};
@@ -424,7 +426,7 @@ impl Node {
         cfg.validate()?;
         let n = cfg.max_links;
         let placeholder = Link::accepted(
-            link_config(&cfg, None, LivenessConfig::default(), Duration::ZERO),
+            link_config(&cfg, None, &LivenessConfig::default(), Duration::ZERO),
             Instant::ZERO,
         );
         // Every table and arena below is sized here, once, and allocated
@@ -590,7 +592,7 @@ impl Node {
         let lc = link_config(
             &self.cfg,
             cfg.idle_timeout,
-            cfg.liveness,
+            &cfg.liveness,
             cfg.connect_timeout,
         );
         let link = Link::outbound(lc, now);
@@ -1016,14 +1018,19 @@ impl Node {
         }
     }
 
-    /// Queues the link's control output (HELLO, WELCOME, PING, PONG, keep-alive),
-    /// then reschedules its deadline.
+    /// Queues the link's control output (HELLO, WELCOME, PING, PONG, keep-alive,
+    /// commit ACK), then reschedules its deadline.
     fn sync(&mut self, i: u32, now: Instant) {
         if self.slots[i as usize].link.wants_transmit() {
             let mut buf = [0u8; CONTROL_SCRATCH];
             while let Some((c, n)) = self.slots[i as usize].link.poll_transmit(&mut buf) {
                 match self.encode_into_tx(i, &[], Body::Bytes(&buf[..n])) {
                     Ok(()) => self.slots[i as usize].link.handle_transmitted(now, c),
+                    Err(e) if c == Control::CommitAck => warn_limited!(
+                        self.warnings[Warning::CommitAck as usize],
+                        now,
+                        "commit ACK not queued: {e}"
+                    ),
                     Err(e) => log::debug!("{c:?} not queued: {e}"),
                 }
             }
@@ -1173,8 +1180,9 @@ impl Node {
             return;
         }
         log::debug!("link to {} closed: {reason}", s.peer);
-        if s.link.wants_farewell(reason) {
-            self.farewell(i, reason);
+        let mut b = [0u8; FAREWELL_SCRATCH];
+        if let Some(n) = s.link.farewell(reason, &mut b) {
+            self.farewell(i, &b[..n]);
         }
         let s = &mut self.slots[i as usize];
         s.link.close(reason);
@@ -1228,13 +1236,8 @@ impl Node {
 
     /// Mooring protocol: tells the peer why, with one best-effort write of CLOSE
     /// (after whatever is still queued); the peer logs it as its `peer_reason`.
-    fn farewell(&mut self, i: u32, reason: CloseReason) {
-        let mut b = [0u8; 3];
-        let msg = crate::wire::Msg::Close(crate::wire::WireReason::Known(reason));
-        let Some(n) = crate::wire::encode(&msg, &mut b) else {
-            return;
-        };
-        if self.encode_into_tx(i, &[], Body::Bytes(&b[..n])).is_ok() {
+    fn farewell(&mut self, i: u32, close: &[u8]) {
+        if self.encode_into_tx(i, &[], Body::Bytes(close)).is_ok() {
             let s = &mut self.slots[i as usize];
             if let Some(sock) = s.sock.as_mut() {
                 let _ = sock.write(self.bufs.data(&s.tx));
@@ -1487,26 +1490,12 @@ impl Node {
                     }
                     if self.cfg.mllp_commit_ack {
                         let p = &self.bufs.block(block)[d.start..d.end];
-                        if p == MLLP_ACK || p == MLLP_NAK {
-                            let accepted = p == MLLP_ACK;
+                        if let Some(accepted) = s.link.handle_delivery(p) {
                             self.bufs.consume(&mut s.rx, consumed);
                             s.scan = 0;
                             return Some(Step::CommitAck(accepted));
                         }
-                        if s.listener.is_some() {
-                            // Receiver side: commit-acknowledge every message.
-                            let id = LinkId {
-                                slot: i,
-                                gen: s.gen,
-                            };
-                            if let Err(e) = self.send(id, MLLP_ACK) {
-                                warn_limited!(
-                                    self.warnings[Warning::CommitAck as usize],
-                                    now,
-                                    "commit ACK not queued: {e}"
-                                );
-                            }
-                        }
+                        self.sync(i, now); // the commit ACK the link queued
                     }
                     return Some(Step::Message(d));
                 }
@@ -1532,10 +1521,7 @@ impl Node {
                     return None;
                 }
                 Err(e) => {
-                    let reason = match e {
-                        FrameError::TooLarge => CloseReason::FrameTooLarge,
-                        FrameError::Bad => CloseReason::BadFrame,
-                    };
+                    let reason = s.link.handle_decode_error(e);
                     warn_limited!(
                         self.warnings[Warning::BadFrame as usize],
                         now,
@@ -1737,7 +1723,7 @@ fn write_frame(
 fn link_config(
     cfg: &NodeConfig,
     idle: Option<Duration>,
-    liveness: LivenessConfig,
+    liveness: &LivenessConfig,
     connect_timeout: Duration,
 ) -> LinkConfig {
     LinkConfig {
@@ -1745,7 +1731,8 @@ fn link_config(
         write_timeout: cfg.write_timeout,
         connect_timeout,
         close_after_reply: false,
-        liveness,
+        mllp_commit_ack: cfg.mllp_commit_ack,
+        liveness: liveness.clone(),
     }
 }
 

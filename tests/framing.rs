@@ -277,7 +277,7 @@ fn frames_larger_than_the_working_buffer_up_to_max_frame_travel_both_ways() {
             ..LivenessConfig::default()
         };
         let listen = ListenConfig {
-            liveness,
+            liveness: liveness.clone(),
             ..ListenConfig::default()
         };
         let h = Harness::start(cfg.clone(), listen, Reply::Echo);

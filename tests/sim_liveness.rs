@@ -174,6 +174,7 @@ fn link_cfg(liveness: LivenessConfig) -> LinkConfig {
         write_timeout: Duration::from_secs(3600),
         connect_timeout: Duration::from_secs(5),
         close_after_reply: false,
+        mllp_commit_ack: false,
         liveness,
     }
 }
@@ -287,7 +288,7 @@ fn heartbeat_detects_a_blackholed_link_on_both_ends_within_the_bound() {
     let timeout = hb.timeout.as_millis() as u64;
     let interval = hb.interval.as_millis() as u64;
     for seed in seeds() {
-        let sim = run(seed, cfg, cfg, false);
+        let sim = run(seed, cfg.clone(), cfg.clone(), false);
         for (i, e) in sim.ends.iter().enumerate() {
             let (reason, at) = e
                 .closed
@@ -326,7 +327,7 @@ fn heartbeat_detects_a_blackholed_link_on_both_ends_within_the_bound() {
 fn keepalive_message_detects_a_blackholed_raw_peer_within_the_bound() {
     let client = LivenessConfig {
         keepalive: Some(KeepAliveMessage {
-            payload: b"MSH|^~\\&|KEEPALIVE|||||NMD^N02|KA|P|2.5",
+            payload: b"MSH|^~\\&|KEEPALIVE|||||NMD^N02|KA|P|2.5".into(),
             every: Duration::from_millis(1_500),
             timeout: Some(Duration::from_millis(1_000)),
         }),
@@ -338,7 +339,7 @@ fn keepalive_message_detects_a_blackholed_raw_peer_within_the_bound() {
         .as_millis() as u64;
     for seed in seeds() {
         // The server is a plain third-party engine: raw, no liveness, answers messages.
-        let sim = run(seed, client, LivenessConfig::default(), true);
+        let sim = run(seed, client.clone(), LivenessConfig::default(), true);
         let (reason, at) = sim.ends[0]
             .closed
             .unwrap_or_else(|| panic!("seed {seed}: client never noticed the partition"));

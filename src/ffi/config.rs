@@ -187,7 +187,7 @@ pub(super) fn convert(
         } else {
             ServerPolicy::KeepOpen
         },
-        liveness,
+        liveness: liveness.clone(),
         session,
         max_sessions_per_ip: (c.max_sessions_per_ip != 0).then_some(c.max_sessions_per_ip as usize),
     };

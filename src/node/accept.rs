@@ -198,7 +198,7 @@ impl Node {
                             ..link_config(
                                 &self.cfg,
                                 lis.cfg.idle_timeout,
-                                lis.cfg.liveness,
+                                &lis.cfg.liveness,
                                 Duration::ZERO,
                             )
                         };

@@ -163,7 +163,7 @@ impl RelayConfig {
         });
         ConnectConfig {
             connect_timeout: self.connect_timeout,
-            liveness: self.liveness,
+            liveness: self.liveness.clone(),
             session,
             backoff: self.backoff,
             ..ConnectConfig::default()
@@ -218,7 +218,8 @@ impl Relay {
             keepalive_id: cfg
                 .liveness
                 .keepalive
-                .and_then(|k| hl7::control_id(k.payload).map(<[u8]>::to_vec)),
+                .as_ref()
+                .and_then(|k| hl7::control_id(&k.payload).map(<[u8]>::to_vec)),
             connect,
             cfg,
             now,

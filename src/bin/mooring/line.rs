@@ -104,7 +104,7 @@ pub fn liveness(cfg: &LivenessConfig) -> Line {
             .kv("heartbeat_timeout", ms(h.timeout)),
         None => l.kv("heartbeat", "off"),
     };
-    l = match cfg.keepalive {
+    l = match &cfg.keepalive {
         Some(k) => l
             .kv("keepalive", ms(k.every))
             .kv("keepalive_timeout", ms_or_off(k.timeout)),

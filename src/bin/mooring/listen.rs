@@ -185,7 +185,7 @@ impl Responder {
             } else {
                 ServerPolicy::KeepOpen
             },
-            liveness: o.liveness,
+            liveness: o.liveness.clone(),
             // The node takes a session's message only with room in its replay
             // queue for a reply as large; a reply larger still (an ACK quoting a
             // huge MSH-10) ends the session as `QueueFull`: never stored aside.

@@ -31,7 +31,7 @@ fn relay_config(o: &RelayOpts, seed: u64) -> RelayConfig {
         backoff: o.backoff,
         connect_timeout: o.connect_timeout,
         dedup_window: o.dedup_window,
-        liveness: o.liveness,
+        liveness: o.liveness.clone(),
         seed,
         ..RelayConfig::new(o.upstream)
     }

@@ -93,7 +93,7 @@ pub fn run(o: &SendOpts) -> ExitCode {
         connect: ConnectConfig {
             connect_timeout: o.connect_timeout,
             idle_timeout: None,
-            liveness: o.liveness,
+            liveness: o.liveness.clone(),
             ..ConnectConfig::default()
         },
         policy: if o.close_each {
@@ -384,7 +384,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
     let connect = ConnectConfig {
         connect_timeout: o.connect_timeout,
         idle_timeout: None,
-        liveness: o.liveness,
+        liveness: o.liveness.clone(),
         session: Some(scfg),
         backoff: o.backoff,
     };

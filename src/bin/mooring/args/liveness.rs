@@ -7,7 +7,8 @@ use std::time::Duration;
 use mooring::error::ConfigError;
 use mooring::liveness::MAX_KEEPALIVE;
 use mooring::{
-    hl7, FrameTimeout, Heartbeat, KeepAliveMessage, LivenessConfig, Protocol, TcpKeepalive,
+    hl7, FrameTimeout, Heartbeat, KeepAliveMessage, KeepAlivePayload, LivenessConfig, Protocol,
+    TcpKeepalive,
 };
 
 use super::common::{parse_count, parse_dur, parse_duration};
@@ -67,12 +68,7 @@ pub(super) fn parse_tcp_keepalive(s: &str) -> Result<TcpKeepalive, UsageError> {
 /// The keep-alive payload from `path`: its first HL7 message, normalised to CR
 /// segment separators, or the file's bytes as they are when it holds no HL7
 /// message.
-///
-/// Leaked on purpose: [`KeepAliveMessage`] takes a `&'static [u8]` so links can
-/// send it without owning a copy. The CLI reads it once at start and the payload
-/// lives as long as the process, so one `Box::leak` of at most
-/// [`MAX_KEEPALIVE`] bytes is exactly that lifetime.
-pub(super) fn read_keepalive(path: &PathBuf) -> Result<&'static [u8], UsageError> {
+pub(super) fn read_keepalive(path: &PathBuf) -> Result<KeepAlivePayload, UsageError> {
     let text = std::fs::read(path).or_else(|e| {
         err(format!(
             "--keepalive-message: cannot read {}: {e}",
@@ -99,7 +95,7 @@ pub(super) fn read_keepalive(path: &PathBuf) -> Result<&'static [u8], UsageError
             payload.len()
         ));
     }
-    Ok(Box::leak(payload.into_boxed_slice()))
+    Ok(KeepAlivePayload::from(payload))
 }
 
 /// The flag a configuration field comes from, for error lines.

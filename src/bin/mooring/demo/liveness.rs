@@ -38,7 +38,7 @@ pub(super) fn liveness() -> Outcome {
     let server = ServerThread::start(
         NAME,
         ListenOpts {
-            liveness: live,
+            liveness: live.clone(),
             ..loopback()
         },
     )?;

@@ -37,7 +37,7 @@ pub(super) fn sessions() -> Outcome {
     let server = ServerThread::start_cutting(
         NAME,
         ListenOpts {
-            liveness: live,
+            liveness: live.clone(),
             session: Some(scfg),
             reply: ReplyMode::Hl7Ack,
             ..loopback()
