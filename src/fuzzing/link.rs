@@ -5,8 +5,8 @@ use core::time::Duration;
 use super::Input;
 use crate::error::CloseReason;
 use crate::frame_deadline::FrameTimeout;
-use crate::link::{FrameAction, Link, LinkConfig, CONTROL_SCRATCH};
-use crate::liveness::{Control, Heartbeat, KeepAliveMessage, LivenessConfig, Protocol};
+use crate::link::{Control, FrameAction, Link, LinkConfig, CONTROL_SCRATCH, FAREWELL_SCRATCH};
+use crate::liveness::{Heartbeat, KeepAliveMessage, LivenessConfig, Protocol};
 use crate::time::Instant;
 use crate::wire::{self, Msg};
 use crate::LinkState;
@@ -35,7 +35,7 @@ fn config(input: &mut Input<'_>) -> LinkConfig {
         }
     });
     let keepalive = (flags & 2 != 0).then(|| KeepAliveMessage {
-        payload: b"MSH|^~\\&|KEEPALIVE|||||||PING|P|2.5\r",
+        payload: b"MSH|^~\\&|KEEPALIVE|||||||PING|P|2.5\r".into(),
         every: input.millis(),
         timeout: (flags & 4 != 0).then(|| input.millis()),
     });
@@ -58,6 +58,7 @@ fn config(input: &mut Input<'_>) -> LinkConfig {
         write_timeout: input.millis(),
         connect_timeout: input.millis(),
         close_after_reply: flags & 16 != 0,
+        mllp_commit_ack: flags & 64 != 0,
         liveness,
     }
 }
@@ -81,6 +82,7 @@ pub fn link(data: &[u8]) {
     let mut input = Input::new(data);
     let cfg = config(&mut input);
     let mut now = Instant::from_millis(u64::from(input.u32()));
+    let mooring = cfg.liveness.protocol == Protocol::Mooring;
     let mut link = if input.bool() {
         Link::accepted(cfg, now)
     } else {
@@ -112,11 +114,11 @@ pub fn link(data: &[u8]) {
                     frame[..raw.len()].copy_from_slice(raw);
                     raw.len()
                 };
-                let mooring = cfg.liveness.protocol == Protocol::Mooring;
                 match link.handle_frame(now, &frame[..n]) {
                     FrameAction::Deliver { offset, seq } => {
                         assert!(offset <= n);
                         assert_eq!(seq.is_some(), mooring);
+                        let _ = link.handle_delivery(&frame[offset..n]);
                     }
                     FrameAction::Close(r) => {
                         if let Ok(Msg::Close(_)) = wire::decode(&frame[..n]) {
@@ -161,7 +163,7 @@ pub fn link(data: &[u8]) {
                         break;
                     };
                     assert!(n <= CONTROL_SCRATCH);
-                    if c != Control::KeepAlive {
+                    if !matches!(c, Control::KeepAlive | Control::CommitAck) {
                         let msg = wire::decode(&scratch[..n]).expect("control frames decode");
                         assert!(!matches!(msg, Msg::Data { .. }));
                     }
@@ -174,7 +176,15 @@ pub fn link(data: &[u8]) {
                 let g = input.greeting(session, last);
                 link.set_greeting(g);
             }
-            13 => close(&mut link, DRIVER_REASONS[usize::from(input.u8() % 4)]),
+            13 => {
+                let reason = DRIVER_REASONS[usize::from(input.u8() % 4)];
+                let mut out = [0u8; FAREWELL_SCRATCH];
+                if let Some(n) = link.farewell(reason, &mut out) {
+                    assert!(mooring);
+                    assert!(matches!(wire::decode(&out[..n]), Ok(Msg::Close(_))));
+                }
+                close(&mut link, reason);
+            }
             14 if link.is_open() => {
                 let _ = link.handle_partial_frame(now, usize::from(input.u16()));
             }
