@@ -89,4 +89,4 @@ pub use liveness::{
 };
 pub use node::{Event, LinkId, ListenerId, Node, NodeStats, SessionId, SessionNote, SetupError};
 pub use server::{Reply, Server};
-pub use time::{Clock, Instant};
+pub use time::{Clock, Instant, ManualClock, SystemClock};
