@@ -58,6 +58,8 @@ mod fallible;
 pub mod ffi;
 pub mod frame;
 pub mod frame_deadline;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hl7;
 pub mod ledger;
 pub mod link;
