@@ -442,6 +442,15 @@ impl Node {
                 if let Some(s) = self.sessions[idx as usize].session.as_mut() {
                     s.handle_greeting(now, peer);
                 }
+                if peer.session == 0 {
+                    // The server keeps no sessions (the session above ended):
+                    // the link closes naming that, before the session's end
+                    // is reported, so that the application can say what to fix.
+                    self.slots[i as usize].session = None;
+                    self.close_slot(i, CloseReason::NoSessions);
+                    self.drain_session_events(idx);
+                    return false;
+                }
                 if let Some(r) = self.sessions[idx as usize].redial.as_mut() {
                     r.attempt = 0;
                     r.at = None;
