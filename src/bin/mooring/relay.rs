@@ -277,6 +277,7 @@ pub fn run(o: &RelayOpts) -> ExitCode {
     let node_cfg = NodeConfig {
         max_links: o.max_conns.saturating_add(spare).saturating_add(2),
         framing: o.framing,
+        max_frame: o.max_frame,
         max_sessions: cfg.node_sessions(),
         write_timeout: o.write_timeout,
         ..NodeConfig::default()
