@@ -35,7 +35,10 @@ fn main() -> ExitCode {
         match a.into_string() {
             Ok(s) => argv.push(s),
             Err(a) => {
-                eprintln!("error: argument {a:?} is not valid UTF-8");
+                eprintln!(
+                    "error: argument \"{}\" is not valid UTF-8",
+                    a.to_string_lossy()
+                );
                 return ExitCode::from(2);
             }
         }
