@@ -412,12 +412,13 @@ impl Client {
                             self.stats.unexpected_replies += 1;
                             // A peer that repeats old ACKs sends many: one line per
                             // interval, with the count of the ones held back.
-                            let acked = crate::hl7::acked_control_id(payload)
-                                .map_or("none".into(), String::from_utf8_lossy);
+                            // The text is built only for a line that is written.
                             crate::ratelimit::warn_limited!(
                                 self.unexpected_warning,
                                 now,
-                                "unexpected reply (its MSA-2 is {acked}, not this request's MSH-10)"
+                                "unexpected reply (its MSA-2 is {}, not this request's MSH-10)",
+                                crate::hl7::acked_control_id(payload)
+                                    .map_or("none".into(), String::from_utf8_lossy)
                             );
                             // The frame stopped the link's response timer: the request's
                             // own deadline still holds.
