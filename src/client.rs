@@ -430,14 +430,21 @@ impl Client {
             self.node
                 .poll(Some(timeout))
                 .map_err(|e| RequestError::Io(e.kind()))?;
+            let now = self.node.now();
             while let Some(ev) = self.node.next_event() {
                 match ev {
                     Event::Message { link: l, payload } if l == link => {
                         if self.cfg.correlate_hl7 && !crate::hl7::reply_matches(msg, payload) {
                             self.stats.unexpected_replies += 1;
-                            log::warn!(
-                                "unexpected reply (MSA-2 {:?} does not match this request)",
-                                crate::hl7::acked_control_id(payload).map(String::from_utf8_lossy)
+                            // A peer that repeats old ACKs sends many: one line per
+                            // interval, with the count of the ones held back.
+                            // The text is built only for a line that is written.
+                            crate::ratelimit::warn_limited!(
+                                self.unexpected_warning,
+                                now,
+                                "unexpected reply (its MSA-2 is {}, not this request's MSH-10)",
+                                crate::hl7::acked_control_id(payload)
+                                    .map_or("none".into(), String::from_utf8_lossy)
                             );
                             // The frame stopped the link's response timer: the request's
                             // own deadline still holds.

@@ -89,3 +89,9 @@ pub use liveness::{
 pub use node::{Event, LinkId, ListenerId, Node, NodeStats, SessionId, SessionNote, SetupError};
 pub use server::{Reply, Server};
 pub use time::{Clock, Instant, ManualClock, SystemClock};
+
+/// The README's Rust examples, compiled by `cargo test --doc` so that they
+/// cannot rot (blocks that would bind real ports are `no_run`).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

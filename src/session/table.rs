@@ -416,6 +416,14 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         if let Some(s) = self.session_mut(idx) {
             s.handle_greeting(now, peer);
         }
+        if peer.session == 0 {
+            // The server keeps no sessions (the session above ended): the link
+            // closes naming that, before the session's end is reported, so the
+            // application can say what to fix.
+            self.closes.push_back((link, CloseReason::NoSessions));
+            self.drain(idx);
+            return false;
+        }
         if let Some(r) = self.entries[idx as usize].redial.as_mut() {
             r.attempt = 0;
             r.at = None;

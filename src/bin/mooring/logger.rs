@@ -8,6 +8,7 @@
 //! those held back), so no peer can flood stderr with a line per message.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -66,6 +67,15 @@ impl Limits {
 
 static LIMITS: Mutex<Limits> = Mutex::new(Limits::new());
 
+/// Set while the demo feeds bad input on purpose: warnings then say they are
+/// expected, so that a newcomer does not read them as failures.
+static EXPECTED: AtomicBool = AtomicBool::new(false);
+
+/// Marks the warnings that follow as expected (`true`) or not (`false`).
+pub fn expect_warnings(expected: bool) {
+    EXPECTED.store(expected, Ordering::Relaxed);
+}
+
 /// Writes each record as one line on stderr.
 struct StderrLogger;
 
@@ -80,6 +90,9 @@ impl Log for StderrLogger {
         }
         let level = match record.level() {
             Level::Error => "error",
+            Level::Warn if EXPECTED.load(Ordering::Relaxed) => {
+                "warn (expected: the demo sends bad input on purpose)"
+            }
             Level::Warn => "warn",
             Level::Info => "info",
             Level::Debug => "debug",
