@@ -136,6 +136,10 @@ close_reasons! {
         /// A new session from an address that already holds `max_sessions_per_ip`
         /// sessions, none of them disconnected.
         TooManySessionsFromPeer = 29,
+        /// Client: the server speaks the mooring protocol but keeps no sessions
+        /// (its WELCOME names session 0; e.g. `mooring listen` without
+        /// `--session`): a session cannot be opened there.
+        NoSessions = 30,
     }
 }
 
@@ -341,3 +345,18 @@ impl RequestError {
 }
 
 impl std::error::Error for RequestError {}
+
+// `SessionError` lives with the session; its text lives here with the other
+// errors' (so that `?` works on it in applications).
+impl fmt::Display for crate::session::SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::session::SessionError;
+        f.write_str(match self {
+            SessionError::QueueFull => "session queue full (backpressure: retry later)",
+            SessionError::TooLarge => "message larger than the session's replay ring",
+            SessionError::Ended => "the session has ended",
+        })
+    }
+}
+
+impl std::error::Error for crate::session::SessionError {}

@@ -48,7 +48,6 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
-mod admission;
 mod buffer;
 pub mod client;
 pub mod config;
@@ -59,6 +58,8 @@ mod fallible;
 pub mod ffi;
 pub mod frame;
 pub mod frame_deadline;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hl7;
 pub mod ledger;
 pub mod link;
@@ -87,4 +88,10 @@ pub use liveness::{
 };
 pub use node::{Event, LinkId, ListenerId, Node, NodeStats, SessionId, SessionNote, SetupError};
 pub use server::{Reply, Server};
-pub use time::{Clock, Instant};
+pub use time::{Clock, Instant, ManualClock, SystemClock};
+
+/// The README's Rust examples, compiled by `cargo test --doc` so that they
+/// cannot rot (blocks that would bind real ports are `no_run`).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -373,6 +373,11 @@ enum mooring_close_reason
    * disconnected.
    */
   MOORING_CLOSE_REASON_TOO_MANY_SESSIONS_FROM_PEER = 29,
+  /**
+   * The server keeps no sessions (its WELCOME names session 0): start it
+   * with sessions on.
+   */
+  MOORING_CLOSE_REASON_NO_SESSIONS = 30,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -316,3 +316,21 @@ fn c_example_server_runs_clean_under_valgrind() {
     }
     assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
 }
+
+#[test]
+fn c_example_server_rejects_a_message_without_msh_10_as_listen_does() {
+    let bin = build_c_server("c_server_no_id");
+    let no_id = b"MSH|^~\\&|LAB|A|EHR|B|20261122093000||ADT^A01||P|2.5\rPID|1||123^^^H||DOE^JANE\r"
+        .to_vec();
+    let run = run_c_server(&bin, &[], &[no_id]);
+    let reply = String::from_utf8_lossy(&run.replies[0]);
+    assert_eq!(
+        hl7::ack_code(&run.replies[0]),
+        Some(&b"AR"[..]),
+        "{reply:?}"
+    );
+    assert!(
+        reply.contains("\rMSA|AR||MSH-10 (message control id) is missing\r"),
+        "{reply:?}"
+    );
+}

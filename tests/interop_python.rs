@@ -127,7 +127,7 @@ mod interop {
             }
             assert_eq!(
                 lines[4],
-                "event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0"
+                "event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0 rejected=0"
             );
         }
     }

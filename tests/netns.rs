@@ -530,7 +530,7 @@ mod netns {
         assert_eq!(replies, want, "every message answered once, in order");
         assert!(
             lines.contains(&format!(
-                "event=summary sent={N} replied={N} failed=0 resends={replayed} unexpected=0"
+                "event=summary sent={N} replied={N} failed=0 resends={replayed} unexpected=0 rejected=0"
             )),
             "{}",
             lines.join("\n")

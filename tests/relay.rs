@@ -524,3 +524,102 @@ fn with_ack_after_upstream_and_the_upstream_down_the_device_gets_ar_after_the_re
     assert_eq!(dev.request("M1"), "AA", "the resend of a delivered message");
     r.expect_line(is_id("duplicate", "M1"), WITHIN);
 }
+
+#[test]
+fn relay_max_frame_forwards_a_message_over_the_default_limit() {
+    let (mut up, up_addr) = Proc::listen(&["--max-frame", "2000000"]);
+    let (mut r, addr) = relay(up_addr, &["--max-frame", "2000000", "--queue", "4"]);
+    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
+    // An embedded document: 1.5 MB in one OBX.
+    let big = format!(
+        "MSH|^~\\&|DEV|WARD|EHR|HOSP|20260101120000||ORU^R01|BIG1|P|2.5\rOBX|1|ED|PDF||{}\r",
+        "Q".repeat(1_500_000)
+    )
+    .into_bytes();
+    let mut dev = Peer::connect(addr);
+    assert_eq!(dev.request_msg(&big, "BIG1"), "AA");
+    let m = up.expect_line(is("message"), WITHIN);
+    assert_eq!(
+        field(&m, "bytes"),
+        Some(big.len().to_string().as_str()),
+        "{m}"
+    );
+    r.expect_line(is_id("acked", "BIG1"), WITHIN);
+}
+
+#[test]
+fn the_relay_rejects_a_message_without_msh_10_as_listen_does() {
+    let (_up, up_addr) = Proc::listen(&[]);
+    let (mut r, addr) = relay(up_addr, &[]);
+    let mut dev = Peer::connect(addr);
+    dev.send(b"MSH|^~\\&|DEV|WARD|EHR|HOSP|20260101120000||ADT^A01||P|2.5\rPID|1\r");
+    let reply = dev.frame();
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.ends_with("\rMSA|AR||MSH-10 (message control id) is missing\r"),
+        "{text:?}"
+    );
+    let l = r.expect_line(is("refused"), WITHIN);
+    assert_eq!(field(&l, "reason"), Some("NoControlId"), "{l}");
+}
+
+#[test]
+fn an_upstream_repeating_old_acks_gives_one_line_then_a_count() {
+    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--ack-after", "upstream"]);
+    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
+    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    let mut dev = Peer::connect(addr);
+    dev.send(&msg("M1"));
+    assert_eq!(up.frame(), msg("M1"));
+    // 50 ACKs of earlier messages, then the real one.
+    let mut flood = Vec::new();
+    for n in 0..50 {
+        flood.extend_from_slice(&mllp(&ack_for(&format!("OLD{n}"))));
+    }
+    flood.extend_from_slice(&mllp(&ack_for("M1")));
+    up.s.write_all(&flood).expect("write");
+    let (code, _) = msa(&dev.frame());
+    assert_eq!(code, "AA");
+    r.expect_line(is_id("acked", "M1"), WITHIN);
+    let first: Vec<&String> = r
+        .seen()
+        .iter()
+        .filter(|l| is("unexpected_reply")(l))
+        .collect();
+    assert_eq!(first.len(), 1, "the first only: {first:?}");
+    assert_eq!(field(first[0], "id"), Some("OLD0"));
+    // The interval (10 s) ends: one line counts them all.
+    let summary = r.expect_line(is("unexpected_replies"), Duration::from_secs(10) + WITHIN);
+    assert_eq!(summary, "event=unexpected_replies count=50 interval_s=10");
+    let lines = r
+        .seen()
+        .iter()
+        .filter(|l| is("unexpected_reply")(l))
+        .count();
+    assert_eq!(lines, 1, "no line per reply");
+}
+
+#[test]
+fn a_mooring_upstream_without_sessions_is_named_and_retried_with_backoff() {
+    let (_up, up_addr) = Proc::listen(&["--protocol", "mooring"]);
+    let (mut r, _addr) = relay(up_addr, &["--protocol", "mooring"]);
+    let c = r.expect_line(|l| field(l, "state") == Some("connecting"), WITHIN);
+    assert_eq!(field(&c, "attempt"), Some("0"), "{c}");
+    for n in 1..=2 {
+        let lost = r.expect_line(|l| field(l, "state") == Some("lost"), WITHIN);
+        assert_eq!(field(&lost, "reason"), Some("NoSessions"), "{lost}");
+        assert_eq!(
+            field(&lost, "hint"),
+            Some("start_the_upstream_with_--session"),
+            "{lost}"
+        );
+        let re = r.expect_line(|l| field(l, "state") == Some("reconnecting"), WITHIN);
+        assert_eq!(field(&re, "reason"), Some("NoSessions"), "{re}");
+        assert_eq!(field(&re, "attempt"), Some(n.to_string().as_str()), "{re}");
+        assert!(field(&re, "delay_ms").is_some(), "{re}");
+        // The connecting line names the same attempt.
+        let c = r.expect_line(|l| field(l, "state") == Some("connecting"), WITHIN);
+        assert_eq!(field(&c, "attempt"), Some(n.to_string().as_str()), "{c}");
+    }
+}

@@ -172,7 +172,7 @@ fn a_pipelining_requester_within_its_queue_is_never_refused() {
     let _ = std::fs::remove_file(&file);
     assert_eq!(
         r.lines().last().copied(),
-        Some("event=summary sent=3000 replied=3000 failed=0 resends=0 unexpected=0"),
+        Some("event=summary sent=3000 replied=3000 failed=0 resends=0 unexpected=0 rejected=0"),
         "{}",
         r.stderr
     );

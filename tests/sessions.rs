@@ -310,3 +310,48 @@ fn a_client_away_past_the_resume_window_and_the_server_both_learn_the_session_ex
         "the client learns it on its resume"
     );
 }
+
+/// A session opened to a server that speaks the protocol but keeps no
+/// sessions: its link closes naming that (`NoSessions`, before the session's
+/// end is reported), and the session ends.
+#[test]
+fn a_session_to_a_server_without_sessions_closes_its_link_with_no_sessions() {
+    let (_, mut client, _, connect) = nodes(Duration::from_secs(5));
+    let mut server = Node::new(NodeConfig::default()).unwrap();
+    let l = server
+        .listen(
+            "127.0.0.1:0".parse().unwrap(),
+            ListenConfig {
+                liveness: mooring(),
+                ..ListenConfig::default()
+            },
+        )
+        .unwrap();
+    let addr = server.local_addr(l).unwrap();
+    let s = client.open_session(addr, &connect).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    let mut seen = Vec::new();
+    while !seen.iter().any(|e: &String| e.starts_with("ended")) {
+        assert!(
+            Instant::now() < deadline,
+            "no end within {LIMIT:?}: {seen:?}"
+        );
+        server.poll(Some(Duration::from_millis(2))).unwrap();
+        while server.next_event().is_some() {}
+        client.poll(Some(Duration::from_millis(2))).unwrap();
+        while let Some(ev) = client.next_event() {
+            match ev {
+                Event::Closed { reason, .. } => seen.push(format!("closed {reason}")),
+                Event::Session { session, note } => {
+                    assert_eq!(session, s);
+                    if let SessionNote::Ended(how) = note {
+                        seen.push(format!("ended {how:?}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(seen[0], "closed NoSessions", "{seen:?}");
+    assert!(seen[1].starts_with("ended Lost"), "{seen:?}");
+}

@@ -39,11 +39,15 @@ static void print_value(const char *s, size_t n) {
 }
 
 /* Writes the ACK for control id `id` into `ack`; returns its length, or 0 when
- * it does not fit. An id longer than ID_MAX gets MSA|AR without it. */
+ * it does not fit. An id longer than ID_MAX gets MSA|AR without it; a message
+ * without MSH-10 (HL7 requires it) gets MSA|AR with MSA-3 saying so, as
+ * mooring listen and relay answer it. */
 static size_t build_ack(char *ack, size_t size, const char *id, size_t n) {
     int quoted = n <= ID_MAX;
-    int len = snprintf(ack, size, "MSH|^~\\&|MOORING|C|||20260101000000||ACK|%.*s|P|2.5\rMSA|%s|%.*s\r",
-                       quoted ? (int)n : 0, id, quoted ? "AA" : "AR", quoted ? (int)n : 0, id);
+    const char *code = quoted && n > 0 ? "AA" : "AR";
+    const char *text = n == 0 ? "|MSH-10 (message control id) is missing" : "";
+    int len = snprintf(ack, size, "MSH|^~\\&|MOORING|C|||20260101000000||ACK|%.*s|P|2.5\rMSA|%s|%.*s%s\r",
+                       quoted ? (int)n : 0, id, code, quoted ? (int)n : 0, id, text);
     /* snprintf returns the length it WOULD have written: never send more than
      * the buffer holds. */
     return len < 0 || (size_t)len >= size ? 0 : (size_t)len;

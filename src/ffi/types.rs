@@ -210,6 +210,9 @@ pub enum mooring_close_reason {
     /// A new session from an address at `max_sessions_per_ip`, none of them
     /// disconnected.
     TooManySessionsFromPeer = 29,
+    /// The server keeps no sessions (its WELCOME names session 0): start it
+    /// with sessions on.
+    NoSessions = 30,
 }
 
 /// Everything a node needs, with defaults from `mooring_config_default`.
@@ -476,6 +479,7 @@ mod tests {
         TooManyConnectionsFromPeer,
         SessionQueueFull,
         TooManySessionsFromPeer,
+        NoSessions,
     );
 
     #[test]

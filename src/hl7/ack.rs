@@ -33,6 +33,22 @@ impl AckCode {
     }
 }
 
+/// MSA-3 of the `AR` answering an HL7 message without MSH-10.
+pub const MISSING_CONTROL_ID: &[u8] = b"MSH-10 (message control id) is missing";
+
+impl AckCode {
+    /// The one rule every mooring responder (listen, the relay, the C
+    /// example) applies to a message: `AA` for HL7 with an MSH-10; `AR` for
+    /// HL7 without one (HL7 requires MSH-10: the ACK's MSA-3 says it is
+    /// missing, see [`build_ack_for`]) and for a payload that is not HL7.
+    pub fn for_message(msh: Option<&Msh<'_>>) -> AckCode {
+        match msh {
+            Some(m) if m.control_id().is_some() => AckCode::Accept,
+            _ => AckCode::Reject,
+        }
+    }
+}
+
 /// Write an HL7 ACK for `msg` into `out`, returning its length, or `None` if
 /// `out` is too small (the contents of `out` are then unspecified).
 ///
@@ -44,7 +60,8 @@ impl AckCode {
 /// ids longer than 19 characters give an MSH-10 over HL7's 20-character
 /// limit; most receivers accept it and it keeps the ACK traceable), and
 /// copies MSH-11 and MSH-12. It is followed by `MSA|<code>|<original MSH-10>`.
-/// Both segments end with CR.
+/// Both segments end with CR. An HL7 message without MSH-10 answered with a
+/// code other than `AA` gets MSA-3 [`MISSING_CONTROL_ID`].
 ///
 /// For a payload that is not HL7 a minimal valid ACK is written, with
 /// separators `|^~\&`, empty app/facility fields, MSH-9 `ACK`, MSH-10 `A`,
@@ -116,6 +133,11 @@ pub fn build_ack_for(
     let [c1, c2] = code.as_bytes();
     w.put(&[SEGMENT_END, b'M', b'S', b'A', sep, c1, c2, sep]);
     w.put(id);
+    if hl7 && id.is_empty() && code != AckCode::Accept {
+        // MSA-3 (text message) says why: HL7 requires MSH-10.
+        w.put_byte(sep);
+        w.put(MISSING_CONTROL_ID);
+    }
     w.put_byte(SEGMENT_END);
     w.finish().ok()
 }

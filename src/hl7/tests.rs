@@ -498,3 +498,54 @@ fn check_message(message: &[u8]) {
     assert!(!message.contains(&b'\n'));
     assert!(!message.windows(2).any(|w| w == b"\r\r"));
 }
+
+/// A batch file: FHS, BHS, two messages, BTS, FTS.
+const BATCH: &[u8] = b"FHS|^~\\&|SRC|FAC|DST|FAC|20261122\r\n\
+BHS|^~\\&|SRC|FAC|DST|FAC|20261122\r\n\
+MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5\r\n\
+PID|1\r\n\
+MSH|^~\\&|A|B|C|D|1||ADT^A08|2|P|2.5\r\n\
+PID|2\r\n\
+BTS|2\r\n\
+FTS|1\r\n";
+
+#[test]
+fn messages_of_a_batch_file_leave_the_envelope_out() {
+    let mut messages = Messages::new(BATCH);
+    let mut out = [0u8; 128];
+    let len = messages.next_into(&mut out).unwrap().unwrap();
+    assert_eq!(
+        &out[..len],
+        b"MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5\rPID|1\r"
+    );
+    let len = messages.next_into(&mut out).unwrap().unwrap();
+    // Not "...PID|2\rBTS|2\rFTS|1\r": the trailer is not the last message's.
+    assert_eq!(
+        &out[..len],
+        b"MSH|^~\\&|A|B|C|D|1||ADT^A08|2|P|2.5\rPID|2\r"
+    );
+    assert_eq!(messages.next_into(&mut out), Ok(None));
+}
+
+#[test]
+fn batch_envelope_names_the_segments_present() {
+    let env = BatchEnvelope::of(BATCH);
+    assert!(!env.is_empty());
+    assert_eq!(env.names(0..2).collect::<Vec<_>>(), ["FHS", "BHS"]);
+    assert_eq!(env.names(2..4).collect::<Vec<_>>(), ["BTS", "FTS"]);
+    let only_b = BatchEnvelope::of(b"BHS|^~\\&\rMSH|^~\\&|A\rBTS|1\r");
+    assert_eq!(only_b.names(0..2).collect::<Vec<_>>(), ["BHS"]);
+    assert!(BatchEnvelope::of(ADT_A01).is_empty());
+    // A segment merely starting with the letters is not one.
+    assert!(BatchEnvelope::of(b"MSH|^~\\&|A\rFTSX|1\r").is_empty());
+}
+
+#[test]
+fn batch_frame_keeps_the_whole_batch() {
+    let mut out = [0u8; 256];
+    let len = batch_frame_into(BATCH, &mut out).unwrap();
+    let want: &[u8] = b"FHS|^~\\&|SRC|FAC|DST|FAC|20261122\rBHS|^~\\&|SRC|FAC|DST|FAC|20261122\r\
+MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5\rPID|1\rMSH|^~\\&|A|B|C|D|1||ADT^A08|2|P|2.5\rPID|2\rBTS|2\rFTS|1\r";
+    assert_eq!(&out[..len], want);
+    assert_eq!(batch_frame_into(BATCH, &mut [0u8; 8]), Err(want.len()));
+}

@@ -40,6 +40,10 @@ pub enum LostReason {
     Link(CloseReason),
     /// The mooring session ended.
     Session(SessionEnd),
+    /// The upstream speaks the mooring protocol but keeps no sessions (e.g.
+    /// `mooring listen` started without `--session`): retried with backoff,
+    /// it cannot work until the upstream is started with sessions on.
+    NoSessions,
 }
 
 /// One fact the relay reports.

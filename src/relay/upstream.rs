@@ -308,9 +308,20 @@ impl Relay {
                 *reopen_at = Some(now + delay);
                 let attempt = *ends;
                 let d = self.queue.handle_link_lost();
-                out(lost(LostReason::Session(how), &d));
+                // The link closed NoSessions just before (see the node): say so.
+                let no_sessions = *last_reason == Some(CloseReason::NoSessions);
+                let reason = if no_sessions {
+                    LostReason::NoSessions
+                } else {
+                    LostReason::Session(how)
+                };
+                out(lost(reason, &d));
                 out(RelayEvent::UpstreamReconnecting {
-                    reason: None,
+                    reason: if no_sessions {
+                        last_reason.take()
+                    } else {
+                        None
+                    },
                     attempt,
                     delay,
                 });
@@ -403,13 +414,19 @@ impl Relay {
                     Err(e) => log::debug!("upstream write deferred: {e}"),
                 }
             }
-            Upstream::Session { id, reopen_at, .. } => {
+            Upstream::Session {
+                id,
+                reopen_at,
+                ends,
+                ..
+            } => {
                 let sid = match *id {
                     Some(s) => s,
                     None if reopen_at.is_some_and(|t| t > now) => return,
                     None => {
                         *reopen_at = None;
-                        out(RelayEvent::UpstreamConnecting { attempt: 0 });
+                        // The attempt the last reconnecting line announced.
+                        out(RelayEvent::UpstreamConnecting { attempt: *ends });
                         match node.open_session(upstream, &self.connect) {
                             Ok(s) => {
                                 *id = Some(s);
@@ -432,7 +449,7 @@ impl Relay {
                         }
                         Err(SessionError::QueueFull) => break,
                         Err(e) => {
-                            log::warn!("session send: {e:?}");
+                            log::warn!("session send: {e}");
                             break;
                         }
                     }

@@ -505,11 +505,7 @@ fn build_reply(
             Some(payload.len())
         }
         ReplyMode::Hl7Ack => {
-            let code = if msh.is_some() {
-                AckCode::Accept
-            } else {
-                AckCode::Reject
-            };
+            let code = AckCode::for_message(msh);
             let n = hl7::build_ack_for(msh, code, stamp, buf);
             if n.is_none() {
                 log::warn!("ACK larger than the reply buffer: not sent");

@@ -8,11 +8,12 @@
 //! those held back), so no peer can flood stderr with a line per message.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use mooring::ratelimit::RateLimit;
-use mooring::Clock;
+use mooring::SystemClock;
 
 use crate::args::Verbosity;
 
@@ -25,7 +26,7 @@ const SITES: usize = 64;
 /// per message cannot flood stderr. (`-v`/`-vv` debug and trace lines are not
 /// limited: the operator asked for them.) Fixed table, no allocation.
 struct Limits {
-    clock: Option<Clock>,
+    clock: Option<SystemClock>,
     /// `(file, line)` of each call site seen, with its limiter.
     sites: [(&'static str, u32, RateLimit); SITES],
     used: usize,
@@ -44,7 +45,7 @@ impl Limits {
 
     /// `Some(n)`: write this line (`n` like it were held back); `None`: hold it back.
     fn admit(&mut self, record: &Record<'_>) -> Option<u64> {
-        let now = self.clock.get_or_insert_with(Clock::new).now();
+        let now = self.clock.get_or_insert_with(SystemClock::new).now();
         let (Some(file), Some(line)) = (record.file_static(), record.line()) else {
             return self.other.admit(now);
         };
@@ -66,6 +67,15 @@ impl Limits {
 
 static LIMITS: Mutex<Limits> = Mutex::new(Limits::new());
 
+/// Set while the demo feeds bad input on purpose: warnings then say they are
+/// expected, so that a newcomer does not read them as failures.
+static EXPECTED: AtomicBool = AtomicBool::new(false);
+
+/// Marks the warnings that follow as expected (`true`) or not (`false`).
+pub fn expect_warnings(expected: bool) {
+    EXPECTED.store(expected, Ordering::Relaxed);
+}
+
 /// Writes each record as one line on stderr.
 struct StderrLogger;
 
@@ -80,6 +90,9 @@ impl Log for StderrLogger {
         }
         let level = match record.level() {
             Level::Error => "error",
+            Level::Warn if EXPECTED.load(Ordering::Relaxed) => {
+                "warn (expected: the demo sends bad input on purpose)"
+            }
             Level::Warn => "warn",
             Level::Info => "info",
             Level::Debug => "debug",

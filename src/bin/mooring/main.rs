@@ -1,15 +1,18 @@
-//! The `mooring` command: `listen`, `send` and `demo` over the library's
+//! The `mooring` command: `listen`, `send`, `relay` and `demo` over the library's
 //! [`mooring::Node`] and [`mooring::Client`].
 //!
 //! Every subcommand prints one line per event on stdout as space-separated
 //! `key=value` pairs (a stable interface: operators' scripts parse it) and logs
 //! to stderr. Exit status: 0 success, 1 run-time failure, 2 bad command line or
-//! configuration.
+//! configuration, 3 (`send`) every message was answered but some answer
+//! rejected its message (MSA-1 AR, AE, CR or CE).
 
 /// Flag parsing, durations, usage texts.
 mod args;
 /// `mooring demo`: the seeds' scenarios, checked.
 mod demo;
+/// `mooring send`'s input: messages from a file, HL7 batch files included.
+mod input;
 /// The `key=value` event line format.
 mod line;
 /// `mooring listen` and the responder the demo shares.
@@ -32,7 +35,10 @@ fn main() -> ExitCode {
         match a.into_string() {
             Ok(s) => argv.push(s),
             Err(a) => {
-                eprintln!("error: argument {a:?} is not valid UTF-8");
+                eprintln!(
+                    "error: argument \"{}\" is not valid UTF-8",
+                    a.to_string_lossy()
+                );
                 return ExitCode::from(2);
             }
         }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mooring::relay::{LostReason, Pressure, Relay, RelayConfig, RelayError, RelayEvent};
 use mooring::spool::SpoolError;
@@ -39,9 +39,67 @@ fn relay_config(o: &RelayOpts, seed: u64) -> RelayConfig {
     }
 }
 
+/// Unexpected upstream replies (a peer that repeats old ACKs sends thousands),
+/// counted per interval: the first of an interval prints its
+/// `event=unexpected_reply` line (so scripts still see one), the rest are
+/// counted, and when the interval is over one
+/// `event=unexpected_replies count=N interval_s=S` line gives how many came in
+/// it (N includes the first; printed only when more than one came).
+pub struct ReplyFlood {
+    interval: Duration,
+    /// When the current interval started (its first reply), if one is open.
+    since: Option<Instant>,
+    /// Replies in the current interval.
+    count: u64,
+}
+
+impl ReplyFlood {
+    /// Counting per `interval`.
+    pub fn new(interval: Duration) -> Self {
+        ReplyFlood {
+            interval,
+            since: None,
+            count: 0,
+        }
+    }
+
+    /// One unexpected reply at `now`: true when its own line is to be printed.
+    pub fn admit(&mut self, now: Instant) -> bool {
+        self.flush(now);
+        self.count = self.count.saturating_add(1);
+        if self.since.is_none() {
+            self.since = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// Closes an interval that is over at `now`: its summary, when more than
+    /// the first reply came (`None` otherwise).
+    pub fn take_summary(&mut self, now: Instant) -> Option<u64> {
+        let since = self.since?;
+        if now.saturating_duration_since(since) < self.interval {
+            return None;
+        }
+        let count = std::mem::take(&mut self.count);
+        self.since = None;
+        Some(count).filter(|&c| c > 1)
+    }
+
+    /// Prints the summary of an interval that is over.
+    pub fn flush(&mut self, now: Instant) {
+        if let Some(count) = self.take_summary(now) {
+            Line::new("event", "unexpected_replies")
+                .kv("count", count)
+                .kv("interval_s", self.interval.as_secs())
+                .print();
+        }
+    }
+}
+
 /// Prints one relay event as its line (`upstream`: the `addr=` of the
-/// upstream lines).
-fn print(ev: &RelayEvent<'_>, upstream: SocketAddr) {
+/// upstream lines; `flood`: the unexpected replies' counter).
+fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
     let up = |state: &str| {
         Line::new("event", "upstream")
             .kv("state", state)
@@ -121,15 +179,25 @@ fn print(ev: &RelayEvent<'_>, upstream: SocketAddr) {
                 LostReason::Session(how) => {
                     l.kv("reason", format_args!("Session{}", line::end_parts(how).0))
                 }
+                LostReason::NoSessions => l.kv("reason", "NoSessions"),
             };
             let in_doubt = match in_doubt {
                 Some((a, b)) => format!("{a}-{b}"),
                 None => "none".to_string(),
             };
-            l.kv("in_doubt", in_doubt)
+            let l = l
+                .kv("in_doubt", in_doubt)
                 .kv("resent", resent)
-                .kv("failed", failed)
-                .print()
+                .kv("failed", failed);
+            if matches!(reason, LostReason::NoSessions) {
+                log::warn!(
+                    "upstream {upstream} keeps no sessions: start it with --session \
+                     (mooring listen --protocol mooring --session), or use --protocol raw"
+                );
+                l.kv("hint", "start_the_upstream_with_--session").print()
+            } else {
+                l.print()
+            }
         }
         RelayEvent::UpstreamLinkLost { reason, unacked } => {
             let l = up("lost").kv("reason", reason);
@@ -174,10 +242,14 @@ fn print(ev: &RelayEvent<'_>, upstream: SocketAddr) {
             }
             .print()
         }
-        RelayEvent::UnexpectedReply { id, ack } => Line::new("event", "unexpected_reply")
-            .wire("id", id)
-            .wire("ack", ack)
-            .print(),
+        RelayEvent::UnexpectedReply { id, ack } => {
+            if flood.admit(Instant::now()) {
+                Line::new("event", "unexpected_reply")
+                    .wire("id", id)
+                    .wire("ack", ack)
+                    .print()
+            }
+        }
         RelayEvent::UpstreamReply { id, ack } => Line::new("event", "upstream_reply")
             .wire("id", id)
             .wire("ack", ack)
@@ -254,6 +326,7 @@ pub fn run(o: &RelayOpts) -> ExitCode {
     let node_cfg = NodeConfig {
         max_links: o.max_conns.saturating_add(spare).saturating_add(2),
         framing: o.framing,
+        max_frame: o.max_frame,
         max_sessions: cfg.node_sessions(),
         write_timeout: o.write_timeout,
         ..NodeConfig::default()
@@ -315,11 +388,40 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         .print();
     line::liveness(&o.liveness).print();
     let upstream = o.upstream;
-    let mut out = |ev: RelayEvent<'_>| print(&ev, upstream);
+    let mut flood = ReplyFlood::new(mooring::ratelimit::DEFAULT_INTERVAL);
     loop {
+        let mut out = |ev: RelayEvent<'_>| print(&ev, upstream, &mut flood);
         if let Err(e) = relay.turn(&mut node, MAX_WAIT, &mut out) {
             eprintln!("error: poll failed: {e}");
             return ExitCode::from(1);
         }
+        // A turn lasts at most MAX_WAIT: a summary is at most that late.
+        flood.flush(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_unexpected_replies_is_one_line_and_one_count_per_interval() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut f = ReplyFlood::new(Duration::from_secs(10));
+        assert!(f.admit(at(0)), "the first of an interval is printed");
+        for ms in 1..=4_949 {
+            assert!(!f.admit(at(ms)), "the rest are counted");
+        }
+        assert_eq!(f.take_summary(at(9_999)), None, "the interval is not over");
+        assert_eq!(f.take_summary(at(10_000)), Some(4_950), "all of them, once");
+        assert_eq!(f.take_summary(at(30_000)), None, "nothing more came");
+        // A lone reply gets its line and no summary.
+        assert!(f.admit(at(40_000)));
+        assert_eq!(f.take_summary(at(50_000)), None);
+        // A new interval after a quiet one starts with a printed line again.
+        assert!(f.admit(at(60_000)));
+        assert!(!f.admit(at(60_001)));
+        assert!(f.admit(at(70_001)), "the next interval's first is printed");
     }
 }

@@ -8,7 +8,6 @@
 //! across lost links and resumes.
 
 use std::collections::VecDeque;
-use std::io::Read;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use mooring::{
     NodeConfig, RequestError, SessionId, SessionNote, SetupError,
 };
 
-use crate::args::{Input, SendOpts};
+use crate::args::SendOpts;
 use crate::line::Line;
 
 /// Pause before retry number `attempt`: a refused connection or a restarting
@@ -39,45 +38,6 @@ fn setup_failed(e: SetupError) -> ExitCode {
     })
 }
 
-/// The input's messages, or the exit for input that cannot be read.
-fn load_messages(input: &Input) -> Result<Vec<Vec<u8>>, ExitCode> {
-    let messages = read_messages(input).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(1)
-    })?;
-    if messages.is_empty() {
-        log::warn!("no HL7 message in the input (a message starts at a line beginning with MSH)");
-    }
-    Ok(messages)
-}
-
-/// Reads the input and splits it into messages with CR segment separators.
-fn read_messages(input: &Input) -> Result<Vec<Vec<u8>>, String> {
-    let text = match input {
-        Input::Stdin => {
-            let mut v = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut v)
-                .map_err(|e| format!("stdin: {e}"))?;
-            v
-        }
-        Input::File(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
-    };
-    let mut messages = Vec::new();
-    let mut it = hl7::Messages::new(&text);
-    // Normalising never makes a message longer than its text plus one CR.
-    let mut buf = vec![0u8; text.len() + 1];
-    loop {
-        match it.next_into(&mut buf) {
-            Ok(Some(n)) => messages.push(buf[..n].to_vec()),
-            Ok(None) => return Ok(messages),
-            // Not expected (see above), but the iterator tells the size: grow and retry.
-            Err(needed) => buf.resize(needed, 0),
-        }
-    }
-}
-
 /// Runs `mooring send`.
 pub fn run(o: &SendOpts) -> ExitCode {
     if let Some(scfg) = o.session {
@@ -87,6 +47,7 @@ pub fn run(o: &SendOpts) -> ExitCode {
         node: NodeConfig {
             max_links: 2,
             framing: o.framing,
+            max_frame: o.max_frame,
             write_timeout: o.write_timeout,
             ..NodeConfig::default()
         },
@@ -112,11 +73,11 @@ pub fn run(o: &SendOpts) -> ExitCode {
         Err(e) => return setup_failed(e),
     };
     crate::line::liveness(&o.liveness).print();
-    let messages = match load_messages(&o.input) {
+    let messages = match crate::input::load_messages(&o.input, o.batch_as_frame) {
         Ok(m) => m,
         Err(code) => return code,
     };
-    let (mut replied, mut failed) = (0u64, 0u64);
+    let (mut replied, mut failed, mut rejected) = (0u64, 0u64, 0u64);
     for (i, msg) in messages.iter().enumerate() {
         if let (Some(pace), true) = (o.pace, i > 0) {
             // Heartbeats go on meanwhile; a close is found (and the link
@@ -127,10 +88,12 @@ pub fn run(o: &SendOpts) -> ExitCode {
         }
         let n = i + 1;
         let id = hl7::control_id(msg);
-        if send_one(&mut client, msg, n, id, o.retries) {
-            replied += 1;
-        } else {
-            failed += 1;
+        match send_one(&mut client, msg, n, id, o.retries) {
+            Some(reply_rejected) => {
+                replied += 1;
+                rejected += u64::from(reply_rejected);
+            }
+            None => failed += 1,
         }
     }
     if let Some(hold) = o.hold {
@@ -151,12 +114,31 @@ pub fn run(o: &SendOpts) -> ExitCode {
         .kv("failed", failed)
         .kv("resends", stats.resends)
         .kv("unexpected", stats.unexpected_replies)
+        .kv("rejected", rejected)
         .print();
-    if failed == 0 && !messages.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    exit_code(failed == 0 && !messages.is_empty(), rejected)
+}
+
+/// Exit status when some reply rejected its message (AR, AE, CR or CE) and
+/// nothing else failed: the peer answered, but did not take everything.
+/// Distinct from 1 (run-time failure) and 2 (usage) so that a script can tell
+/// "rejected" from "not delivered".
+pub const EXIT_REJECTED: u8 = 3;
+
+/// The exit for a run: 1 unless `delivered` (every message answered), then 3
+/// when any answer was a rejection, else 0.
+fn exit_code(delivered: bool, rejected: u64) -> ExitCode {
+    match (delivered, rejected) {
+        (false, _) => ExitCode::from(1),
+        (true, 0) => ExitCode::SUCCESS,
+        (true, _) => ExitCode::from(EXIT_REJECTED),
     }
+}
+
+/// True when `reply` is an HL7 ACK refusing its message: MSA-1 `AR`, `AE`
+/// (application reject/error) or `CR`, `CE` (their commit-level forms).
+fn is_rejection(reply: &[u8]) -> bool {
+    matches!(hl7::ack_code(reply), Some(b"AR" | b"AE" | b"CR" | b"CE"))
 }
 
 /// How the link closed, for errors that are a close (`IncompleteResponse`,
@@ -170,9 +152,16 @@ fn close_reason(e: &RequestError) -> Option<CloseReason> {
     }
 }
 
-/// Sends one message, retrying up to `retries` times; prints its lines. True when
-/// it got a reply.
-fn send_one(client: &mut Client, msg: &[u8], n: usize, id: Option<&[u8]>, retries: u32) -> bool {
+/// Sends one message, retrying up to `retries` times; prints its lines.
+/// `Some(rejected)` when it got a reply (`rejected`: the reply refused it, see
+/// [`is_rejection`]), `None` when it got none.
+fn send_one(
+    client: &mut Client,
+    msg: &[u8],
+    n: usize,
+    id: Option<&[u8]>,
+    retries: u32,
+) -> Option<bool> {
     let mut attempt = 0;
     loop {
         let started = Instant::now();
@@ -185,7 +174,7 @@ fn send_one(client: &mut Client, msg: &[u8], n: usize, id: Option<&[u8]>, retrie
                     .kv("bytes", reply.len())
                     .kv("ms", started.elapsed().as_millis())
                     .print();
-                return true;
+                return Some(is_rejection(reply));
             }
             Err(e) => e,
         };
@@ -200,7 +189,7 @@ fn send_one(client: &mut Client, msg: &[u8], n: usize, id: Option<&[u8]>, retrie
                 l = l.kv("reason", r);
             }
             l.print();
-            return false;
+            return None;
         }
         attempt += 1;
         let mut l = Line::new("event", "retry")
@@ -248,6 +237,8 @@ struct Stream<'m> {
     next: usize,
     replied: u64,
     failed: u64,
+    /// Replies that refused their message (see [`is_rejection`]).
+    rejected: u64,
     unexpected: u64,
     /// Our messages sent again on resumed links.
     resends: u64,
@@ -287,6 +278,7 @@ impl Stream<'_> {
                             .kv("ms", queued.elapsed().as_millis())
                             .print();
                         self.replied += 1;
+                        self.rejected += u64::from(is_rejection(payload));
                     }
                     self.last_reply = Instant::now();
                 }
@@ -377,6 +369,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
     let node_cfg = NodeConfig {
         max_links: 2,
         framing: o.framing,
+        max_frame: o.max_frame,
         max_sessions: 1,
         write_timeout: o.write_timeout,
         ..NodeConfig::default()
@@ -397,7 +390,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         return ExitCode::from(2);
     }
     crate::line::liveness(&o.liveness).print();
-    let messages = match load_messages(&o.input) {
+    let messages = match crate::input::load_messages(&o.input, o.batch_as_frame) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -415,6 +408,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         next: 0,
         replied: 0,
         failed: 0,
+        rejected: 0,
         unexpected: 0,
         resends: 0,
         last_reply: started,
@@ -498,11 +492,11 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         .kv("failed", s.failed)
         .kv("resends", s.resends)
         .kv("unexpected", s.unexpected)
+        .kv("rejected", s.rejected)
         .print();
     // A session that ended during --hold, after every reply, does not count.
-    if s.failed == 0 && s.replied == messages.len() as u64 && !messages.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    exit_code(
+        s.failed == 0 && s.replied == messages.len() as u64 && !messages.is_empty(),
+        s.rejected,
+    )
 }

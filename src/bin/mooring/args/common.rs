@@ -95,3 +95,40 @@ pub(crate) fn backoff_from(
     }
     Ok(backoff)
 }
+
+/// The link flags `listen`, `send` and `relay` share, with one spelling and one
+/// check each: `--framing` and `--max-frame`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LinkFlags {
+    /// `--framing` (default mllp).
+    pub framing: Framing,
+    /// `--max-frame`: the largest frame sent or accepted (default
+    /// [`mooring::config::DEFAULT_MAX_FRAME`]).
+    pub max_frame: usize,
+}
+
+impl Default for LinkFlags {
+    fn default() -> Self {
+        LinkFlags {
+            framing: Framing::Mllp,
+            max_frame: mooring::config::DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+impl LinkFlags {
+    /// Takes `flag` (and its value) when it is one of these; false otherwise.
+    pub(super) fn parse<I: Iterator<Item = String>>(
+        &mut self,
+        flag: &str,
+        inline: Option<String>,
+        words: &mut super::Words<I>,
+    ) -> Result<bool, UsageError> {
+        match flag {
+            "--framing" => self.framing = parse_framing(&words.value(flag, inline)?)?,
+            "--max-frame" => self.max_frame = parse_count(flag, &words.value(flag, inline)?)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use mooring::session::SessionConfig;
 use mooring::{AllowList, Cidr, Framing, LivenessConfig};
 
-use super::common::{parse_addr, parse_count, parse_dur, parse_framing, parse_limit};
+use super::common::{parse_addr, parse_count, parse_dur, parse_limit, LinkFlags};
 use super::liveness::LivenessFlags;
 use super::session::SessionFlags;
 use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
@@ -91,6 +91,7 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
     let mut o = ListenOpts::default();
     let mut live = LivenessFlags::default();
     let mut sess = SessionFlags::default();
+    let mut link = LinkFlags::default();
     while let Some(w) = words.next_word() {
         let (flag, inline) = match w {
             Word::Positional(p) => {
@@ -107,7 +108,6 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
         };
         match flag.as_str() {
             "--bind" => o.bind = parse_addr(&flag, &words.value(&flag, inline)?)?,
-            "--framing" => o.framing = parse_framing(&words.value(&flag, inline)?)?,
             "--max-conns" => o.max_conns = parse_count(&flag, &words.value(&flag, inline)?)?,
             "--max-conns-per-ip" => {
                 o.max_conns_per_ip = parse_limit(&flag, &words.value(&flag, inline)?)?
@@ -142,7 +142,6 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
                     }
                 }
             }
-            "--max-frame" => o.max_frame = parse_count(&flag, &words.value(&flag, inline)?)?,
             "--mllp-commit-ack" => o.mllp_commit_ack = switch(&inline)?,
             "--write-timeout" => o.write_timeout = parse_dur(&flag, &words.value(&flag, inline)?)?,
             "--quiet" => o.quiet = switch(&inline)?,
@@ -153,6 +152,7 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
                 }
                 o.max_sessions_per_ip = Some(n);
             }
+            f if link.parse(f, inline.clone(), words)? => {}
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, false)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
@@ -163,6 +163,8 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
             }
         }
     }
+    o.framing = link.framing;
+    o.max_frame = link.max_frame;
     if !*help {
         o.liveness = live.finish()?;
         o.session = sess.finish(o.liveness.protocol)?.0;

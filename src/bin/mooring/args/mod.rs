@@ -28,7 +28,7 @@ use std::fmt;
 pub use listen::{ListenOpts, ReplyMode};
 pub use relay::RelayOpts;
 pub use send::{Input, SendOpts};
-pub use usage::{LISTEN_USAGE, SEND_USAGE, USAGE};
+pub use usage::{LISTEN_USAGE, SEND_USAGE, USAGE, VERSION};
 
 /// A command line that cannot be run: printed as `error: <message>`, status 2.
 #[derive(Debug, PartialEq, Eq)]
@@ -156,6 +156,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, UsageError> 
     let sub = loop {
         match words.next_word() {
             None => break None,
+            // `mooring --version` (before any subcommand, like --help).
+            Some(Word::Flag(f, None)) if f == "--version" || f == "-V" => {
+                return Ok(Cli {
+                    verbosity,
+                    command: Command::Help(VERSION),
+                });
+            }
             Some(Word::Flag(f, inline)) => {
                 if inline.is_some() || !global_flag(&f, &mut verbosity, &mut help) {
                     let f = match (relay, inline) {
@@ -173,7 +180,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, UsageError> 
     };
     let command = match sub.as_deref() {
         None if help => Command::Help(USAGE),
-        None => return err("missing subcommand: listen, send or demo (see mooring --help)"),
+        None => return err("missing subcommand: listen, send, relay or demo (see mooring --help)"),
         Some("help") => Command::Help(USAGE),
         Some("listen") => listen::parse_listen(&mut words, &mut verbosity, &mut help)?,
         Some("send") => send::parse_send(&mut words, &mut verbosity, &mut help)?,
@@ -192,7 +199,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, UsageError> 
         }
         Some(other) => {
             return err(format!(
-                "unknown subcommand \"{other}\" (use listen, send or demo)"
+                "unknown subcommand \"{other}\" (use listen, send, relay or demo)"
             ))
         }
     };

@@ -13,7 +13,7 @@ use mooring::{Framing, LivenessConfig};
 
 pub use mooring::relay::AckAfter;
 
-use super::common::{self, backoff_from, parse_addr, parse_framing, parse_limit};
+use super::common::{self, backoff_from, parse_addr, parse_limit, LinkFlags};
 use super::liveness::LivenessFlags;
 use super::usage::RELAY_USAGE;
 use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
@@ -27,6 +27,8 @@ pub struct RelayOpts {
     pub upstream: SocketAddr,
     /// `--framing`.
     pub framing: Framing,
+    /// `--max-frame`: the largest message taken from a device or the upstream.
+    pub max_frame: usize,
     /// `--queue`.
     pub queue: usize,
     /// `--ack-after`.
@@ -129,7 +131,7 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let d = RelayConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut listen = None;
     let mut upstream = None;
-    let mut framing = Framing::Mllp;
+    let mut link = LinkFlags::default();
     let mut queue = d.queue;
     let mut ack_after = None;
     let mut spool = None;
@@ -159,11 +161,13 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         if inline.is_none() && global_flag(&flag, verbosity, help) {
             continue;
         }
+        if link.parse(&flag, inline.clone(), words)? {
+            continue;
+        }
         let v = words.value(&flag, inline);
         match flag.as_str() {
             "--listen" => listen = Some(parse_addr(&flag, &v?)?),
             "--upstream" => upstream = Some(parse_addr(&flag, &v?)?),
-            "--framing" => framing = parse_framing(&v?)?,
             "--queue" => queue = parse_num(&flag, &v?, 1)?,
             "--ack-after" => {
                 ack_after = match v?.as_str() {
@@ -233,7 +237,8 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     Ok(Command::Relay(Box::new(RelayOpts {
         listen,
         upstream,
-        framing,
+        framing: link.framing,
+        max_frame: link.max_frame,
         queue,
         ack_after,
         retries,

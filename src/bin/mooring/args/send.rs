@@ -7,7 +7,7 @@ use std::time::Duration;
 use mooring::session::{Backoff, SessionConfig};
 use mooring::{Framing, LivenessConfig};
 
-use super::common::{parse_addr, parse_count, parse_dur, parse_framing};
+use super::common::{parse_addr, parse_count, parse_dur, LinkFlags};
 use super::liveness::LivenessFlags;
 use super::session::SessionFlags;
 use super::usage::SEND_USAGE;
@@ -31,6 +31,10 @@ pub struct SendOpts {
     pub input: Input,
     /// `--framing`.
     pub framing: Framing,
+    /// `--max-frame`: the largest message sent or reply accepted.
+    pub max_frame: usize,
+    /// `--batch-as-frame`: an HL7 batch file goes as one frame, envelope and all.
+    pub batch_as_frame: bool,
     /// `--close-each`.
     pub close_each: bool,
     /// `--response-timeout`.
@@ -63,7 +67,8 @@ pub(super) fn parse_send<I: Iterator<Item = String>>(
 ) -> Result<Command, UsageError> {
     let mut addr = None;
     let mut input = None;
-    let mut framing = Framing::Mllp;
+    let mut link = LinkFlags::default();
+    let mut batch_as_frame = false;
     let mut close_each = false;
     let mut response_timeout = Duration::from_secs(10);
     let mut connect_timeout = Duration::from_secs(5);
@@ -100,7 +105,7 @@ pub(super) fn parse_send<I: Iterator<Item = String>>(
             None => Ok(true),
         };
         match flag.as_str() {
-            "--framing" => framing = parse_framing(&words.value(&flag, inline)?)?,
+            "--batch-as-frame" => batch_as_frame = switch(&inline)?,
             "--close-each" => close_each = switch(&inline)?,
             "--response-timeout" => {
                 response_timeout = parse_dur(&flag, &words.value(&flag, inline)?)?
@@ -113,6 +118,7 @@ pub(super) fn parse_send<I: Iterator<Item = String>>(
             "--hold" => hold = Some(parse_dur(&flag, &words.value(&flag, inline)?)?),
             "--pace" => pace = Some(parse_dur(&flag, &words.value(&flag, inline)?)?),
             "--write-timeout" => write_timeout = parse_dur(&flag, &words.value(&flag, inline)?)?,
+            f if link.parse(f, inline.clone(), words)? => {}
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, true)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
@@ -138,7 +144,9 @@ pub(super) fn parse_send<I: Iterator<Item = String>>(
     Ok(Command::Send(Box::new(SendOpts {
         addr: parse_addr("ADDR", &addr)?,
         input: input.unwrap_or(Input::Stdin),
-        framing,
+        framing: link.framing,
+        max_frame: link.max_frame,
+        batch_as_frame,
         close_each,
         response_timeout,
         connect_timeout,

@@ -1,5 +1,8 @@
 //! The usage texts: `mooring --help` and each subcommand's `--help`.
 
+/// `mooring --version`: the name and the crate's version.
+pub const VERSION: &str = concat!("mooring ", env!("CARGO_PKG_VERSION"), "\n");
+
 /// The top-level usage, printed by `mooring --help`.
 pub const USAGE: &str = "\
 mooring: keeps TCP message links (HL7 MLLP, len32) healthy
@@ -13,10 +16,15 @@ Usage:
 
 Global flags (anywhere on the line):
   -v, -vv    log debug / trace to stderr      -q   log errors only (default: warnings)
-  -h, --help this text (or `mooring listen --help`, `mooring send --help`)
+  -h, --help this text (or `mooring listen --help`, `mooring send --help`,
+             `mooring relay --help`)
+  -V, --version
+             print `mooring VERSION` and exit (before a subcommand)
 
 Output: one line per event on stdout, space-separated key=value pairs.
-Exit status: 0 success, 1 run-time failure, 2 bad command line or configuration.
+Exit status: 0 success, 1 run-time failure, 2 bad command line or configuration,
+3 (send) every message was answered but at least one was rejected (AR, AE,
+CR or CE).
 ";
 
 /// The liveness flags' help, shared by `listen`, `send` (and `relay` by reference).
@@ -67,7 +75,8 @@ Usage: mooring listen [flags]
   --close-after-reply     close each link once its first message is answered
   --allow IP_OR_CIDR      accept only these peers (repeatable; default everyone)
   --reply hl7-ack|echo|none
-                          hl7-ack: HL7 ACK (AA; AR for a payload that is not HL7);
+                          hl7-ack: HL7 ACK (AA; AR for a payload that is not
+                          HL7, or for HL7 without MSH-10, with MSA-3 saying so);
                           echo: the payload back; none: no reply (default hl7-ack)
   --max-frame BYTES       largest frame accepted (default 1048576)
   --write-timeout DUR     close a link whose queued replies make no progress for
@@ -138,9 +147,16 @@ Usage: mooring send ADDR [FILE|-] [flags]
 
 Reads FILE (stdin when - or absent), splits it into HL7 messages (each starts at
 a line beginning with MSH; line ends become CR) and sends them one by one,
-waiting for each reply.
+waiting for each reply. An HL7 batch file (FHS, BHS ... BTS, FTS) is sent as
+its messages without the envelope (an event=batch line says so), or whole as
+one frame with --batch-as-frame.
 
   --framing mllp|len32    framing (default mllp)
+  --max-frame BYTES       largest message sent and reply accepted (default
+                          1048576; the listener needs as large a --max-frame)
+  --batch-as-frame        send an HL7 batch file as ONE frame, envelope (FHS,
+                          BHS, BTS, FTS) included (default: its messages one by
+                          one, without the envelope)
   --close-each            one connection per message (default: keep one open)
   --response-timeout DUR  wait this long for each reply (default 10s)
   --connect-timeout DUR   wait this long to connect (default 5s)
@@ -182,7 +198,13 @@ Lines (stdout):
   event=error n=2 [id=MSG00002] error=ResponseTimeout
   event=error n=2 [id=MSG00002] error=IncompleteResponse reason=TcpTimeout
   event=closed reason=HeartbeatTimeout        (the link closed during --hold)
-  event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0
+  event=batch header=FHS,BHS messages=N trailer=BTS,FTS sent_as=messages|frame
+                 (first, for a batch file; header/trailer: the envelope
+                  segments present, or none)
+  event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0 rejected=0
+rejected: replies whose MSA-1 refused the message (AR, AE, CR or CE);
+unexpected: replies that answered no message of ours (e.g. a peer repeating
+old ACKs); they are warned about once per 10 s on stderr, with a count.
 With --session (session=1: the one session of this run):
   event=session session=1 note=established resumed=true|false replaying=K
   event=closed reason=HeartbeatTimeout [peer_reason=R]   (the session's link
@@ -202,9 +224,12 @@ the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
 keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
 with unacknowledged data: it counts together with a keep-alive message (which
 is such data), as every + user timeout + 1 s of retransmit slack.
-Exit status 0 only if every message got a reply (and there was at least one);
-a close during --hold is reported but does not change it (nor does a session
-that ends during --hold after every reply came).
+Exit status: 0 when every message got a reply accepting it (and there was
+at least one); 1 when a message got no reply (or nothing was sent); 3 when
+every message got a reply but at least one reply rejected its message (AR,
+AE, CR or CE); 2 for a bad command line. A close during --hold is reported but
+does not change it (nor does a session that ends during --hold after every
+reply came).
 "
 );
 
@@ -220,6 +245,8 @@ to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
   --listen ADDR           where devices connect (port 0 picks one)
   --upstream ADDR         where messages go
   --framing mllp|len32    framing, devices and upstream (default mllp)
+  --max-frame BYTES       largest message taken from a device or sent upstream
+                          (default 1048576; the upstream needs as large a one)
   --protocol raw|mooring  upstream protocol: raw (any HL7 receiver that answers
                           with an HL7 ACK; default) or mooring (a reliable
                           session; the upstream runs `mooring listen --protocol
@@ -305,7 +332,9 @@ Guarantees:
   the relay prints event=failed and logs an error. That is the documented loss
   case; use --ack-after upstream to avoid it (a failed message then gets MSA|AR
   and the device may resend it).
-  Messages without an MSH-10 (or not HL7) are answered MSA|AR, not forwarded.
+  Messages without an MSH-10 (or not HL7) are answered MSA|AR, not forwarded
+  (without MSH-10: MSA-3 says \"MSH-10 (message control id) is missing\", as
+  mooring listen answers).
 
 Lines (stdout, flushed at once):
   event=listening addr=127.0.0.1:2576
@@ -322,13 +351,22 @@ Lines (stdout, flushed at once):
   event=closed peer=IP:PORT reason=... [peer_reason=R]
   event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
   event=upstream state=connecting addr=ADDR attempt=N
+                 (N: the attempt the reconnecting line before announced; 0
+                  for the first)
   event=upstream state=connected addr=ADDR [resumed=B replaying=K]
   event=upstream state=lost addr=ADDR reason=R in_doubt=FIRST-LAST|none
                  resent=N failed=N           (one line; mooring link: unacked=N)
+                 (reason=NoSessions hint=start_the_upstream_with_--session: the
+                  upstream speaks mooring but keeps no sessions; retried with
+                  backoff)
   event=upstream state=reconnecting addr=ADDR [reason=R] attempt=N delay_ms=D
   event=forwarded id=MSH-10 seq=N attempt=N
   event=acked id=MSH-10 seq=N ms=M [ack=AA]  (ms: since the relay received it)
   event=unexpected_reply [id=MSA-2] [ack=CODE]
+                 (the first of each 10 s; the others are counted:)
+  event=unexpected_replies count=N interval_s=10
+                 (N: all unexpected replies of that interval, the first
+                  included; printed when there was more than one)
   event=upstream_reply [id=MSA-2] [ack=CODE] (mooring: the upstream's replies)
   event=failed id=MSH-10 seq=N attempts=N acked_to_device=true|false
   event=spool dir=DIR size=BYTES recovered=N corrupt=N   (--spool DIR, at start)

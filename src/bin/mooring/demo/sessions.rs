@@ -85,7 +85,7 @@ pub(super) fn sessions() -> Outcome {
             match node.session_send(id, messages[next].as_bytes()) {
                 Ok(_) => next += 1,
                 Err(SessionError::QueueFull) => break,
-                Err(e) => return Err(format!("session_send: {e:?}")),
+                Err(e) => return Err(format!("session_send: {e}")),
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -122,7 +122,13 @@ pub(super) fn sessions() -> Outcome {
                 Event::Session {
                     note: SessionNote::Ended(how),
                     ..
-                } => return Err(format!("the client's session ended: {how:?}")),
+                } => {
+                    return Err(format!(
+                        "the client's session ended: how={} undelivered={}",
+                        crate::line::end_parts(how).0,
+                        crate::line::end_parts(how).1
+                    ))
+                }
                 _ => {}
             }
         }
