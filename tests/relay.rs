@@ -528,7 +528,17 @@ fn with_ack_after_upstream_and_the_upstream_down_the_device_gets_ar_after_the_re
 #[test]
 fn relay_max_frame_forwards_a_message_over_the_default_limit() {
     let (mut up, up_addr) = Proc::listen(&["--max-frame", "2000000"]);
-    let (mut r, addr) = relay(up_addr, &["--max-frame", "2000000", "--queue", "4"]);
+    let (mut r, addr) = relay(
+        up_addr,
+        &[
+            "--spool",
+            "memory",
+            "--max-frame",
+            "2000000",
+            "--queue",
+            "4",
+        ],
+    );
     r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
     // An embedded document: 1.5 MB in one OBX.
     let big = format!(
