@@ -74,7 +74,7 @@ fn main() {
         let per_sec = done as f64 / start.elapsed().as_secs_f64();
         println!(
             "tls_handshakes version={name} mutual_auth=yes handshakes={done} per_second={per_sec:.0} \
-             (both ends on one thread: a server alone does about twice as many)"
+             (client and server on one thread)"
         );
     }
     println!("tls_link_buffer_bytes={}", TlsLinkSizes::default().total());

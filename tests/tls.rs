@@ -501,3 +501,36 @@ fn config_errors_name_the_file_and_the_problem() {
     assert_eq!(c.build().unwrap_err().source, "server name");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn corrupted_records_after_the_handshake_fail_with_a_named_reason_and_never_panic() {
+    let p = pki();
+    let mut rng = XorShift64::new(42);
+    for round in 0..40 {
+        let (mut s, mut c) = links(&server_cfg(&p, ClientAuth::None), &client_cfg(&p, false));
+        assert_eq!(handshake(&mut s, &mut c, round), (Ok(()), Ok(())));
+        c.write_plaintext(&data(3_000, round)).unwrap();
+        let mut wire = c.ciphertext().to_vec();
+        // Past the 5-byte record header (a longer length there only waits for more).
+        let at = 5 + rng.below(wire.len() as u64 - 5) as usize;
+        wire[at] ^= 1 + rng.below(255) as u8;
+        let mut failed = None;
+        for piece in wire.chunks(1 + rng.below(700) as usize) {
+            match s.feed(piece) {
+                Ok(_) => {}
+                Err(e) => {
+                    failed = Some(e.reason);
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            failed,
+            Some(TlsFailure::Protocol),
+            "round {round}, byte {at}"
+        );
+        // The alert goes out, and the client names the failure too.
+        carry(&mut s, &mut c, &mut rng).unwrap_or_default();
+        assert!(c.failure().is_some(), "round {round}");
+    }
+}

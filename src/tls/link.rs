@@ -65,6 +65,42 @@ impl TlsLinkSizes {
     }
 }
 
+/// A link could not be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsLinkError {
+    /// Its buffers could not be allocated.
+    OutOfMemory {
+        /// Which buffer.
+        what: &'static str,
+        /// Bytes it wanted.
+        bytes: usize,
+    },
+    /// rustls refused to start the connection (a configuration it cannot use).
+    Tls(TlsError),
+}
+
+impl std::fmt::Display for TlsLinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsLinkError::OutOfMemory { what, bytes } => {
+                write!(f, "out of memory: {what} needs {bytes} bytes")
+            }
+            TlsLinkError::Tls(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsLinkError {}
+
+impl From<AllocError> for TlsLinkError {
+    fn from(e: AllocError) -> Self {
+        TlsLinkError::OutOfMemory {
+            what: e.what,
+            bytes: e.bytes,
+        }
+    }
+}
+
 /// What a completed handshake negotiated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handshake {
@@ -170,9 +206,9 @@ pub struct TlsLink {
 
 impl TlsLink {
     /// The server side of an accepted connection.
-    pub fn server(tls: &ServerTls, sizes: TlsLinkSizes) -> Result<TlsLink, AllocError> {
+    pub fn server(tls: &ServerTls, sizes: TlsLinkSizes) -> Result<TlsLink, TlsLinkError> {
         let conn = UnbufferedServerConnection::new(tls.config.clone())
-            .map_err(|_| AllocError::too_large("tls server connection"))?;
+            .map_err(|e| TlsLinkError::Tls(e.into()))?;
         TlsLink::with(Conn::Server(Box::new(conn)), Some(tls.allow.clone()), sizes)
     }
 
@@ -182,9 +218,9 @@ impl TlsLink {
         tls: &ClientTls,
         addr: SocketAddr,
         sizes: TlsLinkSizes,
-    ) -> Result<TlsLink, AllocError> {
+    ) -> Result<TlsLink, TlsLinkError> {
         let conn = UnbufferedClientConnection::new(tls.config.clone(), tls.server_name_for(addr))
-            .map_err(|_| AllocError::too_large("tls client connection"))?;
+            .map_err(|e| TlsLinkError::Tls(e.into()))?;
         TlsLink::with(Conn::Client(Box::new(conn)), None, sizes)
     }
 
@@ -192,7 +228,7 @@ impl TlsLink {
         conn: Conn,
         allow: Option<Arc<AllowPeers>>,
         sizes: TlsLinkSizes,
-    ) -> Result<TlsLink, AllocError> {
+    ) -> Result<TlsLink, TlsLinkError> {
         let s = sizes.at_least_minimum();
         let zeroed = |n: usize, what| -> Result<Vec<u8>, AllocError> {
             let mut v = vec_with_capacity(n, what)?;

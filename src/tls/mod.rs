@@ -28,5 +28,5 @@ pub use config::{
     TlsVersion, TlsVersions,
 };
 pub use identity::{AllowPeers, PeerIdentity};
-pub use link::{Handshake, TlsLink, TlsLinkSizes};
+pub use link::{Handshake, TlsLink, TlsLinkError, TlsLinkSizes};
 pub use reason::{TlsError, TlsFailure};
