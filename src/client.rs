@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use crate::config::{ConnectConfig, NodeConfig};
 use crate::error::{CloseReason, RequestError, SendError};
 use crate::node::{Event, LinkId, Node, SetupError};
+use crate::session::Backoff;
 
 /// Client connection policy (seed 000's "Keep Connection Open" on the sender).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,6 +44,11 @@ pub struct ClientConfig {
     /// connect is returned at once (the caller decides when to try again).
     /// Default 0: at most the one transparent resend of the keep-open race.
     pub retries: u32,
+    /// The wait before each of those retries (the library's one backoff:
+    /// attempt `n` waits a random time up to `min x 2^n`, capped at `max`), and
+    /// with its `max_attempts` a second limit on them. Each attempt still has
+    /// the whole response timeout. Default [`Backoff::IMMEDIATE`]: no wait.
+    pub retry_backoff: Backoff,
 }
 
 impl Default for ClientConfig {
@@ -57,6 +63,7 @@ impl Default for ClientConfig {
             response_timeout: Duration::from_secs(10),
             correlate_hl7: false,
             retries: 0,
+            retry_backoff: Backoff::IMMEDIATE,
         }
     }
 }
@@ -213,7 +220,14 @@ impl Client {
                             reason,
                             CloseReason::ResponseTimeout | CloseReason::WriteTimeout
                         );
-                    if in_doubt && retried < self.cfg.retries {
+                    let wait = (in_doubt && retried < self.cfg.retries)
+                        .then(|| {
+                            let jitter = self.node.jitter();
+                            self.cfg.retry_backoff.delay(retried, jitter)
+                        })
+                        .flatten();
+                    if let Some(wait) = wait {
+                        self.pause(wait);
                         retried += 1;
                         self.stats.retries += 1;
                         log::debug!(
@@ -316,6 +330,18 @@ impl Client {
     }
 
     /// Processes what is pending without waiting: notices a close the server sent.
+    /// Waits `delay` before a retry, serving the node meanwhile.
+    fn pause(&mut self, delay: Duration) {
+        let start = self.node.now();
+        loop {
+            let left = delay.saturating_sub(self.node.now() - start);
+            if left.is_zero() || self.node.poll(Some(left)).is_err() {
+                return;
+            }
+            self.drain_other_events();
+        }
+    }
+
     fn drain_other_events(&mut self) {
         let _ = self.node.poll(Some(Duration::ZERO));
         while let Some(ev) = self.node.next_event() {

@@ -32,7 +32,7 @@
 //! for longer than a half-read frame's deadline gets that link closed too,
 //! though the rest of the frame may wait in the socket.
 //!
-//! The frame is over when it is decoded whole ([`FrameClock::finish`]); the
+//! The frame is over when it is decoded whole (`FrameClock::finish`); the
 //! deadline only ever moves later while it arrives, so the link's timer is lazy
 //! (see `crate::link`).
 

@@ -48,7 +48,6 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
-mod admission;
 mod buffer;
 pub mod client;
 pub mod config;
@@ -59,6 +58,8 @@ mod fallible;
 pub mod ffi;
 pub mod frame;
 pub mod frame_deadline;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hl7;
 pub mod ledger;
 pub mod link;
@@ -89,4 +90,4 @@ pub use liveness::{
 };
 pub use node::{Event, LinkId, ListenerId, Node, NodeStats, SessionId, SessionNote, SetupError};
 pub use server::{Reply, Server};
-pub use time::{Clock, Instant};
+pub use time::{Clock, Instant, ManualClock, SystemClock};

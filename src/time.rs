@@ -70,16 +70,27 @@ impl Sub<Instant> for Instant {
     }
 }
 
-/// The driver's clock: converts `std::time::Instant` to [`Instant`].
+/// Where a driver reads the time. A [`crate::Node`] reads it once per
+/// [`crate::Node::poll`] (and when a link is opened or closed by the caller);
+/// everything below the driver takes that `now` as an argument.
+///
+/// The default is [`SystemClock`]. Tests give a node a [`ManualClock`] and move
+/// it themselves, so timeouts pass without waiting for them.
+pub trait Clock: Send {
+    /// The current time.
+    fn now(&self) -> Instant;
+}
+
+/// The system's monotonic clock, in milliseconds since the clock was made.
 #[derive(Clone, Copy, Debug)]
-pub struct Clock {
+pub struct SystemClock {
     epoch: std::time::Instant,
 }
 
-impl Clock {
+impl SystemClock {
     /// A clock whose epoch is now.
     pub fn new() -> Self {
-        Clock {
+        SystemClock {
             epoch: std::time::Instant::now(),
         }
     }
@@ -91,9 +102,48 @@ impl Clock {
     }
 }
 
-impl Default for Clock {
+impl Default for SystemClock {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        SystemClock::now(self)
+    }
+}
+
+/// A clock that moves only when told: virtual time for tests of a whole node.
+/// Clones share one time, so a test keeps a clone and advances the node's
+/// clock from outside (from another thread too).
+#[derive(Clone, Debug, Default)]
+pub struct ManualClock {
+    ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: Instant) -> Self {
+        ManualClock {
+            ms: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(start.as_millis())),
+        }
+    }
+
+    /// Moves the clock forward by `d` (rounded up to whole milliseconds; saturating).
+    pub fn advance(&self, d: Duration) {
+        let by = ceil_millis(d);
+        let _ = self.ms.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |ms| Some(ms.saturating_add(by)),
+        );
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        Instant(self.ms.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
 
@@ -120,5 +170,16 @@ mod tests {
         let b = Instant::from_millis(40);
         assert_eq!(a - b, Duration::from_millis(60));
         assert_eq!(b - a, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_advanced_and_its_clones_share_it() {
+        let c = ManualClock::new(Instant::from_millis(5));
+        let view = c.clone();
+        assert_eq!(view.now(), Instant::from_millis(5));
+        c.advance(Duration::from_micros(1_500));
+        assert_eq!(view.now(), Instant::from_millis(7));
+        c.advance(Duration::MAX);
+        assert_eq!(view.now().as_millis(), u64::MAX);
     }
 }

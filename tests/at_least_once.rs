@@ -1,12 +1,14 @@
 //! At-least-once request/response to a raw peer: `ClientConfig::retries`
 //! resends a request whose reply never came, on a new link, and gives up with
-//! the named error once the retries are used.
+//! the named error once the retries are used; between retries it waits by the
+//! library's one backoff.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use mooring::session::Backoff;
 use mooring::{hl7, Client, ClientConfig, RequestError};
 
 const MSG: &[u8] = b"MSH|^~\\&|LAB|A|EHR|B|20261122||ADT^A01|ALO1|P|2.5\r";
@@ -94,6 +96,41 @@ fn retries_that_run_out_end_with_the_named_error() {
     ));
     assert_eq!(c.stats().retries, 2, "three attempts in all");
     for _ in 0..3 {
+        assert_eq!(seen.recv_timeout(Duration::from_secs(5)).unwrap(), MSG);
+    }
+}
+
+/// Retries wait by the library's one backoff (`session::Backoff`): within its
+/// ceiling, and its `max_attempts` also limits them.
+#[test]
+fn retries_wait_by_the_backoff_and_stop_at_its_attempts() {
+    let (addr, seen) = flaky_server(3);
+    let ceiling = Duration::from_millis(300);
+    let mut c = Client::new(
+        addr,
+        ClientConfig {
+            retries: 5,
+            retry_backoff: Backoff {
+                min: ceiling,
+                max: ceiling,
+                max_attempts: Some(1),
+            },
+            response_timeout: Duration::from_secs(5),
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
+    let start = Instant::now();
+    assert!(matches!(
+        c.request(MSG).unwrap_err(),
+        RequestError::IncompleteResponse { .. }
+    ));
+    assert_eq!(c.stats().retries, 1, "the backoff allows one attempt");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "the wait stays under the backoff's ceiling"
+    );
+    for _ in 0..2 {
         assert_eq!(seen.recv_timeout(Duration::from_secs(5)).unwrap(), MSG);
     }
 }

@@ -504,3 +504,107 @@ fn a_relay_forwarding_in_steady_state_allocates_nothing() {
         "allocations / frees while relaying {STEADY_RELAYED} messages"
     );
 }
+
+/// A reliable session in steady state (DATA, batched ACKs, replies through the
+/// session, the replay ring freed by ACKs) allocates nothing: a node that is
+/// both ends of a session, 2,000 exchanges after a warm-up.
+#[test]
+fn steady_session_exchange_allocates_nothing() {
+    use mooring::session::SessionConfig;
+    use mooring::{LivenessConfig, Protocol, SessionNote};
+
+    let liveness = LivenessConfig {
+        protocol: Protocol::Mooring,
+        ..LivenessConfig::default()
+    };
+    let session = SessionConfig {
+        max_depth: 64,
+        max_depth_disconnected: 256,
+        max_bytes: 64 * 1024,
+        ..SessionConfig::default()
+    };
+    let mut node = Node::new(NodeConfig {
+        max_links: 4,
+        max_sessions: 2,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let l = node
+        .listen(
+            "127.0.0.1:0".parse().unwrap(),
+            ListenConfig {
+                max_connections: 2,
+                liveness: liveness.clone(),
+                session: Some(session),
+                ..ListenConfig::default()
+            },
+        )
+        .unwrap();
+    let addr = node.local_addr(l).unwrap();
+    let connect = ConnectConfig {
+        liveness,
+        session: Some(session),
+        ..ConnectConfig::default()
+    };
+    let client = node.open_session(addr, &connect).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut server = None;
+    let mut buf = [0u8; 64];
+    let mut exchange = |node: &mut Node, server: &mut Option<mooring::SessionId>, n: u32| {
+        let mut msg = *b"REQ00000000";
+        let mut k = n;
+        for d in msg[3..].iter_mut().rev() {
+            *d = b'0' + (k % 10) as u8;
+            k /= 10;
+        }
+        node.session_send(client, &msg).expect("queued");
+        let mut answered = false;
+        while !answered {
+            assert!(Instant::now() < deadline, "session exchange stalled");
+            node.poll(Some(Duration::from_millis(100))).expect("poll");
+            loop {
+                let reply = match node.next_event() {
+                    None => break,
+                    Some(Event::Session {
+                        session,
+                        note: SessionNote::Established { .. },
+                    }) if session != client => {
+                        *server = Some(session);
+                        None
+                    }
+                    Some(Event::Session {
+                        note: SessionNote::Ended(how),
+                        ..
+                    }) => panic!("session ended: {how:?}"),
+                    Some(Event::SessionMessage { session, payload }) if session == client => {
+                        assert_eq!(payload, msg, "the reply to this request");
+                        answered = true;
+                        None
+                    }
+                    Some(Event::SessionMessage { session, payload }) => {
+                        buf[..payload.len()].copy_from_slice(payload);
+                        Some((session, payload.len()))
+                    }
+                    Some(_) => None,
+                };
+                if let Some((session, n)) = reply {
+                    node.session_send(session, &buf[..n]).expect("reply queued");
+                }
+            }
+        }
+    };
+    for i in 0..WARM_UP {
+        exchange(&mut node, &mut server, i);
+    }
+    assert!(server.is_some(), "the server's session was established");
+    let start = start_counting();
+    for i in WARM_UP..WARM_UP + 2_000 {
+        exchange(&mut node, &mut server, i);
+    }
+    let (allocs, frees) = stop_counting(start);
+    assert_eq!(
+        (allocs, frees),
+        (0, 0),
+        "allocations / frees during 2,000 steady session exchanges"
+    );
+}

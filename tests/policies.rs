@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use mooring::Clock as _;
 use mooring::{
     hl7, AllowList, Client, ClientConfig, ClientPolicy, CloseReason, ConfigError, Event, LinkId,
-    ListenConfig, Node, NodeConfig, ServerPolicy, SetupError,
+    ListenConfig, ManualClock, Node, NodeConfig, ServerPolicy, SetupError,
 };
 
 fn client(addr: SocketAddr, policy: ClientPolicy) -> Client {
@@ -468,10 +469,14 @@ fn rejected(h: &mut Harness, who: SocketAddr) -> CloseReason {
 
 #[test]
 fn without_stale_recovery_a_single_connection_listener_refuses_newcomers_however_idle_its_link() {
-    let mut h = Harness::acking(ListenConfig {
-        max_connections: 1,
-        ..ListenConfig::default()
-    });
+    let clock = ManualClock::default();
+    let mut h = Harness::acking_on(
+        &clock,
+        ListenConfig {
+            max_connections: 1,
+            ..ListenConfig::default()
+        },
+    );
     let mut a = Peer::connect(h.addr);
     assert_eq!(acked_id(&a.request(&hl7_msg("A1"))), "A1");
     let mut b = Peer::connect(h.addr);
@@ -480,8 +485,9 @@ fn without_stale_recovery_a_single_connection_listener_refuses_newcomers_however
         rejected(&mut h, b.local_addr()),
         CloseReason::TooManyConnections
     );
-    // The incumbent goes quiet for a while: still nobody may take its place.
-    std::thread::sleep(Duration::from_millis(400));
+    // The incumbent goes quiet for a while (on the node's clock): still nobody
+    // may take its place.
+    clock.advance(Duration::from_millis(400));
     let mut c = Peer::connect(h.addr);
     c.expect_closed(PATIENCE);
     assert_eq!(
@@ -495,25 +501,29 @@ fn without_stale_recovery_a_single_connection_listener_refuses_newcomers_however
 #[test]
 fn stale_recovery_refuses_a_newcomer_while_the_link_is_fresh_and_replaces_it_once_stale() {
     let stale = Duration::from_millis(300);
-    let mut h = Harness::acking(ListenConfig {
-        max_connections: 1,
-        stale_recovery: Some(stale),
-        ..ListenConfig::default()
-    });
+    let clock = ManualClock::default();
+    let mut h = Harness::acking_on(
+        &clock,
+        ListenConfig {
+            max_connections: 1,
+            stale_recovery: Some(stale),
+            ..ListenConfig::default()
+        },
+    );
     let mut a = Peer::connect(h.addr);
-    let sent = Instant::now();
+    let sent = clock.now();
     assert_eq!(acked_id(&a.request(&hl7_msg("A1"))), "A1");
     let mut b = Peer::connect(h.addr);
     b.expect_closed(PATIENCE);
     assert!(
-        sent.elapsed() < stale,
+        clock.now() - sent < stale,
         "test premise: the link was still fresh"
     );
     assert_eq!(
         rejected(&mut h, b.local_addr()),
         CloseReason::TooManyConnections
     );
-    let sent = Instant::now();
+    let sent = clock.now();
     assert_eq!(
         acked_id(&a.request(&hl7_msg("A2"))),
         "A2",
@@ -521,7 +531,7 @@ fn stale_recovery_refuses_a_newcomer_while_the_link_is_fresh_and_replaces_it_onc
     );
 
     // The incumbent goes quiet for longer than the stale timeout.
-    std::thread::sleep((stale + Duration::from_millis(50)).saturating_sub(sent.elapsed()));
+    clock.advance((stale + Duration::from_millis(50)).saturating_sub(clock.now() - sent));
     let mut c = Peer::connect(h.addr);
     assert_eq!(
         acked_id(&c.request(&hl7_msg("C1"))),
@@ -544,15 +554,19 @@ fn with_an_allow_list_only_an_allowed_peer_can_replace_a_stale_link() {
     let stale = Duration::from_millis(200);
     let mut allow = AllowList::default();
     allow.push("127.0.0.1/32".parse().unwrap()).unwrap();
-    let mut h = Harness::acking(ListenConfig {
-        max_connections: 1,
-        stale_recovery: Some(stale),
-        allow,
-        ..ListenConfig::default()
-    });
+    let clock = ManualClock::default();
+    let mut h = Harness::acking_on(
+        &clock,
+        ListenConfig {
+            max_connections: 1,
+            stale_recovery: Some(stale),
+            allow,
+            ..ListenConfig::default()
+        },
+    );
     let mut a = Peer::connect_from(LOCALHOST, h.addr);
     assert_eq!(acked_id(&a.request(&hl7_msg("A1"))), "A1");
-    std::thread::sleep(stale + Duration::from_millis(50));
+    clock.advance(stale + Duration::from_millis(50));
 
     let mut intruder = Peer::connect_from(LOCALHOST_2, h.addr);
     intruder.expect_closed(PATIENCE);

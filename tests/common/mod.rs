@@ -12,7 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mooring::{
-    hl7, CloseReason, Event, LinkId, LinkStats, ListenConfig, Node, NodeConfig, NodeStats,
+    hl7, CloseReason, Event, LinkId, LinkStats, ListenConfig, ManualClock, Node, NodeConfig,
+    NodeStats,
 };
 
 /// How long any single wait in a test may take before the test fails.
@@ -192,7 +193,17 @@ pub struct Harness {
 
 impl Harness {
     pub fn start(node: NodeConfig, listen: ListenConfig, reply: Reply) -> Harness {
-        let mut n = Node::new(node).expect("node builds");
+        Harness::serve(Node::new(node).expect("node builds"), listen, reply)
+    }
+
+    /// Like [`Harness::acking`], on a clock the test moves: timeouts pass when
+    /// the test advances `clock`, not while it sleeps.
+    pub fn acking_on(clock: &ManualClock, listen: ListenConfig) -> Harness {
+        let node = Node::with_clock(NodeConfig::default(), Box::new(clock.clone()));
+        Harness::serve(node.expect("node builds"), listen, Reply::Ack)
+    }
+
+    fn serve(mut n: Node, listen: ListenConfig, reply: Reply) -> Harness {
         let l = n.listen(any_port(), listen).expect("listener binds");
         let addr = n.local_addr(l).expect("bound");
         let (tx, rx) = mpsc::channel();

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use mooring::ratelimit::RateLimit;
-use mooring::Clock;
+use mooring::SystemClock;
 
 use crate::args::Verbosity;
 
@@ -25,7 +25,7 @@ const SITES: usize = 64;
 /// per message cannot flood stderr. (`-v`/`-vv` debug and trace lines are not
 /// limited: the operator asked for them.) Fixed table, no allocation.
 struct Limits {
-    clock: Option<Clock>,
+    clock: Option<SystemClock>,
     /// `(file, line)` of each call site seen, with its limiter.
     sites: [(&'static str, u32, RateLimit); SITES],
     used: usize,
@@ -44,7 +44,7 @@ impl Limits {
 
     /// `Some(n)`: write this line (`n` like it were held back); `None`: hold it back.
     fn admit(&mut self, record: &Record<'_>) -> Option<u64> {
-        let now = self.clock.get_or_insert_with(Clock::new).now();
+        let now = self.clock.get_or_insert_with(SystemClock::new).now();
         let (Some(file), Some(line)) = (record.file_static(), record.line()) else {
             return self.other.admit(now);
         };

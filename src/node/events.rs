@@ -1,0 +1,303 @@
+//! What the node reports ([`Event`], [`NodeStats`]) and the step that turns
+//! a ready link's bytes into its next event, one link at a time, in turn.
+
+use super::*;
+
+/// What happened, pulled with [`Node::next_event`]. New kinds may be added:
+/// match with a wildcard arm.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A link is open: accepted on `listener`, or an outbound connect completed.
+    Connected {
+        /// The link.
+        link: LinkId,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The listener that accepted it (`None` for outbound links).
+        listener: Option<ListenerId>,
+    },
+    /// A frame arrived. `payload` borrows the receive buffer until the next call.
+    Message {
+        /// The link.
+        link: LinkId,
+        /// The frame's payload.
+        payload: &'a [u8],
+    },
+    /// MLLP release 2 commit acknowledgement (only with `mllp_commit_ack`).
+    CommitAck {
+        /// The link.
+        link: LinkId,
+        /// True for ACK, false for NAK.
+        accepted: bool,
+    },
+    /// `send` returned `TxFull` earlier; there is room again.
+    Writable {
+        /// The link.
+        link: LinkId,
+    },
+    /// The link closed; its id is now stale.
+    Closed {
+        /// The link.
+        link: LinkId,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// Why.
+        reason: CloseReason,
+        /// Its final counters.
+        stats: LinkStats,
+        /// Mooring protocol: the reason the peer gave in its CLOSE message, if
+        /// any. The peer's claim, unverified: `reason` is then `PeerClosed`.
+        peer_reason: Option<CloseReason>,
+    },
+    /// A message of a reliable session, in order and exactly once. `payload`
+    /// borrows the receive buffer until the next call.
+    SessionMessage {
+        /// The session.
+        session: SessionId,
+        /// The application payload.
+        payload: &'a [u8],
+    },
+    /// Something happened to a reliable session.
+    Session {
+        /// The session.
+        session: SessionId,
+        /// What happened.
+        note: SessionNote,
+    },
+    /// A connection was refused by policy before it got a link.
+    Rejected {
+        /// The listener.
+        listener: ListenerId,
+        /// Who tried.
+        peer: SocketAddr,
+        /// `TooManyConnections`, `NotAllowed` or `TooManyConnectionsFromPeer`.
+        reason: CloseReason,
+    },
+}
+
+/// Node-wide counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections refused: listener full or no free slot.
+    pub rejected_too_many: u64,
+    /// Connections refused: not on the allow-list.
+    pub rejected_not_allowed: u64,
+    /// Links replaced by stale recovery.
+    pub stale_replaced: u64,
+    /// Rejections not reported as events because the report queue was full.
+    pub unreported_rejections: u64,
+    /// Session resumes refused for a wrong token.
+    pub bad_tokens: u64,
+    /// Session events not reported because the report queue was full.
+    pub unreported_session_events: u64,
+    /// Times a link had to wait for a large buffer (backpressure).
+    pub large_buffer_waits: u64,
+    /// Reads into the node's burst buffer (`NodeConfig::read_burst`).
+    pub burst_reads: u64,
+    /// `accept` calls that failed (out of descriptors or memory, ...); the
+    /// listener is retried (see [`ACCEPT_RETRY`]).
+    pub accept_errors: u64,
+    /// Retries of listeners whose `accept` had failed.
+    pub accept_retries: u64,
+    /// Connections refused: their address held `max_connections_per_ip` links.
+    pub rejected_from_peer: u64,
+    /// Session links closed with `SessionQueueFull` (a DATA refused for want of
+    /// room for its reply).
+    pub session_queue_full: u64,
+    /// Disconnected sessions evicted to make room for a new one.
+    pub sessions_evicted: u64,
+}
+
+pub(super) struct Rejection {
+    pub(super) listener: u32,
+    pub(super) peer: SocketAddr,
+    pub(super) reason: CloseReason,
+}
+
+/// A closed link's report, queued so its slot is free at once (a stale link's
+/// replacement must not wait for the application to drain events).
+pub(super) struct ClosedReport {
+    pub(super) link: LinkId,
+    pub(super) peer: SocketAddr,
+    pub(super) reason: CloseReason,
+    pub(super) stats: LinkStats,
+    pub(super) peer_reason: Option<CloseReason>,
+}
+
+/// The frame most recently returned as an event: consumed on the next call.
+#[derive(Clone, Copy)]
+pub(super) struct Delivered {
+    pub(super) slot: u32,
+    pub(super) gen: u32,
+    pub(super) block: Block,
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) consumed: usize,
+}
+
+pub(super) enum Step {
+    Connected,
+    Message(Delivered),
+    SessionMessage(u32, Delivered),
+    CommitAck(bool),
+    Writable,
+    Closed(CloseReason),
+    Idle,
+}
+
+impl Node {
+    pub(super) fn consume_delivered(&mut self) {
+        if let Some(d) = self.delivered.take() {
+            let s = &mut self.slots[d.slot as usize];
+            if s.used && s.gen == d.gen && s.rx.block == Some(d.block) {
+                self.bufs.consume(&mut s.rx, d.consumed);
+                s.scan = 0;
+                if s.rx.block.is_none() {
+                    self.wake_waiting();
+                }
+            }
+        }
+    }
+
+    /// The payload of the last [`Event::Message`] returned, still valid until the
+    /// next call that takes `&mut self`.
+    pub fn last_message(&self) -> Option<&[u8]> {
+        self.delivered
+            .map(|d| &self.bufs.block(d.block)[d.start..d.end])
+    }
+
+    /// The next event, or `None` when there is nothing more until the next
+    /// [`Node::poll`]. Reading from sockets happens here, one link at a time, in
+    /// turn.
+    pub fn next_event(&mut self) -> Option<Event<'_>> {
+        self.consume_delivered();
+        if let Some(r) = self.rejected.pop_front() {
+            return Some(Event::Rejected {
+                listener: ListenerId(r.listener),
+                peer: r.peer,
+                reason: r.reason,
+            });
+        }
+        if let Some(c) = self.closed.pop_front() {
+            return Some(Event::Closed {
+                link: c.link,
+                peer: c.peer,
+                reason: c.reason,
+                stats: c.stats,
+                peer_reason: c.peer_reason,
+            });
+        }
+        if let Some(ev) = self.next_session_note() {
+            return Some(ev);
+        }
+        loop {
+            let &i = self.ready.front()?;
+            let step = self.step(i);
+            let s = &mut self.slots[i as usize];
+            let id = LinkId {
+                slot: i,
+                gen: s.gen,
+            };
+            match step {
+                Step::Idle => {
+                    s.in_ready = false;
+                    self.ready.pop_front();
+                }
+                Step::Connected => {
+                    return Some(Event::Connected {
+                        link: id,
+                        peer: s.peer,
+                        listener: s.listener.map(ListenerId),
+                    })
+                }
+                Step::Message(d) => {
+                    self.take_turn();
+                    self.delivered = Some(d);
+                    let payload = &self.bufs.block(d.block)[d.start..d.end];
+                    return Some(Event::Message { link: id, payload });
+                }
+                Step::SessionMessage(idx, d) => {
+                    self.take_turn();
+                    self.delivered = Some(d);
+                    let session = self.session_id_of(idx);
+                    let payload = &self.bufs.block(d.block)[d.start..d.end];
+                    return Some(Event::SessionMessage { session, payload });
+                }
+                Step::CommitAck(accepted) => return Some(Event::CommitAck { link: id, accepted }),
+                Step::Writable => return Some(Event::Writable { link: id }),
+                Step::Closed(reason) => {
+                    let ev = Event::Closed {
+                        link: id,
+                        peer: s.peer,
+                        reason,
+                        stats: s.link.stats(),
+                        peer_reason: s.link.peer_reason(),
+                    };
+                    s.used = false;
+                    s.in_ready = false;
+                    self.ready.pop_front();
+                    self.free.push(i);
+                    return Some(ev);
+                }
+            }
+        }
+    }
+
+    /// Round robin: after a frame, the next ready link gets a turn before this
+    /// one's next frame (nothing to do when it is the only one).
+    pub(super) fn take_turn(&mut self) {
+        if self.ready.len() > 1 {
+            if let Some(i) = self.ready.pop_front() {
+                self.ready.push_back(i);
+            }
+        }
+    }
+
+    /// Advances one link until it has something to report.
+    pub(super) fn step(&mut self, i: u32) -> Step {
+        let now = self.now;
+        loop {
+            let s = &mut self.slots[i as usize];
+            if !s.used {
+                return Step::Idle; // closed and reported while queued for a turn
+            }
+            if s.pending & PENDING_CONNECTED != 0 {
+                s.pending &= !PENDING_CONNECTED;
+                return Step::Connected;
+            }
+            if s.link.may_read() {
+                if self.holds_back(i, now) {
+                    self.pause_rx(i);
+                } else {
+                    match self.decode(i, now) {
+                        Some(step) => return step,
+                        None => {
+                            if self.fill(i, now) {
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
+            let s = &mut self.slots[i as usize];
+            if !s.used {
+                return Step::Idle; // closed just now: its report is queued
+            }
+            if s.pending & PENDING_WRITABLE != 0 {
+                s.pending &= !PENDING_WRITABLE;
+                if let Some(idx) = s.session {
+                    self.pump_session(idx); // the session, not the app, was waiting
+                    continue;
+                }
+                return Step::Writable;
+            }
+            if let crate::LinkState::Closed(r) = s.link.state() {
+                return Step::Closed(r);
+            }
+            return Step::Idle;
+        }
+    }
+}
