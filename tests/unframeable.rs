@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use mooring::session::{SessionConfig, SessionError};
 use mooring::{
-    ConnectConfig, Event, Framing, ListenConfig, LivenessConfig, Node, NodeConfig, Protocol,
-    SendError, SessionId, SessionNote,
+    Client, ClientConfig, ConnectConfig, Event, Framing, ListenConfig, LivenessConfig, Node,
+    NodeConfig, Protocol, RequestError, SendError, SessionId, SessionNote,
 };
 
 /// A node that is both ends of one reliable session over loopback.
@@ -156,4 +156,20 @@ fn node_send_refuses_mllp_block_bytes_and_len32_carries_them() {
             assert_eq!(next_message(&mut node), payload, "len32 carries any byte");
         }
     }
+}
+
+#[test]
+fn client_request_refuses_mllp_block_bytes_by_name() {
+    // A listener that never reads: nothing may reach it anyway.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let cfg = ClientConfig {
+        response_timeout: Duration::from_secs(1),
+        ..ClientConfig::default()
+    };
+    let mut c = Client::new(addr, cfg).expect("client builds");
+    assert_eq!(
+        c.request(b"MSH|^~\\&|\x1c\r"),
+        Err(RequestError::Unframeable)
+    );
 }
