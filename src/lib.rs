@@ -75,6 +75,8 @@ mod sockopt;
 pub mod spool;
 pub mod time;
 mod timers;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod wire;
 
 pub use client::{Client, ClientConfig, ClientPolicy, ClientStats};

@@ -397,6 +397,23 @@ fn steady_spool_append_commit_read_and_delivery_allocate_nothing() {
 /// of it allocates.
 #[test]
 fn a_relay_forwarding_in_steady_state_allocates_nothing() {
+    relay_steady_state(None);
+}
+
+/// The same with the durable spool: every message appended, group-committed
+/// (fdatasync) before its AA, and marked delivered as the upstream acknowledges.
+#[test]
+fn a_relay_with_a_spool_in_steady_state_allocates_nothing() {
+    let dir = std::env::temp_dir().join(format!("mooring-noalloc-spool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    relay_steady_state(Some(mooring::relay::SpoolSettings {
+        size: 4 << 20,
+        ..mooring::relay::SpoolSettings::new(&dir)
+    }));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn relay_steady_state(spool: Option<mooring::relay::SpoolSettings>) {
     use std::cell::Cell;
     use std::io::{ErrorKind, Read, Write};
     use std::net::TcpStream;
@@ -432,7 +449,11 @@ fn a_relay_forwarding_in_steady_state_allocates_nothing() {
             },
         )
         .unwrap();
-    let mut relay = Relay::new(RelayConfig::new(up.local_addr(ul).unwrap()), &node).unwrap();
+    let cfg = RelayConfig {
+        spool,
+        ..RelayConfig::new(up.local_addr(ul).unwrap())
+    };
+    let mut relay = Relay::new(cfg, &node).unwrap();
     let mut device = TcpStream::connect(node.local_addr(dl).unwrap()).unwrap();
     device.set_nonblocking(true).unwrap();
 

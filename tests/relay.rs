@@ -183,7 +183,7 @@ fn next_id(up: &mut Proc, event: &'static str) -> String {
 #[test]
 fn devices_messages_are_forwarded_in_order_and_acknowledged() {
     let (mut up, up_addr) = Proc::listen(&[]);
-    let (mut r, addr) = relay(up_addr, &[]);
+    let (mut r, addr) = relay(up_addr, &["--spool", "memory"]);
     r.expect_line(|l| l.starts_with("event=liveness protocol=raw"), WITHIN);
     let mut dev = Peer::connect(addr);
     for id in ["M1", "M2", "M3"] {
@@ -201,7 +201,7 @@ fn devices_messages_are_forwarded_in_order_and_acknowledged() {
 #[test]
 fn a_device_trickling_a_frame_is_closed_with_frame_timeout() {
     let (_up, up_addr) = Proc::listen(&[]);
-    let (mut r, addr) = relay(up_addr, &["--frame-timeout", "300ms"]);
+    let (mut r, addr) = relay(up_addr, &["--spool", "memory", "--frame-timeout", "300ms"]);
     let (me, trickle) = support::trickle_a_frame(addr);
     r.expect_line(
         |l| l == format!("event=closed peer={me} reason=FrameTimeout"),
@@ -214,7 +214,7 @@ fn a_device_trickling_a_frame_is_closed_with_frame_timeout() {
 fn messages_queue_while_the_upstream_is_down_and_go_out_in_order_when_it_comes() {
     let port = free_port();
     let up_addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let (mut r, addr) = relay(up_addr, &[]);
+    let (mut r, addr) = relay(up_addr, &["--spool", "memory"]);
     r.expect_line(
         |l| field(l, "state") == Some("reconnecting") && field(l, "delay_ms").is_some(),
         WITHIN,
@@ -265,7 +265,7 @@ fn with_ack_after_upstream_the_device_hears_only_after_the_upstream_acked() {
 #[test]
 fn a_resent_message_is_acknowledged_again_and_forwarded_once() {
     let (mut up, up_addr) = Proc::listen(&[]);
-    let (mut r, addr) = relay(up_addr, &[]);
+    let (mut r, addr) = relay(up_addr, &["--spool", "memory"]);
     let mut dev = Peer::connect(addr);
     assert_eq!(dev.request("M1"), "AA");
     assert_eq!(dev.request("M1"), "AA", "the resend is acknowledged again");
@@ -286,7 +286,10 @@ fn a_resent_message_is_acknowledged_again_and_forwarded_once() {
 #[test]
 fn a_full_queue_answers_ar_and_the_message_can_be_sent_again_later() {
     let port = free_port();
-    let (mut r, addr) = relay(SocketAddr::from(([127, 0, 0, 1], port)), &["--queue", "2"]);
+    let (mut r, addr) = relay(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &["--spool", "memory", "--queue", "2"],
+    );
     let mut dev = Peer::connect(addr);
     assert_eq!(dev.request("M1"), "AA");
     assert_eq!(dev.request("M2"), "AA");
@@ -306,7 +309,7 @@ fn a_full_queue_answers_ar_and_the_message_can_be_sent_again_later() {
 fn a_message_in_doubt_when_the_upstream_dies_is_resent_after_the_reconnect() {
     // The first upstream takes messages but never answers: M1 stays in doubt.
     let (mut up1, up_addr) = Proc::listen(&["--reply", "none"]);
-    let (mut r, addr) = relay(up_addr, &["--response-timeout", "60s"]);
+    let (mut r, addr) = relay(up_addr, &["--spool", "memory", "--response-timeout", "60s"]);
     let mut dev = Peer::connect(addr);
     assert_eq!(dev.request("M1"), "AA");
     let mut ids = vec![next_id(&mut up1, "message")];
@@ -425,7 +428,7 @@ fn serve_upstream(up: &mut Peer, n: usize) -> Vec<Vec<u8>> {
 #[test]
 fn devices_reusing_ids_each_get_every_message_upstream_once() {
     let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &[]);
+    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--spool", "memory"]);
     r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
     let mut up = Peer::new(upstream.accept().expect("accept").0);
     // Three senders with independent counters: two differ in MSH-3, two only in
@@ -525,7 +528,17 @@ fn with_ack_after_upstream_and_the_upstream_down_the_device_gets_ar_after_the_re
 #[test]
 fn relay_max_frame_forwards_a_message_over_the_default_limit() {
     let (mut up, up_addr) = Proc::listen(&["--max-frame", "2000000"]);
-    let (mut r, addr) = relay(up_addr, &["--max-frame", "2000000", "--queue", "4"]);
+    let (mut r, addr) = relay(
+        up_addr,
+        &[
+            "--spool",
+            "memory",
+            "--max-frame",
+            "2000000",
+            "--queue",
+            "4",
+        ],
+    );
     r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
     // An embedded document: 1.5 MB in one OBX.
     let big = format!(

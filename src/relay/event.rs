@@ -6,6 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::path::Path;
+
+use super::spool::Pressure;
 use crate::hl7::AckCode;
 use crate::ledger::MsgId;
 use crate::session::SessionEnd;
@@ -209,6 +212,38 @@ pub enum RelayEvent<'a> {
         /// Whether the device had AA already (`AckAfter::Queued`): then the
         /// message is lost.
         acked_to_device: bool,
+    },
+    /// The spool was opened and recovered (reported once, at the first
+    /// [`Relay::drive`](super::Relay::drive)).
+    SpoolOpened {
+        /// Its directory.
+        dir: &'a Path,
+        /// Its total size on disk.
+        size: u64,
+        /// Undelivered messages recovered: forwarded before anything new.
+        recovered: u64,
+        /// Damaged records skipped (never delivered).
+        corrupt: u64,
+    },
+    /// The spool's pressure changed.
+    SpoolPressure {
+        /// The new state (its cause, for a disk error).
+        state: Pressure,
+        /// Bytes in use in the spool.
+        used: u64,
+        /// Undelivered messages in the spool.
+        records: usize,
+    },
+    /// A device's message could not be made durable: the device got MSA|AR.
+    /// Its resend is a new message.
+    SpoolRefused {
+        /// The device's address.
+        peer: SocketAddr,
+        /// MSH-10.
+        id: &'a [u8],
+        /// Why: the spool is full, the disk failed, or recovered messages
+        /// go first.
+        cause: Pressure,
     },
 }
 

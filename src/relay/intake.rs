@@ -131,13 +131,18 @@ impl Relay {
             return build_ack(payload, AckCode::Reject, &mut self.ack_buf).map(|n| (link, n));
         };
         let [.., id] = key;
-        // A resend of a message still waiting for the upstream: the ACK it waits
-        // for goes to this link.
-        if self.cfg.ack_after == AckAfter::Upstream {
+        // A resend of a message still waiting for the upstream (or, with a
+        // spool, not yet on disk): the ACK it waits for goes to this link.
+        let upstream_mode = self.cfg.ack_after == AckAfter::Upstream;
+        if upstream_mode || self.spool.is_some() {
             let reply_by = self.reply_by(now);
+            let durable = self.spool.as_ref().map_or(0, |d| d.acked_through);
             // Same MSH-10 first (cheap), then the same sender.
-            let resent =
-                |e: &&mut super::queue::Entry| e.id == id && hl7::message_key(&e.msh) == Some(key);
+            let resent = |e: &&mut super::queue::Entry| {
+                (upstream_mode || e.spool_seq > durable)
+                    && e.id == id
+                    && hl7::message_key(&e.msh) == Some(key)
+            };
             let taken_over = self.queue.entries_mut().find(resent).map(|e| {
                 e.link = Some(link);
                 e.peer = peer;
@@ -161,11 +166,31 @@ impl Relay {
             });
             return build_ack(payload, AckCode::Accept, &mut self.ack_buf).map(|n| (link, n));
         }
-        let waiting =
-            (self.cfg.ack_after == AckAfter::Upstream).then(|| (link, self.reply_by(now)));
-        let pushed = self
-            .queue
-            .push(payload, msh_segment(payload), id, peer, waiting, now);
+        // With a spool every device waits: for the upstream, or for the commit.
+        let waiting = (upstream_mode || self.spool.is_some()).then(|| (link, self.reply_by(now)));
+        let appended = if self.queue.is_full() {
+            Ok(0) // refused below as QueueFull, nothing written
+        } else {
+            self.spool_append(link, payload, now, out)
+        };
+        let spool_seq = match appended {
+            Ok(s) => s,
+            Err(cause) => {
+                // Not durable: never AA; a resend is a new message.
+                self.dedup.forget(&key);
+                out(RelayEvent::SpoolRefused { peer, id, cause });
+                return build_ack(payload, AckCode::Reject, &mut self.ack_buf).map(|n| (link, n));
+            }
+        };
+        let pushed = self.queue.push(
+            payload,
+            msh_segment(payload),
+            id,
+            peer,
+            waiting,
+            now,
+            spool_seq,
+        );
         let Some(seq) = pushed else {
             // Not kept: a resend is a new message.
             self.dedup.forget(&key);
@@ -178,6 +203,8 @@ impl Relay {
         };
         out(RelayEvent::Queued { peer, id, seq });
         match self.cfg.ack_after {
+            // With a spool: AA after the commit (`Relay::commit`).
+            AckAfter::Queued if self.spool.is_some() => None,
             AckAfter::Queued => {
                 build_ack(payload, AckCode::Accept, &mut self.ack_buf).map(|n| (link, n))
             }
@@ -226,6 +253,8 @@ impl Relay {
                 log::error!("outcome for unknown message {seq}");
                 continue;
             };
+            // Settled (acknowledged, or failed and reported): off the spool.
+            self.spool_mark(e.spool_seq);
             if e.seq != seq {
                 log::error!("outcome for {seq} but {} was oldest", e.seq);
             }
@@ -245,7 +274,7 @@ impl Relay {
                         id: &e.id,
                         seq,
                         attempts: e.writes,
-                        acked_to_device: !upstream_mode,
+                        acked_to_device: !upstream_mode && e.link.is_none(),
                     });
                     let id = Escaped(&e.id);
                     if upstream_mode {
@@ -266,7 +295,9 @@ impl Relay {
                     AckCode::Reject
                 }
             };
-            if let (true, Some(link)) = (upstream_mode, e.link) {
+            // A device still waiting (for the upstream, or for a spool commit
+            // that failed while the upstream took the message) hears now.
+            if let Some(link) = e.link {
                 if let Some(n) = build_ack(&e.msh, code, &mut self.ack_buf) {
                     send_ack(node, link, &self.ack_buf[..n], e.peer);
                 }

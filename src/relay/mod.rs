@@ -58,6 +58,7 @@
 mod event;
 mod intake;
 mod queue;
+mod spool;
 mod upstream;
 
 use std::io;
@@ -69,12 +70,15 @@ use crate::hl7;
 use crate::ledger::LedgerConfig;
 use crate::rng::XorShift64;
 use crate::session::{Backoff, SessionConfig};
+use crate::spool::SpoolError;
 use crate::time::{earliest, Instant};
 use crate::{ConfigError, ConnectConfig, Event, LinkId, LivenessConfig, Node, Protocol};
 
 pub use event::{Escaped, LostReason, Refusal, RelayEvent};
+pub use spool::{Pressure, RelaySpoolStats, SpoolSettings, RETRY as SPOOL_RETRY};
 
 use queue::Queue;
+use spool::Durable;
 use upstream::Upstream;
 
 /// Room for an ACK beyond an MSH segment (swapped fields, MSA, timestamp).
@@ -83,8 +87,12 @@ const ACK_HEADROOM: usize = 512;
 /// When the device gets its ACK.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AckAfter {
-    /// Once the message is in the queue (AA means "kept by the relay", in
-    /// memory: lost if the process dies).
+    /// Once the message is in the queue. Without a spool AA means "kept by
+    /// the relay" in memory: lost if the process dies. With
+    /// [`RelayConfig::spool`] it means "on disk": the AA is sent after the
+    /// commit (`fdatasync` with [`Fsync::Batch`]) that covers the message.
+    ///
+    /// [`Fsync::Batch`]: crate::spool::Fsync::Batch
     Queued,
     /// Once the upstream acknowledged it.
     Upstream,
@@ -120,7 +128,38 @@ pub struct RelayConfig {
     /// Seeds the backoff jitter. Default 0 (the CLI mixes the time and its
     /// process id).
     pub seed: u64,
+    /// The durable spool: every accepted message is written to disk, committed
+    /// once per loop turn, and recovered (then forwarded first) on start.
+    /// Default `None`: the queue is in memory only.
+    pub spool: Option<SpoolSettings>,
 }
+
+/// Why a [`Relay`] could not be built.
+#[derive(Debug)]
+pub enum RelayError {
+    /// The configuration is inconsistent.
+    Config(ConfigError),
+    /// The spool could not be opened or recovered (locked by another relay,
+    /// files of another layout, no space to preallocate, an I/O error).
+    Spool(SpoolError),
+}
+
+impl From<ConfigError> for RelayError {
+    fn from(e: ConfigError) -> Self {
+        RelayError::Config(e)
+    }
+}
+
+impl std::fmt::Display for RelayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelayError::Config(e) => e.fmt(f),
+            RelayError::Spool(e) => write!(f, "spool: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RelayError {}
 
 impl RelayConfig {
     /// The defaults, forwarding to `upstream`.
@@ -136,6 +175,7 @@ impl RelayConfig {
             dedup_window: 10_000,
             liveness: LivenessConfig::default(),
             seed: 0,
+            spool: None,
         }
     }
 
@@ -197,17 +237,25 @@ pub struct Relay {
     keepalive_id: Option<Vec<u8>>,
     /// The time the current event was pulled.
     now: Instant,
+    /// The durable spool, when configured.
+    spool: Option<Durable>,
 }
 
 impl Relay {
-    /// A relay on `node` (sized from its `max_links` and `max_frame`). Nothing
-    /// is sent until the first [`Relay::drive`].
-    pub fn new(cfg: RelayConfig, node: &Node) -> Result<Relay, ConfigError> {
+    /// A relay on `node` (sized from its `max_links` and `max_frame`), its
+    /// spool opened and recovered when configured. Nothing is sent until the
+    /// first [`Relay::drive`].
+    pub fn new(cfg: RelayConfig, node: &Node) -> Result<Relay, RelayError> {
         let connect = cfg.connect_config();
         connect.validate()?;
         let now = node.now();
         let max_frame = node.config().max_frame;
+        let spool = match &cfg.spool {
+            Some(s) => Some(Durable::open(s, max_frame).map_err(RelayError::Spool)?),
+            None => None,
+        };
         Ok(Relay {
+            spool,
             queue: Queue::new(cfg.ledger_config()),
             dedup: DedupWindow::new(cfg.dedup_window),
             devices: vec![None; node.config().max_links],
@@ -234,6 +282,19 @@ impl Relay {
     /// Messages queued for the upstream (not yet acknowledged or failed).
     pub fn queued(&self) -> usize {
         self.queue.len()
+    }
+
+    /// The spool's numbers at `now` (`None`: no spool). Reads the oldest
+    /// undelivered record back from disk for its arrival time: call it for
+    /// stats, not per message. Ages of messages recovered from an earlier run
+    /// count from this run's clock start.
+    pub fn spool_stats(&mut self, now: Instant) -> Option<RelaySpoolStats> {
+        self.spool.as_mut().map(|d| d.stats(now))
+    }
+
+    /// What the spool's recovery found at start (`None`: no spool).
+    pub fn spool_recovery(&self) -> Option<crate::spool::RecoveryReport> {
+        self.spool.as_ref().map(|d| d.report)
     }
 
     /// Takes one node event, pulled at `now`. Follow each with
@@ -294,10 +355,13 @@ impl Relay {
         self.outcomes(node, out);
     }
 
-    /// Does whatever is due at the node's time: answers overdue devices,
+    /// Does whatever is due at the node's time: commits the spool (sending the
+    /// AAs it makes due), loads recovered messages, answers overdue devices,
     /// dials, times out the upstream, writes queued messages.
     pub fn drive(&mut self, node: &mut Node, out: &mut dyn FnMut(RelayEvent)) {
         let now = node.now();
+        self.commit(node, out);
+        self.load_backlog(now, out);
         self.answer_overdue(node, now, out);
         self.drive_upstream(node, now, out);
     }
@@ -305,11 +369,16 @@ impl Relay {
     /// The earliest time [`Relay::drive`] has something to do (`None`: only
     /// node events).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest(self.queue.next_reply_by(), self.up.deadline())
+        let spool = self.spool.as_ref().and_then(Durable::deadline);
+        earliest(
+            earliest(self.queue.next_reply_by(), self.up.deadline()),
+            spool,
+        )
     }
 
     /// One loop turn: [`Relay::drive`], the node's poll (up to `max_wait`, less
-    /// when a deadline is near), then every event with [`Relay::settle`].
+    /// when a deadline is near), then every event with [`Relay::settle`], then
+    /// one spool commit for everything accepted in the turn (group commit).
     pub fn turn(
         &mut self,
         node: &mut Node,
@@ -329,6 +398,8 @@ impl Relay {
             self.settle(node, out);
         }
         self.settle(node, out);
+        // Group commit: everything accepted in this turn, one sync, then the AAs.
+        self.commit(node, out);
         Ok(())
     }
 }

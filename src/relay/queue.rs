@@ -1,7 +1,8 @@
 //! The relay's upstream queue: the at-least-once [`Ledger`] (payload bytes and
 //! delivery states) beside one [`Entry`] per message (what the lines and the
-//! deferred device ACK need). This is the seam where a durable store (the
-//! spool) will plug in: the relay uses only the methods below.
+//! deferred device ACK need). With a spool, each entry also carries its
+//! sequence number in the spool (`relay/spool.rs`), which the relay marks
+//! delivered as outcomes come.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ pub(super) struct Entry {
     pub(super) writes: u32,
     /// The upstream's MSA-1 (raw), for the device's deferred ACK.
     pub(super) code: AckCode,
+    /// Its sequence number in the spool (0: no spool).
+    pub(super) spool_seq: u64,
 }
 
 /// Messages for the upstream, oldest first, bounded at start.
@@ -60,8 +63,15 @@ impl Queue {
         self.ledger.len()
     }
 
+    /// No room for another message (entries; bytes are checked by `push`).
+    pub(super) fn is_full(&self) -> bool {
+        self.ledger.len() >= self.limit
+    }
+
     /// Keeps `payload`; `None` when full (entries or bytes): nothing was kept.
-    /// `msh` and `id` are the payload's MSH segment and MSH-10.
+    /// `msh` and `id` are the payload's MSH segment and MSH-10; `spool_seq` its
+    /// number in the spool (0: none).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn push(
         &mut self,
         payload: &[u8],
@@ -70,8 +80,9 @@ impl Queue {
         peer: SocketAddr,
         waiting: Option<(LinkId, Instant)>,
         now: Instant,
+        spool_seq: u64,
     ) -> Option<MsgId> {
-        if self.ledger.len() >= self.limit {
+        if self.is_full() {
             return None;
         }
         let seq = self.ledger.push(payload).ok()?;
@@ -85,6 +96,7 @@ impl Queue {
             received: now,
             writes: 0,
             code: AckCode::Accept,
+            spool_seq: 0,
         });
         e.seq = seq;
         e.peer = peer;
@@ -95,6 +107,7 @@ impl Queue {
         e.received = now;
         e.writes = 0;
         e.code = AckCode::Accept;
+        e.spool_seq = spool_seq;
         e.link = waiting.map(|(l, _)| l);
         e.reply_by = waiting.map_or(now, |(_, t)| t);
         if e.link.is_some() {
@@ -112,7 +125,7 @@ impl Queue {
     }
 
     /// Every entry held, oldest first.
-    pub(super) fn entries_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+    pub(super) fn entries_mut(&mut self) -> std::collections::vec_deque::IterMut<'_, Entry> {
         self.pending.iter_mut()
     }
 

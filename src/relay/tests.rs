@@ -334,3 +334,64 @@ fn a_session_that_ends_credits_what_it_acknowledged_and_resends_the_rest_after_a
         "M2 is resent"
     );
 }
+
+/// A fresh spool directory for one test (removed first if a run left it).
+fn spool_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mooring-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn with_a_spool_the_aa_waits_for_the_commit_that_covers_the_message() {
+    let dir = spool_dir("relay-commit");
+    let mut cfg = config();
+    cfg.spool = Some(SpoolSettings {
+        size: 4 << 20,
+        ..SpoolSettings::new(&dir)
+    });
+    let mut b = Bench::new(cfg);
+    b.take();
+    assert_eq!(
+        b.device_sends(&msg("M1"), 1),
+        None,
+        "no AA before the commit"
+    );
+    assert_eq!(
+        b.device_sends(&msg("M2"), 1),
+        None,
+        "no AA before the commit"
+    );
+    // A resend before the commit waits for the same commit (never an AA now).
+    assert_eq!(b.device_sends(&msg("M1"), 2), None);
+    let seen = b.take();
+    assert_eq!(seen[5], "duplicate M1 pending=true", "{seen:?}");
+    let device = b.device;
+    let waiting = |r: &mut Relay| {
+        r.queue
+            .entries_mut()
+            .filter(|e| e.link == Some(device))
+            .count()
+    };
+    assert_eq!(waiting(&mut b.relay), 2);
+    assert_eq!(b.relay.spool.as_ref().map(|d| d.acked_through), Some(0));
+    // One commit covers both; their AAs go out with it.
+    let seen = &mut b.seen;
+    b.relay.commit(&mut b.node, &mut |e| seen.push(summary(e)));
+    let last = b.relay.queue.entries_mut().map(|e| e.spool_seq).max();
+    assert!(last > Some(0));
+    assert!(b.relay.spool.as_ref().map(|d| d.acked_through) >= last);
+    assert_eq!(
+        waiting(&mut b.relay),
+        0,
+        "both devices answered at the commit"
+    );
+    assert!(b.take()[0].starts_with("SpoolOpened"));
+    // Once on disk, a resend is acknowledged at once.
+    assert_eq!(b.device_sends(&msg("M1"), 3).as_deref(), Some("AA"));
+    let stats = b.relay.spool_stats(b.at(3)).expect("stats");
+    assert_eq!(stats.records, 2);
+    assert!(stats.bytes_used > 0 && stats.bytes_total == 4 << 20);
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mooring::relay::{LostReason, Relay, RelayConfig, RelayEvent};
+use mooring::relay::{LostReason, Pressure, Relay, RelayConfig, RelayError, RelayEvent};
+use mooring::spool::SpoolError;
 use mooring::{ListenConfig, ListenerId, LivenessConfig, Node, NodeConfig, SetupError};
 
 use crate::args::RelayOpts;
@@ -33,6 +34,7 @@ fn relay_config(o: &RelayOpts, seed: u64) -> RelayConfig {
         dedup_window: o.dedup_window,
         liveness: o.liveness.clone(),
         seed,
+        spool: o.spool.clone(),
         ..RelayConfig::new(o.upstream)
     }
 }
@@ -263,6 +265,53 @@ fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
             .kv("attempts", attempts)
             .kv("acked_to_device", acked_to_device)
             .print(),
+        RelayEvent::SpoolOpened {
+            dir,
+            size,
+            recovered,
+            corrupt,
+        } => Line::new("event", "spool")
+            .kv("dir", dir.display())
+            .kv("size", size)
+            .kv("recovered", recovered)
+            .kv("corrupt", corrupt)
+            .print(),
+        RelayEvent::SpoolPressure {
+            state,
+            used,
+            records,
+        } => {
+            let l = Line::new("event", "spool_pressure").kv("state", state.as_str());
+            match state {
+                Pressure::DiskError(e) => l.kv("cause", spool_cause(e)),
+                _ => l,
+            }
+            .kv("used", used)
+            .kv("records", records)
+            .print()
+        }
+        RelayEvent::SpoolRefused { peer, id, cause } => {
+            let l = Line::new("event", "spool_refused")
+                .kv("peer", peer)
+                .wire("id", Some(id))
+                .kv("reason", cause.as_str());
+            match cause {
+                Pressure::DiskError(e) => l.kv("cause", spool_cause(e)),
+                _ => l,
+            }
+            .print()
+        }
+    }
+}
+
+/// A disk error's name for `cause=` (ENOSPC, EIO, or the OS error number).
+fn spool_cause(e: SpoolError) -> String {
+    match e {
+        SpoolError::NoSpace => "ENOSPC".to_string(),
+        SpoolError::Io { errno: Some(5), .. } => "EIO".to_string(),
+        SpoolError::Io { errno: Some(n), .. } => format!("errno_{n}"),
+        SpoolError::Io { kind, .. } => format!("{kind:?}"),
+        e => format!("{e:?}"),
     }
 }
 
@@ -321,6 +370,10 @@ pub fn run(o: &RelayOpts) -> ExitCode {
     };
     let mut relay = match Relay::new(cfg, &node) {
         Ok(r) => r,
+        Err(e @ RelayError::Spool(_)) => {
+            eprintln!("error: --spool: {e}");
+            return ExitCode::from(1);
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);

@@ -3,10 +3,12 @@
 //! `--upstream`, as the relay always did).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use mooring::relay::RelayConfig;
+use mooring::relay::{RelayConfig, SpoolSettings};
 use mooring::session::Backoff;
+use mooring::spool::Fsync;
 use mooring::{Framing, LivenessConfig};
 
 pub use mooring::relay::AckAfter;
@@ -49,6 +51,55 @@ pub struct RelayOpts {
     pub write_timeout: Duration,
     /// Liveness flags (upstream link), `--protocol` included.
     pub liveness: LivenessConfig,
+    /// `--spool DIR`, `--spool-size`, `--fsync` (`None`: in memory).
+    pub spool: Option<SpoolSettings>,
+}
+
+/// The default of `--ack-after`: `queued` only where an AA cannot be lost
+/// by a crash of the relay (`--spool DIR`) or where the operator asked for the
+/// in-memory queue (`--spool memory`); else `upstream`.
+fn default_ack_after(spool: Option<&SpoolChoice>) -> AckAfter {
+    match spool {
+        Some(_) => AckAfter::Queued,
+        None => AckAfter::Upstream,
+    }
+}
+
+/// What `--spool` names.
+enum SpoolChoice {
+    Memory,
+    Dir(PathBuf),
+}
+
+/// `--spool-size`: bytes, with an optional K, M or G suffix (powers of 1024).
+fn parse_size(flag: &str, s: &str) -> Result<u64, UsageError> {
+    let t = s.trim_end_matches(['B', 'b']).trim_end_matches(['i']);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    match num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)) {
+        Some(n) if n > 0 => Ok(n),
+        _ => err(format!(
+            "{flag}: bad size \"{s}\" (bytes, or with K, M or G)"
+        )),
+    }
+}
+
+/// `--fsync batch|interval=DUR|off`.
+fn parse_fsync(flag: &str, s: &str) -> Result<Fsync, UsageError> {
+    match s {
+        "batch" => Ok(Fsync::Batch),
+        "off" => Ok(Fsync::Off),
+        _ => match s.strip_prefix("interval=") {
+            Some(d) => Ok(Fsync::Interval(parse_dur(flag, d)?)),
+            None => err(format!(
+                "{flag}: bad value \"{s}\" (use batch, interval=DUR or off)"
+            )),
+        },
+    }
 }
 
 /// A duration that must be more than zero (every relay timer).
@@ -82,7 +133,10 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let mut upstream = None;
     let mut link = LinkFlags::default();
     let mut queue = d.queue;
-    let mut ack_after = d.ack_after;
+    let mut ack_after = None;
+    let mut spool = None;
+    let mut spool_size = None;
+    let mut fsync = None;
     let mut retries = d.retries;
     let mut response_timeout = d.response_timeout;
     let mut reconnect_min = None;
@@ -117,8 +171,8 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
             "--queue" => queue = parse_num(&flag, &v?, 1)?,
             "--ack-after" => {
                 ack_after = match v?.as_str() {
-                    "queued" => AckAfter::Queued,
-                    "upstream" => AckAfter::Upstream,
+                    "queued" => Some(AckAfter::Queued),
+                    "upstream" => Some(AckAfter::Upstream),
                     v => {
                         return err(format!(
                             "--ack-after: bad value \"{v}\" (use queued or upstream)"
@@ -135,6 +189,15 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
             "--max-conns" => max_conns = parse_num(&flag, &v?, 1)?,
             "--max-conns-per-ip" => max_conns_per_ip = parse_limit(&flag, &v?)?,
             "--write-timeout" => write_timeout = parse_dur(&flag, &v?)?,
+            "--spool" => {
+                spool = Some(match v?.as_str() {
+                    "" => return err("--spool: empty directory name"),
+                    "memory" => SpoolChoice::Memory,
+                    dir => SpoolChoice::Dir(PathBuf::from(dir)),
+                })
+            }
+            "--spool-size" => spool_size = Some(parse_size(&flag, &v?)?),
+            "--fsync" => fsync = Some(parse_fsync(&flag, &v?)?),
             f => {
                 return err(format!(
                     "unknown flag {f} for relay (see mooring relay --help)"
@@ -158,6 +221,19 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     }
     let liveness = flags.finish()?;
     let backoff = backoff_from(reconnect_min, reconnect_max)?;
+    let ack_after = ack_after.unwrap_or(default_ack_after(spool.as_ref()));
+    let spool = match spool {
+        Some(SpoolChoice::Dir(dir)) => {
+            let mut s = SpoolSettings::new(dir);
+            s.size = spool_size.unwrap_or(s.size);
+            s.fsync = fsync.unwrap_or(s.fsync);
+            Some(s)
+        }
+        _ if spool_size.is_some() || fsync.is_some() => {
+            return err("relay: --spool-size and --fsync need --spool DIR")
+        }
+        _ => None,
+    };
     Ok(Command::Relay(Box::new(RelayOpts {
         listen,
         upstream,
@@ -174,5 +250,6 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         max_conns_per_ip,
         write_timeout,
         liveness,
+        spool,
     })))
 }

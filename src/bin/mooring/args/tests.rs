@@ -497,3 +497,84 @@ fn relay_mistakes_name_the_flag() {
         })
     ));
 }
+
+#[test]
+fn relay_ack_after_defaults_to_upstream_unless_a_spool_is_named() {
+    let parse = |extra: &[&str]| {
+        let mut args = vec![
+            "relay",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:1",
+        ];
+        args.extend_from_slice(extra);
+        match run(&args) {
+            Ok(Cli {
+                command: Command::Relay(o),
+                ..
+            }) => o,
+            _ => panic!("{extra:?} not parsed"),
+        }
+    };
+    // A crash cannot lose what the default acknowledges.
+    let o = parse(&[]);
+    assert_eq!((o.ack_after, o.spool.is_none()), (AckAfter::Upstream, true));
+    // In memory, asked for explicitly.
+    let o = parse(&["--spool", "memory"]);
+    assert_eq!((o.ack_after, o.spool.is_none()), (AckAfter::Queued, true));
+    assert_eq!(
+        parse(&["--ack-after", "queued"]).ack_after,
+        AckAfter::Queued
+    );
+    // On disk: queued means on disk; the defaults, then each flag.
+    let o = parse(&["--spool", "/tmp/q"]);
+    assert_eq!(o.ack_after, AckAfter::Queued);
+    let s = o.spool.expect("spool");
+    assert_eq!(s.dir, std::path::PathBuf::from("/tmp/q"));
+    assert_eq!((s.size, s.fsync), (256 << 20, mooring::spool::Fsync::Batch));
+    let o = parse(&[
+        "--spool=/q",
+        "--spool-size",
+        "64M",
+        "--fsync",
+        "interval=50ms",
+    ]);
+    let s = o.spool.expect("spool");
+    assert_eq!(s.size, 64 << 20);
+    assert_eq!(
+        s.fsync,
+        mooring::spool::Fsync::Interval(Duration::from_millis(50))
+    );
+    let o = parse(&["--spool", "/q", "--fsync", "off", "--ack-after", "upstream"]);
+    assert_eq!(o.ack_after, AckAfter::Upstream);
+    assert_eq!(o.spool.map(|s| s.fsync), Some(mooring::spool::Fsync::Off));
+    for (extra, needle) in [
+        (&["--fsync", "off"][..], "need --spool DIR"),
+        (
+            &["--spool", "memory", "--spool-size", "1M"][..],
+            "need --spool DIR",
+        ),
+        (
+            &["--spool", "/q", "--fsync", "sometimes"][..],
+            "--fsync: bad value",
+        ),
+        (
+            &["--spool", "/q", "--spool-size", "lots"][..],
+            "--spool-size: bad size",
+        ),
+    ] {
+        let mut args = vec![
+            "relay",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:1",
+        ];
+        args.extend_from_slice(extra);
+        match run(&args) {
+            Err(e) => assert!(e.0.contains(needle), "{extra:?}: {}", e.0),
+            Ok(_) => panic!("{extra:?} parsed"),
+        }
+    }
+}

@@ -253,9 +253,26 @@ to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
                           mooring --session`)
   --queue N               messages held for the upstream (default 1000); a
                           device message arriving when it is full gets MSA|AR
+  --spool DIR|memory      DIR: the queue is also kept on disk in DIR (created,
+                          locked while the relay runs; recovered and forwarded
+                          first on start). memory: the queue is in memory only
+                          and --ack-after defaults to queued (see Guarantees for
+                          its loss case). Default: in memory, --ack-after
+                          upstream
+  --spool-size BYTES      disk taken by --spool DIR, preallocated at start
+                          (default 256M; K, M, G suffixes); full: MSA|AR
+  --fsync batch|interval=DUR|off
+                          --spool DIR: when to fdatasync. batch (default): once
+                          per loop turn for everything accepted in it, then the
+                          AAs; interval=DUR: at most every DUR (a power cut can
+                          lose up to DUR of acknowledged messages); off: never
+                          (a power cut can lose anything the OS has not
+                          written back); a process crash loses nothing in any
   --ack-after queued|upstream
-                          queued (default): the device gets AA once the message
-                          is in the queue; upstream: only once the upstream
+                          queued (default with --spool): the device gets AA
+                          once the message is in the queue (with --spool DIR:
+                          on disk); upstream (default without --spool): only
+                          once the upstream
                           acknowledged it (raw: its HL7 ACK, whose MSA-1 the
                           device gets; mooring: the session's acknowledgement),
                           or MSA|AR if that takes longer than
@@ -300,9 +317,18 @@ Guarantees:
   Mooring upstream: exactly once while the session lives (resumed across lost
   links); if the session ends (e.g. the upstream restarted), what it had not
   acknowledged is resent on a new session (at least once), up to --retries.
-  --ack-after queued: the device's AA means \"kept by the relay\"; the relay
-  holds the queue in memory, so a message in the queue is LOST if the relay
-  dies, and a message that fails (out of retries) was already acknowledged:
+  With --spool, --ack-after queued means on disk: the AA is sent after the
+  fsync that covers the message (with --fsync batch). A relay killed and
+  restarted on the same DIR forwards every message it acknowledged and had not
+  delivered, in order, before anything new (raw upstream: at least once across
+  restarts). Spool full or a disk error (ENOSPC, EIO): devices get MSA|AR,
+  event=spool_pressure names the cause, and the relay recovers by itself.
+  Without --spool, the default must not acknowledge what a crash can lose: the
+  default is --ack-after upstream. --spool memory (or --ack-after queued)
+  asks for the in-memory behaviour explicitly:
+  --ack-after queued without --spool DIR: the device's AA means \"kept by the
+  relay\" in memory, so a message in the queue is LOST if the relay dies, and
+  a message that fails (out of retries) was already acknowledged:
   the relay prints event=failed and logs an error. That is the documented loss
   case; use --ack-after upstream to avoid it (a failed message then gets MSA|AR
   and the device may resend it).
@@ -343,6 +369,11 @@ Lines (stdout, flushed at once):
                   included; printed when there was more than one)
   event=upstream_reply [id=MSA-2] [ack=CODE] (mooring: the upstream's replies)
   event=failed id=MSH-10 seq=N attempts=N acked_to_device=true|false
+  event=spool dir=DIR size=BYTES recovered=N corrupt=N   (--spool DIR, at start)
+  event=spool_pressure state=ok|full|disk_error|recovering [cause=ENOSPC|EIO|...]
+                 used=BYTES records=N        (on each change)
+  event=spool_refused peer=IP:PORT id=MSH-10 reason=full|disk_error|recovering
+                 [cause=...]                 (the device got MSA|AR)
 seq numbers the messages the relay accepted, from 1; in_doubt names seqs.
 Runs until killed.
 ";

@@ -1,0 +1,133 @@
+//! Why a TLS link failed, as a named reason plus rustls's text.
+
+use std::fmt;
+
+use rustls::{AlertDescription, CertificateError, Error, PeerIncompatible};
+
+/// The named reason of a TLS failure (the close reason the driver reports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TlsFailure {
+    /// The peer's certificate is malformed, badly signed or unusable, or the
+    /// peer rejected ours as such.
+    BadCertificate,
+    /// The peer's certificate does not chain to a configured CA (or the peer
+    /// says ours does not).
+    UnknownCa,
+    /// A certificate is expired or not valid yet.
+    Expired,
+    /// The server's certificate is not valid for the name the client verifies.
+    NameMismatch,
+    /// No protocol version (or suite, group) both ends accept.
+    ProtocolVersion,
+    /// Client authentication is required and the client sent no certificate.
+    NoCertificate,
+    /// The handshake succeeded but the peer's identity is not on the allow-list.
+    PeerNotAllowed,
+    /// The handshake did not finish within the caller's handshake timeout.
+    HandshakeTimeout,
+    /// The peer ended the TCP stream without `close_notify` while something was
+    /// unfinished (a handshake, a record, or a frame): a possible truncation
+    /// attack.
+    Truncated,
+    /// Any other TLS protocol error (bad record, decryption failure, an
+    /// unexpected message, an alert not named above).
+    Protocol,
+}
+
+impl TlsFailure {
+    /// The name used in event lines (`reason=Tls...` in the CLI later).
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsFailure::BadCertificate => "TlsBadCertificate",
+            TlsFailure::UnknownCa => "TlsUnknownCa",
+            TlsFailure::Expired => "TlsExpired",
+            TlsFailure::NameMismatch => "TlsNameMismatch",
+            TlsFailure::ProtocolVersion => "TlsProtocolVersion",
+            TlsFailure::NoCertificate => "TlsNoCertificate",
+            TlsFailure::PeerNotAllowed => "TlsPeerNotAllowed",
+            TlsFailure::HandshakeTimeout => "TlsHandshakeTimeout",
+            TlsFailure::Truncated => "TlsTruncated",
+            TlsFailure::Protocol => "TlsProtocol",
+        }
+    }
+}
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A TLS failure: its named reason and the detail (rustls's error or alert
+/// text, or what this layer saw).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsError {
+    /// The named reason.
+    pub reason: TlsFailure,
+    /// Human-readable detail, e.g. `received fatal alert: UnknownCA`.
+    pub detail: String,
+}
+
+impl TlsError {
+    pub(crate) fn new(reason: TlsFailure, detail: impl Into<String>) -> Self {
+        TlsError {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.detail)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+impl From<&Error> for TlsFailure {
+    fn from(e: &Error) -> Self {
+        use AlertDescription as A;
+        use CertificateError as C;
+        use PeerIncompatible as P;
+        match e {
+            Error::InvalidCertificate(
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. },
+            ) => TlsFailure::Expired,
+            Error::InvalidCertificate(C::UnknownIssuer) => TlsFailure::UnknownCa,
+            Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+                TlsFailure::NameMismatch
+            }
+            Error::InvalidCertificate(_) => TlsFailure::BadCertificate,
+            Error::NoCertificatesPresented => TlsFailure::NoCertificate,
+            Error::PeerIncompatible(
+                P::ServerDoesNotSupportTls12Or13
+                | P::ServerTlsVersionIsDisabledByOurConfig
+                | P::SupportedVersionsExtensionRequired
+                | P::Tls12NotOffered
+                | P::Tls12NotOfferedOrEnabled
+                | P::NoCipherSuitesInCommon,
+            ) => TlsFailure::ProtocolVersion,
+            Error::AlertReceived(
+                A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateUnknown
+                | A::DecryptError,
+            ) => TlsFailure::BadCertificate,
+            Error::AlertReceived(A::UnknownCA) => TlsFailure::UnknownCa,
+            Error::AlertReceived(A::CertificateExpired) => TlsFailure::Expired,
+            Error::AlertReceived(A::ProtocolVersion) => TlsFailure::ProtocolVersion,
+            Error::AlertReceived(A::CertificateRequired) => TlsFailure::NoCertificate,
+            _ => TlsFailure::Protocol,
+        }
+    }
+}
+
+impl From<Error> for TlsError {
+    fn from(e: Error) -> Self {
+        TlsError::new(TlsFailure::from(&e), e.to_string())
+    }
+}
