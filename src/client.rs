@@ -170,6 +170,7 @@ impl Client {
                 Err(SendError::FrameTooLarge | SendError::TxFull) => {
                     return Err(RequestError::FrameTooLarge)
                 }
+                Err(SendError::Unframeable) => return Err(RequestError::Unframeable),
                 // (send_request never reports NoMessage; it is forward's.)
                 Err(SendError::NotOpen | SendError::NoMessage) => {
                     self.link = None;

@@ -262,6 +262,9 @@ pub enum SendError {
     /// `forward`: no received message to forward (none yet, or it was consumed
     /// by a later call, or its link closed).
     NoMessage,
+    /// The payload holds a byte the node's framing cannot carry (MLLP: `0x0B`
+    /// or `0x1C`); sent, it would break the peer's stream.
+    Unframeable,
 }
 
 impl fmt::Display for SendError {
@@ -271,6 +274,7 @@ impl fmt::Display for SendError {
             SendError::FrameTooLarge => "frame larger than max_frame",
             SendError::NotOpen => "link is not open",
             SendError::NoMessage => "no received message to forward",
+            SendError::Unframeable => "payload holds a byte the framing cannot carry",
         })
     }
 }
@@ -306,6 +310,9 @@ pub enum RequestError {
     Closed(CloseReason),
     /// A socket call failed.
     Io(std::io::ErrorKind),
+    /// The request holds a byte the framing cannot carry (MLLP: `0x0B` or
+    /// `0x1C`); nothing was sent.
+    Unframeable,
 }
 
 impl fmt::Display for RequestError {
@@ -323,6 +330,9 @@ impl fmt::Display for RequestError {
             RequestError::Nak => f.write_str("peer sent an MLLP NAK"),
             RequestError::Closed(r) => write!(f, "link closed: {r}"),
             RequestError::Io(k) => write!(f, "i/o error: {k}"),
+            RequestError::Unframeable => {
+                f.write_str("request holds a byte the framing cannot carry")
+            }
         }
     }
 }
@@ -340,6 +350,7 @@ impl RequestError {
             RequestError::Nak => "Nak",
             RequestError::Closed(_) => "Closed",
             RequestError::Io(_) => "Io",
+            RequestError::Unframeable => "Unframeable",
         }
     }
 }
@@ -355,6 +366,7 @@ impl fmt::Display for crate::session::SessionError {
             SessionError::QueueFull => "session queue full (backpressure: retry later)",
             SessionError::TooLarge => "message larger than the session's replay ring",
             SessionError::Ended => "the session has ended",
+            SessionError::Unframeable => "payload holds a byte the framing cannot carry",
         })
     }
 }

@@ -56,7 +56,8 @@ enum mooring_result
    */
   MOORING_RESULT_NULL_PARAMETER = 2,
   /**
-   * An argument is out of range (a length, a timeout, an enum value).
+   * An argument is out of range (a length, a timeout, an enum value), or a
+   * payload holds a byte the framing cannot carry (MLLP: `0x0B`, `0x1C`).
    */
   MOORING_RESULT_INVALID_ARGUMENT = 3,
   /**

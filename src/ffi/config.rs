@@ -42,6 +42,24 @@ fn flag(v: u32, field: &str) -> Result<bool, mooring_result> {
     }
 }
 
+/// `max_sessions = 0` with sessions on: two per connection. Checked in `u32`,
+/// so a config that works on a 64-bit host works the same on a 32-bit one
+/// (ARMv7), where the product could overflow `usize`.
+fn default_max_sessions(max_connections: u32) -> Result<usize, mooring_result> {
+    max_connections
+        .checked_mul(2)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| {
+            fail(
+                mooring_result::InvalidConfig,
+                format_args!(
+                    "max_sessions: 0 means 2 * max_connections, which overflows \
+                     for max_connections = {max_connections}; set max_sessions"
+                ),
+            )
+        })
+}
+
 fn invalid_config(e: impl fmt::Display) -> mooring_result {
     fail(mooring_result::InvalidConfig, format_args!("config: {e}"))
 }
@@ -123,7 +141,7 @@ pub(super) fn convert(
     });
     let max_sessions = match (sessions, c.max_sessions) {
         (false, _) => 0,
-        (true, 0) => 2 * c.max_connections as usize,
+        (true, 0) => default_max_sessions(c.max_connections)?,
         (true, n) => n as usize,
     };
     let node = NodeConfig {
@@ -267,6 +285,28 @@ mod tests {
         assert_eq!((l.session, k.session), (Some(want), Some(want)));
         c.session = 0;
         assert_eq!(convert(&c).unwrap().1.session, None);
+    }
+
+    #[test]
+    fn default_max_sessions_refuses_a_count_that_overflows_32_bit_arithmetic() {
+        let mut c = default_config();
+        (c.protocol, c.session, c.max_sessions) = (mooring_protocol::Mooring as u32, 1, 0);
+        c.max_connections = 8;
+        assert_eq!(
+            convert(&c).unwrap().0.max_sessions,
+            16,
+            "two per connection"
+        );
+        // 2 * 0x8000_0000 is 2^32: 0 in a 32-bit usize (ARMv7).
+        c.max_connections = 0x8000_0000;
+        assert_eq!(convert(&c).err(), Some(mooring_result::InvalidConfig));
+        let e = crate::ffi::tests::last_error();
+        assert!(e.starts_with("max_sessions:"), "{e}");
+        assert_eq!(
+            default_max_sessions(u32::MAX / 2).ok(),
+            Some(u32::MAX as usize - 1),
+            "the largest that fits"
+        );
     }
 
     #[test]

@@ -446,6 +446,7 @@ pub unsafe extern "C" fn mooring_node_send(
             let code = match e {
                 crate::SendError::TxFull => mooring_result::TxFull,
                 crate::SendError::FrameTooLarge => mooring_result::FrameTooLarge,
+                crate::SendError::Unframeable => mooring_result::InvalidArgument,
                 _ => mooring_result::NotOpen,
             };
             fail(code, e)

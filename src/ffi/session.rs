@@ -80,6 +80,7 @@ pub unsafe extern "C" fn mooring_node_session_send(
                     SessionError::QueueFull => mooring_result::QueueFull,
                     SessionError::TooLarge => mooring_result::FrameTooLarge,
                     SessionError::Ended => mooring_result::SessionEnded,
+                    SessionError::Unframeable => mooring_result::InvalidArgument,
                 };
                 fail(code, format_args!("{e:?}"))
             })?;

@@ -21,7 +21,8 @@ pub enum mooring_result {
     NoEvent = 1,
     /// A required pointer argument was NULL.
     NullParameter = 2,
-    /// An argument is out of range (a length, a timeout, an enum value).
+    /// An argument is out of range (a length, a timeout, an enum value), or a
+    /// payload holds a byte the framing cannot carry (MLLP: `0x0B`, `0x1C`).
     InvalidArgument = 3,
     /// A string argument is not valid UTF-8.
     InvalidUtf8 = 4,

@@ -114,6 +114,10 @@ impl Codec for Mllp {
         3
     }
 
+    fn can_carry(&self, payload: &[u8]) -> bool {
+        find_fs_or_vt(payload).is_none()
+    }
+
     fn encode_parts(&self, parts: &[&[u8]], out: &mut [u8]) -> Option<usize> {
         self.envelope(super::parts_len(parts))?.encode(parts, out)
     }

@@ -62,6 +62,15 @@ pub trait Codec: Send {
     /// Bytes the framing adds around a payload of `len` bytes.
     fn overhead(&self) -> usize;
 
+    /// False when `payload` holds bytes this framing cannot carry: its frame
+    /// would be read back as a different frame, or as a framing error, so the
+    /// sender refuses it instead. MLLP cannot carry `0x0B` or `0x1C`; the
+    /// default (any byte) suits length-prefixed framings.
+    fn can_carry(&self, payload: &[u8]) -> bool {
+        let _ = payload;
+        true
+    }
+
     /// Write one frame whose payload is the concatenation of `parts` into `out`
     /// (at least the parts' length + `overhead()` bytes), returning the bytes
     /// written. Parts let a protocol header and the application payload go out

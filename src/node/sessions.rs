@@ -141,7 +141,8 @@ impl Node {
     }
 
     /// Queues a message on the session; it goes out now or after the next resume.
-    /// Returns its sequence number.
+    /// Returns its sequence number. `Err(Unframeable)`: the payload holds a byte
+    /// the framing cannot carry (MLLP: `0x0B` or `0x1C`).
     pub fn session_send(&mut self, id: SessionId, payload: &[u8]) -> Result<u64, SessionError> {
         self.session_queue(id, payload, None)
     }
@@ -168,6 +169,11 @@ impl Node {
         self.sessions.idx(id).ok_or(SessionError::Ended)?;
         if payload.len() + wire::DATA_HEADER > self.cfg.max_frame {
             return Err(SessionError::TooLarge);
+        }
+        // Queued, such a payload would be replayed into the same broken frame
+        // at every resume: the session would stall, never end.
+        if !self.codec.can_carry(payload) {
+            return Err(SessionError::Unframeable);
         }
         let r = self.sessions.send(id, payload, key);
         self.close_session_links();

@@ -11,6 +11,9 @@ impl Node {
     /// [`Node::flush`]). `Err(TxFull)` is backpressure: wait for [`Event::Writable`];
     /// on a link accepted by a listener no frame of that link comes before it
     /// (see "Reply backpressure" in the module docs).
+    ///
+    /// `Err(Unframeable)`: the payload holds a byte the framing cannot carry
+    /// (MLLP: `0x0B` or `0x1C`, see README "Framing rules").
     pub fn send(&mut self, id: LinkId, payload: &[u8]) -> Result<(), SendError> {
         self.queue(id, Body::Bytes(payload), None)
     }
@@ -58,6 +61,12 @@ impl Node {
         let i = self.slot_of(id).ok_or(SendError::NotOpen)?;
         if body.len() > self.cfg.max_frame {
             return Err(SendError::FrameTooLarge);
+        }
+        // A delivered message came through this same codec, so it fits it.
+        if let Body::Bytes(b) = body {
+            if !self.codec.can_carry(b) {
+                return Err(SendError::Unframeable);
+            }
         }
         let link = &self.slots[i as usize].link;
         if !link.may_send() {

@@ -14,6 +14,9 @@ pub enum SessionError {
     TooLarge,
     /// The session has ended.
     Ended,
+    /// The payload holds a byte the link's framing cannot carry (MLLP: `0x0B`
+    /// or `0x1C`): queued, it would break every resume with the same frame.
+    Unframeable,
 }
 
 /// How a session ended. Every variant that can lose data says how much.

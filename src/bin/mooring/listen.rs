@@ -254,6 +254,12 @@ impl Responder {
                 log::warn!("session reply larger than --max-frame: closing the session");
                 self.node.close_session(session);
             }
+            Err(SessionError::Unframeable) => {
+                log::warn!(
+                    "session reply holds a byte the framing cannot carry: closing the session"
+                );
+                self.node.close_session(session);
+            }
         }
     }
 

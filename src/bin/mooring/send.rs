@@ -356,6 +356,11 @@ impl Stream<'_> {
                     self.failed += 1;
                     self.next += 1;
                 }
+                Err(SessionError::Unframeable) => {
+                    error_line(self.messages, i, "Unframeable");
+                    self.failed += 1;
+                    self.next += 1;
+                }
                 // The session ended: its note is among the next events.
                 Err(SessionError::Ended) => return false,
             }

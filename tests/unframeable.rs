@@ -1,0 +1,175 @@
+//! Payloads a framing cannot carry are refused by name at send time: MLLP
+//! frames are delimited by `0x0B … 0x1C 0x0D`, so a payload holding `0x0B` or
+//! `0x1C` would break the peer's stream (raw links) or stall a session that
+//! replays the same broken frame at every resume. Len32 carries any byte.
+
+use std::time::{Duration, Instant};
+
+use mooring::session::{SessionConfig, SessionError};
+use mooring::{
+    Client, ClientConfig, ConnectConfig, Event, Framing, ListenConfig, LivenessConfig, Node,
+    NodeConfig, Protocol, RequestError, SendError, SessionId, SessionNote,
+};
+
+/// A node that is both ends of one reliable session over loopback.
+fn session_node(framing: Framing) -> (Node, SessionId) {
+    let liveness = LivenessConfig {
+        protocol: Protocol::Mooring,
+        ..LivenessConfig::default()
+    };
+    let session = SessionConfig::default();
+    let mut node = Node::new(NodeConfig {
+        framing,
+        max_links: 4,
+        max_sessions: 2,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let l = node
+        .listen(
+            "127.0.0.1:0".parse().unwrap(),
+            ListenConfig {
+                max_connections: 2,
+                liveness: liveness.clone(),
+                session: Some(session),
+                ..ListenConfig::default()
+            },
+        )
+        .unwrap();
+    let addr = node.local_addr(l).unwrap();
+    let connect = ConnectConfig {
+        liveness,
+        session: Some(session),
+        ..ConnectConfig::default()
+    };
+    let client = node.open_session(addr, &connect).unwrap();
+    (node, client)
+}
+
+/// Sends `msg` from the client; the server side echoes it back. Panics when
+/// the echo does not come back within 10 s (a stall) or a session ends.
+fn echo(node: &mut Node, client: SessionId, msg: &[u8]) {
+    node.session_send(client, msg).expect("queued");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 64];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "session exchange of {msg:?} stalled"
+        );
+        node.poll(Some(Duration::from_millis(50))).expect("poll");
+        while let Some(ev) = node.next_event() {
+            let reply = match ev {
+                Event::Session {
+                    note: SessionNote::Ended(how),
+                    ..
+                } => panic!("session ended: {how:?}"),
+                Event::SessionMessage { session, payload } if session == client => {
+                    assert_eq!(payload, msg, "the echo of this message");
+                    return;
+                }
+                Event::SessionMessage { session, payload } => {
+                    buf[..payload.len()].copy_from_slice(payload);
+                    Some((session, payload.len()))
+                }
+                _ => None,
+            };
+            if let Some((s, n)) = reply {
+                node.session_send(s, &buf[..n]).expect("echo queued");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_mllp_session_refuses_block_bytes_by_name_and_keeps_running() {
+    let (mut node, client) = session_node(Framing::Mllp);
+    for n in 0u32..3 {
+        echo(&mut node, client, &n.to_le_bytes());
+    }
+    for bad in [11u32, 28, 0x0B00, 0x1C0D_0000] {
+        assert_eq!(
+            node.session_send(client, &bad.to_le_bytes()),
+            Err(SessionError::Unframeable),
+            "payload {:02x?}",
+            bad.to_le_bytes()
+        );
+    }
+    // Nothing was queued: the session carries on.
+    for n in 12u32..15 {
+        echo(&mut node, client, &n.to_le_bytes());
+    }
+}
+
+#[test]
+fn a_len32_session_carries_every_byte() {
+    let (mut node, client) = session_node(Framing::Len32);
+    for n in [0u32, 11, 28, 0x1C0D_0B00, u32::MAX] {
+        echo(&mut node, client, &n.to_le_bytes());
+    }
+}
+
+/// Polls until a message arrives; returns its payload.
+fn next_message(node: &mut Node) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no message");
+        node.poll(Some(Duration::from_millis(20))).expect("poll");
+        while let Some(ev) = node.next_event() {
+            if let Event::Message { payload, .. } = ev {
+                return payload.to_vec();
+            }
+        }
+    }
+}
+
+#[test]
+fn node_send_refuses_mllp_block_bytes_and_len32_carries_them() {
+    // A 0x1C 0x0D inside would end an MLLP frame early and leave the rest as noise.
+    let payload = b"A\x1c\rB\x0bC";
+    for framing in [Framing::Mllp, Framing::Len32] {
+        let mut node = Node::new(NodeConfig {
+            framing,
+            ..NodeConfig::default()
+        })
+        .unwrap();
+        let l = node
+            .listen("127.0.0.1:0".parse().unwrap(), ListenConfig::default())
+            .unwrap();
+        let addr = node.local_addr(l).unwrap();
+        let link = node.connect(addr, &ConnectConfig::default()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut connected = false;
+        while !connected {
+            assert!(Instant::now() < deadline, "{framing:?}: not connected");
+            node.poll(Some(Duration::from_millis(20))).expect("poll");
+            while let Some(ev) = node.next_event() {
+                connected |= matches!(ev, Event::Connected { link: c, .. } if c == link);
+            }
+        }
+        if framing == Framing::Mllp {
+            assert_eq!(node.send(link, payload), Err(SendError::Unframeable));
+            assert_eq!(node.send(link, &payload[..1]), Ok(()));
+            assert_eq!(next_message(&mut node), b"A", "the stream stays intact");
+        } else {
+            assert_eq!(node.send(link, payload), Ok(()));
+            assert_eq!(next_message(&mut node), payload, "len32 carries any byte");
+        }
+    }
+}
+
+#[test]
+fn client_request_refuses_mllp_block_bytes_by_name() {
+    // A listener that never reads: nothing may reach it anyway.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let cfg = ClientConfig {
+        response_timeout: Duration::from_secs(1),
+        ..ClientConfig::default()
+    };
+    let mut c = Client::new(addr, cfg).expect("client builds");
+    assert_eq!(
+        c.request(b"MSH|^~\\&|\x1c\r"),
+        Err(RequestError::Unframeable)
+    );
+}
