@@ -15,26 +15,34 @@ fn out_of_memory(cfg: NodeConfig) -> (&'static str, usize) {
 #[test]
 fn an_absurd_max_links_is_out_of_memory_with_the_size_it_wanted() {
     // The largest count the config allows (slots are u32): 2^33 working
-    // buffers of 16 KiB, 128 TiB, more than the address space.
+    // buffers of 16 KiB, 128 TiB, more than the address space (on a 32-bit
+    // target the size itself overflows: usize::MAX).
     let (what, bytes) = out_of_memory(NodeConfig {
         max_links: u32::MAX as usize,
         ..NodeConfig::default()
     });
     assert_eq!(what, "working buffers");
-    assert_eq!(bytes, 2 * (u32::MAX as usize) * 16 * 1024);
+    let want = (u32::MAX as usize)
+        .checked_mul(2 * 16 * 1024)
+        .unwrap_or(usize::MAX);
+    assert_eq!(bytes, want);
     let e = SetupError::OutOfMemory { what, bytes };
     assert!(e.to_string().contains("working buffers"), "{e}");
 }
 
 #[test]
 fn an_arena_larger_than_the_address_space_is_out_of_memory() {
-    // 2^27 large buffers of 1 MiB: 128 TiB, which no allocator can map.
+    // 2^27 large buffers of 1 MiB: 128 TiB, which no allocator can map (on a
+    // 32-bit target the size overflows: usize::MAX).
     let (what, bytes) = out_of_memory(NodeConfig {
         large_buffers: 1 << 27,
         ..NodeConfig::default()
     });
     assert_eq!(what, "large buffers");
-    assert!(bytes > 1 << 47, "{bytes}");
+    assert!(
+        bytes as u64 >= (1u64 << 47).min(usize::MAX as u64),
+        "{bytes}"
+    );
 }
 
 #[test]
@@ -45,7 +53,7 @@ fn absurd_counts_that_overflow_the_size_are_out_of_memory_too() {
     });
     assert_eq!((what, bytes), ("large buffers", usize::MAX));
     let (what, _) = out_of_memory(NodeConfig {
-        max_sessions: 1 << 60,
+        max_sessions: 1 << (usize::BITS - 4),
         ..NodeConfig::default()
     });
     assert!(
@@ -54,6 +62,8 @@ fn absurd_counts_that_overflow_the_size_are_out_of_memory_too() {
     );
 }
 
+// A count beyond u32 exists only where usize is wider than u32.
+#[cfg(target_pointer_width = "64")]
 #[test]
 fn max_links_beyond_u32_is_a_config_error() {
     let r = Node::new(NodeConfig {
