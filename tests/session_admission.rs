@@ -275,7 +275,8 @@ fn a_replay_ring_the_host_cannot_allocate_refuses_the_session_not_the_process() 
     let (mut server, addr) = server_with(
         None,
         SessionConfig {
-            max_bytes: 1 << 60,
+            // More than any host can give (usize::MAX on a 32-bit target).
+            max_bytes: (1u64 << 60).min(usize::MAX as u64) as usize,
             ..session_cfg()
         },
     );
