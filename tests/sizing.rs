@@ -22,9 +22,7 @@ fn an_absurd_max_links_is_out_of_memory_with_the_size_it_wanted() {
         ..NodeConfig::default()
     });
     assert_eq!(what, "working buffers");
-    let want = (u32::MAX as usize)
-        .checked_mul(2 * 16 * 1024)
-        .unwrap_or(usize::MAX);
+    let want = (u32::MAX as usize).saturating_mul(2 * 16 * 1024);
     assert_eq!(bytes, want);
     let e = SetupError::OutOfMemory { what, bytes };
     assert!(e.to_string().contains("working buffers"), "{e}");
