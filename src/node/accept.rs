@@ -75,6 +75,8 @@ impl Cause {
 pub(super) struct AcceptRetry {
     /// Per listener: when to call `accept` again (`None`: not backing off).
     at: [Option<Instant>; super::MAX_LISTENERS],
+    /// Some entry of `at` may be set (false: none is, nothing to retry).
+    backing_off: bool,
     warn: [RateLimit; CAUSES],
 }
 
@@ -82,6 +84,7 @@ impl AcceptRetry {
     pub(super) const fn new() -> Self {
         AcceptRetry {
             at: [None; super::MAX_LISTENERS],
+            backing_off: false,
             warn: [RateLimit::new(ACCEPT_WARN_EVERY); CAUSES],
         }
     }
@@ -108,12 +111,18 @@ impl AcceptRetry {
 impl Node {
     /// Tries again the listeners whose retry is due.
     pub(super) fn retry_accepts(&mut self, now: Instant) {
+        // Called twice per poll: the common case (no listener backing off)
+        // costs one check, not a pass over the listeners.
+        if !self.accept.backing_off {
+            return;
+        }
         for l in 0..self.listeners.len() {
             if self.accept.at[l].is_some_and(|at| at <= now) {
                 self.stats.accept_retries += 1;
                 self.accept_all(l as u32, now);
             }
         }
+        self.accept.backing_off = self.accept.at.iter().any(Option::is_some);
     }
 
     /// Accepts until the listener's queue is empty or `accept` fails.
@@ -135,6 +144,7 @@ impl Node {
                     let addr = lis.addr;
                     self.stats.accept_errors += 1;
                     self.accept.at[l as usize] = Some(now + ACCEPT_RETRY);
+                    self.accept.backing_off = true;
                     let cause = Cause::of(&e);
                     if let Some(more) = self.accept.may_warn(cause, now) {
                         log::warn!(

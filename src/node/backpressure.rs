@@ -17,6 +17,16 @@ impl Node {
         if s.listener.is_none() {
             return false;
         }
+        // The common case, checked per delivered frame: nothing queued, nothing
+        // waiting, not held, still open (the same answer as below, cheaply).
+        if !s.held
+            && s.tx.is_empty()
+            && !s.want_writable
+            && s.pending & PENDING_WRITABLE == 0
+            && s.link.is_open()
+        {
+            return false;
+        }
         let hold = if s.want_writable || s.pending & PENDING_WRITABLE != 0 {
             true
         } else {
