@@ -70,6 +70,26 @@ fn counting() -> bool {
     MEASURING.with(Cell::get)
 }
 
+/// A node of 4 link slots listening on loopback for at most 2 links: the
+/// setup several steady-state checks share.
+fn small_listening_node() -> (Node, mooring::ListenerId) {
+    let mut node = Node::new(NodeConfig {
+        max_links: 4,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let l = node
+        .listen(
+            "127.0.0.1:0".parse().unwrap(),
+            ListenConfig {
+                max_connections: 2,
+                ..ListenConfig::default()
+            },
+        )
+        .unwrap();
+    (node, l)
+}
+
 #[test]
 fn the_counting_allocator_counts_an_allocation_and_its_free() {
     let start = start_counting();
@@ -148,20 +168,7 @@ fn exchange(node: &mut Node, out: LinkId, msg: &Message, ack: &mut [u8], deadlin
 
 #[test]
 fn steady_exchange_of_ten_thousand_requests_on_one_node_allocates_nothing() {
-    let mut node = Node::new(NodeConfig {
-        max_links: 4,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let l = node
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 2,
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
+    let (mut node, l) = small_listening_node();
     let addr = node.local_addr(l).unwrap();
     let out = node.connect(addr, &ConnectConfig::default()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -421,20 +428,7 @@ fn relay_steady_state(spool: Option<mooring::relay::SpoolSettings>) {
     use mooring::relay::{Relay, RelayConfig, RelayEvent};
 
     const STEADY_RELAYED: u32 = 1_000;
-    let mut up = Node::new(NodeConfig {
-        max_links: 4,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let ul = up
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 2,
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
+    let (mut up, ul) = small_listening_node();
     let mut node = Node::new(NodeConfig {
         max_links: 8,
         ..NodeConfig::default()
