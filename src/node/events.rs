@@ -149,6 +149,8 @@ pub(super) enum Step {
 }
 
 impl Node {
+    /// Frees the last delivered frame's bytes (once per event pulled: inline).
+    #[inline(always)]
     pub(super) fn consume_delivered(&mut self) {
         if let Some(d) = self.delivered.take() {
             let s = &mut self.slots[d.slot as usize];

@@ -33,6 +33,7 @@ use mio::{Events, Interest, Poll, Token};
 
 mod accept;
 mod backpressure;
+mod clock;
 mod deadlines;
 mod events;
 mod per_ip;
@@ -149,7 +150,7 @@ pub struct Node {
     poll: Poll,
     events: Option<Events>,
     /// Where the time comes from: read once per `poll` (see [`Clock`]).
-    clock: Box<dyn Clock>,
+    clock: clock::NodeClock,
     /// The clock as of the last `poll` (millisecond resolution): per-message work
     /// uses it instead of reading the clock each time.
     now: Instant,
@@ -207,13 +208,18 @@ const LISTENER_BASE: usize = usize::MAX - MAX_LISTENERS;
 impl Node {
     /// A node with the built-in framing of `cfg.framing`.
     pub fn new(cfg: NodeConfig) -> Result<Node, SetupError> {
-        Node::with_clock(cfg, Box::new(SystemClock::new()))
+        Node::with_framing(cfg, clock::NodeClock::System(SystemClock::new()))
     }
 
     /// A node that reads the time from `clock` instead of the system's
     /// monotonic clock: a test gives it a [`crate::ManualClock`] and moves time
     /// itself, so idle, stale and other timeouts pass without waiting.
     pub fn with_clock(cfg: NodeConfig, clock: Box<dyn Clock>) -> Result<Node, SetupError> {
+        Node::with_framing(cfg, clock::NodeClock::Given(clock))
+    }
+
+    /// A node with the built-in framing of `cfg.framing`, on `clock`.
+    fn with_framing(cfg: NodeConfig, clock: clock::NodeClock) -> Result<Node, SetupError> {
         let codec: Box<dyn Codec> = match cfg.framing {
             crate::Framing::Mllp => Box::new(crate::frame::Mllp),
             crate::Framing::Len32 => Box::new(crate::frame::Len32),
@@ -223,13 +229,13 @@ impl Node {
 
     /// A node with a custom [`Codec`] (`cfg.framing` is then ignored).
     pub fn with_codec(cfg: NodeConfig, codec: Box<dyn Codec>) -> Result<Node, SetupError> {
-        Node::build(cfg, codec, Box::new(SystemClock::new()))
+        Node::build(cfg, codec, clock::NodeClock::System(SystemClock::new()))
     }
 
     fn build(
         cfg: NodeConfig,
         codec: Box<dyn Codec>,
-        clock: Box<dyn Clock>,
+        clock: clock::NodeClock,
     ) -> Result<Node, SetupError> {
         cfg.validate()?;
         let n = cfg.max_links;
