@@ -450,4 +450,6 @@ impl Relay {
 }
 
 #[cfg(test)]
+mod forward_tests;
+#[cfg(test)]
 mod tests;

@@ -44,6 +44,11 @@ impl Window {
         self.close_due = false;
     }
 
+    /// A message written after the ones awaited.
+    pub(super) fn push(&mut self, f: InFlight) {
+        self.behind.push_back(f);
+    }
+
     /// The next oldest awaited, once the oldest was acknowledged.
     pub(super) fn pop_front(&mut self) -> Option<InFlight> {
         self.behind.pop_front()
@@ -82,7 +87,7 @@ impl Relay {
             if let Upstream::Raw { in_flight, .. } = &mut self.up {
                 match in_flight {
                     None => *in_flight = Some(f),
-                    Some(_) => self.window.behind.push_back(f),
+                    Some(_) => self.window.push(f),
                 }
             }
             self.forwarded(seq, out);
