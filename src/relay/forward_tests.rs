@@ -424,3 +424,103 @@ fn an_ack_out_of_order_closes_the_link_and_resends_what_was_in_flight_once() {
     assert_eq!(b.relay.queued(), 2);
     assert_eq!(b.relay.queue.poll_transmit().map(|(s, _)| s), Some(2));
 }
+
+fn session_note(b: &mut Bench, session: crate::SessionId, note: crate::SessionNote) {
+    b.event(Event::Session { session, note });
+}
+
+fn session_id(b: &Bench) -> Option<crate::SessionId> {
+    match &b.relay.up {
+        Upstream::Session { id, .. } => *id,
+        _ => None,
+    }
+}
+
+#[test]
+fn a_mooring_relay_fails_over_and_returns_to_the_primarys_session_resending_what_was_in_doubt() {
+    use crate::{Protocol, SessionNote};
+    let mut b = Bench::new(RelayConfig {
+        liveness: LivenessConfig {
+            protocol: Protocol::Mooring,
+            ..LivenessConfig::default()
+        },
+        ..two_upstreams()
+    });
+    b.drive();
+    assert_eq!(b.take(), ["connecting 0"]);
+    let s1 = session_id(&b).expect("a session to the primary");
+    let reconnecting = SessionNote::Reconnecting {
+        attempt: 1,
+        delay: Duration::from_millis(50),
+    };
+    session_note(&mut b, s1, reconnecting);
+    assert_eq!(b.take(), ["reconnecting 1"]);
+    session_note(&mut b, s1, reconnecting);
+    assert_eq!(
+        b.take(),
+        [
+            "reconnecting 1".to_string(),
+            format!("switched {P}->{B} Failover {{ failures: 2 }}")
+        ]
+    );
+    // The next drive ends that session (nothing was in it) and opens one to
+    // the backup.
+    b.drive();
+    assert_eq!(b.take(), ["connecting 0"]);
+    let s2 = session_id(&b).expect("a session to the backup");
+    assert_ne!(s1, s2);
+    assert_eq!(b.relay.active_upstream(), addr(B));
+    let up = SessionNote::Established {
+        resumed: false,
+        replaying: 0,
+    };
+    session_note(&mut b, s2, up);
+    assert_eq!(b.take(), ["connected"]);
+    // M1 goes into the backup's session, not yet acknowledged there.
+    b.device_sends("M1");
+    b.take();
+    b.drive();
+    assert_eq!(b.take(), ["forwarded M1"]);
+    // The primary is probed with a session of its own, which comes up.
+    b.next_turn();
+    assert_eq!(b.take(), [format!("probe {P} 1")]);
+    let Probe::Opening(s3) = b.relay.failover.probe else {
+        panic!("no probe session: {:?}", b.relay.failover.probe);
+    };
+    session_note(&mut b, s3, up);
+    assert_eq!(b.take(), [format!("answered {P}")]);
+    // M1 is unacknowledged on a connected backup: no switch, nothing new sent.
+    b.device_sends("M2");
+    b.take();
+    b.drive();
+    assert!(b.take().is_empty(), "the backup drains first");
+    // The backup's link drops: M1 would wait for its resume; the relay takes
+    // the primary's session instead and resends M1 there, first.
+    if let Upstream::Session { connected, .. } = &mut b.relay.up {
+        *connected = false;
+    }
+    b.drive();
+    assert_eq!(
+        b.take(),
+        [
+            "lost Failover Some((1, 1)) resent=1 failed=0".to_string(),
+            format!("switched {B}->{P} PrimaryBack"),
+            "connected".into(),
+            "forwarded M1".into(),
+            "forwarded M2".into(),
+        ]
+    );
+    assert_eq!(
+        session_id(&b),
+        Some(s3),
+        "the probe's session is the upstream's"
+    );
+    assert_eq!(b.relay.active_upstream(), addr(P));
+    // The backup's session ending is not ours any more.
+    session_note(
+        &mut b,
+        s2,
+        SessionNote::Ended(crate::session::SessionEnd::Closed),
+    );
+    assert!(b.take().is_empty());
+}
