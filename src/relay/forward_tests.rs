@@ -425,6 +425,10 @@ fn an_ack_out_of_order_closes_the_link_and_resends_what_was_in_flight_once() {
     assert_eq!(b.relay.queue.poll_transmit().map(|(s, _)| s), Some(2));
 }
 
+fn durable(b: &Bench) -> &spool::Durable {
+    b.relay.spool.as_ref().expect("spool")
+}
+
 fn session_note(b: &mut Bench, session: crate::SessionId, note: crate::SessionNote) {
     b.event(Event::Session { session, note });
 }
@@ -523,4 +527,68 @@ fn a_mooring_relay_fails_over_and_returns_to_the_primarys_session_resending_what
         SessionNote::Ended(crate::session::SessionEnd::Closed),
     );
     assert!(b.take().is_empty());
+}
+
+#[test]
+fn with_a_spool_a_delivered_mark_waits_for_the_next_commit_instead_of_a_sync_of_its_own() {
+    let dir = std::env::temp_dir().join(format!("mooring-relay-marks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut b = Bench::new(RelayConfig {
+        spool: Some(SpoolSettings {
+            size: 4 << 20,
+            ..SpoolSettings::new(&dir)
+        }),
+        ..RelayConfig::new(addr(P))
+    });
+    b.drive();
+    let l = b.raw_link();
+    b.connected(l);
+    b.device_sends("M1");
+    b.drive(); // commits M1 (its AA) and writes it upstream
+    b.take();
+    assert!(!durable(&b).commit_due(b.node.now()), "M1 is committed");
+    let (seq, _) = b.relay.queue.poll_transmit().expect("M1");
+    b.relay.queue.handle_written(seq);
+    if let Upstream::Raw { in_flight, .. } = &mut b.relay.up {
+        *in_flight = Some(InFlight {
+            seq,
+            deadline: b.node.now() + Duration::from_secs(10),
+        });
+    }
+    b.reply(l, "M1");
+    assert_eq!(b.take(), ["acked M1 seq=1"]);
+    // Delivered: marked, but no commit (no fdatasync) for that alone.
+    let now = b.node.now();
+    assert!(
+        !durable(&b).commit_due(now),
+        "no sync per acknowledged message"
+    );
+    assert_eq!(b.relay.poll_timeout(), Some(now + SPOOL_MARKS_WITHIN));
+    // It rides along with the next commit of a new message...
+    b.device_sends("M2");
+    assert!(durable(&b).commit_due(b.node.now()));
+    b.drive();
+    assert_eq!(durable(&b).marks_by, None, "written with M2");
+    // ... or is written when its time comes.
+    let (seq, _) = b.relay.queue.poll_transmit().expect("M2");
+    b.relay.queue.handle_written(seq);
+    if let Upstream::Raw { in_flight, .. } = &mut b.relay.up {
+        *in_flight = Some(InFlight {
+            seq,
+            deadline: b.node.now() + Duration::from_secs(10),
+        });
+    }
+    b.reply(l, "M2");
+    b.advance(99);
+    assert!(!durable(&b).commit_due(b.node.now()));
+    b.advance(1);
+    assert!(
+        durable(&b).commit_due(b.node.now()),
+        "due after MARKS_WITHIN"
+    );
+    b.drive();
+    assert_eq!(durable(&b).marks_by, None);
+    assert_eq!(durable(&b).journal.stats().undelivered, 0);
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
 }

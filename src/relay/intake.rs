@@ -254,7 +254,7 @@ impl Relay {
                 continue;
             };
             // Settled (acknowledged, or failed and reported): off the spool.
-            self.spool_mark(e.spool_seq);
+            self.spool_mark(e.spool_seq, now);
             if e.seq != seq {
                 log::error!("outcome for {seq} but {} was oldest", e.seq);
             }

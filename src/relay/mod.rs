@@ -77,7 +77,10 @@ use crate::time::{earliest, Instant};
 use crate::{ConfigError, ConnectConfig, Event, LinkId, LivenessConfig, Node, Protocol};
 
 pub use event::{Escaped, LostReason, Refusal, RelayEvent, SwitchReason};
-pub use spool::{Pressure, RelaySpoolStats, SpoolSettings, RETRY as SPOOL_RETRY};
+pub use spool::{
+    Pressure, RelaySpoolStats, SpoolSettings, MARKS_WITHIN as SPOOL_MARKS_WITHIN,
+    RETRY as SPOOL_RETRY,
+};
 
 use failover::Failover;
 use queue::Queue;
