@@ -22,7 +22,8 @@
 //!   accepted and not yet acknowledged upstream) sampled every 250 ms: raw
 //!   with a window of 1, 8 and 32, and mooring; with the spool and in memory.
 //!
-//! `spool_bench [DIR] [intake|forward]` runs one half only.
+//! `spool_bench [DIR] [intake|forward]` runs one half only; `spool64` only
+//! the spool's intake with 64 devices (for `strace -c` or `perf`).
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Read, Write};
@@ -367,6 +368,17 @@ fn main() {
         .map_or_else(std::env::temp_dir, PathBuf::from);
     let only = std::env::args().nth(2);
     println!("dir={}", dir.display());
+    if only.as_deref() == Some("spool64") {
+        // One figure, for profiling (strace -c, perf): 64 devices, spool.
+        let spool = dir.join(format!("mooring-bench-spool-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&spool);
+        println!(
+            "intake devices=64 spool_batch_msgs_per_s={:.0}",
+            intake(64, Some(&spool))
+        );
+        let _ = std::fs::remove_dir_all(&spool);
+        return;
+    }
     if only.as_deref() != Some("forward") {
         intake_and_floor(&dir);
     }
@@ -414,11 +426,19 @@ fn intake_and_floor(dir: &Path) {
     for devices in [1, 16, 64] {
         let spool = dir.join(format!("mooring-bench-spool-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&spool);
+        // The disk's floor for as many records per sync, just before and
+        // just after: on a shared disk it moves a lot between runs, so the
+        // ratio is taken against the floor of the same minute.
+        let syncs = if devices == 1 { 500 } else { 200 };
+        let before = floor(dir, devices, syncs);
         let durable = intake(devices, Some(&spool));
+        let after = floor(dir, devices, syncs);
         let _ = std::fs::remove_dir_all(&spool);
         let memory = intake(devices, None);
+        let floor_now = (before + after) / 2.0;
         println!(
-            "intake devices={devices} spool_batch_msgs_per_s={durable:.0} memory_msgs_per_s={memory:.0}"
+            "intake devices={devices} spool_batch_msgs_per_s={durable:.0} memory_msgs_per_s={memory:.0} floor_same_records_per_sync_msgs_per_s={before:.0}..{after:.0} spool_vs_floor={:.0}%",
+            100.0 * durable / floor_now
         );
     }
 }
