@@ -495,3 +495,100 @@ fn an_ack_out_of_order_is_named_and_what_was_in_flight_is_resent_and_acked_once(
         "nothing failed"
     );
 }
+
+/// Kills `p` (SIGKILL, by its own pid) and reads its lines to the end.
+fn kill_and_drain(p: &mut Proc) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &p.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    p.wait_exit(WITHIN);
+}
+
+/// The MSH-10s a `mooring listen --session` printed, in order.
+fn session_ids(p: &Proc) -> Vec<String> {
+    p.seen()
+        .iter()
+        .filter(|l| field(l, "event") == Some("session_message"))
+        .filter_map(|l| field(l, "id").map(str::to_string))
+        .collect()
+}
+
+/// `mooring listen --protocol mooring --session` on `port` (0: any).
+fn session_upstream(port: u16) -> (Proc, SocketAddr) {
+    let bind = format!("127.0.0.1:{port}");
+    Proc::listen_cmd(mooring(&[
+        "listen",
+        "--bind",
+        &bind,
+        "--protocol",
+        "mooring",
+        "--session",
+    ]))
+}
+
+#[test]
+fn a_mooring_relay_fails_over_to_the_backup_session_and_returns_to_the_primary() {
+    const DEVICES: usize = 3;
+    const EACH: usize = 60;
+    const GATE: usize = 50;
+    let (mut primary, p_addr) = session_upstream(0);
+    let (mut backup, b_addr) = session_upstream(0);
+    let (mut r, addr) = relay(
+        &[p_addr, b_addr],
+        &[
+            "--protocol",
+            "mooring",
+            "--failover-after",
+            "2",
+            "--ack-after",
+            "upstream",
+        ],
+    );
+    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
+    let acked = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(AtomicBool::new(false));
+    let devs: Vec<_> = (0..DEVICES)
+        .map(|d| device(addr, d, EACH, acked.clone(), (GATE, gate.clone())))
+        .collect();
+    // Mid-stream: the primary is killed.
+    for _ in 0..DEVICES * EACH / 3 {
+        primary.expect_line(|l| field(l, "event") == Some("session_message"), WITHIN);
+    }
+    kill_and_drain(&mut primary);
+    let p1 = session_ids(&primary);
+    let l = r.expect_line(|l| field(l, "state") == Some("switched"), WITHIN);
+    assert_eq!(field(&l, "reason"), Some("failover"), "{l}");
+    assert_eq!(field(&l, "addr"), Some(b_addr.to_string().as_str()), "{l}");
+    for _ in 0..10 {
+        backup.expect_line(|l| field(l, "event") == Some("session_message"), WITHIN);
+    }
+    // The primary comes back on its port: the relay returns to it.
+    let (mut primary, again) = session_upstream(p_addr.port());
+    assert_eq!(again, p_addr);
+    let l = r.expect_line(|l| field(l, "state") == Some("switched"), WITHIN);
+    assert_eq!(field(&l, "reason"), Some("primary_back"), "{l}");
+    assert_eq!(field(&l, "active"), Some("0"), "{l}");
+    gate.store(true, Ordering::SeqCst);
+    for d in devs {
+        d.join().expect("device");
+    }
+    assert_eq!(acked.load(Ordering::SeqCst), DEVICES * EACH);
+    // --ack-after upstream: every AA was the session's acknowledgement.
+    kill_and_drain(&mut backup);
+    kill_and_drain(&mut primary);
+    let (b, p2) = (session_ids(&backup), session_ids(&primary));
+    assert!(
+        !b.is_empty() && !p2.is_empty(),
+        "backup {b:?}, primary again {p2:?}"
+    );
+    let per_dev = first_arrivals(&[&p1, &b, &p2]);
+    for d in 0..DEVICES {
+        assert_eq!(
+            per_dev.get(&format!("D{d}")),
+            Some(&expected(d, EACH)),
+            "device {d}: every message, in order, across primary, backup, primary"
+        );
+    }
+}
