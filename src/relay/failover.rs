@@ -201,10 +201,15 @@ impl Relay {
             active,
             SwitchReason::Failover { failures },
         ));
-        // A probe in progress goes on (on the primary again, it is adopted).
-        if active != 0 && self.failover.probe == Probe::Off {
-            self.failover.probes = 0;
-            self.schedule_probe(now);
+        // A probe in progress goes on (on the primary again, it is adopted);
+        // one only waiting is not needed on the primary.
+        match self.failover.probe {
+            Probe::Off if active != 0 => {
+                self.failover.probes = 0;
+                self.schedule_probe(now);
+            }
+            Probe::Waiting(_) if active == 0 => self.failover.probe = Probe::Off,
+            _ => {}
         }
         true
     }
