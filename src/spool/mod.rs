@@ -88,11 +88,13 @@ mod index;
 mod journal;
 mod record;
 mod recover;
+mod session_record;
 pub mod sim;
 mod storage;
 
 pub use index::Entry;
 pub use journal::{Commit, Journal, Message, RecoveryReport, SpoolStats};
+pub use session_record::SessionState;
 #[cfg(unix)]
 pub use storage::FsStorage;
 pub use storage::{SegmentId, Storage};
