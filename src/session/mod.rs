@@ -88,6 +88,9 @@ pub struct Session {
     /// The highest sequence number this side may acknowledge (ACKs and the
     /// greeting): what its driver made durable. `None`: all delivered.
     ack_limit: Option<u64>,
+    /// The peer's highest DATA seen on this link (or its replay point): never
+    /// acknowledge beyond what the peer wrote since our greeting.
+    peer_written: u64,
 }
 
 impl Session {
@@ -160,6 +163,7 @@ impl Session {
             refused_at: None,
             restored: false,
             ack_limit: None,
+            peer_written: 0,
         }
     }
 
@@ -328,7 +332,7 @@ impl Session {
             flags: 0,
             session: self.id,
             token: self.token,
-            last_received: self.ackable(),
+            last_received: self.greeting_claim(),
         }
     }
 
@@ -380,6 +384,8 @@ impl Session {
         }
         self.ack_through(r);
         self.written = r;
+        // The peer replays from what our greeting claimed.
+        self.peer_written = self.greeting_claim();
         self.connected = true;
         self.disconnected_at = None;
         let resumed = self.ever_connected;
@@ -431,6 +437,9 @@ impl Session {
     fn take_data(&mut self, now: Instant, seq: u64, reply: Option<usize>) -> Received {
         if self.ended.is_some() {
             return Received::Lost;
+        }
+        if seq <= self.delivered.saturating_add(1) {
+            self.peer_written = self.peer_written.max(seq);
         }
         if seq <= self.delivered {
             self.duplicates += 1;

@@ -191,7 +191,8 @@ impl SpoolConfig {
 
     /// The largest record, header included.
     pub(crate) fn max_record(&self) -> usize {
-        record::HEADER_LEN + record::ACCEPTED_META + self.max_message_bytes as usize
+        let accepted = record::HEADER_LEN + record::ACCEPTED_META + self.max_message_bytes as usize;
+        accepted.max(session_record::SESSION_LEN)
     }
 
     /// Checks the limits fit together.

@@ -136,6 +136,13 @@ impl<S: Storage> Journal<S> {
         self.session.state
     }
 
+    /// True while the state last given to [`set_session`](Self::set_session)
+    /// is not in the batch yet (a commit that returns `Ok` with this false
+    /// made it durable per the [`Fsync`](super::Fsync) mode).
+    pub fn session_pending(&self) -> bool {
+        self.session.pending
+    }
+
     /// Sets the upstream session's state; `state.delivered` is a delivered
     /// mark like [`mark_delivered`](Self::mark_delivered)'s (at or above the
     /// current one). The record goes into the batch before the next record
@@ -221,5 +228,78 @@ mod tests {
         assert_eq!(SessionState::decode(&b[..47]), None);
         assert!(s.is_session());
         assert!(!SessionState::none(4).is_session());
+    }
+}
+
+#[cfg(test)]
+mod journal_tests {
+    use super::*;
+    use crate::rng::XorShift64;
+    use crate::spool::sim::SimDisk;
+    use crate::spool::SpoolConfig;
+    use crate::time::Instant;
+
+    fn cfg() -> SpoolConfig {
+        SpoolConfig {
+            segment_bytes: 700,
+            segments: 3,
+            max_message_bytes: 16,
+            batch_bytes: 1200,
+            index_entries: 64,
+            ..SpoolConfig::default()
+        }
+    }
+
+    fn state(delivered: u64, next: u64) -> SessionState {
+        SessionState {
+            delivered,
+            id: 5,
+            token: [3; TOKEN_LEN],
+            next,
+            received: 2,
+        }
+    }
+
+    #[test]
+    fn the_state_survives_crashes_and_recycling_and_agrees_with_the_mark() {
+        let disk = SimDisk::new();
+        let (mut j, _) = Journal::open(disk.clone(), cfg()).unwrap();
+        let mut rng = XorShift64::new(1);
+        let mut next = 1;
+        for round in 0..40u64 {
+            let a = j.append(1, Instant::ZERO, b"0123456789").unwrap();
+            let b = j.append(1, Instant::ZERO, b"abcdefghij").unwrap();
+            j.set_session(state(a, next)).unwrap();
+            next += 1;
+            j.commit(Instant::ZERO).unwrap();
+            assert!(!j.session_pending());
+            if round % 3 == 0 {
+                disk.crash(&mut rng);
+                let (j2, report) = Journal::open(disk.clone(), cfg()).unwrap();
+                j = j2;
+                assert_eq!(report.session, Some(state(a, next - 1)), "round {round}");
+                assert_eq!(j.undelivered().map(|e| e.seq).collect::<Vec<_>>(), [b]);
+            }
+            j.set_session(state(b, next)).unwrap();
+        }
+        // A plain mark ends the mapping.
+        let a = j.append(1, Instant::ZERO, b"x").unwrap();
+        j.mark_delivered(a).unwrap();
+        j.commit(Instant::ZERO).unwrap();
+        let (j, report) = Journal::open(disk.clone(), cfg()).unwrap();
+        assert_eq!((report.session, j.session()), (None, None));
+    }
+
+    #[test]
+    fn a_committed_message_after_a_session_state_survives_a_power_cut() {
+        let disk = SimDisk::new();
+        let (mut j, _) = Journal::open(disk.clone(), cfg()).unwrap();
+        j.set_session(state(0, 1)).unwrap();
+        j.commit(Instant::ZERO).unwrap();
+        let a = j.append(1, Instant::ZERO, b"m").unwrap();
+        assert!(j.commit(Instant::ZERO).unwrap().acked_through >= a);
+        disk.crash(&mut XorShift64::new(3));
+        let (j, _) = Journal::open(disk.clone(), cfg()).unwrap();
+        assert_eq!(j.undelivered().map(|e| e.seq).collect::<Vec<_>>(), [a]);
     }
 }
