@@ -87,6 +87,8 @@ struct Relay {
     /// Appended and not yet covered by a commit: (spool number, message id).
     uncommitted: Vec<(Seq, u64)>,
     acked_through: Seq,
+    /// The last commit could not write the state (spool full).
+    stuck: bool,
 }
 
 struct Sim {
@@ -135,6 +137,7 @@ fn open_relay(disk: &SimDisk, cfg: SpoolConfig) -> Result<Relay, mooring::spool:
         last_handed: 0,
         uncommitted: Vec::new(),
         acked_through,
+        stuck: false,
     })
 }
 
@@ -295,8 +298,14 @@ impl Sim {
     /// session's ACK limit (replies stored) and lets a new session send.
     fn commit(&mut self) -> bool {
         let r = &mut self.relay;
-        let Ok(c) = r.journal.commit(self.now) else {
-            return false;
+        let c = match r.journal.commit(self.now) {
+            Ok(c) => c,
+            Err(e) => {
+                if tracing() {
+                    eprintln!("commit: {e}");
+                }
+                return false;
+            }
         };
         r.acked_through = c.acked_through;
         let (done, rest): (Vec<_>, Vec<_>) = r
@@ -311,7 +320,11 @@ impl Sim {
             self.aa.push(id);
             self.counts.aa += 1;
         }
-        if !r.journal.session_pending() {
+        // A state the full spool cannot take yet stays pending: a new
+        // session sends anyway (a crash before it is written means at least
+        // once, with the possible duplicates counted).
+        r.stuck = r.journal.session_pending();
+        if !r.stuck {
             r.durable = r.state;
         }
         if let (Some(c), Some(d)) = (r.client.as_mut(), r.durable) {
@@ -327,7 +340,7 @@ impl Sim {
     fn hand(&mut self) {
         let r = &mut self.relay;
         let Some(c) = r.client.as_mut() else { return };
-        if r.durable.map(|d| d.id) != Some(c.id()) || c.id() == 0 {
+        if (r.durable.map(|d| d.id) != Some(c.id()) && !r.stuck) || c.id() == 0 {
             return;
         }
         let next: Vec<_> = r

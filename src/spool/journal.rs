@@ -401,9 +401,9 @@ impl<S: Storage> Journal<S> {
     /// starting a new segment (with its checkpoint) when the head is full.
     pub(super) fn make_room(&mut self, len: usize) -> Result<(), SpoolError> {
         let seg_bytes = self.cfg.segment_bytes as usize;
-        let fits_head = self
-            .head
-            .is_some_and(|h| self.segs[h as usize].fill as usize + len <= seg_bytes);
+        let fits_head = self.head.is_some_and(|h| {
+            self.segs[h as usize].fill as usize + len + self.session.reserve() <= seg_bytes
+        });
         // A switch also zeroes one header after the old head's last record.
         let need = if fits_head {
             len
@@ -490,6 +490,11 @@ impl<S: Storage> Journal<S> {
                 fresh: false,
             }),
         }
+    }
+
+    /// Bytes appended since the last commit.
+    pub(super) fn batch_len(&self) -> usize {
+        self.batch.len()
     }
 
     /// Encodes a record at the head's fill; the caller made room.

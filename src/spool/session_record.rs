@@ -117,6 +117,17 @@ impl SessionSlot {
         }
     }
 
+    /// Bytes every segment keeps free for one session record: when the
+    /// spool is full and only a session record waiting to be written would
+    /// free a segment, it goes there (see `Journal::flush_session`).
+    pub(super) fn reserve(&self) -> usize {
+        if self.state.is_some() {
+            SESSION_LEN
+        } else {
+            0
+        }
+    }
+
     /// Bytes the copy at a new segment's start takes.
     pub(super) fn copy_len(&self) -> usize {
         if self.pushed.is_some() {
@@ -151,6 +162,7 @@ impl<S: Storage> Journal<S> {
     /// or the batch cannot hold a session record beside a largest message.
     pub fn set_session(&mut self, state: SessionState) -> Result<(), SpoolError> {
         let cfg = &self.cfg;
+        // A copy at a segment's start, and the reserve at its end.
         let extra = SESSION_LEN * 2;
         if (cfg.segment_bytes as usize) < CHECKPOINT_LEN + extra + cfg.max_record() {
             return Err(SpoolError::Config(
@@ -158,7 +170,7 @@ impl<S: Storage> Journal<S> {
             ));
         }
         if (cfg.batch_bytes as usize)
-            < HEADER_LEN + CHECKPOINT_LEN + MARK_LEN + extra + cfg.max_record()
+            < HEADER_LEN + CHECKPOINT_LEN + MARK_LEN + extra + SESSION_LEN + cfg.max_record()
         {
             return Err(SpoolError::Config(
                 "batch_bytes must hold a checkpoint, session records, a mark and one max_message_bytes record",
@@ -185,12 +197,34 @@ impl<S: Storage> Journal<S> {
         let Some(state) = slot.state.filter(|_| slot.pending) else {
             return Ok(());
         };
-        self.make_room(SESSION_LEN)?;
+        match self.make_room(SESSION_LEN) {
+            Ok(()) => {}
+            // No segment is free by the written mark, and only this record
+            // would free one: it takes the head's reserve. (Recycling a
+            // segment it frees before it is written could lose, at a torn
+            // write, messages its mapping counts.)
+            Err(SpoolError::Full) if self.reserve_frees(state.delivered) => {}
+            Err(e) => return Err(e),
+        }
         self.push(&Body::Session(state));
         self.session.pending = false;
         self.session.pushed = Some(state);
         self.session.mark_pushed = state.delivered;
         Ok(())
+    }
+
+    /// True when the head's reserve can take a session record now and a
+    /// delivered mark of `delivered` frees a segment.
+    fn reserve_frees(&self, delivered: Seq) -> bool {
+        let Some(h) = self.head else { return false };
+        let room = self.segs[h as usize].fill as usize + SESSION_LEN
+            <= self.cfg.segment_bytes as usize
+            && self.batch_len() + SESSION_LEN <= self.cfg.batch_bytes as usize;
+        room && self
+            .segs
+            .iter()
+            .enumerate()
+            .any(|(id, s)| id != h as usize && !s.in_batch && s.max_accepted <= delivered)
     }
 
     /// Recovery: the newest session record found, if it agrees with the
