@@ -186,12 +186,6 @@ impl Sim {
         }
     }
 
-    fn trace(&self, what: &str) {
-        if std::env::var_os("SIM_TRACE").is_some() {
-            eprintln!("{} {what}", self.now.as_millis());
-        }
-    }
-
     fn count_possible_duplicates(&mut self, n: u64) {
         self.counts.possible_duplicates += n;
     }
@@ -379,15 +373,14 @@ impl Sim {
             };
             match sent {
                 (Sent::Ack(seq), _) => s.handle_ack(seq),
-                (Sent::Data(seq), Some(p)) => {
-                    if s.handle_data(self.now, seq) == Received::Deliver {
-                        let id = u64::from_le_bytes(p[..8].try_into().unwrap());
-                        self.up.app.push(id);
-                        if tracing() {
-                            eprintln!("app: seq {seq} id {id}");
-                        }
-                        let _ = s.send(b"ACK");
+                // A duplicate (seq already delivered) is dropped by the session.
+                (Sent::Data(seq), Some(p)) if s.handle_data(self.now, seq) == Received::Deliver => {
+                    let id = u64::from_le_bytes(p[..8].try_into().unwrap());
+                    self.up.app.push(id);
+                    if tracing() {
+                        eprintln!("app: seq {seq} id {id}");
                     }
+                    let _ = s.send(b"ACK");
                 }
                 _ => {}
             }
@@ -561,7 +554,7 @@ fn run(seed: u64) -> Counts {
     };
     sim.up.session.end(mooring::session::SessionEnd::Closed);
     sim.start_session();
-    let steps = 100 + sim.rng.below(300);
+    let steps = 60 + sim.rng.below(160);
     for _ in 0..steps {
         sim.step();
     }

@@ -91,6 +91,9 @@ pub struct Session {
     /// The peer's highest DATA seen on this link (or its replay point): never
     /// acknowledge beyond what the peer wrote since our greeting.
     peer_written: u64,
+    /// What our last greeting claimed received (set when it is built): a
+    /// greeting acknowledges, so the next claim and ACK never go below it.
+    claimed: core::cell::Cell<u64>,
 }
 
 impl Session {
@@ -164,6 +167,7 @@ impl Session {
             restored: false,
             ack_limit: None,
             peer_written: 0,
+            claimed: core::cell::Cell::new(0),
         }
     }
 
@@ -385,7 +389,12 @@ impl Session {
         self.ack_through(r);
         self.written = r;
         // The peer replays from what our greeting claimed.
-        self.peer_written = self.greeting_claim();
+        if self.client {
+            self.ack_sent = self.ack_sent.max(self.claimed.get());
+            self.peer_written = self.claimed.get();
+        } else {
+            self.peer_written = self.delivered;
+        }
         self.connected = true;
         self.disconnected_at = None;
         let resumed = self.ever_connected;

@@ -65,6 +65,7 @@ impl Session {
         self.delivered = stored.received;
         self.ack_sent = stored.received;
         self.ack_limit = Some(stored.received);
+        self.claimed.set(stored.received);
         self.ever_connected = true;
         self.restored = true;
     }
@@ -76,15 +77,15 @@ impl Session {
         self.ack_limit = limit;
     }
 
-    /// What the greeting says was received: a limited client claims what it
-    /// acknowledged (a claim never goes back below an earlier one), any other
-    /// session everything delivered.
+    /// What the greeting says was received: what may be acknowledged, never
+    /// less than an earlier claim (recorded: a client's greeting is built
+    /// once per link, before the peer's).
     pub(super) fn greeting_claim(&self) -> u64 {
-        if self.client && self.ack_limit.is_some() {
-            self.ack_sent
-        } else {
-            self.delivered
+        let claim = self.ackable().max(self.claimed.get());
+        if self.client {
+            self.claimed.set(claim);
         }
+        claim
     }
 
     /// The highest sequence number of the peer's this side may acknowledge.
