@@ -443,3 +443,96 @@ fn on_a_small_tmpfs_a_full_disk_is_refused_and_a_full_spool_resumes() {
     let _ = std::fs::remove_dir_all(&big);
     fill_and_drain(&base.join("spool"));
 }
+
+/// Over a mooring upstream (`mooring listen --session`), the session lives in
+/// the spool: 20 SIGKILLs at random moments during a stream from 3 devices,
+/// each restart resuming the stored session (`event=spool_session
+/// state=resumed`), and every MSH-10 a device got AA for reaches the
+/// upstream's application exactly once.
+#[test]
+fn sigkill_over_a_mooring_upstream_delivers_every_acknowledged_message_exactly_once() {
+    const KILLS: usize = 20;
+    const DEVICES: usize = 3;
+    let dir = spool_dir("spool-exactly-once");
+    let (mut up, up_addr) = Proc::listen(&["--protocol", "mooring", "--session"]);
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
+    let mooring = ["--protocol", "mooring"];
+    for round in 0..KILLS {
+        let (mut r, addr, _) = relay(up_addr, &dir, &mooring);
+        let start = r.expect_line(|l| l.starts_with("event=spool_session "), WITHIN);
+        let want = if round == 0 { "new" } else { "resumed" };
+        assert_eq!(field(&start, "state"), Some(want), "round {round}: {start}");
+        let stop = Arc::new(AtomicBool::new(false));
+        let devices: Vec<JoinHandle<()>> = (0..DEVICES)
+            .map(|d| {
+                let (acked, stop) = (acked.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let Some(mut p) = Peer::connect(addr) else {
+                        return;
+                    };
+                    let app = format!("DEV{d}");
+                    for n in 0.. {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let id = format!("X{round}-{d}-{n}");
+                        match p.request(&msg(&app, &id, 200), &id).as_deref() {
+                            Some("AA") => {
+                                acked.lock().unwrap().insert(id);
+                            }
+                            Some(_) => {}
+                            None => return, // the relay died under us
+                        }
+                    }
+                })
+            })
+            .collect();
+        let delay = Duration::from_millis(30 + next(&mut rng) % 250);
+        std::thread::sleep(delay); // the random moment of the kill
+        kill9(r);
+        stop.store(true, Ordering::SeqCst);
+        for d in devices {
+            d.join().expect("device thread");
+        }
+    }
+    // A last message after a last restart: in spool order, everything
+    // recovered reaches the upstream before it.
+    let (_r, addr, _) = relay(up_addr, &dir, &mooring);
+    let mut dev = Peer::connect(addr).expect("connect");
+    assert_eq!(
+        dev.request(&msg("LAST", "LAST", 0), "LAST").as_deref(),
+        Some("AA")
+    );
+    let mut got: Vec<String> = Vec::new();
+    loop {
+        let l = up.expect_line(|l| l.starts_with("event=session_message "), WITHIN);
+        let id = field(&l, "id").expect("id").to_string();
+        if id == "LAST" {
+            break;
+        }
+        got.push(id);
+    }
+    let acked = acked.lock().unwrap().clone();
+    let mut seen = HashSet::new();
+    let twice: Vec<&String> = got.iter().filter(|id| !seen.insert(id.as_str())).collect();
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|id| !seen.contains(id.as_str()))
+        .collect();
+    eprintln!(
+        "{KILLS} kills over a mooring upstream: {} messages acknowledged, {} delivered upstream, {} twice, {} missing",
+        acked.len(),
+        got.len(),
+        twice.len(),
+        missing.len()
+    );
+    assert!(acked.len() > KILLS, "traffic flowed: {} AAs", acked.len());
+    assert!(
+        missing.is_empty(),
+        "acknowledged, never delivered: {missing:?}"
+    );
+    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    drop(_r);
+    let _ = std::fs::remove_dir_all(&dir);
+}
