@@ -38,7 +38,9 @@
 //! from offset 0 (layout in `record.rs`): length, CRC-32C, sequence number,
 //! kind, body. Kinds: *checkpoint* (the first record of every segment, with the
 //! delivered mark when the segment was started), *accepted* (sender, arrival
-//! time, message) and *delivered up to N*. Sequence numbers increase across the
+//! time, message), *delivered up to N* and *session* (an upstream session's
+//! state, also a delivered mark: [`Journal::set_session`], layout and rules in
+//! `session_record.rs`). Sequence numbers increase across the
 //! whole journal; a segment whose accepted records are all delivered is
 //! recycled: written again from offset 0 (never truncated or deleted).
 //!
