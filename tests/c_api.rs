@@ -429,12 +429,44 @@ fn expect_line(
 #[test]
 fn c_example_relay_spools_and_forwards_a_devices_messages_in_order() {
     let bin = build_c_example("relay.c", "c_relay");
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("c-relay-{}", std::process::id()));
+    run_c_relay(&bin, &[], "c-relay");
+}
+
+#[test]
+#[ignore = "needs valgrind; run by .ci/run"]
+fn c_example_relay_runs_clean_under_valgrind() {
+    let bin = build_c_example("relay.c", "c_relay_valgrind");
+    let valgrind = [
+        "valgrind",
+        "--error-exitcode=1",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite,indirect",
+    ];
+    let stderr = run_c_relay(&bin, &valgrind, "c-relay-valgrind");
+    for line in stderr.lines().filter(|l| {
+        l.contains("ERROR SUMMARY") || l.contains("definitely lost") || l.contains("in use at exit")
+    }) {
+        println!("{line}");
+    }
+    assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
+}
+
+/// Runs the C relay (behind `wrapper`, e.g. valgrind) on a fresh spool
+/// directory `name` with the checks above; returns its stderr.
+fn run_c_relay(bin: &Path, wrapper: &[&str], name: &str) -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (go, held) = mpsc::channel();
     let (upstream, arrived, up_thread) = holding_upstream(held);
-    let mut child = Command::new(&bin)
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = cmd
         .args(["127.0.0.1:0", &upstream.to_string()])
         .arg(&dir)
         .arg("3")
@@ -571,4 +603,5 @@ fn c_example_relay_spools_and_forwards_a_devices_messages_in_order() {
         "{out}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+    errors
 }
