@@ -444,7 +444,7 @@ fn relay_steady_state(spool: Option<mooring::relay::SpoolSettings>) {
 /// A relay engine for [`relay_steady_state_on`]: the Rust type on a node, or
 /// the C handle.
 enum Engine {
-    Rust(Node, mooring::relay::Relay),
+    Rust(Box<(Node, mooring::relay::Relay)>),
     C(*mut mooring::ffi::mooring_relay),
 }
 
@@ -480,7 +480,7 @@ impl Engine {
             };
             let relay = Relay::new(cfg, &node).unwrap();
             let addr = node.local_addr(dl).unwrap();
-            return (Engine::Rust(node, relay), addr);
+            return (Engine::Rust(Box::new((node, relay))), addr);
         }
         let up = CString::new(upstream.to_string()).unwrap();
         let dir = spool
@@ -523,7 +523,8 @@ impl Engine {
         use mooring::ffi::*;
         use mooring::relay::RelayEvent;
         match self {
-            Engine::Rust(node, relay) => {
+            Engine::Rust(nr) => {
+                let (node, relay) = &mut **nr;
                 let mut out = |ev: RelayEvent<'_>| {
                     if let RelayEvent::Acked { .. } = ev {
                         acked.set(acked.get() + 1);
