@@ -2,7 +2,8 @@
  * mooring C API: keeps TCP message links (HL7 MLLP, len32) healthy.
  *
  * Ownership: a mooring_node is created by mooring_node_new and owned by the
- * caller until mooring_node_free. Every other type here is plain data the
+ * caller until mooring_node_free; a mooring_relay likewise by mooring_relay_new
+ * until mooring_relay_free. Every other type here is plain data the
  * caller owns and mooring copies in or out during the call. Strings passed in
  * are read during the call only. Strings returned (mooring_result_name,
  * mooring_close_reason_name, mooring_version) are static: never free them.
@@ -13,7 +14,7 @@
  * NULL pointers, bad lengths, unknown values and stale links are error codes.
  * No panic crosses this boundary; a node whose call panicked is poisoned.
  *
- * Threads: a node is used by one thread at a time.
+ * Threads: a node (or relay) is used by one thread at a time.
  */
 
 #ifndef MOORING_H
@@ -716,7 +717,8 @@ typedef struct mooring_node mooring_node;
 /**
  * A relay: a device listener, one upstream, and its queue (in memory or a
  * spool directory). Opaque; create with `mooring_relay_new`, free with
- * `mooring_relay_free`.
+ * `mooring_relay_free`. Used by one thread at a time (it may move between
+ * threads between calls).
  */
 typedef struct mooring_relay mooring_relay;
 
@@ -1480,7 +1482,7 @@ const char *mooring_close_reason_name(uint32_t reason);
  * is empty after a call that succeeded (or returned `MOORING_RESULT_NO_EVENT`).
  * It stays valid until the next such call on this thread. Calls that cannot
  * fail (`mooring_version`, `mooring_result_name`, `mooring_close_reason_name`,
- * `mooring_node_free`, this one) leave it as it is.
+ * `mooring_node_free`, `mooring_relay_free`, this one) leave it as it is.
  *
  * Returns the full length of the text without the NUL (like `snprintf`), so a
  * result `>= len` means it was truncated. `buf` may be NULL when `len` is 0.

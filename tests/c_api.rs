@@ -1,6 +1,8 @@
 //! The C API from C: `examples/c/server.c` is compiled with the host's `cc`
 //! against the staticlib and `src/mooring.h`, run on loopback, and driven by a
-//! Rust [`mooring::Client`] whose requests it must acknowledge.
+//! Rust [`mooring::Client`] whose requests it must acknowledge;
+//! `examples/c/relay.c` (a spooling relay) runs between a Rust device and an
+//! upstream written here.
 //!
 //! Host builds only: on a cross target (the ARM run under qemu) the host's `cc`
 //! cannot link the target's staticlib, so the file compiles to nothing there.

@@ -367,7 +367,7 @@ pub extern "C" fn mooring_close_reason_name(reason: u32) -> *const c_char {
 /// is empty after a call that succeeded (or returned `MOORING_RESULT_NO_EVENT`).
 /// It stays valid until the next such call on this thread. Calls that cannot
 /// fail (`mooring_version`, `mooring_result_name`, `mooring_close_reason_name`,
-/// `mooring_node_free`, this one) leave it as it is.
+/// `mooring_node_free`, `mooring_relay_free`, this one) leave it as it is.
 ///
 /// Returns the full length of the text without the NUL (like `snprintf`), so a
 /// result `>= len` means it was truncated. `buf` may be NULL when `len` is 0.

@@ -18,7 +18,8 @@ use crate::spool::SpoolError;
 
 /// A relay: a device listener, one upstream, and its queue (in memory or a
 /// spool directory). Opaque; create with `mooring_relay_new`, free with
-/// `mooring_relay_free`.
+/// `mooring_relay_free`. Used by one thread at a time (it may move between
+/// threads between calls).
 #[allow(non_camel_case_types)]
 pub struct mooring_relay {
     node: Node,
