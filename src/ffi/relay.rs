@@ -429,6 +429,76 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir.to_str().unwrap());
     }
 
+    /// Polls `r` until `done` holds for its stats (bounded); returns them.
+    ///
+    /// # Safety
+    /// `r` is a live relay.
+    unsafe fn poll_until(
+        r: *mut mooring_relay,
+        done: impl Fn(&mooring_relay_stats) -> bool,
+        kinds: &mut Vec<mooring_relay_event_kind>,
+    ) -> mooring_relay_stats {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut s = mooring_relay_stats::default();
+        let mut ev = core::mem::MaybeUninit::<mooring_relay_event>::uninit();
+        while std::time::Instant::now() < deadline {
+            // SAFETY: a live relay, writable outputs.
+            unsafe {
+                assert_eq!(mooring_relay_poll(r, 10), mooring_result::Ok);
+                while mooring_relay_next_event(r, ev.as_mut_ptr()) == mooring_result::Ok {
+                    kinds.push(ev.assume_init_ref().kind);
+                }
+                assert_eq!(mooring_relay_get_stats(r, &mut s), mooring_result::Ok);
+            }
+            if done(&s) {
+                return s;
+            }
+        }
+        panic!("not reached within 10 s: {s:?}; events {kinds:?}");
+    }
+
+    #[test]
+    fn messages_a_freed_relay_left_in_its_spool_are_recovered_by_the_next() {
+        use std::io::Write;
+        let dir = spool_dir("recover");
+        // An upstream that accepts (the kernel's backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let up = CString::new(silent.local_addr().unwrap().to_string()).unwrap();
+        let mut c = config(&dir);
+        c.upstream = up.as_ptr();
+        let mut kinds = Vec::new();
+        // SAFETY: live relays, valid pointers, NUL-terminated strings.
+        unsafe {
+            let mut a = ptr::null_mut();
+            assert_eq!(mooring_relay_new(&c, &mut a), mooring_result::Ok);
+            let mut addr = [0 as c_char; crate::ffi::MOORING_ADDR_MAX];
+            assert_eq!(
+                mooring_relay_local_addr(a, addr.as_mut_ptr(), addr.len()),
+                mooring_result::Ok
+            );
+            let addr = CStr::from_ptr(addr.as_ptr()).to_str().unwrap();
+            let mut device = std::net::TcpStream::connect(addr).unwrap();
+            for id in ["K1", "K2"] {
+                let msg = format!("\x0bMSH|^~\\&|DEV|W|UP|H|20260101||ADT^A01|{id}|P|2.5\r\x1c\r");
+                device.write_all(msg.as_bytes()).unwrap();
+            }
+            let s = poll_until(a, |s| s.spool_records == 2, &mut kinds);
+            assert_eq!((s.received, s.accepted, s.acked), (2, 2, 0), "{s:?}");
+            assert!(s.spool_bytes_used > 0, "{s:?}");
+            mooring_relay_free(a);
+
+            let mut b = ptr::null_mut();
+            assert_eq!(mooring_relay_new(&c, &mut b), mooring_result::Ok);
+            kinds.clear();
+            let s = poll_until(b, |s| s.queued == 2, &mut kinds);
+            assert_eq!(kinds.first(), Some(&mooring_relay_event_kind::SpoolOpened));
+            assert_eq!((s.spool_recovered, s.spool_corrupt), (2, 0), "{s:?}");
+            assert_eq!((s.spool_records, s.received), (2, 0), "{s:?}");
+            mooring_relay_free(b);
+        }
+        let _ = std::fs::remove_dir_all(dir.to_str().unwrap());
+    }
+
     #[test]
     fn a_panic_poisons_the_relay_and_later_calls_say_so() {
         let dir = spool_dir("poison");
