@@ -39,13 +39,15 @@ mod per_ip;
 mod rx;
 mod sessions;
 mod slots;
+mod sources;
 mod tx;
 
 pub use accept::{ACCEPT_RETRY, ACCEPT_WARN_EVERY};
 
-pub use events::{Event, NodeStats};
+pub use events::{Event, NodeStats, CLOSE_CODES};
 pub use sessions::{SessionId, SessionNote};
 pub use slots::LinkId;
+pub(crate) use sources::MAX_SOURCES;
 
 use events::{ClosedReport, Delivered, Rejection, Step};
 use slots::{Listener, Slot, PENDING_CONNECTED, PENDING_WRITABLE};
@@ -181,6 +183,8 @@ pub struct Node {
     entropy: sessions::OsEntropy,
     /// One limiter per repeatable warning.
     warnings: [RateLimit; Warning::COUNT],
+    /// Keys of the application's own sources found ready (`sources.rs`).
+    source_ready: u64,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -312,6 +316,7 @@ impl Node {
             sessions: sessions::Table::new(cfg.max_sessions, notes)?,
             entropy: sessions::OsEntropy::new(cfg.max_sessions > 0),
             warnings: [RateLimit::default(); Warning::COUNT],
+            source_ready: 0,
             cfg,
         })
     }
@@ -417,16 +422,29 @@ impl Node {
             .map(|i| self.slots[i as usize].link.stats())
     }
 
-    /// Node-wide counters.
+    /// Node-wide counters: a snapshot that adds up the open links' own
+    /// counters (a walk over the slots: for stats, not per message).
     pub fn stats(&self) -> NodeStats {
         let t = self.sessions.stats();
-        NodeStats {
+        let mut st = NodeStats {
             bad_tokens: t.bad_tokens,
             sessions_evicted: t.evicted,
             session_queue_full: t.queue_full,
             unreported_session_events: t.unreported,
+            sessions_live: t.live,
+            sessions_started: t.started,
+            sessions_resumed: t.resumed,
+            sessions_ended: t.ended,
             ..self.stats
+        };
+        // A closed link still in its slot was counted when it closed.
+        for s in self.slots.iter().filter(|s| s.used) {
+            if !matches!(s.link.state(), crate::LinkState::Closed(_)) {
+                st.links_open += 1;
+                st.add_traffic(&s.link.stats());
+            }
         }
+        st
     }
 
     /// Links in use (open, connecting, or closed but not yet reported).
@@ -487,6 +505,9 @@ impl Node {
             let t = ev.token().0;
             if t >= LISTENER_BASE {
                 self.accept_all((t - LISTENER_BASE) as u32, now);
+                continue;
+            }
+            if t >= sources::SOURCE_BASE && self.note_source(t) {
                 continue;
             }
             let i = t as u32;
