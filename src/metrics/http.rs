@@ -62,6 +62,12 @@ impl Status {
 /// is the most the server reads: a request not complete within it is
 /// [`Status::TooLarge`].
 pub fn parse(buf: &[u8], limit: usize) -> Parsed {
+    // A method is a token: anything else is refused at its first byte (an
+    // MLLP or TLS client that found the wrong port gets its answer at once).
+    let method_end = buf.iter().position(|&b| b == b' ').unwrap_or(buf.len());
+    if !buf[..method_end].iter().all(|&b| is_tchar(b)) {
+        return Parsed::Refuse(Status::BadRequest);
+    }
     // The request line decides as soon as it is complete.
     let Some(line_end) = find(buf, b"\n") else {
         return incomplete_or_too_large(buf, limit);
@@ -168,8 +174,13 @@ mod tests {
         for (req, want) in cases {
             assert_eq!(parse(req, LIMIT), Parsed::Refuse(want), "{req:?}");
         }
-        // Garbage is refused as soon as its first line is complete.
+        // Garbage is refused as soon as its first line is complete, or at
+        // its first byte that cannot be part of a method.
         assert_eq!(parse(b"hello\n", LIMIT), Parsed::Refuse(Status::BadRequest));
+        assert_eq!(parse(b"hello", LIMIT), Parsed::Incomplete);
+        for early in [&b"\x0bMSH|"[..], b"\x16\x03", b"GET\r"] {
+            assert_eq!(parse(early, LIMIT), Parsed::Refuse(Status::BadRequest));
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod server;
 mod tally;
 
 pub use exposition::TooSmall;
-pub use server::{MetricsLimits, MetricsServer, ServerStats};
+pub use server::{MetricsLimits, MetricsServer, Render, ServerStats};
 pub use tally::{AckCounts, RelayTally};
 
 use exposition::{Kind, Value, Writer};

@@ -55,6 +55,14 @@ pub struct ServerStats {
     pub refused: u64,
 }
 
+/// What writes the exposition into the buffer it is given, from the node and
+/// the server's own counters (as of this request).
+pub type Render<'a> = dyn FnMut(&Node, ServerStats, &mut [u8]) -> Result<usize, TooSmall> + 'a;
+
+/// Connections accepted in one [`MetricsServer::serve`] at most (a flood of
+/// connects does not hold the loop; the rest wait for the next call).
+const ACCEPTS_PER_CALL: usize = 16;
+
 /// Room before the body for the status line and headers of a `200`.
 const HEAD_ROOM: usize = 160;
 /// Source key of the listener; connection `i` has key `i + 1`.
@@ -91,6 +99,8 @@ pub struct MetricsServer {
     conns: Vec<Conn>,
     limits: MetricsLimits,
     stats: ServerStats,
+    /// The last accept stopped at [`ACCEPTS_PER_CALL`]: more may wait.
+    accept_pending: bool,
 }
 
 impl MetricsServer {
@@ -133,6 +143,7 @@ impl MetricsServer {
             conns,
             limits,
             stats: ServerStats::default(),
+            accept_pending: false,
         })
     }
 
@@ -157,15 +168,13 @@ impl MetricsServer {
 
     /// Accepts, reads, answers and closes what is ready, and closes the
     /// connections past their time. `render` writes the exposition into the
-    /// buffer it is given (e.g. [`super::Snapshot::write`]).
-    pub fn serve(
-        &mut self,
-        node: &mut Node,
-        render: &mut dyn FnMut(&Node, &mut [u8]) -> Result<usize, TooSmall>,
-    ) {
+    /// buffer it is given (e.g. [`super::Snapshot::write`]). Call it after
+    /// every poll: more connections than it accepts in one call
+    /// (`ACCEPTS_PER_CALL`, 16) wait for the next.
+    pub fn serve(&mut self, node: &mut Node, render: &mut Render<'_>) {
         let ready = node.take_source_ready();
         let now = node.now();
-        if ready & (1 << LISTENER_KEY) != 0 {
+        if ready & (1 << LISTENER_KEY) != 0 || self.accept_pending {
             self.accept(node, now, render);
         }
         for i in 0..self.conns.len() {
@@ -179,13 +188,9 @@ impl MetricsServer {
         }
     }
 
-    fn accept(
-        &mut self,
-        node: &mut Node,
-        now: Instant,
-        render: &mut dyn FnMut(&Node, &mut [u8]) -> Result<usize, TooSmall>,
-    ) {
-        loop {
+    fn accept(&mut self, node: &mut Node, now: Instant, render: &mut Render<'_>) {
+        self.accept_pending = false;
+        for _ in 0..ACCEPTS_PER_CALL {
             let (mut sock, _) = match self.listener.accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -218,15 +223,11 @@ impl MetricsServer {
             // The request may be there already.
             self.progress(node, i, render);
         }
+        self.accept_pending = true;
     }
 
     /// Moves connection `i` as far as its socket allows.
-    fn progress(
-        &mut self,
-        node: &mut Node,
-        i: usize,
-        render: &mut dyn FnMut(&Node, &mut [u8]) -> Result<usize, TooSmall>,
-    ) {
+    fn progress(&mut self, node: &mut Node, i: usize, render: &mut Render<'_>) {
         loop {
             let c = &mut self.conns[i];
             let Some(sock) = c.sock.as_mut() else { return };
@@ -247,20 +248,22 @@ impl MetricsServer {
                     c.req_len += n;
                     match http::parse(&c.req[..c.req_len], c.req.len()) {
                         Parsed::Incomplete => {}
-                        Parsed::Metrics => match render(node, &mut c.out[HEAD_ROOM..]) {
-                            Ok(len) => {
-                                let c = &mut self.conns[i];
-                                c.start = ok_head(&mut c.out, len);
-                                c.end = HEAD_ROOM + len;
-                                c.phase = Phase::Writing;
-                                c.answered = true;
-                                self.stats.scrapes += 1;
+                        Parsed::Metrics => {
+                            match render(node, self.stats, &mut c.out[HEAD_ROOM..]) {
+                                Ok(len) => {
+                                    let c = &mut self.conns[i];
+                                    c.start = ok_head(&mut c.out, len);
+                                    c.end = HEAD_ROOM + len;
+                                    c.phase = Phase::Writing;
+                                    c.answered = true;
+                                    self.stats.scrapes += 1;
+                                }
+                                Err(e) => {
+                                    log::warn!("metrics: {e}");
+                                    self.refuse(i, Status::InternalError);
+                                }
                             }
-                            Err(e) => {
-                                log::warn!("metrics: {e}");
-                                self.refuse(i, Status::InternalError);
-                            }
-                        },
+                        }
                         Parsed::Refuse(s) => self.refuse(i, s),
                     }
                 }

@@ -90,11 +90,9 @@ impl RelayTally {
             RelayEvent::UpstreamConnecting { .. } => self.upstream_up = false,
             RelayEvent::Queued { .. } => self.queued += 1,
             RelayEvent::Forwarded { .. } => self.forwarded += 1,
-            RelayEvent::Acked { ack, .. } => {
-                if let Some(code) = ack {
-                    self.acks.count(code);
-                }
-            }
+            RelayEvent::Acked {
+                ack: Some(code), ..
+            } => self.acks.count(code),
             RelayEvent::Failed { .. } => self.failed += 1,
             RelayEvent::Refused { reason, .. } => match reason {
                 Refusal::NotHl7 => self.refused_not_hl7 += 1,

@@ -326,12 +326,11 @@ impl Responder {
     /// `--reply hl7-ack`) and `detection_bound`.
     pub fn serve_metrics(&mut self, m: &mut MetricsServer, detection_bound: Option<Duration>) {
         let acks = (self.reply == ReplyMode::Hl7Ack).then_some(self.acks);
-        let server = Some(m.stats());
-        m.serve(&mut self.node, &mut |node, buf| {
+        m.serve(&mut self.node, &mut |node, server, buf| {
             Snapshot {
                 detection_bound,
                 acks_sent: acks,
-                server,
+                server: Some(server),
                 ..Snapshot::of_node(node.stats())
             }
             .write(buf)

@@ -425,8 +425,7 @@ fn serve_metrics(
     tally: &RelayTally,
     detection_bound: Option<Duration>,
 ) {
-    let server = Some(m.stats());
-    m.serve(node, &mut |node, buf| {
+    m.serve(node, &mut |node, server, buf| {
         let now = node.now();
         Snapshot {
             detection_bound,
@@ -435,7 +434,7 @@ fn serve_metrics(
                 spool: relay.spool_stats(now),
                 tally: *tally,
             }),
-            server,
+            server: Some(server),
             ..Snapshot::of_node(node.stats())
         }
         .write(buf)
