@@ -268,6 +268,7 @@ impl MetricsServer {
                     }
                 }
                 Phase::Writing => match sock.write(&c.out[c.start..c.end]) {
+                    Ok(0) => return self.close(node, i), // no progress possible
                     Ok(n) => {
                         c.start += n;
                         if c.start >= c.end {
