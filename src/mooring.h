@@ -777,6 +777,23 @@ typedef struct mooring_node_stats {
    * Links open or connecting now.
    */
   uint64_t links_open;
+  /**
+   * Reliable sessions live now.
+   */
+  uint64_t sessions_live;
+  /**
+   * Sessions established for the first time.
+   */
+  uint64_t sessions_started;
+  /**
+   * Sessions resumed on a new link.
+   */
+  uint64_t sessions_resumed;
+  /**
+   * Sessions ended, by how: `sessions_ended[end]` for each
+   * `mooring_session_end` value (entry 0, NONE, stays 0).
+   */
+  uint64_t sessions_ended[6];
 } mooring_node_stats;
 
 #ifdef __cplusplus

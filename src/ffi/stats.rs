@@ -32,16 +32,15 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             accept_errors,
             accept_retries,
             rejected_from_peer,
-            // Sessions are not configurable through the C API yet (no
-            // open_session); their counters stay 0 for C callers.
+            // Not in the C struct (yet).
             bad_tokens: _,
             unreported_session_events: _,
             session_queue_full: _,
             sessions_evicted: _,
-            sessions_live: _,
-            sessions_started: _,
-            sessions_resumed: _,
-            sessions_ended: _,
+            sessions_live,
+            sessions_started,
+            sessions_resumed,
+            sessions_ended: ends,
             closes: by_reason,
             frames_in,
             frames_out,
@@ -71,6 +70,17 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             bytes_in,
             bytes_out,
             links_open,
+            sessions_live,
+            sessions_started,
+            sessions_resumed,
+            sessions_ended: [
+                0,
+                ends.lost,
+                ends.expired,
+                ends.queue_full,
+                ends.closed,
+                ends.evicted,
+            ],
         };
         // SAFETY: non-NULL and writable by contract.
         unsafe { out.write(s) };

@@ -393,6 +393,15 @@ pub struct mooring_node_stats {
     pub bytes_out: u64,
     /// Links open or connecting now.
     pub links_open: u64,
+    /// Reliable sessions live now.
+    pub sessions_live: u64,
+    /// Sessions established for the first time.
+    pub sessions_started: u64,
+    /// Sessions resumed on a new link.
+    pub sessions_resumed: u64,
+    /// Sessions ended, by how: `sessions_ended[end]` for each
+    /// `mooring_session_end` value (entry 0, NONE, stays 0).
+    pub sessions_ended: [u64; 6],
 }
 
 impl Default for mooring_node_stats {
@@ -416,6 +425,10 @@ impl Default for mooring_node_stats {
             bytes_in: 0,
             bytes_out: 0,
             links_open: 0,
+            sessions_live: 0,
+            sessions_started: 0,
+            sessions_resumed: 0,
+            sessions_ended: [0; 6],
         }
     }
 }
