@@ -43,8 +43,9 @@ pub struct RelaySnapshot {
 pub struct Snapshot {
     /// The node's counters ([`crate::Node::stats`]).
     pub node: NodeStats,
-    /// How long a dead peer can go unnoticed on the accepted links
-    /// ([`crate::LivenessConfig::detection_bound`]); `None`: unbounded.
+    /// How long a dead peer can go unnoticed on the links the liveness
+    /// settings cover (`listen`: its links; the relay: its upstream link), as
+    /// [`crate::LivenessConfig::detection_bound`]; `None`: unbounded.
     pub detection_bound: Option<Duration>,
     /// Replies sent, by HL7 ACK code, when the application builds them.
     pub acks_sent: Option<AckCounts>,
@@ -212,7 +213,7 @@ impl Snapshot {
             w.single(
                 "mooring_detection_bound_seconds",
                 Kind::Gauge,
-                "How long a dead peer can go unnoticed on accepted links (the fastest liveness mechanism configured).",
+                "How long a dead peer can go unnoticed (the fastest liveness mechanism configured; the relay: on its upstream link).",
                 Value::Float(d.as_secs_f64()),
             );
         }
