@@ -238,6 +238,31 @@ pub(super) enum Step {
 }
 
 impl Node {
+    /// Node-wide counters: a snapshot that adds up the open links' own
+    /// counters (a walk over the slots: for stats, not per message).
+    pub fn stats(&self) -> NodeStats {
+        let t = self.sessions.stats();
+        let mut st = NodeStats {
+            bad_tokens: t.bad_tokens,
+            sessions_evicted: t.evicted,
+            session_queue_full: t.queue_full,
+            unreported_session_events: t.unreported,
+            sessions_live: t.live,
+            sessions_started: t.started,
+            sessions_resumed: t.resumed,
+            sessions_ended: t.ended,
+            ..self.stats
+        };
+        // A closed link still in its slot was counted when it closed.
+        for s in self.slots.iter().filter(|s| s.used) {
+            if !matches!(s.link.state(), crate::LinkState::Closed(_)) {
+                st.links_open += 1;
+                st.add_traffic(&s.link.stats());
+            }
+        }
+        st
+    }
+
     pub(super) fn consume_delivered(&mut self) {
         if let Some(d) = self.delivered.take() {
             let s = &mut self.slots[d.slot as usize];
