@@ -40,13 +40,15 @@ mod per_ip;
 mod rx;
 mod sessions;
 mod slots;
+mod sources;
 mod tx;
 
 pub use accept::{ACCEPT_RETRY, ACCEPT_WARN_EVERY};
 
-pub use events::{Event, NodeStats};
+pub use events::{Event, NodeStats, CLOSE_CODES};
 pub use sessions::{SessionId, SessionNote};
 pub use slots::LinkId;
+pub(crate) use sources::MAX_SOURCES;
 
 use events::{ClosedReport, Delivered, Rejection, Step};
 use slots::{Listener, Slot, PENDING_CONNECTED, PENDING_WRITABLE};
@@ -182,6 +184,8 @@ pub struct Node {
     entropy: sessions::OsEntropy,
     /// One limiter per repeatable warning.
     warnings: [RateLimit; Warning::COUNT],
+    /// Keys of the application's own sources found ready (`sources.rs`).
+    source_ready: u64,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -318,6 +322,7 @@ impl Node {
             sessions: sessions::Table::new(cfg.max_sessions, notes)?,
             entropy: sessions::OsEntropy::new(cfg.max_sessions > 0),
             warnings: [RateLimit::default(); Warning::COUNT],
+            source_ready: 0,
             cfg,
         })
     }
@@ -423,18 +428,6 @@ impl Node {
             .map(|i| self.slots[i as usize].link.stats())
     }
 
-    /// Node-wide counters.
-    pub fn stats(&self) -> NodeStats {
-        let t = self.sessions.stats();
-        NodeStats {
-            bad_tokens: t.bad_tokens,
-            sessions_evicted: t.evicted,
-            session_queue_full: t.queue_full,
-            unreported_session_events: t.unreported,
-            ..self.stats
-        }
-    }
-
     /// Links in use (open, connecting, or closed but not yet reported).
     pub fn links_in_use(&self) -> usize {
         self.slots.len() - self.free.len()
@@ -493,6 +486,9 @@ impl Node {
             let t = ev.token().0;
             if t >= LISTENER_BASE {
                 self.accept_all((t - LISTENER_BASE) as u32, now);
+                continue;
+            }
+            if t >= sources::SOURCE_BASE && self.note_source(t) {
                 continue;
             }
             let i = t as u32;
