@@ -338,6 +338,11 @@ impl Ledger {
         self.deliveries.len()
     }
 
+    /// Payload bytes held (a walk over the messages: for stats, not per message).
+    pub fn bytes(&self) -> usize {
+        self.payloads.bytes()
+    }
+
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
         self.deliveries.is_empty()

@@ -32,6 +32,11 @@
 #define MOORING_ADDR_MAX 64
 
 /**
+ * Entries of `mooring_node_stats.closes`: room for close reason codes 0 to 63.
+ */
+#define MOORING_CLOSE_CODES_MAX 64
+
+/**
  * The `listener` of an event that has none (outbound links, non-connect events).
  */
 #define MOORING_NO_LISTENER UINT32_MAX
@@ -1352,6 +1357,50 @@ typedef struct mooring_relay_stats {
    */
   uint64_t reply_timeouts;
   /**
+   * Of `refused`: not HL7.
+   */
+  uint64_t refused_not_hl7;
+  /**
+   * Of `refused`: HL7 without an MSH-10.
+   */
+  uint64_t refused_no_control_id;
+  /**
+   * Of `refused`: the queue was full.
+   */
+  uint64_t queue_full;
+  /**
+   * Of `refused`: the spool could not make it durable (full or failing disk).
+   */
+  uint64_t spool_refused;
+  /**
+   * Raw upstream ACKs by MSA-1: `AA`.
+   */
+  uint64_t acks_aa;
+  /**
+   * Raw upstream ACKs: `AE`.
+   */
+  uint64_t acks_ae;
+  /**
+   * Raw upstream ACKs: `AR`.
+   */
+  uint64_t acks_ar;
+  /**
+   * Upstream replies that matched nothing in flight.
+   */
+  uint64_t unexpected_replies;
+  /**
+   * Times the upstream came up.
+   */
+  uint64_t upstream_connects;
+  /**
+   * Times the upstream link or session was lost.
+   */
+  uint64_t upstream_losses;
+  /**
+   * Reconnect attempts scheduled.
+   */
+  uint64_t upstream_reconnects;
+  /**
    * Events not kept for `mooring_relay_next_event` (its queue or bytes
    * were full); the counters above include them.
    */
@@ -1448,6 +1497,49 @@ typedef struct mooring_node_stats {
    * Connections refused: their address held `max_connections_per_ip` links.
    */
   uint64_t rejected_from_peer;
+  /**
+   * Links closed, by reason: `closes[code]` for each `mooring_close_reason`
+   * code (entry 0, no reason, stays 0; room for every code below
+   * `MOORING_CLOSE_CODES_MAX`).
+   */
+  uint64_t closes[MOORING_CLOSE_CODES_MAX];
+  /**
+   * Frames received on every link, open or closed.
+   */
+  uint64_t frames_in;
+  /**
+   * Frames queued for sending on every link, open or closed.
+   */
+  uint64_t frames_out;
+  /**
+   * Bytes received on every link, open or closed.
+   */
+  uint64_t bytes_in;
+  /**
+   * Bytes written on every link, open or closed.
+   */
+  uint64_t bytes_out;
+  /**
+   * Links open or connecting now.
+   */
+  uint64_t links_open;
+  /**
+   * Reliable sessions live now.
+   */
+  uint64_t sessions_live;
+  /**
+   * Sessions established for the first time.
+   */
+  uint64_t sessions_started;
+  /**
+   * Sessions resumed on a new link.
+   */
+  uint64_t sessions_resumed;
+  /**
+   * Sessions ended, by how: `sessions_ended[end]` for each
+   * `mooring_session_end` value (entry 0, NONE, stays 0).
+   */
+  uint64_t sessions_ended[6];
 } mooring_node_stats;
 
 #ifdef __cplusplus

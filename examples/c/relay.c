@@ -71,13 +71,14 @@ static void print_stats(const mooring_relay_stats *s) {
     static char last[512];
     char line[512];
     snprintf(line, sizeof line,
-             "event=stats received=%llu accepted=%llu queued=%llu forwarded=%llu acked=%llu "
+             "event=stats received=%llu accepted=%llu queued=%llu forwarded=%llu acked=%llu acks_aa=%llu "
              "failed=%llu refused=%llu devices=%llu upstream_connected=%u spool=%u "
              "spool_records=%llu spool_bytes_used=%llu spool_bytes_total=%llu "
              "spool_oldest_age_ms=%llu events_dropped=%llu",
              (unsigned long long)s->received, (unsigned long long)s->accepted,
              (unsigned long long)s->queued, (unsigned long long)s->forwarded,
-             (unsigned long long)s->acked, (unsigned long long)s->failed,
+             (unsigned long long)s->acked, (unsigned long long)s->acks_aa,
+             (unsigned long long)s->failed,
              (unsigned long long)s->refused, (unsigned long long)s->devices,
              s->upstream_connected, s->spool, (unsigned long long)s->spool_records,
              (unsigned long long)s->spool_bytes_used, (unsigned long long)s->spool_bytes_total,

@@ -252,18 +252,36 @@ pub unsafe extern "C" fn mooring_relay_get_stats(
 /// The relay's numbers now.
 fn stats(h: &mut mooring_relay) -> mooring_relay_stats {
     let c = h.events.counts;
+    let t = c.tally;
+    let refused = [
+        t.refused_not_hl7,
+        t.refused_no_control_id,
+        t.queue_full,
+        t.spool_refused,
+    ];
     let mut s = mooring_relay_stats {
         queued: h.relay.queued() as u64,
         devices: c.devices,
-        upstream_connected: u32::from(c.upstream_connected),
+        upstream_connected: u32::from(t.upstream_up),
         received: c.received,
-        duplicates: c.duplicates,
-        refused: c.refused,
-        accepted: c.accepted,
-        forwarded: c.forwarded,
+        duplicates: t.duplicates,
+        refused: refused.iter().fold(0u64, |a, &b| a.saturating_add(b)),
+        accepted: t.queued,
+        forwarded: t.forwarded,
         acked: c.acked,
-        failed: c.failed,
+        failed: t.failed,
         reply_timeouts: c.reply_timeouts,
+        refused_not_hl7: t.refused_not_hl7,
+        refused_no_control_id: t.refused_no_control_id,
+        queue_full: t.queue_full,
+        spool_refused: t.spool_refused,
+        acks_aa: t.acks.accept,
+        acks_ae: t.acks.error,
+        acks_ar: t.acks.reject,
+        unexpected_replies: t.unexpected_replies,
+        upstream_connects: t.upstream_connects,
+        upstream_losses: t.upstream_losses,
+        upstream_reconnects: t.upstream_reconnects,
         events_dropped: c.dropped,
         ..mooring_relay_stats::default()
     };

@@ -14,6 +14,7 @@ use super::relay_types::*;
 use super::types::{mooring_close_reason, mooring_session_end, MOORING_ADDR_MAX};
 use super::write_c;
 use crate::fallible::AllocError;
+use crate::metrics::RelayTally;
 use crate::relay::{LostReason, Pressure, Refusal, RelayEvent};
 
 /// Bytes of an event's text field.
@@ -81,42 +82,30 @@ impl Area<'_> {
     }
 }
 
-/// Counters over every event (`mooring_relay_stats`).
+/// Counters over every event (`mooring_relay_stats`): the metrics' tally
+/// and what the C stats add to it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Counts {
+    /// The counters `mooring relay --metrics` exports.
+    pub(super) tally: RelayTally,
     pub(super) devices: u64,
-    pub(super) upstream_connected: bool,
     pub(super) received: u64,
-    pub(super) duplicates: u64,
-    pub(super) refused: u64,
-    pub(super) accepted: u64,
-    pub(super) forwarded: u64,
+    /// Every upstream acknowledgement (a session's has no ACK code).
     pub(super) acked: u64,
-    pub(super) failed: u64,
     pub(super) reply_timeouts: u64,
     pub(super) dropped: u64,
 }
 
 impl Counts {
     fn count(&mut self, ev: &RelayEvent<'_>) {
+        self.tally.observe(ev);
         let bump = |c: &mut u64| *c = c.saturating_add(1);
         match ev {
             RelayEvent::DeviceConnected { .. } => bump(&mut self.devices),
             RelayEvent::DeviceClosed { .. } => self.devices = self.devices.saturating_sub(1),
             RelayEvent::DeviceMessage { .. } => bump(&mut self.received),
-            RelayEvent::Refused { .. }
-            | RelayEvent::QueueFull { .. }
-            | RelayEvent::SpoolRefused { .. } => bump(&mut self.refused),
-            RelayEvent::Duplicate { .. } => bump(&mut self.duplicates),
-            RelayEvent::Queued { .. } => bump(&mut self.accepted),
-            RelayEvent::ReplyTimeout { .. } => bump(&mut self.reply_timeouts),
-            RelayEvent::Forwarded { .. } => bump(&mut self.forwarded),
             RelayEvent::Acked { .. } => bump(&mut self.acked),
-            RelayEvent::Failed { .. } => bump(&mut self.failed),
-            RelayEvent::UpstreamConnected { .. } => self.upstream_connected = true,
-            RelayEvent::UpstreamLost { .. } | RelayEvent::UpstreamLinkLost { .. } => {
-                self.upstream_connected = false
-            }
+            RelayEvent::ReplyTimeout { .. } => bump(&mut self.reply_timeouts),
             _ => {}
         }
     }
@@ -758,7 +747,10 @@ mod tests {
         q.record(&fwd(b"cc", 3));
         q.record(&RelayEvent::UpstreamConnecting { attempt: 1 });
         q.record(&RelayEvent::UpstreamConnecting { attempt: 2 }); // 3 waiting: dropped
-        assert_eq!((q.len(), q.counts.dropped, q.counts.forwarded), (3, 2, 3));
+        assert_eq!(
+            (q.len(), q.counts.dropped, q.counts.tally.forwarded),
+            (3, 2, 3)
+        );
         let first = q.next().unwrap();
         assert_eq!((first.seq, id(&first)), (1, Some(&b"aaaa"[..])));
         // The next poll frees the taken bytes; the waiting ones move and stay right.
@@ -797,14 +789,17 @@ mod tests {
             queued: 1,
         });
         let c = q.counts;
-        assert_eq!((c.devices, c.upstream_connected, c.refused), (1, true, 1));
+        assert_eq!(
+            (c.devices, c.tally.upstream_up, c.tally.queue_full),
+            (1, true, 1)
+        );
         q.record(&RelayEvent::UpstreamLost {
             reason: LostReason::NoSessions,
             in_doubt: None,
             resent: 0,
             failed: 0,
         });
-        assert!(!q.counts.upstream_connected);
+        assert!(!q.counts.tally.upstream_up);
         // One event kept, the rest counted as dropped (none allocated for).
         assert_eq!((q.len(), q.counts.dropped), (1, 5));
     }

@@ -353,6 +353,28 @@ pub struct mooring_relay_stats {
     pub failed: u64,
     /// Devices that got MSA|AR after waiting for the upstream too long.
     pub reply_timeouts: u64,
+    /// Of `refused`: not HL7.
+    pub refused_not_hl7: u64,
+    /// Of `refused`: HL7 without an MSH-10.
+    pub refused_no_control_id: u64,
+    /// Of `refused`: the queue was full.
+    pub queue_full: u64,
+    /// Of `refused`: the spool could not make it durable (full or failing disk).
+    pub spool_refused: u64,
+    /// Raw upstream ACKs by MSA-1: `AA`.
+    pub acks_aa: u64,
+    /// Raw upstream ACKs: `AE`.
+    pub acks_ae: u64,
+    /// Raw upstream ACKs: `AR`.
+    pub acks_ar: u64,
+    /// Upstream replies that matched nothing in flight.
+    pub unexpected_replies: u64,
+    /// Times the upstream came up.
+    pub upstream_connects: u64,
+    /// Times the upstream link or session was lost.
+    pub upstream_losses: u64,
+    /// Reconnect attempts scheduled.
+    pub upstream_reconnects: u64,
     /// Events not kept for `mooring_relay_next_event` (its queue or bytes
     /// were full); the counters above include them.
     pub events_dropped: u64,
