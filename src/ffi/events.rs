@@ -31,6 +31,17 @@ pub(super) fn c_reason(r: CloseReason) -> u32 {
     u32::from(r.code())
 }
 
+/// How a session ended as C sees it, with its count of messages in doubt.
+pub(super) fn c_session_end(how: SessionEnd) -> (mooring_session_end, u64) {
+    match how {
+        SessionEnd::Lost { undelivered } => (mooring_session_end::Lost, undelivered),
+        SessionEnd::Expired { undelivered } => (mooring_session_end::Expired, undelivered),
+        SessionEnd::QueueFull { undelivered } => (mooring_session_end::QueueFull, undelivered),
+        SessionEnd::Closed => (mooring_session_end::Closed, 0),
+        SessionEnd::Evicted { undelivered } => (mooring_session_end::Evicted, undelivered),
+    }
+}
+
 /// The C form of a node event. `links` and `listeners` are the handle's tables,
 /// so the event names links and listeners as C knows them.
 pub(super) fn c_event(
@@ -126,21 +137,7 @@ pub(super) fn c_event(
                 }
                 SessionNote::Ended(how) => {
                     ev.kind = mooring_event_kind::SessionEnded;
-                    let (end, count) = match how {
-                        SessionEnd::Lost { undelivered } => {
-                            (mooring_session_end::Lost, undelivered)
-                        }
-                        SessionEnd::Expired { undelivered } => {
-                            (mooring_session_end::Expired, undelivered)
-                        }
-                        SessionEnd::QueueFull { undelivered } => {
-                            (mooring_session_end::QueueFull, undelivered)
-                        }
-                        SessionEnd::Closed => (mooring_session_end::Closed, 0),
-                        SessionEnd::Evicted { undelivered } => {
-                            (mooring_session_end::Evicted, undelivered)
-                        }
-                    };
+                    let (end, count) = c_session_end(how);
                     ev.session_end = end as u32;
                     ev.count = count;
                 }

@@ -58,6 +58,7 @@
 mod event;
 mod intake;
 mod queue;
+mod setup;
 mod spool;
 mod stats;
 mod upstream;
@@ -76,6 +77,7 @@ use crate::time::{earliest, Instant};
 use crate::{ConfigError, ConnectConfig, Event, LinkId, LivenessConfig, Node, Protocol};
 
 pub use event::{Escaped, LostReason, Refusal, RelayEvent};
+pub use setup::{default_ack_after, DeviceSide, StartError, Started};
 pub use spool::{Pressure, RelaySpoolStats, SpoolSettings, RETRY as SPOOL_RETRY};
 pub use stats::RelayQueueStats;
 

@@ -9,17 +9,16 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mooring::metrics::{MetricsServer, RelaySnapshot, RelayTally, Snapshot};
-use mooring::relay::{LostReason, Pressure, Relay, RelayConfig, RelayError, RelayEvent};
+use mooring::relay::{
+    DeviceSide, LostReason, Pressure, Relay, RelayConfig, RelayEvent, StartError, Started,
+};
 use mooring::spool::SpoolError;
-use mooring::{ListenConfig, ListenerId, LivenessConfig, Node, NodeConfig, SetupError};
+use mooring::Node;
 
 use crate::args::RelayOpts;
 use crate::line::{self, Line};
 use crate::listen::Seen;
 
-/// Spare link slots (see `listen`): closed links wait in their slots until
-/// their events are pulled.
-const MAX_SPARE_SLOTS: usize = 64;
 /// Longest wait in one poll (deadlines wake it earlier).
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
@@ -323,61 +322,35 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     let cfg = relay_config(o, seed);
-    let spare = o.max_conns.clamp(1, MAX_SPARE_SLOTS);
-    let node_cfg = NodeConfig {
-        max_links: o.max_conns.saturating_add(spare).saturating_add(2),
+    let devices = DeviceSide {
         framing: o.framing,
         max_frame: o.max_frame,
-        max_sessions: cfg.node_sessions(),
-        write_timeout: o.write_timeout,
-        ..NodeConfig::default()
-    };
-    let listen_cfg = ListenConfig {
         max_connections: o.max_conns,
         max_connections_per_ip: o.max_conns_per_ip,
-        liveness: LivenessConfig {
-            tcp_keepalive: o.liveness.tcp_keepalive,
-            tcp_user_timeout: o.liveness.tcp_user_timeout,
-            frame_timeout: o.liveness.frame_timeout,
-            ..LivenessConfig::default()
-        },
-        ..ListenConfig::default()
+        write_timeout: o.write_timeout,
+        ..DeviceSide::new(o.listen)
     };
-    let checked = node_cfg
-        .validate()
-        .and_then(|()| listen_cfg.validate(&node_cfg))
-        .and_then(|()| cfg.connect_config().validate());
-    if let Err(e) = checked {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    let mut node = match Node::new(node_cfg) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let listener: ListenerId = match node.listen(o.listen, listen_cfg) {
-        Ok(l) => l,
-        Err(SetupError::Config(e)) => {
+    let Started {
+        mut node,
+        listener,
+        mut relay,
+    } = match devices.start(cfg) {
+        Ok(s) => s,
+        Err(StartError::Config(e)) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
-        Err(e) => {
+        Err(StartError::Node(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+        Err(StartError::Listen(e)) => {
             eprintln!("error: --listen {}: {e}", o.listen);
             return ExitCode::from(1);
         }
-    };
-    let mut relay = match Relay::new(cfg, &node) {
-        Ok(r) => r,
-        Err(e @ RelayError::Spool(_)) => {
+        Err(StartError::Relay(e)) => {
             eprintln!("error: --spool: {e}");
             return ExitCode::from(1);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
         }
     };
     Line::new("event", "listening")

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mooring::relay::{RelayConfig, SpoolSettings};
+use mooring::relay::{default_ack_after, RelayConfig, SpoolSettings};
 use mooring::session::Backoff;
 use mooring::spool::Fsync;
 use mooring::{Framing, LivenessConfig};
@@ -55,16 +55,6 @@ pub struct RelayOpts {
     pub spool: Option<SpoolSettings>,
     /// `--metrics ADDR`: serve `GET /metrics` there (`None`: off).
     pub metrics: Option<SocketAddr>,
-}
-
-/// The default of `--ack-after`: `queued` only where an AA cannot be lost
-/// by a crash of the relay (`--spool DIR`) or where the operator asked for the
-/// in-memory queue (`--spool memory`); else `upstream`.
-fn default_ack_after(spool: Option<&SpoolChoice>) -> AckAfter {
-    match spool {
-        Some(_) => AckAfter::Queued,
-        None => AckAfter::Upstream,
-    }
 }
 
 /// What `--spool` names.
@@ -225,7 +215,8 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     }
     let liveness = flags.finish()?;
     let backoff = backoff_from(reconnect_min, reconnect_max)?;
-    let ack_after = ack_after.unwrap_or(default_ack_after(spool.as_ref()));
+    // `--spool DIR` or `--spool memory` (see `default_ack_after`).
+    let ack_after = ack_after.unwrap_or(default_ack_after(spool.is_some()));
     let spool = match spool {
         Some(SpoolChoice::Dir(dir)) => {
             let mut s = SpoolSettings::new(dir);
