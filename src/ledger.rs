@@ -32,7 +32,7 @@ use crate::replay::{ReplayError, ReplayQueue};
 
 /// Ledger settings with documented defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LedgerConfig {
+pub(crate) struct LedgerConfig {
     /// Messages held (queued or awaiting a reply). Default 1000.
     pub capacity: usize,
     /// Bytes of payload held, whichever limit comes first. Default 8 MiB.
@@ -56,11 +56,11 @@ impl Default for LedgerConfig {
 }
 
 /// A message's id in the ledger: 1, 2, 3, ... in the order they were queued.
-pub type MsgId = u64;
+pub(crate) type MsgId = u64;
 
 /// Where a message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// Waiting to be written (again, after `attempts` tries).
     Queued,
     /// Written; its reply is awaited.
@@ -73,16 +73,27 @@ pub enum Delivery {
 
 /// Why [`Ledger::push`] refused a message. Nothing was queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LedgerError {
+pub(crate) enum LedgerError {
     /// At `capacity` or out of bytes: backpressure.
     Full,
     /// Larger than `max_bytes`.
     TooLarge,
 }
 
+impl std::fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LedgerError::Full => "delivery ledger full (backpressure: retry later)",
+            LedgerError::TooLarge => "message larger than the delivery ledger",
+        })
+    }
+}
+
+impl std::error::Error for LedgerError {}
+
 /// What a dropped link left in doubt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct InDoubt {
+pub(crate) struct InDoubt {
     /// Messages written whose replies never came (first and last id, inclusive).
     pub ids: Option<(MsgId, MsgId)>,
     /// Of those, how many will be resent.
@@ -99,7 +110,7 @@ struct State {
 
 /// The ledger. See the module docs.
 #[derive(Debug)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     cfg: LedgerConfig,
     payloads: ReplayQueue,
     /// States of the held messages, oldest first; `states[0]` is id `base`.
@@ -110,7 +121,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// A ledger; its memory is allocated here, once.
-    pub fn new(cfg: LedgerConfig) -> Self {
+    pub(crate) fn new(cfg: LedgerConfig) -> Self {
         let cap = cfg.capacity.max(1);
         Ledger {
             cfg,
@@ -122,17 +133,18 @@ impl Ledger {
     }
 
     /// Messages held (queued or awaiting a reply).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.states.len()
     }
 
     /// True when nothing is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.states.is_empty()
     }
 
     /// Takes a message; it is written in order. `Full` is backpressure.
-    pub fn push(&mut self, payload: &[u8]) -> Result<MsgId, LedgerError> {
+    pub(crate) fn push(&mut self, payload: &[u8]) -> Result<MsgId, LedgerError> {
         match self.payloads.push(payload, self.cfg.capacity) {
             Ok(()) => {}
             Err(ReplayError::Full) => return Err(LedgerError::Full),
@@ -146,7 +158,8 @@ impl Ledger {
     }
 
     /// The state of message `id`, while held.
-    pub fn state(&self, id: MsgId) -> Option<Delivery> {
+    #[cfg(test)]
+    pub(crate) fn state(&self, id: MsgId) -> Option<Delivery> {
         let i = id.checked_sub(self.base)?;
         self.states.get(i as usize).map(|s| s.delivery)
     }
@@ -160,7 +173,7 @@ impl Ledger {
 
     /// The next message to write, if the window allows one: the oldest queued.
     #[must_use]
-    pub fn poll_transmit(&self) -> Option<(MsgId, &[u8])> {
+    pub(crate) fn poll_transmit(&self) -> Option<(MsgId, &[u8])> {
         let in_flight = self.written_count();
         if in_flight >= self.cfg.window {
             return None;
@@ -174,7 +187,7 @@ impl Ledger {
     }
 
     /// Message `id` (from [`Ledger::poll_transmit`]) was written.
-    pub fn handle_written(&mut self, id: MsgId) {
+    pub(crate) fn handle_written(&mut self, id: MsgId) {
         if let Some(s) = id
             .checked_sub(self.base)
             .and_then(|i| self.states.get_mut(i as usize))
@@ -188,7 +201,7 @@ impl Ledger {
     /// A reply arrived for the oldest message awaiting one (replies come in order
     /// on a link). Returns its id, or `None` if nothing was awaited (an
     /// unexpected reply, for the caller to report).
-    pub fn handle_reply(&mut self) -> Option<MsgId> {
+    pub(crate) fn handle_reply(&mut self) -> Option<MsgId> {
         let s = self.states.front()?;
         if s.delivery != Delivery::Written {
             return None;
@@ -208,7 +221,7 @@ impl Ledger {
     /// The link dropped, or a reply did not come in time: every message written
     /// and not acknowledged is in doubt. Each is queued again for a resend, or
     /// fails once it has used its `retries`. Returns exactly which.
-    pub fn handle_link_lost(&mut self) -> InDoubt {
+    pub(crate) fn handle_link_lost(&mut self) -> InDoubt {
         let n = self.written_count();
         if n == 0 {
             return InDoubt::default();
@@ -237,7 +250,7 @@ impl Ledger {
 
     /// The next outcome (`Acknowledged` or `Failed`), in order of the messages.
     #[must_use]
-    pub fn poll_outcome(&mut self) -> Option<(MsgId, Delivery)> {
+    pub(crate) fn poll_outcome(&mut self) -> Option<(MsgId, Delivery)> {
         self.outcomes.pop_front()
     }
 }

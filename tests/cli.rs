@@ -915,7 +915,7 @@ fn send_session_to_a_closed_port_reconnects_then_gives_up_at_the_response_timeou
 
 #[test]
 fn a_peers_close_message_is_its_claim_not_the_close_reason() {
-    use mooring::wire::{self, Greeting, Msg, WireReason};
+    use mooring::internals::wire::{self, Greeting, Msg, WireReason};
     use mooring::CloseReason;
     /// `msg` in an MLLP frame.
     fn framed(msg: &Msg<'_>) -> Vec<u8> {

@@ -11,8 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::{Peer, LOCALHOST, LOCALHOST_2, PATIENCE};
+use mooring::internals::wire::{self, Greeting, Msg};
 use mooring::session::{Backoff, SessionConfig, SessionEnd};
-use mooring::wire::{self, Greeting, Msg};
 use mooring::{
     CloseReason, ConnectConfig, Event, ListenConfig, LivenessConfig, Node, NodeConfig, Protocol,
     SessionNote,

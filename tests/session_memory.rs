@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use mooring::wire::{self, Greeting, Msg};
+use mooring::internals::wire::{self, Greeting, Msg};
 use support::{Proc, WITHIN};
 
 /// Bytes of the hostile MSH-10.

@@ -6,8 +6,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use mooring::internals::wire::{self, Greeting, Msg};
 use mooring::session::{Backoff, SessionConfig, SessionEnd};
-use mooring::wire::{self, Greeting, Msg};
 use mooring::{
     CloseReason, ConnectConfig, Event, LinkId, ListenConfig, LivenessConfig, Node, NodeConfig,
     Protocol, SessionId, SessionNote,

@@ -11,10 +11,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 // The crate's PRNG: a seed replays a run exactly.
-use mooring::rng::XorShift64 as Rng;
+use mooring::internals::rng::XorShift64 as Rng;
 
 use mooring::frame::{Codec, Decoded, Mllp};
-use mooring::link::{FrameAction, Link, LinkConfig, CONTROL_SCRATCH};
+use mooring::internals::link::{FrameAction, Link, LinkConfig, CONTROL_SCRATCH};
 use mooring::{CloseReason, Heartbeat, Instant, KeepAliveMessage, LivenessConfig, Protocol};
 
 /// One end: a link, the bytes it has received but not decoded, what it delivered.

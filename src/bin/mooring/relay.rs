@@ -388,7 +388,7 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         .print();
     line::liveness(&o.liveness).print();
     let upstream = o.upstream;
-    let mut flood = ReplyFlood::new(mooring::ratelimit::DEFAULT_INTERVAL);
+    let mut flood = ReplyFlood::new(mooring::internals::ratelimit::DEFAULT_INTERVAL);
     loop {
         let mut out = |ev: RelayEvent<'_>| print(&ev, upstream, &mut flood);
         if let Err(e) = relay.turn(&mut node, MAX_WAIT, &mut out) {
