@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 /// Process helpers shared with the interop tests.
 mod support;
 
-use support::{field, mooring, run, Proc, Run, SAMPLE, WITHIN};
+use support::{
+    assert_sample_replies, assert_usage_errors, expect_sample_received, field, mooring, run, Proc,
+    Run, TempFile, SAMPLE, WITHIN,
+};
 
 /// `mooring send ADDR tests/data/sample.hl7 <extra>` to completion.
 fn send_sample(addr: SocketAddr, extra: &[&str]) -> Run {
@@ -115,15 +118,9 @@ fn send_gets_an_ack_for_each_message_and_listen_reports_them() {
         "event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off \
          tcp_user_timeout=off detection_bound=none"
     );
+    assert_sample_replies(&lines[1..4]);
     for (i, l) in lines[1..4].iter().enumerate() {
-        assert_eq!(field(l, "event"), Some("reply"), "{l}");
         assert_eq!(field(l, "n"), Some((i + 1).to_string().as_str()), "{l}");
-        assert_eq!(
-            field(l, "id"),
-            Some(format!("MSG{:05}", i + 1).as_str()),
-            "{l}"
-        );
-        assert_eq!(field(l, "ack"), Some("AA"), "{l}");
         assert!(field(l, "bytes").is_some_and(|b| b.parse::<usize>().is_ok_and(|b| b > 0)));
         assert!(field(l, "ms").is_some_and(|m| m.parse::<u64>().is_ok()));
     }
@@ -132,13 +129,7 @@ fn send_gets_an_ack_for_each_message_and_listen_reports_them() {
         "event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0 rejected=0"
     );
 
-    let connected = listen.expect_line(|l| l.starts_with("event=connected "), WITHIN);
-    let peer = field(&connected, "peer").expect("peer").to_string();
-    for n in 1..=3 {
-        let m = listen.expect_line(|l| l.starts_with("event=message "), WITHIN);
-        assert_eq!(field(&m, "peer"), Some(peer.as_str()), "{m}");
-        assert_eq!(field(&m, "id"), Some(format!("MSG{n:05}").as_str()), "{m}");
-    }
+    let peer = expect_sample_received(&mut listen);
     let closed = listen.expect_line(|l| l.starts_with("event=closed "), WITHIN);
     assert_eq!(field(&closed, "peer"), Some(peer.as_str()));
     assert_eq!(field(&closed, "reason"), Some("PeerClosed"));
@@ -403,27 +394,6 @@ fn demo_exits_0_and_ends_with_a_clean_summary() {
     assert_eq!(resumed, 2, "{}", r.stdout);
 }
 
-/// A file under the temp directory, removed on drop.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &[u8]) -> TempFile {
-        let p = std::env::temp_dir().join(format!("mooring-cli-{}-{name}", std::process::id()));
-        std::fs::write(&p, contents).expect("write temp file");
-        TempFile(p)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 #[test]
 fn listen_and_send_print_their_liveness_and_detection_bound() {
     let (mut listen, addr) = Proc::listen(&[
@@ -531,17 +501,7 @@ fn bad_liveness_flags_exit_2_with_one_line_naming_the_flag() {
         ),
         (&["send", "127.0.0.1:1", "--hold", "forever"], "--hold"),
     ];
-    for (args, needle) in cases {
-        let r = run(mooring(args), None);
-        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", r.stderr);
-        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
-        assert!(
-            r.stderr.starts_with(&format!("error: {needle}")),
-            "{args:?}: {}",
-            r.stderr
-        );
-        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
-    }
+    assert_usage_errors(cases);
 }
 
 #[test]
@@ -752,17 +712,7 @@ fn session_flags_are_checked_and_a_mistake_exits_2_with_one_line() {
         ),
         (&["send", "127.0.0.1:1", "--pace", "fast"], "--pace"),
     ];
-    for (args, needle) in cases {
-        let r = run(mooring(args), None);
-        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", r.stderr);
-        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
-        assert!(
-            r.stderr.starts_with(&format!("error: {needle}")),
-            "{args:?}: {}",
-            r.stderr
-        );
-        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
-    }
+    assert_usage_errors(cases);
 }
 
 #[test]
@@ -831,15 +781,9 @@ fn listen_and_send_exchange_every_message_through_a_session() {
         "{}",
         r.stdout
     );
+    assert_sample_replies(&lines[2..5]);
     for (i, l) in lines[2..5].iter().enumerate() {
-        assert_eq!(field(l, "event"), Some("reply"), "{l}");
         assert_eq!(field(l, "n"), Some((i + 1).to_string().as_str()), "{l}");
-        assert_eq!(
-            field(l, "id"),
-            Some(format!("MSG{:05}", i + 1).as_str()),
-            "{l}"
-        );
-        assert_eq!(field(l, "ack"), Some("AA"), "{l}");
     }
     assert_eq!(
         lines[5],

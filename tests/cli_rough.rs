@@ -16,28 +16,7 @@ use mooring::hl7;
 /// Process helpers shared with the other CLI tests.
 mod support;
 
-use support::{field, mooring, run, Proc, WITHIN};
-
-/// A file under the temp directory, removed on drop.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &[u8]) -> TempFile {
-        let p = std::env::temp_dir().join(format!("mooring-rough-{}-{name}", std::process::id()));
-        std::fs::write(&p, contents).expect("write temp file");
-        TempFile(p)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+use support::{field, mooring, run, Proc, TempFile, WITHIN};
 
 fn mllp(payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0x0b];

@@ -234,6 +234,71 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
+/// A file under the temp directory, removed on drop. `name` must be unique
+/// within the test binary (the process id tells binaries apart).
+pub struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    pub fn new(name: &str, contents: &[u8]) -> TempFile {
+        let p = std::env::temp_dir().join(format!("mooring-test-{}-{name}", std::process::id()));
+        std::fs::write(&p, contents).expect("write temp file");
+        TempFile(p)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Each command line in `cases` is refused as a usage error: status 2, one
+/// stderr line starting `error: <needle>`, nothing on stdout.
+pub fn assert_usage_errors(cases: &[(&[&str], &str)]) {
+    for (args, needle) in cases {
+        let r = run(mooring(args), None);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with(&format!("error: {needle}")),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    }
+}
+
+/// `send`'s reply lines for `SAMPLE`, in order: reply `i` (from 0) names
+/// `MSG0000{i+1}` and was accepted (`AA`).
+pub fn assert_sample_replies(lines: &[&str]) {
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(field(l, "event"), Some("reply"), "{l}");
+        assert_eq!(
+            field(l, "id"),
+            Some(format!("MSG{:05}", i + 1).as_str()),
+            "{l}"
+        );
+        assert_eq!(field(l, "ack"), Some("AA"), "{l}");
+    }
+}
+
+/// A `listen` that got `SAMPLE` on one link: its `event=connected` line, then
+/// `MSG00001`..`MSG00003` from that peer. Returns the peer's address.
+pub fn expect_sample_received(listen: &mut Proc) -> String {
+    let connected = listen.expect_line(|l| l.starts_with("event=connected "), WITHIN);
+    let peer = field(&connected, "peer").expect("peer").to_string();
+    for n in 1..=3 {
+        let m = listen.expect_line(|l| l.starts_with("event=message "), WITHIN);
+        assert_eq!(field(&m, "peer"), Some(peer.as_str()), "{m}");
+        assert_eq!(field(&m, "id"), Some(format!("MSG{n:05}").as_str()), "{m}");
+    }
+    peer
+}
+
 /// A peer that connects to `addr`, starts an MLLP frame and sends one more byte
 /// of it every 50 ms (a frame that never ends: slowloris), for at most 5 s or
 /// until the other side closes. Returns its local address and the thread.
