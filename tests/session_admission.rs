@@ -43,24 +43,20 @@ fn server(per_ip: Option<usize>) -> (Node, SocketAddr) {
 }
 
 fn server_with(per_ip: Option<usize>, scfg: SessionConfig) -> (Node, SocketAddr) {
-    let mut node = Node::new(NodeConfig {
-        max_links: 8,
-        max_sessions: TABLE,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let l = node
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 8,
-                liveness: mooring(),
-                session: Some(scfg),
-                max_sessions_per_ip: per_ip,
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
+    let (node, l) = common::listening_node(
+        NodeConfig {
+            max_links: 8,
+            max_sessions: TABLE,
+            ..NodeConfig::default()
+        },
+        ListenConfig {
+            max_connections: 8,
+            liveness: mooring(),
+            session: Some(scfg),
+            max_sessions_per_ip: per_ip,
+            ..ListenConfig::default()
+        },
+    );
     let addr = node.local_addr(l).unwrap();
     (node, addr)
 }

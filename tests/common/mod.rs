@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mooring::session::SessionConfig;
 use mooring::{
-    hl7, CloseReason, Event, LinkId, LinkStats, ListenConfig, ManualClock, Node, NodeConfig,
-    NodeStats,
+    hl7, CloseReason, ConnectConfig, Event, Framing, LinkId, LinkStats, ListenConfig, ListenerId,
+    LivenessConfig, ManualClock, Node, NodeConfig, NodeStats, Protocol, SessionId,
 };
 
 /// How long any single wait in a test may take before the test fails.
@@ -182,6 +183,44 @@ pub enum Reply {
 
 /// A [`Node`] with one listener, driven in its own thread. Every event is
 /// recorded; the test waits for the ones it expects with [`Harness::wait_for`].
+/// A node built from `node`, listening on 127.0.0.1 (any port) with `listen`.
+pub fn listening_node(node: NodeConfig, listen: ListenConfig) -> (Node, ListenerId) {
+    let mut node = Node::new(node).unwrap();
+    let l = node.listen("127.0.0.1:0".parse().unwrap(), listen).unwrap();
+    (node, l)
+}
+
+/// A node (4 link slots, 2 sessions, `framing`) that is both ends of one
+/// reliable session of `session` over loopback; returns the client's session.
+pub fn session_loopback(framing: Framing, session: SessionConfig) -> (Node, SessionId) {
+    let liveness = LivenessConfig {
+        protocol: Protocol::Mooring,
+        ..LivenessConfig::default()
+    };
+    let (mut node, l) = listening_node(
+        NodeConfig {
+            framing,
+            max_links: 4,
+            max_sessions: 2,
+            ..NodeConfig::default()
+        },
+        ListenConfig {
+            max_connections: 2,
+            liveness: liveness.clone(),
+            session: Some(session),
+            ..ListenConfig::default()
+        },
+    );
+    let addr = node.local_addr(l).unwrap();
+    let connect = ConnectConfig {
+        liveness,
+        session: Some(session),
+        ..ConnectConfig::default()
+    };
+    let client = node.open_session(addr, &connect).unwrap();
+    (node, client)
+}
+
 pub struct Harness {
     pub addr: SocketAddr,
     rx: Receiver<(Instant, Rec)>,
