@@ -5,18 +5,16 @@
 //! Every wait is for an expected line, reply or connection, with a deadline;
 //! every process a test starts is killed by its own handle when the test ends.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Process helpers shared with the other CLI tests.
 mod support;
+// The raw MLLP peer the library tests use.
+mod common;
 
+use common::ReadEnd;
 use support::{field, mooring, Proc, WITHIN};
-
-const SB: u8 = 0x0b;
-const EB: u8 = 0x1c;
-const CR: u8 = 0x0d;
 
 /// An HL7 message with MSH-10 `id`.
 fn msg(id: &str) -> Vec<u8> {
@@ -38,13 +36,6 @@ fn ack_for(id: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-fn mllp(payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![SB];
-    f.extend_from_slice(payload);
-    f.extend_from_slice(&[EB, CR]);
-    f
-}
-
 /// MSA-1 and MSA-2 of an ACK.
 fn msa(ack: &[u8]) -> (String, String) {
     let text = String::from_utf8_lossy(ack);
@@ -60,15 +51,11 @@ fn msa(ack: &[u8]) -> (String, String) {
 }
 
 /// One end of an MLLP link: a device, or the test's own upstream.
-struct Peer {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
+struct Peer(common::Peer);
 
 impl Peer {
     fn new(s: TcpStream) -> Peer {
-        s.set_nodelay(true).unwrap();
-        Peer { s, buf: Vec::new() }
+        Peer(common::Peer::wrap(s))
     }
 
     fn connect(addr: SocketAddr) -> Peer {
@@ -76,34 +63,15 @@ impl Peer {
     }
 
     fn send(&mut self, payload: &[u8]) {
-        self.s.write_all(&mllp(payload)).expect("write");
+        self.0.send_mllp(payload);
     }
 
     /// The next frame, if one arrives within `within`.
     fn try_frame(&mut self, within: Duration) -> Option<Vec<u8>> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(start) = self.buf.iter().position(|&b| b == SB) {
-                if let Some(end) = self.buf[start..].windows(2).position(|w| w == [EB, CR]) {
-                    let frame = self.buf[start + 1..start + end].to_vec();
-                    self.buf.drain(..start + end + 2);
-                    return Some(frame);
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.s.set_read_timeout(Some(left)).unwrap();
-            let mut chunk = [0u8; 4096];
-            match self.s.read(&mut chunk) {
-                Ok(0) => panic!("peer closed the link"),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(e) => panic!("read: {e}"),
-            }
+        match self.0.read_mllp(within) {
+            Ok(frame) => Some(frame),
+            Err(ReadEnd::TimedOut) => None,
+            Err(ReadEnd::Closed) => panic!("peer closed the link"),
         }
     }
 
@@ -585,10 +553,10 @@ fn an_upstream_repeating_old_acks_gives_one_line_then_a_count() {
     // 50 ACKs of earlier messages, then the real one.
     let mut flood = Vec::new();
     for n in 0..50 {
-        flood.extend_from_slice(&mllp(&ack_for(&format!("OLD{n}"))));
+        flood.extend_from_slice(&common::mllp(&ack_for(&format!("OLD{n}"))));
     }
-    flood.extend_from_slice(&mllp(&ack_for("M1")));
-    up.s.write_all(&flood).expect("write");
+    flood.extend_from_slice(&common::mllp(&ack_for("M1")));
+    up.0.send(&flood);
     let (code, _) = msa(&dev.frame());
     assert_eq!(code, "AA");
     r.expect_line(is_id("acked", "M1"), WITHIN);

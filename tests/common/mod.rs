@@ -436,7 +436,12 @@ impl Peer {
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
+        self.try_send(bytes).expect("write");
+    }
+
+    /// Writes `bytes`; an error (the other side is gone) is the caller's.
+    pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
     }
 
     pub fn send_mllp(&mut self, payload: &[u8]) {
