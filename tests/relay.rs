@@ -14,7 +14,7 @@ mod support;
 mod common;
 
 use common::ReadEnd;
-use support::{field, mooring, Proc, WITHIN};
+use support::{field, free_port, mooring, Proc, WITHIN};
 
 /// An HL7 message with MSH-10 `id`.
 fn msg(id: &str) -> Vec<u8> {
@@ -95,14 +95,6 @@ impl Peer {
     }
 }
 
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind")
-        .port()
-}
-
 /// `mooring relay --listen 127.0.0.1:0 --upstream ADDR` with fast reconnects,
 /// and the device address from its first line.
 fn relay(upstream: SocketAddr, extra: &[&str]) -> (Proc, SocketAddr) {
@@ -120,6 +112,17 @@ fn relay(upstream: SocketAddr, extra: &[&str]) -> (Proc, SocketAddr) {
     ];
     args.extend_from_slice(extra);
     Proc::listen_cmd(mooring(&args))
+}
+
+/// [`relay`] to an upstream played by the test: returns the relay, its device
+/// address and the upstream's end of the relay's link, once connected.
+fn relay_with_upstream(extra: &[&str]) -> (Proc, SocketAddr, Peer) {
+    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (mut r, addr) = relay(upstream.local_addr().unwrap(), extra);
+    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
+    // The connect completed, so the connection waits in the backlog.
+    let up = Peer::new(upstream.accept().expect("accept").0);
+    (r, addr, up)
 }
 
 /// `mooring listen` on a given port.
@@ -201,11 +204,7 @@ fn messages_queue_while_the_upstream_is_down_and_go_out_in_order_when_it_comes()
 
 #[test]
 fn with_ack_after_upstream_the_device_hears_only_after_the_upstream_acked() {
-    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--ack-after", "upstream"]);
-    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    // The connect completed, so the connection waits in the backlog.
-    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    let (mut r, addr, mut up) = relay_with_upstream(&["--ack-after", "upstream"]);
     let mut dev = Peer::connect(addr);
 
     dev.send(&msg("M1"));
@@ -395,10 +394,7 @@ fn serve_upstream(up: &mut Peer, n: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn devices_reusing_ids_each_get_every_message_upstream_once() {
-    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--spool", "memory"]);
-    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    let (mut r, addr, mut up) = relay_with_upstream(&["--spool", "memory"]);
     // Three senders with independent counters: two differ in MSH-3, two only in
     // MSH-4.
     let senders = [("MONITOR", "ICU"), ("PUMP", "ICU"), ("MONITOR", "ER")];
@@ -440,10 +436,7 @@ fn devices_reusing_ids_each_get_every_message_upstream_once() {
 
 #[test]
 fn a_message_waiting_for_the_upstream_is_not_confused_with_another_senders_same_id() {
-    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--ack-after", "upstream"]);
-    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    let (mut r, addr, mut up) = relay_with_upstream(&["--ack-after", "upstream"]);
     let (mut a, mut b) = (Peer::connect(addr), Peer::connect(addr));
     let (ma, mb) = (
         msg_from("MONITOR", "ICU", "X1"),
@@ -543,10 +536,7 @@ fn the_relay_rejects_a_message_without_msh_10_as_listen_does() {
 
 #[test]
 fn an_upstream_repeating_old_acks_gives_one_line_then_a_count() {
-    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--ack-after", "upstream"]);
-    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    let (mut r, addr, mut up) = relay_with_upstream(&["--ack-after", "upstream"]);
     let mut dev = Peer::connect(addr);
     dev.send(&msg("M1"));
     assert_eq!(up.frame(), msg("M1"));

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 mod support;
 // The raw MLLP peer the library tests use.
 mod common;
-use support::{field, mooring, Proc, WITHIN};
+use support::{field, free_port, mooring, Proc, WITHIN};
 
 const CR: u8 = 0x0d;
 
@@ -151,14 +151,6 @@ impl Drop for Upstream {
             let _ = t.join();
         }
     }
-}
-
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind")
-        .port()
 }
 
 /// A fresh spool directory for one test.

@@ -234,6 +234,14 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind")
+        .port()
+}
+
 /// A file under the temp directory, removed on drop. `name` must be unique
 /// within the test binary (the process id tells binaries apart).
 pub struct TempFile(std::path::PathBuf);
