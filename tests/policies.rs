@@ -265,10 +265,9 @@ fn close_after_reply_server_processes_nothing_that_arrives_after_its_reply() {
     let rest = p.expect_closed(PATIENCE);
     assert!(rest.is_empty(), "no second reply: {rest:?}");
     let me = p.local_addr();
-    let (_, closed) = h.wait_for("the close", PATIENCE, |e| e.is_closed_from(me).is_some());
     assert_eq!(
-        closed.is_closed_from(me),
-        Some(CloseReason::ClosedAfterReply)
+        h.close_reason("the close", me),
+        CloseReason::ClosedAfterReply
     );
     h.settle(Duration::from_millis(50));
     let msgs: Vec<String> = h
@@ -355,10 +354,10 @@ fn silent_link_is_closed_with_idle_timeout_not_before_the_timeout_and_soon_after
         "closed late, after {after:?}"
     );
     let me = p.local_addr();
-    let (_, r) = h.wait_for("the idle close", PATIENCE, |e| {
-        e.is_closed_from(me).is_some()
-    });
-    assert_eq!(r.is_closed_from(me), Some(CloseReason::IdleTimeout));
+    assert_eq!(
+        h.close_reason("the idle close", me),
+        CloseReason::IdleTimeout
+    );
 }
 
 #[test]
@@ -395,10 +394,10 @@ fn traffic_keeps_a_link_past_the_idle_timeout_which_counts_from_the_last_byte() 
         "closed late: {after:?}"
     );
     let me = p.local_addr();
-    let (_, r) = h.wait_for("the idle close", PATIENCE, |e| {
-        e.is_closed_from(me).is_some()
-    });
-    assert_eq!(r.is_closed_from(me), Some(CloseReason::IdleTimeout));
+    assert_eq!(
+        h.close_reason("the idle close", me),
+        CloseReason::IdleTimeout
+    );
 }
 
 /// Polls `node` until `pick` accepts an event, or PATIENCE passes.
@@ -540,10 +539,10 @@ fn stale_recovery_refuses_a_newcomer_while_the_link_is_fresh_and_replaces_it_onc
     );
     a.expect_closed(PATIENCE);
     let old = a.local_addr();
-    let (_, r) = h.wait_for("the stale link's close", PATIENCE, |e| {
-        e.is_closed_from(old).is_some()
-    });
-    assert_eq!(r.is_closed_from(old), Some(CloseReason::StaleReplaced));
+    assert_eq!(
+        h.close_reason("the stale link's close", old),
+        CloseReason::StaleReplaced
+    );
     let (_, stats) = h.stop();
     assert_eq!(stats.stale_replaced, 1);
     assert_eq!(stats.rejected_too_many, 1);
@@ -583,10 +582,10 @@ fn with_an_allow_list_only_an_allowed_peer_can_replace_a_stale_link() {
     assert_eq!(acked_id(&c.request(&hl7_msg("C1"))), "C1");
     let old = a.local_addr();
     a.expect_closed(PATIENCE);
-    let (_, r) = h.wait_for("the stale link's close", PATIENCE, |e| {
-        e.is_closed_from(old).is_some()
-    });
-    assert_eq!(r.is_closed_from(old), Some(CloseReason::StaleReplaced));
+    assert_eq!(
+        h.close_reason("the stale link's close", old),
+        CloseReason::StaleReplaced
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -315,6 +315,13 @@ impl Harness {
         }
     }
 
+    /// Waits for the close of the link from `peer` (`what` names it if it
+    /// never comes) and returns its reason.
+    pub fn close_reason(&mut self, what: &str, peer: SocketAddr) -> CloseReason {
+        let (_, r) = self.wait_for(what, PATIENCE, |e| e.is_closed_from(peer).is_some());
+        r.is_closed_from(peer).expect("matched a close")
+    }
+
     /// The first event not yet taken that matches `pred`, waiting up to `within`.
     /// Panics naming `what` (and listing what was seen) on timeout.
     pub fn wait_for(
