@@ -8,11 +8,14 @@
 //! nothing is stored aside.
 
 mod support;
+// The MLLP framing the library tests use.
+mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::mllp;
 use mooring::internals::wire::{self, Greeting, Msg};
 use support::{Proc, WITHIN};
 
@@ -25,14 +28,6 @@ const MESSAGES: u64 = 150;
 /// (1 MiB), with room for the allocator and the binary. Before the fix, the
 /// reply backlog alone held one 800 KB copy per message sent.
 const RSS_BOUND_KIB: u64 = 40 * 1024;
-
-fn mllp(body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(body.len() + 3);
-    f.push(0x0B);
-    f.extend_from_slice(body);
-    f.extend_from_slice(&[0x1C, 0x0D]);
-    f
-}
 
 /// A `/proc/PID/status` field in KiB (Linux).
 fn status_kib(pid: u32, key: &str) -> u64 {
