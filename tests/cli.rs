@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 /// Process helpers shared with the interop tests.
 mod support;
+// The raw MLLP peer the library tests use.
+mod common;
 
+use common::Peer;
 use support::{
     assert_sample_replies, assert_usage_errors, expect_sample_received, field, mooring, run, Proc,
     Run, TempFile, SAMPLE, WITHIN,
@@ -289,28 +292,17 @@ fn a_peer_outside_the_allow_list_is_rejected() {
     );
 }
 
-/// Sends one MLLP frame on a raw socket and reads one frame back.
-fn mllp_exchange(s: &mut TcpStream, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x0B];
-    frame.extend_from_slice(payload);
-    frame.extend_from_slice(b"\x1c\r");
-    s.write_all(&frame).expect("write");
-    s.set_read_timeout(Some(WITHIN)).expect("timeout");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.ends_with(b"\x1c\r") {
-        let n = s.read(&mut buf).expect("read reply");
-        assert_ne!(n, 0, "closed before a whole reply: {got:?}");
-        got.extend_from_slice(&buf[..n]);
-    }
-    got
+/// Sends one MLLP frame on a new link to `addr` and reads one frame back.
+fn mllp_exchange(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let mut p = Peer::connect(addr);
+    p.send_mllp(payload);
+    p.read_mllp(WITHIN).expect("a whole reply")
 }
 
 #[test]
 fn a_payload_that_is_not_hl7_gets_an_ar_ack_and_no_id() {
     let (mut listen, addr) = Proc::listen(&[]);
-    let mut s = TcpStream::connect(addr).expect("connect");
-    let reply = mllp_exchange(&mut s, b"hello");
+    let reply = mllp_exchange(addr, b"hello");
     let text = String::from_utf8_lossy(&reply);
     assert!(text.contains("MSA|AR"), "{text:?}");
     let m = listen.expect_line(|l| l.starts_with("event=message "), WITHIN);
@@ -321,9 +313,8 @@ fn a_payload_that_is_not_hl7_gets_an_ar_ack_and_no_id() {
 #[test]
 fn an_id_with_spaces_or_equals_cannot_break_the_line() {
     let (mut listen, addr) = Proc::listen(&[]);
-    let mut s = TcpStream::connect(addr).expect("connect");
     let reply = mllp_exchange(
-        &mut s,
+        addr,
         b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|X Y=Z|P|2.5\rPID|1\r",
     );
     assert!(String::from_utf8_lossy(&reply).contains("MSA|AA|X Y=Z"));
