@@ -850,26 +850,17 @@ fn send_session_to_a_closed_port_reconnects_then_gives_up_at_the_response_timeou
 
 #[test]
 fn a_peers_close_message_is_its_claim_not_the_close_reason() {
-    use mooring::internals::wire::{self, Greeting, Msg, WireReason};
+    use mooring::internals::wire::{Greeting, Msg, WireReason};
     use mooring::CloseReason;
-    /// `msg` in an MLLP frame.
-    fn framed(msg: &Msg<'_>) -> Vec<u8> {
-        let mut b = [0u8; wire::MAX_CONTROL + 3];
-        b[0] = 0x0B;
-        let n = wire::encode(msg, &mut b[1..]).expect("fits");
-        b[1 + n] = 0x1C;
-        b[2 + n] = 0x0D;
-        b[..n + 3].to_vec()
-    }
     let (mut listen, addr) = Proc::listen(&["--protocol", "mooring"]);
     let mut peer = TcpStream::connect(addr).expect("connect");
     let me = peer.local_addr().expect("addr").to_string();
-    peer.write_all(&framed(&Msg::Hello(Greeting::new_session())))
+    peer.write_all(&common::wire_mllp(&Msg::Hello(Greeting::new_session())))
         .expect("hello");
     listen.expect_line(|l| l == format!("event=connected peer={me}"), WITHIN);
     // The peer says it was replaced as stale: a claim, printed as such.
     let close = Msg::Close(WireReason::Known(CloseReason::StaleReplaced));
-    peer.write_all(&framed(&close)).expect("close");
+    peer.write_all(&common::wire_mllp(&close)).expect("close");
     listen.expect_line(
         |l| l == format!("event=closed peer={me} reason=PeerClosed peer_reason=StaleReplaced"),
         WITHIN,

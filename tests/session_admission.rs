@@ -104,12 +104,7 @@ fn run_until(server: &mut Node, log: &mut Log, mut done: impl FnMut(&Log) -> boo
 }
 
 fn hello(g: Greeting) -> Vec<u8> {
-    let mut b = [0u8; wire::MAX_CONTROL];
-    let n = wire::encode(&Msg::Hello(g), &mut b).unwrap();
-    let mut f = vec![0x0B];
-    f.extend_from_slice(&b[..n]);
-    f.extend_from_slice(&[0x1C, 0x0D]);
-    f
+    common::wire_mllp(&Msg::Hello(g))
 }
 
 /// One `connect, HELLO, close` from `src`, waited through on the server: the

@@ -55,9 +55,8 @@ fn hostile_session(addr: std::net::SocketAddr, msh10: usize, count: u64, pid: u3
             }
         }
     });
-    let mut hello = [0u8; wire::MAX_CONTROL];
-    let n = wire::encode(&Msg::Hello(Greeting::new_session()), &mut hello).unwrap();
-    s.write_all(&mllp(&hello[..n])).expect("HELLO");
+    s.write_all(&common::wire_mllp(&Msg::Hello(Greeting::new_session())))
+        .expect("HELLO");
     let id = "X".repeat(msh10);
     let msg = format!("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|{id}|P|2.5\r");
     let mut written = 0;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mooring::internals::wire::{self, Msg};
 use mooring::session::SessionConfig;
 use mooring::{
     hl7, CloseReason, ConnectConfig, Event, Framing, LinkId, LinkStats, ListenConfig, ListenerId,
@@ -61,6 +62,13 @@ pub fn mllp(payload: &[u8]) -> Vec<u8> {
     v.extend_from_slice(payload);
     v.extend_from_slice(&[0x1C, 0x0D]);
     v
+}
+
+/// Mooring protocol message `m` in an MLLP frame, as a raw peer writes it.
+pub fn wire_mllp(m: &Msg<'_>) -> Vec<u8> {
+    let mut b = [0u8; wire::MAX_CONTROL];
+    let n = wire::encode(m, &mut b).expect("fits");
+    mllp(&b[..n])
 }
 
 pub fn len32(payload: &[u8]) -> Vec<u8> {
