@@ -337,6 +337,22 @@ fn connection_beyond_max_connections_is_closed_at_once_and_existing_links_are_un
 /// truncated start may land up to 1 ms before the nominal time.
 const CLOCK_GRAIN: Duration = Duration::from_millis(1);
 
+/// The link of `p` closes `idle` after `since` (not before, within the
+/// clock's grain; at most 500 ms late), and the server names it an idle timeout.
+fn expect_idle_close(h: &mut Harness, p: &mut Peer, since: Instant, idle: Duration) {
+    p.expect_closed(PATIENCE);
+    let after = since.elapsed();
+    assert!(after + CLOCK_GRAIN >= idle, "closed early, after {after:?}");
+    assert!(
+        after < idle + Duration::from_millis(500),
+        "closed late, after {after:?}"
+    );
+    assert_eq!(
+        h.close_reason("the idle close", p.local_addr()),
+        CloseReason::IdleTimeout
+    );
+}
+
 #[test]
 fn silent_link_is_closed_with_idle_timeout_not_before_the_timeout_and_soon_after() {
     let idle = Duration::from_millis(300);
@@ -346,18 +362,7 @@ fn silent_link_is_closed_with_idle_timeout_not_before_the_timeout_and_soon_after
     });
     let t0 = Instant::now();
     let mut p = Peer::connect(h.addr);
-    p.expect_closed(PATIENCE);
-    let after = t0.elapsed();
-    assert!(after + CLOCK_GRAIN >= idle, "closed early, after {after:?}");
-    assert!(
-        after < idle + Duration::from_millis(500),
-        "closed late, after {after:?}"
-    );
-    let me = p.local_addr();
-    assert_eq!(
-        h.close_reason("the idle close", me),
-        CloseReason::IdleTimeout
-    );
+    expect_idle_close(&mut h, &mut p, t0, idle);
 }
 
 #[test]
@@ -383,21 +388,7 @@ fn traffic_keeps_a_link_past_the_idle_timeout_which_counts_from_the_last_byte() 
         start.elapsed() > idle * 2,
         "the link outlived the idle timeout"
     );
-    p.expect_closed(PATIENCE);
-    let after = last.elapsed();
-    assert!(
-        after + CLOCK_GRAIN >= idle,
-        "closed {after:?} after the last byte"
-    );
-    assert!(
-        after < idle + Duration::from_millis(500),
-        "closed late: {after:?}"
-    );
-    let me = p.local_addr();
-    assert_eq!(
-        h.close_reason("the idle close", me),
-        CloseReason::IdleTimeout
-    );
+    expect_idle_close(&mut h, &mut p, last, idle);
 }
 
 /// Polls `node` until `pick` accepts an event, or PATIENCE passes.
