@@ -137,6 +137,11 @@ impl Ledger {
         self.states.len()
     }
 
+    /// Payload bytes held (a walk over the messages: for stats, not per message).
+    pub(crate) fn bytes(&self) -> usize {
+        self.payloads.bytes()
+    }
+
     /// True when nothing is held.
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {

@@ -63,6 +63,7 @@ mod fuzzing;
 pub mod hl7;
 mod ledger;
 mod link;
+pub mod metrics;
 pub mod node;
 mod ratelimit;
 pub mod relay;

@@ -57,6 +57,7 @@ mod event;
 mod intake;
 mod queue;
 mod spool;
+mod stats;
 mod upstream;
 
 use std::io;
@@ -74,6 +75,7 @@ use crate::{ConfigError, ConnectConfig, Event, LinkId, LivenessConfig, Node, Pro
 
 pub use event::{Escaped, LostReason, Refusal, RelayEvent};
 pub use spool::{Pressure, RelaySpoolStats, SpoolSettings, RETRY as SPOOL_RETRY};
+pub use stats::RelayQueueStats;
 
 use queue::Queue;
 use spool::Durable;
