@@ -14,7 +14,7 @@ mod support;
 mod common;
 
 use common::ReadEnd;
-use support::{field, free_port, mooring, Proc, WITHIN};
+use support::{field, free_port, mooring, relay_cmd, Proc, WITHIN};
 
 /// An HL7 message with MSH-10 `id`.
 fn msg(id: &str) -> Vec<u8> {
@@ -95,23 +95,9 @@ impl Peer {
     }
 }
 
-/// `mooring relay --listen 127.0.0.1:0 --upstream ADDR` with fast reconnects,
-/// and the device address from its first line.
+/// [`relay_cmd`] started, and the device address from its first line.
 fn relay(upstream: SocketAddr, extra: &[&str]) -> (Proc, SocketAddr) {
-    let up = upstream.to_string();
-    let mut args = vec![
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &up,
-        "--reconnect-min",
-        "50ms",
-        "--reconnect-max",
-        "200ms",
-    ];
-    args.extend_from_slice(extra);
-    Proc::listen_cmd(mooring(&args))
+    Proc::listen_cmd(relay_cmd(upstream, extra))
 }
 
 /// [`relay`] to an upstream played by the test: returns the relay, its device

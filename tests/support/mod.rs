@@ -30,6 +30,25 @@ pub fn mooring(args: &[&str]) -> Command {
     c
 }
 
+/// `mooring relay --listen 127.0.0.1:0 --upstream <upstream>` with fast
+/// reconnects (50 ms, at most 200 ms), then `extra`.
+pub fn relay_cmd(upstream: SocketAddr, extra: &[&str]) -> Command {
+    let up = upstream.to_string();
+    let mut args = vec![
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &up,
+        "--reconnect-min",
+        "50ms",
+        "--reconnect-max",
+        "200ms",
+    ];
+    args.extend_from_slice(extra);
+    mooring(&args)
+}
+
 /// A running program whose stdout lines are read on a thread into a channel,
 /// each with the instant it was read (for tests that measure when something was
 /// reported). Killed on drop.
