@@ -4,22 +4,13 @@
 use core::time::Duration;
 use std::net::SocketAddr;
 
+// Beside `ServerPolicy`, where a user looks for connection policies.
+pub use crate::config::ClientPolicy;
 use crate::config::{ConnectConfig, NodeConfig};
 use crate::error::{CloseReason, RequestError, SendError};
 use crate::ledger::{Deliveries, Loss, MsgId};
 use crate::node::{Event, LinkId, Node, SetupError};
 use crate::session::Backoff;
-
-/// Client connection policy (seed 000's "Keep Connection Open" on the sender).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientPolicy {
-    /// Reuse one link for every request (default). Before each request the client
-    /// looks for a close the server already sent, and reconnects.
-    #[default]
-    KeepOpen,
-    /// Connect, send, wait for the reply, close: one link per message.
-    ClosePerMessage,
-}
 
 /// Client settings with documented defaults.
 #[derive(Clone, Debug)]

@@ -39,7 +39,7 @@ use crate::replay::{ReplayError, ReplayQueue};
 
 /// Ledger settings with documented defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LedgerConfig {
+pub(crate) struct LedgerConfig {
     /// Messages held (queued or awaiting a reply). Default 1000.
     pub capacity: usize,
     /// Bytes of payload held, whichever limit comes first. Default 8 MiB.
@@ -63,11 +63,11 @@ impl Default for LedgerConfig {
 }
 
 /// A message's id in the ledger: 1, 2, 3, ... in the order they were queued.
-pub type MsgId = u64;
+pub(crate) type MsgId = u64;
 
 /// Where a message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// Waiting to be written (again, after `attempts` tries).
     Queued,
     /// Written; its reply is awaited.
@@ -80,16 +80,27 @@ pub enum Delivery {
 
 /// Why [`Ledger::push`] refused a message. Nothing was queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LedgerError {
+pub(crate) enum LedgerError {
     /// At `capacity` or out of bytes: backpressure.
     Full,
     /// Larger than `max_bytes`.
     TooLarge,
 }
 
+impl std::fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LedgerError::Full => "delivery ledger full (backpressure: retry later)",
+            LedgerError::TooLarge => "message larger than the delivery ledger",
+        })
+    }
+}
+
+impl std::error::Error for LedgerError {}
+
 /// What a dropped link left in doubt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct InDoubt {
+pub(crate) struct InDoubt {
     /// Messages written whose replies never came (first and last id, inclusive).
     pub ids: Option<(MsgId, MsgId)>,
     /// Of those, how many will be resent.
@@ -104,7 +115,7 @@ pub struct InDoubt {
 /// How the messages written and not yet answered were lost: what decides
 /// whether a resend uses up one of their retries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Loss {
+pub(crate) enum Loss {
     /// The link dropped or the reply did not come in time: each message may or
     /// may not have been processed. Resent while it has retries left, each
     /// resend using one; then failed.
@@ -133,7 +144,7 @@ struct State {
 /// (the relay); [`crate::Client`] is this with a window of one, its request
 /// being the one message.
 #[derive(Debug)]
-pub struct Deliveries {
+pub(crate) struct Deliveries {
     capacity: usize,
     window: usize,
     retries: u32,
@@ -147,7 +158,7 @@ impl Deliveries {
     /// Room for `capacity` messages (at least 1), `window` of them written
     /// before their replies, each resent up to `retries` times. Its memory is
     /// allocated here, once.
-    pub fn new(capacity: usize, window: usize, retries: u32) -> Self {
+    pub(crate) fn new(capacity: usize, window: usize, retries: u32) -> Self {
         let cap = capacity.max(1);
         Deliveries {
             capacity: cap,
@@ -160,18 +171,19 @@ impl Deliveries {
     }
 
     /// Messages held (queued or awaiting a reply).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.states.len()
     }
 
     /// True when nothing is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.states.is_empty()
     }
 
     /// Takes a message (its bytes are the caller's); it is written in order.
     /// `Full` at capacity.
-    pub fn push(&mut self) -> Result<MsgId, LedgerError> {
+    pub(crate) fn push(&mut self) -> Result<MsgId, LedgerError> {
         if self.states.len() >= self.capacity {
             return Err(LedgerError::Full);
         }
@@ -184,19 +196,20 @@ impl Deliveries {
     }
 
     /// Forgets every message held and every outcome not yet polled (ids go on).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.base += self.states.len() as u64;
         self.states.clear();
         self.outcomes.clear();
     }
 
     /// The state of message `id`, while held.
-    pub fn state(&self, id: MsgId) -> Option<Delivery> {
+    #[cfg(test)]
+    pub(crate) fn state(&self, id: MsgId) -> Option<Delivery> {
         self.get(id).map(|s| s.delivery)
     }
 
     /// Resends of message `id` that used one of its retries, while held.
-    pub fn attempts(&self, id: MsgId) -> Option<u32> {
+    pub(crate) fn attempts(&self, id: MsgId) -> Option<u32> {
         self.get(id).map(|s| s.attempts)
     }
 
@@ -215,7 +228,7 @@ impl Deliveries {
     /// The next message to write, if the window allows one: the oldest queued,
     /// with its place among the held messages (0: the oldest).
     #[must_use]
-    pub fn poll_transmit(&self) -> Option<(MsgId, usize)> {
+    pub(crate) fn poll_transmit(&self) -> Option<(MsgId, usize)> {
         let in_flight = self.written_count();
         if in_flight >= self.window {
             return None;
@@ -228,7 +241,7 @@ impl Deliveries {
     }
 
     /// Message `id` (from [`Deliveries::poll_transmit`]) was written.
-    pub fn handle_written(&mut self, id: MsgId) {
+    pub(crate) fn handle_written(&mut self, id: MsgId) {
         let Some(i) = id.checked_sub(self.base) else {
             return;
         };
@@ -242,7 +255,7 @@ impl Deliveries {
     /// A reply arrived for the oldest message awaiting one (replies come in
     /// order on a link). Returns its id, or `None` if nothing was awaited (an
     /// unexpected reply, for the caller to report).
-    pub fn handle_reply(&mut self) -> Option<MsgId> {
+    pub(crate) fn handle_reply(&mut self) -> Option<MsgId> {
         let s = self.states.front()?;
         if s.delivery != Delivery::Written {
             return None;
@@ -261,7 +274,7 @@ impl Deliveries {
     /// Every message written and not acknowledged was lost as `loss` says.
     /// Each is queued again for a resend, or fails (out of retries, or a
     /// [`Loss::Fatal`] loss). Returns exactly which.
-    pub fn handle_loss(&mut self, loss: Loss) -> InDoubt {
+    pub(crate) fn handle_loss(&mut self, loss: Loss) -> InDoubt {
         let n = self.written_count();
         if n == 0 {
             return InDoubt::default();
@@ -300,7 +313,7 @@ impl Deliveries {
 
     /// Gives up on the oldest message (the caller's own limit, e.g. a backoff
     /// out of attempts): it fails now. Returns its id.
-    pub fn fail_oldest(&mut self) -> Option<MsgId> {
+    pub(crate) fn fail_oldest(&mut self) -> Option<MsgId> {
         self.states.front()?;
         let id = self.base;
         self.retire(Delivery::Failed);
@@ -309,14 +322,14 @@ impl Deliveries {
 
     /// The next outcome (`Acknowledged` or `Failed`), in order of the messages.
     #[must_use]
-    pub fn poll_outcome(&mut self) -> Option<(MsgId, Delivery)> {
+    pub(crate) fn poll_outcome(&mut self) -> Option<(MsgId, Delivery)> {
         self.outcomes.pop_front()
     }
 }
 
 /// The ledger: [`Deliveries`] with the messages' bytes. See the module docs.
 #[derive(Debug)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     cfg: LedgerConfig,
     payloads: ReplayQueue,
     deliveries: Deliveries,
@@ -324,7 +337,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// A ledger; its memory is allocated here, once.
-    pub fn new(cfg: LedgerConfig) -> Self {
+    pub(crate) fn new(cfg: LedgerConfig) -> Self {
         let cap = cfg.capacity.max(1);
         Ledger {
             cfg,
@@ -334,22 +347,23 @@ impl Ledger {
     }
 
     /// Messages held (queued or awaiting a reply).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.deliveries.len()
     }
 
     /// Payload bytes held (a walk over the messages: for stats, not per message).
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.payloads.bytes()
     }
 
     /// True when nothing is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.deliveries.is_empty()
     }
 
     /// Takes a message; it is written in order. `Full` is backpressure.
-    pub fn push(&mut self, payload: &[u8]) -> Result<MsgId, LedgerError> {
+    pub(crate) fn push(&mut self, payload: &[u8]) -> Result<MsgId, LedgerError> {
         match self.payloads.push(payload, self.cfg.capacity) {
             Ok(()) => {}
             Err(ReplayError::Full) => return Err(LedgerError::Full),
@@ -361,26 +375,27 @@ impl Ledger {
     }
 
     /// The state of message `id`, while held.
-    pub fn state(&self, id: MsgId) -> Option<Delivery> {
+    #[cfg(test)]
+    pub(crate) fn state(&self, id: MsgId) -> Option<Delivery> {
         self.deliveries.state(id)
     }
 
     /// The next message to write, if the window allows one: the oldest queued.
     #[must_use]
-    pub fn poll_transmit(&self) -> Option<(MsgId, &[u8])> {
+    pub(crate) fn poll_transmit(&self) -> Option<(MsgId, &[u8])> {
         let (id, i) = self.deliveries.poll_transmit()?;
         Some((id, self.payloads.get(i)?))
     }
 
     /// Message `id` (from [`Ledger::poll_transmit`]) was written.
-    pub fn handle_written(&mut self, id: MsgId) {
+    pub(crate) fn handle_written(&mut self, id: MsgId) {
         self.deliveries.handle_written(id);
     }
 
     /// A reply arrived for the oldest message awaiting one (replies come in order
     /// on a link). Returns its id, or `None` if nothing was awaited (an
     /// unexpected reply, for the caller to report).
-    pub fn handle_reply(&mut self) -> Option<MsgId> {
+    pub(crate) fn handle_reply(&mut self) -> Option<MsgId> {
         let id = self.deliveries.handle_reply();
         self.forget_retired();
         id
@@ -390,13 +405,13 @@ impl Ledger {
     /// and not acknowledged is in doubt ([`Loss::InDoubt`]). Each is queued
     /// again for a resend, or fails once it has used its `retries`. Returns
     /// exactly which.
-    pub fn handle_link_lost(&mut self) -> InDoubt {
+    pub(crate) fn handle_link_lost(&mut self) -> InDoubt {
         self.handle_loss(Loss::InDoubt)
     }
 
     /// Every message written and not acknowledged was lost as `loss` says (see
     /// [`Deliveries::handle_loss`]).
-    pub fn handle_loss(&mut self, loss: Loss) -> InDoubt {
+    pub(crate) fn handle_loss(&mut self, loss: Loss) -> InDoubt {
         let d = self.deliveries.handle_loss(loss);
         self.forget_retired();
         d
@@ -411,7 +426,7 @@ impl Ledger {
 
     /// The next outcome (`Acknowledged` or `Failed`), in order of the messages.
     #[must_use]
-    pub fn poll_outcome(&mut self) -> Option<(MsgId, Delivery)> {
+    pub(crate) fn poll_outcome(&mut self) -> Option<(MsgId, Delivery)> {
         self.deliveries.poll_outcome()
     }
 }

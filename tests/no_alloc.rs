@@ -6,6 +6,8 @@
 //! never allocates): only the threads doing the exchange are counted, and the
 //! tests of this binary, which run in parallel, cannot disturb each other.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::thread::LocalKey;
@@ -73,21 +75,16 @@ fn counting() -> bool {
 /// A node of 4 link slots listening on loopback for at most 2 links: the
 /// setup several steady-state checks share.
 fn small_listening_node() -> (Node, mooring::ListenerId) {
-    let mut node = Node::new(NodeConfig {
-        max_links: 4,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let l = node
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 2,
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
-    (node, l)
+    common::listening_node(
+        NodeConfig {
+            max_links: 4,
+            ..NodeConfig::default()
+        },
+        ListenConfig {
+            max_connections: 2,
+            ..ListenConfig::default()
+        },
+    )
 }
 
 #[test]
@@ -285,21 +282,17 @@ fn steady_exchange_through_client_and_server_allocates_nothing_on_either_side() 
 /// path use only what was sized at start.
 #[test]
 fn accepting_refusing_and_closing_links_with_a_per_address_limit_allocates_nothing() {
-    let mut node = Node::new(NodeConfig {
-        max_links: 8,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let l = node
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 4,
-                max_connections_per_ip: Some(1),
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
+    let (mut node, l) = common::listening_node(
+        NodeConfig {
+            max_links: 8,
+            ..NodeConfig::default()
+        },
+        ListenConfig {
+            max_connections: 4,
+            max_connections_per_ip: Some(1),
+            ..ListenConfig::default()
+        },
+    );
     let addr = node.local_addr(l).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     // One cycle: two outbound links to the listener; the first is accepted,
@@ -445,7 +438,7 @@ fn relay_steady_state(spool: Option<mooring::relay::SpoolSettings>) {
 /// the C handle.
 enum Engine {
     Rust(Box<(Node, mooring::relay::Relay)>),
-    C(*mut mooring::ffi::mooring_relay),
+    C(*mut mooring::internals::ffi::mooring_relay),
 }
 
 impl Engine {
@@ -456,7 +449,7 @@ impl Engine {
         spool: Option<mooring::relay::SpoolSettings>,
         via_c: bool,
     ) -> (Engine, std::net::SocketAddr) {
-        use mooring::ffi::*;
+        use mooring::internals::ffi::*;
         use mooring::relay::{Relay, RelayConfig};
         use std::ffi::{CStr, CString};
         if !via_c {
@@ -520,7 +513,7 @@ impl Engine {
 
     /// One loop turn; `acked` counts the upstream's acknowledgements.
     fn turn(&mut self, acked: &Cell<u64>) {
-        use mooring::ffi::*;
+        use mooring::internals::ffi::*;
         use mooring::relay::RelayEvent;
         match self {
             Engine::Rust(nr) => {
@@ -555,7 +548,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         if let Engine::C(r) = *self {
             // SAFETY: from mooring_relay_new, freed once.
-            unsafe { mooring::ffi::mooring_relay_free(r) };
+            unsafe { mooring::internals::ffi::mooring_relay_free(r) };
         }
     }
 }
@@ -639,42 +632,15 @@ fn relay_steady_state_on(spool: Option<mooring::relay::SpoolSettings>, via_c: bo
 #[test]
 fn steady_session_exchange_allocates_nothing() {
     use mooring::session::SessionConfig;
-    use mooring::{LivenessConfig, Protocol, SessionNote};
+    use mooring::SessionNote;
 
-    let liveness = LivenessConfig {
-        protocol: Protocol::Mooring,
-        ..LivenessConfig::default()
-    };
     let session = SessionConfig {
         max_depth: 64,
         max_depth_disconnected: 256,
         max_bytes: 64 * 1024,
         ..SessionConfig::default()
     };
-    let mut node = Node::new(NodeConfig {
-        max_links: 4,
-        max_sessions: 2,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let l = node
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 2,
-                liveness: liveness.clone(),
-                session: Some(session),
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
-    let addr = node.local_addr(l).unwrap();
-    let connect = ConnectConfig {
-        liveness,
-        session: Some(session),
-        ..ConnectConfig::default()
-    };
-    let client = node.open_session(addr, &connect).unwrap();
+    let (mut node, client) = common::session_loopback(NodeConfig::default().framing, session);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut server = None;
     let mut buf = [0u8; 64];

@@ -150,7 +150,7 @@ pub(super) fn c_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::tests::{default_config, listen_on_loopback, new_node};
+    use crate::ffi::tests::{connected_pair, default_config};
     use crate::ffi::*;
     use core::time::Duration;
 
@@ -158,16 +158,9 @@ mod tests {
     fn a_peers_close_message_is_reported_as_its_claim_beside_peer_closed() {
         let mut c = default_config();
         c.protocol = mooring_protocol::Mooring as u32;
-        let server = new_node(&c);
-        let client = new_node(&c);
+        let (server, client, link) = connected_pair(&c);
         // SAFETY: live nodes, valid pointers, NUL-terminated strings.
         unsafe {
-            let addr = listen_on_loopback(server);
-            let mut link = mooring_link::default();
-            assert_eq!(
-                mooring_node_connect(client, addr.as_ptr(), &mut link),
-                mooring_result::Ok
-            );
             let mut ev = core::mem::MaybeUninit::<mooring_event>::zeroed().assume_init();
             let mut server_closed = None;
             let mut closing = false;

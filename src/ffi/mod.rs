@@ -439,6 +439,21 @@ mod tests {
         addr
     }
 
+    /// Two nodes of config `c`: a server listening on loopback and a client
+    /// whose link to it is connecting.
+    pub(super) fn connected_pair(
+        c: &mooring_config,
+    ) -> (*mut mooring_node, *mut mooring_node, mooring_link) {
+        let server = new_node(c);
+        let client = new_node(c);
+        let addr = listen_on_loopback(server);
+        let mut link = mooring_link::default();
+        // SAFETY: a live node, valid pointers, a NUL-terminated string.
+        let r = unsafe { mooring_node_connect(client, addr.as_ptr(), &mut link) };
+        assert_eq!(r, mooring_result::Ok);
+        (server, client, link)
+    }
+
     pub(super) fn default_config() -> mooring_config {
         let mut c = core::mem::MaybeUninit::uninit();
         // SAFETY: writable.

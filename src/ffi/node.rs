@@ -456,7 +456,7 @@ pub unsafe extern "C" fn mooring_node_close(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::tests::{default_config, last_error, listen_on_loopback, new_node};
+    use crate::ffi::tests::{connected_pair, default_config, last_error, new_node};
     use crate::ffi::*;
     use core::ffi::{c_char, CStr};
     use core::ptr;
@@ -648,16 +648,9 @@ mod tests {
     #[test]
     fn a_link_round_trip_through_the_c_api_echoes_and_reports_the_close() {
         let c = default_config();
-        let server = new_node(&c);
-        let client = new_node(&c);
+        let (server, client, link) = connected_pair(&c);
         // SAFETY: live nodes, valid pointers, NUL-terminated strings.
         unsafe {
-            let addr = listen_on_loopback(server);
-            let mut link = mooring_link::default();
-            assert_eq!(
-                mooring_node_connect(client, addr.as_ptr(), &mut link),
-                mooring_result::Ok
-            );
             assert_eq!(link.gen, 1);
 
             let mut ev = core::mem::MaybeUninit::<mooring_event>::zeroed().assume_init();

@@ -12,13 +12,13 @@
 //! Per device message (keyed by its sender and MSH-10: MSH-3, MSH-4, MSH-10, see
 //! [`hl7::message_key`]; MSH-10 alone is unique only per sender):
 //!
-//! 1. A message whose key the relay saw before (a [`DedupWindow`] of the last
+//! 1. A message whose key the relay saw before (a `DedupWindow` of the last
 //!    [`RelayConfig::dedup_window`] keys) is acknowledged again (AA) and not
 //!    forwarded again: [`RelayEvent::Duplicate`]. With [`AckAfter::Upstream`], a
 //!    resend of a message that is still waiting for the upstream's
 //!    acknowledgement takes over its pending ACK (the ACK goes to the newest
 //!    link) and is not forwarded again either.
-//! 2. A new message goes into the upstream queue, a [`Ledger`] of
+//! 2. A new message goes into the upstream queue, a `Ledger` of
 //!    [`RelayConfig::queue`] messages. If the queue is full (or the message is
 //!    larger than the queue's byte ring) the device gets MSA|AR at once:
 //!    [`RelayEvent::QueueFull`]. It never gets AA for a message that was not
@@ -52,8 +52,6 @@
 //! device table, the ACK buffer. Pending-message records (MSH-10 and MSH
 //! segment, for the events and the deferred ACK) are recycled, so after
 //! warm-up no message allocates.
-//!
-//! [`Ledger`]: crate::ledger::Ledger
 
 mod event;
 mod intake;

@@ -370,7 +370,7 @@ pub fn run(o: &RelayOpts) -> ExitCode {
     };
     let bound = o.liveness.detection_bound();
     let upstream = o.upstream;
-    let mut flood = ReplyFlood::new(mooring::ratelimit::DEFAULT_INTERVAL);
+    let mut flood = ReplyFlood::new(mooring::internals::ratelimit::DEFAULT_INTERVAL);
     let mut tally = RelayTally::default();
     loop {
         let mut out = |ev: RelayEvent<'_>| {
