@@ -41,6 +41,14 @@
 //! [`RelayConfig::retries`] times, after which it fails
 //! ([`RelayEvent::Failed`]).
 //!
+//! Raw with [`RelayConfig::upstream_window`] above 1: that many messages in
+//! flight, their replies credited in order (see `window.rs`).
+//!
+//! Failover ([`RelayConfig::backup_upstreams`]): the upstream link (or
+//! session) goes to the first upstream that answers, moves on after
+//! [`RelayConfig::failover_after`] failed attempts, and returns to the primary
+//! between messages once a probe finds it answering (see `failover.rs`).
+//!
 //! Upstream, mooring ([`Protocol::Mooring`]): a reliable session
 //! ([`Node::open_session`]); the session resumes lost links by itself with
 //! nothing lost or repeated. The ledger still holds every message until the
@@ -117,13 +125,15 @@ pub struct RelayConfig {
     pub backup_upstreams: Vec<SocketAddr>,
     /// Failed attempts on the active upstream (a connect that fails, or a
     /// link or session lost with messages in doubt before the upstream
-    /// acknowledged any) before the relay moves to the next. Default 3.
+    /// acknowledged any) before the relay moves to the next. Default 3 (0
+    /// counts as 1).
     pub failover_after: u32,
     /// Raw upstream: messages written before their ACKs arrive, for receivers
     /// that process pipelined messages in order (ACKs are matched in order,
-    /// by MSA-2 = MSH-10). Default 1 (MLLP request/response). A mooring
-    /// upstream always forwards a window of the whole queue (the session
-    /// acknowledges cumulatively).
+    /// by MSA-2 = MSH-10). Default 1 (MLLP request/response); 0 counts as 1,
+    /// and more than [`RelayConfig::queue`] as the queue. A mooring upstream
+    /// always forwards a window of the whole queue (the session acknowledges
+    /// cumulatively).
     pub upstream_window: usize,
     /// Messages held for the upstream; a device message arriving when it is
     /// full gets MSA|AR. Default 1000.
@@ -214,7 +224,7 @@ impl RelayConfig {
             window: if self.mooring() {
                 self.queue
             } else {
-                self.upstream_window.max(1)
+                self.upstream_window.clamp(1, self.queue.max(1))
             },
             retries: self.retries,
             ..LedgerConfig::default()
@@ -296,7 +306,7 @@ impl Relay {
         Ok(Relay {
             spool,
             failover: Failover::new(&cfg),
-            window: Window::new(cfg.upstream_window),
+            window: Window::new(cfg.upstream_window.min(cfg.queue)),
             queue: Queue::new(cfg.ledger_config()),
             dedup: DedupWindow::new(cfg.dedup_window),
             devices: vec![None; node.config().max_links],
