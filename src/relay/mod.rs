@@ -68,6 +68,7 @@ mod failover;
 mod intake;
 mod queue;
 mod spool;
+mod stats;
 mod upstream;
 mod window;
 
@@ -89,6 +90,7 @@ pub use spool::{
     Pressure, RelaySpoolStats, SpoolSettings, MARKS_WITHIN as SPOOL_MARKS_WITHIN,
     RETRY as SPOOL_RETRY,
 };
+pub use stats::RelayQueueStats;
 
 use failover::Failover;
 use queue::Queue;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mooring::metrics::{MetricsServer, RelaySnapshot, RelayTally, Snapshot};
 use mooring::relay::{
     LostReason, Pressure, Relay, RelayConfig, RelayError, RelayEvent, SwitchReason,
 };
@@ -429,20 +430,60 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         )
         .print();
     line::liveness(&o.liveness).print();
+    let mut metrics = match o.metrics {
+        Some(addr) => match crate::metrics::bind(&mut node, addr) {
+            Ok(m) => Some(m),
+            Err(e) => return crate::metrics::bind_failed(addr, &e),
+        },
+        None => None,
+    };
+    let bound = o.liveness.detection_bound();
     let mut active = Active {
         addr: o.upstream,
         index: 0,
     };
     let mut flood = ReplyFlood::new(mooring::ratelimit::DEFAULT_INTERVAL);
+    let mut tally = RelayTally::default();
     loop {
-        let mut out = |ev: RelayEvent<'_>| print(&ev, &mut active, &mut flood);
+        let mut out = |ev: RelayEvent<'_>| {
+            tally.observe(&ev);
+            print(&ev, &mut active, &mut flood)
+        };
         if let Err(e) = relay.turn(&mut node, MAX_WAIT, &mut out) {
             eprintln!("error: poll failed: {e}");
             return ExitCode::from(1);
         }
         // A turn lasts at most MAX_WAIT: a summary is at most that late.
         flood.flush(Instant::now());
+        if let Some(m) = metrics.as_mut() {
+            serve_metrics(m, &mut node, &mut relay, &tally, bound);
+        }
     }
+}
+
+/// Answers what is ready on the metrics server: the node's counters and the
+/// relay's queue, spool and upstream.
+fn serve_metrics(
+    m: &mut MetricsServer,
+    node: &mut Node,
+    relay: &mut Relay,
+    tally: &RelayTally,
+    detection_bound: Option<Duration>,
+) {
+    m.serve(node, &mut |node, server, buf| {
+        let now = node.now();
+        Snapshot {
+            detection_bound,
+            relay: Some(RelaySnapshot {
+                queue: relay.queue_stats(now),
+                spool: relay.spool_stats(now),
+                tally: *tally,
+            }),
+            server: Some(server),
+            ..Snapshot::of_node(node.stats())
+        }
+        .write(buf)
+    });
 }
 
 #[cfg(test)]

@@ -59,6 +59,8 @@ pub struct RelayOpts {
     pub liveness: LivenessConfig,
     /// `--spool DIR`, `--spool-size`, `--fsync` (`None`: in memory).
     pub spool: Option<SpoolSettings>,
+    /// `--metrics ADDR`: serve `GET /metrics` there (`None`: off).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The default of `--ack-after`: `queued` only where an AA cannot be lost
@@ -154,6 +156,7 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let mut max_conns = 10usize;
     let mut max_conns_per_ip = None;
     let mut write_timeout = mooring::config::DEFAULT_WRITE_TIMEOUT;
+    let mut metrics = None;
     // Liveness flags with their values, checked once the relay's own are.
     let mut live: Vec<(String, String)> = Vec::new();
     while let Some(w) = words.next_word() {
@@ -208,6 +211,7 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
             }
             "--spool-size" => spool_size = Some(parse_size(&flag, &v?)?),
             "--fsync" => fsync = Some(parse_fsync(&flag, &v?)?),
+            "--metrics" => metrics = Some(parse_addr(&flag, &v?)?),
             f => {
                 return err(format!(
                     "unknown flag {f} for relay (see mooring relay --help)"
@@ -268,5 +272,6 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         write_timeout,
         liveness,
         spool,
+        metrics,
     })))
 }
