@@ -312,6 +312,28 @@ enum mooring_relay_event_kind
    * (its resend is a new message): `peer`, `id`, `pressure`, `detail`.
    */
   MOORING_RELAY_EVENT_KIND_SPOOL_REFUSED = 22,
+  /**
+   * A raw upstream's ACK (in a window) names another message than the
+   * oldest awaited: the link closes and what was in flight is resent.
+   * `id` the ACK's MSA-2, `detail` the MSH-10 awaited.
+   */
+  MOORING_RELAY_EVENT_KIND_REPLY_OUT_OF_ORDER = 23,
+  /**
+   * While on a backup: a probe of the primary starts: `peer` the primary,
+   * `attempt`.
+   */
+  MOORING_RELAY_EVENT_KIND_PRIMARY_PROBE = 24,
+  /**
+   * While on a backup: the primary answered a probe: `peer` the primary.
+   */
+  MOORING_RELAY_EVENT_KIND_PRIMARY_ANSWERED = 25,
+  /**
+   * The relay moved to another upstream: `peer` the one now active,
+   * `active` its position in the list (0: the primary), `attempt` the
+   * failed attempts that caused it (0 when returning to the primary),
+   * `detail` why (`failover` or `primary_back`).
+   */
+  MOORING_RELAY_EVENT_KIND_UPSTREAM_SWITCHED = 26,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -665,6 +687,14 @@ enum mooring_relay_lost
    * cannot work until it is started with sessions on.
    */
   MOORING_RELAY_LOST_NO_SESSIONS = 3,
+  /**
+   * A raw upstream acknowledged out of order (see REPLY_OUT_OF_ORDER).
+   */
+  MOORING_RELAY_LOST_REPLY_OUT_OF_ORDER = 4,
+  /**
+   * The relay moved to another upstream with messages in doubt.
+   */
+  MOORING_RELAY_LOST_FAILOVER = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1304,6 +1334,10 @@ typedef struct mooring_relay_event {
    * SPOOL_PRESSURE: undelivered messages in the spool.
    */
   uint64_t records;
+  /**
+   * UPSTREAM_SWITCHED: the active upstream's position (0: the primary).
+   */
+  uint32_t active;
 } mooring_relay_event;
 
 /**

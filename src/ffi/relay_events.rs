@@ -15,7 +15,7 @@ use super::types::{mooring_close_reason, mooring_session_end, MOORING_ADDR_MAX};
 use super::write_c;
 use crate::fallible::AllocError;
 use crate::metrics::RelayTally;
-use crate::relay::{LostReason, Pressure, Refusal, RelayEvent};
+use crate::relay::{LostReason, Pressure, Refusal, RelayEvent, SwitchReason};
 
 /// Bytes of an event's text field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,6 +274,7 @@ fn empty(kind: mooring_relay_event_kind) -> mooring_relay_event {
         corrupt: 0,
         used: 0,
         records: 0,
+        active: 0,
     }
 }
 
@@ -422,6 +423,11 @@ fn waiting(ev: &RelayEvent<'_>, area: &mut Area<'_>) -> Result<Waiting, Full> {
                 LostReason::NoSessions => {
                     (mooring_relay_lost::NoSessions, Text::Static("NoSessions"))
                 }
+                LostReason::ReplyOutOfOrder => (
+                    mooring_relay_lost::ReplyOutOfOrder,
+                    Text::Static("ReplyOutOfOrder"),
+                ),
+                LostReason::Failover => (mooring_relay_lost::Failover, Text::Static("Failover")),
             };
             c.lost = lost as u32;
             (c.in_doubt_first, c.in_doubt_last) = in_doubt.unwrap_or((0, 0));
@@ -525,6 +531,37 @@ fn waiting(ev: &RelayEvent<'_>, area: &mut Area<'_>) -> Result<Waiting, Full> {
             c.pressure = c_pressure(cause);
             id = area.keep(msg_id)?;
             detail = pressure_text(cause, area)?;
+            c
+        }
+        RelayEvent::ReplyOutOfOrder {
+            expected,
+            id: msg_id,
+        } => {
+            id = area.keep(msg_id)?;
+            detail = area.keep(expected)?;
+            empty(K::ReplyOutOfOrder)
+        }
+        RelayEvent::PrimaryProbe { addr, attempt } => {
+            let mut c = empty(K::PrimaryProbe);
+            write_c(&mut c.peer, format_args!("{addr}"));
+            c.attempt = attempt;
+            c
+        }
+        RelayEvent::PrimaryAnswered { addr } => {
+            let mut c = empty(K::PrimaryAnswered);
+            write_c(&mut c.peer, format_args!("{addr}"));
+            c
+        }
+        RelayEvent::UpstreamSwitched {
+            to, active, reason, ..
+        } => {
+            let mut c = empty(K::UpstreamSwitched);
+            write_c(&mut c.peer, format_args!("{to}"));
+            c.active = u32::try_from(active).unwrap_or(u32::MAX);
+            if let SwitchReason::Failover { failures } = reason {
+                c.attempt = failures;
+            }
+            detail = Text::Static(reason.as_str());
             c
         }
     };
@@ -702,6 +739,69 @@ mod tests {
             ack: None,
         });
         assert_eq!((id(&ev), ack(&ev)), (Some(&b"old"[..]), None));
+    }
+
+    #[test]
+    fn failover_events_name_the_upstream_its_position_and_why() {
+        let backup: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        let (_q, ev) = through(RelayEvent::UpstreamSwitched {
+            from: peer(),
+            to: backup,
+            active: 1,
+            reason: SwitchReason::Failover { failures: 3 },
+        });
+        assert_eq!(ev.kind, mooring_relay_event_kind::UpstreamSwitched);
+        assert_eq!(
+            (peer_text(&ev), ev.active, ev.attempt, detail(&ev)),
+            ("127.0.0.1:7001", 1, 3, Some("failover"))
+        );
+
+        let (_q, ev) = through(RelayEvent::UpstreamSwitched {
+            from: backup,
+            to: peer(),
+            active: 0,
+            reason: SwitchReason::PrimaryBack,
+        });
+        assert_eq!(
+            (peer_text(&ev), ev.active, ev.attempt, detail(&ev)),
+            ("127.0.0.1:4242", 0, 0, Some("primary_back"))
+        );
+
+        let (_q, ev) = through(RelayEvent::PrimaryProbe {
+            addr: peer(),
+            attempt: 4,
+        });
+        assert_eq!(
+            (ev.kind, peer_text(&ev), ev.attempt),
+            (mooring_relay_event_kind::PrimaryProbe, "127.0.0.1:4242", 4)
+        );
+
+        let (_q, ev) = through(RelayEvent::PrimaryAnswered { addr: peer() });
+        assert_eq!(ev.kind, mooring_relay_event_kind::PrimaryAnswered);
+
+        let (_q, ev) = through(RelayEvent::ReplyOutOfOrder {
+            expected: b"M2",
+            id: b"M3",
+        });
+        assert_eq!(
+            (ev.kind, id(&ev), detail(&ev)),
+            (
+                mooring_relay_event_kind::ReplyOutOfOrder,
+                Some(&b"M3"[..]),
+                Some("M2")
+            )
+        );
+
+        let (_q, ev) = through(RelayEvent::UpstreamLost {
+            reason: LostReason::Failover,
+            in_doubt: Some((2, 3)),
+            resent: 2,
+            failed: 0,
+        });
+        assert_eq!(
+            (ev.lost, detail(&ev)),
+            (mooring_relay_lost::Failover as u32, Some("Failover"))
+        );
     }
 
     #[test]

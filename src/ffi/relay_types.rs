@@ -118,6 +118,20 @@ pub enum mooring_relay_event_kind {
     /// A device's message could not be made durable; the device got MSA|AR
     /// (its resend is a new message): `peer`, `id`, `pressure`, `detail`.
     SpoolRefused = 22,
+    /// A raw upstream's ACK (in a window) names another message than the
+    /// oldest awaited: the link closes and what was in flight is resent.
+    /// `id` the ACK's MSA-2, `detail` the MSH-10 awaited.
+    ReplyOutOfOrder = 23,
+    /// While on a backup: a probe of the primary starts: `peer` the primary,
+    /// `attempt`.
+    PrimaryProbe = 24,
+    /// While on a backup: the primary answered a probe: `peer` the primary.
+    PrimaryAnswered = 25,
+    /// The relay moved to another upstream: `peer` the one now active,
+    /// `active` its position in the list (0: the primary), `attempt` the
+    /// failed attempts that caused it (0 when returning to the primary),
+    /// `detail` why (`failover` or `primary_back`).
+    UpstreamSwitched = 26,
 }
 
 /// Why a device message was refused (`mooring_relay_event.refusal`).
@@ -147,6 +161,10 @@ pub enum mooring_relay_lost {
     /// The upstream speaks the mooring protocol but keeps no sessions: it
     /// cannot work until it is started with sessions on.
     NoSessions = 3,
+    /// A raw upstream acknowledged out of order (see REPLY_OUT_OF_ORDER).
+    ReplyOutOfOrder = 4,
+    /// The relay moved to another upstream with messages in doubt.
+    Failover = 5,
 }
 
 /// The spool's pressure (`mooring_relay_event.pressure`, `mooring_relay_stats.spool_pressure`).
@@ -322,6 +340,8 @@ pub struct mooring_relay_event {
     pub used: u64,
     /// SPOOL_PRESSURE: undelivered messages in the spool.
     pub records: u64,
+    /// UPSTREAM_SWITCHED: the active upstream's position (0: the primary).
+    pub active: u32,
 }
 
 /// A relay's numbers, filled by `mooring_relay_get_stats`. Counters count

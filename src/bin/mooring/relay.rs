@@ -11,7 +11,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mooring::metrics::{MetricsServer, RelaySnapshot, RelayTally, Snapshot};
 use mooring::relay::{
     DeviceSide, LostReason, Pressure, Relay, RelayConfig, RelayEvent, StartError, Started,
+    SwitchReason,
 };
+
+/// The upstream messages go to, for the `addr=` and `active=` of the upstream
+/// lines: the primary at start, then as `event=upstream state=switched` says.
+#[derive(Clone, Copy)]
+struct Active {
+    addr: SocketAddr,
+    /// Its position in the `--upstream` list (0: the primary).
+    index: usize,
+}
 use mooring::spool::SpoolError;
 use mooring::Node;
 
@@ -35,6 +45,9 @@ fn relay_config(o: &RelayOpts, seed: u64) -> RelayConfig {
         liveness: o.liveness.clone(),
         seed,
         spool: o.spool.clone(),
+        backup_upstreams: o.backup_upstreams.clone(),
+        failover_after: o.failover_after,
+        upstream_window: o.upstream_window,
         ..RelayConfig::new(o.upstream)
     }
 }
@@ -97,14 +110,22 @@ impl ReplyFlood {
     }
 }
 
-/// Prints one relay event as its line (`upstream`: the `addr=` of the
-/// upstream lines; `flood`: the unexpected replies' counter).
-fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
-    let up = |state: &str| {
+/// Prints one relay event as its line (`active`: the upstream of the
+/// upstream lines, updated on a switch; `flood`: the unexpected replies'
+/// counter).
+fn print(ev: &RelayEvent<'_>, active: &mut Active, flood: &mut ReplyFlood) {
+    if let RelayEvent::UpstreamSwitched { to, active: i, .. } = *ev {
+        *active = Active { addr: to, index: i };
+    }
+    let upstream = active.addr;
+    let index = active.index;
+    let up_at = |state: &str, addr: SocketAddr| {
         Line::new("event", "upstream")
             .kv("state", state)
-            .kv("addr", upstream)
+            .kv("addr", addr)
+            .kv("active", index)
     };
+    let up = |state: &str| up_at(state, upstream);
     match *ev {
         RelayEvent::DeviceConnected { peer } => {
             Seen::Connected { peer }.append_to(Line::empty()).print()
@@ -180,6 +201,8 @@ fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
                     l.kv("reason", format_args!("Session{}", line::end_parts(how).0))
                 }
                 LostReason::NoSessions => l.kv("reason", "NoSessions"),
+                LostReason::ReplyOutOfOrder => l.kv("reason", "ReplyOutOfOrder"),
+                LostReason::Failover => l.kv("reason", "Failover"),
             };
             let in_doubt = match in_doubt {
                 Some((a, b)) => format!("{a}-{b}"),
@@ -239,6 +262,24 @@ fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
             match ack {
                 Some(a) => l.kv("ack", a.as_str()),
                 None => l,
+            }
+            .print()
+        }
+        RelayEvent::ReplyOutOfOrder { expected, id } => Line::new("event", "reply_out_of_order")
+            .wire("expected", Some(expected))
+            .wire("id", Some(id))
+            .print(),
+        RelayEvent::PrimaryProbe { addr, attempt } => {
+            up_at("probing", addr).kv("attempt", attempt).print()
+        }
+        RelayEvent::PrimaryAnswered { addr } => up_at("primary_answered", addr).print(),
+        RelayEvent::UpstreamSwitched { from, reason, .. } => {
+            let l = up("switched")
+                .kv("from", from)
+                .kv("reason", reason.as_str());
+            match reason {
+                SwitchReason::Failover { failures } => l.kv("failures", failures),
+                SwitchReason::PrimaryBack => l,
             }
             .print()
         }
@@ -369,13 +410,16 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         None => None,
     };
     let bound = o.liveness.detection_bound();
-    let upstream = o.upstream;
+    let mut active = Active {
+        addr: o.upstream,
+        index: 0,
+    };
     let mut flood = ReplyFlood::new(mooring::internals::ratelimit::DEFAULT_INTERVAL);
     let mut tally = RelayTally::default();
     loop {
         let mut out = |ev: RelayEvent<'_>| {
             tally.observe(&ev);
-            print(&ev, upstream, &mut flood)
+            print(&ev, &mut active, &mut flood)
         };
         if let Err(e) = relay.turn(&mut node, MAX_WAIT, &mut out) {
             eprintln!("error: poll failed: {e}");
