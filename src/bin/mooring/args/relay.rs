@@ -15,6 +15,7 @@ pub use mooring::relay::AckAfter;
 
 use super::common::{self, backoff_from, parse_addr, parse_limit, LinkFlags};
 use super::liveness::LivenessFlags;
+use super::tls::{ClientTlsOpts, ServerTlsOpts, TlsClientFlags, TlsServerFlags};
 use super::usage::RELAY_USAGE;
 use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
 
@@ -53,6 +54,13 @@ pub struct RelayOpts {
     pub liveness: LivenessConfig,
     /// `--spool DIR`, `--spool-size`, `--fsync` (`None`: in memory).
     pub spool: Option<SpoolSettings>,
+    /// The device side's `--tls-cert`, `--tls-key`, `--tls-ca`,
+    /// `--tls-client-auth`, `--tls-allow-peer` (`None`: plain TCP).
+    pub device_tls: Option<ServerTlsOpts>,
+    /// The upstream's `--upstream-tls`, `--upstream-tls-ca`,
+    /// `--upstream-tls-server-name`, `--upstream-tls-cert`,
+    /// `--upstream-tls-key` (`None`: plain TCP).
+    pub upstream_tls: Option<ClientTlsOpts>,
 }
 
 /// The default of `--ack-after`: `queued` only where an AA cannot be lost
@@ -146,6 +154,8 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let mut max_conns = 10usize;
     let mut max_conns_per_ip = None;
     let mut write_timeout = mooring::config::DEFAULT_WRITE_TIMEOUT;
+    let mut device_tls = TlsServerFlags::default();
+    let mut upstream_tls = TlsClientFlags::new("--upstream-tls");
     // Liveness flags with their values, checked once the relay's own are.
     let mut live: Vec<(String, String)> = Vec::new();
     while let Some(w) = words.next_word() {
@@ -161,7 +171,10 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         if inline.is_none() && global_flag(&flag, verbosity, help) {
             continue;
         }
-        if link.parse(&flag, inline.clone(), words)? {
+        if link.parse(&flag, inline.clone(), words)?
+            || device_tls.parse(&flag, inline.clone(), words)?
+            || upstream_tls.parse(&flag, inline.clone(), words, false)?
+        {
             continue;
         }
         let v = words.value(&flag, inline);
@@ -221,6 +234,16 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     }
     let liveness = flags.finish()?;
     let backoff = backoff_from(reconnect_min, reconnect_max)?;
+    // One --tls-handshake-timeout for both sides, whichever uses TLS.
+    upstream_tls.handshake_timeout = device_tls.handshake_timeout;
+    if device_tls.handshake_timeout.is_some() && !device_tls.has_cert() {
+        if !upstream_tls.is_on() {
+            return err("--tls-handshake-timeout: needs --tls-cert FILE or --upstream-tls");
+        }
+        device_tls.handshake_timeout = None;
+    }
+    let device_tls = device_tls.finish()?;
+    let upstream_tls = upstream_tls.finish()?;
     let ack_after = ack_after.unwrap_or(default_ack_after(spool.as_ref()));
     let spool = match spool {
         Some(SpoolChoice::Dir(dir)) => {
@@ -251,5 +274,7 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         write_timeout,
         liveness,
         spool,
+        device_tls,
+        upstream_tls,
     })))
 }
