@@ -34,6 +34,7 @@
 //! - `node`: the node handle and its link calls.
 //! - `session`: reliable session calls.
 //! - `stats`: counters of the node and its links.
+//! - `tls`: the config's TLS fields to the TLS settings.
 //! - `wait`: the node's descriptor and next deadline, for the caller's own loop.
 
 mod config;
@@ -41,6 +42,7 @@ mod events;
 mod node;
 mod session;
 mod stats;
+mod tls;
 mod types;
 mod wait;
 

@@ -250,3 +250,6 @@ pub fn trickle_a_frame(addr: SocketAddr) -> (SocketAddr, std::thread::JoinHandle
     });
     (me, t)
 }
+
+/// Certificates for the TLS tests, generated at test time.
+pub mod pki;

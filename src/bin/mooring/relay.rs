@@ -4,6 +4,7 @@
 //! forwarded, in order, over ONE keep-open upstream link. All of it is one
 //! [`Node`] on one thread; each [`RelayEvent`] is printed as one line.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -35,6 +36,8 @@ fn relay_config(o: &RelayOpts, seed: u64) -> RelayConfig {
         liveness: o.liveness.clone(),
         seed,
         spool: o.spool.clone(),
+        #[cfg(feature = "tls")]
+        tls: o.upstream_tls.clone(),
         ..RelayConfig::new(o.upstream)
     }
 }
@@ -98,8 +101,14 @@ impl ReplyFlood {
 }
 
 /// Prints one relay event as its line (`upstream`: the `addr=` of the
-/// upstream lines; `flood`: the unexpected replies' counter).
-fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
+/// upstream lines; `flood`: the unexpected replies' counter; `details`: the
+/// text of a device's TLS failure, kept for the close line that follows it).
+fn print(
+    ev: &RelayEvent<'_>,
+    upstream: SocketAddr,
+    flood: &mut ReplyFlood,
+    details: &mut HashMap<SocketAddr, String>,
+) {
     let up = |state: &str| {
         Line::new("event", "upstream")
             .kv("state", state)
@@ -151,9 +160,34 @@ fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
             peer,
             reason,
             peer_reason,
+            detail: details.remove(&peer).as_deref(),
         }
         .append_to(Line::empty())
         .print(),
+        #[cfg(feature = "tls")]
+        RelayEvent::Tls {
+            peer, handshake, ..
+        } => line::tls(Line::empty(), peer, handshake).print(),
+        // A device's failure text goes on its close line; the upstream's
+        // close is its lost/reconnecting lines, so it gets a line of its own.
+        #[cfg(feature = "tls")]
+        RelayEvent::TlsFailed {
+            peer,
+            upstream: false,
+            error,
+        } => {
+            details.insert(peer, error.detail.clone());
+        }
+        #[cfg(feature = "tls")]
+        RelayEvent::TlsFailed {
+            peer,
+            upstream: true,
+            error,
+        } => Line::new("event", "closed")
+            .kv("peer", peer)
+            .kv("reason", mooring::CloseReason::from(error.reason))
+            .wire("detail", Some(error.detail.as_bytes()))
+            .print(),
         RelayEvent::Rejected { peer, reason } => Seen::Rejected { peer, reason }
             .append_to(Line::empty())
             .print(),
@@ -340,6 +374,8 @@ pub fn run(o: &RelayOpts) -> ExitCode {
             frame_timeout: o.liveness.frame_timeout,
             ..LivenessConfig::default()
         },
+        #[cfg(feature = "tls")]
+        tls: o.device_tls.clone(),
         ..ListenConfig::default()
     };
     let checked = node_cfg
@@ -389,8 +425,10 @@ pub fn run(o: &RelayOpts) -> ExitCode {
     line::liveness(&o.liveness).print();
     let upstream = o.upstream;
     let mut flood = ReplyFlood::new(mooring::ratelimit::DEFAULT_INTERVAL);
+    // At most one entry per device link, removed at its close.
+    let mut details = HashMap::new();
     loop {
-        let mut out = |ev: RelayEvent<'_>| print(&ev, upstream, &mut flood);
+        let mut out = |ev: RelayEvent<'_>| print(&ev, upstream, &mut flood, &mut details);
         if let Err(e) = relay.turn(&mut node, MAX_WAIT, &mut out) {
             eprintln!("error: poll failed: {e}");
             return ExitCode::from(1);

@@ -56,10 +56,14 @@ pub struct RelayOpts {
     pub spool: Option<SpoolSettings>,
     /// The device side's `--tls-cert`, `--tls-key`, `--tls-ca`,
     /// `--tls-client-auth`, `--tls-allow-peer` (`None`: plain TCP).
+    // Always `None` without the `tls` feature (its flags are refused).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub device_tls: Option<ServerTlsOpts>,
     /// The upstream's `--upstream-tls`, `--upstream-tls-ca`,
     /// `--upstream-tls-server-name`, `--upstream-tls-cert`,
     /// `--upstream-tls-key` (`None`: plain TCP).
+    // Always `None` without the `tls` feature (its flags are refused).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub upstream_tls: Option<ClientTlsOpts>,
 }
 

@@ -60,6 +60,8 @@ pub struct SendOpts {
     pub backoff: Backoff,
     /// `--tls`, `--tls-ca`, `--tls-server-name`, `--tls-cert`, `--tls-key`,
     /// `--tls-handshake-timeout` (`None`: plain TCP).
+    // Always `None` without the `tls` feature (its flags are refused).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub tls: Option<ClientTlsOpts>,
 }
 
