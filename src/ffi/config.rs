@@ -208,6 +208,8 @@ pub(super) fn convert(
         liveness: liveness.clone(),
         session,
         max_sessions_per_ip: (c.max_sessions_per_ip != 0).then_some(c.max_sessions_per_ip as usize),
+        #[cfg(feature = "tls")]
+        tls: None,
     };
     let connect = ConnectConfig {
         connect_timeout: from_ms(c.connect_timeout_ms),
@@ -219,6 +221,8 @@ pub(super) fn convert(
             max: from_ms(c.reconnect_max_ms),
             max_attempts: None,
         },
+        #[cfg(feature = "tls")]
+        tls: None,
     };
     if sessions && (c.reconnect_min_ms == 0 || c.reconnect_min_ms > c.reconnect_max_ms) {
         return Err(fail(

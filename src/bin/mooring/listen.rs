@@ -195,6 +195,8 @@ impl Responder {
                 ..s
             }),
             max_sessions_per_ip: o.max_sessions_per_ip,
+            #[cfg(feature = "tls")]
+            tls: None,
         };
         // Validate before allocating the reply buffer from `max_frame`.
         node_cfg.validate()?;

@@ -385,6 +385,8 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         liveness: o.liveness.clone(),
         session: Some(scfg),
         backoff: o.backoff,
+        #[cfg(feature = "tls")]
+        tls: None,
     };
     let mut node = match Node::new(node_cfg) {
         Ok(n) => n,
