@@ -379,6 +379,47 @@ enum mooring_close_reason
    * with sessions on.
    */
   MOORING_CLOSE_REASON_NO_SESSIONS = 30,
+  /**
+   * TLS: a certificate was malformed, badly signed or unusable.
+   */
+  MOORING_CLOSE_REASON_TLS_BAD_CERTIFICATE = 31,
+  /**
+   * TLS: a certificate does not chain to a configured CA.
+   */
+  MOORING_CLOSE_REASON_TLS_UNKNOWN_CA = 32,
+  /**
+   * TLS: a certificate is expired or not valid yet.
+   */
+  MOORING_CLOSE_REASON_TLS_EXPIRED = 33,
+  /**
+   * TLS: the server's certificate is not valid for the verified name.
+   */
+  MOORING_CLOSE_REASON_TLS_NAME_MISMATCH = 34,
+  /**
+   * TLS: no protocol version (or cipher suite) both ends accept.
+   */
+  MOORING_CLOSE_REASON_TLS_PROTOCOL_VERSION = 35,
+  /**
+   * TLS: client authentication is required and the client sent none.
+   */
+  MOORING_CLOSE_REASON_TLS_NO_CERTIFICATE = 36,
+  /**
+   * TLS: the peer's identity is not on the allow-list of peer identities.
+   */
+  MOORING_CLOSE_REASON_TLS_PEER_NOT_ALLOWED = 37,
+  /**
+   * TLS: the handshake did not finish within its timeout.
+   */
+  MOORING_CLOSE_REASON_TLS_HANDSHAKE_TIMEOUT = 38,
+  /**
+   * TLS: the stream ended without close_notify mid-handshake, mid-record
+   * or mid-frame (possible truncation attack).
+   */
+  MOORING_CLOSE_REASON_TLS_TRUNCATED = 39,
+  /**
+   * TLS: any other TLS protocol error.
+   */
+  MOORING_CLOSE_REASON_TLS_PROTOCOL = 40,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

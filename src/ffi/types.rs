@@ -228,6 +228,27 @@ pub enum mooring_close_reason {
     /// The server keeps no sessions (its WELCOME names session 0): start it
     /// with sessions on.
     NoSessions = 30,
+    /// TLS: a certificate was malformed, badly signed or unusable.
+    TlsBadCertificate = 31,
+    /// TLS: a certificate does not chain to a configured CA.
+    TlsUnknownCa = 32,
+    /// TLS: a certificate is expired or not valid yet.
+    TlsExpired = 33,
+    /// TLS: the server's certificate is not valid for the verified name.
+    TlsNameMismatch = 34,
+    /// TLS: no protocol version (or cipher suite) both ends accept.
+    TlsProtocolVersion = 35,
+    /// TLS: client authentication is required and the client sent none.
+    TlsNoCertificate = 36,
+    /// TLS: the peer's identity is not on the allow-list of peer identities.
+    TlsPeerNotAllowed = 37,
+    /// TLS: the handshake did not finish within its timeout.
+    TlsHandshakeTimeout = 38,
+    /// TLS: the stream ended without close_notify mid-handshake, mid-record
+    /// or mid-frame (possible truncation attack).
+    TlsTruncated = 39,
+    /// TLS: any other TLS protocol error.
+    TlsProtocol = 40,
 }
 
 /// Everything a node needs, with defaults from `mooring_config_default`.
@@ -533,6 +554,16 @@ mod tests {
         SessionQueueFull,
         TooManySessionsFromPeer,
         NoSessions,
+        TlsBadCertificate,
+        TlsUnknownCa,
+        TlsExpired,
+        TlsNameMismatch,
+        TlsProtocolVersion,
+        TlsNoCertificate,
+        TlsPeerNotAllowed,
+        TlsHandshakeTimeout,
+        TlsTruncated,
+        TlsProtocol,
     );
 
     #[test]
