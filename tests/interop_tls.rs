@@ -28,8 +28,14 @@ use std::time::Instant;
 use support::pki::{strs, Pki};
 use support::{field, mooring, run, Proc, Run, SAMPLE, WITHIN};
 
-const PEER_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/hl7_mllp_server.py");
-const PEER_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/tls_mllp_client.py");
+const PEER_SERVER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/peers/hl7_mllp_server.py"
+);
+const PEER_CLIENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/peers/tls_mllp_client.py"
+);
 
 /// Fails the test, saying what is missing, unless `program args` runs.
 fn require(program: &str, args: &[&str], install: &str) {
@@ -66,9 +72,21 @@ fn listen_tls(pki: &Pki, extra: &[&str]) -> (Proc, SocketAddr) {
 fn python_client(addr: SocketAddr, pki: &Pki, with_cert: bool) -> Run {
     let mut c = Command::new("python3");
     let port = addr.port().to_string();
-    c.args([PEER_CLIENT, "127.0.0.1", &port, SAMPLE, "--ca", &pki.path("ca.pem")]);
+    c.args([
+        PEER_CLIENT,
+        "127.0.0.1",
+        &port,
+        SAMPLE,
+        "--ca",
+        &pki.path("ca.pem"),
+    ]);
     if with_cert {
-        c.args(["--cert", &pki.path("client.pem"), "--key", &pki.path("client-key.pem")]);
+        c.args([
+            "--cert",
+            &pki.path("client.pem"),
+            "--key",
+            &pki.path("client-key.pem"),
+        ]);
     }
     run(c, None)
 }
@@ -76,7 +94,16 @@ fn python_client(addr: SocketAddr, pki: &Pki, with_cert: bool) -> Run {
 /// `mooring send ADDR FILE --tls --tls-ca CA <extra>` to completion.
 fn send_tls(addr: &str, file: &str, pki: &Pki, extra: &[&str]) -> Run {
     let ca = pki.path("ca.pem");
-    let mut args = vec!["send", addr, file, "--response-timeout", "5s", "--tls", "--tls-ca", &ca];
+    let mut args = vec![
+        "send",
+        addr,
+        file,
+        "--response-timeout",
+        "5s",
+        "--tls",
+        "--tls-ca",
+        &ca,
+    ];
     args.extend_from_slice(extra);
     run(mooring(&args), None)
 }
@@ -121,7 +148,10 @@ impl Peer {
             match self.lines.recv_timeout(left) {
                 Ok(l) if want(&l) => return l,
                 Ok(l) => self.seen.push(l),
-                Err(e) => panic!("no expected line ({e}); lines so far:\n{}", self.seen.join("\n")),
+                Err(e) => panic!(
+                    "no expected line ({e}); lines so far:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }
@@ -197,7 +227,11 @@ mod interop {
         assert!(r.status.success(), "{}\n{}", r.stdout, r.stderr);
         assert!(r.stdout.starts_with("tls version=TLSv1.3 "), "{}", r.stdout);
         for n in 1..=3 {
-            assert!(r.stdout.contains(&format!("reply AA MSG{n:05}")), "{}", r.stdout);
+            assert!(
+                r.stdout.contains(&format!("reply AA MSG{n:05}")),
+                "{}",
+                r.stdout
+            );
         }
         let tls = listen.expect_line(|l| l.starts_with("event=tls "), WITHIN);
         assert_eq!(field(&tls, "peer_identity"), Some("-"), "{tls}");
@@ -212,7 +246,11 @@ mod interop {
         assert!(r.status.success(), "{}\n{}", r.stdout, r.stderr);
         assert_eq!(r.stdout.matches("reply AA MSG").count(), 3, "{}", r.stdout);
         let tls = listen.expect_line(|l| l.starts_with("event=tls "), WITHIN);
-        assert_eq!(field(&tls, "peer_identity"), Some("device-1.example"), "{tls}");
+        assert_eq!(
+            field(&tls, "peer_identity"),
+            Some("device-1.example"),
+            "{tls}"
+        );
         // ... and a python client without one is refused by name.
         let r = python_client(addr, &pki, false);
         assert!(!r.status.success(), "{}", r.stdout);
@@ -221,7 +259,11 @@ mod interop {
             |l| l.starts_with("event=closed ") && field(l, "reason") != Some("PeerClosed"),
             WITHIN,
         );
-        assert_eq!(field(&closed, "reason"), Some("TlsNoCertificate"), "{closed}");
+        assert_eq!(
+            field(&closed, "reason"),
+            Some("TlsNoCertificate"),
+            "{closed}"
+        );
     }
 
     #[test]
@@ -238,7 +280,13 @@ mod interop {
         for (require_cert, extra) in [(false, &[][..]), (true, &client_cert[..])] {
             let (_server, addr) = python_server(&pki, require_cert);
             let r = send_tls(&addr, SAMPLE, &pki, &strs(extra));
-            assert_eq!(r.status.code(), Some(0), "{require_cert}: {}\n{}", r.stdout, r.stderr);
+            assert_eq!(
+                r.status.code(),
+                Some(0),
+                "{require_cert}: {}\n{}",
+                r.stdout,
+                r.stderr
+            );
             let tls = r
                 .lines()
                 .into_iter()
@@ -246,24 +294,23 @@ mod interop {
                 .unwrap_or_else(|| panic!("no event=tls:\n{}", r.stdout))
                 .to_string();
             assert_eq!(field(&tls, "version"), Some("TLSv1_3"), "{tls}");
-            assert_eq!(field(&tls, "peer_identity"), Some("engine.example"), "{tls}");
+            assert_eq!(
+                field(&tls, "peer_identity"),
+                Some("engine.example"),
+                "{tls}"
+            );
             assert_eq!(r.stdout.matches("event=reply ").count(), 3, "{}", r.stdout);
             assert!(r.stdout.contains(" ack=AA "), "{}", r.stdout);
         }
-        // A server that requires a client certificate, and none given.
+        // A server that requires a client certificate, and none given: the
+        // send fails. (python's asyncio server drops the link without
+        // flushing its TLS alert, so mooring sees the peer close the link
+        // right after the handshake, not a named TLS reason.)
         let (_server, addr) = python_server(&pki, true);
         let r = send_tls(&addr, SAMPLE, &pki, &[]);
         assert_eq!(r.status.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
-        let closed = r
-            .lines()
-            .into_iter()
-            .find(|l| l.starts_with("event=closed "))
-            .unwrap_or_else(|| panic!("no event=closed:\n{}", r.stdout))
-            .to_string();
-        assert!(
-            field(&closed, "reason").is_some_and(|r| r.starts_with("Tls")),
-            "{closed}"
-        );
+        assert!(!r.stdout.contains("event=reply "), "{}", r.stdout);
+        assert_eq!(r.stdout.matches("event=error ").count(), 3, "{}", r.stdout);
     }
 
     #[test]
@@ -272,11 +319,18 @@ mod interop {
         require_openssl();
         let pki = Pki::new("s-client");
         let (mut listen, addr) = listen_tls(&pki, &[]);
-        for (flag, ours, theirs) in [("-tls1_2", "TLSv1_2", "TLSv1.2"), ("-tls1_3", "TLSv1_3", "TLSv1.3")] {
+        for (flag, ours, theirs) in [
+            ("-tls1_2", "TLSv1_2", "TLSv1.2"),
+            ("-tls1_3", "TLSv1_3", "TLSv1.3"),
+        ] {
             let r = s_client(addr, &pki, flag);
             assert!(r.status.success(), "{flag}: {}\n{}", r.stdout, r.stderr);
             assert!(r.stdout.contains(theirs), "{flag}: {}", r.stdout);
-            assert!(r.stdout.contains("Verify return code: 0 (ok)"), "{flag}: {}", r.stdout);
+            assert!(
+                r.stdout.contains("Verify return code: 0 (ok)"),
+                "{flag}: {}",
+                r.stdout
+            );
             let tls = listen.expect_line(|l| l.starts_with("event=tls "), WITHIN);
             assert_eq!(field(&tls, "version"), Some(ours), "{flag}: {tls}");
         }
@@ -292,7 +346,17 @@ mod interop {
                 |l| l.starts_with("event=closed ") && field(l, "reason") != Some("PeerClosed"),
                 WITHIN,
             );
-            assert_eq!(field(&closed, "reason"), Some("TlsProtocolVersion"), "{flag}: {closed}");
+            // OpenSSL's TLS 1.0/1.1 ClientHello has no signature_algorithms
+            // extension (a TLS 1.2 one): rustls refuses it for that before it
+            // looks at the version, and names it a protocol error.
+            let reason = field(&closed, "reason");
+            let detail = field(&closed, "detail").unwrap_or("");
+            assert!(
+                reason == Some("TlsProtocolVersion")
+                    || (reason == Some("TlsProtocol")
+                        && detail.contains("SignatureAlgorithmsExtensionRequired")),
+                "{flag}: {closed}"
+            );
         }
     }
 
@@ -336,14 +400,19 @@ mod interop {
                 "--tls-ca",
                 &ca,
             ]));
-            let tls = send.expect_line(|l| l.starts_with("event=tls "), WITHIN);
-            let want = if version == "-tls1_2" { "TLSv1_2" } else { "TLSv1_3" };
-            assert_eq!(field(&tls, "version"), Some(want), "{tls}");
-            // s_server prints what it receives: the message, then we answer.
-            server.expect_line(|l| l.contains("MSG00001"));
+            // The handshake is done on s_server's side (the request was
+            // queued before it began); s_server sends its stdin by lines.
+            server.expect_line(|l| l.starts_with("CIPHER is "));
             server.write(
-                b"\x0bMSH|^~\\&|RHAPSODY|GOODHEALTH|REGADT|GOODHEALTH|20260114083001||ACK|A1|P|2.5.1\rMSA|AA|MSG00001\r\x1c\r",
+                b"\x0bMSH|^~\\&|RHAPSODY|GOODHEALTH|REGADT|GOODHEALTH|20260114083001||ACK|A1|P|2.5.1\rMSA|AA|MSG00001\r\x1c\r\n",
             );
+            let tls = send.expect_line(|l| l.starts_with("event=tls "), WITHIN);
+            let want = if version == "-tls1_2" {
+                "TLSv1_2"
+            } else {
+                "TLSv1_3"
+            };
+            assert_eq!(field(&tls, "version"), Some(want), "{tls}");
             let reply = send.expect_line(|l| l.starts_with("event=reply "), WITHIN);
             assert_eq!(field(&reply, "ack"), Some("AA"), "{reply}");
             let summary = send.expect_line(|l| l.starts_with("event=summary "), WITHIN);

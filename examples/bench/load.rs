@@ -114,7 +114,14 @@ pub(crate) fn workloads(size: usize) -> Vec<Workload> {
         },
         Workload {
             tls: true,
-            ..w("tls-depth64", "TLS 1.3, 1 link, 64 in flight", 1, 64, size, 1)
+            ..w(
+                "tls-depth64",
+                "TLS 1.3, 1 link, 64 in flight",
+                1,
+                64,
+                size,
+                1,
+            )
         },
         Workload {
             tls: true,

@@ -108,8 +108,11 @@ impl Sock {
     ) -> Result<Sock, String> {
         let tls = match tls {
             Some(cfg) => Some(
-                ClientConnection::new(cfg.clone(), ServerName::from(std::net::IpAddr::from([127, 0, 0, 1])))
-                    .map_err(|e| e.to_string())?,
+                ClientConnection::new(
+                    cfg.clone(),
+                    ServerName::from(std::net::IpAddr::from([127, 0, 0, 1])),
+                )
+                .map_err(|e| e.to_string())?,
             ),
             None => None,
         };

@@ -101,11 +101,9 @@ pub(super) fn convert(
     };
     // The library names a file by its path, PEM text by its role: the field
     // whose value it is goes first.
-    let named = |e: crate::tls::TlsConfigError| {
-        match f.given().find(|(_, v)| *v == e.source) {
-            Some((field, _)) => invalid(format_args!("{field}: {e}")),
-            None => invalid(format_args!("tls: {e}")),
-        }
+    let named = |e: crate::tls::TlsConfigError| match f.given().find(|(_, v)| *v == e.source) {
+        Some((field, _)) => invalid(format_args!("{field}: {e}")),
+        None => invalid(format_args!("tls: {e}")),
     };
     let timeout = Duration::from_millis(u64::from(c.tls_handshake_timeout_ms));
     if c.tls_handshake_timeout_ms == 0 {
@@ -117,17 +115,14 @@ pub(super) fn convert(
         0 => ClientAuth::None,
         1 => ClientAuth::Optional,
         2 => ClientAuth::Required,
-        v => {
-            return Err(invalid(format_args!(
-                "tls_client_auth: unknown value {v}"
-            )))
-        }
+        v => return Err(invalid(format_args!("tls_client_auth: unknown value {v}"))),
     };
     let server = match (f.cert, f.key) {
         (None, None) => {
-            if let Some((field, _)) = f.given().find(|(n, _)| {
-                matches!(*n, "tls_client_ca" | "tls_allow_peers")
-            }) {
+            if let Some((field, _)) = f
+                .given()
+                .find(|(n, _)| matches!(*n, "tls_client_ca" | "tls_allow_peers"))
+            {
                 return Err(invalid(format_args!("{field}: needs tls_cert and tls_key")));
             }
             None
@@ -186,15 +181,15 @@ pub(super) fn convert(
 pub(super) fn refuse(c: &mooring_config) -> Result<(), mooring_result> {
     // SAFETY: the config's contract.
     let f = unsafe { Fields::read(c) }?;
-    let field = f.given().map(|(n, _)| n).next().or_else(|| {
-        (c.tls_client_auth != 0).then_some("tls_client_auth")
-    });
+    let field = f
+        .given()
+        .map(|(n, _)| n)
+        .next()
+        .or_else(|| (c.tls_client_auth != 0).then_some("tls_client_auth"));
     match field {
         Some(field) => Err(fail(
             mooring_result::InvalidConfig,
-            format_args!(
-                "{field}: this mooring was built without TLS (cargo feature `tls`)"
-            ),
+            format_args!("{field}: this mooring was built without TLS (cargo feature `tls`)"),
         )),
         None => Ok(()),
     }

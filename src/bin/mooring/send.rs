@@ -341,7 +341,10 @@ impl Stream<'_> {
                     Line::new("event", "closed")
                         .kv("reason", reason)
                         .kv_opt("peer_reason", peer_reason)
-                        .wire("detail", self.tls_detail.take().as_deref().map(str::as_bytes))
+                        .wire(
+                            "detail",
+                            self.tls_detail.take().as_deref().map(str::as_bytes),
+                        )
                         .print();
                 }
                 #[cfg(feature = "tls")]

@@ -322,9 +322,9 @@ impl TlsClientFlags {
             }
             let names = [format!("{p}-ca"), format!("{p}-cert"), format!("{p}-key")];
             let files = [
-                (names[0].as_str(), Some(&ca)),
                 (names[1].as_str(), self.cert.as_ref()),
                 (names[2].as_str(), self.key.as_ref()),
+                (names[0].as_str(), Some(&ca)),
             ];
             let server_name = format!("{p}-server-name");
             c.build().map_err(|e| {
@@ -363,14 +363,29 @@ fn positive_dur(flag: &str, s: &str) -> Result<Duration, UsageError> {
 }
 
 /// The library's complaint about a file as a usage error naming the flag that
-/// gave it (`--tls-key /etc/key.pem: no usable private key ...`).
+/// gave it (`--tls-key /etc/key.pem: no usable private key ...`). `files`
+/// lists the flags in the order certificate, key, CA; when one file is given
+/// to several (a certificate and its key in one PEM file), the library's
+/// words say which role failed.
 #[cfg(feature = "tls")]
 fn config_error(files: &[(&str, Option<&String>)], e: mooring::tls::TlsConfigError) -> UsageError {
-    match files
-        .iter()
-        .find(|(_, path)| path.is_some_and(|p| *p == e.source))
-    {
-        Some((flag, _)) => UsageError(format!("{flag} {}: {}", e.source, e.problem)),
+    let same: Vec<usize> = (0..files.len())
+        .filter(|&i| files[i].1.is_some_and(|p| *p == e.source))
+        .collect();
+    let role = if e.problem.contains("key") {
+        1
+    } else if e.problem.contains("CA") {
+        2
+    } else {
+        0
+    };
+    let pick = match same.as_slice() {
+        [] => None,
+        [one] => Some(*one),
+        many => Some(if many.contains(&role) { role } else { many[0] }),
+    };
+    match pick {
+        Some(i) => UsageError(format!("{} {}: {}", files[i].0, e.source, e.problem)),
         None => UsageError(format!("TLS: {e}")),
     }
 }

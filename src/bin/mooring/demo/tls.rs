@@ -24,7 +24,10 @@ fn ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, String> {
 }
 
 /// A certificate and key (PEM) signed by `ca`, for one SAN.
-fn leaf(ca: &CertifiedIssuer<'static, KeyPair>, san: SanType) -> Result<(PemSource, PemSource), String> {
+fn leaf(
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    san: SanType,
+) -> Result<(PemSource, PemSource), String> {
     let mut p = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
     p.subject_alt_names.push(san);
     let key = KeyPair::generate().map_err(|e| e.to_string())?;
@@ -88,7 +91,10 @@ pub(super) fn tls() -> Outcome {
     }
     let seen = server.expect("the device's handshake", |s| s.kind == "tls")?;
     if seen.id.as_deref() != Some("device-1.example") {
-        return Err(format!("server saw identity {:?}, not device-1.example", seen.id));
+        return Err(format!(
+            "server saw identity {:?}, not device-1.example",
+            seen.id
+        ));
     }
 
     // The stranger's certificate chains to a CA the listener does not trust.
@@ -116,7 +122,10 @@ pub(super) fn tls() -> Outcome {
         request(&mut good, line, n)?;
     }
     if good.stats().connects != 1 {
-        return Err(format!("the device reconnected ({} connects)", good.stats().connects));
+        return Err(format!(
+            "the device reconnected ({} connects)",
+            good.stats().connects
+        ));
     }
     Ok(())
 }
