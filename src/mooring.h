@@ -430,6 +430,36 @@ typedef uint32_t mooring_close_reason;
 #endif // __cplusplus
 
 /**
+ * Which clients a TLS listener accepts (`mooring_config.tls_client_auth`).
+ */
+enum mooring_tls_client_auth
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No client certificate is asked for (default).
+   */
+  MOORING_TLS_CLIENT_AUTH_NONE = 0,
+  /**
+   * A client certificate is asked for; a client without one is served, one
+   * whose certificate `tls_client_ca` does not vouch for is refused.
+   */
+  MOORING_TLS_CLIENT_AUTH_OPTIONAL = 1,
+  /**
+   * Every client must present a certificate `tls_client_ca` vouches for.
+   */
+  MOORING_TLS_CLIENT_AUTH_REQUIRED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mooring_tls_client_auth mooring_tls_client_auth;
+#else
+typedef uint32_t mooring_tls_client_auth;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A node: one poll, its listeners and links. Opaque; create with
  * `mooring_node_new`, free with `mooring_node_free`.
  */
@@ -593,6 +623,64 @@ typedef struct mooring_config {
    * (`TooManySessionsFromPeer`). 0 = no limit (default).
    */
   uint32_t max_sessions_per_ip;
+  /**
+   * Listen, TLS (TLS 1.2/1.3; a build without the `tls` feature refuses
+   * every TLS field with `MOORING_RESULT_INVALID_CONFIG`): the certificate
+   * chain, leaf first, as the path of a PEM file or as PEM text itself
+   * (a string starting with `-----BEGIN`). NULL or `""`: listeners serve
+   * plain TCP (default). Needs `tls_key`. Every TLS file is read and
+   * checked during `mooring_node_new`; a problem is
+   * `MOORING_RESULT_INVALID_CONFIG` with the field, the file and why in
+   * `mooring_last_error`.
+   */
+  const char *tls_cert;
+  /**
+   * Listen, TLS: the private key of `tls_cert` (path or PEM text; PKCS#8,
+   * PKCS#1 or SEC1). Default NULL.
+   */
+  const char *tls_key;
+  /**
+   * Listen, TLS: a `mooring_tls_client_auth` value. Default
+   * `MOORING_TLS_CLIENT_AUTH_NONE`.
+   */
+  uint32_t tls_client_auth;
+  /**
+   * Listen, TLS: CA certificates client certificates must chain to (path
+   * or PEM text); needed with client authentication. Default NULL.
+   */
+  const char *tls_client_ca;
+  /**
+   * Listen, TLS: comma-separated peer identities allowed after the
+   * handshake (a DNS, IP or URI SAN, or the subject CN of the client's
+   * certificate); others close with `TLS_PEER_NOT_ALLOWED`. Needs client
+   * authentication. NULL or `""`: any client the CAs vouch for (default).
+   */
+  const char *tls_allow_peers;
+  /**
+   * Connect, TLS: CA certificates the server's certificate must chain to
+   * (path or PEM text; no built-in roots). Not NULL: every connect and
+   * session of the node uses TLS. NULL or `""`: plain TCP (default).
+   */
+  const char *tls_ca;
+  /**
+   * Connect, TLS: the name the server's certificate must carry. NULL or
+   * `""`: the IP address connected to (default).
+   */
+  const char *tls_server_name;
+  /**
+   * Connect, TLS: a client certificate chain (path or PEM text), for
+   * servers that authenticate clients; needs `tls_client_key`. Default NULL.
+   */
+  const char *tls_client_cert;
+  /**
+   * Connect, TLS: the private key of `tls_client_cert`. Default NULL.
+   */
+  const char *tls_client_key;
+  /**
+   * TLS, both sides: the handshake must complete within this, else the
+   * link closes with `TLS_HANDSHAKE_TIMEOUT`. Default 10000.
+   */
+  uint32_t tls_handshake_timeout_ms;
 } mooring_config;
 
 /**

@@ -101,9 +101,29 @@ pub(super) fn convert(
     };
     // The library names a file by its path, PEM text by its role: the field
     // whose value it is goes first.
-    let named = |e: crate::tls::TlsConfigError| match f.given().find(|(_, v)| *v == e.source) {
-        Some((field, _)) => invalid(format_args!("{field}: {e}")),
-        None => invalid(format_args!("tls: {e}")),
+    let named = |e: crate::tls::TlsConfigError| {
+        const ROLES: [(&str, &str); 6] = [
+            ("certificate chain (", "tls_cert"),
+            ("private key (", "tls_key"),
+            ("client CA certificates (", "tls_client_ca"),
+            ("CA certificates (", "tls_ca"),
+            ("client certificate (", "tls_client_cert"),
+            ("client key (", "tls_client_key"),
+        ];
+        let field = f
+            .given()
+            .find(|(_, v)| *v == e.source)
+            .map(|(n, _)| n)
+            .or_else(|| {
+                ROLES
+                    .iter()
+                    .find(|(role, _)| e.source.starts_with(role))
+                    .map(|(_, n)| *n)
+            });
+        match field {
+            Some(field) => invalid(format_args!("{field}: {e}")),
+            None => invalid(format_args!("tls: {e}")),
+        }
     };
     let timeout = Duration::from_millis(u64::from(c.tls_handshake_timeout_ms));
     if c.tls_handshake_timeout_ms == 0 {
@@ -192,5 +212,138 @@ pub(super) fn refuse(c: &mooring_config) -> Result<(), mooring_result> {
             format_args!("{field}: this mooring was built without TLS (cargo feature `tls`)"),
         )),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+
+    use super::*;
+    use crate::ffi::tests::{default_config, last_error};
+
+    /// `convert`'s error text for a config, which must be refused.
+    fn refused(c: &mooring_config) -> String {
+        let r = crate::ffi::config::convert(c).map(|_| ());
+        assert_eq!(r.err(), Some(mooring_result::InvalidConfig));
+        last_error()
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn a_build_without_tls_refuses_every_tls_field() {
+        let cert = CString::new("cert.pem").unwrap();
+        let mut c = default_config();
+        c.tls_ca = cert.as_ptr();
+        let e = refused(&c);
+        assert!(
+            e.starts_with("tls_ca: this mooring was built without TLS"),
+            "{e}"
+        );
+        let mut c = default_config();
+        c.tls_client_auth = 2;
+        let e = refused(&c);
+        assert!(e.starts_with("tls_client_auth: "), "{e}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_fields_build_the_settings_from_files_or_pem_text() {
+        use crate::tls::{ClientAuth, PemSource};
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["engine.example".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let (cert, key, ca) = (
+            CString::new(cert.pem()).unwrap(),
+            CString::new(key.serialize_pem()).unwrap(),
+            CString::new(ca.pem()).unwrap(),
+        );
+        let peers = CString::new("device-1, device-2").unwrap();
+        let name = CString::new("engine.example").unwrap();
+
+        let mut c = default_config();
+        assert_eq!(convert(&c).unwrap(), (None, None), "plain TCP by default");
+        c.tls_cert = cert.as_ptr();
+        c.tls_key = key.as_ptr();
+        c.tls_client_ca = ca.as_ptr();
+        c.tls_client_auth = mooring_tls_client_auth_required();
+        c.tls_allow_peers = peers.as_ptr();
+        c.tls_ca = ca.as_ptr();
+        c.tls_server_name = name.as_ptr();
+        c.tls_handshake_timeout_ms = 2_000;
+        let (server, client) = convert(&c).unwrap();
+        let (server, client) = (server.unwrap(), client.unwrap());
+        assert!(matches!(server.cert_chain, PemSource::Bytes(_)));
+        assert_eq!(server.client_auth, ClientAuth::Required);
+        assert_eq!(server.allow_peers, ["device-1", "device-2"]);
+        assert_eq!(server.handshake_timeout.as_millis(), 2_000);
+        assert_eq!(client.server_name.as_deref(), Some("engine.example"));
+        // The whole config goes through.
+        let (_, l, k) = crate::ffi::config::convert(&c).unwrap();
+        assert!(l.tls.is_some() && k.tls.is_some());
+    }
+
+    #[cfg(feature = "tls")]
+    fn mooring_tls_client_auth_required() -> u32 {
+        crate::ffi::mooring_tls_client_auth::Required as u32
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn bad_tls_fields_are_invalid_config_naming_the_field() {
+        let missing = CString::new("/nonexistent/mooring/cert.pem").unwrap();
+        let junk = CString::new("-----BEGIN NOTHING-----\n").unwrap();
+        let name = CString::new("x").unwrap();
+        type Set<'a> = Box<dyn Fn(&mut mooring_config) + 'a>;
+        let cases: Vec<(Set, &str)> = vec![
+            (
+                Box::new(|c| c.tls_cert = missing.as_ptr()),
+                "tls_cert: needs tls_key",
+            ),
+            (
+                Box::new(|c| c.tls_key = missing.as_ptr()),
+                "tls_key: needs tls_cert",
+            ),
+            (
+                Box::new(|c| {
+                    c.tls_cert = missing.as_ptr();
+                    c.tls_key = missing.as_ptr();
+                }),
+                "tls_cert: /nonexistent/mooring/cert.pem: cannot read",
+            ),
+            (
+                Box::new(|c| c.tls_client_ca = missing.as_ptr()),
+                "tls_client_ca: needs tls_cert and tls_key",
+            ),
+            (
+                Box::new(|c| c.tls_server_name = name.as_ptr()),
+                "tls_server_name: needs tls_ca",
+            ),
+            (
+                Box::new(|c| c.tls_ca = junk.as_ptr()),
+                "tls_ca: CA certificates (PEM bytes): bad PEM",
+            ),
+            (
+                Box::new(|c| c.tls_client_auth = 7),
+                "tls_client_auth: unknown value 7",
+            ),
+            (
+                Box::new(|c| c.tls_handshake_timeout_ms = 0),
+                "tls_handshake_timeout_ms must be more than 0",
+            ),
+        ];
+        for (set, want) in cases {
+            let mut c = default_config();
+            set(&mut c);
+            let e = refused(&c);
+            assert!(e.starts_with(want), "got {e:?}, want {want:?}");
+        }
     }
 }
