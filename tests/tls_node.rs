@@ -744,3 +744,60 @@ fn a_session_resumes_only_for_the_client_identity_that_created_it() {
         .iter()
         .any(|r| matches!(r, Rec::Established { resumed: true })));
 }
+
+#[test]
+fn server_and_client_convenience_types_carry_tls_through_their_configs() {
+    use mooring::{hl7, Client, ClientConfig, RequestError, Server};
+    let p = pki();
+    let mut server = Server::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        NodeConfig::default(),
+        ListenConfig {
+            tls: Some(server_cfg(&p, ClientAuth::Required)),
+            ..ListenConfig::default()
+        },
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    let good = client_cfg(&p, true);
+    let mut stranger = client_cfg(&p, true);
+    stranger.ca = Ca::new("another CA").pem();
+    let client = std::thread::spawn(move || {
+        let config = |tls| ClientConfig {
+            connect: ConnectConfig {
+                tls: Some(tls),
+                ..ConnectConfig::default()
+            },
+            ..ClientConfig::default()
+        };
+        let mut c = Client::new(addr, config(good)).unwrap();
+        let reply = c
+            .request(b"MSH|^~\\&|LAB|A|EHR|B|20261201||ADT^A01|MSG1|P|2.5\r")
+            .map(|r| hl7::ack_code(r).map(<[u8]>::to_vec));
+        let mut s = Client::new(addr, config(stranger)).unwrap();
+        let refused = s
+            .request(b"MSH|^~\\&|LAB|A|EHR|B|20261201||ADT^A01|MSG2|P|2.5\r")
+            .err();
+        (reply, refused)
+    });
+    let start = Instant::now();
+    while !client.is_finished() && start.elapsed() < LIMIT {
+        server
+            .serve(Some(Duration::from_millis(5)), |ev, reply| {
+                if let Event::Message { payload, .. } = ev {
+                    reply.write_with(|buf| {
+                        hl7::build_ack(payload, hl7::AckCode::Accept, b"20261201000000", buf)
+                    });
+                }
+            })
+            .unwrap();
+    }
+    let (reply, refused) = client.join().unwrap();
+    assert_eq!(reply, Ok(Some(b"AA".to_vec())));
+    let reason = match refused {
+        Some(RequestError::Closed(r))
+        | Some(RequestError::IncompleteResponse { reason: r, .. }) => r,
+        other => panic!("refused with {other:?}"),
+    };
+    assert_eq!(reason, CloseReason::TlsUnknownCa);
+}
