@@ -252,4 +252,5 @@ pub fn trickle_a_frame(addr: SocketAddr) -> (SocketAddr, std::thread::JoinHandle
 }
 
 /// Certificates for the TLS tests, generated at test time.
+#[cfg(feature = "tls")]
 pub mod pki;
