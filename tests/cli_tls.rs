@@ -345,3 +345,62 @@ fn bad_tls_files_exit_2_naming_the_flag_and_file() {
     assert!(r.stderr.contains("--tls-key "), "{}", r.stderr);
     assert!(r.stderr.contains("no usable private key"), "{}", r.stderr);
 }
+
+#[test]
+fn relay_names_tls_failures_on_both_sides_with_their_detail() {
+    let pki = Pki::new("relay-fail");
+    let (_upstream, up_addr) = listen_tls(&pki, &[]);
+    // The relay trusts another CA for its upstream: every dial fails.
+    let mut args = vec![
+        "relay".to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--upstream".into(),
+        up_addr.to_string(),
+        "--upstream-tls".into(),
+        "--upstream-tls-ca".into(),
+        pki.path("other-ca.pem"),
+    ];
+    args.extend(pki.server_flags());
+    let (mut relay, relay_addr) = Proc::listen_cmd(mooring(&strs(&args)));
+    let up = relay.expect_line(
+        |l| {
+            l.starts_with("event=closed ") && field(l, "peer") == Some(up_addr.to_string().as_str())
+        },
+        WITHIN,
+    );
+    assert_eq!(field(&up, "reason"), Some("TlsUnknownCa"), "{up}");
+    assert!(
+        field(&up, "detail").is_some_and(|d| d.contains("UnknownIssuer")),
+        "{up}"
+    );
+    relay.expect_line(
+        |l| l.starts_with("event=upstream ") && field(l, "reason") == Some("TlsUnknownCa"),
+        WITHIN,
+    );
+    // A device that trusts another CA refuses the relay's certificate: the
+    // relay's close line for it names the alert it got.
+    let r = run(
+        mooring(&[
+            "send",
+            &relay_addr.to_string(),
+            SAMPLE,
+            "--tls",
+            "--tls-ca",
+            &pki.path("other-ca.pem"),
+        ]),
+        None,
+    );
+    assert_eq!(r.status.code(), Some(1), "{}", r.stdout);
+    let device = relay.expect_line(
+        |l| {
+            l.starts_with("event=closed ") && field(l, "peer") != Some(up_addr.to_string().as_str())
+        },
+        WITHIN,
+    );
+    assert_eq!(field(&device, "reason"), Some("TlsUnknownCa"), "{device}");
+    assert!(
+        field(&device, "detail").is_some_and(|d| d.contains("UnknownCA")),
+        "{device}"
+    );
+}
