@@ -106,6 +106,32 @@ pub struct Client {
     /// The at-least-once engine (the relay's), window one: the request in
     /// flight, its attempts, whether it is answered or failed.
     request: Deliveries,
+    /// The last TLS handshake and failure, for callers that report them.
+    #[cfg(feature = "tls")]
+    tls: TlsNotes,
+}
+
+/// The last TLS handshake and TLS failure of a client's links, kept until
+/// taken (one of each: a client has one link at a time).
+#[cfg(feature = "tls")]
+#[derive(Debug, Default)]
+struct TlsNotes {
+    handshake: Option<(SocketAddr, crate::tls::Handshake)>,
+    error: Option<crate::tls::TlsError>,
+}
+
+#[cfg(feature = "tls")]
+impl TlsNotes {
+    /// Keeps what a TLS event says (other events: nothing).
+    fn note(&mut self, ev: &Event<'_>) {
+        match ev {
+            Event::TlsEstablished {
+                peer, handshake, ..
+            } => self.handshake = Some((*peer, (*handshake).clone())),
+            Event::TlsFailed { error, .. } => self.error = Some((*error).clone()),
+            _ => {}
+        }
+    }
 }
 
 impl Client {
@@ -124,12 +150,28 @@ impl Client {
             unexpected_warning: crate::ratelimit::RateLimit::default(),
             request: Deliveries::new(1, 1, cfg.retries),
             cfg,
+            #[cfg(feature = "tls")]
+            tls: TlsNotes::default(),
         })
     }
 
     /// Counters.
     pub fn stats(&self) -> ClientStats {
         self.stats
+    }
+
+    /// TLS: the server's address and what the last handshake negotiated, once
+    /// per handshake (`None` until the next one completes).
+    #[cfg(feature = "tls")]
+    pub fn take_tls_handshake(&mut self) -> Option<(SocketAddr, crate::tls::Handshake)> {
+        self.tls.handshake.take()
+    }
+
+    /// TLS: why the last link failed for a TLS reason (its close reason is the
+    /// matching `Tls...`), with rustls's text; once per failure.
+    #[cfg(feature = "tls")]
+    pub fn take_tls_error(&mut self) -> Option<crate::tls::TlsError> {
+        self.tls.error.take()
     }
 
     /// The underlying node (for stats, or to poll it while idle).
@@ -298,6 +340,8 @@ impl Client {
                 return None;
             }
             while let Some(ev) = self.node.next_event() {
+                #[cfg(feature = "tls")]
+                self.tls.note(&ev);
                 match ev {
                     Event::Closed {
                         link: l,
@@ -378,6 +422,8 @@ impl Client {
     fn drain_other_events(&mut self) {
         let _ = self.node.poll(Some(Duration::ZERO));
         while let Some(ev) = self.node.next_event() {
+            #[cfg(feature = "tls")]
+            self.tls.note(&ev);
             match ev {
                 Event::Closed {
                     link,
@@ -420,6 +466,8 @@ impl Client {
                 .poll(Some(self.cfg.connect.connect_timeout))
                 .map_err(|e| RequestError::Io(e.kind()))?;
             while let Some(ev) = self.node.next_event() {
+                #[cfg(feature = "tls")]
+                self.tls.note(&ev);
                 match ev {
                     Event::Connected { link: l, .. } if l == link => {
                         self.link = Some(link);
@@ -465,6 +513,8 @@ impl Client {
                 .map_err(|e| RequestError::Io(e.kind()))?;
             let now = self.node.now();
             while let Some(ev) = self.node.next_event() {
+                #[cfg(feature = "tls")]
+                self.tls.note(&ev);
                 match ev {
                     Event::Message { link: l, payload } if l == link => {
                         if self.cfg.correlate_hl7 && !crate::hl7::reply_matches(msg, payload) {

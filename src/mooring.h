@@ -334,6 +334,19 @@ enum mooring_relay_event_kind
    * `detail` why (`failover` or `primary_back`).
    */
   MOORING_RELAY_EVENT_KIND_UPSTREAM_SWITCHED = 26,
+  /**
+   * TLS: a link's handshake completed: `peer`, `upstream` (1: the
+   * upstream's link, 0: a device's), `ack` the version (`TLSv1_3`), `id`
+   * the suite, `detail` the peer's identity (NULL when it sent no
+   * certificate).
+   */
+  MOORING_RELAY_EVENT_KIND_TLS = 27,
+  /**
+   * TLS: a link failed for a TLS reason (its close follows): `peer`,
+   * `upstream`, `reason` the `MOORING_CLOSE_REASON_TLS_*` reason, `detail`
+   * rustls's text.
+   */
+  MOORING_RELAY_EVENT_KIND_TLS_FAILED = 28,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -530,12 +543,83 @@ enum mooring_close_reason
    * with sessions on.
    */
   MOORING_CLOSE_REASON_NO_SESSIONS = 30,
+  /**
+   * TLS: a certificate was malformed, badly signed or unusable.
+   */
+  MOORING_CLOSE_REASON_TLS_BAD_CERTIFICATE = 31,
+  /**
+   * TLS: a certificate does not chain to a configured CA.
+   */
+  MOORING_CLOSE_REASON_TLS_UNKNOWN_CA = 32,
+  /**
+   * TLS: a certificate is expired or not valid yet.
+   */
+  MOORING_CLOSE_REASON_TLS_EXPIRED = 33,
+  /**
+   * TLS: the server's certificate is not valid for the verified name.
+   */
+  MOORING_CLOSE_REASON_TLS_NAME_MISMATCH = 34,
+  /**
+   * TLS: no protocol version (or cipher suite) both ends accept.
+   */
+  MOORING_CLOSE_REASON_TLS_PROTOCOL_VERSION = 35,
+  /**
+   * TLS: client authentication is required and the client sent none.
+   */
+  MOORING_CLOSE_REASON_TLS_NO_CERTIFICATE = 36,
+  /**
+   * TLS: the peer's identity is not on the allow-list of peer identities.
+   */
+  MOORING_CLOSE_REASON_TLS_PEER_NOT_ALLOWED = 37,
+  /**
+   * TLS: the handshake did not finish within its timeout.
+   */
+  MOORING_CLOSE_REASON_TLS_HANDSHAKE_TIMEOUT = 38,
+  /**
+   * TLS: the stream ended without close_notify mid-handshake, mid-record
+   * or mid-frame (possible truncation attack).
+   */
+  MOORING_CLOSE_REASON_TLS_TRUNCATED = 39,
+  /**
+   * TLS: any other TLS protocol error.
+   */
+  MOORING_CLOSE_REASON_TLS_PROTOCOL = 40,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum mooring_close_reason mooring_close_reason;
 #else
 typedef uint32_t mooring_close_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Which clients a TLS listener accepts (`mooring_config.tls_client_auth`).
+ */
+enum mooring_tls_client_auth
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No client certificate is asked for (default).
+   */
+  MOORING_TLS_CLIENT_AUTH_NONE = 0,
+  /**
+   * A client certificate is asked for; a client without one is served, one
+   * whose certificate `tls_client_ca` does not vouch for is refused.
+   */
+  MOORING_TLS_CLIENT_AUTH_OPTIONAL = 1,
+  /**
+   * Every client must present a certificate `tls_client_ca` vouches for.
+   */
+  MOORING_TLS_CLIENT_AUTH_REQUIRED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mooring_tls_client_auth mooring_tls_client_auth;
+#else
+typedef uint32_t mooring_tls_client_auth;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -915,6 +999,64 @@ typedef struct mooring_config {
    * (`TooManySessionsFromPeer`). 0 = no limit (default).
    */
   uint32_t max_sessions_per_ip;
+  /**
+   * Listen, TLS (TLS 1.2/1.3; a build without the `tls` feature refuses
+   * every TLS field with `MOORING_RESULT_INVALID_CONFIG`): the certificate
+   * chain, leaf first, as the path of a PEM file or as PEM text itself
+   * (a string starting with `-----BEGIN`). NULL or `""`: listeners serve
+   * plain TCP (default). Needs `tls_key`. Every TLS file is read and
+   * checked during `mooring_node_new`; a problem is
+   * `MOORING_RESULT_INVALID_CONFIG` with the field, the file and why in
+   * `mooring_last_error`.
+   */
+  const char *tls_cert;
+  /**
+   * Listen, TLS: the private key of `tls_cert` (path or PEM text; PKCS#8,
+   * PKCS#1 or SEC1). Default NULL.
+   */
+  const char *tls_key;
+  /**
+   * Listen, TLS: a `mooring_tls_client_auth` value. Default
+   * `MOORING_TLS_CLIENT_AUTH_NONE`.
+   */
+  uint32_t tls_client_auth;
+  /**
+   * Listen, TLS: CA certificates client certificates must chain to (path
+   * or PEM text); needed with client authentication. Default NULL.
+   */
+  const char *tls_client_ca;
+  /**
+   * Listen, TLS: comma-separated peer identities allowed after the
+   * handshake (a DNS, IP or URI SAN, or the subject CN of the client's
+   * certificate); others close with `TLS_PEER_NOT_ALLOWED`. Needs client
+   * authentication. NULL or `""`: any client the CAs vouch for (default).
+   */
+  const char *tls_allow_peers;
+  /**
+   * Connect, TLS: CA certificates the server's certificate must chain to
+   * (path or PEM text; no built-in roots). Not NULL: every connect and
+   * session of the node uses TLS. NULL or `""`: plain TCP (default).
+   */
+  const char *tls_ca;
+  /**
+   * Connect, TLS: the name the server's certificate must carry. NULL or
+   * `""`: the IP address connected to (default).
+   */
+  const char *tls_server_name;
+  /**
+   * Connect, TLS: a client certificate chain (path or PEM text), for
+   * servers that authenticate clients; needs `tls_client_key`. Default NULL.
+   */
+  const char *tls_client_cert;
+  /**
+   * Connect, TLS: the private key of `tls_client_cert`. Default NULL.
+   */
+  const char *tls_client_key;
+  /**
+   * TLS, both sides: the handshake must complete within this, else the
+   * link closes with `TLS_HANDSHAKE_TIMEOUT`. Default 10000.
+   */
+  uint32_t tls_handshake_timeout_ms;
 } mooring_config;
 
 /**
@@ -1338,6 +1480,10 @@ typedef struct mooring_relay_event {
    * UPSTREAM_SWITCHED: the active upstream's position (0: the primary).
    */
   uint32_t active;
+  /**
+   * TLS, TLS_FAILED: 1 for the upstream's link, 0 for a device's.
+   */
+  uint32_t upstream;
 } mooring_relay_event;
 
 /**

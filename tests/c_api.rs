@@ -104,6 +104,22 @@ struct CRun {
 /// Runs the C server (behind `wrapper`, e.g. valgrind) for `requests` from a
 /// Rust client and waits for its clean exit.
 fn run_c_server(binary: &Path, wrapper: &[&str], requests: &[Vec<u8>]) -> CRun {
+    let client = ClientConfig {
+        correlate_hl7: true,
+        ..ClientConfig::default()
+    };
+    run_c_server_with(binary, wrapper, &[], client, requests)
+}
+
+/// [`run_c_server`] with the server's arguments after `ip:port N` (`extra`)
+/// and the client's settings.
+fn run_c_server_with(
+    binary: &Path,
+    wrapper: &[&str],
+    extra: &[&str],
+    client: ClientConfig,
+    requests: &[Vec<u8>],
+) -> CRun {
     let mut cmd = match wrapper.split_first() {
         Some((first, rest)) => {
             let mut c = Command::new(first);
@@ -114,6 +130,7 @@ fn run_c_server(binary: &Path, wrapper: &[&str], requests: &[Vec<u8>]) -> CRun {
     };
     let mut child = cmd
         .args(["127.0.0.1:0", &requests.len().to_string()])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -143,14 +160,7 @@ fn run_c_server(binary: &Path, wrapper: &[&str], requests: &[Vec<u8>]) -> CRun {
         .expect("an ip:port");
     assert_ne!(addr.port(), 0);
 
-    let mut client = Client::new(
-        addr,
-        ClientConfig {
-            correlate_hl7: true,
-            ..ClientConfig::default()
-        },
-    )
-    .expect("client");
+    let mut client = Client::new(addr, client).expect("client");
     let mut replies = Vec::new();
     for (i, m) in requests.iter().enumerate() {
         let reply = client
@@ -616,4 +626,68 @@ fn run_c_relay(bin: &Path, wrapper: &[&str], name: &str) -> String {
     );
     let _ = std::fs::remove_dir_all(&dir);
     errors
+}
+
+/// TLS through the C API: `tls_cert`/`tls_key` in the C config (the example
+/// takes them as its 3rd and 4th arguments), a Rust client verifying the
+/// server against the CA; each message acknowledged over TLS 1.3.
+#[cfg(feature = "tls")]
+#[test]
+fn c_example_server_serves_a_tls_link() {
+    use mooring::tls::{PemSource, TlsClientConfig};
+    use mooring::ConnectConfig;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+    let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("cert");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_api_tls");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).expect("write");
+    std::fs::write(&key_file, key.serialize_pem()).expect("write");
+
+    let bin = build_c_server("c_server_tls");
+    let client = ClientConfig {
+        correlate_hl7: true,
+        connect: ConnectConfig {
+            tls: Some(TlsClientConfig::new(PemSource::Bytes(
+                ca.pem().into_bytes(),
+            ))),
+            ..ConnectConfig::default()
+        },
+        ..ClientConfig::default()
+    };
+    let ids = ["T1", "T2"];
+    let requests: Vec<Vec<u8>> = ids.iter().map(|id| hl7_msg(id)).collect();
+    let (c, k) = (cert_file.to_string_lossy(), key_file.to_string_lossy());
+    let run = run_c_server_with(&bin, &[], &[&c, &k], client, &requests);
+    for (reply, id) in run.replies.iter().zip(ids) {
+        assert_eq!(hl7::ack_code(reply), Some(&b"AA"[..]), "reply to {id}");
+        assert_eq!(hl7::acked_control_id(reply), Some(id.as_bytes()));
+    }
+    assert!(
+        run.out.iter().any(|l| l.starts_with("event=message ")),
+        "{:?}",
+        run.out
+    );
+
+    // A key file that is not there: mooring_node_new fails, and the text
+    // names the field and the file.
+    let missing = dir.join("missing.pem");
+    let out = Command::new(&bin)
+        .args(["127.0.0.1:0", "1", &c, &missing.to_string_lossy()])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("new: tls_key: {}: cannot read", missing.display())),
+        "{err}"
+    );
 }

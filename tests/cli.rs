@@ -347,18 +347,35 @@ fn close_after_reply_with_no_reply_closes_after_the_message() {
 fn demo_exits_0_and_ends_with_a_clean_summary() {
     let r = run(mooring(&["demo"]), None);
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(
-        r.lines().last().copied(),
-        Some("event=summary scenarios=6 ok=6 failed=0")
-    );
-    for name in [
-        "pairings",
-        "idle",
-        "stale",
-        "bad-input",
-        "liveness",
-        "sessions",
-    ] {
+    // The TLS scenario needs the certificate generator (feature `demo-tls`).
+    let (want, names): (_, &[&str]) = if cfg!(feature = "demo-tls") {
+        (
+            "event=summary scenarios=7 ok=7 failed=0",
+            &[
+                "pairings",
+                "idle",
+                "stale",
+                "bad-input",
+                "liveness",
+                "sessions",
+                "tls",
+            ],
+        )
+    } else {
+        (
+            "event=summary scenarios=6 ok=6 failed=0",
+            &[
+                "pairings",
+                "idle",
+                "stale",
+                "bad-input",
+                "liveness",
+                "sessions",
+            ],
+        )
+    };
+    assert_eq!(r.lines().last().copied(), Some(want));
+    for name in names {
         let want = format!("scenario={name} result=ok");
         assert!(r.lines().contains(&want.as_str()), "{want}\n{}", r.stdout);
     }

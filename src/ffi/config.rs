@@ -7,6 +7,7 @@ use core::time::Duration;
 
 use super::{
     c_str, fail, fallible, mooring_config, mooring_framing, mooring_protocol, mooring_result,
+    mooring_tls_client_auth,
 };
 use crate::config::{AllowList, ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 use crate::frame::Framing;
@@ -107,6 +108,16 @@ pub(super) fn defaults() -> mooring_config {
         frame_max_ms: ms(f.max),
         max_connections_per_ip: 0,
         max_sessions_per_ip: 0,
+        tls_cert: ptr::null(),
+        tls_key: ptr::null(),
+        tls_client_auth: mooring_tls_client_auth::None as u32,
+        tls_client_ca: ptr::null(),
+        tls_allow_peers: ptr::null(),
+        tls_ca: ptr::null(),
+        tls_server_name: ptr::null(),
+        tls_client_cert: ptr::null(),
+        tls_client_key: ptr::null(),
+        tls_handshake_timeout_ms: super::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,
     }
 }
 
@@ -199,6 +210,10 @@ pub(super) fn convert(
             allow.push(net).map_err(invalid_config)?;
         }
     }
+    #[cfg(feature = "tls")]
+    let (listen_tls, connect_tls) = super::tls::convert(c)?;
+    #[cfg(not(feature = "tls"))]
+    super::tls::refuse(c)?;
     let listen = ListenConfig {
         max_connections: c.max_connections as usize,
         idle_timeout: off_if_zero(c.idle_timeout_ms),
@@ -214,6 +229,8 @@ pub(super) fn convert(
         liveness: liveness.clone(),
         session,
         max_sessions_per_ip: (c.max_sessions_per_ip != 0).then_some(c.max_sessions_per_ip as usize),
+        #[cfg(feature = "tls")]
+        tls: listen_tls,
     };
     let connect = ConnectConfig {
         connect_timeout: from_ms(c.connect_timeout_ms),
@@ -225,6 +242,8 @@ pub(super) fn convert(
             max: from_ms(c.reconnect_max_ms),
             max_attempts: None,
         },
+        #[cfg(feature = "tls")]
+        tls: connect_tls,
     };
     if sessions && (c.reconnect_min_ms == 0 || c.reconnect_min_ms > c.reconnect_max_ms) {
         return Err(fail(

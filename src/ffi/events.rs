@@ -43,12 +43,14 @@ pub(super) fn c_session_end(how: SessionEnd) -> (mooring_session_end, u64) {
 }
 
 /// The C form of a node event. `links` and `listeners` are the handle's tables,
-/// so the event names links and listeners as C knows them.
+/// so the event names links and listeners as C knows them. `None`: an event C
+/// does not see (yet): the TLS handshake and failure details (the link's
+/// CONNECTED and CLOSED events with their reason still come).
 pub(super) fn c_event(
     e: Event<'_>,
     links: &mut [LinkEntry],
     listeners: &[ListenerId],
-) -> mooring_event {
+) -> Option<mooring_event> {
     let mut ev = mooring_event {
         kind: mooring_event_kind::Connected,
         link: mooring_link::default(),
@@ -143,8 +145,10 @@ pub(super) fn c_event(
                 }
             }
         }
+        #[cfg(feature = "tls")]
+        Event::TlsEstablished { .. } | Event::TlsFailed { .. } => return None,
     }
-    ev
+    Some(ev)
 }
 
 #[cfg(test)]

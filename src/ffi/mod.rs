@@ -37,6 +37,7 @@
 //!   configuration, its events kept between polls, and its header types.
 //! - `session`: reliable session calls.
 //! - `stats`: counters of the node and its links.
+//! - `tls`: the config's TLS fields to the TLS settings.
 //! - `wait`: the node's descriptor and next deadline, for the caller's own loop.
 
 mod config;
@@ -48,6 +49,7 @@ mod relay_events;
 mod relay_types;
 mod session;
 mod stats;
+mod tls;
 mod types;
 mod wait;
 

@@ -102,6 +102,8 @@ pub(super) fn setup_code(e: &SetupError) -> mooring_result {
         SetupError::Io(_) => mooring_result::Io,
         SetupError::NoSlot => mooring_result::NoSlot,
         SetupError::OutOfMemory { .. } => mooring_result::OutOfMemory,
+        #[cfg(feature = "tls")]
+        SetupError::Tls(_) => mooring_result::InvalidConfig,
     }
 }
 
@@ -361,14 +363,18 @@ pub unsafe extern "C" fn mooring_node_next_event(
         if out.is_null() {
             return Err(fail(mooring_result::NullParameter, "out is NULL"));
         }
-        let Some(e) = h.node.next_event() else {
+        loop {
+            let Some(e) = h.node.next_event() else {
+                return Ok(());
+            };
+            let Some(ev) = c_event(e, &mut h.links, &h.listeners) else {
+                continue;
+            };
+            got = true;
+            // SAFETY: non-NULL and writable by contract.
+            unsafe { out.write(ev) };
             return Ok(());
-        };
-        let ev = c_event(e, &mut h.links, &h.listeners);
-        got = true;
-        // SAFETY: non-NULL and writable by contract.
-        unsafe { out.write(ev) };
-        Ok(())
+        }
     };
     // SAFETY: the caller's contract is with_node's.
     let r = unsafe { with_node(node, f) };

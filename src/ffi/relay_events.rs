@@ -275,6 +275,7 @@ fn empty(kind: mooring_relay_event_kind) -> mooring_relay_event {
         used: 0,
         records: 0,
         active: 0,
+        upstream: 0,
     }
 }
 
@@ -289,6 +290,35 @@ fn waiting(ev: &RelayEvent<'_>, area: &mut Area<'_>) -> Result<Waiting, Full> {
     let mut ack = Text::None;
     let mut detail = Text::None;
     let c = match *ev {
+        #[cfg(feature = "tls")]
+        RelayEvent::Tls {
+            peer,
+            upstream,
+            handshake,
+        } => {
+            let mut c = empty(K::Tls);
+            write_c(&mut c.peer, format_args!("{peer}"));
+            c.upstream = u32::from(upstream);
+            ack = Text::Static(handshake.version_name());
+            id = area.keep(handshake.suite.as_bytes())?;
+            if let Some(who) = &handshake.peer {
+                detail = area.keep_fmt(format_args!("{who}"))?;
+            }
+            c
+        }
+        #[cfg(feature = "tls")]
+        RelayEvent::TlsFailed {
+            peer,
+            upstream,
+            error,
+        } => {
+            let mut c = empty(K::TlsFailed);
+            write_c(&mut c.peer, format_args!("{peer}"));
+            c.upstream = u32::from(upstream);
+            c.reason = c_reason(error.reason.into());
+            detail = area.keep(error.detail.as_bytes())?;
+            c
+        }
         RelayEvent::DeviceConnected { peer } => {
             let mut c = empty(K::DeviceConnected);
             write_c(&mut c.peer, format_args!("{peer}"));
@@ -801,6 +831,51 @@ mod tests {
         assert_eq!(
             (ev.lost, detail(&ev)),
             (mooring_relay_lost::Failover as u32, Some("Failover"))
+        );
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_events_give_the_side_the_handshake_and_the_named_failure() {
+        use crate::tls::{Handshake, TlsError, TlsFailure, TlsVersion};
+        let hs = Handshake {
+            version: TlsVersion::Tls13,
+            suite: "TLS13_AES_256_GCM_SHA384".to_string(),
+            peer: None,
+        };
+        let (_q, ev) = through(RelayEvent::Tls {
+            peer: peer(),
+            upstream: true,
+            handshake: &hs,
+        });
+        assert_eq!(
+            (ev.kind, ev.upstream, ack(&ev), id(&ev), detail(&ev)),
+            (
+                mooring_relay_event_kind::Tls,
+                1,
+                Some(&b"TLSv1_3"[..]),
+                Some(&b"TLS13_AES_256_GCM_SHA384"[..]),
+                None
+            )
+        );
+
+        let err = TlsError {
+            reason: TlsFailure::UnknownCa,
+            detail: "invalid peer certificate: UnknownIssuer".to_string(),
+        };
+        let (_q, ev) = through(RelayEvent::TlsFailed {
+            peer: peer(),
+            upstream: false,
+            error: &err,
+        });
+        assert_eq!(
+            (ev.kind, ev.upstream, ev.reason, detail(&ev)),
+            (
+                mooring_relay_event_kind::TlsFailed,
+                0,
+                c_reason(CloseReason::TlsUnknownCa),
+                Some("invalid peer certificate: UnknownIssuer")
+            )
         );
     }
 

@@ -132,6 +132,15 @@ pub enum mooring_relay_event_kind {
     /// failed attempts that caused it (0 when returning to the primary),
     /// `detail` why (`failover` or `primary_back`).
     UpstreamSwitched = 26,
+    /// TLS: a link's handshake completed: `peer`, `upstream` (1: the
+    /// upstream's link, 0: a device's), `ack` the version (`TLSv1_3`), `id`
+    /// the suite, `detail` the peer's identity (NULL when it sent no
+    /// certificate).
+    Tls = 27,
+    /// TLS: a link failed for a TLS reason (its close follows): `peer`,
+    /// `upstream`, `reason` the `MOORING_CLOSE_REASON_TLS_*` reason, `detail`
+    /// rustls's text.
+    TlsFailed = 28,
 }
 
 /// Why a device message was refused (`mooring_relay_event.refusal`).
@@ -342,6 +351,8 @@ pub struct mooring_relay_event {
     pub records: u64,
     /// UPSTREAM_SWITCHED: the active upstream's position (0: the primary).
     pub active: u32,
+    /// TLS, TLS_FAILED: 1 for the upstream's link, 0 for a device's.
+    pub upstream: u32,
 }
 
 /// A relay's numbers, filled by `mooring_relay_get_stats`. Counters count

@@ -88,6 +88,20 @@ pub enum mooring_protocol {
     Mooring = 1,
 }
 
+/// Which clients a TLS listener accepts (`mooring_config.tls_client_auth`).
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum mooring_tls_client_auth {
+    /// No client certificate is asked for (default).
+    None = 0,
+    /// A client certificate is asked for; a client without one is served, one
+    /// whose certificate `tls_client_ca` does not vouch for is refused.
+    Optional = 1,
+    /// Every client must present a certificate `tls_client_ca` vouches for.
+    Required = 2,
+}
+
 /// What a `mooring_event` reports.
 #[allow(non_camel_case_types)]
 #[repr(u32)]
@@ -220,6 +234,27 @@ pub enum mooring_close_reason {
     /// The server keeps no sessions (its WELCOME names session 0): start it
     /// with sessions on.
     NoSessions = 30,
+    /// TLS: a certificate was malformed, badly signed or unusable.
+    TlsBadCertificate = 31,
+    /// TLS: a certificate does not chain to a configured CA.
+    TlsUnknownCa = 32,
+    /// TLS: a certificate is expired or not valid yet.
+    TlsExpired = 33,
+    /// TLS: the server's certificate is not valid for the verified name.
+    TlsNameMismatch = 34,
+    /// TLS: no protocol version (or cipher suite) both ends accept.
+    TlsProtocolVersion = 35,
+    /// TLS: client authentication is required and the client sent none.
+    TlsNoCertificate = 36,
+    /// TLS: the peer's identity is not on the allow-list of peer identities.
+    TlsPeerNotAllowed = 37,
+    /// TLS: the handshake did not finish within its timeout.
+    TlsHandshakeTimeout = 38,
+    /// TLS: the stream ended without close_notify mid-handshake, mid-record
+    /// or mid-frame (possible truncation attack).
+    TlsTruncated = 39,
+    /// TLS: any other TLS protocol error.
+    TlsProtocol = 40,
 }
 
 /// Everything a node needs, with defaults from `mooring_config_default`.
@@ -315,6 +350,44 @@ pub struct mooring_config {
     /// new session replaces its own session disconnected longest, or is refused
     /// (`TooManySessionsFromPeer`). 0 = no limit (default).
     pub max_sessions_per_ip: u32,
+    /// Listen, TLS (TLS 1.2/1.3; a build without the `tls` feature refuses
+    /// every TLS field with `MOORING_RESULT_INVALID_CONFIG`): the certificate
+    /// chain, leaf first, as the path of a PEM file or as PEM text itself
+    /// (a string starting with `-----BEGIN`). NULL or `""`: listeners serve
+    /// plain TCP (default). Needs `tls_key`. Every TLS file is read and
+    /// checked during `mooring_node_new`; a problem is
+    /// `MOORING_RESULT_INVALID_CONFIG` with the field, the file and why in
+    /// `mooring_last_error`.
+    pub tls_cert: *const c_char,
+    /// Listen, TLS: the private key of `tls_cert` (path or PEM text; PKCS#8,
+    /// PKCS#1 or SEC1). Default NULL.
+    pub tls_key: *const c_char,
+    /// Listen, TLS: a `mooring_tls_client_auth` value. Default
+    /// `MOORING_TLS_CLIENT_AUTH_NONE`.
+    pub tls_client_auth: u32,
+    /// Listen, TLS: CA certificates client certificates must chain to (path
+    /// or PEM text); needed with client authentication. Default NULL.
+    pub tls_client_ca: *const c_char,
+    /// Listen, TLS: comma-separated peer identities allowed after the
+    /// handshake (a DNS, IP or URI SAN, or the subject CN of the client's
+    /// certificate); others close with `TLS_PEER_NOT_ALLOWED`. Needs client
+    /// authentication. NULL or `""`: any client the CAs vouch for (default).
+    pub tls_allow_peers: *const c_char,
+    /// Connect, TLS: CA certificates the server's certificate must chain to
+    /// (path or PEM text; no built-in roots). Not NULL: every connect and
+    /// session of the node uses TLS. NULL or `""`: plain TCP (default).
+    pub tls_ca: *const c_char,
+    /// Connect, TLS: the name the server's certificate must carry. NULL or
+    /// `""`: the IP address connected to (default).
+    pub tls_server_name: *const c_char,
+    /// Connect, TLS: a client certificate chain (path or PEM text), for
+    /// servers that authenticate clients; needs `tls_client_key`. Default NULL.
+    pub tls_client_cert: *const c_char,
+    /// Connect, TLS: the private key of `tls_client_cert`. Default NULL.
+    pub tls_client_key: *const c_char,
+    /// TLS, both sides: the handshake must complete within this, else the
+    /// link closes with `TLS_HANDSHAKE_TIMEOUT`. Default 10000.
+    pub tls_handshake_timeout_ms: u32,
 }
 
 /// A link of a node. `{0, 0}` is never a valid link. Once the link's CLOSED
@@ -539,6 +612,16 @@ mod tests {
         SessionQueueFull,
         TooManySessionsFromPeer,
         NoSessions,
+        TlsBadCertificate,
+        TlsUnknownCa,
+        TlsExpired,
+        TlsNameMismatch,
+        TlsProtocolVersion,
+        TlsNoCertificate,
+        TlsPeerNotAllowed,
+        TlsHandshakeTimeout,
+        TlsTruncated,
+        TlsProtocol,
     );
 
     #[test]

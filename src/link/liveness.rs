@@ -364,9 +364,12 @@ impl Link {
                 Ok(Some(now + every))
             }
             // The link's own timers are not liveness's.
-            Timer::Connect | Timer::Idle | Timer::Response | Timer::Write | Timer::Frame => {
-                Ok(None)
-            }
+            Timer::Connect
+            | Timer::Idle
+            | Timer::Response
+            | Timer::Write
+            | Timer::Frame
+            | Timer::TlsHandshake => Ok(None),
         }
     }
 }

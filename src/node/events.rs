@@ -75,6 +75,31 @@ pub enum Event<'a> {
         /// `TooManyConnections`, `NotAllowed` or `TooManyConnectionsFromPeer`.
         reason: CloseReason,
     },
+    /// TLS: the link's handshake completed (and its peer passed the
+    /// listener's allow-list of identities). Frames sent before it waited for
+    /// it. `handshake` borrows the link until the next call.
+    #[cfg(feature = "tls")]
+    TlsEstablished {
+        /// The link.
+        link: LinkId,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The version, cipher suite and peer identity negotiated.
+        handshake: &'a crate::tls::Handshake,
+    },
+    /// TLS: the link failed for a TLS reason; the link's [`Event::Closed`]
+    /// follows, with the matching `Tls...` reason. `error` carries rustls's
+    /// text (an alert received or sent, a certificate problem) and borrows the
+    /// node until the next call.
+    #[cfg(feature = "tls")]
+    TlsFailed {
+        /// The link.
+        link: LinkId,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The named reason and rustls's text.
+        error: &'a crate::tls::TlsError,
+    },
 }
 
 /// Entries of [`NodeStats::closes`]: one per close reason code, sized from the
@@ -214,6 +239,9 @@ pub(super) struct ClosedReport {
     pub(super) reason: CloseReason,
     pub(super) stats: LinkStats,
     pub(super) peer_reason: Option<CloseReason>,
+    /// TLS: the failure that closed it, reported first (`Event::TlsFailed`).
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<crate::tls::TlsError>,
 }
 
 /// The frame most recently returned as an event: consumed on the next call.
@@ -235,6 +263,8 @@ pub(super) enum Step {
     Writable,
     Closed(CloseReason),
     Idle,
+    #[cfg(feature = "tls")]
+    TlsEstablished,
 }
 
 impl Node {
@@ -297,6 +327,14 @@ impl Node {
                 reason: r.reason,
             });
         }
+        #[cfg(feature = "tls")]
+        if let Some(c) = self.closed.front_mut() {
+            if let Some(e) = c.tls.take() {
+                let (link, peer) = (c.link, c.peer);
+                let error = self.tls.failed.insert(e);
+                return Some(Event::TlsFailed { link, peer, error });
+            }
+        }
         if let Some(c) = self.closed.pop_front() {
             return Some(Event::Closed {
                 link: c.link,
@@ -344,6 +382,18 @@ impl Node {
                 }
                 Step::CommitAck(accepted) => return Some(Event::CommitAck { link: id, accepted }),
                 Step::Writable => return Some(Event::Writable { link: id }),
+                #[cfg(feature = "tls")]
+                Step::TlsEstablished => {
+                    if s.tls.as_ref().is_some_and(|t| t.link.handshake().is_some()) {
+                        let handshake = self.slots[i as usize].tls.as_ref()?.link.handshake()?;
+                        let peer = self.slots[i as usize].peer;
+                        return Some(Event::TlsEstablished {
+                            link: id,
+                            peer,
+                            handshake,
+                        });
+                    }
+                }
                 Step::Closed(reason) => {
                     let ev = Event::Closed {
                         link: id,
@@ -380,9 +430,14 @@ impl Node {
             if !s.used {
                 return Step::Idle; // closed and reported while queued for a turn
             }
-            if s.pending & PENDING_CONNECTED != 0 {
-                s.pending &= !PENDING_CONNECTED;
-                return Step::Connected;
+            if s.pending & (PENDING_CONNECTED | PENDING_TLS) != 0 {
+                if s.pending & PENDING_CONNECTED != 0 {
+                    s.pending &= !PENDING_CONNECTED;
+                    return Step::Connected;
+                }
+                s.pending &= !PENDING_TLS;
+                #[cfg(feature = "tls")]
+                return Step::TlsEstablished;
             }
             if s.link.may_read() {
                 if self.holds_back(i, now) {

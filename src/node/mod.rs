@@ -41,6 +41,8 @@ mod rx;
 mod sessions;
 mod slots;
 mod sources;
+#[cfg(feature = "tls")]
+mod tls;
 mod tx;
 
 pub use accept::{ACCEPT_RETRY, ACCEPT_WARN_EVERY};
@@ -51,7 +53,7 @@ pub use slots::LinkId;
 pub(crate) use sources::MAX_SOURCES;
 
 use events::{ClosedReport, Delivered, Rejection, Step};
-use slots::{Listener, Slot, PENDING_CONNECTED, PENDING_WRITABLE};
+use slots::{Listener, Slot, PENDING_CONNECTED, PENDING_TLS, PENDING_WRITABLE};
 use tx::{write_frame, Body};
 
 use crate::buffer::{Block, Buf, Buffers, Tier};
@@ -93,6 +95,10 @@ pub enum SetupError {
         /// Bytes it wanted (`usize::MAX`: more than can be addressed).
         bytes: usize,
     },
+    /// The TLS settings cannot be used (a file unreadable, a key that does not
+    /// go with its certificate, ...): which input, and why.
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsConfigError),
 }
 
 impl std::fmt::Display for SetupError {
@@ -108,7 +114,16 @@ impl std::fmt::Display for SetupError {
                 },
                 f,
             ),
+            #[cfg(feature = "tls")]
+            SetupError::Tls(e) => write!(f, "tls: {e}"),
         }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl From<crate::tls::TlsConfigError> for SetupError {
+    fn from(e: crate::tls::TlsConfigError) -> Self {
+        SetupError::Tls(e)
     }
 }
 
@@ -186,6 +201,9 @@ pub struct Node {
     warnings: [RateLimit; Warning::COUNT],
     /// Keys of the application's own sources found ready (`sources.rs`).
     source_ready: u64,
+    /// TLS: checked client settings, the failure being reported.
+    #[cfg(feature = "tls")]
+    tls: tls::NodeTls,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -194,6 +212,15 @@ fn would_block(e: &io::Error) -> bool {
 
 fn interrupted(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Interrupted
+}
+
+/// True when the slot has bytes for its socket: queued frames, or (TLS) records.
+fn has_output(s: &Slot) -> bool {
+    #[cfg(feature = "tls")]
+    if tls::has_tls_output(s) {
+        return true;
+    }
+    !s.tx.is_empty()
 }
 
 fn reason_for(e: &io::Error) -> CloseReason {
@@ -284,6 +311,8 @@ impl Node {
                 last_frame: 0,
                 hot: false,
                 round_bytes: 0,
+                #[cfg(feature = "tls")]
+                tls: None,
             });
         }
         let mut free = fallible::vec_with_capacity(n, "free slot list")?;
@@ -323,6 +352,8 @@ impl Node {
             entropy: sessions::OsEntropy::new(cfg.max_sessions > 0),
             warnings: [RateLimit::default(); Warning::COUNT],
             source_ready: 0,
+            #[cfg(feature = "tls")]
+            tls: tls::NodeTls::default(),
             cfg,
         })
     }
@@ -358,6 +389,11 @@ impl Node {
             Some(_) => Some(per_ip::PeerCounts::new(cfg.max_connections)?),
             None => None,
         };
+        #[cfg(feature = "tls")]
+        let tls = match &cfg.tls {
+            Some(t) => Some(t.build()?),
+            None => None,
+        };
         let mut sock = TcpListener::bind(addr)?;
         let idx = self.listeners.len();
         self.poll
@@ -371,6 +407,8 @@ impl Node {
             active: 0,
             current: None,
             per_ip,
+            #[cfg(feature = "tls")]
+            tls,
         };
         if self.listeners.push(l).is_err() {
             return Err(SetupError::NoSlot);
@@ -390,6 +428,8 @@ impl Node {
         let Some(&slot) = self.free.last() else {
             return Err(SetupError::NoSlot);
         };
+        #[cfg(feature = "tls")]
+        let tls = self.tls_for_connect(addr, cfg)?;
         let mut sock = TcpStream::connect(addr)?;
         crate::sockopt::apply(&sock, &cfg.liveness)?;
         self.poll.registry().register(
@@ -407,6 +447,10 @@ impl Node {
         );
         let link = Link::outbound(lc, now);
         let id = self.occupy(slot, sock, addr, None, link);
+        #[cfg(feature = "tls")]
+        {
+            self.slots[slot as usize].tls = tls;
+        }
         self.resched(slot);
         Ok(id)
     }
@@ -507,7 +551,7 @@ impl Node {
                 s.read_closed |= ev.is_read_closed() || ev.is_error();
                 self.mark_ready(i);
             }
-            if ev.is_writable() && !self.slots[t].tx.is_empty() {
+            if ev.is_writable() && has_output(&self.slots[t]) {
                 self.write_out(i, now);
             }
         }
@@ -539,8 +583,10 @@ impl Node {
                 }
                 s.readable = true;
                 self.mark_ready(i);
+                #[cfg(feature = "tls")]
+                self.tls_opened(i, now);
                 self.sync(i, now);
-                if !self.slots[i as usize].tx.is_empty() {
+                if has_output(&self.slots[i as usize]) {
                     self.write_out(i, now);
                 }
             }

@@ -166,6 +166,12 @@ pub struct RelayConfig {
     /// once per loop turn, and recovered (then forwarded first) on start.
     /// Default `None`: the queue is in memory only.
     pub spool: Option<SpoolSettings>,
+    /// TLS on the upstream link (feature `tls`): CA certificates, server
+    /// name, client certificate (see [`crate::tls::TlsClientConfig`]). The
+    /// devices' side is the listener's [`crate::ListenConfig::tls`].
+    /// Default `None`: plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsClientConfig>,
 }
 
 /// Why a [`Relay`] could not be built.
@@ -213,6 +219,8 @@ impl RelayConfig {
             liveness: LivenessConfig::default(),
             seed: 0,
             spool: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -247,6 +255,8 @@ impl RelayConfig {
             liveness: self.liveness.clone(),
             session,
             backoff: self.backoff,
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
             ..ConnectConfig::default()
         }
     }
@@ -397,6 +407,22 @@ impl Relay {
                 ack: hl7::ack_code(payload),
             }),
             Event::Session { session, note } => self.on_session_note(session, note, out),
+            #[cfg(feature = "tls")]
+            Event::TlsEstablished {
+                link,
+                peer,
+                handshake,
+            } => out(RelayEvent::Tls {
+                peer,
+                upstream: !self.is_device(link),
+                handshake,
+            }),
+            #[cfg(feature = "tls")]
+            Event::TlsFailed { link, peer, error } => out(RelayEvent::TlsFailed {
+                peer,
+                upstream: !self.is_device(link),
+                error,
+            }),
             _ => {}
         }
     }

@@ -46,6 +46,9 @@ pub struct DeviceSide {
     /// A link whose queued bytes make no progress this long closes. Default
     /// as [`NodeConfig::write_timeout`].
     pub write_timeout: Duration,
+    /// TLS on every device link (feature `tls`; `None`: plain TCP, default).
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsServerConfig>,
 }
 
 impl DeviceSide {
@@ -59,6 +62,8 @@ impl DeviceSide {
             max_connections: ListenConfig::default().max_connections,
             max_connections_per_ip: None,
             write_timeout: n.write_timeout,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -88,6 +93,8 @@ impl DeviceSide {
                 frame_timeout: l.frame_timeout,
                 ..LivenessConfig::default()
             },
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
             ..ListenConfig::default()
         }
     }

@@ -122,7 +122,16 @@ struct Entry<L, T> {
     /// Server: the address of the link that last carried it (admission counts
     /// sessions per address).
     peer: Option<IpAddr>,
+    /// Server: the authenticated identity (TLS client certificate) of the link
+    /// that created it; only a link with the same identity resumes it.
+    identity: Option<PeerKey>,
 }
+
+/// A fixed-size key for a peer's authenticated identity (e.g. the SHA-256
+/// digest of the names a TLS client certificate proved): a server session is
+/// bound to the key of the link that created it, so a captured token alone
+/// cannot resume it.
+pub type PeerKey = [u8; 32];
 
 impl<L, T> Entry<L, T> {
     /// What admission of a new session sees in this slot.
@@ -173,6 +182,7 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
             link: None,
             redial: None,
             peer: None,
+            identity: None,
         }));
         Ok(SessionTable {
             entries,
@@ -270,6 +280,7 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         e.link = None;
         e.redial = None;
         e.peer = None;
+        e.identity = None;
         Ok(())
     }
 

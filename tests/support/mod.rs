@@ -342,3 +342,7 @@ pub fn trickle_a_frame(addr: SocketAddr) -> (SocketAddr, std::thread::JoinHandle
     });
     (me, t)
 }
+
+/// Certificates for the TLS tests, generated at test time.
+#[cfg(feature = "tls")]
+pub mod pki;

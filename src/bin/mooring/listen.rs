@@ -63,6 +63,16 @@ pub enum Seen<'a> {
         reason: CloseReason,
         /// The reason the peer's CLOSE message claimed (`peer_reason=`).
         peer_reason: Option<CloseReason>,
+        /// A TLS failure's text (`detail=`): the alert or certificate problem.
+        detail: Option<&'a str>,
+    },
+    /// A link's TLS handshake completed.
+    #[cfg(feature = "tls")]
+    Tls {
+        /// Whose.
+        peer: SocketAddr,
+        /// Version, suite and the peer's identity.
+        handshake: &'a mooring::tls::Handshake,
     },
     /// A connection was refused by policy.
     Rejected {
@@ -108,11 +118,15 @@ impl Seen<'_> {
                 peer,
                 reason,
                 peer_reason,
+                detail,
             } => line
                 .kv("event", "closed")
                 .kv("peer", peer)
                 .kv("reason", reason)
-                .kv_opt("peer_reason", peer_reason),
+                .kv_opt("peer_reason", peer_reason)
+                .wire("detail", detail.map(str::as_bytes)),
+            #[cfg(feature = "tls")]
+            Seen::Tls { peer, handshake } => crate::line::tls(line, peer, handshake),
             Seen::Rejected { peer, reason } => line
                 .kv("event", "rejected")
                 .kv("peer", peer)
@@ -156,6 +170,8 @@ pub struct Responder {
     quiet_messages: bool,
     /// ACKs built, by code (`--reply hl7-ack`), for the metrics.
     acks: AckCounts,
+    /// Per link slot: the text of a TLS failure, for the `Closed` that follows.
+    tls_detail: Vec<Option<String>>,
 }
 
 impl Responder {
@@ -198,6 +214,8 @@ impl Responder {
                 ..s
             }),
             max_sessions_per_ip: o.max_sessions_per_ip,
+            #[cfg(feature = "tls")]
+            tls: o.tls.clone(),
         };
         // Validate before allocating the reply buffer from `max_frame`.
         node_cfg.validate()?;
@@ -208,6 +226,7 @@ impl Responder {
         Ok(Responder {
             peers: vec![unspecified; node.config().max_links],
             stalled: vec![(None, Vec::new()); node.config().max_links],
+            tls_detail: vec![None; node.config().max_links],
             buf: vec![0; o.max_frame.saturating_add(ACK_HEADROOM)],
             node,
             listener,
@@ -365,6 +384,7 @@ impl Responder {
                 buf,
                 peers,
                 acks,
+                tls_detail,
                 ..
             } = self;
             let Some(ev) = node.next_event() else {
@@ -436,11 +456,26 @@ impl Responder {
                             *id = None; // its peer sees the close, not a silent gap
                         }
                     }
+                    let detail = tls_detail
+                        .get_mut(link.slot() as usize)
+                        .and_then(Option::take);
                     report(&Seen::Closed {
                         peer,
                         reason,
                         peer_reason,
+                        detail: detail.as_deref(),
                     })
+                }
+                #[cfg(feature = "tls")]
+                Event::TlsEstablished {
+                    peer, handshake, ..
+                } => report(&Seen::Tls { peer, handshake }),
+                // Its text goes on the `Closed` line that follows.
+                #[cfg(feature = "tls")]
+                Event::TlsFailed { link, error, .. } => {
+                    if let Some(d) = tls_detail.get_mut(link.slot() as usize) {
+                        *d = Some(error.detail.clone());
+                    }
                 }
                 Event::Rejected { peer, reason, .. } => report(&Seen::Rejected { peer, reason }),
                 // A stalled reply goes out (a session's replies wait in its

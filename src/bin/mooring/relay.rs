@@ -4,6 +4,7 @@
 //! forwarded, in order, over ONE keep-open upstream link. All of it is one
 //! [`Node`] on one thread; each [`RelayEvent`] is printed as one line.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -48,6 +49,8 @@ fn relay_config(o: &RelayOpts, seed: u64) -> RelayConfig {
         backup_upstreams: o.backup_upstreams.clone(),
         failover_after: o.failover_after,
         upstream_window: o.upstream_window,
+        #[cfg(feature = "tls")]
+        tls: o.upstream_tls.clone(),
         ..RelayConfig::new(o.upstream)
     }
 }
@@ -112,8 +115,14 @@ impl ReplyFlood {
 
 /// Prints one relay event as its line (`active`: the upstream of the
 /// upstream lines, updated on a switch; `flood`: the unexpected replies'
-/// counter).
-fn print(ev: &RelayEvent<'_>, active: &mut Active, flood: &mut ReplyFlood) {
+/// counter; `details`: the text of a device's TLS failure, kept for the
+/// close line that follows it).
+fn print(
+    ev: &RelayEvent<'_>,
+    active: &mut Active,
+    flood: &mut ReplyFlood,
+    details: &mut HashMap<SocketAddr, String>,
+) {
     if let RelayEvent::UpstreamSwitched { to, active: i, .. } = *ev {
         *active = Active { addr: to, index: i };
     }
@@ -172,9 +181,34 @@ fn print(ev: &RelayEvent<'_>, active: &mut Active, flood: &mut ReplyFlood) {
             peer,
             reason,
             peer_reason,
+            detail: details.remove(&peer).as_deref(),
         }
         .append_to(Line::empty())
         .print(),
+        #[cfg(feature = "tls")]
+        RelayEvent::Tls {
+            peer, handshake, ..
+        } => line::tls(Line::empty(), peer, handshake).print(),
+        // A device's failure text goes on its close line; the upstream's
+        // close is its lost/reconnecting lines, so it gets a line of its own.
+        #[cfg(feature = "tls")]
+        RelayEvent::TlsFailed {
+            peer,
+            upstream: false,
+            error,
+        } => {
+            details.insert(peer, error.detail.clone());
+        }
+        #[cfg(feature = "tls")]
+        RelayEvent::TlsFailed {
+            peer,
+            upstream: true,
+            error,
+        } => Line::new("event", "closed")
+            .kv("peer", peer)
+            .kv("reason", mooring::CloseReason::from(error.reason))
+            .wire("detail", Some(error.detail.as_bytes()))
+            .print(),
         RelayEvent::Rejected { peer, reason } => Seen::Rejected { peer, reason }
             .append_to(Line::empty())
             .print(),
@@ -369,6 +403,8 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         max_connections: o.max_conns,
         max_connections_per_ip: o.max_conns_per_ip,
         write_timeout: o.write_timeout,
+        #[cfg(feature = "tls")]
+        tls: o.device_tls.clone(),
         ..DeviceSide::new(o.listen)
     };
     let Started {
@@ -415,11 +451,13 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         index: 0,
     };
     let mut flood = ReplyFlood::new(mooring::internals::ratelimit::DEFAULT_INTERVAL);
+    // At most one entry per device link, removed at its close.
+    let mut details = HashMap::new();
     let mut tally = RelayTally::default();
     loop {
         let mut out = |ev: RelayEvent<'_>| {
             tally.observe(&ev);
-            print(&ev, &mut active, &mut flood)
+            print(&ev, &mut active, &mut flood, &mut details)
         };
         if let Err(e) = relay.turn(&mut node, MAX_WAIT, &mut out) {
             eprintln!("error: poll failed: {e}");

@@ -9,6 +9,7 @@ use mooring::{AllowList, Cidr, Framing, LivenessConfig};
 use super::common::{parse_addr, parse_count, parse_dur, parse_limit, LinkFlags};
 use super::liveness::LivenessFlags;
 use super::session::SessionFlags;
+use super::tls::{ServerTlsOpts, TlsServerFlags};
 use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
 
 /// What `listen` answers to each message.
@@ -59,6 +60,9 @@ pub struct ListenOpts {
     pub max_sessions_per_ip: Option<usize>,
     /// `--metrics ADDR`: serve `GET /metrics` there (`None`: off).
     pub metrics: Option<SocketAddr>,
+    /// `--tls-cert`, `--tls-key`, `--tls-ca`, `--tls-client-auth`,
+    /// `--tls-allow-peer`, `--tls-handshake-timeout` (`None`: plain TCP).
+    pub tls: Option<ServerTlsOpts>,
 }
 
 impl Default for ListenOpts {
@@ -81,6 +85,7 @@ impl Default for ListenOpts {
             session: None,
             max_sessions_per_ip: None,
             metrics: None,
+            tls: None,
         }
     }
 }
@@ -95,6 +100,7 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
     let mut live = LivenessFlags::default();
     let mut sess = SessionFlags::default();
     let mut link = LinkFlags::default();
+    let mut tls = TlsServerFlags::default();
     while let Some(w) = words.next_word() {
         let (flag, inline) = match w {
             Word::Positional(p) => {
@@ -159,6 +165,7 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
             f if link.parse(f, inline.clone(), words)? => {}
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, false)? => {}
+            f if tls.parse(f, inline.clone(), words)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
             f => {
                 return err(format!(
@@ -178,6 +185,7 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
         if o.session.is_none() && o.max_sessions_per_ip.is_some() {
             return err("--max-sessions-per-ip: needs --session");
         }
+        o.tls = tls.finish()?;
     }
     Ok(Command::Listen(Box::new(o)))
 }

@@ -20,6 +20,10 @@ mod send;
 mod session;
 #[cfg(test)]
 mod tests;
+/// The TLS flags (server side, client side).
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 /// The usage texts.
 mod usage;
 
