@@ -116,6 +116,17 @@ impl NodeConfig {
     }
 }
 
+/// Client connection policy (seed 000's "Keep Connection Open" on the sender).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientPolicy {
+    /// Reuse one link for every request (default). Before each request the client
+    /// looks for a close the server already sent, and reconnects.
+    #[default]
+    KeepOpen,
+    /// Connect, send, wait for the reply, close: one link per message.
+    ClosePerMessage,
+}
+
 /// Server connection policy (seed 000's "Keep Connection Open" on the receiver).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ServerPolicy {
@@ -163,6 +174,14 @@ pub struct ListenConfig {
     /// session in a full table replaces the session disconnected longest (see
     /// `SessionEnd::Evicted`).
     pub max_sessions_per_ip: Option<usize>,
+    /// TLS on every link of this listener (feature `tls`): certificate chain
+    /// and key, client authentication (`none` | `optional` | `required`
+    /// against CA certificates), an allow-list of peer identities, the
+    /// handshake timeout (default 10 s). Read and checked once, when the
+    /// listener is bound ([`crate::SetupError::Tls`] names what is wrong).
+    /// Default `None`: plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsServerConfig>,
 }
 
 impl Default for ListenConfig {
@@ -177,6 +196,8 @@ impl Default for ListenConfig {
             liveness: LivenessConfig::default(),
             session: None,
             max_sessions_per_ip: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -204,6 +225,10 @@ impl ListenConfig {
                 });
             }
         }
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            nonzero_time(t.handshake_timeout, "tls.handshake_timeout")?;
+        }
         if self.max_connections > node.max_links {
             return Err(ConfigError::MoreConnectionsThanSlots {
                 max_connections: self.max_connections,
@@ -228,6 +253,15 @@ pub struct ConnectConfig {
     /// Reconnection strategy of a session's client. Default 1 s doubling to 30 s,
     /// full jitter, unlimited attempts.
     pub backoff: Backoff,
+    /// TLS on this link (feature `tls`): CA certificates to verify the server
+    /// against, the server name (default: the host, i.e. the IP address, of
+    /// the address connected to), an optional client certificate and key, the
+    /// handshake timeout (default 10 s). Read and checked when the node
+    /// first connects with these settings; later connects (session redials,
+    /// reconnects) with equal settings reuse the checked form.
+    /// Default `None`: plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsClientConfig>,
 }
 
 impl Default for ConnectConfig {
@@ -238,6 +272,8 @@ impl Default for ConnectConfig {
             liveness: LivenessConfig::default(),
             session: None,
             backoff: Backoff::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -249,6 +285,10 @@ impl ConnectConfig {
         self.liveness.validate()?;
         if let Some(t) = self.idle_timeout {
             nonzero_time(t, "idle_timeout")?;
+        }
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            nonzero_time(t.handshake_timeout, "tls.handshake_timeout")?;
         }
         Ok(())
     }

@@ -140,6 +140,30 @@ close_reasons! {
         /// (its WELCOME names session 0; e.g. `mooring listen` without
         /// `--session`): a session cannot be opened there.
         NoSessions = 30,
+        /// TLS: a certificate was malformed, badly signed or unusable (ours, as the
+        /// peer's alert says, or the peer's).
+        TlsBadCertificate = 31,
+        /// TLS: a certificate does not chain to a configured CA.
+        TlsUnknownCa = 32,
+        /// TLS: a certificate is expired or not valid yet.
+        TlsExpired = 33,
+        /// TLS: the server's certificate is not valid for the name the client verifies.
+        TlsNameMismatch = 34,
+        /// TLS: no protocol version (or cipher suite) both ends accept.
+        TlsProtocolVersion = 35,
+        /// TLS: client authentication is required and the client sent no certificate.
+        TlsNoCertificate = 36,
+        /// TLS: the handshake succeeded but the peer's identity is not on the
+        /// listener's allow-list of peer identities.
+        TlsPeerNotAllowed = 37,
+        /// TLS: the handshake did not finish within its timeout.
+        TlsHandshakeTimeout = 38,
+        /// TLS: the peer ended the stream without `close_notify` during the
+        /// handshake, inside a record or inside a frame (a possible truncation attack).
+        TlsTruncated = 39,
+        /// TLS: any other TLS protocol error (bad record, decryption failure,
+        /// unexpected message, an alert not named above).
+        TlsProtocol = 40,
     }
 }
 

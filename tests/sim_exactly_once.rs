@@ -29,11 +29,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use mooring::rng::XorShift64 as Rng;
+use mooring::internals::rng::XorShift64 as Rng;
+use mooring::internals::wire::TOKEN_LEN;
 use mooring::session::{Received, Sent, Session, SessionConfig, StoredSession, Transmit};
 use mooring::spool::sim::SimDisk;
 use mooring::spool::{Fsync, Journal, Seq, SessionState, SpoolConfig};
-use mooring::wire::TOKEN_LEN;
 use mooring::Instant;
 
 /// The upstream keeps a disconnected session this long.

@@ -5,105 +5,16 @@
 
 use std::net::SocketAddr;
 
-use mooring::rng::XorShift64;
+use mooring::internals::rng::XorShift64;
 use mooring::tls::{
     ClientAuth, PemSource, TlsClientConfig, TlsFailure, TlsLink, TlsLinkSizes, TlsServerConfig,
     TlsVersion, TlsVersions,
 };
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
+
+mod tls_pki;
+use tls_pki::*;
 
 const ADDR: &str = "127.0.0.1:2575";
-
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-struct Leaf {
-    cert: Vec<u8>,
-    key: Vec<u8>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        Ca {
-            issuer: CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap(),
-        }
-    }
-
-    fn pem(&self) -> PemSource {
-        PemSource::Bytes(self.issuer.pem().into_bytes())
-    }
-
-    /// A leaf with these SANs (DNS names, or IPs if they parse) and CN.
-    fn leaf(&self, sans: &[&str], cn: &str, expired: bool) -> Leaf {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        for s in sans {
-            p.subject_alt_names.push(match s.parse() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) if s.contains("://") => SanType::URI(s.to_string().try_into().unwrap()),
-                Err(_) => SanType::DnsName(s.to_string().try_into().unwrap()),
-            });
-        }
-        p.distinguished_name.push(DnType::CommonName, cn);
-        if expired {
-            p.not_before = rcgen::date_time_ymd(2000, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2001, 1, 1);
-        }
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            cert: cert.pem().into_bytes(),
-            key: key.serialize_pem().into_bytes(),
-        }
-    }
-}
-
-impl Leaf {
-    fn cert(&self) -> PemSource {
-        PemSource::Bytes(self.cert.clone())
-    }
-    fn key(&self) -> PemSource {
-        PemSource::Bytes(self.key.clone())
-    }
-}
-
-struct Pki {
-    ca: Ca,
-    server: Leaf,
-    client: Leaf,
-}
-
-fn pki() -> Pki {
-    let ca = Ca::new("mooring test CA");
-    let server = ca.leaf(&["127.0.0.1", "engine.example"], "engine", false);
-    let client = ca.leaf(
-        &["device-1.example", "spiffe://site/device-1"],
-        "device-1",
-        false,
-    );
-    Pki { ca, server, client }
-}
-
-fn server_cfg(p: &Pki, auth: ClientAuth) -> TlsServerConfig {
-    let mut s = TlsServerConfig::new(p.server.cert(), p.server.key());
-    s.client_auth = auth;
-    if auth != ClientAuth::None {
-        s.client_ca = Some(p.ca.pem());
-    }
-    s
-}
-
-fn client_cfg(p: &Pki, with_cert: bool) -> TlsClientConfig {
-    let mut c = TlsClientConfig::new(p.ca.pem());
-    if with_cert {
-        c.client_cert = Some(p.client.cert());
-        c.client_key = Some(p.client.key());
-    }
-    c
-}
 
 fn links(s: &TlsServerConfig, c: &TlsClientConfig) -> (TlsLink, TlsLink) {
     let addr: SocketAddr = ADDR.parse().unwrap();

@@ -55,6 +55,7 @@
 //! | `HeartbeatDead`  | the link opens (heartbeat on)    | any byte received            | -                       | `HeartbeatTimeout` |
 //! | `KeepAliveSend`  | the link opens (keep-alive on)   | any byte received (not sent while a reply is awaited) | - | queue the keep-alive message |
 //! | `KeepAliveReply` | the keep-alive message is queued (with `timeout`) | -           | any frame received      | `KeepAliveTimeout` |
+//! | `TlsHandshake`   | a TLS link opens ([`Link::start_tls_handshake`]) | -             | the TLS handshake completed | `TlsHandshakeTimeout` |
 //!
 //! Every timer stops when the link closes. `Idle`, `HeartbeatSend`,
 //! `HeartbeatDead` and `KeepAliveSend` are lazy: traffic only records `last_rx`
@@ -296,6 +297,19 @@ impl Link {
         self.timers[Timer::Connect as usize] = None;
         self.timers[Timer::Idle as usize] = self.cfg.idle_timeout.map(|d| now + d);
         self.start_liveness(now);
+    }
+
+    /// TLS: the link's TLS handshake starts now (the link is open) and must
+    /// complete within `timeout`, or the link closes with `TlsHandshakeTimeout`.
+    pub fn start_tls_handshake(&mut self, now: Instant, timeout: Duration) {
+        if self.is_open() {
+            self.timers[Timer::TlsHandshake as usize] = Some(now + timeout);
+        }
+    }
+
+    /// TLS: the handshake completed; its deadline stops.
+    pub fn handle_tls_established(&mut self) {
+        self.timers[Timer::TlsHandshake as usize] = None;
     }
 
     /// `n` bytes arrived.

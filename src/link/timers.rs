@@ -6,7 +6,7 @@ use crate::error::CloseReason;
 use crate::time::Instant;
 
 /// The timers a link keeps, indexing its timer table (the table in the
-/// [`crate::link`] module docs says what sets and refreshes each).
+/// `crate::link` module docs says what sets and refreshes each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     /// Outbound connect must complete.
@@ -29,11 +29,13 @@ pub enum Timer {
     KeepAliveSend = 8,
     /// Keep-alive message: some frame must answer it.
     KeepAliveReply = 9,
+    /// TLS: the handshake must complete.
+    TlsHandshake = 10,
 }
 
 impl Timer {
     /// Number of timers.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
     /// Every timer, in table order (the order expiries are checked in).
     pub const ALL: [Timer; Timer::COUNT] = [
         Timer::Connect,
@@ -46,6 +48,7 @@ impl Timer {
         Timer::HeartbeatDead,
         Timer::KeepAliveSend,
         Timer::KeepAliveReply,
+        Timer::TlsHandshake,
     ];
 }
 
@@ -66,6 +69,7 @@ impl Link {
                 Timer::Connect => Err(CloseReason::ConnectTimeout),
                 Timer::Response => Err(CloseReason::ResponseTimeout),
                 Timer::Write => Err(CloseReason::WriteTimeout),
+                Timer::TlsHandshake => Err(CloseReason::TlsHandshakeTimeout),
                 Timer::Idle => self.expire_idle(now),
                 Timer::Frame => self.expire_frame(now),
                 _ => self.expire_liveness(t, now),

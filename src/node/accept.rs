@@ -196,6 +196,15 @@ impl Node {
             decision = Admission::Accept;
         }
         let slot = self.free.last().copied();
+        #[cfg(feature = "tls")]
+        let mut tls = None;
+        #[cfg(feature = "tls")]
+        if decision == Admission::Accept && slot.is_some() {
+            match self.tls_for_accept(l) {
+                Ok(t) => tls = t,
+                Err(r) => decision = Admission::Reject(r),
+            }
+        }
         let reason = match (decision, slot) {
             (Admission::Accept, Some(slot)) => {
                 match self.poll.registry().register(
@@ -227,6 +236,11 @@ impl Node {
                             )
                         };
                         self.occupy(slot, sock, peer, Some(l), Link::accepted(lc, now));
+                        #[cfg(feature = "tls")]
+                        {
+                            self.slots[slot as usize].tls = tls;
+                            self.tls_opened(slot, now);
+                        }
                         self.stats.accepted += 1;
                         let s = &mut self.slots[slot as usize];
                         if s.link.is_established() {

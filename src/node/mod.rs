@@ -2,7 +2,7 @@
 //!
 //! A [`Node`] owns one `mio::Poll`, any number of listeners (up to
 //! [`MAX_LISTENERS`]) and outbound links, all sharing `max_links` slots sized at
-//! build. Policy decisions live in [`crate::link`]; this file moves bytes.
+//! build. Policy decisions live in `crate::link`; this file moves bytes.
 //!
 //! Use: call [`Node::poll`] to wait for readiness or the next deadline, then drain
 //! [`Node::next_event`] until it returns `None`. Events are pulled: a link's
@@ -41,16 +41,20 @@ mod resume;
 mod rx;
 mod sessions;
 mod slots;
+mod sources;
+#[cfg(feature = "tls")]
+mod tls;
 mod tx;
 
 pub use accept::{ACCEPT_RETRY, ACCEPT_WARN_EVERY};
 
-pub use events::{Event, NodeStats};
+pub use events::{Event, NodeStats, CLOSE_CODES};
 pub use sessions::{SessionId, SessionNote};
 pub use slots::LinkId;
+pub(crate) use sources::MAX_SOURCES;
 
 use events::{ClosedReport, Delivered, Rejection, Step};
-use slots::{Listener, Slot, PENDING_CONNECTED, PENDING_WRITABLE};
+use slots::{Listener, Slot, PENDING_CONNECTED, PENDING_TLS, PENDING_WRITABLE};
 use tx::{write_frame, Body};
 
 use crate::buffer::{Block, Buf, Buffers, Tier};
@@ -92,6 +96,10 @@ pub enum SetupError {
         /// Bytes it wanted (`usize::MAX`: more than can be addressed).
         bytes: usize,
     },
+    /// The TLS settings cannot be used (a file unreadable, a key that does not
+    /// go with its certificate, ...): which input, and why.
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsConfigError),
 }
 
 impl std::fmt::Display for SetupError {
@@ -107,7 +115,16 @@ impl std::fmt::Display for SetupError {
                 },
                 f,
             ),
+            #[cfg(feature = "tls")]
+            SetupError::Tls(e) => write!(f, "tls: {e}"),
         }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl From<crate::tls::TlsConfigError> for SetupError {
+    fn from(e: crate::tls::TlsConfigError) -> Self {
+        SetupError::Tls(e)
     }
 }
 
@@ -183,6 +200,11 @@ pub struct Node {
     entropy: sessions::OsEntropy,
     /// One limiter per repeatable warning.
     warnings: [RateLimit; Warning::COUNT],
+    /// Keys of the application's own sources found ready (`sources.rs`).
+    source_ready: u64,
+    /// TLS: checked client settings, the failure being reported.
+    #[cfg(feature = "tls")]
+    tls: tls::NodeTls,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -191,6 +213,15 @@ fn would_block(e: &io::Error) -> bool {
 
 fn interrupted(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Interrupted
+}
+
+/// True when the slot has bytes for its socket: queued frames, or (TLS) records.
+fn has_output(s: &Slot) -> bool {
+    #[cfg(feature = "tls")]
+    if tls::has_tls_output(s) {
+        return true;
+    }
+    !s.tx.is_empty()
 }
 
 fn reason_for(e: &io::Error) -> CloseReason {
@@ -281,6 +312,8 @@ impl Node {
                 last_frame: 0,
                 hot: false,
                 round_bytes: 0,
+                #[cfg(feature = "tls")]
+                tls: None,
             });
         }
         let mut free = fallible::vec_with_capacity(n, "free slot list")?;
@@ -319,6 +352,9 @@ impl Node {
             sessions: sessions::Table::new(cfg.max_sessions, notes)?,
             entropy: sessions::OsEntropy::new(cfg.max_sessions > 0),
             warnings: [RateLimit::default(); Warning::COUNT],
+            source_ready: 0,
+            #[cfg(feature = "tls")]
+            tls: tls::NodeTls::default(),
             cfg,
         })
     }
@@ -354,6 +390,11 @@ impl Node {
             Some(_) => Some(per_ip::PeerCounts::new(cfg.max_connections)?),
             None => None,
         };
+        #[cfg(feature = "tls")]
+        let tls = match &cfg.tls {
+            Some(t) => Some(t.build()?),
+            None => None,
+        };
         let mut sock = TcpListener::bind(addr)?;
         let idx = self.listeners.len();
         self.poll
@@ -367,6 +408,8 @@ impl Node {
             active: 0,
             current: None,
             per_ip,
+            #[cfg(feature = "tls")]
+            tls,
         };
         if self.listeners.push(l).is_err() {
             return Err(SetupError::NoSlot);
@@ -386,6 +429,8 @@ impl Node {
         let Some(&slot) = self.free.last() else {
             return Err(SetupError::NoSlot);
         };
+        #[cfg(feature = "tls")]
+        let tls = self.tls_for_connect(addr, cfg)?;
         let mut sock = TcpStream::connect(addr)?;
         crate::sockopt::apply(&sock, &cfg.liveness)?;
         self.poll.registry().register(
@@ -403,6 +448,10 @@ impl Node {
         );
         let link = Link::outbound(lc, now);
         let id = self.occupy(slot, sock, addr, None, link);
+        #[cfg(feature = "tls")]
+        {
+            self.slots[slot as usize].tls = tls;
+        }
         self.resched(slot);
         Ok(id)
     }
@@ -422,18 +471,6 @@ impl Node {
     pub fn link_stats(&self, id: LinkId) -> Option<LinkStats> {
         self.slot_of(id)
             .map(|i| self.slots[i as usize].link.stats())
-    }
-
-    /// Node-wide counters.
-    pub fn stats(&self) -> NodeStats {
-        let t = self.sessions.stats();
-        NodeStats {
-            bad_tokens: t.bad_tokens,
-            sessions_evicted: t.evicted,
-            session_queue_full: t.queue_full,
-            unreported_session_events: t.unreported,
-            ..self.stats
-        }
     }
 
     /// Links in use (open, connecting, or closed but not yet reported).
@@ -496,6 +533,9 @@ impl Node {
                 self.accept_all((t - LISTENER_BASE) as u32, now);
                 continue;
             }
+            if t >= sources::SOURCE_BASE && self.note_source(t) {
+                continue;
+            }
             let i = t as u32;
             let Some(s) = self.slots.get_mut(t) else {
                 continue; // Sporadic events happen, we can safely ignore them.
@@ -512,7 +552,7 @@ impl Node {
                 s.read_closed |= ev.is_read_closed() || ev.is_error();
                 self.mark_ready(i);
             }
-            if ev.is_writable() && !self.slots[t].tx.is_empty() {
+            if ev.is_writable() && has_output(&self.slots[t]) {
                 self.write_out(i, now);
             }
         }
@@ -544,8 +584,10 @@ impl Node {
                 }
                 s.readable = true;
                 self.mark_ready(i);
+                #[cfg(feature = "tls")]
+                self.tls_opened(i, now);
                 self.sync(i, now);
-                if !self.slots[i as usize].tx.is_empty() {
+                if has_output(&self.slots[i as usize]) {
                     self.write_out(i, now);
                 }
             }

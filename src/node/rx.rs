@@ -216,6 +216,10 @@ impl Node {
 
     /// One read into the free tail of the link's receive block.
     pub(super) fn read_once(&mut self, i: u32, now: Instant) -> bool {
+        #[cfg(feature = "tls")]
+        if self.slots[i as usize].tls.is_some() {
+            return self.read_tls(i, now);
+        }
         loop {
             let s = &mut self.slots[i as usize];
             let Some(sock) = s.sock.as_mut() else {

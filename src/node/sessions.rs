@@ -290,8 +290,20 @@ impl Node {
                 };
                 let per_ip = self.listeners[l as usize].cfg.max_sessions_per_ip;
                 let from = slot.peer;
-                self.sessions
-                    .handle_hello(link, from, scfg, per_ip, peer, now, &mut self.entropy)
+                #[cfg(feature = "tls")]
+                let identity = self.peer_identity_key(i);
+                #[cfg(not(feature = "tls"))]
+                let identity = None;
+                self.sessions.handle_authenticated_hello(
+                    link,
+                    from,
+                    identity,
+                    scfg,
+                    per_ip,
+                    peer,
+                    now,
+                    &mut self.entropy,
+                )
             }
             (None, None) => return true,
         };

@@ -8,6 +8,9 @@ pub(super) const PENDING_CONNECTED: u8 = 1;
 
 pub(super) const PENDING_WRITABLE: u8 = 2;
 
+/// TLS: the handshake completed, not yet reported.
+pub(super) const PENDING_TLS: u8 = 4;
+
 /// Identifies a link; stale ids (of a closed link whose slot was reused) are refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinkId {
@@ -58,6 +61,9 @@ pub(super) struct Slot {
     pub(super) hot: bool,
     /// Bytes read since the socket was last found empty.
     pub(super) round_bytes: u32,
+    /// TLS: the link's TLS state (boxed: a plain link pays one pointer).
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<Box<super::tls::TlsSlot>>,
 }
 
 pub(super) struct Listener {
@@ -69,6 +75,9 @@ pub(super) struct Listener {
     pub(super) current: Option<u32>,
     /// Links per peer address, with `max_connections_per_ip`.
     pub(super) per_ip: Option<per_ip::PeerCounts>,
+    /// TLS: the checked server settings every link of the listener shares.
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<crate::tls::ServerTls>,
 }
 
 impl Node {
@@ -99,6 +108,10 @@ impl Node {
         s.last_frame = 0;
         s.hot = false;
         s.round_bytes = 0;
+        #[cfg(feature = "tls")]
+        {
+            s.tls = None;
+        }
         LinkId { slot, gen: s.gen }
     }
 
@@ -122,14 +135,17 @@ impl Node {
         if let Some(n) = s.link.farewell(reason, &mut b) {
             self.farewell(i, &b[..n]);
         }
+        #[cfg(feature = "tls")]
+        let tls_error = self.tls_closing(i, reason);
         let s = &mut self.slots[i as usize];
         s.link.close(reason);
+        self.stats.count_close(reason, &s.link.stats());
         if let Some(mut sock) = s.sock.take() {
             let _ = self.poll.registry().deregister(&mut sock);
         }
         self.bufs.release(&mut s.tx);
         self.bufs.release(&mut s.rx);
-        s.pending &= !PENDING_WRITABLE;
+        s.pending &= !(PENDING_WRITABLE | PENDING_TLS);
         // The socket is closed: a listener out of descriptors may accept again.
         self.accept.descriptor_freed();
         if let Some(l) = s.listener {
@@ -162,6 +178,8 @@ impl Node {
                 reason,
                 stats: s.link.stats(),
                 peer_reason: s.link.peer_reason(),
+                #[cfg(feature = "tls")]
+                tls: tls_error,
             });
             s.used = false;
             s.pending = 0;
@@ -177,6 +195,10 @@ impl Node {
     pub(super) fn farewell(&mut self, i: u32, close: &[u8]) {
         if self.encode_into_tx(i, &[], Body::Bytes(close)).is_ok() {
             let s = &mut self.slots[i as usize];
+            #[cfg(feature = "tls")]
+            if s.tls.is_some() {
+                return; // encrypted and written as the TLS link closes
+            }
             if let Some(sock) = s.sock.as_mut() {
                 let _ = sock.write(self.bufs.data(&s.tx));
             }

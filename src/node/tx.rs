@@ -106,6 +106,10 @@ impl Node {
         if need < FLUSH_AT || !s.tx.is_empty() || !s.link.is_open() {
             return None;
         }
+        #[cfg(feature = "tls")]
+        if s.tls.is_some() {
+            return None; // the TLS link encrypts it from the queue
+        }
         let env = self.codec.envelope(head.len() + body.len())?;
         // Room for the remainder first, so a frame is never half sent and then
         // refused.
@@ -236,6 +240,10 @@ impl Node {
     }
 
     pub(super) fn write_out(&mut self, i: u32, now: Instant) {
+        #[cfg(feature = "tls")]
+        if self.slots[i as usize].tls.is_some() {
+            return self.write_out_tls(i, now);
+        }
         loop {
             let s = &mut self.slots[i as usize];
             let Some(sock) = s.sock.as_mut() else { return };
@@ -271,8 +279,14 @@ impl Node {
     /// `n` bytes of the link's frames went out (and left its queue): timers,
     /// backpressure and policy. False when the link closed.
     pub(super) fn after_write(&mut self, i: u32, n: usize, now: Instant) -> bool {
+        let empty = self.slots[i as usize].tx.is_empty();
+        self.after_write_with(i, n, empty, now)
+    }
+
+    /// [`Node::after_write`] with the queue's emptiness given: a TLS link's
+    /// queue is empty only once its ciphertext is written too.
+    pub(super) fn after_write_with(&mut self, i: u32, n: usize, empty: bool, now: Instant) -> bool {
         let s = &mut self.slots[i as usize];
-        let empty = s.tx.is_empty();
         let done = s.link.handle_written(now, n, empty);
         // Room came back. (An emptied buffer gave its block back and has
         // capacity 0: that is room too.)

@@ -80,6 +80,28 @@ impl SwitchReason {
 /// One fact the relay reports.
 #[derive(Debug)]
 pub enum RelayEvent<'a> {
+    /// TLS: a link's handshake completed: a device's, or the upstream's.
+    #[cfg(feature = "tls")]
+    Tls {
+        /// The device's or the upstream's address.
+        peer: SocketAddr,
+        /// True for the upstream link.
+        upstream: bool,
+        /// Version, suite and the peer's identity.
+        handshake: &'a crate::tls::Handshake,
+    },
+    /// TLS: a link failed for a TLS reason. Its close follows
+    /// ([`RelayEvent::DeviceClosed`], or the upstream's lost and reconnecting
+    /// events) with the matching `Tls...` reason.
+    #[cfg(feature = "tls")]
+    TlsFailed {
+        /// The device's or the upstream's address.
+        peer: SocketAddr,
+        /// True for the upstream link.
+        upstream: bool,
+        /// The named reason and rustls's text.
+        error: &'a crate::tls::TlsError,
+    },
     /// A device connected.
     DeviceConnected {
         /// The device's address.

@@ -12,13 +12,13 @@
 //! Per device message (keyed by its sender and MSH-10: MSH-3, MSH-4, MSH-10, see
 //! [`hl7::message_key`]; MSH-10 alone is unique only per sender):
 //!
-//! 1. A message whose key the relay saw before (a [`DedupWindow`] of the last
+//! 1. A message whose key the relay saw before (a `DedupWindow` of the last
 //!    [`RelayConfig::dedup_window`] keys) is acknowledged again (AA) and not
 //!    forwarded again: [`RelayEvent::Duplicate`]. With [`AckAfter::Upstream`], a
 //!    resend of a message that is still waiting for the upstream's
 //!    acknowledgement takes over its pending ACK (the ACK goes to the newest
 //!    link) and is not forwarded again either.
-//! 2. A new message goes into the upstream queue, a [`Ledger`] of
+//! 2. A new message goes into the upstream queue, a `Ledger` of
 //!    [`RelayConfig::queue`] messages. If the queue is full (or the message is
 //!    larger than the queue's byte ring) the device gets MSA|AR at once:
 //!    [`RelayEvent::QueueFull`]. It never gets AA for a message that was not
@@ -41,6 +41,14 @@
 //! [`RelayConfig::retries`] times, after which it fails
 //! ([`RelayEvent::Failed`]).
 //!
+//! Raw with [`RelayConfig::upstream_window`] above 1: that many messages in
+//! flight, their replies credited in order (see `window.rs`).
+//!
+//! Failover ([`RelayConfig::backup_upstreams`]): the upstream link (or
+//! session) goes to the first upstream that answers, moves on after
+//! [`RelayConfig::failover_after`] failed attempts, and returns to the primary
+//! between messages once a probe finds it answering (see `failover.rs`).
+//!
 //! Upstream, mooring ([`Protocol::Mooring`]): a reliable session
 //! ([`Node::open_session`]); the session resumes lost links by itself with
 //! nothing lost or repeated. The ledger still holds every message until the
@@ -52,15 +60,15 @@
 //! device table, the ACK buffer. Pending-message records (MSH-10 and MSH
 //! segment, for the events and the deferred ACK) are recycled, so after
 //! warm-up no message allocates.
-//!
-//! [`Ledger`]: crate::ledger::Ledger
 
 mod event;
 mod failover;
 mod intake;
 mod queue;
 mod resume;
+mod setup;
 mod spool;
+mod stats;
 mod upstream;
 mod window;
 
@@ -78,10 +86,12 @@ use crate::time::{earliest, Instant};
 use crate::{ConfigError, ConnectConfig, Event, LinkId, LivenessConfig, Node, Protocol};
 
 pub use event::{Escaped, LostReason, Refusal, RelayEvent, SwitchReason};
+pub use setup::{default_ack_after, DeviceSide, StartError, Started};
 pub use spool::{
     Pressure, RelaySpoolStats, SpoolSettings, MARKS_WITHIN as SPOOL_MARKS_WITHIN,
     RETRY as SPOOL_RETRY,
 };
+pub use stats::RelayQueueStats;
 
 use failover::Failover;
 use queue::Queue;
@@ -118,13 +128,15 @@ pub struct RelayConfig {
     pub backup_upstreams: Vec<SocketAddr>,
     /// Failed attempts on the active upstream (a connect that fails, or a
     /// link or session lost with messages in doubt before the upstream
-    /// acknowledged any) before the relay moves to the next. Default 3.
+    /// acknowledged any) before the relay moves to the next. Default 3 (0
+    /// counts as 1).
     pub failover_after: u32,
     /// Raw upstream: messages written before their ACKs arrive, for receivers
     /// that process pipelined messages in order (ACKs are matched in order,
-    /// by MSA-2 = MSH-10). Default 1 (MLLP request/response). A mooring
-    /// upstream always forwards a window of the whole queue (the session
-    /// acknowledges cumulatively).
+    /// by MSA-2 = MSH-10). Default 1 (MLLP request/response); 0 counts as 1,
+    /// and more than [`RelayConfig::queue`] as the queue. A mooring upstream
+    /// always forwards a window of the whole queue (the session acknowledges
+    /// cumulatively).
     pub upstream_window: usize,
     /// Messages held for the upstream; a device message arriving when it is
     /// full gets MSA|AR. Default 1000.
@@ -155,6 +167,12 @@ pub struct RelayConfig {
     /// once per loop turn, and recovered (then forwarded first) on start.
     /// Default `None`: the queue is in memory only.
     pub spool: Option<SpoolSettings>,
+    /// TLS on the upstream link (feature `tls`): CA certificates, server
+    /// name, client certificate (see [`crate::tls::TlsClientConfig`]). The
+    /// devices' side is the listener's [`crate::ListenConfig::tls`].
+    /// Default `None`: plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsClientConfig>,
 }
 
 /// Why a [`Relay`] could not be built.
@@ -202,6 +220,8 @@ impl RelayConfig {
             liveness: LivenessConfig::default(),
             seed: 0,
             spool: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -215,7 +235,7 @@ impl RelayConfig {
             window: if self.mooring() {
                 self.queue
             } else {
-                self.upstream_window.max(1)
+                self.upstream_window.clamp(1, self.queue.max(1))
             },
             retries: self.retries,
             ..LedgerConfig::default()
@@ -236,6 +256,8 @@ impl RelayConfig {
             liveness: self.liveness.clone(),
             session,
             backoff: self.backoff,
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
             ..ConnectConfig::default()
         }
     }
@@ -301,7 +323,7 @@ impl Relay {
         Ok(Relay {
             spool,
             failover: Failover::new(&cfg),
-            window: Window::new(cfg.upstream_window),
+            window: Window::new(cfg.upstream_window.min(cfg.queue)),
             queue: Queue::new(cfg.ledger_config()),
             dedup: DedupWindow::new(cfg.dedup_window),
             devices: vec![None; node.config().max_links],
@@ -393,6 +415,22 @@ impl Relay {
                 self.resume_note(session, note);
                 self.on_session_note(session, note, out);
             }
+            #[cfg(feature = "tls")]
+            Event::TlsEstablished {
+                link,
+                peer,
+                handshake,
+            } => out(RelayEvent::Tls {
+                peer,
+                upstream: !self.is_device(link),
+                handshake,
+            }),
+            #[cfg(feature = "tls")]
+            Event::TlsFailed { link, peer, error } => out(RelayEvent::TlsFailed {
+                peer,
+                upstream: !self.is_device(link),
+                error,
+            }),
             _ => {}
         }
     }

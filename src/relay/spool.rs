@@ -429,3 +429,10 @@ impl Relay {
         }
     }
 }
+
+impl Relay {
+    /// The spool's pressure now (`None`: no spool).
+    pub fn spool_pressure(&self) -> Option<Pressure> {
+        self.spool.as_ref().map(|d| d.pressure)
+    }
+}

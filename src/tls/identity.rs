@@ -45,6 +45,45 @@ impl PeerIdentity {
             || self.common_name.as_deref() == Some(name)
     }
 
+    /// A SHA-256 digest of every name of the identity (DNS, IP, URI SANs and
+    /// the CN, each tagged and length-prefixed, in certificate order): a
+    /// fixed-size key to bind a session to this identity (a renewed
+    /// certificate with the same names keeps it).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        let rustls::SupportedCipherSuite::Tls13(suite) =
+            rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
+        else {
+            return out;
+        };
+        let mut h = suite.common.hash_provider.start();
+        let mut name = |tag: u8, bytes: &[u8]| {
+            h.update(&[tag]);
+            h.update(&(bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        for d in &self.dns {
+            name(1, d.to_ascii_lowercase().as_bytes());
+        }
+        for ip in &self.ip {
+            match ip {
+                IpAddr::V4(v4) => name(2, &v4.octets()),
+                IpAddr::V6(v6) => name(2, &v6.octets()),
+            }
+        }
+        for u in &self.uri {
+            name(3, u.as_bytes());
+        }
+        if let Some(cn) = &self.common_name {
+            name(4, cn.as_bytes());
+        }
+        let d = h.finish();
+        let d = d.as_ref();
+        let n = d.len().min(out.len());
+        out[..n].copy_from_slice(&d[..n]);
+        out
+    }
+
     /// True if the certificate carries no name this layer reads.
     pub fn is_empty(&self) -> bool {
         self.dns.is_empty()
@@ -260,6 +299,13 @@ mod tests {
             assert!(!id.has_name(no), "{no}");
         }
         assert_eq!(id.to_string(), "Device-1.example");
+        let mut other = id.clone();
+        assert_eq!(other.digest(), id.digest());
+        other.dns[0] = "device-1.EXAMPLE".into();
+        assert_eq!(other.digest(), id.digest(), "DNS names ignore case");
+        other.common_name = Some("dev2".into());
+        assert_ne!(other.digest(), id.digest());
+        assert_ne!(PeerIdentity::default().digest(), id.digest());
         assert!(AllowPeers::default().allows(None));
         assert!(!AllowPeers::new(vec!["dev1".into()]).allows(None));
     }

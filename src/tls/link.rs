@@ -273,6 +273,25 @@ impl TlsLink {
         Ok(n)
     }
 
+    /// The free room of the received-ciphertext buffer, for the driver to read
+    /// the socket straight into (then [`TlsLink::received`]); saves the copy
+    /// [`TlsLink::feed`] makes. Empty after a failure or while the buffer is
+    /// full.
+    pub fn read_buffer(&mut self) -> &mut [u8] {
+        if self.failure.is_some() {
+            return &mut [];
+        }
+        &mut self.rx[self.rx_len..]
+    }
+
+    /// `n` bytes were read into [`TlsLink::read_buffer`] (clamped to its
+    /// room): processes them like [`TlsLink::feed`].
+    pub fn received(&mut self, n: usize) -> Result<(), TlsError> {
+        self.check()?;
+        self.rx_len = self.rx_len.saturating_add(n).min(self.rx.len());
+        self.pump(&[]).map(drop)
+    }
+
     /// Decrypted data waiting for the caller.
     pub fn plaintext(&self) -> &[u8] {
         &self.io.plain[self.io.plain_start..self.io.plain_end]

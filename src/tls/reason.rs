@@ -131,3 +131,47 @@ impl From<Error> for TlsError {
         TlsError::new(TlsFailure::from(&e), e.to_string())
     }
 }
+
+/// Each TLS failure closes its link with the close reason of the same name.
+impl From<TlsFailure> for crate::error::CloseReason {
+    fn from(f: TlsFailure) -> Self {
+        use crate::error::CloseReason as R;
+        match f {
+            TlsFailure::BadCertificate => R::TlsBadCertificate,
+            TlsFailure::UnknownCa => R::TlsUnknownCa,
+            TlsFailure::Expired => R::TlsExpired,
+            TlsFailure::NameMismatch => R::TlsNameMismatch,
+            TlsFailure::ProtocolVersion => R::TlsProtocolVersion,
+            TlsFailure::NoCertificate => R::TlsNoCertificate,
+            TlsFailure::PeerNotAllowed => R::TlsPeerNotAllowed,
+            TlsFailure::HandshakeTimeout => R::TlsHandshakeTimeout,
+            TlsFailure::Truncated => R::TlsTruncated,
+            TlsFailure::Protocol => R::TlsProtocol,
+        }
+    }
+}
+
+#[cfg(test)]
+mod close_reason_tests {
+    use super::TlsFailure;
+    use crate::error::CloseReason;
+
+    #[test]
+    fn every_failure_closes_with_the_reason_of_its_name() {
+        use TlsFailure::*;
+        for f in [
+            BadCertificate,
+            UnknownCa,
+            Expired,
+            NameMismatch,
+            ProtocolVersion,
+            NoCertificate,
+            PeerNotAllowed,
+            HandshakeTimeout,
+            Truncated,
+            Protocol,
+        ] {
+            assert_eq!(CloseReason::from(f).as_str(), f.name());
+        }
+    }
+}

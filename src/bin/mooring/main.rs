@@ -19,6 +19,8 @@ mod line;
 mod listen;
 /// The stderr logger behind `-v`/`-q`.
 mod logger;
+/// `--metrics ADDR`: the scrape server on the command's node.
+mod metrics;
 /// `mooring relay`: flags in, the library relay's events out as lines.
 mod relay;
 /// `mooring send`.

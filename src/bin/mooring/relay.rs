@@ -4,12 +4,15 @@
 //! forwarded, in order, over ONE keep-open upstream link. All of it is one
 //! [`Node`] on one thread; each [`RelayEvent`] is printed as one line.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mooring::metrics::{MetricsServer, RelaySnapshot, RelayTally, Snapshot};
 use mooring::relay::{
-    LostReason, Pressure, Relay, RelayConfig, RelayError, RelayEvent, SwitchReason,
+    DeviceSide, LostReason, Pressure, Relay, RelayConfig, RelayEvent, StartError, Started,
+    SwitchReason,
 };
 
 /// The upstream messages go to, for the `addr=` and `active=` of the upstream
@@ -21,15 +24,12 @@ struct Active {
     index: usize,
 }
 use mooring::spool::SpoolError;
-use mooring::{ListenConfig, ListenerId, LivenessConfig, Node, NodeConfig, SetupError};
+use mooring::Node;
 
 use crate::args::RelayOpts;
 use crate::line::{self, Line};
 use crate::listen::Seen;
 
-/// Spare link slots (see `listen`): closed links wait in their slots until
-/// their events are pulled.
-const MAX_SPARE_SLOTS: usize = 64;
 /// Longest wait in one poll (deadlines wake it earlier).
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
@@ -49,6 +49,8 @@ fn relay_config(o: &RelayOpts, seed: u64) -> RelayConfig {
         backup_upstreams: o.backup_upstreams.clone(),
         failover_after: o.failover_after,
         upstream_window: o.upstream_window,
+        #[cfg(feature = "tls")]
+        tls: o.upstream_tls.clone(),
         ..RelayConfig::new(o.upstream)
     }
 }
@@ -113,8 +115,14 @@ impl ReplyFlood {
 
 /// Prints one relay event as its line (`active`: the upstream of the
 /// upstream lines, updated on a switch; `flood`: the unexpected replies'
-/// counter).
-fn print(ev: &RelayEvent<'_>, active: &mut Active, flood: &mut ReplyFlood) {
+/// counter; `details`: the text of a device's TLS failure, kept for the
+/// close line that follows it).
+fn print(
+    ev: &RelayEvent<'_>,
+    active: &mut Active,
+    flood: &mut ReplyFlood,
+    details: &mut HashMap<SocketAddr, String>,
+) {
     if let RelayEvent::UpstreamSwitched { to, active: i, .. } = *ev {
         *active = Active { addr: to, index: i };
     }
@@ -173,9 +181,34 @@ fn print(ev: &RelayEvent<'_>, active: &mut Active, flood: &mut ReplyFlood) {
             peer,
             reason,
             peer_reason,
+            detail: details.remove(&peer).as_deref(),
         }
         .append_to(Line::empty())
         .print(),
+        #[cfg(feature = "tls")]
+        RelayEvent::Tls {
+            peer, handshake, ..
+        } => line::tls(Line::empty(), peer, handshake).print(),
+        // A device's failure text goes on its close line; the upstream's
+        // close is its lost/reconnecting lines, so it gets a line of its own.
+        #[cfg(feature = "tls")]
+        RelayEvent::TlsFailed {
+            peer,
+            upstream: false,
+            error,
+        } => {
+            details.insert(peer, error.detail.clone());
+        }
+        #[cfg(feature = "tls")]
+        RelayEvent::TlsFailed {
+            peer,
+            upstream: true,
+            error,
+        } => Line::new("event", "closed")
+            .kv("peer", peer)
+            .kv("reason", mooring::CloseReason::from(error.reason))
+            .wire("detail", Some(error.detail.as_bytes()))
+            .print(),
         RelayEvent::Rejected { peer, reason } => Seen::Rejected { peer, reason }
             .append_to(Line::empty())
             .print(),
@@ -373,61 +406,37 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     let cfg = relay_config(o, seed);
-    let spare = o.max_conns.clamp(1, MAX_SPARE_SLOTS);
-    let node_cfg = NodeConfig {
-        max_links: o.max_conns.saturating_add(spare).saturating_add(2),
+    let devices = DeviceSide {
         framing: o.framing,
         max_frame: o.max_frame,
-        max_sessions: cfg.node_sessions(),
-        write_timeout: o.write_timeout,
-        ..NodeConfig::default()
-    };
-    let listen_cfg = ListenConfig {
         max_connections: o.max_conns,
         max_connections_per_ip: o.max_conns_per_ip,
-        liveness: LivenessConfig {
-            tcp_keepalive: o.liveness.tcp_keepalive,
-            tcp_user_timeout: o.liveness.tcp_user_timeout,
-            frame_timeout: o.liveness.frame_timeout,
-            ..LivenessConfig::default()
-        },
-        ..ListenConfig::default()
+        write_timeout: o.write_timeout,
+        #[cfg(feature = "tls")]
+        tls: o.device_tls.clone(),
+        ..DeviceSide::new(o.listen)
     };
-    let checked = node_cfg
-        .validate()
-        .and_then(|()| listen_cfg.validate(&node_cfg))
-        .and_then(|()| cfg.connect_config().validate());
-    if let Err(e) = checked {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    let mut node = match Node::new(node_cfg) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let listener: ListenerId = match node.listen(o.listen, listen_cfg) {
-        Ok(l) => l,
-        Err(SetupError::Config(e)) => {
+    let Started {
+        mut node,
+        listener,
+        mut relay,
+    } = match devices.start(cfg) {
+        Ok(s) => s,
+        Err(StartError::Config(e)) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
-        Err(e) => {
+        Err(StartError::Node(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+        Err(StartError::Listen(e)) => {
             eprintln!("error: --listen {}: {e}", o.listen);
             return ExitCode::from(1);
         }
-    };
-    let mut relay = match Relay::new(cfg, &node) {
-        Ok(r) => r,
-        Err(e @ RelayError::Spool(_)) => {
+        Err(StartError::Relay(e)) => {
             eprintln!("error: --spool: {e}");
             return ExitCode::from(1);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
         }
     };
     Line::new("event", "listening")
@@ -438,20 +447,62 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         )
         .print();
     line::liveness(&o.liveness).print();
+    let mut metrics = match o.metrics {
+        Some(addr) => match crate::metrics::bind(&mut node, addr) {
+            Ok(m) => Some(m),
+            Err(e) => return crate::metrics::bind_failed(addr, &e),
+        },
+        None => None,
+    };
+    let bound = o.liveness.detection_bound();
     let mut active = Active {
         addr: o.upstream,
         index: 0,
     };
-    let mut flood = ReplyFlood::new(mooring::ratelimit::DEFAULT_INTERVAL);
+    let mut flood = ReplyFlood::new(mooring::internals::ratelimit::DEFAULT_INTERVAL);
+    // At most one entry per device link, removed at its close.
+    let mut details = HashMap::new();
+    let mut tally = RelayTally::default();
     loop {
-        let mut out = |ev: RelayEvent<'_>| print(&ev, &mut active, &mut flood);
+        let mut out = |ev: RelayEvent<'_>| {
+            tally.observe(&ev);
+            print(&ev, &mut active, &mut flood, &mut details)
+        };
         if let Err(e) = relay.turn(&mut node, MAX_WAIT, &mut out) {
             eprintln!("error: poll failed: {e}");
             return ExitCode::from(1);
         }
         // A turn lasts at most MAX_WAIT: a summary is at most that late.
         flood.flush(Instant::now());
+        if let Some(m) = metrics.as_mut() {
+            serve_metrics(m, &mut node, &mut relay, &tally, bound);
+        }
     }
+}
+
+/// Answers what is ready on the metrics server: the node's counters and the
+/// relay's queue, spool and upstream.
+fn serve_metrics(
+    m: &mut MetricsServer,
+    node: &mut Node,
+    relay: &mut Relay,
+    tally: &RelayTally,
+    detection_bound: Option<Duration>,
+) {
+    m.serve(node, &mut |node, server, buf| {
+        let now = node.now();
+        Snapshot {
+            detection_bound,
+            relay: Some(RelaySnapshot {
+                queue: relay.queue_stats(now),
+                spool: relay.spool_stats(now),
+                tally: *tally,
+            }),
+            server: Some(server),
+            ..Snapshot::of_node(node.stats())
+        }
+        .write(buf)
+    });
 }
 
 #[cfg(test)]

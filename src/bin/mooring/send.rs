@@ -11,10 +11,11 @@ use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use mooring::internals::wire;
 use mooring::session::{SessionConfig, SessionEnd, SessionError};
 use mooring::{
-    hl7, wire, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, Event, Node,
-    NodeConfig, RequestError, SessionId, SessionNote, SetupError,
+    hl7, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, Event, Node, NodeConfig,
+    RequestError, SessionId, SessionNote, SetupError,
 };
 
 use crate::args::SendOpts;
@@ -55,6 +56,8 @@ pub fn run(o: &SendOpts) -> ExitCode {
             connect_timeout: o.connect_timeout,
             idle_timeout: None,
             liveness: o.liveness.clone(),
+            #[cfg(feature = "tls")]
+            tls: o.tls.clone(),
             ..ConnectConfig::default()
         },
         policy: if o.close_each {
@@ -88,7 +91,7 @@ pub fn run(o: &SendOpts) -> ExitCode {
         }
         let n = i + 1;
         let id = hl7::control_id(msg);
-        match send_one(&mut client, msg, n, id, o.retries) {
+        match send_one(&mut client, o.addr, msg, n, id, o.retries) {
             Some(reply_rejected) => {
                 replied += 1;
                 rejected += u64::from(reply_rejected);
@@ -100,7 +103,9 @@ pub fn run(o: &SendOpts) -> ExitCode {
         // Idle on purpose: heartbeats and keep-alive messages keep the link, and
         // a dead peer is noticed within the detection bound. Nothing to hold when
         // no link is open (--close-each, or the last message failed).
-        if let Some(reason) = client.maintain(hold) {
+        let closed = client.maintain(hold);
+        tls_lines(&mut client, o.addr);
+        if let Some(reason) = closed {
             Line::new("event", "closed")
                 .kv("reason", reason)
                 .kv_opt("peer_reason", client.last_peer_reason())
@@ -152,11 +157,33 @@ fn close_reason(e: &RequestError) -> Option<CloseReason> {
     }
 }
 
+/// TLS: prints `event=tls` for a handshake the client completed since the
+/// last call, and `event=closed peer=ADDR reason=Tls... detail=...` for a
+/// TLS failure (the error or retry line that follows names the reason too).
+#[cfg(feature = "tls")]
+fn tls_lines(client: &mut Client, addr: std::net::SocketAddr) {
+    if let Some((peer, h)) = client.take_tls_handshake() {
+        crate::line::tls(Line::empty(), peer, &h).print();
+    }
+    if let Some(e) = client.take_tls_error() {
+        Line::new("event", "closed")
+            .kv("peer", addr)
+            .kv("reason", CloseReason::from(e.reason))
+            .wire("detail", Some(e.detail.as_bytes()))
+            .print();
+    }
+}
+
+/// Without TLS there is nothing to report.
+#[cfg(not(feature = "tls"))]
+fn tls_lines(_: &mut Client, _: std::net::SocketAddr) {}
+
 /// Sends one message, retrying up to `retries` times; prints its lines.
 /// `Some(rejected)` when it got a reply (`rejected`: the reply refused it, see
 /// [`is_rejection`]), `None` when it got none.
 fn send_one(
     client: &mut Client,
+    addr: std::net::SocketAddr,
     msg: &[u8],
     n: usize,
     id: Option<&[u8]>,
@@ -165,16 +192,22 @@ fn send_one(
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        let err = match client.request(msg) {
-            Ok(reply) => {
-                Line::new("event", "reply")
-                    .kv("n", n)
-                    .wire("id", id)
-                    .wire("ack", hl7::ack_code(reply))
-                    .kv("bytes", reply.len())
-                    .kv("ms", started.elapsed().as_millis())
-                    .print();
-                return Some(is_rejection(reply));
+        // The reply's line is built while the reply is borrowed, and printed
+        // after the TLS lines of the link it came on.
+        let res = client.request(msg).map(|reply| {
+            let line = Line::new("event", "reply")
+                .kv("n", n)
+                .wire("id", id)
+                .wire("ack", hl7::ack_code(reply))
+                .kv("bytes", reply.len())
+                .kv("ms", started.elapsed().as_millis());
+            (line, is_rejection(reply))
+        });
+        tls_lines(client, addr);
+        let err = match res {
+            Ok((line, rejected)) => {
+                line.print();
+                return Some(rejected);
             }
             Err(e) => e,
         };
@@ -246,6 +279,8 @@ struct Stream<'m> {
     last_reply: Instant,
     /// How the session ended, if it did.
     ended: Option<SessionEnd>,
+    /// The text of a TLS failure, for the `Closed` line that follows it.
+    tls_detail: Option<String>,
 }
 
 impl Stream<'_> {
@@ -307,8 +342,18 @@ impl Stream<'_> {
                     Line::new("event", "closed")
                         .kv("reason", reason)
                         .kv_opt("peer_reason", peer_reason)
+                        .wire(
+                            "detail",
+                            self.tls_detail.take().as_deref().map(str::as_bytes),
+                        )
                         .print();
                 }
+                #[cfg(feature = "tls")]
+                Event::TlsEstablished {
+                    peer, handshake, ..
+                } => crate::line::tls(Line::empty(), peer, handshake).print(),
+                #[cfg(feature = "tls")]
+                Event::TlsFailed { error, .. } => self.tls_detail = Some(error.detail.clone()),
                 _ => {}
             }
         }
@@ -385,6 +430,8 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         liveness: o.liveness.clone(),
         session: Some(scfg),
         backoff: o.backoff,
+        #[cfg(feature = "tls")]
+        tls: o.tls.clone(),
     };
     let mut node = match Node::new(node_cfg) {
         Ok(n) => n,
@@ -418,6 +465,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         resends: 0,
         last_reply: started,
         ended: None,
+        tls_detail: None,
     };
     let mut next_at = started;
     let mut timed_out = false;

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::{Entropy, Entry, SessionTable, Warning};
+use super::{Entropy, Entry, PeerKey, SessionTable, Warning};
 use crate::error::CloseReason;
 use crate::ratelimit::warn_limited;
 use crate::session::admission::{self, Admission};
@@ -17,6 +17,8 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
     /// sessions `cfg` and an optional per-address limit. A new session (taking
     /// a free slot or evicting one), or the resume of a known one with its
     /// token. `None`: refused, the link is to close (see `poll_close`).
+    /// The link has no authenticated identity (see
+    /// [`SessionTable::handle_authenticated_hello`]).
     #[allow(clippy::too_many_arguments)]
     pub fn handle_hello(
         &mut self,
@@ -28,8 +30,29 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> Option<u32> {
+        self.handle_authenticated_hello(link, from, None, cfg, per_ip, peer, now, entropy)
+    }
+
+    /// [`SessionTable::handle_hello`] on a link whose peer proved `identity`
+    /// (a TLS client certificate's [`PeerKey`]; `None`: none proved). A new
+    /// session is bound to it; a resume from a link with another identity (or
+    /// none, for a session that has one) is refused like a wrong token
+    /// (`BadToken`, counted in `bad_tokens`): a captured token alone is worth
+    /// nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_authenticated_hello(
+        &mut self,
+        link: L,
+        from: SocketAddr,
+        identity: Option<PeerKey>,
+        cfg: SessionConfig,
+        per_ip: Option<usize>,
+        peer: Greeting,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> Option<u32> {
         self.now = now;
-        let idx = match self.find(from, peer, now) {
+        let idx = match self.find(from, identity, peer, now) {
             Ok(Some(idx)) => idx,
             Ok(None) => match self.admit(cfg, from.ip(), per_ip, now, entropy) {
                 Ok(idx) => idx,
@@ -52,15 +75,18 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         if let Some(s) = self.session_mut(idx) {
             s.handle_greeting(now, peer);
         }
-        self.entries[idx as usize].peer = Some(from.ip());
+        let e = &mut self.entries[idx as usize];
+        e.peer = Some(from.ip());
+        e.identity = identity;
         self.bind(idx, link).then_some(idx)
     }
 
     /// The session a HELLO resumes: `Ok(None)` for a new one, `Err` when the
-    /// session is unknown (expired) or the token is wrong.
+    /// session is unknown (expired), or the token or the identity is wrong.
     fn find(
         &mut self,
         from: SocketAddr,
+        identity: Option<PeerKey>,
         peer: Greeting,
         now: Instant,
     ) -> Result<Option<u32>, CloseReason> {
@@ -87,6 +113,16 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
                 self.warnings[Warning::BadToken as usize],
                 now,
                 "bad token for session {} from {from}",
+                peer.session
+            );
+            self.stats.bad_tokens += 1;
+            return Err(CloseReason::BadToken);
+        }
+        if self.entries[idx].identity != identity {
+            warn_limited!(
+                self.warnings[Warning::BadToken as usize],
+                now,
+                "resume of session {} from {from} by another identity than the one that created it",
                 peer.session
             );
             self.stats.bad_tokens += 1;

@@ -112,6 +112,43 @@ fn a_resume_needs_the_token_and_a_known_session() {
 }
 
 #[test]
+fn a_session_bound_to_an_identity_is_resumed_only_by_that_identity() {
+    let mut e = Seeded(XorShift64::new(3));
+    let mut s = Table::new(2, 16).unwrap();
+    let (x, y) = (Some([7u8; 32]), Some([8u8; 32]));
+    let idx = s
+        .handle_authenticated_hello(
+            1,
+            from(1),
+            x,
+            cfg(),
+            None,
+            Greeting::new_session(),
+            t(0),
+            &mut e,
+        )
+        .unwrap();
+    s.handle_link_lost(idx, CloseReason::Reset, t(1), &mut e);
+    let mut hello = s.greeting(idx);
+    hello.last_received = 0;
+    // The right token from another identity, or from none: refused, by name.
+    for (link, other) in [(2, y), (3, None)] {
+        assert_eq!(
+            s.handle_authenticated_hello(link, from(1), other, cfg(), None, hello, t(2), &mut e),
+            None
+        );
+        assert_eq!(s.poll_close(), Some((link, CloseReason::BadToken)));
+    }
+    assert_eq!(s.stats().bad_tokens, 2);
+    // The same identity resumes it.
+    assert_eq!(
+        s.handle_authenticated_hello(4, from(2), x, cfg(), None, hello, t(3), &mut e),
+        Some(idx)
+    );
+    assert_eq!(s.link(idx), Some(4));
+}
+
+#[test]
 fn a_full_table_evicts_the_session_waiting_longest() {
     let mut e = Seeded(XorShift64::new(2));
     let (mut s, first) = server_with_one(1, &mut e);
@@ -197,4 +234,26 @@ fn control_frames_are_encoded_by_the_core() {
         };
         assert_eq!(back, tx);
     }
+}
+
+#[test]
+fn the_stats_count_sessions_started_resumed_ended_and_live() {
+    let mut e = Seeded(XorShift64::new(4));
+    let (mut s, idx) = server_with_one(2, &mut e);
+    let st = s.stats();
+    assert_eq!((st.started, st.resumed, st.live), (1, 0, 1));
+    s.handle_link_lost(idx, CloseReason::Reset, t(1), &mut e);
+    let mut resume = s.greeting(idx);
+    resume.last_received = 0;
+    assert_eq!(
+        s.handle_hello(2, from(1), cfg(), None, resume, t(2), &mut e),
+        Some(idx)
+    );
+    let st = s.stats();
+    assert_eq!((st.started, st.resumed, st.live), (1, 1, 1));
+    s.end(idx, SessionEnd::Closed);
+    let st = s.stats();
+    assert_eq!(st.ended.closed, 1);
+    assert_eq!(st.ended.by_name().iter().map(|(_, n)| n).sum::<u64>(), 1);
+    assert_eq!(st.live, 0, "ended, though its slot waits for the note");
 }

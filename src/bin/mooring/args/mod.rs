@@ -20,6 +20,10 @@ mod send;
 mod session;
 #[cfg(test)]
 mod tests;
+/// The TLS flags (server side, client side).
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 /// The usage texts.
 mod usage;
 
@@ -39,6 +43,8 @@ impl fmt::Display for UsageError {
         f.write_str(&self.0)
     }
 }
+
+impl std::error::Error for UsageError {}
 
 /// Shorthand for returning a [`UsageError`].
 pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, UsageError> {

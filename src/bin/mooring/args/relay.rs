@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mooring::relay::{RelayConfig, SpoolSettings};
+use mooring::relay::{default_ack_after, RelayConfig, SpoolSettings};
 use mooring::session::Backoff;
 use mooring::spool::Fsync;
 use mooring::{Framing, LivenessConfig};
@@ -15,6 +15,7 @@ pub use mooring::relay::AckAfter;
 
 use super::common::{self, backoff_from, parse_addr, parse_limit, LinkFlags};
 use super::liveness::LivenessFlags;
+use super::tls::{ClientTlsOpts, ServerTlsOpts, TlsClientFlags, TlsServerFlags};
 use super::usage::RELAY_USAGE;
 use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
 
@@ -59,16 +60,19 @@ pub struct RelayOpts {
     pub liveness: LivenessConfig,
     /// `--spool DIR`, `--spool-size`, `--fsync` (`None`: in memory).
     pub spool: Option<SpoolSettings>,
-}
-
-/// The default of `--ack-after`: `queued` only where an AA cannot be lost
-/// by a crash of the relay (`--spool DIR`) or where the operator asked for the
-/// in-memory queue (`--spool memory`); else `upstream`.
-fn default_ack_after(spool: Option<&SpoolChoice>) -> AckAfter {
-    match spool {
-        Some(_) => AckAfter::Queued,
-        None => AckAfter::Upstream,
-    }
+    /// `--metrics ADDR`: serve `GET /metrics` there (`None`: off).
+    pub metrics: Option<SocketAddr>,
+    /// The device side's `--tls-cert`, `--tls-key`, `--tls-ca`,
+    /// `--tls-client-auth`, `--tls-allow-peer` (`None`: plain TCP).
+    // Always `None` without the `tls` feature (its flags are refused).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub device_tls: Option<ServerTlsOpts>,
+    /// The upstream's `--upstream-tls`, `--upstream-tls-ca`,
+    /// `--upstream-tls-server-name`, `--upstream-tls-cert`,
+    /// `--upstream-tls-key` (`None`: plain TCP).
+    // Always `None` without the `tls` feature (its flags are refused).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub upstream_tls: Option<ClientTlsOpts>,
 }
 
 /// What `--spool` names.
@@ -154,6 +158,9 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let mut max_conns = 10usize;
     let mut max_conns_per_ip = None;
     let mut write_timeout = mooring::config::DEFAULT_WRITE_TIMEOUT;
+    let mut metrics = None;
+    let mut device_tls = TlsServerFlags::default();
+    let mut upstream_tls = TlsClientFlags::new("--upstream-tls");
     // Liveness flags with their values, checked once the relay's own are.
     let mut live: Vec<(String, String)> = Vec::new();
     while let Some(w) = words.next_word() {
@@ -169,7 +176,10 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         if inline.is_none() && global_flag(&flag, verbosity, help) {
             continue;
         }
-        if link.parse(&flag, inline.clone(), words)? {
+        if link.parse(&flag, inline.clone(), words)?
+            || device_tls.parse(&flag, inline.clone(), words)?
+            || upstream_tls.parse(&flag, inline.clone(), words, false)?
+        {
             continue;
         }
         let v = words.value(&flag, inline);
@@ -208,6 +218,7 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
             }
             "--spool-size" => spool_size = Some(parse_size(&flag, &v?)?),
             "--fsync" => fsync = Some(parse_fsync(&flag, &v?)?),
+            "--metrics" => metrics = Some(parse_addr(&flag, &v?)?),
             f => {
                 return err(format!(
                     "unknown flag {f} for relay (see mooring relay --help)"
@@ -235,7 +246,18 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         return err("relay: --upstream-window applies to --protocol raw (a session forwards a window of the whole queue)");
     }
     let backoff = backoff_from(reconnect_min, reconnect_max)?;
-    let ack_after = ack_after.unwrap_or(default_ack_after(spool.as_ref()));
+    // One --tls-handshake-timeout for both sides, whichever uses TLS.
+    upstream_tls.handshake_timeout = device_tls.handshake_timeout;
+    if device_tls.handshake_timeout.is_some() && !device_tls.has_cert() {
+        if !upstream_tls.is_on() {
+            return err("--tls-handshake-timeout: needs --tls-cert FILE or --upstream-tls");
+        }
+        device_tls.handshake_timeout = None;
+    }
+    let device_tls = device_tls.finish()?;
+    let upstream_tls = upstream_tls.finish()?;
+    // `--spool DIR` or `--spool memory` (see `default_ack_after`).
+    let ack_after = ack_after.unwrap_or(default_ack_after(spool.is_some()));
     let spool = match spool {
         Some(SpoolChoice::Dir(dir)) => {
             let mut s = SpoolSettings::new(dir);
@@ -268,5 +290,8 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         write_timeout,
         liveness,
         spool,
+        metrics,
+        device_tls,
+        upstream_tls,
     })))
 }

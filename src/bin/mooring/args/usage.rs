@@ -84,6 +84,26 @@ Usage: mooring listen [flags]
                           default 10s). Until then its link is read no further.
   --mllp-commit-ack       MLLP release 2: answer every frame with a commit ACK
   --quiet                 no event=message lines (other events still print)
+  --metrics ADDR          serve Prometheus metrics on http://ADDR/metrics (port
+                          0 picks one: see event=metrics addr=); default off
+
+TLS (TLS 1.2 and 1.3 only; see the README):
+  --tls-cert FILE         serve TLS with this certificate chain (PEM, leaf
+                          first); needs --tls-key (default: plain TCP)
+  --tls-key FILE          its private key (PEM: PKCS#8, PKCS#1 or SEC1)
+  --tls-ca FILE           CA certificates (PEM) client certificates must chain to
+  --tls-client-auth none|optional|required
+                          ask clients for a certificate: none, optional (a
+                          client without one is served), required (default:
+                          required with --tls-ca, else none)
+  --tls-allow-peer NAME   after the handshake, accept only clients whose
+                          certificate names NAME (a DNS, IP or URI SAN, or the
+                          subject CN; whole, no wildcards); others close with
+                          TlsPeerNotAllowed (repeatable; needs client auth;
+                          default: any client the CAs vouch for)
+  --tls-handshake-timeout DUR
+                          the TLS handshake must complete within DUR (default
+                          10s; TlsHandshakeTimeout)
 
 ",
     liveness_help!(),
@@ -114,11 +134,17 @@ Lines (stdout, flushed at once):
   event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off
                  tcp_user_timeout=off detection_bound=none   (one line; see below)
   event=connected peer=IP:PORT
+  event=tls peer=IP:PORT version=TLSv1_3|TLSv1_2 suite=TLS13_AES_256_GCM_SHA384
+                 peer_identity=NAME|-   (TLS: after each handshake; NAME: the
+                                         client certificate's first name)
   event=message peer=IP:PORT bytes=N [id=MSH-10]
   event=commit_ack peer=IP:PORT accepted=true|false
   event=closed peer=IP:PORT reason=IdleTimeout|HeartbeatTimeout|HandshakeTimeout|...
                  [peer_reason=R]   (mooring: the reason the peer's CLOSE claimed;
                                     reason is then PeerClosed)
+                 [detail=TEXT]     (TLS failures, reason=Tls...: the TLS
+                                    library's text, e.g. the alert received,
+                                    with spaces and '=' as '_')
   event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
 With --session (session=N numbers the sessions of this process, from 1):
   event=session session=N note=established resumed=true|false replaying=K
@@ -170,6 +196,19 @@ one frame with --batch-as-frame.
   --write-timeout DUR     close the link when queued bytes make no progress for
                           DUR (WriteTimeout; default 10s)
 
+TLS (TLS 1.2 and 1.3 only):
+  --tls                   connect with TLS (needs --tls-ca; default: plain TCP)
+  --tls-ca FILE           CA certificates (PEM) the server's certificate must
+                          chain to (no built-in roots)
+  --tls-server-name NAME  the name the server's certificate must carry
+                          (default: the IP address of ADDR)
+  --tls-cert FILE         a client certificate chain (PEM), for servers that
+                          authenticate clients; needs --tls-key
+  --tls-key FILE          its private key (PEM)
+  --tls-handshake-timeout DUR
+                          the TLS handshake must complete within DUR (default
+                          10s)
+
 ",
     liveness_help!(),
     "
@@ -193,6 +232,12 @@ with nothing lost or repeated; the listener needs --session too):
 Lines (stdout):
   event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off
                  tcp_user_timeout=off detection_bound=none   (one line, first)
+  event=tls peer=IP:PORT version=TLSv1_3|TLSv1_2 suite=NAME peer_identity=NAME
+                 (--tls: after each handshake; NAME: the server certificate's
+                  first name)
+  event=closed peer=IP:PORT reason=Tls... detail=TEXT
+                 (--tls: a failed handshake, then the message's error line;
+                  TEXT: the TLS library's, spaces and '=' as '_')
   event=reply n=1 [id=MSG00001] [ack=AA] bytes=95 ms=3
   event=retry n=2 attempt=1 error=ResponseTimeout
   event=error n=2 [id=MSG00002] error=ResponseTimeout
@@ -307,6 +352,24 @@ to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
                           limit (default off)
   --write-timeout DUR     close a link (device or upstream) whose queued bytes
                           make no progress for DUR (WriteTimeout; default 10s)
+  --metrics ADDR          serve Prometheus metrics on http://ADDR/metrics (port
+                          0 picks one: see event=metrics addr=); default off
+
+TLS (TLS 1.2 and 1.3 only; as on listen and send):
+  --tls-cert FILE, --tls-key FILE, --tls-ca FILE,
+  --tls-client-auth none|optional|required, --tls-allow-peer NAME
+                          devices connect with TLS (as `mooring listen`)
+  --upstream-tls          the upstream link uses TLS (needs --upstream-tls-ca)
+  --upstream-tls-ca FILE  CA certificates the upstream's certificate must
+                          chain to
+  --upstream-tls-server-name NAME
+                          the name the upstream's certificate must carry
+                          (default: the IP address of --upstream)
+  --upstream-tls-cert FILE, --upstream-tls-key FILE
+                          the relay's client certificate and key for the
+                          upstream
+  --tls-handshake-timeout DUR
+                          every TLS handshake, both sides (default 10s)
 
 Liveness of the upstream link (as on listen/send): --heartbeat DUR,
 --heartbeat-timeout DUR (mooring), --keepalive-message FILE, --keepalive-every
@@ -360,6 +423,9 @@ Lines (stdout, flushed at once):
   event=listening addr=127.0.0.1:2576
   event=liveness protocol=raw ...            (the upstream link; as on listen)
   event=connected peer=IP:PORT               (a device)
+  event=tls peer=IP:PORT version=V suite=S peer_identity=NAME|-
+                 (TLS, after each handshake: a device's, and the upstream's
+                  with peer=the upstream's address)
   event=message peer=IP:PORT bytes=N [id=MSH-10]
   event=duplicate peer=IP:PORT id=MSH-10 [pending=true]
   event=queue_full peer=IP:PORT id=MSH-10 queued=N
@@ -368,7 +434,7 @@ Lines (stdout, flushed at once):
   event=reply_timeout peer=IP:PORT id=MSH-10 seq=N ack=AR
                  (--ack-after upstream: no upstream ACK within
                   --response-timeout; the message stays queued)
-  event=closed peer=IP:PORT reason=... [peer_reason=R]
+  event=closed peer=IP:PORT reason=... [peer_reason=R] [detail=TEXT]
   event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
   event=upstream state=connecting addr=ADDR attempt=N
                  (N: the attempt the reconnecting line before announced; 0
