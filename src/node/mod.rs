@@ -38,6 +38,7 @@ mod events;
 mod per_ip;
 mod rx;
 mod sessions;
+mod shutdown;
 mod slots;
 mod tx;
 
@@ -181,6 +182,10 @@ pub struct Node {
     entropy: sessions::OsEntropy,
     /// One limiter per repeatable warning.
     warnings: [RateLimit; Warning::COUNT],
+    /// [`Node::begin_shutdown`] was called.
+    shutting_down: bool,
+    /// A wake source was ready (see [`Node::take_wakeup`]).
+    woken: bool,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -312,6 +317,8 @@ impl Node {
             sessions: sessions::Table::new(cfg.max_sessions, notes)?,
             entropy: sessions::OsEntropy::new(cfg.max_sessions > 0),
             warnings: [RateLimit::default(); Warning::COUNT],
+            shutting_down: false,
+            woken: false,
             cfg,
         })
     }
@@ -458,6 +465,9 @@ impl Node {
         self.consume_delivered();
         let now = self.tick();
         self.flush();
+        if self.shutting_down {
+            self.close_flushed_links();
+        }
         self.settle_deadlines();
         self.expire(now);
         self.settle_deadlines();
@@ -491,7 +501,9 @@ impl Node {
             }
             let i = t as u32;
             let Some(s) = self.slots.get_mut(t) else {
-                continue; // Sporadic events happen, we can safely ignore them.
+                // A wake source, or a sporadic event (those are safe to ignore).
+                self.woken |= ev.token() == shutdown::WAKE_TOKEN;
+                continue;
             };
             if !s.used || s.sock.is_none() {
                 continue;

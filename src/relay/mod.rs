@@ -58,6 +58,7 @@
 mod event;
 mod intake;
 mod queue;
+mod shutdown;
 mod spool;
 mod upstream;
 
@@ -75,6 +76,7 @@ use crate::time::{earliest, Instant};
 use crate::{ConfigError, ConnectConfig, Event, LinkId, LivenessConfig, Node, Protocol};
 
 pub use event::{Escaped, LostReason, Refusal, RelayEvent};
+pub use shutdown::ShutdownSummary;
 pub use spool::{Pressure, RelaySpoolStats, SpoolSettings, RETRY as SPOOL_RETRY};
 
 use queue::Queue;
