@@ -146,8 +146,9 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let mut max_conns = 10usize;
     let mut max_conns_per_ip = None;
     let mut write_timeout = mooring::config::DEFAULT_WRITE_TIMEOUT;
-    // Liveness flags with their values, checked once the relay's own are.
-    let mut live: Vec<(String, String)> = Vec::new();
+    // Liveness flags with their values (and config file lines), checked once
+    // the relay's own are.
+    let mut live = Vec::new();
     while let Some(w) = words.next_word() {
         let (flag, inline) = match w {
             Word::Positional(p) => return err(format!("unexpected argument \"{p}\" for relay")),
@@ -155,7 +156,7 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         };
         if LivenessFlags::takes(&flag) {
             let v = words.value(&flag, inline)?;
-            live.push((flag, v));
+            live.push((flag, v, words.at.clone()));
             continue;
         }
         if inline.is_none() && global_flag(&flag, verbosity, help) {
@@ -216,8 +217,13 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     };
     let mut flags = LivenessFlags::default();
     let mut none = Words::new(std::iter::empty());
-    for (flag, v) in live {
-        flags.parse(&flag, Some(v), &mut none)?;
+    for (flag, v, at) in live {
+        flags
+            .parse(&flag, Some(v), &mut none)
+            .map_err(|e| match at {
+                Some(o) => o.locate(e),
+                None => e,
+            })?;
     }
     let liveness = flags.finish()?;
     let backoff = backoff_from(reconnect_min, reconnect_max)?;
