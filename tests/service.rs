@@ -432,3 +432,38 @@ fn systemd_hears_ready_the_watchdog_at_half_its_timeout_and_stopping() {
     );
     assert_eq!(p.wait_exit(WITHIN).code(), Some(0));
 }
+
+#[test]
+fn send_stops_on_sigterm_after_the_reply_in_flight_and_summarizes() {
+    let (_listener, addr) = Proc::listen(&[]);
+    let dir = Scratch::new("send");
+    let text: String = (0..50)
+        .map(|i| String::from_utf8(hl7_msg(&format!("S{i:02}"))).expect("utf8") + "\n")
+        .collect();
+    let file = dir.file("msgs.hl7", &text.replace('\r', "\n"));
+    let addr = addr.to_string();
+    let mut p = Proc::spawn(mooring(&["send", &addr, &file, "--pace", "100ms"]));
+    p.expect_line(|l| l.starts_with("event=reply n=2 "), WITHIN);
+    signal(&p, "TERM");
+    let status = p.wait_exit(WITHIN);
+    assert_eq!(status.code(), Some(1), "not everything was sent");
+    let seen = p.seen();
+    let stopped = seen
+        .iter()
+        .find(|l| l.starts_with("event=stopped"))
+        .unwrap_or_else(|| panic!("no event=stopped in {seen:?}"));
+    assert_eq!(field(stopped, "signal"), Some("SIGTERM"));
+    let summary = seen.last().cloned().unwrap_or_default();
+    assert_eq!(field(&summary, "event"), Some("summary"), "{summary}");
+    let sent: usize = field(&summary, "sent")
+        .and_then(|v| v.parse().ok())
+        .expect("sent");
+    let unsent: usize = field(stopped, "unsent")
+        .and_then(|v| v.parse().ok())
+        .expect("unsent");
+    assert_eq!(sent + unsent, 50);
+    assert!(unsent > 0 && sent >= 2, "{stopped} / {summary}");
+    // Every message sent got its reply: the one in flight was finished.
+    assert_eq!(field(&summary, "replied"), Some(sent.to_string().as_str()));
+    assert_eq!(field(&summary, "failed"), Some("0"));
+}

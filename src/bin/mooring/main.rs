@@ -65,7 +65,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Listen(o) => listen::run(&o, &cli.service),
-        Command::Send(o) => send::run(&o),
+        Command::Send(o) => send::run(&o, &cli.service),
         Command::Relay(o) => relay::run(&o, &cli.service),
         Command::Demo => demo::run(),
     }

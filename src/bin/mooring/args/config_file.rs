@@ -47,7 +47,7 @@ pub(super) fn take_config(args: &mut Vec<String>) -> Result<Vec<(Word, Origin)>,
     let mut i = 0;
     while i < args.len() {
         let given = if args[i] == "--config" {
-            if i + 1 >= args.len() {
+            if args.get(i + 1).is_none_or(|v| v.starts_with("--")) {
                 return err("--config: missing value");
             }
             let p = args.remove(i + 1);
@@ -169,5 +169,121 @@ fn unquote(v: &str) -> Result<&str, UsageError> {
                 "bad quoting in {v} (one \"...\" around the whole value)"
             )),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse, Command};
+    use super::*;
+
+    fn flags(text: &str) -> Result<Vec<(String, Option<String>, usize)>, UsageError> {
+        Ok(parse_text("f.conf", text)?
+            .into_iter()
+            .map(|(w, o)| match w {
+                Word::Flag(f, v) => (f, v, o.line),
+                Word::Positional(p) => panic!("positional {p}"),
+            })
+            .collect())
+    }
+
+    #[test]
+    fn lines_become_the_command_lines_words() {
+        let got = flags(
+            "# comment\n\n  bind = 127.0.0.1:0   # trailing comment\nallow=10.0.0.0/8\n\
+             session\nquiet = true\nclose-after-reply = false\nreply = \"echo\"\nx = a#b\n",
+        )
+        .unwrap();
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            got,
+            vec![
+                ("--bind".into(), s("127.0.0.1:0"), 3),
+                ("--allow".into(), s("10.0.0.0/8"), 4),
+                ("--session".into(), None, 5),
+                ("--quiet".into(), None, 6),
+                ("--close-after-reply".into(), s("false"), 7),
+                ("--reply".into(), s("echo"), 8),
+                ("--x".into(), s("a#b"), 9),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_malformed_line_is_named_by_file_and_line() {
+        for (text, want) in [
+            (
+                "bind = 1\n--quiet\n",
+                "f.conf:2: \"--quiet\": write flags without the leading dashes",
+            ),
+            (
+                "\nbind 127.0.0.1:0\n",
+                "f.conf:2: bad line \"bind 127.0.0.1:0\"",
+            ),
+            (
+                "config = other.conf\n",
+                "f.conf:1: config: a config file cannot name another",
+            ),
+            ("reply = \"echo\n", "f.conf:1: bad quoting"),
+        ] {
+            let e = flags(text).unwrap_err();
+            assert!(e.0.starts_with(want), "{text:?}: {}", e.0);
+        }
+    }
+
+    /// Writes `text` to a temporary file and parses `args` with `--config` it.
+    fn with_file(name: &str, text: &str, args: &[&str]) -> Result<super::super::Cli, UsageError> {
+        let p = std::env::temp_dir().join(format!("mooring-cfg-{}-{name}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        let path = p.to_string_lossy().into_owned();
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(["--config".to_string(), path]);
+        let r = parse(all);
+        let _ = std::fs::remove_file(&p);
+        r
+    }
+
+    #[test]
+    fn the_command_line_overrides_the_file_and_switches_take_false() {
+        let text = "bind = 127.0.0.1:7000\nmax-conns = 3\nallow = 10.0.0.0/8\nallow = 127.0.0.1\n\
+                    quiet\nshutdown-timeout = 9s\n";
+        let cli = with_file("a", text, &["listen", "--max-conns", "4", "--quiet=false"]).unwrap();
+        let Command::Listen(o) = cli.command else {
+            panic!("listen")
+        };
+        assert_eq!(o.bind.port(), 7000, "from the file");
+        assert_eq!(o.max_conns, 4, "the command line wins");
+        assert!(!o.quiet, "--quiet=false replaces the file's quiet");
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(
+            o.allow.allows(ip("10.1.2.3")) && o.allow.allows(ip("127.0.0.1")),
+            "both allow lines"
+        );
+        assert_eq!(
+            cli.service.shutdown_timeout,
+            std::time::Duration::from_secs(9)
+        );
+        let cli = with_file("b", text, &["listen", "--allow", "192.168.0.0/16"]).unwrap();
+        let Command::Listen(o) = cli.command else {
+            panic!("listen")
+        };
+        assert!(o.allow.allows(ip("192.168.1.1")));
+        assert!(
+            !o.allow.allows(ip("10.1.2.3")) && !o.allow.allows(ip("127.0.0.1")),
+            "the command line's --allow replaces the file's lines"
+        );
+    }
+
+    #[test]
+    fn one_config_file_per_command() {
+        let e = parse(
+            ["listen", "--config", "a", "--config=b"]
+                .iter()
+                .map(|s| s.to_string()),
+        )
+        .unwrap_err();
+        assert_eq!(e.0, "--config: given twice (one file per command)");
+        let e = with_file("c", "", &["listen", "--config"]).unwrap_err();
+        assert_eq!(e.0, "--config: missing value");
     }
 }
