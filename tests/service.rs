@@ -467,3 +467,34 @@ fn send_stops_on_sigterm_after_the_reply_in_flight_and_summarizes() {
     assert_eq!(field(&summary, "replied"), Some(sent.to_string().as_str()));
     assert_eq!(field(&summary, "failed"), Some("0"));
 }
+
+#[test]
+fn sessions_served_by_listen_end_closed_on_sigterm() {
+    let (mut listen, addr) = Proc::listen(&["--protocol", "mooring", "--session"]);
+    let addr = addr.to_string();
+    let mut send = Proc::spawn(mooring(&[
+        "send",
+        &addr,
+        support::SAMPLE,
+        "--protocol",
+        "mooring",
+        "--session",
+        "--hold",
+        "60s",
+    ]));
+    send.expect_line(|l| l.starts_with("event=reply n=3 "), WITHIN);
+    signal(&listen, "TERM");
+    // The client hears the session end (CLOSE with SessionClosed), not a lost link.
+    send.expect_line(
+        |l| l.starts_with("event=session session=1 note=ended how=Closed"),
+        WITHIN,
+    );
+    assert_eq!(
+        send.wait_exit(WITHIN).code(),
+        Some(0),
+        "every message was answered"
+    );
+    assert_eq!(listen.wait_exit(WITHIN).code(), Some(0));
+    let stopped = listen.seen().last().cloned().unwrap_or_default();
+    assert_eq!(field(&stopped, "event"), Some("stopped"), "{stopped}");
+}

@@ -120,6 +120,8 @@ lost, nothing repeated; see the README):
   session disconnected longest; that one ends how=Evicted.
 
 DUR is a number with a unit: 500ms, 10s, 5m, 1h.
+Service flags: --config FILE, --shutdown-timeout DUR, --check-config (see
+mooring --help).
 
 Lines (stdout, flushed at once):
   event=listening addr=127.0.0.1:2575
@@ -203,6 +205,9 @@ with nothing lost or repeated; the listener needs --session too):
   --reconnect-min DUR     first reconnect waits up to DUR, doubling each attempt
   --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
                           unlimited attempts)
+
+Service flags: --config FILE, --shutdown-timeout DUR, --check-config (see
+mooring --help).
 
 Lines (stdout):
   event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off
@@ -349,6 +354,9 @@ Guarantees:
   Messages without an MSH-10 (or not HL7) are answered MSA|AR, not forwarded
   (without MSH-10: MSA-3 says \"MSH-10 (message control id) is missing\", as
   mooring listen answers).
+
+Service flags: --config FILE, --shutdown-timeout DUR, --check-config (see
+mooring --help).
 
 Lines (stdout, flushed at once):
   event=listening addr=127.0.0.1:2576
