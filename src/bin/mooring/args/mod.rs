@@ -121,8 +121,9 @@ impl<I: Iterator<Item = String>> Words<I> {
         }
     }
 
-    /// The next word for the subcommand's parser; a service flag's error is
-    /// kept in `service` until [`Words::check`].
+    /// The next word for the subcommand's parser. Service flags are taken on
+    /// the way; the first error in one is kept in `service.error` (with its
+    /// config file line) and reported once the subcommand's words are parsed.
     fn next_word(&mut self) -> Option<Word> {
         loop {
             let w = self.next_raw()?;
@@ -173,7 +174,7 @@ impl<I: Iterator<Item = String>> Words<I> {
         if inline.is_none() && self.at.is_some() {
             return err(format!(
                 "{flag}: missing value (use {} = VALUE)",
-                &flag[2..]
+                flag.trim_start_matches('-')
             ));
         }
         match inline.or_else(|| self.rest.next()) {
