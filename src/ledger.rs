@@ -126,6 +126,11 @@ impl Ledger {
         self.states.len()
     }
 
+    /// Payload bytes held (a walk over the messages: for stats, not per message).
+    pub fn bytes(&self) -> usize {
+        self.payloads.bytes()
+    }
+
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
         self.states.is_empty()

@@ -63,6 +63,7 @@ pub mod fuzzing;
 pub mod hl7;
 pub mod ledger;
 pub mod link;
+pub mod metrics;
 pub use link::liveness;
 pub mod node;
 pub mod ratelimit;

@@ -31,6 +31,11 @@
 #define MOORING_ADDR_MAX 64
 
 /**
+ * Entries of `mooring_node_stats.closes`: room for close reason codes 0 to 63.
+ */
+#define MOORING_CLOSE_CODES_MAX 64
+
+/**
  * The `listener` of an event that has none (outbound links, non-connect events).
  */
 #define MOORING_NO_LISTENER UINT32_MAX
@@ -746,6 +751,49 @@ typedef struct mooring_node_stats {
    * Connections refused: their address held `max_connections_per_ip` links.
    */
   uint64_t rejected_from_peer;
+  /**
+   * Links closed, by reason: `closes[code]` for each `mooring_close_reason`
+   * code (entry 0, no reason, stays 0; room for every code below
+   * `MOORING_CLOSE_CODES_MAX`).
+   */
+  uint64_t closes[MOORING_CLOSE_CODES_MAX];
+  /**
+   * Frames received on every link, open or closed.
+   */
+  uint64_t frames_in;
+  /**
+   * Frames queued for sending on every link, open or closed.
+   */
+  uint64_t frames_out;
+  /**
+   * Bytes received on every link, open or closed.
+   */
+  uint64_t bytes_in;
+  /**
+   * Bytes written on every link, open or closed.
+   */
+  uint64_t bytes_out;
+  /**
+   * Links open or connecting now.
+   */
+  uint64_t links_open;
+  /**
+   * Reliable sessions live now.
+   */
+  uint64_t sessions_live;
+  /**
+   * Sessions established for the first time.
+   */
+  uint64_t sessions_started;
+  /**
+   * Sessions resumed on a new link.
+   */
+  uint64_t sessions_resumed;
+  /**
+   * Sessions ended, by how: `sessions_ended[end]` for each
+   * `mooring_session_end` value (entry 0, NONE, stays 0).
+   */
+  uint64_t sessions_ended[6];
 } mooring_node_stats;
 
 #ifdef __cplusplus

@@ -59,6 +59,11 @@ impl ReplayQueue {
         self.entries.len()
     }
 
+    /// Payload bytes held (a walk over the records: for stats).
+    pub(crate) fn bytes(&self) -> usize {
+        self.entries.iter().map(|e| e.len).sum()
+    }
+
     /// Drops every record (the memory stays).
     pub(crate) fn clear(&mut self) {
         self.entries.clear();

@@ -213,6 +213,15 @@ fn run_c_server_for_three_messages(binary: &Path, wrapper: &[&str]) -> String {
         out.iter().any(|l| l.starts_with("event=connected ")),
         "{out:?}"
     );
+    // The node's counters through mooring_node_get_stats: the client's link
+    // is still open, its three requests in (MLLP adds 3 bytes to each).
+    let bytes_in: usize = requests.iter().map(|r| r.len() + 3).sum();
+    assert!(
+        out.contains(&format!(
+            "event=stats frames_in=3 frames_out=3 bytes_in={bytes_in} links_open=1 closed=0"
+        )),
+        "{out:?}"
+    );
     assert_eq!(
         out.last().map(String::as_str),
         Some("event=done messages=3 accepted=1"),

@@ -121,6 +121,10 @@ int main(int argc, char **argv) {
     mooring_node_poll(node, 0); /* write the last replies */
     mooring_node_stats stats;
     mooring_node_get_stats(node, &stats);
+    printf("event=stats frames_in=%llu frames_out=%llu bytes_in=%llu links_open=%llu closed=%llu\n",
+           (unsigned long long)stats.frames_in, (unsigned long long)stats.frames_out,
+           (unsigned long long)stats.bytes_in, (unsigned long long)stats.links_open,
+           (unsigned long long)stats.closes[MOORING_CLOSE_REASON_PEER_CLOSED]);
     printf("event=done messages=%ld accepted=%llu\n", seen, (unsigned long long)stats.accepted);
     mooring_node_free(node);
     return 0;

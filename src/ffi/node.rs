@@ -741,6 +741,14 @@ mod tests {
             let mut ns = mooring_node_stats::default();
             assert_eq!(mooring_node_get_stats(server, &mut ns), mooring_result::Ok);
             assert_eq!(ns.accepted, 1);
+            // The client's closed link is counted by reason, its traffic kept.
+            let mut cs = mooring_node_stats::default();
+            assert_eq!(mooring_node_get_stats(client, &mut cs), mooring_result::Ok);
+            let local = mooring_close_reason::LocalClose as usize;
+            assert_eq!(cs.closes[local], 1);
+            assert_eq!(cs.closes.iter().sum::<u64>(), 1, "{:?}", cs.closes);
+            assert_eq!((cs.frames_in, cs.frames_out, cs.links_open), (1, 1, 0));
+            assert!(cs.bytes_in > 5 && cs.bytes_out > 5);
             mooring_node_free(client);
             mooring_node_free(server);
         }

@@ -7,6 +7,12 @@ use core::ffi::c_char;
 /// Size of every address text buffer in this API (`"[v6%scope]:port"` fits with its NUL).
 pub const MOORING_ADDR_MAX: usize = 64;
 
+/// Entries of `mooring_node_stats.closes`: room for close reason codes 0 to 63.
+pub const MOORING_CLOSE_CODES_MAX: usize = 64;
+
+// Every reason of the table has its entry.
+const _: () = assert!(crate::node::CLOSE_CODES <= MOORING_CLOSE_CODES_MAX);
+
 /// The `listener` of an event that has none (outbound links, non-connect events).
 pub const MOORING_NO_LISTENER: u32 = u32::MAX;
 
@@ -348,7 +354,7 @@ pub struct mooring_link_stats {
 /// Node-wide counters.
 #[allow(non_camel_case_types)]
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct mooring_node_stats {
     /// Connections accepted.
     pub accepted: u64,
@@ -373,6 +379,58 @@ pub struct mooring_node_stats {
     pub accept_retries: u64,
     /// Connections refused: their address held `max_connections_per_ip` links.
     pub rejected_from_peer: u64,
+    /// Links closed, by reason: `closes[code]` for each `mooring_close_reason`
+    /// code (entry 0, no reason, stays 0; room for every code below
+    /// `MOORING_CLOSE_CODES_MAX`).
+    pub closes: [u64; MOORING_CLOSE_CODES_MAX],
+    /// Frames received on every link, open or closed.
+    pub frames_in: u64,
+    /// Frames queued for sending on every link, open or closed.
+    pub frames_out: u64,
+    /// Bytes received on every link, open or closed.
+    pub bytes_in: u64,
+    /// Bytes written on every link, open or closed.
+    pub bytes_out: u64,
+    /// Links open or connecting now.
+    pub links_open: u64,
+    /// Reliable sessions live now.
+    pub sessions_live: u64,
+    /// Sessions established for the first time.
+    pub sessions_started: u64,
+    /// Sessions resumed on a new link.
+    pub sessions_resumed: u64,
+    /// Sessions ended, by how: `sessions_ended[end]` for each
+    /// `mooring_session_end` value (entry 0, NONE, stays 0).
+    pub sessions_ended: [u64; 6],
+}
+
+impl Default for mooring_node_stats {
+    // By hand: derived `Default` stops at arrays of 32.
+    fn default() -> Self {
+        mooring_node_stats {
+            accepted: 0,
+            rejected_too_many: 0,
+            rejected_not_allowed: 0,
+            stale_replaced: 0,
+            unreported_rejections: 0,
+            large_buffer_waits: 0,
+            burst_reads: 0,
+            links_in_use: 0,
+            accept_errors: 0,
+            accept_retries: 0,
+            rejected_from_peer: 0,
+            closes: [0; MOORING_CLOSE_CODES_MAX],
+            frames_in: 0,
+            frames_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            links_open: 0,
+            sessions_live: 0,
+            sessions_started: 0,
+            sessions_resumed: 0,
+            sessions_ended: [0; 6],
+        }
+    }
 }
 
 /// One event, filled by `mooring_node_next_event`. Fields that do not apply to

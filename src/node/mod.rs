@@ -33,6 +33,7 @@ use mio::{Events, Interest, Poll, Token};
 
 mod accept;
 mod backpressure;
+mod clock;
 mod deadlines;
 mod events;
 mod per_ip;
@@ -40,13 +41,15 @@ mod rx;
 mod sessions;
 mod shutdown;
 mod slots;
+mod sources;
 mod tx;
 
 pub use accept::{ACCEPT_RETRY, ACCEPT_WARN_EVERY};
 
-pub use events::{Event, NodeStats};
+pub use events::{Event, NodeStats, CLOSE_CODES};
 pub use sessions::{SessionId, SessionNote};
 pub use slots::LinkId;
+pub(crate) use sources::MAX_SOURCES;
 
 use events::{ClosedReport, Delivered, Rejection, Step};
 use slots::{Listener, Slot, PENDING_CONNECTED, PENDING_WRITABLE};
@@ -150,7 +153,7 @@ pub struct Node {
     poll: Poll,
     events: Option<Events>,
     /// Where the time comes from: read once per `poll` (see [`Clock`]).
-    clock: Box<dyn Clock>,
+    clock: clock::NodeClock,
     /// The clock as of the last `poll` (millisecond resolution): per-message work
     /// uses it instead of reading the clock each time.
     now: Instant,
@@ -182,6 +185,8 @@ pub struct Node {
     entropy: sessions::OsEntropy,
     /// One limiter per repeatable warning.
     warnings: [RateLimit; Warning::COUNT],
+    /// Keys of the application's own sources found ready (`sources.rs`).
+    source_ready: u64,
     /// [`Node::begin_shutdown`] was called.
     shutting_down: bool,
     /// A wake source was ready (see [`Node::take_wakeup`]).
@@ -212,13 +217,18 @@ const LISTENER_BASE: usize = usize::MAX - MAX_LISTENERS;
 impl Node {
     /// A node with the built-in framing of `cfg.framing`.
     pub fn new(cfg: NodeConfig) -> Result<Node, SetupError> {
-        Node::with_clock(cfg, Box::new(SystemClock::new()))
+        Node::with_framing(cfg, clock::NodeClock::System(SystemClock::new()))
     }
 
     /// A node that reads the time from `clock` instead of the system's
     /// monotonic clock: a test gives it a [`crate::ManualClock`] and moves time
     /// itself, so idle, stale and other timeouts pass without waiting.
     pub fn with_clock(cfg: NodeConfig, clock: Box<dyn Clock>) -> Result<Node, SetupError> {
+        Node::with_framing(cfg, clock::NodeClock::Given(clock))
+    }
+
+    /// A node with the built-in framing of `cfg.framing`, on `clock`.
+    fn with_framing(cfg: NodeConfig, clock: clock::NodeClock) -> Result<Node, SetupError> {
         let codec: Box<dyn Codec> = match cfg.framing {
             crate::Framing::Mllp => Box::new(crate::frame::Mllp),
             crate::Framing::Len32 => Box::new(crate::frame::Len32),
@@ -228,13 +238,13 @@ impl Node {
 
     /// A node with a custom [`Codec`] (`cfg.framing` is then ignored).
     pub fn with_codec(cfg: NodeConfig, codec: Box<dyn Codec>) -> Result<Node, SetupError> {
-        Node::build(cfg, codec, Box::new(SystemClock::new()))
+        Node::build(cfg, codec, clock::NodeClock::System(SystemClock::new()))
     }
 
     fn build(
         cfg: NodeConfig,
         codec: Box<dyn Codec>,
-        clock: Box<dyn Clock>,
+        clock: clock::NodeClock,
     ) -> Result<Node, SetupError> {
         cfg.validate()?;
         let n = cfg.max_links;
@@ -317,6 +327,7 @@ impl Node {
             sessions: sessions::Table::new(cfg.max_sessions, notes)?,
             entropy: sessions::OsEntropy::new(cfg.max_sessions > 0),
             warnings: [RateLimit::default(); Warning::COUNT],
+            source_ready: 0,
             shutting_down: false,
             woken: false,
             cfg,
@@ -424,18 +435,6 @@ impl Node {
             .map(|i| self.slots[i as usize].link.stats())
     }
 
-    /// Node-wide counters.
-    pub fn stats(&self) -> NodeStats {
-        let t = self.sessions.stats();
-        NodeStats {
-            bad_tokens: t.bad_tokens,
-            sessions_evicted: t.evicted,
-            session_queue_full: t.queue_full,
-            unreported_session_events: t.unreported,
-            ..self.stats
-        }
-    }
-
     /// Links in use (open, connecting, or closed but not yet reported).
     pub fn links_in_use(&self) -> usize {
         self.slots.len() - self.free.len()
@@ -497,6 +496,9 @@ impl Node {
             let t = ev.token().0;
             if t >= LISTENER_BASE {
                 self.accept_all((t - LISTENER_BASE) as u32, now);
+                continue;
+            }
+            if t >= sources::SOURCE_BASE && self.note_source(t) {
                 continue;
             }
             let i = t as u32;

@@ -23,9 +23,10 @@ use mio::{Interest, Token};
 use super::Node;
 use crate::error::CloseReason;
 
-/// The token of wake sources: neither a link slot nor a listener, so the node
-/// takes its readiness as "return from poll" and nothing else.
-pub(super) const WAKE_TOKEN: Token = Token(super::LISTENER_BASE - 1);
+/// The token of wake sources: neither a link slot, a listener nor one of the
+/// node's own sources (`sources.rs`), so the node takes its readiness as
+/// "return from poll" and nothing else.
+pub(super) const WAKE_TOKEN: Token = Token(super::sources::SOURCE_BASE - 1);
 
 impl Node {
     /// Registers `source` (for example a signal pipe) so that its readiness

@@ -124,6 +124,7 @@ impl Node {
         }
         let s = &mut self.slots[i as usize];
         s.link.close(reason);
+        self.stats.count_close(reason, &s.link.stats());
         if let Some(mut sock) = s.sock.take() {
             let _ = self.poll.registry().deregister(&mut sock);
         }

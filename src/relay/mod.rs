@@ -60,6 +60,7 @@ mod intake;
 mod queue;
 mod shutdown;
 mod spool;
+mod stats;
 mod upstream;
 
 use std::io;
@@ -78,6 +79,7 @@ use crate::{ConfigError, ConnectConfig, Event, LinkId, LivenessConfig, Node, Pro
 pub use event::{Escaped, LostReason, Refusal, RelayEvent};
 pub use shutdown::ShutdownSummary;
 pub use spool::{Pressure, RelaySpoolStats, SpoolSettings, RETRY as SPOOL_RETRY};
+pub use stats::RelayQueueStats;
 
 use queue::Queue;
 use spool::Durable;

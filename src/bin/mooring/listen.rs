@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mooring::hl7::{self, AckCode};
+use mooring::metrics::{AckCounts, MetricsServer, Snapshot};
 use mooring::session::{Overflow, SessionConfig, SessionError};
 use mooring::{
     CloseReason, Event, LinkId, ListenConfig, ListenerId, Node, NodeConfig, SendError,
@@ -154,6 +155,8 @@ pub struct Responder {
     stamp: hl7::TimestampCache,
     /// Message events are not reported (`--quiet`): nothing is computed for them.
     quiet_messages: bool,
+    /// ACKs built, by code (`--reply hl7-ack`), for the metrics.
+    acks: AckCounts,
 }
 
 impl Responder {
@@ -216,6 +219,7 @@ impl Responder {
             last_number: 0,
             stamp: hl7::TimestampCache::new(),
             quiet_messages: false,
+            acks: AckCounts::default(),
         })
     }
 
@@ -323,6 +327,27 @@ impl Responder {
         &mut self.node
     }
 
+    /// Answers what is ready on the metrics server `m` (after a
+    /// [`Responder::turn`]): the node's counters, the ACKs built (with
+    /// `--reply hl7-ack`) and `detection_bound`.
+    pub fn serve_metrics(&mut self, m: &mut MetricsServer, detection_bound: Option<Duration>) {
+        let acks = (self.reply == ReplyMode::Hl7Ack).then_some(self.acks);
+        m.serve(&mut self.node, &mut |node, server, buf| {
+            Snapshot {
+                detection_bound,
+                acks_sent: acks,
+                server: Some(server),
+                ..Snapshot::of_node(node.stats())
+            }
+            .write(buf)
+        });
+    }
+
+    /// Starts the metrics server on the node (`--metrics`).
+    pub fn bind_metrics(&mut self, addr: SocketAddr) -> io::Result<MetricsServer> {
+        crate::metrics::bind(&mut self.node, addr)
+    }
+
     /// The bound address (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.node
@@ -342,7 +367,11 @@ impl Responder {
         loop {
             // Split the borrows: the event borrows the node, the reply goes to `buf`.
             let Responder {
-                node, buf, peers, ..
+                node,
+                buf,
+                peers,
+                acks,
+                ..
             } = self;
             let Some(ev) = node.next_event() else {
                 return Ok(());
@@ -362,7 +391,7 @@ impl Responder {
                 Event::SessionMessage { session, payload } => {
                     let n = number_of(&mut self.numbers, &mut self.last_number, session);
                     let msh = parse_for(reply, payload);
-                    let len = build_reply(reply, payload, msh.as_ref(), &stamp, buf);
+                    let len = build_reply(reply, payload, msh.as_ref(), &stamp, buf, acks);
                     if !quiet {
                         report(&Seen::SessionMessage {
                             session: n,
@@ -385,7 +414,7 @@ impl Responder {
                     let len = match reply {
                         // Sent once the event is gone, from the receive buffer.
                         ReplyMode::Echo => Some(Answer::Forward),
-                        _ => build_reply(reply, payload, msh.as_ref(), &stamp, buf)
+                        _ => build_reply(reply, payload, msh.as_ref(), &stamp, buf, acks)
                             .map(Answer::Built),
                     };
                     if !quiet {
@@ -501,13 +530,15 @@ fn control_id<'a>(
 }
 
 /// Writes the reply to `payload` into `buf`; `None` for no reply. `msh` is
-/// [`parse_for`] of it; `stamp` the ACK's MSH-7.
+/// [`parse_for`] of it; `stamp` the ACK's MSH-7; an ACK built is counted in
+/// `acks`.
 fn build_reply(
     mode: ReplyMode,
     payload: &[u8],
     msh: Option<&hl7::Msh<'_>>,
     stamp: &[u8],
     buf: &mut [u8],
+    acks: &mut AckCounts,
 ) -> Option<usize> {
     match mode {
         ReplyMode::None => None,
@@ -519,8 +550,9 @@ fn build_reply(
         ReplyMode::Hl7Ack => {
             let code = AckCode::for_message(msh);
             let n = hl7::build_ack_for(msh, code, stamp, buf);
-            if n.is_none() {
-                log::warn!("ACK larger than the reply buffer: not sent");
+            match n {
+                Some(_) => acks.count(code),
+                None => log::warn!("ACK larger than the reply buffer: not sent"),
             }
             n
         }
@@ -552,6 +584,14 @@ pub fn run(o: &ListenOpts, svc: &ServiceOpts) -> ExitCode {
         .kv("addr", responder.local_addr())
         .print();
     crate::line::liveness(&o.liveness).print();
+    let mut metrics = match o.metrics {
+        Some(addr) => match responder.bind_metrics(addr) {
+            Ok(m) => Some(m),
+            Err(e) => return crate::metrics::bind_failed(addr, &e),
+        },
+        None => None,
+    };
+    let bound = o.liveness.detection_bound();
     service.ready();
     let quiet = o.quiet;
     if quiet {
@@ -570,6 +610,9 @@ pub fn run(o: &ListenOpts, svc: &ServiceOpts) -> ExitCode {
         if let Err(e) = responder.turn(wait, report) {
             eprintln!("error: poll failed: {e}");
             return ExitCode::from(1);
+        }
+        if let Some(m) = metrics.as_mut() {
+            responder.serve_metrics(m, bound);
         }
         if service.after_turn(responder.node_mut()).is_some() {
             responder.node_mut().begin_shutdown();

@@ -19,6 +19,8 @@ mod line;
 mod listen;
 /// The stderr logger behind `-v`/`-q`.
 mod logger;
+/// `--metrics ADDR`: the scrape server on the command's node.
+mod metrics;
 /// systemd's notify protocol.
 mod notify;
 /// `mooring relay`: flags in, the library relay's events out as lines.

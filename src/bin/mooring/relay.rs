@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mooring::metrics::{MetricsServer, RelaySnapshot, RelayTally, Snapshot};
 use mooring::relay::{LostReason, Pressure, Relay, RelayConfig, RelayError, RelayEvent};
 use mooring::spool::SpoolError;
 use mooring::{ListenConfig, ListenerId, LivenessConfig, Node, NodeConfig, SetupError};
@@ -397,11 +398,23 @@ pub fn run(o: &RelayOpts, svc: &ServiceOpts) -> ExitCode {
         )
         .print();
     line::liveness(&o.liveness).print();
+    let mut metrics = match o.metrics {
+        Some(addr) => match crate::metrics::bind(&mut node, addr) {
+            Ok(m) => Some(m),
+            Err(e) => return crate::metrics::bind_failed(addr, &e),
+        },
+        None => None,
+    };
+    let bound = o.liveness.detection_bound();
     service.ready();
     let upstream = o.upstream;
     let mut flood = ReplyFlood::new(mooring::ratelimit::DEFAULT_INTERVAL);
+    let mut tally = RelayTally::default();
     loop {
-        let mut out = |ev: RelayEvent<'_>| print(&ev, upstream, &mut flood);
+        let mut out = |ev: RelayEvent<'_>| {
+            tally.observe(&ev);
+            print(&ev, upstream, &mut flood)
+        };
         if let Err(e) = relay.turn(&mut node, service.max_wait(MAX_WAIT), &mut out) {
             eprintln!("error: poll failed: {e}");
             return ExitCode::from(1);
@@ -434,7 +447,35 @@ pub fn run(o: &RelayOpts, svc: &ServiceOpts) -> ExitCode {
         }
         // A turn lasts at most MAX_WAIT: a summary is at most that late.
         flood.flush(Instant::now());
+        if let Some(m) = metrics.as_mut() {
+            serve_metrics(m, &mut node, &mut relay, &tally, bound);
+        }
     }
+}
+
+/// Answers what is ready on the metrics server: the node's counters and the
+/// relay's queue, spool and upstream.
+fn serve_metrics(
+    m: &mut MetricsServer,
+    node: &mut Node,
+    relay: &mut Relay,
+    tally: &RelayTally,
+    detection_bound: Option<Duration>,
+) {
+    m.serve(node, &mut |node, server, buf| {
+        let now = node.now();
+        Snapshot {
+            detection_bound,
+            relay: Some(RelaySnapshot {
+                queue: relay.queue_stats(now),
+                spool: relay.spool_stats(now),
+                tally: *tally,
+            }),
+            server: Some(server),
+            ..Snapshot::of_node(node.stats())
+        }
+        .write(buf)
+    });
 }
 
 #[cfg(test)]

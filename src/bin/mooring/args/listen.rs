@@ -57,6 +57,8 @@ pub struct ListenOpts {
     pub session: Option<SessionConfig>,
     /// `--max-sessions-per-ip`.
     pub max_sessions_per_ip: Option<usize>,
+    /// `--metrics ADDR`: serve `GET /metrics` there (`None`: off).
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Default for ListenOpts {
@@ -78,6 +80,7 @@ impl Default for ListenOpts {
             liveness: LivenessConfig::default(),
             session: None,
             max_sessions_per_ip: None,
+            metrics: None,
         }
     }
 }
@@ -142,6 +145,7 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
             "--mllp-commit-ack" => o.mllp_commit_ack = switch(&inline)?,
             "--write-timeout" => o.write_timeout = parse_dur(&flag, &words.value(&flag, inline)?)?,
             "--quiet" => o.quiet = switch(&inline)?,
+            "--metrics" => o.metrics = Some(parse_addr(&flag, &words.value(&flag, inline)?)?),
             "--max-sessions-per-ip" => {
                 let n = parse_count(&flag, &words.value(&flag, inline)?)?;
                 if n == 0 {

@@ -53,6 +53,8 @@ pub struct RelayOpts {
     pub liveness: LivenessConfig,
     /// `--spool DIR`, `--spool-size`, `--fsync` (`None`: in memory).
     pub spool: Option<SpoolSettings>,
+    /// `--metrics ADDR`: serve `GET /metrics` there (`None`: off).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The default of `--ack-after`: `queued` only where an AA cannot be lost
@@ -146,6 +148,7 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let mut max_conns = 10usize;
     let mut max_conns_per_ip = None;
     let mut write_timeout = mooring::config::DEFAULT_WRITE_TIMEOUT;
+    let mut metrics = None;
     // Liveness flags with their values (and config file lines), checked once
     // the relay's own are.
     let mut live = Vec::new();
@@ -199,6 +202,7 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
             }
             "--spool-size" => spool_size = Some(parse_size(&flag, &v?)?),
             "--fsync" => fsync = Some(parse_fsync(&flag, &v?)?),
+            "--metrics" => metrics = Some(parse_addr(&flag, &v?)?),
             f => {
                 return err(format!(
                     "unknown flag {f} for relay (see mooring relay --help)"
@@ -257,5 +261,6 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         write_timeout,
         liveness,
         spool,
+        metrics,
     })))
 }

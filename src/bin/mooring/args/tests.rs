@@ -578,3 +578,34 @@ fn relay_ack_after_defaults_to_upstream_unless_a_spool_is_named() {
         }
     }
 }
+
+#[test]
+fn metrics_takes_an_address_on_listen_and_relay_and_is_off_by_default() {
+    let addr = |args: &[&str]| match run(args).unwrap().command {
+        Command::Listen(o) => o.metrics,
+        Command::Relay(o) => o.metrics,
+        _ => panic!("listen or relay"),
+    };
+    assert_eq!(addr(&["listen"]), None);
+    assert_eq!(
+        addr(&["listen", "--metrics", "127.0.0.1:9464"]),
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+    let relay = [
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:1",
+    ];
+    assert_eq!(addr(&relay), None);
+    let mut with = relay.to_vec();
+    with.push("--metrics=127.0.0.1:0");
+    assert_eq!(addr(&with), Some("127.0.0.1:0".parse().unwrap()));
+    let e = run(&["listen", "--metrics", "nowhere"]).unwrap_err();
+    assert!(
+        e.0.starts_with("--metrics: bad address \"nowhere\""),
+        "{}",
+        e.0
+    );
+}

@@ -96,6 +96,8 @@ Usage: mooring listen [flags]
                           default 10s). Until then its link is read no further.
   --mllp-commit-ack       MLLP release 2: answer every frame with a commit ACK
   --quiet                 no event=message lines (other events still print)
+  --metrics ADDR          serve Prometheus metrics on http://ADDR/metrics (port
+                          0 picks one: see event=metrics addr=); default off
 
 ",
     liveness_help!(),
@@ -314,6 +316,8 @@ to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
                           limit (default off)
   --write-timeout DUR     close a link (device or upstream) whose queued bytes
                           make no progress for DUR (WriteTimeout; default 10s)
+  --metrics ADDR          serve Prometheus metrics on http://ADDR/metrics (port
+                          0 picks one: see event=metrics addr=); default off
 
 Liveness of the upstream link (as on listen/send): --heartbeat DUR,
 --heartbeat-timeout DUR (mooring), --keepalive-message FILE, --keepalive-every
