@@ -1,6 +1,8 @@
 //! The C API from C: `examples/c/server.c` is compiled with the host's `cc`
 //! against the staticlib and `src/mooring.h`, run on loopback, and driven by a
-//! Rust [`mooring::Client`] whose requests it must acknowledge.
+//! Rust [`mooring::Client`] whose requests it must acknowledge;
+//! `examples/c/relay.c` (a spooling relay) runs between a Rust device and an
+//! upstream written here.
 //!
 //! Host builds only: on a cross target (the ARM run under qemu) the host's `cc`
 //! cannot link the target's staticlib, so the file compiles to nothing there.
@@ -50,6 +52,11 @@ fn staticlib() -> PathBuf {
 
 /// Compiles `examples/c/server.c` into `name` with warnings as errors.
 fn build_c_server(name: &str) -> PathBuf {
+    build_c_example("server.c", name)
+}
+
+/// Compiles `examples/c/<source>` into `name` with warnings as errors.
+fn build_c_example(source: &str, name: &str) -> PathBuf {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let output = Command::new(&cc)
@@ -57,7 +64,7 @@ fn build_c_server(name: &str) -> PathBuf {
         .args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
         .arg("-I")
         .arg(Path::new(ROOT).join("src"))
-        .arg(Path::new(ROOT).join("examples/c/server.c"))
+        .arg(Path::new(ROOT).join("examples/c").join(source))
         .arg(staticlib())
         // What `rustc --print native-static-libs` lists for this staticlib.
         .args([
@@ -342,4 +349,271 @@ fn c_example_server_rejects_a_message_without_msh_10_as_listen_does() {
         reply.contains("\rMSA|AR||MSH-10 (message control id) is missing\r"),
         "{reply:?}"
     );
+}
+
+/// An MLLP receiver for the C relay's test: accepts one link, reports each
+/// message's MSH-10, and acknowledges (MSA|AA) only once `go` is received,
+/// so the relay has to keep its messages in the spool until then.
+fn holding_upstream(
+    go: mpsc::Receiver<()>,
+) -> (
+    SocketAddr,
+    mpsc::Receiver<String>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the upstream");
+    let addr = listener.local_addr().expect("upstream address");
+    let (tx, ids) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("the relay connects");
+        s.set_read_timeout(Some(WITHIN)).expect("read timeout");
+        let mut buf = Vec::new();
+        let mut released = false;
+        let mut chunk = [0u8; 4096];
+        let deadline = Instant::now() + WITHIN;
+        while Instant::now() < deadline {
+            // Every complete frame: report it; ACK it once released.
+            while let Some(end) = buf.windows(2).position(|w| w == [0x1c, 0x0d]) {
+                let frame: Vec<u8> = buf.drain(..end + 2).collect();
+                let payload = &frame[1..end];
+                let id = hl7::control_id(payload).expect("an MSH-10").to_vec();
+                if tx.send(String::from_utf8_lossy(&id).into_owned()).is_err() {
+                    return;
+                }
+                if !released {
+                    released = go.recv_timeout(WITHIN).is_ok();
+                }
+                let id = String::from_utf8_lossy(&id);
+                let ack = format!(
+                    "\x0bMSH|^~\\&|UP|B|LAB|A|20261122093000||ACK|A{id}|P|2.5\rMSA|AA|{id}\r\x1c\r"
+                );
+                if s.write_all(ack.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    (addr, ids, thread)
+}
+
+/// `key=value` of a line, or "" when it has no such key.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or("")
+}
+
+/// The next line `want` accepts, within [`WITHIN`]; every line read is kept in `seen`.
+fn expect_line(
+    lines: &mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    want: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(l) => {
+                seen.push(l.clone());
+                if want(&l) {
+                    return l;
+                }
+            }
+            Err(_) => panic!(
+                "no such line within {WITHIN:?}; lines:\n{}",
+                seen.join("\n")
+            ),
+        }
+    }
+}
+
+/// `examples/c/relay.c`: a relay built through the C API with a spool
+/// directory, in front of an upstream that holds its ACKs. A Rust device gets
+/// AA for three messages while only the spool holds them (the C program's
+/// stats show them there, aging); once the upstream answers, all three
+/// arrive in order, and the events and final stats account for each.
+#[test]
+fn c_example_relay_spools_and_forwards_a_devices_messages_in_order() {
+    let bin = build_c_example("relay.c", "c_relay");
+    run_c_relay(&bin, &[], "c-relay");
+}
+
+#[test]
+#[ignore = "needs valgrind; run by .ci/run"]
+fn c_example_relay_runs_clean_under_valgrind() {
+    let bin = build_c_example("relay.c", "c_relay_valgrind");
+    let valgrind = [
+        "valgrind",
+        "--error-exitcode=1",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite,indirect",
+    ];
+    let stderr = run_c_relay(&bin, &valgrind, "c-relay-valgrind");
+    for line in stderr.lines().filter(|l| {
+        l.contains("ERROR SUMMARY") || l.contains("definitely lost") || l.contains("in use at exit")
+    }) {
+        println!("{line}");
+    }
+    assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
+}
+
+/// Runs the C relay (behind `wrapper`, e.g. valgrind) on a fresh spool
+/// directory `name` with the checks above; returns its stderr.
+fn run_c_relay(bin: &Path, wrapper: &[&str], name: &str) -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (go, held) = mpsc::channel();
+    let (upstream, arrived, up_thread) = holding_upstream(held);
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = cmd
+        .args(["127.0.0.1:0", &upstream.to_string()])
+        .arg(&dir)
+        .arg("3")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the C relay");
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let first = expect_line(&lines, &mut seen, |l| l.starts_with("event=listening "));
+    let addr: SocketAddr = field(&first, "addr").parse().expect("an ip:port");
+
+    // The device: each message is acknowledged once it is on disk.
+    let mut device = Client::new(
+        addr,
+        ClientConfig {
+            correlate_hl7: true,
+            ..ClientConfig::default()
+        },
+    )
+    .expect("client");
+    let ids = ["R1", "R2", "R3"];
+    for id in ids {
+        let reply = device
+            .request_within(&hl7_msg(id), WITHIN)
+            .expect("a reply");
+        assert_eq!(hl7::ack_code(reply), Some(&b"AA"[..]), "reply to {id}");
+        assert_eq!(hl7::acked_control_id(reply), Some(id.as_bytes()));
+    }
+    // All three wait in the spool, the oldest for a while now.
+    let held_line = expect_line(&lines, &mut seen, |l| {
+        l.starts_with("event=stats ")
+            && field(l, "spool_records") == "3"
+            && field(l, "spool_oldest_age_ms").parse::<u64>().unwrap_or(0) >= 50
+    });
+    assert_eq!(field(&held_line, "received"), "3", "{held_line}");
+    assert_eq!(field(&held_line, "accepted"), "3", "{held_line}");
+    assert_eq!(field(&held_line, "acked"), "0", "{held_line}");
+    assert_eq!(field(&held_line, "spool"), "1", "{held_line}");
+    let used: u64 = field(&held_line, "spool_bytes_used").parse().unwrap();
+    let total: u64 = field(&held_line, "spool_bytes_total").parse().unwrap();
+    assert!(used > 0 && total >= 4 << 20, "{held_line}");
+    // One message in flight upstream (raw: one at a time), unanswered.
+    assert_eq!(arrived.recv_timeout(WITHIN).as_deref(), Ok("R1"));
+    go.send(()).expect("the upstream waits");
+    let got: Vec<String> = (0..2)
+        .map(|_| arrived.recv_timeout(WITHIN).expect("forwarded"))
+        .collect();
+    assert_eq!(got, ["R2", "R3"], "in order, each once");
+
+    let deadline = Instant::now() + WITHIN;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the C relay did not exit; lines:\n{}", seen.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = reader.join();
+    seen.extend(lines.try_iter());
+    let mut errors = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut errors);
+    }
+    assert!(
+        status.success(),
+        "exit {status}; stderr: {errors}\n{}",
+        seen.join("\n")
+    );
+    drop(device);
+    let _ = up_thread.join();
+
+    let out = seen.join("\n");
+    let spool = seen
+        .iter()
+        .find(|l| l.starts_with("event=spool "))
+        .expect(&out);
+    assert_eq!(field(spool, "detail"), dir.to_str().unwrap(), "{spool}");
+    assert_eq!(
+        (field(spool, "recovered"), field(spool, "corrupt")),
+        ("0", "0")
+    );
+    for (kind, key) in [("queued", "id"), ("forwarded", "id"), ("acked", "id")] {
+        let got: Vec<&str> = seen
+            .iter()
+            .filter(|l| l.starts_with(&format!("event={kind} ")))
+            .map(|l| field(l, key))
+            .collect();
+        assert_eq!(got, ids, "event={kind}:\n{out}");
+    }
+    assert!(
+        seen.iter()
+            .filter(|l| l.starts_with("event=acked "))
+            .all(|l| field(l, "ack") == "AA"),
+        "{out}"
+    );
+    let last = seen
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("event=stats "))
+        .expect(&out);
+    for (k, v) in [
+        ("received", "3"),
+        ("accepted", "3"),
+        ("queued", "0"),
+        ("forwarded", "3"),
+        ("acked", "3"),
+        ("acks_aa", "3"),
+        ("failed", "0"),
+        ("refused", "0"),
+        ("devices", "1"),
+        ("upstream_connected", "1"),
+        ("spool_records", "0"),
+        ("spool_oldest_age_ms", "0"),
+        ("events_dropped", "0"),
+    ] {
+        assert_eq!(field(last, k), v, "{k} in {last}");
+    }
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("event=done acked=3"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    errors
 }

@@ -5,7 +5,7 @@
 //! scrapes.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,12 +13,17 @@ mod common;
 mod support;
 
 use common::{hl7_msg, Peer};
-use support::{field, mooring, Proc, WITHIN};
+use support::{field, free_port, mooring, relay_cmd, Proc, WITHIN};
 
 /// Starts `args` (a `listen` or `relay` with `--metrics 127.0.0.1:0`) and
 /// returns it with its service and metrics addresses.
 fn start(args: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
-    let (mut p, addr) = Proc::listen_cmd(mooring(args));
+    start_cmd(mooring(args))
+}
+
+/// [`start`] for a command already built.
+fn start_cmd(cmd: Command) -> (Proc, SocketAddr, SocketAddr) {
+    let (mut p, addr) = Proc::listen_cmd(cmd);
     let line = p.expect_line(|l| field(l, "event") == Some("metrics"), WITHIN);
     let metrics: SocketAddr = field(&line, "addr")
         .and_then(|a| a.parse().ok())
@@ -209,32 +214,11 @@ fn scrape_connections_are_bounded_in_number_and_time() {
     assert_eq!(value(&body, "mooring_metrics_refused_total"), 5.0);
 }
 
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind")
-        .port()
-}
-
 /// `mooring relay` with fast reconnects and metrics, to `127.0.0.1:port`.
 fn relay_to(port: u16, extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
-    let up = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &up,
-        "--reconnect-min",
-        "50ms",
-        "--reconnect-max",
-        "200ms",
-        "--metrics",
-        "127.0.0.1:0",
-    ];
+    let mut args = vec!["--metrics", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    start(&args)
+    start_cmd(relay_cmd(SocketAddr::from(([127, 0, 0, 1], port)), &args))
 }
 
 #[test]

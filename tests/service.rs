@@ -53,10 +53,9 @@ fn signal(p: &Proc, sig: &str) {
     assert!(st.success(), "kill -{sig} failed");
 }
 
-/// A port nothing listens on (bound, then released).
-fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+/// An address nothing listens on (yet).
+fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], support::free_port()))
 }
 
 // ---------------------------------------------------------------------------
@@ -268,11 +267,9 @@ fn sigint_stops_listen_too() {
     assert_eq!(field(&last, "signal"), Some("SIGINT"), "{last}");
 }
 
-/// Starts `mooring relay` with `args`; its device address.
-fn relay(args: &[&str]) -> (Proc, SocketAddr) {
-    let mut all = vec!["relay", "--listen", "127.0.0.1:0"];
-    all.extend_from_slice(args);
-    Proc::listen_cmd(mooring(&all))
+/// Starts `mooring relay` forwarding to `upstream` with `extra`; its device address.
+fn relay(upstream: SocketAddr, extra: &[&str]) -> (Proc, SocketAddr) {
+    Proc::listen_cmd(support::relay_cmd(upstream, extra))
 }
 
 /// A raw upstream that ACKs every message on one link at a time and sends the
@@ -299,17 +296,9 @@ fn upstream_at(addr: SocketAddr) -> mpsc::Receiver<String> {
 fn a_relay_with_a_spool_stops_on_sigterm_and_its_successor_delivers_all_it_acknowledged() {
     let dir = Scratch::new("relay-spool");
     let spool = dir.path("spool");
-    let up = free_port();
-    let up_s = up.to_string();
-    let args = [
-        "--upstream",
-        &up_s,
-        "--spool",
-        &spool,
-        "--fsync",
-        "interval=10s",
-    ];
-    let (mut p, addr) = relay(&args);
+    let up = free_addr();
+    let args = ["--spool", &spool, "--fsync", "interval=10s"];
+    let (mut p, addr) = relay(up, &args);
     let mut device = Peer::connect(addr);
     let ids: Vec<String> = (0..5).map(|i| format!("SP{i}")).collect();
     for id in &ids {
@@ -331,7 +320,7 @@ fn a_relay_with_a_spool_stops_on_sigterm_and_its_successor_delivers_all_it_ackno
     device.expect_closed(WITHIN);
     // The successor, with the upstream up: everything, in order.
     let got = upstream_at(up);
-    let (_p2, _addr2) = relay(&args);
+    let (_p2, _addr2) = relay(up, &args);
     let mut delivered = Vec::new();
     while delivered.len() < ids.len() {
         match got.recv_timeout(WITHIN) {
@@ -346,15 +335,10 @@ fn a_relay_with_a_spool_stops_on_sigterm_and_its_successor_delivers_all_it_ackno
 fn a_relay_that_cannot_drain_stops_at_the_shutdown_timeout() {
     // No spool and the upstream down: the acknowledged message can only be
     // lost, and the relay says so, after trying for --shutdown-timeout.
-    let up = free_port().to_string();
-    let (mut p, addr) = relay(&[
-        "--upstream",
-        &up,
-        "--spool",
-        "memory",
-        "--shutdown-timeout",
-        "1s",
-    ]);
+    let (mut p, addr) = relay(
+        free_addr(),
+        &["--spool", "memory", "--shutdown-timeout", "1s"],
+    );
     let mut device = Peer::connect(addr);
     assert_eq!(acked_id(&device.request(&hl7_msg("MEM1"))), "MEM1");
     let t0 = Instant::now();
@@ -503,10 +487,9 @@ fn sessions_served_by_listen_end_closed_on_sigterm() {
 fn a_relay_stopped_under_load_delivers_after_restart_every_message_a_device_got_aa_for() {
     let dir = Scratch::new("relay-load");
     let spool = dir.path("spool");
-    let up = free_port();
-    let up_s = up.to_string();
-    let args = ["--upstream", &up_s, "--spool", &spool, "--fsync", "batch"];
-    let (mut p, addr) = relay(&args);
+    let up = free_addr();
+    let args = ["--spool", &spool, "--fsync", "batch"];
+    let (mut p, addr) = relay(up, &args);
     let mut device = Peer::connect(addr);
     // The device pipelines while the relay stops.
     let sender = device.stream.try_clone().expect("clone");
@@ -543,7 +526,7 @@ fn a_relay_stopped_under_load_delivers_after_restart_every_message_a_device_got_
     assert!(aa.len() >= 21, "AAs before the stop: {}", aa.len());
     // The successor forwards every acknowledged message.
     let got = upstream_at(up);
-    let (_p2, _addr2) = relay(&args);
+    let (_p2, _addr2) = relay(up, &args);
     let mut delivered = Vec::new();
     while delivered.len() < aa.len() {
         match got.recv_timeout(WITHIN) {

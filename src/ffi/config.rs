@@ -23,7 +23,7 @@ fn opt_ms(d: Option<Duration>) -> u32 {
     d.map_or(0, ms)
 }
 
-fn from_ms(v: u32) -> Duration {
+pub(super) fn from_ms(v: u32) -> Duration {
     Duration::from_millis(u64::from(v))
 }
 
@@ -60,7 +60,7 @@ fn default_max_sessions(max_connections: u32) -> Result<usize, mooring_result> {
         })
 }
 
-fn invalid_config(e: impl fmt::Display) -> mooring_result {
+pub(super) fn invalid_config(e: impl fmt::Display) -> mooring_result {
     fail(mooring_result::InvalidConfig, format_args!("config: {e}"))
 }
 
@@ -110,30 +110,36 @@ pub(super) fn defaults() -> mooring_config {
     }
 }
 
+/// A `mooring_framing` value.
+pub(super) fn framing(v: u32) -> Result<Framing, mooring_result> {
+    match v {
+        0 => Ok(Framing::Mllp),
+        1 => Ok(Framing::Len32),
+        v => Err(fail(
+            mooring_result::InvalidConfig,
+            format_args!("framing: unknown value {v}"),
+        )),
+    }
+}
+
+/// A `mooring_protocol` value.
+pub(super) fn protocol(v: u32) -> Result<Protocol, mooring_result> {
+    match v {
+        0 => Ok(Protocol::Raw),
+        1 => Ok(Protocol::Mooring),
+        v => Err(fail(
+            mooring_result::InvalidConfig,
+            format_args!("protocol: unknown value {v}"),
+        )),
+    }
+}
+
 /// The Rust configurations a C config stands for, checked.
 pub(super) fn convert(
     c: &mooring_config,
 ) -> Result<(NodeConfig, ListenConfig, ConnectConfig), mooring_result> {
-    let framing = match c.framing {
-        0 => Framing::Mllp,
-        1 => Framing::Len32,
-        v => {
-            return Err(fail(
-                mooring_result::InvalidConfig,
-                format_args!("framing: unknown value {v}"),
-            ))
-        }
-    };
-    let protocol = match c.protocol {
-        0 => Protocol::Raw,
-        1 => Protocol::Mooring,
-        v => {
-            return Err(fail(
-                mooring_result::InvalidConfig,
-                format_args!("protocol: unknown value {v}"),
-            ))
-        }
-    };
+    let framing = framing(c.framing)?;
+    let protocol = protocol(c.protocol)?;
     let sessions = flag(c.session, "session")?;
     let session = sessions.then(|| SessionConfig {
         reconnect_timeout: from_ms(c.resume_window_ms),

@@ -2,7 +2,7 @@
 //!
 //! A [`Node`] owns one `mio::Poll`, any number of listeners (up to
 //! [`MAX_LISTENERS`]) and outbound links, all sharing `max_links` slots sized at
-//! build. Policy decisions live in [`crate::link`]; this file moves bytes.
+//! build. Policy decisions live in `crate::link`; this file moves bytes.
 //!
 //! Use: call [`Node::poll`] to wait for readiness or the next deadline, then drain
 //! [`Node::next_event`] until it returns `None`. Events are pulled: a link's

@@ -9,18 +9,27 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mooring::metrics::{MetricsServer, RelaySnapshot, RelayTally, Snapshot};
-use mooring::relay::{LostReason, Pressure, Relay, RelayConfig, RelayError, RelayEvent};
+use mooring::relay::{
+    DeviceSide, LostReason, Pressure, Relay, RelayConfig, RelayEvent, StartError, Started,
+    SwitchReason,
+};
+
+/// The upstream messages go to, for the `addr=` and `active=` of the upstream
+/// lines: the primary at start, then as `event=upstream state=switched` says.
+#[derive(Clone, Copy)]
+struct Active {
+    addr: SocketAddr,
+    /// Its position in the `--upstream` list (0: the primary).
+    index: usize,
+}
 use mooring::spool::SpoolError;
-use mooring::{ListenConfig, ListenerId, LivenessConfig, Node, NodeConfig, SetupError};
+use mooring::Node;
 
 use crate::args::{RelayOpts, ServiceOpts};
 use crate::line::{self, Line};
 use crate::listen::Seen;
 use crate::service::Service;
 
-/// Spare link slots (see `listen`): closed links wait in their slots until
-/// their events are pulled.
-const MAX_SPARE_SLOTS: usize = 64;
 /// Longest wait in one poll (deadlines wake it earlier).
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
@@ -37,6 +46,9 @@ fn relay_config(o: &RelayOpts, seed: u64) -> RelayConfig {
         liveness: o.liveness.clone(),
         seed,
         spool: o.spool.clone(),
+        backup_upstreams: o.backup_upstreams.clone(),
+        failover_after: o.failover_after,
+        upstream_window: o.upstream_window,
         ..RelayConfig::new(o.upstream)
     }
 }
@@ -99,14 +111,22 @@ impl ReplyFlood {
     }
 }
 
-/// Prints one relay event as its line (`upstream`: the `addr=` of the
-/// upstream lines; `flood`: the unexpected replies' counter).
-fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
-    let up = |state: &str| {
+/// Prints one relay event as its line (`active`: the upstream of the
+/// upstream lines, updated on a switch; `flood`: the unexpected replies'
+/// counter).
+fn print(ev: &RelayEvent<'_>, active: &mut Active, flood: &mut ReplyFlood) {
+    if let RelayEvent::UpstreamSwitched { to, active: i, .. } = *ev {
+        *active = Active { addr: to, index: i };
+    }
+    let upstream = active.addr;
+    let index = active.index;
+    let up_at = |state: &str, addr: SocketAddr| {
         Line::new("event", "upstream")
             .kv("state", state)
-            .kv("addr", upstream)
+            .kv("addr", addr)
+            .kv("active", index)
     };
+    let up = |state: &str| up_at(state, upstream);
     match *ev {
         RelayEvent::DeviceConnected { peer } => {
             Seen::Connected { peer }.append_to(Line::empty()).print()
@@ -182,6 +202,8 @@ fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
                     l.kv("reason", format_args!("Session{}", line::end_parts(how).0))
                 }
                 LostReason::NoSessions => l.kv("reason", "NoSessions"),
+                LostReason::ReplyOutOfOrder => l.kv("reason", "ReplyOutOfOrder"),
+                LostReason::Failover => l.kv("reason", "Failover"),
             };
             let in_doubt = match in_doubt {
                 Some((a, b)) => format!("{a}-{b}"),
@@ -241,6 +263,24 @@ fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
             match ack {
                 Some(a) => l.kv("ack", a.as_str()),
                 None => l,
+            }
+            .print()
+        }
+        RelayEvent::ReplyOutOfOrder { expected, id } => Line::new("event", "reply_out_of_order")
+            .wire("expected", Some(expected))
+            .wire("id", Some(id))
+            .print(),
+        RelayEvent::PrimaryProbe { addr, attempt } => {
+            up_at("probing", addr).kv("attempt", attempt).print()
+        }
+        RelayEvent::PrimaryAnswered { addr } => up_at("primary_answered", addr).print(),
+        RelayEvent::UpstreamSwitched { from, reason, .. } => {
+            let l = up("switched")
+                .kv("from", from)
+                .kv("reason", reason.as_str());
+            match reason {
+                SwitchReason::Failover { failures } => l.kv("failures", failures),
+                SwitchReason::PrimaryBack => l,
             }
             .print()
         }
@@ -325,69 +365,42 @@ pub fn run(o: &RelayOpts, svc: &ServiceOpts) -> ExitCode {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     let cfg = relay_config(o, seed);
-    let spare = o.max_conns.clamp(1, MAX_SPARE_SLOTS);
-    let node_cfg = NodeConfig {
-        max_links: o.max_conns.saturating_add(spare).saturating_add(2),
+    let devices = DeviceSide {
         framing: o.framing,
         max_frame: o.max_frame,
-        max_sessions: cfg.node_sessions(),
-        write_timeout: o.write_timeout,
-        ..NodeConfig::default()
-    };
-    let listen_cfg = ListenConfig {
         max_connections: o.max_conns,
         max_connections_per_ip: o.max_conns_per_ip,
-        liveness: LivenessConfig {
-            tcp_keepalive: o.liveness.tcp_keepalive,
-            tcp_user_timeout: o.liveness.tcp_user_timeout,
-            frame_timeout: o.liveness.frame_timeout,
-            ..LivenessConfig::default()
-        },
-        ..ListenConfig::default()
+        write_timeout: o.write_timeout,
+        ..DeviceSide::new(o.listen)
     };
-    let checked = node_cfg
-        .validate()
-        .and_then(|()| listen_cfg.validate(&node_cfg))
-        .and_then(|()| cfg.connect_config().validate());
-    if let Err(e) = checked {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    let mut node = match Node::new(node_cfg) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let listener: ListenerId = match node.listen(o.listen, listen_cfg) {
-        Ok(l) => l,
-        Err(SetupError::Config(e)) => {
+    let Started {
+        mut node,
+        listener,
+        mut relay,
+    } = match devices.start(cfg) {
+        Ok(s) => s,
+        Err(StartError::Config(e)) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
-        Err(e) => {
+        Err(StartError::Node(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+        Err(StartError::Listen(e)) => {
             eprintln!("error: --listen {}: {e}", o.listen);
             return ExitCode::from(1);
         }
+        Err(StartError::Relay(e)) => {
+            eprintln!("error: --spool: {e}");
+            return ExitCode::from(1);
+        }
     };
-    // Signals are caught before the spool's recovery, which may take a while.
     let mut service = match Service::new(&mut node, svc) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot catch signals: {e}");
             return ExitCode::from(1);
-        }
-    };
-    let mut relay = match Relay::new(cfg, &node) {
-        Ok(r) => r,
-        Err(e @ RelayError::Spool(_)) => {
-            eprintln!("error: --spool: {e}");
-            return ExitCode::from(1);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
         }
     };
     Line::new("event", "listening")
@@ -407,13 +420,16 @@ pub fn run(o: &RelayOpts, svc: &ServiceOpts) -> ExitCode {
     };
     let bound = o.liveness.detection_bound();
     service.ready();
-    let upstream = o.upstream;
-    let mut flood = ReplyFlood::new(mooring::ratelimit::DEFAULT_INTERVAL);
+    let mut active = Active {
+        addr: o.upstream,
+        index: 0,
+    };
+    let mut flood = ReplyFlood::new(mooring::internals::ratelimit::DEFAULT_INTERVAL);
     let mut tally = RelayTally::default();
     loop {
         let mut out = |ev: RelayEvent<'_>| {
             tally.observe(&ev);
-            print(&ev, upstream, &mut flood)
+            print(&ev, &mut active, &mut flood)
         };
         if let Err(e) = relay.turn(&mut node, service.max_wait(MAX_WAIT), &mut out) {
             eprintln!("error: poll failed: {e}");

@@ -11,10 +11,11 @@ use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use mooring::internals::wire;
 use mooring::session::{SessionConfig, SessionEnd, SessionError};
 use mooring::{
-    hl7, wire, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, Event, Node,
-    NodeConfig, RequestError, SessionId, SessionNote, SetupError,
+    hl7, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, Event, Node, NodeConfig,
+    RequestError, SessionId, SessionNote, SetupError,
 };
 
 use crate::args::{SendOpts, ServiceOpts};

@@ -45,6 +45,8 @@ impl fmt::Display for UsageError {
     }
 }
 
+impl std::error::Error for UsageError {}
+
 /// Shorthand for returning a [`UsageError`].
 pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, UsageError> {
     Err(UsageError(msg.into()))

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mooring::relay::{RelayConfig, SpoolSettings};
+use mooring::relay::{default_ack_after, RelayConfig, SpoolSettings};
 use mooring::session::Backoff;
 use mooring::spool::Fsync;
 use mooring::{Framing, LivenessConfig};
@@ -23,8 +23,14 @@ use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
 pub struct RelayOpts {
     /// `--listen`.
     pub listen: SocketAddr,
-    /// `--upstream`.
+    /// `--upstream` (the first given: the primary).
     pub upstream: SocketAddr,
+    /// `--upstream` given again: the backups, in order.
+    pub backup_upstreams: Vec<SocketAddr>,
+    /// `--failover-after`.
+    pub failover_after: u32,
+    /// `--upstream-window`.
+    pub upstream_window: usize,
     /// `--framing`.
     pub framing: Framing,
     /// `--max-frame`: the largest message taken from a device or the upstream.
@@ -55,16 +61,6 @@ pub struct RelayOpts {
     pub spool: Option<SpoolSettings>,
     /// `--metrics ADDR`: serve `GET /metrics` there (`None`: off).
     pub metrics: Option<SocketAddr>,
-}
-
-/// The default of `--ack-after`: `queued` only where an AA cannot be lost
-/// by a crash of the relay (`--spool DIR`) or where the operator asked for the
-/// in-memory queue (`--spool memory`); else `upstream`.
-fn default_ack_after(spool: Option<&SpoolChoice>) -> AckAfter {
-    match spool {
-        Some(_) => AckAfter::Queued,
-        None => AckAfter::Upstream,
-    }
 }
 
 /// What `--spool` names.
@@ -132,7 +128,9 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
 ) -> Result<Command, UsageError> {
     let d = RelayConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut listen = None;
-    let mut upstream = None;
+    let mut upstreams: Vec<SocketAddr> = Vec::new();
+    let mut failover_after = d.failover_after;
+    let mut upstream_window = d.upstream_window;
     let mut link = LinkFlags::default();
     let mut queue = d.queue;
     let mut ack_after = None;
@@ -171,7 +169,9 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         let v = words.value(&flag, inline);
         match flag.as_str() {
             "--listen" => listen = Some(parse_addr(&flag, &v?)?),
-            "--upstream" => upstream = Some(parse_addr(&flag, &v?)?),
+            "--upstream" => upstreams.push(parse_addr(&flag, &v?)?),
+            "--failover-after" => failover_after = parse_num(&flag, &v?, 1)?,
+            "--upstream-window" => upstream_window = parse_num(&flag, &v?, 1)?,
             "--queue" => queue = parse_num(&flag, &v?, 1)?,
             "--ack-after" => {
                 ack_after = match v?.as_str() {
@@ -216,9 +216,10 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let Some(listen) = listen else {
         return err("relay: missing --listen ADDR");
     };
-    let Some(upstream) = upstream else {
+    let Some((&upstream, backups)) = upstreams.split_first() else {
         return err("relay: missing --upstream ADDR");
     };
+    let backup_upstreams = backups.to_vec();
     let mut flags = LivenessFlags::default();
     let mut none = Words::new(std::iter::empty());
     for (flag, v, at) in live {
@@ -230,8 +231,12 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
             })?;
     }
     let liveness = flags.finish()?;
+    if upstream_window > 1 && liveness.protocol != mooring::Protocol::Raw {
+        return err("relay: --upstream-window applies to --protocol raw (a session forwards a window of the whole queue)");
+    }
     let backoff = backoff_from(reconnect_min, reconnect_max)?;
-    let ack_after = ack_after.unwrap_or(default_ack_after(spool.as_ref()));
+    // `--spool DIR` or `--spool memory` (see `default_ack_after`).
+    let ack_after = ack_after.unwrap_or(default_ack_after(spool.is_some()));
     let spool = match spool {
         Some(SpoolChoice::Dir(dir)) => {
             let mut s = SpoolSettings::new(dir);
@@ -247,6 +252,9 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     Ok(Command::Relay(Box::new(RelayOpts {
         listen,
         upstream,
+        backup_upstreams,
+        failover_after,
+        upstream_window,
         framing: link.framing,
         max_frame: link.max_frame,
         queue,

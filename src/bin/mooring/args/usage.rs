@@ -264,7 +264,19 @@ re-established with backoff whenever it drops. Each message is acknowledged
 to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
 
   --listen ADDR           where devices connect (port 0 picks one)
-  --upstream ADDR         where messages go
+  --upstream ADDR         where messages go; repeat for backups, in order of
+                          preference: messages go to the first that answers
+  --failover-after N      failed attempts on the active upstream (a connect
+                          that fails, or a link lost with messages in doubt
+                          and none acknowledged) before moving to the next
+                          (default 3); on a backup the relay probes the first
+                          with the reconnect backoff and returns to it between
+                          messages once it answers
+  --upstream-window N     raw: messages written before their ACKs arrive, for
+                          receivers that process pipelined messages in order
+                          (default 1: MLLP request/response); ACKs are matched
+                          in order by MSA-2; an ACK out of order closes the
+                          link and what was in flight is resent
   --framing mllp|len32    framing, devices and upstream (default mllp)
   --max-frame BYTES       largest message taken from a device or sent upstream
                           (default 1048576; the upstream needs as large a one)
@@ -340,6 +352,8 @@ Guarantees:
   Mooring upstream: exactly once while the session lives (resumed across lost
   links); if the session ends (e.g. the upstream restarted), what it had not
   acknowledged is resent on a new session (at least once), up to --retries.
+  Across a failover (--upstream given more than once) order holds and what was
+  in doubt is resent to the new upstream first: at least once.
   With --spool, --ack-after queued means on disk: the AA is sent after the
   fsync that covers the message (with --fsync batch). A relay killed and
   restarted on the same DIR forwards every message it acknowledged and had not
@@ -386,6 +400,17 @@ Lines (stdout, flushed at once):
                   upstream speaks mooring but keeps no sessions; retried with
                   backoff)
   event=upstream state=reconnecting addr=ADDR [reason=R] attempt=N delay_ms=D
+                 (every upstream line also has active=I: the active upstream's
+                  position in the --upstream list, 0 the first)
+  event=upstream state=switched addr=NEW active=I from=OLD
+                 reason=failover failures=N|primary_back
+  event=upstream state=probing addr=FIRST active=I attempt=N
+  event=upstream state=primary_answered addr=FIRST active=I
+                 (on a backup: the first upstream answers again; the relay
+                  returns to it once nothing is in flight)
+  event=reply_out_of_order expected=MSH-10 id=MSA-2
+                 (--upstream-window: the link is closed, state=lost
+                  reason=ReplyOutOfOrder follows)
   event=forwarded id=MSH-10 seq=N attempt=N
   event=acked id=MSH-10 seq=N ms=M [ack=AA]  (ms: since the relay received it)
   event=unexpected_reply [id=MSA-2] [ack=CODE]
