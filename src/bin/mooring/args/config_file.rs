@@ -275,6 +275,27 @@ mod tests {
     }
 
     #[test]
+    fn repeated_upstream_lines_are_the_failover_list() {
+        let text = "listen = 127.0.0.1:0\nupstream = 127.0.0.1:7001\nupstream = 127.0.0.1:7002\n";
+        let cli = with_file("up", text, &["relay"]).unwrap();
+        let Command::Relay(o) = cli.command else {
+            panic!("relay")
+        };
+        assert_eq!(o.upstream.port(), 7001, "the first line: the primary");
+        let backups: Vec<u16> = o.backup_upstreams.iter().map(|a| a.port()).collect();
+        assert_eq!(backups, [7002]);
+        let cli = with_file("up2", text, &["relay", "--upstream", "127.0.0.1:7003"]).unwrap();
+        let Command::Relay(o) = cli.command else {
+            panic!("relay")
+        };
+        assert_eq!(o.upstream.port(), 7003);
+        assert!(
+            o.backup_upstreams.is_empty(),
+            "the command line replaces the list"
+        );
+    }
+
+    #[test]
     fn one_config_file_per_command() {
         let e = parse(
             ["listen", "--config", "a", "--config=b"]
