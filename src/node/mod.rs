@@ -40,6 +40,7 @@ mod per_ip;
 mod resume;
 mod rx;
 mod sessions;
+mod shutdown;
 mod slots;
 mod sources;
 #[cfg(feature = "tls")]
@@ -205,6 +206,10 @@ pub struct Node {
     /// TLS: checked client settings, the failure being reported.
     #[cfg(feature = "tls")]
     tls: tls::NodeTls,
+    /// [`Node::begin_shutdown`] was called.
+    shutting_down: bool,
+    /// A wake source was ready (see [`Node::take_wakeup`]).
+    woken: bool,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -355,6 +360,8 @@ impl Node {
             source_ready: 0,
             #[cfg(feature = "tls")]
             tls: tls::NodeTls::default(),
+            shutting_down: false,
+            woken: false,
             cfg,
         })
     }
@@ -502,6 +509,9 @@ impl Node {
         self.consume_delivered();
         let now = self.tick();
         self.flush();
+        if self.shutting_down {
+            self.close_flushed_links();
+        }
         self.settle_deadlines();
         self.expire(now);
         self.settle_deadlines();
@@ -538,7 +548,9 @@ impl Node {
             }
             let i = t as u32;
             let Some(s) = self.slots.get_mut(t) else {
-                continue; // Sporadic events happen, we can safely ignore them.
+                // A wake source, or a sporadic event (those are safe to ignore).
+                self.woken |= ev.token() == shutdown::WAKE_TOKEN;
+                continue;
             };
             if !s.used || s.sock.is_none() {
                 continue;

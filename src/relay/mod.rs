@@ -67,6 +67,7 @@ mod intake;
 mod queue;
 mod resume;
 mod setup;
+mod shutdown;
 mod spool;
 mod stats;
 mod upstream;
@@ -87,6 +88,7 @@ use crate::{ConfigError, ConnectConfig, Event, LinkId, LivenessConfig, Node, Pro
 
 pub use event::{Escaped, LostReason, Refusal, RelayEvent, SwitchReason};
 pub use setup::{default_ack_after, DeviceSide, StartError, Started};
+pub use shutdown::ShutdownSummary;
 pub use spool::{
     Pressure, RelaySpoolStats, SpoolSettings, MARKS_WITHIN as SPOOL_MARKS_WITHIN,
     RETRY as SPOOL_RETRY,

@@ -361,12 +361,21 @@ impl Relay {
         if self.cfg.ack_after != AckAfter::Queued {
             return;
         }
-        // Waiting devices are among the newest entries: newest first, down to
-        // what an earlier commit already covered.
-        for e in self.queue.entries_mut().rev() {
-            if e.spool_seq <= before && ok {
-                break;
-            }
+        // Waiting devices are among the newest entries: count back from the
+        // newest to what an earlier commit already covered, then answer
+        // oldest first, so a device that pipelines gets its ACKs in the order
+        // it sent its messages.
+        let held = self.queue.entries_mut().len();
+        let fresh = if ok {
+            self.queue
+                .entries_mut()
+                .rev()
+                .take_while(|e| e.spool_seq > before)
+                .count()
+        } else {
+            held
+        };
+        for e in self.queue.entries_mut().skip(held - fresh) {
             let Some(link) = e.link else { continue };
             let code = if e.spool_seq <= acked {
                 AckCode::Accept

@@ -18,8 +18,9 @@ use mooring::{
     ServerPolicy, SessionId, SessionNote, SetupError,
 };
 
-use crate::args::{ListenOpts, ReplyMode};
+use crate::args::{ListenOpts, ReplyMode, ServiceOpts};
 use crate::line::Line;
+use crate::service::Service;
 
 /// Room for an ACK beyond `max_frame`: an ACK copies fields of the MSH it answers,
 /// so it can be a little longer than a tiny message, never much longer than a big one.
@@ -340,6 +341,11 @@ impl Responder {
         }
     }
 
+    /// The node (for the service's signals and shutdown).
+    pub fn node_mut(&mut self) -> &mut Node {
+        &mut self.node
+    }
+
     /// Answers what is ready on the metrics server `m` (after a
     /// [`Responder::turn`]): the node's counters, the ACKs built (with
     /// `--reply hl7-ack`) and `detection_bound`.
@@ -588,8 +594,9 @@ fn build_reply(
     }
 }
 
-/// Runs `mooring listen` until killed.
-pub fn run(o: &ListenOpts) -> ExitCode {
+/// Runs `mooring listen` until SIGTERM or SIGINT (then a graceful shutdown:
+/// the replies due are written, every link closes, `event=stopped`).
+pub fn run(o: &ListenOpts, svc: &ServiceOpts) -> ExitCode {
     let mut responder = match Responder::bind(o) {
         Ok(r) => r,
         Err(SetupError::Config(e)) => {
@@ -598,6 +605,13 @@ pub fn run(o: &ListenOpts) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: --bind {}: {e}", o.bind);
+            return ExitCode::from(1);
+        }
+    };
+    let mut service = match Service::new(responder.node_mut(), svc) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot catch signals: {e}");
             return ExitCode::from(1);
         }
     };
@@ -613,25 +627,41 @@ pub fn run(o: &ListenOpts) -> ExitCode {
         None => None,
     };
     let bound = o.liveness.detection_bound();
+    service.ready();
     let quiet = o.quiet;
     if quiet {
         responder.quiet_messages();
     }
+    let report = |seen: &Seen<'_>| {
+        if quiet && matches!(seen, Seen::Message { .. } | Seen::SessionMessage { .. }) {
+            return;
+        }
+        seen.append_to(Line::empty()).print();
+    };
     loop {
         // Bounded wait: deadlines wake the node earlier; the bound only caps how
-        // long a signal-free process sleeps between checks.
-        let res = responder.turn(Duration::from_secs(1), |seen| {
-            if quiet && matches!(seen, Seen::Message { .. } | Seen::SessionMessage { .. }) {
-                return;
-            }
-            seen.append_to(Line::empty()).print();
-        });
-        if let Err(e) = res {
+        // long the loop sleeps between watchdog and shutdown checks.
+        let wait = service.max_wait(Duration::from_secs(1));
+        if let Err(e) = responder.turn(wait, report) {
             eprintln!("error: poll failed: {e}");
             return ExitCode::from(1);
         }
         if let Some(m) = metrics.as_mut() {
             responder.serve_metrics(m, bound);
+        }
+        if service.after_turn(responder.node_mut()).is_some() {
+            responder.node_mut().begin_shutdown();
+        }
+        let node = responder.node_mut();
+        if service.is_stopping() && (node.is_drained() || service.expired()) {
+            let drained = node.is_drained();
+            node.close_all();
+            // The last closes' lines.
+            if let Err(e) = responder.turn(Duration::ZERO, report) {
+                log::warn!("poll at shutdown: {e}");
+            }
+            service.stopped_line(drained).print();
+            return ExitCode::SUCCESS;
         }
     }
 }

@@ -26,9 +26,10 @@ struct Active {
 use mooring::spool::SpoolError;
 use mooring::Node;
 
-use crate::args::RelayOpts;
+use crate::args::{RelayOpts, ServiceOpts};
 use crate::line::{self, Line};
 use crate::listen::Seen;
+use crate::service::Service;
 
 /// Longest wait in one poll (deadlines wake it earlier).
 const MAX_WAIT: Duration = Duration::from_secs(1);
@@ -399,8 +400,9 @@ fn spool_cause(e: SpoolError) -> String {
     }
 }
 
-/// Runs `mooring relay` until killed.
-pub fn run(o: &RelayOpts) -> ExitCode {
+/// Runs `mooring relay` until SIGTERM or SIGINT (then a graceful shutdown:
+/// the spool synced, the replies due written, `event=stopped`).
+pub fn run(o: &RelayOpts, svc: &ServiceOpts) -> ExitCode {
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
@@ -439,6 +441,13 @@ pub fn run(o: &RelayOpts) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mut service = match Service::new(&mut node, svc) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot catch signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
     Line::new("event", "listening")
         .kv(
             "addr",
@@ -455,6 +464,7 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         None => None,
     };
     let bound = o.liveness.detection_bound();
+    service.ready();
     let mut active = Active {
         addr: o.upstream,
         index: 0,
@@ -468,9 +478,35 @@ pub fn run(o: &RelayOpts) -> ExitCode {
             tally.observe(&ev);
             print(&ev, &mut active, &mut flood, &mut details)
         };
-        if let Err(e) = relay.turn(&mut node, MAX_WAIT, &mut out) {
+        if let Err(e) = relay.turn(&mut node, service.max_wait(MAX_WAIT), &mut out) {
             eprintln!("error: poll failed: {e}");
             return ExitCode::from(1);
+        }
+        if service.after_turn(&mut node).is_some() {
+            relay.begin_shutdown(&mut node, &mut out);
+        }
+        if service.is_stopping() && (relay.is_drained(&node) || service.expired()) {
+            let drained = relay.is_drained(&node);
+            let left = relay.finish_shutdown(&mut node);
+            // The last closes' lines (the node does not redial: no drive).
+            if let Err(e) = node.poll(Some(Duration::ZERO)) {
+                log::warn!("poll at shutdown: {e}");
+            }
+            loop {
+                let now = node.now();
+                let Some(ev) = node.next_event() else { break };
+                relay.handle_event(ev, now, &mut out);
+            }
+            service
+                .stopped_line(drained)
+                .kv("queued", left.queued)
+                .kv("spooled", left.spooled)
+                .print();
+            if let Some(e) = left.sync_error {
+                eprintln!("error: --spool: sync at shutdown failed: {e}");
+                return ExitCode::from(1);
+            }
+            return ExitCode::SUCCESS;
         }
         // A turn lasts at most MAX_WAIT: a summary is at most that late.
         flood.flush(Instant::now());

@@ -18,8 +18,9 @@ use mooring::{
     RequestError, SessionId, SessionNote, SetupError,
 };
 
-use crate::args::SendOpts;
+use crate::args::{SendOpts, ServiceOpts};
 use crate::line::Line;
+use crate::service::Service;
 
 /// Pause before retry number `attempt`: a refused connection or a restarting
 /// server is not fixed by hammering it, and operators expect a retry to give the
@@ -40,9 +41,9 @@ fn setup_failed(e: SetupError) -> ExitCode {
 }
 
 /// Runs `mooring send`.
-pub fn run(o: &SendOpts) -> ExitCode {
+pub fn run(o: &SendOpts, svc: &ServiceOpts) -> ExitCode {
     if let Some(scfg) = o.session {
-        return run_session(o, scfg);
+        return run_session(o, scfg, svc);
     }
     let cfg = ClientConfig {
         node: NodeConfig {
@@ -75,13 +76,23 @@ pub fn run(o: &SendOpts) -> ExitCode {
         Ok(c) => c,
         Err(e) => return setup_failed(e),
     };
+    let Some(mut service) = catch_signals(client.node(), svc) else {
+        return ExitCode::from(1);
+    };
     crate::line::liveness(&o.liveness).print();
     let messages = match crate::input::load_messages(&o.input, o.batch_as_frame) {
         Ok(m) => m,
         Err(code) => return code,
     };
     let (mut replied, mut failed, mut rejected) = (0u64, 0u64, 0u64);
+    // On SIGTERM/SIGINT: the message in flight gets its reply (or its
+    // timeout), the rest is not sent.
+    let mut sent = messages.len();
     for (i, msg) in messages.iter().enumerate() {
+        if service.after_turn(client.node()).is_some() {
+            sent = i;
+            break;
+        }
         if let (Some(pace), true) = (o.pace, i > 0) {
             // Heartbeats go on meanwhile; a close is found (and the link
             // reopened) by the next request.
@@ -99,7 +110,7 @@ pub fn run(o: &SendOpts) -> ExitCode {
             None => failed += 1,
         }
     }
-    if let Some(hold) = o.hold {
+    if let (Some(hold), false) = (o.hold, service.is_stopping()) {
         // Idle on purpose: heartbeats and keep-alive messages keep the link, and
         // a dead peer is noticed within the detection bound. Nothing to hold when
         // no link is open (--close-each, or the last message failed).
@@ -113,15 +124,31 @@ pub fn run(o: &SendOpts) -> ExitCode {
         }
     }
     let stats = client.stats();
+    let unsent = messages.len() - sent;
+    if service.is_stopping() {
+        service.stopped_line(true).kv("unsent", unsent).print();
+    }
     Line::new("event", "summary")
-        .kv("sent", messages.len())
+        .kv("sent", sent)
         .kv("replied", replied)
         .kv("failed", failed)
         .kv("resends", stats.resends)
         .kv("unexpected", stats.unexpected_replies)
         .kv("rejected", rejected)
         .print();
-    exit_code(failed == 0 && !messages.is_empty(), rejected)
+    exit_code(failed == 0 && unsent == 0 && !messages.is_empty(), rejected)
+}
+
+/// SIGTERM and SIGINT for `send` (`None`, with the error printed, when they
+/// cannot be caught).
+fn catch_signals(node: &mut Node, svc: &ServiceOpts) -> Option<Service> {
+    match Service::new(node, svc) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("error: cannot catch signals: {e}");
+            None
+        }
+    }
 }
 
 /// Exit status when some reply rejected its message (AR, AE, CR or CE) and
@@ -415,7 +442,7 @@ impl Stream<'_> {
 }
 
 /// Runs `mooring send --session`.
-fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
+fn run_session(o: &SendOpts, scfg: SessionConfig, svc: &ServiceOpts) -> ExitCode {
     let node_cfg = NodeConfig {
         max_links: 2,
         framing: o.framing,
@@ -450,6 +477,9 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         Ok(s) => s,
         Err(e) => return setup_failed(e),
     };
+    let Some(mut service) = catch_signals(&mut node, svc) else {
+        return ExitCode::from(1);
+    };
     let started = Instant::now();
     let mut s = Stream {
         node,
@@ -469,8 +499,19 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
     };
     let mut next_at = started;
     let mut timed_out = false;
-    while s.ended.is_none() && (s.next < messages.len() || !s.waiting.is_empty()) {
-        let full = s.queue_due(o.pace, &mut next_at);
+    // On SIGTERM/SIGINT nothing more is queued; the replies to what was sent
+    // are awaited up to --shutdown-timeout.
+    let mut stop_by = None;
+    while s.ended.is_none()
+        && ((s.next < messages.len() && stop_by.is_none()) || !s.waiting.is_empty())
+    {
+        if service.after_turn(&mut s.node).is_some() {
+            stop_by = Some(Instant::now() + svc.shutdown_timeout);
+        }
+        if stop_by.is_some_and(|t| t <= Instant::now()) {
+            break;
+        }
+        let full = stop_by.is_some() || s.queue_due(o.pace, &mut next_at);
         let now = Instant::now();
         // The next reply is due within --response-timeout of its message being
         // queued or of the previous reply, whichever is later.
@@ -486,14 +527,16 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         if !full && s.next < messages.len() {
             wait = wait.min(next_at.saturating_duration_since(now));
         }
-        if !s.turn(wait) {
+        if !s.turn(service.max_wait(wait)) {
             return ExitCode::from(1);
         }
     }
+    let sent = s.next;
     // Every message without a reply is reported, once.
     let why = match s.ended {
         Some(how) => Some(end_error(how)),
         None if timed_out => Some("ResponseTimeout"),
+        None if !s.waiting.is_empty() => Some("Stopped"),
         None => None,
     };
     if let Some(why) = why {
@@ -501,7 +544,14 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
             .waiting
             .drain(..)
             .map(|(i, _)| i)
-            .chain(s.next..messages.len())
+            // Stopped by a signal: what was not sent is counted as unsent.
+            .chain(
+                if stop_by.is_some() {
+                    messages.len()
+                } else {
+                    s.next
+                }..messages.len(),
+            )
             .collect();
         for i in unanswered {
             error_line(&messages, i, why);
@@ -509,7 +559,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         }
         s.next = messages.len();
     }
-    if let (Some(hold), None) = (o.hold, s.ended) {
+    if let (Some(hold), None, false) = (o.hold, s.ended, service.is_stopping()) {
         // Idle on purpose: heartbeats go on, a lost link is resumed; the
         // session ending ends the hold.
         let until = Instant::now() + hold;
@@ -539,8 +589,15 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
             }
         }
     }
+    let unsent = messages.len() - sent;
+    if service.is_stopping() {
+        service
+            .stopped_line(s.failed == 0)
+            .kv("unsent", unsent)
+            .print();
+    }
     Line::new("event", "summary")
-        .kv("sent", messages.len())
+        .kv("sent", sent)
         .kv("replied", s.replied)
         .kv("failed", s.failed)
         .kv("resends", s.resends)
@@ -549,7 +606,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         .print();
     // A session that ended during --hold, after every reply, does not count.
     exit_code(
-        s.failed == 0 && s.replied == messages.len() as u64 && !messages.is_empty(),
+        s.failed == 0 && unsent == 0 && s.replied == messages.len() as u64 && !messages.is_empty(),
         s.rejected,
     )
 }

@@ -110,11 +110,8 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
             }
             Word::Flag(f, inline) => (f, inline),
         };
-        // Switches take no value; refuse `--quiet=yes` rather than guess.
-        let switch = |inline: &Option<String>| match inline {
-            Some(_) => err(format!("{flag}: takes no value")),
-            None => Ok(true),
-        };
+        // Switches take no value but true/false; refuse `--quiet=yes` rather than guess.
+        let switch = |inline: &Option<String>| super::switch(&flag, inline);
         match flag.as_str() {
             "--bind" => o.bind = parse_addr(&flag, &words.value(&flag, inline)?)?,
             "--max-conns" => o.max_conns = parse_count(&flag, &words.value(&flag, inline)?)?,

@@ -161,8 +161,9 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let mut metrics = None;
     let mut device_tls = TlsServerFlags::default();
     let mut upstream_tls = TlsClientFlags::new("--upstream-tls");
-    // Liveness flags with their values, checked once the relay's own are.
-    let mut live: Vec<(String, String)> = Vec::new();
+    // Liveness flags with their values (and config file lines), checked once
+    // the relay's own are.
+    let mut live = Vec::new();
     while let Some(w) = words.next_word() {
         let (flag, inline) = match w {
             Word::Positional(p) => return err(format!("unexpected argument \"{p}\" for relay")),
@@ -170,7 +171,7 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         };
         if LivenessFlags::takes(&flag) {
             let v = words.value(&flag, inline)?;
-            live.push((flag, v));
+            live.push((flag, v, words.at.clone()));
             continue;
         }
         if inline.is_none() && global_flag(&flag, verbosity, help) {
@@ -238,8 +239,13 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let backup_upstreams = backups.to_vec();
     let mut flags = LivenessFlags::default();
     let mut none = Words::new(std::iter::empty());
-    for (flag, v) in live {
-        flags.parse(&flag, Some(v), &mut none)?;
+    for (flag, v, at) in live {
+        flags
+            .parse(&flag, Some(v), &mut none)
+            .map_err(|e| match at {
+                Some(o) => o.locate(e),
+                None => e,
+            })?;
     }
     let liveness = flags.finish()?;
     if upstream_window > 1 && liveness.protocol != mooring::Protocol::Raw {

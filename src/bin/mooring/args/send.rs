@@ -107,10 +107,7 @@ pub(super) fn parse_send<I: Iterator<Item = String>>(
             }
             Word::Flag(f, inline) => (f, inline),
         };
-        let switch = |inline: &Option<String>| match inline {
-            Some(_) => err(format!("{flag}: takes no value")),
-            None => Ok(true),
-        };
+        let switch = |inline: &Option<String>| super::switch(&flag, inline);
         match flag.as_str() {
             "--batch-as-frame" => batch_as_frame = switch(&inline)?,
             "--close-each" => close_each = switch(&inline)?,

@@ -21,6 +21,18 @@ Global flags (anywhere on the line):
   -V, --version
              print `mooring VERSION` and exit (before a subcommand)
 
+Service flags (after the subcommand; every subcommand):
+  --config FILE           the same flags, one `flag = value` per line (long
+                          names without --; repeatable flags repeat the line;
+                          switches bare or = true/false; # comments); the
+                          command line overrides the file
+  --shutdown-timeout DUR  on SIGTERM/SIGINT, how long finishing what is in
+                          flight may take before exiting anyway (default 5s)
+  --check-config          parse the flags and the config file, print
+                          config=ok, run nothing
+  systemd: with NOTIFY_SOCKET set, READY=1 once listening, STOPPING=1 on a
+  signal, WATCHDOG=1 every WATCHDOG_USEC / 2.
+
 Output: one line per event on stdout, space-separated key=value pairs.
 Exit status: 0 success, 1 run-time failure, 2 bad command line or configuration,
 3 (send) every message was answered but at least one was rejected (AR, AE,
@@ -128,6 +140,8 @@ lost, nothing repeated; see the README):
   session disconnected longest; that one ends how=Evicted.
 
 DUR is a number with a unit: 500ms, 10s, 5m, 1h.
+Service flags: --config FILE, --shutdown-timeout DUR, --check-config (see
+mooring --help).
 
 Lines (stdout, flushed at once):
   event=listening addr=127.0.0.1:2575
@@ -162,7 +176,9 @@ the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
 keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
 with unacknowledged data: it counts together with a keep-alive message (which
 is such data), as every + user timeout + 1 s of retransmit slack.
-Runs until killed.
+Runs until SIGTERM or SIGINT: then stops accepting, answers what it took,
+closes every link and prints event=stopped reason=signal signal=SIGTERM
+drained=true|false ms=N, exit 0 (within --shutdown-timeout).
 "
 );
 
@@ -228,6 +244,9 @@ with nothing lost or repeated; the listener needs --session too):
   --reconnect-min DUR     first reconnect waits up to DUR, doubling each attempt
   --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
                           unlimited attempts)
+
+Service flags: --config FILE, --shutdown-timeout DUR, --check-config (see
+mooring --help).
 
 Lines (stdout):
   event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off
@@ -419,6 +438,9 @@ Guarantees:
   (without MSH-10: MSA-3 says \"MSH-10 (message control id) is missing\", as
   mooring listen answers).
 
+Service flags: --config FILE, --shutdown-timeout DUR, --check-config (see
+mooring --help).
+
 Lines (stdout, flushed at once):
   event=listening addr=127.0.0.1:2576
   event=liveness protocol=raw ...            (the upstream link; as on listen)
@@ -473,6 +495,10 @@ Lines (stdout, flushed at once):
                  [cause=...]                 (the device got MSA|AR)
   event=spool_session state=resumed|new session=N possible_duplicates=N
                  (--spool DIR, mooring: the first session after a start)
+  event=stopped reason=signal signal=SIGTERM drained=B ms=N queued=N spooled=B
+                 (after SIGTERM/SIGINT: the spool synced, the replies due
+                  written; queued: not yet delivered, kept in the spool or,
+                  spooled=false, lost)
 seq numbers the messages the relay accepted, from 1; in_doubt names seqs.
-Runs until killed.
+Runs until SIGTERM or SIGINT, then stops within --shutdown-timeout (exit 0).
 ";
