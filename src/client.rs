@@ -4,21 +4,13 @@
 use core::time::Duration;
 use std::net::SocketAddr;
 
+// Beside `ServerPolicy`, where a user looks for connection policies.
+pub use crate::config::ClientPolicy;
 use crate::config::{ConnectConfig, NodeConfig};
 use crate::error::{CloseReason, RequestError, SendError};
+use crate::ledger::{Deliveries, Loss, MsgId};
 use crate::node::{Event, LinkId, Node, SetupError};
 use crate::session::Backoff;
-
-/// Client connection policy (seed 000's "Keep Connection Open" on the sender).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientPolicy {
-    /// Reuse one link for every request (default). Before each request the client
-    /// looks for a close the server already sent, and reconnects.
-    #[default]
-    KeepOpen,
-    /// Connect, send, wait for the reply, close: one link per message.
-    ClosePerMessage,
-}
 
 /// Client settings with documented defaults.
 #[derive(Clone, Debug)]
@@ -111,6 +103,35 @@ pub struct Client {
     stats: ClientStats,
     /// A server can send unexpected frames at will: one warning per interval.
     unexpected_warning: crate::ratelimit::RateLimit,
+    /// The at-least-once engine (the relay's), window one: the request in
+    /// flight, its attempts, whether it is answered or failed.
+    request: Deliveries,
+    /// The last TLS handshake and failure, for callers that report them.
+    #[cfg(feature = "tls")]
+    tls: TlsNotes,
+}
+
+/// The last TLS handshake and TLS failure of a client's links, kept until
+/// taken (one of each: a client has one link at a time).
+#[cfg(feature = "tls")]
+#[derive(Debug, Default)]
+struct TlsNotes {
+    handshake: Option<(SocketAddr, crate::tls::Handshake)>,
+    error: Option<crate::tls::TlsError>,
+}
+
+#[cfg(feature = "tls")]
+impl TlsNotes {
+    /// Keeps what a TLS event says (other events: nothing).
+    fn note(&mut self, ev: &Event<'_>) {
+        match ev {
+            Event::TlsEstablished {
+                peer, handshake, ..
+            } => self.handshake = Some((*peer, (*handshake).clone())),
+            Event::TlsFailed { error, .. } => self.error = Some((*error).clone()),
+            _ => {}
+        }
+    }
 }
 
 impl Client {
@@ -121,19 +142,36 @@ impl Client {
         Ok(Client {
             node: Node::new(cfg.node.clone())?,
             addr,
-            cfg,
             link: None,
             answered_on_link: 0,
             last_close: None,
             last_peer_reason: None,
             stats: ClientStats::default(),
             unexpected_warning: crate::ratelimit::RateLimit::default(),
+            request: Deliveries::new(1, 1, cfg.retries),
+            cfg,
+            #[cfg(feature = "tls")]
+            tls: TlsNotes::default(),
         })
     }
 
     /// Counters.
     pub fn stats(&self) -> ClientStats {
         self.stats
+    }
+
+    /// TLS: the server's address and what the last handshake negotiated, once
+    /// per handshake (`None` until the next one completes).
+    #[cfg(feature = "tls")]
+    pub fn take_tls_handshake(&mut self) -> Option<(SocketAddr, crate::tls::Handshake)> {
+        self.tls.handshake.take()
+    }
+
+    /// TLS: why the last link failed for a TLS reason (its close reason is the
+    /// matching `Tls...`), with rustls's text; once per failure.
+    #[cfg(feature = "tls")]
+    pub fn take_tls_error(&mut self) -> Option<crate::tls::TlsError> {
+        self.tls.error.take()
     }
 
     /// The underlying node (for stats, or to poll it while idle).
@@ -160,13 +198,18 @@ impl Client {
         if msg.len() > self.cfg.node.max_frame {
             return Err(RequestError::FrameTooLarge);
         }
-        let mut resent = false;
-        let mut retried = 0u32;
+        // One request at a time: whatever an earlier call left (it returned
+        // early) is forgotten.
+        self.request.clear();
+        let Ok(id) = self.request.push() else {
+            // Unreachable: emptied above, room for one.
+            return Err(RequestError::Closed(CloseReason::Io));
+        };
         loop {
             let link = self.ensure_link()?;
             let reused = self.answered_on_link > 0;
             match self.node.send_request(link, msg, timeout) {
-                Ok(()) => {}
+                Ok(()) => self.request.handle_written(id),
                 Err(SendError::FrameTooLarge | SendError::TxFull) => {
                     return Err(RequestError::FrameTooLarge)
                 }
@@ -177,7 +220,12 @@ impl Client {
                     continue;
                 }
             }
-            match self.await_reply(link, msg, timeout)? {
+            let outcome = self.await_reply(link, msg, timeout)?;
+            if !matches!(outcome, Outcome::Closed { .. }) {
+                // Answered (a NAK too): the request leaves the engine.
+                self.request.handle_reply();
+            }
+            match outcome {
                 Outcome::Reply => {
                     self.stats.replies += 1;
                     self.answered_on_link += 1;
@@ -205,36 +253,7 @@ impl Client {
                 }
                 Outcome::Closed { reason, received } => {
                     self.link = None;
-                    let crossed = received == 0 && reused && reason.is_peer_side();
-                    if crossed && !resent {
-                        log::debug!(
-                            "reused link closed before any reply byte ({reason}); resending once"
-                        );
-                        resent = true;
-                        self.stats.resends += 1;
-                        continue;
-                    }
-                    // At-least-once: the message is in doubt; send it again on a new
-                    // link, up to `retries` times.
-                    let in_doubt = reason.is_peer_side()
-                        || matches!(
-                            reason,
-                            CloseReason::ResponseTimeout | CloseReason::WriteTimeout
-                        );
-                    let wait = (in_doubt && retried < self.cfg.retries)
-                        .then(|| {
-                            let jitter = self.node.jitter();
-                            self.cfg.retry_backoff.delay(retried, jitter)
-                        })
-                        .flatten();
-                    if let Some(wait) = wait {
-                        self.pause(wait);
-                        retried += 1;
-                        self.stats.retries += 1;
-                        log::debug!(
-                            "no reply ({reason}); retry {retried} of {}",
-                            self.cfg.retries
-                        );
+                    if self.request_lost(id, reason, received, reused) {
                         continue;
                     }
                     return Err(match reason {
@@ -252,6 +271,61 @@ impl Client {
         }
     }
 
+    /// The request's link closed with `reason` before its reply
+    /// (`received` bytes of one had come; `reused`: the link had answered
+    /// earlier requests). The engine decides whether it is sent again; a
+    /// retry first waits its backoff. True: send it again.
+    fn request_lost(
+        &mut self,
+        id: MsgId,
+        reason: CloseReason,
+        received: u64,
+        reused: bool,
+    ) -> bool {
+        // A reused link the peer closed before any reply byte: its close
+        // crossed our write, and the request was not read.
+        let crossed = received == 0 && reused && reason.is_peer_side();
+        // At-least-once: otherwise, a request the peer may have processed is
+        // in doubt; anything else a resend cannot fix.
+        let in_doubt = reason.is_peer_side()
+            || matches!(
+                reason,
+                CloseReason::ResponseTimeout | CloseReason::WriteTimeout
+            );
+        let loss = if crossed {
+            Loss::Unread
+        } else if in_doubt {
+            Loss::InDoubt
+        } else {
+            Loss::Fatal
+        };
+        let d = self.request.handle_loss(loss);
+        if d.unread > 0 {
+            log::debug!("reused link closed before any reply byte ({reason}); resending once");
+            self.stats.resends += 1;
+            return true;
+        }
+        if d.resent == 0 {
+            return false;
+        }
+        // The retry number, from 0: the attempts used before this one.
+        let retried = self.request.attempts(id).unwrap_or(1).saturating_sub(1);
+        let jitter = self.node.jitter();
+        let Some(wait) = self.cfg.retry_backoff.delay(retried, jitter) else {
+            // The backoff's own attempt limit: the request fails.
+            self.request.fail_oldest();
+            return false;
+        };
+        self.pause(wait);
+        self.stats.retries += 1;
+        log::debug!(
+            "no reply ({reason}); retry {} of {}",
+            retried + 1,
+            self.cfg.retries
+        );
+        true
+    }
+
     /// Keeps the idle link alive for `duration`: answers and sends heartbeats and
     /// keep-alive messages, and notices a close. A client that does not call this
     /// (or `request`) between requests answers no PING, so a peer with heartbeats
@@ -266,6 +340,8 @@ impl Client {
                 return None;
             }
             while let Some(ev) = self.node.next_event() {
+                #[cfg(feature = "tls")]
+                self.tls.note(&ev);
                 match ev {
                     Event::Closed {
                         link: l,
@@ -346,6 +422,8 @@ impl Client {
     fn drain_other_events(&mut self) {
         let _ = self.node.poll(Some(Duration::ZERO));
         while let Some(ev) = self.node.next_event() {
+            #[cfg(feature = "tls")]
+            self.tls.note(&ev);
             match ev {
                 Event::Closed {
                     link,
@@ -388,6 +466,8 @@ impl Client {
                 .poll(Some(self.cfg.connect.connect_timeout))
                 .map_err(|e| RequestError::Io(e.kind()))?;
             while let Some(ev) = self.node.next_event() {
+                #[cfg(feature = "tls")]
+                self.tls.note(&ev);
                 match ev {
                     Event::Connected { link: l, .. } if l == link => {
                         self.link = Some(link);
@@ -433,6 +513,8 @@ impl Client {
                 .map_err(|e| RequestError::Io(e.kind()))?;
             let now = self.node.now();
             while let Some(ev) = self.node.next_event() {
+                #[cfg(feature = "tls")]
+                self.tls.note(&ev);
                 match ev {
                     Event::Message { link: l, payload } if l == link => {
                         if self.cfg.correlate_hl7 && !crate::hl7::reply_matches(msg, payload) {

@@ -116,6 +116,17 @@ impl NodeConfig {
     }
 }
 
+/// Client connection policy (seed 000's "Keep Connection Open" on the sender).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientPolicy {
+    /// Reuse one link for every request (default). Before each request the client
+    /// looks for a close the server already sent, and reconnects.
+    #[default]
+    KeepOpen,
+    /// Connect, send, wait for the reply, close: one link per message.
+    ClosePerMessage,
+}
+
 /// Server connection policy (seed 000's "Keep Connection Open" on the receiver).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ServerPolicy {

@@ -23,11 +23,11 @@ use crate::replay::{ReplayError, ReplayQueue};
 /// Bytes of key budget per remembered key: [`DedupWindow::new`] gives the
 /// window `window` times this. A key costs its parts plus 4 bytes for each
 /// part but the last; when keys are longer on average, the window holds fewer.
-pub const KEY_BYTES: usize = 64;
+pub(crate) const KEY_BYTES: usize = 64;
 
 /// Remembers the last `window` distinct keys.
 #[derive(Debug)]
-pub struct DedupWindow {
+pub(crate) struct DedupWindow {
     /// The remembered keys, encoded (see [`encode`]), oldest first.
     keys: ReplayQueue,
     /// Hash of key number `n` at `n % window`.
@@ -87,14 +87,14 @@ fn same_key(record: &[u8], parts: &[&[u8]]) -> bool {
 impl DedupWindow {
     /// A window over the last `window` keys (at least 1), with
     /// `window` × [`KEY_BYTES`] bytes for them.
-    pub fn new(window: usize) -> Self {
+    pub(crate) fn new(window: usize) -> Self {
         Self::with_key_bytes(window, window.max(1).saturating_mul(KEY_BYTES))
     }
 
     /// A window over the last `window` keys (at least 1) that hold at most
     /// `key_bytes` bytes together (encoded: parts plus 4 bytes per part but
     /// the last).
-    pub fn with_key_bytes(window: usize, key_bytes: usize) -> Self {
+    pub(crate) fn with_key_bytes(window: usize, key_bytes: usize) -> Self {
         // Table cells hold a ring position + 1 in a u32.
         let window = window.clamp(1, u32::MAX as usize - 1);
         let cells = window.saturating_mul(2).next_power_of_two();
@@ -108,14 +108,14 @@ impl DedupWindow {
     }
 
     /// How many keys the window remembers at most.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.hashes.len()
     }
 
     /// True (and the key is remembered) when `key` is not among the
     /// remembered keys; false for a duplicate: a key whose every part equals,
     /// byte for byte, a remembered key's.
-    pub fn first_time(&mut self, key: &[&[u8]]) -> bool {
+    pub(crate) fn first_time(&mut self, key: &[&[u8]]) -> bool {
         let h = (self.hash)(key);
         if self.find(h, key).is_some() {
             return false;
@@ -152,7 +152,7 @@ impl DedupWindow {
 
     /// Forgets `key` if it is remembered, so that it is taken as new next
     /// time (for a message that was not kept after all).
-    pub fn forget(&mut self, key: &[&[u8]]) {
+    pub(crate) fn forget(&mut self, key: &[&[u8]]) {
         if let Some(i) = self.find((self.hash)(key), key) {
             self.remove_at(i);
         }

@@ -41,11 +41,11 @@ use core::time::Duration;
 use crate::time::Instant;
 
 /// Default [`FrameTimeout::timeout`]: 30 s.
-pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default [`FrameTimeout::min_rate`]: 500 bytes/s (mod_reqtimeout's default).
-pub const DEFAULT_FRAME_MIN_RATE: u32 = 500;
+pub(crate) const DEFAULT_FRAME_MIN_RATE: u32 = 500;
 /// Default [`FrameTimeout::max`]: 10 min.
-pub const DEFAULT_FRAME_MAX: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_FRAME_MAX: Duration = Duration::from_secs(600);
 
 /// How long a frame may take from its first byte to its last (see the module
 /// docs for the rule). `LivenessConfig::frame_timeout`; default on.

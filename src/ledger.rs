@@ -25,6 +25,13 @@
 //! which messages are in doubt. What is not: exactly-once at the peer (a
 //! message in doubt may have been processed before the link dropped; the peer's
 //! MSH-10 deduplication is what makes the resend harmless).
+//!
+//! One engine serves every at-least-once sender: [`Deliveries`] is the state
+//! machine (states, attempts, outcomes) without payloads; [`Ledger`] adds the
+//! messages' bytes for the relay's queue, and [`crate::Client`] runs its
+//! requests through a `Deliveries` of one (its request's bytes are the
+//! caller's). How a loss counts is the caller's [`Loss`]: in doubt (uses a
+//! retry), unread (the keep-open race: one free resend) or fatal (fails now).
 
 use std::collections::VecDeque;
 
@@ -32,7 +39,7 @@ use crate::replay::{ReplayError, ReplayQueue};
 
 /// Ledger settings with documented defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LedgerConfig {
+pub(crate) struct LedgerConfig {
     /// Messages held (queued or awaiting a reply). Default 1000.
     pub capacity: usize,
     /// Bytes of payload held, whichever limit comes first. Default 8 MiB.
@@ -56,11 +63,11 @@ impl Default for LedgerConfig {
 }
 
 /// A message's id in the ledger: 1, 2, 3, ... in the order they were queued.
-pub type MsgId = u64;
+pub(crate) type MsgId = u64;
 
 /// Where a message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// Waiting to be written (again, after `attempts` tries).
     Queued,
     /// Written; its reply is awaited.
@@ -73,48 +80,90 @@ pub enum Delivery {
 
 /// Why [`Ledger::push`] refused a message. Nothing was queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LedgerError {
+pub(crate) enum LedgerError {
     /// At `capacity` or out of bytes: backpressure.
     Full,
     /// Larger than `max_bytes`.
     TooLarge,
 }
 
+impl std::fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LedgerError::Full => "delivery ledger full (backpressure: retry later)",
+            LedgerError::TooLarge => "message larger than the delivery ledger",
+        })
+    }
+}
+
+impl std::error::Error for LedgerError {}
+
 /// What a dropped link left in doubt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct InDoubt {
+pub(crate) struct InDoubt {
     /// Messages written whose replies never came (first and last id, inclusive).
     pub ids: Option<(MsgId, MsgId)>,
     /// Of those, how many will be resent.
     pub resent: u64,
     /// Of those, how many failed (out of retries).
     pub failed: u64,
+    /// Of the resent, how many without using one of their retries
+    /// ([`Loss::Unread`]).
+    pub unread: u64,
+}
+
+/// How the messages written and not yet answered were lost: what decides
+/// whether a resend uses up one of their retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Loss {
+    /// The link dropped or the reply did not come in time: each message may or
+    /// may not have been processed. Resent while it has retries left, each
+    /// resend using one; then failed.
+    InDoubt,
+    /// The link was found closed by the peer before any byte of a reply came,
+    /// on a link reused after earlier replies (a close-after-reply peer whose
+    /// close crossed the write): the peer closed without reading. Resent once
+    /// without using a retry; a second such loss of the same message counts as
+    /// [`Loss::InDoubt`].
+    Unread,
+    /// A failure a resend cannot fix (closed locally, a frame the link refused,
+    /// an I/O error): every message written fails now.
+    Fatal,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct State {
     delivery: Delivery,
     attempts: u32,
+    /// Its one resend after [`Loss::Unread`] is used.
+    unread_resent: bool,
 }
 
-/// The ledger. See the module docs.
+/// The at-least-once engine without payloads: the state of each message held,
+/// its attempts, and its outcome. [`Ledger`] is this with the messages' bytes
+/// (the relay); [`crate::Client`] is this with a window of one, its request
+/// being the one message.
 #[derive(Debug)]
-pub struct Ledger {
-    cfg: LedgerConfig,
-    payloads: ReplayQueue,
+pub(crate) struct Deliveries {
+    capacity: usize,
+    window: usize,
+    retries: u32,
     /// States of the held messages, oldest first; `states[0]` is id `base`.
     states: VecDeque<State>,
     base: MsgId,
     outcomes: VecDeque<(MsgId, Delivery)>,
 }
 
-impl Ledger {
-    /// A ledger; its memory is allocated here, once.
-    pub fn new(cfg: LedgerConfig) -> Self {
-        let cap = cfg.capacity.max(1);
-        Ledger {
-            cfg,
-            payloads: ReplayQueue::new(cfg.max_bytes, cap),
+impl Deliveries {
+    /// Room for `capacity` messages (at least 1), `window` of them written
+    /// before their replies, each resent up to `retries` times. Its memory is
+    /// allocated here, once.
+    pub(crate) fn new(capacity: usize, window: usize, retries: u32) -> Self {
+        let cap = capacity.max(1);
+        Deliveries {
+            capacity: cap,
+            window,
+            retries,
             states: VecDeque::with_capacity(cap),
             base: 1,
             outcomes: VecDeque::with_capacity(cap),
@@ -122,33 +171,51 @@ impl Ledger {
     }
 
     /// Messages held (queued or awaiting a reply).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.states.len()
     }
 
     /// True when nothing is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.states.is_empty()
     }
 
-    /// Takes a message; it is written in order. `Full` is backpressure.
-    pub fn push(&mut self, payload: &[u8]) -> Result<MsgId, LedgerError> {
-        match self.payloads.push(payload, self.cfg.capacity) {
-            Ok(()) => {}
-            Err(ReplayError::Full) => return Err(LedgerError::Full),
-            Err(ReplayError::TooLarge) => return Err(LedgerError::TooLarge),
+    /// Takes a message (its bytes are the caller's); it is written in order.
+    /// `Full` at capacity.
+    pub(crate) fn push(&mut self) -> Result<MsgId, LedgerError> {
+        if self.states.len() >= self.capacity {
+            return Err(LedgerError::Full);
         }
         self.states.push_back(State {
             delivery: Delivery::Queued,
             attempts: 0,
+            unread_resent: false,
         });
         Ok(self.base + self.states.len() as u64 - 1)
     }
 
+    /// Forgets every message held and every outcome not yet polled (ids go on).
+    pub(crate) fn clear(&mut self) {
+        self.base += self.states.len() as u64;
+        self.states.clear();
+        self.outcomes.clear();
+    }
+
     /// The state of message `id`, while held.
-    pub fn state(&self, id: MsgId) -> Option<Delivery> {
+    #[cfg(test)]
+    pub(crate) fn state(&self, id: MsgId) -> Option<Delivery> {
+        self.get(id).map(|s| s.delivery)
+    }
+
+    /// Resends of message `id` that used one of its retries, while held.
+    pub(crate) fn attempts(&self, id: MsgId) -> Option<u32> {
+        self.get(id).map(|s| s.attempts)
+    }
+
+    fn get(&self, id: MsgId) -> Option<&State> {
         let i = id.checked_sub(self.base)?;
-        self.states.get(i as usize).map(|s| s.delivery)
+        self.states.get(usize::try_from(i).ok()?)
     }
 
     fn written_count(&self) -> usize {
@@ -158,37 +225,37 @@ impl Ledger {
             .count()
     }
 
-    /// The next message to write, if the window allows one: the oldest queued.
+    /// The next message to write, if the window allows one: the oldest queued,
+    /// with its place among the held messages (0: the oldest).
     #[must_use]
-    pub fn poll_transmit(&self) -> Option<(MsgId, &[u8])> {
+    pub(crate) fn poll_transmit(&self) -> Option<(MsgId, usize)> {
         let in_flight = self.written_count();
-        if in_flight >= self.cfg.window {
+        if in_flight >= self.window {
             return None;
         }
         let s = self.states.get(in_flight)?;
         if s.delivery != Delivery::Queued {
             return None;
         }
-        let payload = self.payloads.get(in_flight)?;
-        Some((self.base + in_flight as u64, payload))
+        Some((self.base + in_flight as u64, in_flight))
     }
 
-    /// Message `id` (from [`Ledger::poll_transmit`]) was written.
-    pub fn handle_written(&mut self, id: MsgId) {
-        if let Some(s) = id
-            .checked_sub(self.base)
-            .and_then(|i| self.states.get_mut(i as usize))
-        {
+    /// Message `id` (from [`Deliveries::poll_transmit`]) was written.
+    pub(crate) fn handle_written(&mut self, id: MsgId) {
+        let Some(i) = id.checked_sub(self.base) else {
+            return;
+        };
+        if let Some(s) = usize::try_from(i).ok().and_then(|i| self.states.get_mut(i)) {
             if s.delivery == Delivery::Queued {
                 s.delivery = Delivery::Written;
             }
         }
     }
 
-    /// A reply arrived for the oldest message awaiting one (replies come in order
-    /// on a link). Returns its id, or `None` if nothing was awaited (an
+    /// A reply arrived for the oldest message awaiting one (replies come in
+    /// order on a link). Returns its id, or `None` if nothing was awaited (an
     /// unexpected reply, for the caller to report).
-    pub fn handle_reply(&mut self) -> Option<MsgId> {
+    pub(crate) fn handle_reply(&mut self) -> Option<MsgId> {
         let s = self.states.front()?;
         if s.delivery != Delivery::Written {
             return None;
@@ -200,15 +267,14 @@ impl Ledger {
 
     fn retire(&mut self, how: Delivery) {
         self.states.pop_front();
-        self.payloads.pop_front();
         self.outcomes.push_back((self.base, how));
         self.base += 1;
     }
 
-    /// The link dropped, or a reply did not come in time: every message written
-    /// and not acknowledged is in doubt. Each is queued again for a resend, or
-    /// fails once it has used its `retries`. Returns exactly which.
-    pub fn handle_link_lost(&mut self) -> InDoubt {
+    /// Every message written and not acknowledged was lost as `loss` says.
+    /// Each is queued again for a resend, or fails (out of retries, or a
+    /// [`Loss::Fatal`] loss). Returns exactly which.
+    pub(crate) fn handle_loss(&mut self, loss: Loss) -> InDoubt {
         let n = self.written_count();
         if n == 0 {
             return InDoubt::default();
@@ -217,28 +283,151 @@ impl Ledger {
             ids: Some((self.base, self.base + n as u64 - 1)),
             ..InDoubt::default()
         };
+        let fail_now = loss == Loss::Fatal;
         for s in self.states.iter_mut().take(n) {
-            s.attempts += 1;
             s.delivery = Delivery::Queued;
+            if loss == Loss::Unread && !s.unread_resent {
+                s.unread_resent = true;
+                doubt.unread += 1;
+            } else {
+                s.attempts = s.attempts.saturating_add(1);
+            }
         }
         // Failures retire from the front so order is kept: a message that ran out
         // of retries fails, and those behind it stay queued.
-        while self
-            .states
-            .front()
-            .is_some_and(|s| s.attempts > self.cfg.retries)
+        let mut left = n;
+        while left > 0
+            && self
+                .states
+                .front()
+                .is_some_and(|s| fail_now || s.attempts > self.retries)
         {
             self.retire(Delivery::Failed);
             doubt.failed += 1;
+            left -= 1;
         }
         doubt.resent = n as u64 - doubt.failed;
+        doubt.unread = doubt.unread.min(doubt.resent);
         doubt
+    }
+
+    /// Gives up on the oldest message (the caller's own limit, e.g. a backoff
+    /// out of attempts): it fails now. Returns its id.
+    pub(crate) fn fail_oldest(&mut self) -> Option<MsgId> {
+        self.states.front()?;
+        let id = self.base;
+        self.retire(Delivery::Failed);
+        Some(id)
     }
 
     /// The next outcome (`Acknowledged` or `Failed`), in order of the messages.
     #[must_use]
-    pub fn poll_outcome(&mut self) -> Option<(MsgId, Delivery)> {
+    pub(crate) fn poll_outcome(&mut self) -> Option<(MsgId, Delivery)> {
         self.outcomes.pop_front()
+    }
+}
+
+/// The ledger: [`Deliveries`] with the messages' bytes. See the module docs.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    cfg: LedgerConfig,
+    payloads: ReplayQueue,
+    deliveries: Deliveries,
+}
+
+impl Ledger {
+    /// A ledger; its memory is allocated here, once.
+    pub(crate) fn new(cfg: LedgerConfig) -> Self {
+        let cap = cfg.capacity.max(1);
+        Ledger {
+            cfg,
+            payloads: ReplayQueue::new(cfg.max_bytes, cap),
+            deliveries: Deliveries::new(cap, cfg.window, cfg.retries),
+        }
+    }
+
+    /// Messages held (queued or awaiting a reply).
+    pub(crate) fn len(&self) -> usize {
+        self.deliveries.len()
+    }
+
+    /// Payload bytes held (a walk over the messages: for stats, not per message).
+    pub(crate) fn bytes(&self) -> usize {
+        self.payloads.bytes()
+    }
+
+    /// True when nothing is held.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.deliveries.is_empty()
+    }
+
+    /// Takes a message; it is written in order. `Full` is backpressure.
+    pub(crate) fn push(&mut self, payload: &[u8]) -> Result<MsgId, LedgerError> {
+        match self.payloads.push(payload, self.cfg.capacity) {
+            Ok(()) => {}
+            Err(ReplayError::Full) => return Err(LedgerError::Full),
+            Err(ReplayError::TooLarge) => return Err(LedgerError::TooLarge),
+        }
+        // The bytes were refused at `capacity` already, and the states hold at
+        // least as many: the two stay in step.
+        self.deliveries.push()
+    }
+
+    /// The state of message `id`, while held.
+    #[cfg(test)]
+    pub(crate) fn state(&self, id: MsgId) -> Option<Delivery> {
+        self.deliveries.state(id)
+    }
+
+    /// The next message to write, if the window allows one: the oldest queued.
+    #[must_use]
+    pub(crate) fn poll_transmit(&self) -> Option<(MsgId, &[u8])> {
+        let (id, i) = self.deliveries.poll_transmit()?;
+        Some((id, self.payloads.get(i)?))
+    }
+
+    /// Message `id` (from [`Ledger::poll_transmit`]) was written.
+    pub(crate) fn handle_written(&mut self, id: MsgId) {
+        self.deliveries.handle_written(id);
+    }
+
+    /// A reply arrived for the oldest message awaiting one (replies come in order
+    /// on a link). Returns its id, or `None` if nothing was awaited (an
+    /// unexpected reply, for the caller to report).
+    pub(crate) fn handle_reply(&mut self) -> Option<MsgId> {
+        let id = self.deliveries.handle_reply();
+        self.forget_retired();
+        id
+    }
+
+    /// The link dropped, or a reply did not come in time: every message written
+    /// and not acknowledged is in doubt ([`Loss::InDoubt`]). Each is queued
+    /// again for a resend, or fails once it has used its `retries`. Returns
+    /// exactly which.
+    pub(crate) fn handle_link_lost(&mut self) -> InDoubt {
+        self.handle_loss(Loss::InDoubt)
+    }
+
+    /// Every message written and not acknowledged was lost as `loss` says (see
+    /// [`Deliveries::handle_loss`]).
+    pub(crate) fn handle_loss(&mut self, loss: Loss) -> InDoubt {
+        let d = self.deliveries.handle_loss(loss);
+        self.forget_retired();
+        d
+    }
+
+    /// The bytes of messages that left the ledger (always the oldest).
+    fn forget_retired(&mut self) {
+        while self.payloads.len() > self.deliveries.len() {
+            self.payloads.pop_front();
+        }
+    }
+
+    /// The next outcome (`Acknowledged` or `Failed`), in order of the messages.
+    #[must_use]
+    pub(crate) fn poll_outcome(&mut self) -> Option<(MsgId, Delivery)> {
+        self.deliveries.poll_outcome()
     }
 }
 
@@ -319,6 +508,82 @@ mod tests {
         }
         assert_eq!(l.push(b"x"), Err(LedgerError::Full));
         assert_eq!(l.push(&[0; 300]), Err(LedgerError::TooLarge));
+    }
+
+    #[test]
+    fn an_unread_loss_resends_once_without_using_a_retry_then_counts() {
+        let mut d = Deliveries::new(1, 1, 1);
+        let id = d.push().unwrap();
+        let write = |d: &mut Deliveries| {
+            let (id, i) = d.poll_transmit().expect("queued");
+            assert_eq!(i, 0);
+            d.handle_written(id);
+        };
+        write(&mut d);
+        let x = d.handle_loss(Loss::Unread);
+        assert_eq!(
+            (x.ids, x.resent, x.unread, x.failed),
+            (Some((id, id)), 1, 1, 0)
+        );
+        assert_eq!(d.attempts(id), Some(0), "the free resend used no retry");
+        write(&mut d);
+        // The same race again is in doubt now: the one retry.
+        let x = d.handle_loss(Loss::Unread);
+        assert_eq!((x.resent, x.unread, x.failed), (1, 0, 0));
+        assert_eq!(d.attempts(id), Some(1));
+        write(&mut d);
+        let x = d.handle_loss(Loss::InDoubt);
+        assert_eq!((x.resent, x.failed), (0, 1), "out of retries");
+        assert_eq!(d.poll_outcome(), Some((id, Delivery::Failed)));
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn a_fatal_loss_fails_every_written_message_and_keeps_the_queued() {
+        let mut d = Deliveries::new(4, 2, 3);
+        for _ in 0..3 {
+            d.push().unwrap();
+        }
+        for _ in 0..2 {
+            let (id, _) = d.poll_transmit().unwrap();
+            d.handle_written(id);
+        }
+        let x = d.handle_loss(Loss::Fatal);
+        assert_eq!((x.ids, x.resent, x.failed), (Some((1, 2)), 0, 2));
+        assert_eq!(d.poll_outcome(), Some((1, Delivery::Failed)));
+        assert_eq!(d.poll_outcome(), Some((2, Delivery::Failed)));
+        assert_eq!(d.state(3), Some(Delivery::Queued));
+        assert_eq!(d.poll_transmit(), Some((3, 0)));
+    }
+
+    #[test]
+    fn the_caller_can_give_up_on_the_oldest_and_clear_keeps_ids_going() {
+        let mut d = Deliveries::new(1, 1, 5);
+        let a = d.push().unwrap();
+        assert_eq!(d.push(), Err(LedgerError::Full), "capacity 1");
+        assert_eq!(d.fail_oldest(), Some(a));
+        assert_eq!(d.poll_outcome(), Some((a, Delivery::Failed)));
+        let b = d.push().unwrap();
+        d.clear();
+        assert!(d.is_empty() && d.poll_outcome().is_none());
+        assert_eq!(d.push(), Ok(b + 1), "ids are never reused");
+    }
+
+    #[test]
+    fn the_ledger_drops_the_bytes_of_each_message_that_leaves() {
+        let mut l = ledger(2, 0);
+        for p in [b"A", b"B", b"C"] {
+            l.push(p).unwrap();
+        }
+        for _ in 0..2 {
+            let (id, _) = l.poll_transmit().unwrap();
+            l.handle_written(id);
+        }
+        assert_eq!(l.handle_reply(), Some(1));
+        let x = l.handle_loss(Loss::InDoubt);
+        assert_eq!((x.ids, x.failed), (Some((2, 2)), 1), "no retries");
+        assert_eq!(l.poll_transmit(), Some((3, &b"C"[..])), "C's own bytes");
+        assert_eq!(l.len(), 1);
     }
 
     /// Random sends, writes, replies and link drops: every message ends exactly

@@ -10,8 +10,9 @@
 //! # Layers
 //!
 //! - [`frame`]: pure codecs, bytes to frames in buffers the driver owns.
-//! - [`link`]: pure per-link policy and timers, driven by `now`.
-//! - [`frame_deadline`]: pure, how long a frame may take to arrive (slow peers).
+//! - A pure per-link core (policy, liveness, frame deadlines, timers), driven
+//!   by `now`; configured through [`LivenessConfig`] and [`FrameTimeout`].
+//! - [`session`]: pure reliable sessions (sequence numbers, replay, resume).
 //! - [`Node`]: the mio driver, the only code that touches sockets or the clock.
 //! - [`Client`], [`Server`]: the common single-purpose cases.
 //! - [`spool`]: the durable journal of accepted messages, over a storage
@@ -45,30 +46,29 @@
 //! client.join().unwrap();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_code)]
 
 mod buffer;
 pub mod client;
 pub mod config;
-pub mod dedup;
+mod dedup;
 pub mod error;
 mod fallible;
 #[allow(unsafe_code)]
-pub mod ffi;
+mod ffi;
 pub mod frame;
-pub mod frame_deadline;
-#[doc(hidden)]
-pub mod fuzzing;
+mod frame_deadline;
+mod fuzzing;
 pub mod hl7;
-pub mod ledger;
-pub mod link;
-pub use link::liveness;
+mod ledger;
+mod link;
+pub mod metrics;
 pub mod node;
-pub mod ratelimit;
+mod ratelimit;
 pub mod relay;
 mod replay;
-pub mod rng;
+mod rng;
 pub mod server;
 pub mod session;
 mod sockopt;
@@ -77,17 +77,57 @@ pub mod time;
 mod timers;
 #[cfg(feature = "tls")]
 pub mod tls;
-pub mod wire;
+mod wire;
+
+// In-crate code names the liveness layer `crate::liveness`.
+use link::liveness;
+
+/// Not part of the API: the pure layers and helpers that the `mooring` binary,
+/// the simulations, the tests, the benchmarks and the fuzz targets reach into.
+/// No stability promise: anything here may change in any release.
+#[doc(hidden)]
+pub mod internals {
+    /// The C API (`mooring.h`): C callers link its symbols; Rust code has the
+    /// rest of this crate.
+    pub mod ffi {
+        pub use crate::ffi::*;
+    }
+    /// Fuzz targets (`tests/fuzz`), one function per target.
+    pub mod fuzzing {
+        pub use crate::fuzzing::*;
+    }
+    /// The pure per-link core.
+    pub mod link {
+        pub use crate::link::*;
+    }
+    /// The pure per-link liveness layer (handshake, heartbeat, keep-alive).
+    pub mod liveness {
+        pub use crate::link::liveness::*;
+    }
+    /// One line per cause per interval.
+    pub mod ratelimit {
+        pub use crate::ratelimit::*;
+    }
+    /// The crate's deterministic PRNG.
+    pub mod rng {
+        pub use crate::rng::*;
+    }
+    /// The mooring protocol's wire encoding.
+    pub mod wire {
+        pub use crate::wire::*;
+    }
+}
 
 pub use client::{Client, ClientConfig, ClientPolicy, ClientStats};
 pub use config::{AllowList, Cidr, ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 pub use error::{CloseReason, ConfigError, RequestError, SendError};
 pub use frame::{Codec, Envelope, Framing};
 pub use frame_deadline::FrameTimeout;
-pub use link::{LinkState, LinkStats};
-pub use liveness::{
+pub use link::liveness::{
     Heartbeat, KeepAliveMessage, KeepAlivePayload, LivenessConfig, Protocol, TcpKeepalive,
+    MAX_KEEPALIVE,
 };
+pub use link::{LinkState, LinkStats};
 pub use node::{Event, LinkId, ListenerId, Node, NodeStats, SessionId, SessionNote, SetupError};
 pub use server::{Reply, Server};
 pub use time::{Clock, Instant, ManualClock, SystemClock};

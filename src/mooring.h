@@ -2,7 +2,8 @@
  * mooring C API: keeps TCP message links (HL7 MLLP, len32) healthy.
  *
  * Ownership: a mooring_node is created by mooring_node_new and owned by the
- * caller until mooring_node_free. Every other type here is plain data the
+ * caller until mooring_node_free; a mooring_relay likewise by mooring_relay_new
+ * until mooring_relay_free. Every other type here is plain data the
  * caller owns and mooring copies in or out during the call. Strings passed in
  * are read during the call only. Strings returned (mooring_result_name,
  * mooring_close_reason_name, mooring_version) are static: never free them.
@@ -13,7 +14,7 @@
  * NULL pointers, bad lengths, unknown values and stale links are error codes.
  * No panic crosses this boundary; a node whose call panicked is poisoned.
  *
- * Threads: a node is used by one thread at a time.
+ * Threads: a node (or relay) is used by one thread at a time.
  */
 
 #ifndef MOORING_H
@@ -29,6 +30,11 @@
  * Size of every address text buffer in this API (`"[v6%scope]:port"` fits with its NUL).
  */
 #define MOORING_ADDR_MAX 64
+
+/**
+ * Entries of `mooring_node_stats.closes`: room for close reason codes 0 to 63.
+ */
+#define MOORING_CLOSE_CODES_MAX 64
 
 /**
  * The `listener` of an event that has none (outbound links, non-connect events).
@@ -189,6 +195,164 @@ enum mooring_event_kind
 typedef enum mooring_event_kind mooring_event_kind;
 #else
 typedef uint32_t mooring_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a `mooring_relay_event` reports; one kind per `RelayEvent` of the
+ * Rust API, in its order.
+ */
+enum mooring_relay_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A device connected: `peer`.
+   */
+  MOORING_RELAY_EVENT_KIND_DEVICE_CONNECTED = 1,
+  /**
+   * A device's message arrived (reported before what is done with it):
+   * `peer`, `bytes`, `id` (NULL when it has no MSH-10).
+   */
+  MOORING_RELAY_EVENT_KIND_DEVICE_MESSAGE = 2,
+  /**
+   * A device message was answered MSA|AR and not queued: `peer`, `bytes`,
+   * `refusal`, `detail` its name.
+   */
+  MOORING_RELAY_EVENT_KIND_REFUSED = 3,
+  /**
+   * A resend of a message the relay already has, not forwarded again:
+   * `peer`, `id`, `pending` (1: it still awaits the upstream, and its ACK
+   * now goes to this device link).
+   */
+  MOORING_RELAY_EVENT_KIND_DUPLICATE = 4,
+  /**
+   * The queue is full: the device got MSA|AR. `peer`, `id`, `queued`.
+   */
+  MOORING_RELAY_EVENT_KIND_QUEUE_FULL = 5,
+  /**
+   * A message was queued for the upstream: `peer`, `id`, `seq`.
+   */
+  MOORING_RELAY_EVENT_KIND_QUEUED = 6,
+  /**
+   * Ack-after upstream: no upstream ACK within the response timeout; the
+   * device got `ack` (AR), the message stays queued. `peer`, `id`, `seq`.
+   */
+  MOORING_RELAY_EVENT_KIND_REPLY_TIMEOUT = 7,
+  /**
+   * A device link closed: `peer`, `reason`, `peer_reason`, `detail`.
+   */
+  MOORING_RELAY_EVENT_KIND_DEVICE_CLOSED = 8,
+  /**
+   * A device connection was refused by policy: `peer`, `reason`, `detail`.
+   */
+  MOORING_RELAY_EVENT_KIND_REJECTED = 9,
+  /**
+   * A connect attempt (raw) or a new session (mooring) starts: `attempt`.
+   */
+  MOORING_RELAY_EVENT_KIND_UPSTREAM_CONNECTING = 10,
+  /**
+   * The upstream is up: `session` (1 for a mooring session), `resumed`,
+   * `replaying`.
+   */
+  MOORING_RELAY_EVENT_KIND_UPSTREAM_CONNECTED = 11,
+  /**
+   * The raw link closed or the session ended: what was in flight is in
+   * doubt (`in_doubt_first`..`in_doubt_last`, 0 when none), `resent` or
+   * `failed`. `lost` says why, with `reason` or `session_end`; `detail`
+   * names it.
+   */
+  MOORING_RELAY_EVENT_KIND_UPSTREAM_LOST = 12,
+  /**
+   * Mooring: the session's link dropped and the session resumes by
+   * itself: `reason`, `unacked` (-1 when not known), `detail`.
+   */
+  MOORING_RELAY_EVENT_KIND_UPSTREAM_LINK_LOST = 13,
+  /**
+   * The next connect attempt waits `delay_ms`: `attempt`, `reason` of the
+   * last failure when known, `detail`.
+   */
+  MOORING_RELAY_EVENT_KIND_UPSTREAM_RECONNECTING = 14,
+  /**
+   * A message was written upstream: `id`, `seq`, `attempt`.
+   */
+  MOORING_RELAY_EVENT_KIND_FORWARDED = 15,
+  /**
+   * The upstream acknowledged a message: `id`, `seq`, `elapsed_ms` since
+   * it arrived, `ack` (raw: the upstream's MSA-1; NULL for a session).
+   */
+  MOORING_RELAY_EVENT_KIND_ACKED = 16,
+  /**
+   * A raw upstream frame that answers nothing in flight: `id` its MSA-2,
+   * `ack` its MSA-1 (each NULL when missing).
+   */
+  MOORING_RELAY_EVENT_KIND_UNEXPECTED_REPLY = 17,
+  /**
+   * Mooring: a reply the upstream sent through the session: `id`, `ack`.
+   */
+  MOORING_RELAY_EVENT_KIND_UPSTREAM_REPLY = 18,
+  /**
+   * A message ran out of retries: `id`, `seq`, `attempt` (times written),
+   * `acked_to_device` (1: the device had AA already, the message is lost).
+   */
+  MOORING_RELAY_EVENT_KIND_FAILED = 19,
+  /**
+   * The spool was opened and recovered (once, at the first poll):
+   * `detail` its directory, `size`, `recovered`, `corrupt`.
+   */
+  MOORING_RELAY_EVENT_KIND_SPOOL_OPENED = 20,
+  /**
+   * The spool's pressure changed: `pressure`, `used` bytes, `records`;
+   * `detail` the state's name, or the disk error's text.
+   */
+  MOORING_RELAY_EVENT_KIND_SPOOL_PRESSURE = 21,
+  /**
+   * A device's message could not be made durable; the device got MSA|AR
+   * (its resend is a new message): `peer`, `id`, `pressure`, `detail`.
+   */
+  MOORING_RELAY_EVENT_KIND_SPOOL_REFUSED = 22,
+  /**
+   * A raw upstream's ACK (in a window) names another message than the
+   * oldest awaited: the link closes and what was in flight is resent.
+   * `id` the ACK's MSA-2, `detail` the MSH-10 awaited.
+   */
+  MOORING_RELAY_EVENT_KIND_REPLY_OUT_OF_ORDER = 23,
+  /**
+   * While on a backup: a probe of the primary starts: `peer` the primary,
+   * `attempt`.
+   */
+  MOORING_RELAY_EVENT_KIND_PRIMARY_PROBE = 24,
+  /**
+   * While on a backup: the primary answered a probe: `peer` the primary.
+   */
+  MOORING_RELAY_EVENT_KIND_PRIMARY_ANSWERED = 25,
+  /**
+   * The relay moved to another upstream: `peer` the one now active,
+   * `active` its position in the list (0: the primary), `attempt` the
+   * failed attempts that caused it (0 when returning to the primary),
+   * `detail` why (`failover` or `primary_back`).
+   */
+  MOORING_RELAY_EVENT_KIND_UPSTREAM_SWITCHED = 26,
+  /**
+   * TLS: a link's handshake completed: `peer`, `upstream` (1: the
+   * upstream's link, 0: a device's), `ack` the version (`TLSv1_3`), `id`
+   * the suite, `detail` the peer's identity (NULL when it sent no
+   * certificate).
+   */
+  MOORING_RELAY_EVENT_KIND_TLS = 27,
+  /**
+   * TLS: a link failed for a TLS reason (its close follows): `peer`,
+   * `upstream`, `reason` the `MOORING_CLOSE_REASON_TLS_*` reason, `detail`
+   * rustls's text.
+   */
+  MOORING_RELAY_EVENT_KIND_TLS_FAILED = 28,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mooring_relay_event_kind mooring_relay_event_kind;
+#else
+typedef uint32_t mooring_relay_event_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -430,10 +594,252 @@ typedef uint32_t mooring_close_reason;
 #endif // __cplusplus
 
 /**
+ * Which clients a TLS listener accepts (`mooring_config.tls_client_auth`).
+ */
+enum mooring_tls_client_auth
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No client certificate is asked for (default).
+   */
+  MOORING_TLS_CLIENT_AUTH_NONE = 0,
+  /**
+   * A client certificate is asked for; a client without one is served, one
+   * whose certificate `tls_client_ca` does not vouch for is refused.
+   */
+  MOORING_TLS_CLIENT_AUTH_OPTIONAL = 1,
+  /**
+   * Every client must present a certificate `tls_client_ca` vouches for.
+   */
+  MOORING_TLS_CLIENT_AUTH_REQUIRED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mooring_tls_client_auth mooring_tls_client_auth;
+#else
+typedef uint32_t mooring_tls_client_auth;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * When a device gets its ACK (`mooring_relay_config.ack_after`).
+ */
+enum mooring_ack_after
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * `QUEUED` with a spool (a directory, or the in-memory queue asked for
+   * by `MOORING_SPOOL_KIND_MEMORY`), else `UPSTREAM`: never an AA a crash can
+   * lose unless the in-memory queue was chosen (default; as `mooring relay`).
+   */
+  MOORING_ACK_AFTER_DEFAULT = 0,
+  /**
+   * Once the message is queued: with a spool directory, after the sync
+   * that covers it ("on disk"); with the in-memory queue, lost if the
+   * process dies.
+   */
+  MOORING_ACK_AFTER_QUEUED = 1,
+  /**
+   * Once the upstream acknowledged it.
+   */
+  MOORING_ACK_AFTER_UPSTREAM = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mooring_ack_after mooring_ack_after;
+#else
+typedef uint32_t mooring_ack_after;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Where the relay keeps its queue (`mooring_relay_config.spool`).
+ */
+enum mooring_spool_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * In memory; the default ACK waits for the upstream (default).
+   */
+  MOORING_SPOOL_KIND_NONE = 0,
+  /**
+   * In memory, asked for by name: the default ACK is sent once queued, and
+   * a crash of the process loses what was acknowledged and not forwarded.
+   */
+  MOORING_SPOOL_KIND_MEMORY = 1,
+  /**
+   * A durable spool in `spool_dir`: recovered and forwarded first on start.
+   */
+  MOORING_SPOOL_KIND_DIRECTORY = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mooring_spool_kind mooring_spool_kind;
+#else
+typedef uint32_t mooring_spool_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * When the spool calls `fdatasync` (`mooring_relay_config.fsync`).
+ */
+enum mooring_fsync
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Once per poll for everything accepted in it, before their AAs (default).
+   */
+  MOORING_FSYNC_BATCH = 0,
+  /**
+   * At most every `fsync_interval_ms`: a power cut can lose up to one
+   * interval of acknowledged messages.
+   */
+  MOORING_FSYNC_INTERVAL = 1,
+  /**
+   * Never at commits (the OS writes back when it likes): a power cut can
+   * lose acknowledged messages.
+   */
+  MOORING_FSYNC_OFF = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mooring_fsync mooring_fsync;
+#else
+typedef uint32_t mooring_fsync;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why a device message was refused (`mooring_relay_event.refusal`).
+ */
+enum mooring_relay_refusal
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not a REFUSED event.
+   */
+  MOORING_RELAY_REFUSAL_NONE = 0,
+  /**
+   * The payload is not HL7 (no MSH segment).
+   */
+  MOORING_RELAY_REFUSAL_NOT_HL7 = 1,
+  /**
+   * HL7 without an MSH-10: it could not be deduplicated or matched.
+   */
+  MOORING_RELAY_REFUSAL_NO_CONTROL_ID = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mooring_relay_refusal mooring_relay_refusal;
+#else
+typedef uint32_t mooring_relay_refusal;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why the upstream lost what it had in flight (`mooring_relay_event.lost`).
+ */
+enum mooring_relay_lost
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not an UPSTREAM_LOST event.
+   */
+  MOORING_RELAY_LOST_NONE = 0,
+  /**
+   * The raw link closed: `reason`.
+   */
+  MOORING_RELAY_LOST_LINK = 1,
+  /**
+   * The mooring session ended: `session_end`.
+   */
+  MOORING_RELAY_LOST_SESSION = 2,
+  /**
+   * The upstream speaks the mooring protocol but keeps no sessions: it
+   * cannot work until it is started with sessions on.
+   */
+  MOORING_RELAY_LOST_NO_SESSIONS = 3,
+  /**
+   * A raw upstream acknowledged out of order (see REPLY_OUT_OF_ORDER).
+   */
+  MOORING_RELAY_LOST_REPLY_OUT_OF_ORDER = 4,
+  /**
+   * The relay moved to another upstream with messages in doubt.
+   */
+  MOORING_RELAY_LOST_FAILOVER = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mooring_relay_lost mooring_relay_lost;
+#else
+typedef uint32_t mooring_relay_lost;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The spool's pressure (`mooring_relay_event.pressure`, `mooring_relay_stats.spool_pressure`).
+ */
+enum mooring_spool_pressure
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No spool, or not a spool event.
+   */
+  MOORING_SPOOL_PRESSURE_NONE = 0,
+  /**
+   * Messages are accepted and committed.
+   */
+  MOORING_SPOOL_PRESSURE_OK = 1,
+  /**
+   * The spool holds as much undelivered data as it can: devices get MSA|AR
+   * until the upstream acknowledges some.
+   */
+  MOORING_SPOOL_PRESSURE_FULL = 2,
+  /**
+   * Writing or syncing failed (`ENOSPC`, `EIO`): devices get MSA|AR; the
+   * relay retries and recovers by itself.
+   */
+  MOORING_SPOOL_PRESSURE_DISK_ERROR = 3,
+  /**
+   * Recovered messages go first: new messages get MSA|AR until they are queued.
+   */
+  MOORING_SPOOL_PRESSURE_RECOVERING = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mooring_spool_pressure mooring_spool_pressure;
+#else
+typedef uint32_t mooring_spool_pressure;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A node: one poll, its listeners and links. Opaque; create with
  * `mooring_node_new`, free with `mooring_node_free`.
  */
 typedef struct mooring_node mooring_node;
+
+/**
+ * A relay: a device listener, one upstream, and its queue (in memory or a
+ * spool directory). Opaque; create with `mooring_relay_new`, free with
+ * `mooring_relay_free`. Used by one thread at a time (it may move between
+ * threads between calls).
+ */
+typedef struct mooring_relay mooring_relay;
 
 /**
  * Everything a node needs, with defaults from `mooring_config_default`.
@@ -593,6 +999,64 @@ typedef struct mooring_config {
    * (`TooManySessionsFromPeer`). 0 = no limit (default).
    */
   uint32_t max_sessions_per_ip;
+  /**
+   * Listen, TLS (TLS 1.2/1.3; a build without the `tls` feature refuses
+   * every TLS field with `MOORING_RESULT_INVALID_CONFIG`): the certificate
+   * chain, leaf first, as the path of a PEM file or as PEM text itself
+   * (a string starting with `-----BEGIN`). NULL or `""`: listeners serve
+   * plain TCP (default). Needs `tls_key`. Every TLS file is read and
+   * checked during `mooring_node_new`; a problem is
+   * `MOORING_RESULT_INVALID_CONFIG` with the field, the file and why in
+   * `mooring_last_error`.
+   */
+  const char *tls_cert;
+  /**
+   * Listen, TLS: the private key of `tls_cert` (path or PEM text; PKCS#8,
+   * PKCS#1 or SEC1). Default NULL.
+   */
+  const char *tls_key;
+  /**
+   * Listen, TLS: a `mooring_tls_client_auth` value. Default
+   * `MOORING_TLS_CLIENT_AUTH_NONE`.
+   */
+  uint32_t tls_client_auth;
+  /**
+   * Listen, TLS: CA certificates client certificates must chain to (path
+   * or PEM text); needed with client authentication. Default NULL.
+   */
+  const char *tls_client_ca;
+  /**
+   * Listen, TLS: comma-separated peer identities allowed after the
+   * handshake (a DNS, IP or URI SAN, or the subject CN of the client's
+   * certificate); others close with `TLS_PEER_NOT_ALLOWED`. Needs client
+   * authentication. NULL or `""`: any client the CAs vouch for (default).
+   */
+  const char *tls_allow_peers;
+  /**
+   * Connect, TLS: CA certificates the server's certificate must chain to
+   * (path or PEM text; no built-in roots). Not NULL: every connect and
+   * session of the node uses TLS. NULL or `""`: plain TCP (default).
+   */
+  const char *tls_ca;
+  /**
+   * Connect, TLS: the name the server's certificate must carry. NULL or
+   * `""`: the IP address connected to (default).
+   */
+  const char *tls_server_name;
+  /**
+   * Connect, TLS: a client certificate chain (path or PEM text), for
+   * servers that authenticate clients; needs `tls_client_key`. Default NULL.
+   */
+  const char *tls_client_cert;
+  /**
+   * Connect, TLS: the private key of `tls_client_cert`. Default NULL.
+   */
+  const char *tls_client_key;
+  /**
+   * TLS, both sides: the handshake must complete within this, else the
+   * link closes with `TLS_HANDSHAKE_TIMEOUT`. Default 10000.
+   */
+  uint32_t tls_handshake_timeout_ms;
 } mooring_config;
 
 /**
@@ -739,6 +1203,432 @@ typedef struct mooring_event {
 } mooring_event;
 
 /**
+ * A relay: its device listener, upstream and spool, with defaults from
+ * `mooring_relay_config_default`. Strings are read during `mooring_relay_new`
+ * only. Durations are milliseconds; 0 is invalid unless "0 = off" is stated.
+ */
+typedef struct mooring_relay_config {
+  /**
+   * Where devices connect: `"ip:port"` (port 0: any; read it back with
+   * `mooring_relay_local_addr`). Default NULL: required.
+   */
+  const char *listen;
+  /**
+   * A `mooring_framing` value, for device links and a raw upstream.
+   * Default `MOORING_FRAMING_MLLP`.
+   */
+  uint32_t framing;
+  /**
+   * Largest message taken from a device or the upstream, in bytes. Default 1 MiB.
+   */
+  uint32_t max_frame;
+  /**
+   * Devices connected at once. Default 10.
+   */
+  uint32_t max_connections;
+  /**
+   * Devices one address may connect at once; 0 = no limit (default).
+   */
+  uint32_t max_connections_per_ip;
+  /**
+   * A link whose queued bytes make no progress this long closes. Default 10000.
+   */
+  uint32_t write_timeout_ms;
+  /**
+   * Where messages go: `"ip:port"`. Default NULL: required.
+   */
+  const char *upstream;
+  /**
+   * A `mooring_protocol` value for the upstream: raw (MLLP/len32, one
+   * message in flight, matched by MSA-2) or mooring (a reliable session).
+   * Default `MOORING_PROTOCOL_RAW`.
+   */
+  uint32_t protocol;
+  /**
+   * Mooring upstream: send PING after this long without sending; 0 = off (default).
+   */
+  uint32_t heartbeat_interval_ms;
+  /**
+   * Mooring upstream: dead after this long without receiving (> interval); 0 = off.
+   */
+  uint32_t heartbeat_timeout_ms;
+  /**
+   * A `mooring_ack_after` value. Default `MOORING_ACK_AFTER_DEFAULT`.
+   */
+  uint32_t ack_after;
+  /**
+   * Messages held for the upstream; a device message arriving when it is
+   * full gets MSA|AR. Default 1000.
+   */
+  uint32_t queue;
+  /**
+   * Resends of a message in doubt before it fails. Default 3.
+   */
+  uint32_t retries;
+  /**
+   * Raw: the upstream's ACK must come within this; ack-after upstream: a
+   * device waiting this long gets MSA|AR. Default 10000.
+   */
+  uint32_t response_timeout_ms;
+  /**
+   * Each connect attempt. Default 5000.
+   */
+  uint32_t connect_timeout_ms;
+  /**
+   * The first reconnect waits up to this (full jitter). Default 1000.
+   */
+  uint32_t reconnect_min_ms;
+  /**
+   * The reconnect wait doubles up to this. Default 30000.
+   */
+  uint32_t reconnect_max_ms;
+  /**
+   * Messages remembered to spot resends (same MSH-3, MSH-4, MSH-10). Default 10000.
+   */
+  uint32_t dedup_window;
+  /**
+   * Seeds the reconnect jitter. Default 0.
+   */
+  uint64_t seed;
+  /**
+   * A `mooring_spool_kind` value. Default `MOORING_SPOOL_KIND_NONE`.
+   */
+  uint32_t spool;
+  /**
+   * `MOORING_SPOOL_KIND_DIRECTORY`: the spool directory (created if
+   * missing, locked while the relay runs). Default NULL.
+   */
+  const char *spool_dir;
+  /**
+   * `MOORING_SPOOL_KIND_DIRECTORY`: total bytes on disk, preallocated.
+   * Default 256 MiB.
+   */
+  uint64_t spool_size;
+  /**
+   * `MOORING_SPOOL_KIND_DIRECTORY`: a `mooring_fsync` value. Default
+   * `MOORING_FSYNC_BATCH`.
+   */
+  uint32_t fsync;
+  /**
+   * `MOORING_FSYNC_INTERVAL`: the interval. Default 1000.
+   */
+  uint32_t fsync_interval_ms;
+  /**
+   * Events kept for `mooring_relay_next_event` between polls; more are
+   * counted in `mooring_relay_stats.events_dropped`. Default 1024.
+   */
+  uint32_t event_queue;
+  /**
+   * Bytes kept for those events' ids and texts. Default 65536.
+   */
+  uint32_t event_bytes;
+} mooring_relay_config;
+
+/**
+ * One relay event, filled by `mooring_relay_next_event`. Fields that do not
+ * apply to `kind` are zero, NULL or `""`.
+ *
+ * `id`, `ack` and `detail` are bytes (not NUL-terminated; `detail` is
+ * UTF-8) owned by the relay: valid until the next `mooring_relay_poll` or
+ * `mooring_relay_free`. Copy them to keep them longer.
+ */
+typedef struct mooring_relay_event {
+  /**
+   * What happened.
+   */
+  mooring_relay_event_kind kind;
+  /**
+   * Device events: the device as NUL-terminated `ip:port`.
+   */
+  char peer[MOORING_ADDR_MAX];
+  /**
+   * The message's MSH-10 (replies: their MSA-2); NULL when none.
+   */
+  const uint8_t *id;
+  /**
+   * Length of `id`.
+   */
+  size_t id_len;
+  /**
+   * An MSA-1 (`"AA"`, `"AR"`, ...); NULL when none.
+   */
+  const uint8_t *ack;
+  /**
+   * Length of `ack`.
+   */
+  size_t ack_len;
+  /**
+   * Text: the name of the reason, refusal or pressure (as `mooring relay`
+   * prints it), the spool directory, or a disk error; NULL when none.
+   */
+  const uint8_t *detail;
+  /**
+   * Length of `detail`.
+   */
+  size_t detail_len;
+  /**
+   * DEVICE_MESSAGE, REFUSED: payload size in bytes.
+   */
+  uint64_t bytes;
+  /**
+   * The relay's number of the message (from 1).
+   */
+  uint64_t seq;
+  /**
+   * A `mooring_close_reason` value (`MOORING_CLOSE_REASON_NONE` when none).
+   */
+  uint32_t reason;
+  /**
+   * DEVICE_CLOSED: the `mooring_close_reason` the peer claimed.
+   */
+  uint32_t peer_reason;
+  /**
+   * REFUSED: a `mooring_relay_refusal` value.
+   */
+  uint32_t refusal;
+  /**
+   * UPSTREAM_LOST: a `mooring_relay_lost` value.
+   */
+  uint32_t lost;
+  /**
+   * UPSTREAM_LOST by a session's end: a `mooring_session_end` value.
+   */
+  uint32_t session_end;
+  /**
+   * SPOOL_PRESSURE, SPOOL_REFUSED: a `mooring_spool_pressure` value.
+   */
+  uint32_t pressure;
+  /**
+   * UPSTREAM_CONNECTING, UPSTREAM_RECONNECTING: the attempt; FORWARDED:
+   * times written so far; FAILED: times written.
+   */
+  uint32_t attempt;
+  /**
+   * UPSTREAM_RECONNECTING: the wait, in ms.
+   */
+  uint32_t delay_ms;
+  /**
+   * ACKED: ms since the relay received the message.
+   */
+  uint64_t elapsed_ms;
+  /**
+   * DUPLICATE: 1 when the message still awaits the upstream.
+   */
+  uint32_t pending;
+  /**
+   * FAILED: 1 when the device had AA already (the message is lost).
+   */
+  uint32_t acked_to_device;
+  /**
+   * UPSTREAM_CONNECTED: 1 for a mooring session, 0 for a raw link.
+   */
+  uint32_t session;
+  /**
+   * UPSTREAM_CONNECTED: 1 when the session resumed.
+   */
+  uint32_t resumed;
+  /**
+   * UPSTREAM_CONNECTED: messages the session replays.
+   */
+  uint64_t replaying;
+  /**
+   * QUEUE_FULL: messages queued.
+   */
+  uint64_t queued;
+  /**
+   * UPSTREAM_LOST: the first and last seq left in doubt (0 when none).
+   */
+  uint64_t in_doubt_first;
+  /**
+   * See `in_doubt_first`.
+   */
+  uint64_t in_doubt_last;
+  /**
+   * UPSTREAM_LOST: in-doubt messages to be resent.
+   */
+  uint64_t resent;
+  /**
+   * UPSTREAM_LOST: in-doubt messages out of retries.
+   */
+  uint64_t failed;
+  /**
+   * UPSTREAM_LINK_LOST: messages handed to the session and not yet
+   * acknowledged; -1 when not known.
+   */
+  int64_t unacked;
+  /**
+   * SPOOL_OPENED: the spool's size on disk, in bytes.
+   */
+  uint64_t size;
+  /**
+   * SPOOL_OPENED: undelivered messages recovered (forwarded first).
+   */
+  uint64_t recovered;
+  /**
+   * SPOOL_OPENED: damaged records skipped (never delivered).
+   */
+  uint64_t corrupt;
+  /**
+   * SPOOL_PRESSURE: bytes in use in the spool.
+   */
+  uint64_t used;
+  /**
+   * SPOOL_PRESSURE: undelivered messages in the spool.
+   */
+  uint64_t records;
+  /**
+   * UPSTREAM_SWITCHED: the active upstream's position (0: the primary).
+   */
+  uint32_t active;
+  /**
+   * TLS, TLS_FAILED: 1 for the upstream's link, 0 for a device's.
+   */
+  uint32_t upstream;
+} mooring_relay_event;
+
+/**
+ * A relay's numbers, filled by `mooring_relay_get_stats`. Counters count
+ * since `mooring_relay_new`.
+ */
+typedef struct mooring_relay_stats {
+  /**
+   * Messages queued for the upstream now (not yet acknowledged or failed).
+   */
+  uint64_t queued;
+  /**
+   * Devices connected now.
+   */
+  uint64_t devices;
+  /**
+   * 1 while the upstream link (or session) is up.
+   */
+  uint32_t upstream_connected;
+  /**
+   * Device messages received.
+   */
+  uint64_t received;
+  /**
+   * Resends answered without forwarding again.
+   */
+  uint64_t duplicates;
+  /**
+   * Device messages answered MSA|AR without being kept (refused, queue
+   * full, spool refused).
+   */
+  uint64_t refused;
+  /**
+   * Messages accepted into the queue.
+   */
+  uint64_t accepted;
+  /**
+   * Writes upstream (a resend counts again).
+   */
+  uint64_t forwarded;
+  /**
+   * Messages the upstream acknowledged.
+   */
+  uint64_t acked;
+  /**
+   * Messages out of retries.
+   */
+  uint64_t failed;
+  /**
+   * Devices that got MSA|AR after waiting for the upstream too long.
+   */
+  uint64_t reply_timeouts;
+  /**
+   * Of `refused`: not HL7.
+   */
+  uint64_t refused_not_hl7;
+  /**
+   * Of `refused`: HL7 without an MSH-10.
+   */
+  uint64_t refused_no_control_id;
+  /**
+   * Of `refused`: the queue was full.
+   */
+  uint64_t queue_full;
+  /**
+   * Of `refused`: the spool could not make it durable (full or failing disk).
+   */
+  uint64_t spool_refused;
+  /**
+   * Raw upstream ACKs by MSA-1: `AA`.
+   */
+  uint64_t acks_aa;
+  /**
+   * Raw upstream ACKs: `AE`.
+   */
+  uint64_t acks_ae;
+  /**
+   * Raw upstream ACKs: `AR`.
+   */
+  uint64_t acks_ar;
+  /**
+   * Upstream replies that matched nothing in flight.
+   */
+  uint64_t unexpected_replies;
+  /**
+   * Times the upstream came up.
+   */
+  uint64_t upstream_connects;
+  /**
+   * Times the upstream link or session was lost.
+   */
+  uint64_t upstream_losses;
+  /**
+   * Reconnect attempts scheduled.
+   */
+  uint64_t upstream_reconnects;
+  /**
+   * Events not kept for `mooring_relay_next_event` (its queue or bytes
+   * were full); the counters above include them.
+   */
+  uint64_t events_dropped;
+  /**
+   * 1 with a spool directory; the `spool_*` fields are 0 without one.
+   */
+  uint32_t spool;
+  /**
+   * A `mooring_spool_pressure` value.
+   */
+  uint32_t spool_pressure;
+  /**
+   * Bytes in the spool's segments holding undelivered messages.
+   */
+  uint64_t spool_bytes_used;
+  /**
+   * The spool's total bytes on disk.
+   */
+  uint64_t spool_bytes_total;
+  /**
+   * Undelivered messages (records) in the spool.
+   */
+  uint64_t spool_records;
+  /**
+   * Age of the oldest undelivered message in ms (0 when none; a message
+   * recovered from an earlier run counts from this run's start).
+   */
+  uint64_t spool_oldest_age_ms;
+  /**
+   * Recovery at start: undelivered messages recovered.
+   */
+  uint64_t spool_recovered;
+  /**
+   * Recovery at start: damaged records skipped.
+   */
+  uint64_t spool_corrupt;
+  /**
+   * Recovery at start: undelivered messages beyond the index (lost).
+   */
+  uint64_t spool_unindexed;
+  /**
+   * Recovery at start: torn bytes truncated at the tail.
+   */
+  uint64_t spool_truncated_bytes;
+} mooring_relay_stats;
+
+/**
  * Node-wide counters.
  */
 typedef struct mooring_node_stats {
@@ -787,6 +1677,49 @@ typedef struct mooring_node_stats {
    * Connections refused: their address held `max_connections_per_ip` links.
    */
   uint64_t rejected_from_peer;
+  /**
+   * Links closed, by reason: `closes[code]` for each `mooring_close_reason`
+   * code (entry 0, no reason, stays 0; room for every code below
+   * `MOORING_CLOSE_CODES_MAX`).
+   */
+  uint64_t closes[MOORING_CLOSE_CODES_MAX];
+  /**
+   * Frames received on every link, open or closed.
+   */
+  uint64_t frames_in;
+  /**
+   * Frames queued for sending on every link, open or closed.
+   */
+  uint64_t frames_out;
+  /**
+   * Bytes received on every link, open or closed.
+   */
+  uint64_t bytes_in;
+  /**
+   * Bytes written on every link, open or closed.
+   */
+  uint64_t bytes_out;
+  /**
+   * Links open or connecting now.
+   */
+  uint64_t links_open;
+  /**
+   * Reliable sessions live now.
+   */
+  uint64_t sessions_live;
+  /**
+   * Sessions established for the first time.
+   */
+  uint64_t sessions_started;
+  /**
+   * Sessions resumed on a new link.
+   */
+  uint64_t sessions_resumed;
+  /**
+   * Sessions ended, by how: `sessions_ended[end]` for each
+   * `mooring_session_end` value (entry 0, NONE, stays 0).
+   */
+  uint64_t sessions_ended[6];
 } mooring_node_stats;
 
 #ifdef __cplusplus
@@ -821,7 +1754,7 @@ const char *mooring_close_reason_name(uint32_t reason);
  * is empty after a call that succeeded (or returned `MOORING_RESULT_NO_EVENT`).
  * It stays valid until the next such call on this thread. Calls that cannot
  * fail (`mooring_version`, `mooring_result_name`, `mooring_close_reason_name`,
- * `mooring_node_free`, this one) leave it as it is.
+ * `mooring_node_free`, `mooring_relay_free`, this one) leave it as it is.
  *
  * Returns the full length of the text without the NUL (like `snprintf`), so a
  * result `>= len` means it was truncated. `buf` may be NULL when `len` is 0.
@@ -949,6 +1882,95 @@ mooring_result mooring_node_send(struct mooring_node *node,
  * `node` as for every node call.
  */
 mooring_result mooring_node_close(struct mooring_node *node, struct mooring_link link);
+
+/**
+ * Builds a relay from `config` (read during the call only): its node, its
+ * device listener bound, its spool opened and recovered. On success `*out`
+ * is a relay the caller owns and must pass to `mooring_relay_free`; on
+ * failure `*out` is NULL and `mooring_last_error` tells why
+ * (`MOORING_RESULT_IO` for a spool held by another relay or a disk that
+ * failed, `MOORING_RESULT_INVALID_CONFIG` for settings that cannot work).
+ * Nothing is sent before the first `mooring_relay_poll`.
+ *
+ * # Safety
+ * `config` is NULL or points to a readable `mooring_relay_config` whose
+ * strings are NULL or NUL-terminated; `out` is NULL or writable.
+ */
+mooring_result mooring_relay_new(const struct mooring_relay_config *config,
+                                 struct mooring_relay **out);
+
+/**
+ * Frees a relay: closes its listener and links (without events), releases
+ * its spool's lock and all its memory. What the spool holds stays on disk
+ * for the next relay on that directory. NULL is a no-op. The pointer, and
+ * every event pointer from it, are invalid afterwards. Allowed on a
+ * poisoned relay.
+ *
+ * # Safety
+ * `relay` is NULL or a pointer from `mooring_relay_new` not yet freed, used
+ * by no other call at the same time.
+ */
+void mooring_relay_free(struct mooring_relay *relay);
+
+/**
+ * Writes the device listener's bound address (the real port when bound to
+ * port 0) into `buf` as NUL-terminated `ip:port`; `MOORING_ADDR_MAX` bytes
+ * always suffice (with fewer, `MOORING_RESULT_BUFFER_TOO_SMALL` and `""`).
+ *
+ * # Safety
+ * `relay` NULL or live (not used concurrently); `buf` NULL or `len` writable bytes.
+ */
+mooring_result mooring_relay_local_addr(struct mooring_relay *relay, char *buf, size_t len);
+
+/**
+ * One turn of the relay: does what is due (spool commit and the AAs it
+ * allows, recovered messages, overdue devices, redials, writes upstream),
+ * waits until a socket is ready, a deadline passes or `timeout_ms` elapses
+ * (0: do not wait; -1: no limit but the relay's own deadlines), handles
+ * everything that happened, and commits the spool once for all messages
+ * accepted in the turn. Then drain `mooring_relay_next_event` until
+ * `MOORING_RESULT_NO_EVENT`. Invalidates the pointers of events taken before.
+ *
+ * # Safety
+ * `relay` NULL or live (not used concurrently).
+ */
+mooring_result mooring_relay_poll(struct mooring_relay *relay, int64_t timeout_ms);
+
+/**
+ * Takes the next event into `*out`: `MOORING_RESULT_OK` with an event, or
+ * `MOORING_RESULT_NO_EVENT` (and `*out` untouched) when there is none until
+ * the next `mooring_relay_poll`. Its `id`, `ack` and `detail` stay valid
+ * until the next `mooring_relay_poll` or `mooring_relay_free`.
+ *
+ * # Safety
+ * `relay` NULL or live (not used concurrently); `out` NULL or writable.
+ */
+mooring_result mooring_relay_next_event(struct mooring_relay *relay,
+                                        struct mooring_relay_event *out);
+
+/**
+ * Copies the relay's numbers into `*out`: its queue, counters since
+ * `mooring_relay_new`, and with a spool its use, the age of its oldest
+ * undelivered message (read back from disk: call it for stats, not per
+ * message) and what recovery found at start.
+ *
+ * # Safety
+ * `relay` NULL or live (not used concurrently); `out` NULL or writable.
+ */
+mooring_result mooring_relay_get_stats(struct mooring_relay *relay,
+                                       struct mooring_relay_stats *out);
+
+/**
+ * Fills `*out` with the defaults (those of `mooring relay`): MLLP, 1 MiB
+ * messages, 10 devices, raw upstream, ack after the upstream (no spool),
+ * queue 1000, 3 retries, response timeout 10 s, connect timeout 5 s,
+ * reconnect 1 s doubling to 30 s; `listen` and `upstream` are NULL and must
+ * be set.
+ *
+ * # Safety
+ * `out` is NULL or points to a writable `mooring_relay_config`.
+ */
+mooring_result mooring_relay_config_default(struct mooring_relay_config *out);
 
 /**
  * Opens a reliable session to `addr` (`"ip:port"`) with the node's connect

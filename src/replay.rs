@@ -16,6 +16,17 @@ pub(crate) enum ReplayError {
     TooLarge,
 }
 
+impl std::fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReplayError::Full => "replay queue full (backpressure: retry later)",
+            ReplayError::TooLarge => "message larger than the replay ring",
+        })
+    }
+}
+
+impl std::error::Error for ReplayError {}
+
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     start: usize,
@@ -57,6 +68,11 @@ impl ReplayQueue {
     /// Records held.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Payload bytes held (a walk over the records: for stats).
+    pub(crate) fn bytes(&self) -> usize {
+        self.entries.iter().map(|e| e.len).sum()
     }
 
     /// Drops every record (the memory stays).

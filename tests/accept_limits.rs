@@ -3,12 +3,14 @@
 //! `--max-conns-per-ip` caps one address without touching others.
 
 mod support;
+// The raw MLLP peer the library tests use.
+mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{mllp, Peer, LOCALHOST_2};
 use support::{Proc, BIN, WITHIN};
 
 /// One HL7 message whose ACK proves the link was served.
@@ -16,35 +18,9 @@ const HL7: &[u8] = b"MSH|^~\\&|A|B|C|D|20260101000000||ADT^A01|FRESH1|P|2.5\r";
 
 /// Sends one MLLP frame and reads one frame back, giving up after `within`.
 /// `None`: no whole reply in time (or the link closed first).
-fn mllp_exchange(s: &mut TcpStream, payload: &[u8], within: Duration) -> Option<Vec<u8>> {
-    let mut frame = vec![0x0B];
-    frame.extend_from_slice(payload);
-    frame.extend_from_slice(b"\x1c\r");
-    s.write_all(&frame).ok()?;
-    let deadline = Instant::now() + within;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.ends_with(b"\x1c\r") {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        s.set_read_timeout(Some(left)).ok()?;
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    Some(got)
-}
-
-/// A TCP client bound to `from` (another loopback address) before connecting.
-fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    s.bind(&SocketAddr::from((from, 0)).into()).expect("bind");
-    s.connect(&to.into()).expect("connect");
-    s.into()
+fn mllp_exchange(mut p: Peer, payload: &[u8], within: Duration) -> Option<Vec<u8>> {
+    p.try_send(&mllp(payload)).ok()?;
+    p.read_mllp(within).ok()
 }
 
 fn me(s: &TcpStream) -> String {
@@ -92,11 +68,11 @@ fn a_listener_out_of_descriptors_serves_a_fresh_client_within_a_second_after_the
         if left.is_zero() {
             break None;
         }
-        let Ok(mut fresh) = TcpStream::connect_timeout(&addr, Duration::from_millis(50)) else {
+        let Ok(fresh) = TcpStream::connect_timeout(&addr, Duration::from_millis(50)) else {
             continue;
         };
         let left = give_up.saturating_duration_since(Instant::now());
-        break mllp_exchange(&mut fresh, HL7, left);
+        break mllp_exchange(Peer::wrap(fresh), HL7, left);
     };
     let took = ended.elapsed();
     let reply = reply.unwrap_or_else(|| panic!("fresh client not served within 3 s"));
@@ -115,17 +91,17 @@ fn max_conns_per_ip_rejects_a_third_link_from_one_address_and_serves_others() {
         let peer = me(s);
         listen.expect_line(|l| l == format!("event=connected peer={peer}"), WITHIN);
     }
-    let mut third = TcpStream::connect(addr).expect("connect");
+    let third = TcpStream::connect(addr).expect("connect");
     let peer = me(&third);
     listen.expect_line(
         |l| l == format!("event=rejected peer={peer} reason=TooManyConnectionsFromPeer"),
         WITHIN,
     );
-    assert!(mllp_exchange(&mut third, HL7, WITHIN).is_none());
+    assert!(mllp_exchange(Peer::wrap(third), HL7, WITHIN).is_none());
 
     // Another address is not affected.
-    let mut other = connect_from([127, 0, 0, 2], addr);
-    let reply = mllp_exchange(&mut other, HL7, WITHIN).expect("127.0.0.2 served");
+    let other = Peer::connect_from(LOCALHOST_2, addr);
+    let reply = mllp_exchange(other, HL7, WITHIN).expect("127.0.0.2 served");
     assert!(String::from_utf8_lossy(&reply).contains("MSA|AA|FRESH1"));
 
     // Once the first two close, the address may connect again.
@@ -137,8 +113,9 @@ fn max_conns_per_ip_rejects_a_third_link_from_one_address_and_serves_others() {
             WITHIN,
         );
     }
-    let mut again = TcpStream::connect(addr).expect("connect");
-    let reply = mllp_exchange(&mut again, HL7, WITHIN).expect("served after the first two closed");
+    let again = TcpStream::connect(addr).expect("connect");
+    let reply =
+        mllp_exchange(Peer::wrap(again), HL7, WITHIN).expect("served after the first two closed");
     assert!(String::from_utf8_lossy(&reply).contains("MSA|AA|FRESH1"));
 }
 
@@ -164,7 +141,7 @@ fn the_relay_caps_links_per_device_address_too() {
         |l| l == format!("event=rejected peer={peer} reason=TooManyConnectionsFromPeer"),
         WITHIN,
     );
-    let mut other = connect_from([127, 0, 0, 2], addr);
-    let reply = mllp_exchange(&mut other, HL7, WITHIN).expect("127.0.0.2 served");
+    let other = Peer::connect_from(LOCALHOST_2, addr);
+    let reply = mllp_exchange(other, HL7, WITHIN).expect("127.0.0.2 served");
     assert!(String::from_utf8_lossy(&reply).contains("MSA|AA|FRESH1"));
 }

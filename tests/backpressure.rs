@@ -279,6 +279,16 @@ impl Cli {
     fn stderr(&self) -> String {
         self.stderr_text.lock().unwrap().clone()
     }
+
+    /// The stderr lines read so far, once there are at least `min` or `within`
+    /// has passed (stderr is read by its own thread: it may lag stdout).
+    fn stderr_lines_at_least(&self, min: usize, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        while self.stderr_lines() < min && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.stderr_lines()
+    }
 }
 
 impl Drop for Cli {
@@ -394,7 +404,7 @@ fn a_warning_every_peer_can_trigger_prints_at_most_once_per_interval() {
         |l| l.contains("event=closed") && l.contains("reason=FrameTooLarge"),
         support::WITHIN,
     );
-    let lines = cli.stderr_lines();
+    let lines = cli.stderr_lines_at_least(1, support::WITHIN);
     assert!(
         (1..=3).contains(&lines),
         "{lines} stderr lines for {PEERS} peers (one per interval expected):\n{}",

@@ -10,8 +10,14 @@ use std::time::{Duration, Instant};
 
 /// Process helpers shared with the interop tests.
 mod support;
+// The raw MLLP peer the library tests use.
+mod common;
 
-use support::{field, mooring, run, Proc, Run, SAMPLE, WITHIN};
+use common::Peer;
+use support::{
+    assert_sample_replies, assert_usage_errors, expect_sample_received, field, mooring, run, Proc,
+    Run, TempFile, SAMPLE, WITHIN,
+};
 
 /// `mooring send ADDR tests/data/sample.hl7 <extra>` to completion.
 fn send_sample(addr: SocketAddr, extra: &[&str]) -> Run {
@@ -115,15 +121,9 @@ fn send_gets_an_ack_for_each_message_and_listen_reports_them() {
         "event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off \
          tcp_user_timeout=off detection_bound=none"
     );
+    assert_sample_replies(&lines[1..4]);
     for (i, l) in lines[1..4].iter().enumerate() {
-        assert_eq!(field(l, "event"), Some("reply"), "{l}");
         assert_eq!(field(l, "n"), Some((i + 1).to_string().as_str()), "{l}");
-        assert_eq!(
-            field(l, "id"),
-            Some(format!("MSG{:05}", i + 1).as_str()),
-            "{l}"
-        );
-        assert_eq!(field(l, "ack"), Some("AA"), "{l}");
         assert!(field(l, "bytes").is_some_and(|b| b.parse::<usize>().is_ok_and(|b| b > 0)));
         assert!(field(l, "ms").is_some_and(|m| m.parse::<u64>().is_ok()));
     }
@@ -132,13 +132,7 @@ fn send_gets_an_ack_for_each_message_and_listen_reports_them() {
         "event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0 rejected=0"
     );
 
-    let connected = listen.expect_line(|l| l.starts_with("event=connected "), WITHIN);
-    let peer = field(&connected, "peer").expect("peer").to_string();
-    for n in 1..=3 {
-        let m = listen.expect_line(|l| l.starts_with("event=message "), WITHIN);
-        assert_eq!(field(&m, "peer"), Some(peer.as_str()), "{m}");
-        assert_eq!(field(&m, "id"), Some(format!("MSG{n:05}").as_str()), "{m}");
-    }
+    let peer = expect_sample_received(&mut listen);
     let closed = listen.expect_line(|l| l.starts_with("event=closed "), WITHIN);
     assert_eq!(field(&closed, "peer"), Some(peer.as_str()));
     assert_eq!(field(&closed, "reason"), Some("PeerClosed"));
@@ -298,28 +292,17 @@ fn a_peer_outside_the_allow_list_is_rejected() {
     );
 }
 
-/// Sends one MLLP frame on a raw socket and reads one frame back.
-fn mllp_exchange(s: &mut TcpStream, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x0B];
-    frame.extend_from_slice(payload);
-    frame.extend_from_slice(b"\x1c\r");
-    s.write_all(&frame).expect("write");
-    s.set_read_timeout(Some(WITHIN)).expect("timeout");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.ends_with(b"\x1c\r") {
-        let n = s.read(&mut buf).expect("read reply");
-        assert_ne!(n, 0, "closed before a whole reply: {got:?}");
-        got.extend_from_slice(&buf[..n]);
-    }
-    got
+/// Sends one MLLP frame on a new link to `addr` and reads one frame back.
+fn mllp_exchange(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let mut p = Peer::connect(addr);
+    p.send_mllp(payload);
+    p.read_mllp(WITHIN).expect("a whole reply")
 }
 
 #[test]
 fn a_payload_that_is_not_hl7_gets_an_ar_ack_and_no_id() {
     let (mut listen, addr) = Proc::listen(&[]);
-    let mut s = TcpStream::connect(addr).expect("connect");
-    let reply = mllp_exchange(&mut s, b"hello");
+    let reply = mllp_exchange(addr, b"hello");
     let text = String::from_utf8_lossy(&reply);
     assert!(text.contains("MSA|AR"), "{text:?}");
     let m = listen.expect_line(|l| l.starts_with("event=message "), WITHIN);
@@ -330,9 +313,8 @@ fn a_payload_that_is_not_hl7_gets_an_ar_ack_and_no_id() {
 #[test]
 fn an_id_with_spaces_or_equals_cannot_break_the_line() {
     let (mut listen, addr) = Proc::listen(&[]);
-    let mut s = TcpStream::connect(addr).expect("connect");
     let reply = mllp_exchange(
-        &mut s,
+        addr,
         b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|X Y=Z|P|2.5\rPID|1\r",
     );
     assert!(String::from_utf8_lossy(&reply).contains("MSA|AA|X Y=Z"));
@@ -365,18 +347,35 @@ fn close_after_reply_with_no_reply_closes_after_the_message() {
 fn demo_exits_0_and_ends_with_a_clean_summary() {
     let r = run(mooring(&["demo"]), None);
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(
-        r.lines().last().copied(),
-        Some("event=summary scenarios=6 ok=6 failed=0")
-    );
-    for name in [
-        "pairings",
-        "idle",
-        "stale",
-        "bad-input",
-        "liveness",
-        "sessions",
-    ] {
+    // The TLS scenario needs the certificate generator (feature `demo-tls`).
+    let (want, names): (_, &[&str]) = if cfg!(feature = "demo-tls") {
+        (
+            "event=summary scenarios=7 ok=7 failed=0",
+            &[
+                "pairings",
+                "idle",
+                "stale",
+                "bad-input",
+                "liveness",
+                "sessions",
+                "tls",
+            ],
+        )
+    } else {
+        (
+            "event=summary scenarios=6 ok=6 failed=0",
+            &[
+                "pairings",
+                "idle",
+                "stale",
+                "bad-input",
+                "liveness",
+                "sessions",
+            ],
+        )
+    };
+    assert_eq!(r.lines().last().copied(), Some(want));
+    for name in names {
         let want = format!("scenario={name} result=ok");
         assert!(r.lines().contains(&want.as_str()), "{want}\n{}", r.stdout);
     }
@@ -401,27 +400,6 @@ fn demo_exits_0_and_ends_with_a_clean_summary() {
         .filter(|l| l.starts_with("scenario=sessions event=resumed replaying="))
         .count();
     assert_eq!(resumed, 2, "{}", r.stdout);
-}
-
-/// A file under the temp directory, removed on drop.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &[u8]) -> TempFile {
-        let p = std::env::temp_dir().join(format!("mooring-cli-{}-{name}", std::process::id()));
-        std::fs::write(&p, contents).expect("write temp file");
-        TempFile(p)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 #[test]
@@ -531,17 +509,7 @@ fn bad_liveness_flags_exit_2_with_one_line_naming_the_flag() {
         ),
         (&["send", "127.0.0.1:1", "--hold", "forever"], "--hold"),
     ];
-    for (args, needle) in cases {
-        let r = run(mooring(args), None);
-        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", r.stderr);
-        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
-        assert!(
-            r.stderr.starts_with(&format!("error: {needle}")),
-            "{args:?}: {}",
-            r.stderr
-        );
-        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
-    }
+    assert_usage_errors(cases);
 }
 
 #[test]
@@ -752,17 +720,7 @@ fn session_flags_are_checked_and_a_mistake_exits_2_with_one_line() {
         ),
         (&["send", "127.0.0.1:1", "--pace", "fast"], "--pace"),
     ];
-    for (args, needle) in cases {
-        let r = run(mooring(args), None);
-        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", r.stderr);
-        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
-        assert!(
-            r.stderr.starts_with(&format!("error: {needle}")),
-            "{args:?}: {}",
-            r.stderr
-        );
-        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
-    }
+    assert_usage_errors(cases);
 }
 
 #[test]
@@ -831,15 +789,9 @@ fn listen_and_send_exchange_every_message_through_a_session() {
         "{}",
         r.stdout
     );
+    assert_sample_replies(&lines[2..5]);
     for (i, l) in lines[2..5].iter().enumerate() {
-        assert_eq!(field(l, "event"), Some("reply"), "{l}");
         assert_eq!(field(l, "n"), Some((i + 1).to_string().as_str()), "{l}");
-        assert_eq!(
-            field(l, "id"),
-            Some(format!("MSG{:05}", i + 1).as_str()),
-            "{l}"
-        );
-        assert_eq!(field(l, "ack"), Some("AA"), "{l}");
     }
     assert_eq!(
         lines[5],
@@ -915,26 +867,17 @@ fn send_session_to_a_closed_port_reconnects_then_gives_up_at_the_response_timeou
 
 #[test]
 fn a_peers_close_message_is_its_claim_not_the_close_reason() {
-    use mooring::wire::{self, Greeting, Msg, WireReason};
+    use mooring::internals::wire::{Greeting, Msg, WireReason};
     use mooring::CloseReason;
-    /// `msg` in an MLLP frame.
-    fn framed(msg: &Msg<'_>) -> Vec<u8> {
-        let mut b = [0u8; wire::MAX_CONTROL + 3];
-        b[0] = 0x0B;
-        let n = wire::encode(msg, &mut b[1..]).expect("fits");
-        b[1 + n] = 0x1C;
-        b[2 + n] = 0x0D;
-        b[..n + 3].to_vec()
-    }
     let (mut listen, addr) = Proc::listen(&["--protocol", "mooring"]);
     let mut peer = TcpStream::connect(addr).expect("connect");
     let me = peer.local_addr().expect("addr").to_string();
-    peer.write_all(&framed(&Msg::Hello(Greeting::new_session())))
+    peer.write_all(&common::wire_mllp(&Msg::Hello(Greeting::new_session())))
         .expect("hello");
     listen.expect_line(|l| l == format!("event=connected peer={me}"), WITHIN);
     // The peer says it was replaced as stale: a claim, printed as such.
     let close = Msg::Close(WireReason::Known(CloseReason::StaleReplaced));
-    peer.write_all(&framed(&close)).expect("close");
+    peer.write_all(&common::wire_mllp(&close)).expect("close");
     listen.expect_line(
         |l| l == format!("event=closed peer={me} reason=PeerClosed peer_reason=StaleReplaced"),
         WITHIN,

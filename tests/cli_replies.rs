@@ -13,7 +13,10 @@ use mooring::hl7::{self, AckCode};
 
 /// Process helpers shared with the other CLI tests.
 mod support;
+// The MLLP framing the library tests use.
+mod common;
 
+use common::mllp;
 use support::{Proc, WITHIN};
 
 /// Reads one MLLP frame (its payload) from `s`, keeping what follows in `rest`.
@@ -30,13 +33,6 @@ fn read_frame(s: &mut TcpStream, rest: &mut Vec<u8>) -> Vec<u8> {
         assert_ne!(n, 0, "closed before a whole reply");
         rest.extend_from_slice(&buf[..n]);
     }
-}
-
-fn mllp(payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x0B];
-    frame.extend_from_slice(payload);
-    frame.extend_from_slice(b"\x1c\r");
-    frame
 }
 
 fn unix_secs() -> u64 {

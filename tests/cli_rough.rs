@@ -6,69 +6,18 @@
 //! Every wait is for an expected line, reply or exit, with a deadline; every
 //! process a test starts is killed by its own handle when the test ends.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::mpsc;
-use std::time::Instant;
 
 use mooring::hl7;
 
 /// Process helpers shared with the other CLI tests.
 mod support;
+// The raw MLLP peer the library tests use.
+mod common;
 
-use support::{field, mooring, run, Proc, WITHIN};
-
-/// A file under the temp directory, removed on drop.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &[u8]) -> TempFile {
-        let p = std::env::temp_dir().join(format!("mooring-rough-{}-{name}", std::process::id()));
-        std::fs::write(&p, contents).expect("write temp file");
-        TempFile(p)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn mllp(payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x0b];
-    f.extend_from_slice(payload);
-    f.extend_from_slice(b"\x1c\r");
-    f
-}
-
-/// The next MLLP frame's payload from `s` (`rest`: bytes read past it), or
-/// `None` at EOF.
-fn read_frame(s: &mut TcpStream, rest: &mut Vec<u8>) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        if let Some(end) = rest.windows(2).position(|w| w == b"\x1c\r") {
-            let start = rest.iter().position(|&b| b == 0x0b).unwrap_or(0);
-            let frame = rest[start + 1..end].to_vec();
-            rest.drain(..end + 2);
-            return Some(frame);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no whole frame within {WITHIN:?}"
-        );
-        s.set_read_timeout(Some(WITHIN)).expect("timeout");
-        let mut buf = [0u8; 65536];
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => rest.extend_from_slice(&buf[..n]),
-        }
-    }
-}
+use common::{mllp, Peer};
+use support::{field, mooring, run, Proc, TempFile, WITHIN};
 
 /// An ACK with MSA-1 `code` for MSA-2 `id`.
 fn ack(code: &str, id: &str) -> Vec<u8> {
@@ -84,16 +33,16 @@ fn recording_peer(
     let addr = l.local_addr().expect("addr");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let Ok((mut s, _)) = l.accept() else { return };
-        let mut rest = Vec::new();
-        while let Some(frame) = read_frame(&mut s, &mut rest) {
+        let Ok((s, _)) = l.accept() else { return };
+        let mut p = Peer::wrap(s);
+        while let Ok(frame) = p.read_mllp(WITHIN) {
             let mut out = Vec::new();
             for reply in answer(&frame) {
                 out.extend_from_slice(&mllp(&reply));
             }
             // Recorded before it is answered: once the sender has its reply,
             // the frame is in the channel.
-            if tx.send(frame).is_err() || s.write_all(&out).is_err() {
+            if tx.send(frame).is_err() || p.try_send(&out).is_err() {
                 return;
             }
         }
@@ -259,12 +208,9 @@ fn batch_as_frame_sends_the_whole_batch_as_one_frame() {
 #[test]
 fn listen_rejects_a_message_without_msh_10_saying_why() {
     let (mut listen, addr) = Proc::listen(&[]);
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.write_all(&mllp(
-        b"MSH|^~\\&|A|B|C|D|20261122||ADT^A01||P|2.5\rPID|1\r",
-    ))
-    .expect("write");
-    let reply = read_frame(&mut s, &mut Vec::new()).expect("a reply");
+    let mut p = Peer::connect(addr);
+    p.send_mllp(b"MSH|^~\\&|A|B|C|D|20261122||ADT^A01||P|2.5\rPID|1\r");
+    let reply = p.read_mllp(WITHIN).expect("a reply");
     let text = String::from_utf8_lossy(&reply);
     assert_eq!(hl7::ack_code(&reply), Some(&b"AR"[..]), "{text:?}");
     assert!(

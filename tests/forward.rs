@@ -2,35 +2,19 @@
 //! forwarded to another) copied once, from the receive buffer into the link's
 //! transmit buffer; and only while that message is still held.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::Peer;
 
 use mooring::{Event, LinkId, ListenConfig, Node, NodeConfig, SendError};
 
-fn mllp(payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x0B];
-    v.extend_from_slice(payload);
-    v.extend_from_slice(&[0x1C, 0x0D]);
-    v
-}
-
-fn read_frame(s: &mut TcpStream) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 65536];
-    while !buf.ends_with(&[0x1C, 0x0D]) {
-        let n = s.read(&mut chunk).expect("read within the timeout");
-        assert!(n > 0, "closed before a whole frame");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    buf[1..buf.len() - 2].to_vec()
-}
+/// Bound on reading one frame back.
+const WAIT: Duration = Duration::from_secs(5);
 
 fn node_with_listener(cfg: NodeConfig) -> (Node, std::net::SocketAddr) {
-    let mut node = Node::new(cfg).unwrap();
-    let l = node
-        .listen("127.0.0.1:0".parse().unwrap(), ListenConfig::default())
-        .unwrap();
+    let (node, l) = common::listening_node(cfg, ListenConfig::default());
     let addr = node.local_addr(l).unwrap();
     (node, addr)
 }
@@ -58,12 +42,11 @@ fn forward_echoes_small_and_large_messages_on_their_own_link() {
         max_frame: 256 * 1024,
         ..NodeConfig::default()
     });
-    let mut peer = TcpStream::connect(addr).unwrap();
-    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut peer = Peer::connect(addr);
     accept(&mut node, 1);
     for len in [5usize, 1000, 1021, 5000, 200_000] {
         let msg: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-        peer.write_all(&mllp(&msg)).unwrap();
+        peer.send_mllp(&msg);
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut echoed = false;
         while !echoed {
@@ -77,18 +60,19 @@ fn forward_echoes_small_and_large_messages_on_their_own_link() {
             }
         }
         node.flush();
-        assert_eq!(read_frame(&mut peer), msg, "{len} bytes echoed intact");
+        assert_eq!(
+            peer.read_mllp(WAIT).expect("a whole frame"),
+            msg,
+            "{len} bytes echoed intact"
+        );
     }
 }
 
 #[test]
 fn forward_sends_a_message_on_to_another_link_and_only_while_it_is_held() {
     let (mut node, addr) = node_with_listener(NodeConfig::default());
-    let mut device = TcpStream::connect(addr).unwrap();
-    let mut upstream = TcpStream::connect(addr).unwrap();
-    upstream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let mut device = Peer::connect(addr);
+    let mut upstream = Peer::connect(addr);
     let links = accept(&mut node, 2);
     let (from_device, to_upstream) = (links[0], links[1]);
     assert_eq!(
@@ -96,9 +80,7 @@ fn forward_sends_a_message_on_to_another_link_and_only_while_it_is_held() {
         Err(SendError::NoMessage),
         "nothing received yet"
     );
-    device
-        .write_all(&mllp(b"MSH|^~\\&|DEV|||||ORU^R01|F1|P|2.5"))
-        .unwrap();
+    device.send_mllp(b"MSH|^~\\&|DEV|||||ORU^R01|F1|P|2.5");
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut forwarded = false;
     while !forwarded {
@@ -117,7 +99,7 @@ fn forward_sends_a_message_on_to_another_link_and_only_while_it_is_held() {
     assert_eq!(node.forward(to_upstream), Err(SendError::NoMessage));
     node.flush();
     assert_eq!(
-        read_frame(&mut upstream),
+        upstream.read_mllp(WAIT).expect("a whole frame"),
         b"MSH|^~\\&|DEV|||||ORU^R01|F1|P|2.5"
     );
 }

@@ -25,10 +25,7 @@ fn small_frames(framing: Framing) -> NodeConfig {
 }
 
 fn closed_reason(h: &mut Harness, who: SocketAddr) -> CloseReason {
-    let (_, r) = h.wait_for("the link's close", PATIENCE, |e| {
-        e.is_closed_from(who).is_some()
-    });
-    r.is_closed_from(who).unwrap()
+    h.close_reason("the link's close", who)
 }
 
 // ---------------------------------------------------------------------------

@@ -2,14 +2,14 @@
 //! the checked-in corpus (`tests/fuzz/corpus/<target>/`) and every crash
 //! reproducer kept after its fix (`tests/fuzz/regressions/<target>/`) goes
 //! through the same function its cargo-fuzz target calls
-//! (`mooring::fuzzing::<target>`). Inputs of crashes not yet fixed wait in
+//! (`mooring::internals::fuzzing::<target>`). Inputs of crashes not yet fixed wait in
 //! `tests/fuzz/pending/<target>/`, which this test does not read.
 
 use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use mooring::fuzzing::TARGETS;
+use mooring::internals::fuzzing::TARGETS;
 
 /// Runs every file under `dir/<target>/` through its target; returns how many
 /// ran and the names of those that panicked.
@@ -39,7 +39,7 @@ fn run_saved(dir: &str) -> (usize, Vec<String>) {
 fn every_corpus_input_passes_its_target() {
     let (ran, failed) = run_saved("corpus");
     assert!(
-        ran >= mooring::fuzzing::TARGETS.len(),
+        ran >= mooring::internals::fuzzing::TARGETS.len(),
         "corpus missing: {ran} files"
     );
     assert!(

@@ -15,7 +15,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{field, mooring, run, Proc, SAMPLE, WITHIN};
+use support::{assert_sample_replies, expect_sample_received, mooring, run, Proc, SAMPLE, WITHIN};
 
 /// The asyncio MLLP server on python hl7's `hl7.mllp`.
 const PEER_SERVER: &str = concat!(
@@ -78,13 +78,7 @@ mod interop {
         }
         assert_eq!(r.stdout.matches("MSA|").count(), 3, "{:?}", r.stdout);
 
-        let connected = listen.expect_line(|l| l.starts_with("event=connected "), WITHIN);
-        let peer = field(&connected, "peer").expect("peer").to_string();
-        for n in 1..=3 {
-            let m = listen.expect_line(|l| l.starts_with("event=message "), WITHIN);
-            assert_eq!(field(&m, "peer"), Some(peer.as_str()), "{m}");
-            assert_eq!(field(&m, "id"), Some(format!("MSG{n:05}").as_str()), "{m}");
-        }
+        let peer = expect_sample_received(&mut listen);
         listen.expect_line(
             |l| l == format!("event=closed peer={peer} reason=PeerClosed"),
             WITHIN,
@@ -116,15 +110,7 @@ mod interop {
             let lines = r.lines();
             assert_eq!(lines.len(), 5, "{}", r.stdout);
             assert!(lines[0].starts_with("event=liveness "), "{}", r.stdout);
-            for (i, l) in lines[1..4].iter().enumerate() {
-                assert_eq!(field(l, "event"), Some("reply"), "{l}");
-                assert_eq!(
-                    field(l, "id"),
-                    Some(format!("MSG{:05}", i + 1).as_str()),
-                    "{l}"
-                );
-                assert_eq!(field(l, "ack"), Some("AA"), "{l}");
-            }
+            assert_sample_replies(&lines[1..4]);
             assert_eq!(
                 lines[4],
                 "event=summary sent=3 replied=3 failed=0 resends=0 unexpected=0 rejected=0"

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mooring::frame::{Codec, Decoded, Mllp};
-use mooring::wire::{self, Greeting, Msg};
+use mooring::internals::wire::{self, Greeting, Msg};
 use mooring::{Client, ClientConfig, ConnectConfig, Heartbeat, LivenessConfig, Protocol};
 
 /// Reads one MLLP frame (blocking, with the stream's read timeout).

@@ -95,12 +95,13 @@ mod netns {
             self.exec(BIN, args)
         }
 
-        /// `mooring listen --bind 127.0.0.1:0 <args>` inside, with its address.
-        fn listen(&self, args: &[&str]) -> (Proc, String) {
+        /// `mooring listen --bind 127.0.0.1:0 <args>` inside, with its address
+        /// and port.
+        fn listen(&self, args: &[&str]) -> (Proc, String, u16) {
             let mut all = vec!["listen", "--bind", "127.0.0.1:0"];
             all.extend_from_slice(args);
             let (p, addr) = Proc::listen_cmd(self.mooring(&all));
-            (p, addr.to_string())
+            (p, addr.to_string(), addr.port())
         }
 
         /// Writes a scratch file; removed with the namespace.
@@ -214,6 +215,24 @@ mod netns {
         (closed, at - dropped)
     }
 
+    /// `mooring send ONE` inside, with the keep-alive message KEEPALIVE and `extra`.
+    fn keepalive_sender(ns: &Netns, addr: &str, extra: &[&str]) -> Proc {
+        let one = ns.file("one.hl7", ONE);
+        let ka = ns.file("keepalive.hl7", KEEPALIVE);
+        let mut args = vec!["send", addr, &one, "--keepalive-message", &ka];
+        args.extend_from_slice(extra);
+        Proc::spawn(ns.mooring(&args))
+    }
+
+    /// The sender's summary reports no failed message and it exits 0; returns the
+    /// summary line.
+    fn expect_clean_exit(client: &mut Proc) -> String {
+        let summary = client.expect_line(|l| l.starts_with("event=summary "), WITHIN);
+        assert_eq!(field(&summary, "failed"), Some("0"), "{summary}");
+        assert!(client.wait_exit(WITHIN).success());
+        summary
+    }
+
     fn ms(d: Duration) -> u128 {
         d.as_millis()
     }
@@ -236,8 +255,7 @@ mod netns {
         ];
         let mut args = hb.to_vec();
         args.extend(["--max-conns", "1"]);
-        let (mut server, addr) = ns.listen(&args);
-        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let (mut server, addr, port) = ns.listen(&args);
         let server_bound = bound_of(&liveness_line(&mut server)).expect("server bound");
 
         let one = ns.file("one.hl7", ONE);
@@ -283,10 +301,8 @@ mod netns {
             );
         }
         // The hold ended with the close; the exit status is about replies only.
-        let summary = client.expect_line(|l| l.starts_with("event=summary "), WITHIN);
+        let summary = expect_clean_exit(&mut client);
         assert_eq!(field(&summary, "replied"), Some("1"), "{summary}");
-        assert_eq!(field(&summary, "failed"), Some("0"), "{summary}");
-        assert!(client.wait_exit(WITHIN).success());
 
         // The network comes back: the released slot takes a new client.
         ns.undrop_port(port);
@@ -324,25 +340,21 @@ mod netns {
         const USER_TIMEOUT: Duration = Duration::from_secs(2);
         const EVERY: Duration = Duration::from_millis(300);
         let ns = Netns::new("usertimeout");
-        let (mut server, addr) = ns.listen(&[]);
-        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-        let one = ns.file("one.hl7", ONE);
-        let ka = ns.file("keepalive.hl7", KEEPALIVE);
-        let mut client = Proc::spawn(ns.mooring(&[
-            "send",
+        let (mut server, addr, port) = ns.listen(&[]);
+        let mut client = keepalive_sender(
+            &ns,
             &addr,
-            &one,
-            "--tcp-user-timeout",
-            "2s",
-            "--keepalive-message",
-            &ka,
-            "--keepalive-every",
-            "300ms",
-            "--response-timeout",
-            "30s",
-            "--hold",
-            "30s",
-        ]));
+            &[
+                "--tcp-user-timeout",
+                "2s",
+                "--keepalive-every",
+                "300ms",
+                "--response-timeout",
+                "30s",
+                "--hold",
+                "30s",
+            ],
+        );
         let live = liveness_line(&mut client);
         assert_eq!(field(&live, "tcp_user_timeout"), Some("2000ms"), "{live}");
         // Keep-alive + TCP_USER_TIMEOUT: every + user timeout + 1 s retransmit slack + tick.
@@ -370,9 +382,7 @@ mod netns {
         // already in flight), not much after it.
         assert!(t > Duration::from_millis(1500), "{t:?}: too early");
         assert!(t <= bound, "{t:?}: later than the stated bound {bound:?}");
-        let summary = client.expect_line(|l| l.starts_with("event=summary "), WITHIN);
-        assert_eq!(field(&summary, "failed"), Some("0"), "{summary}");
-        assert!(client.wait_exit(WITHIN).success());
+        expect_clean_exit(&mut client);
         // The raw server has nothing bounding detection and nothing to write:
         // it has not noticed (that is what the other mechanisms are for).
         assert!(
@@ -389,23 +399,19 @@ mod netns {
     #[ignore = "needs root, ip netns and iptables; run by .ci/run"]
     fn keepalive_message_timeout_within_the_bound() {
         let ns = Netns::new("keepalive");
-        let (mut server, addr) = ns.listen(&[]);
-        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-        let one = ns.file("one.hl7", ONE);
-        let ka = ns.file("keepalive.hl7", KEEPALIVE);
-        let mut client = Proc::spawn(ns.mooring(&[
-            "send",
+        let (mut server, addr, port) = ns.listen(&[]);
+        let mut client = keepalive_sender(
+            &ns,
             &addr,
-            &one,
-            "--keepalive-message",
-            &ka,
-            "--keepalive-every",
-            "1s",
-            "--keepalive-timeout",
-            "1s",
-            "--hold",
-            "20s",
-        ]));
+            &[
+                "--keepalive-every",
+                "1s",
+                "--keepalive-timeout",
+                "1s",
+                "--hold",
+                "20s",
+            ],
+        );
         let bound = bound_of(&liveness_line(&mut client)).expect("bound");
         assert_eq!(bound, Duration::from_millis(2050));
         expect_reply(&mut client, "NETNS1");
@@ -427,9 +433,7 @@ mod netns {
         // The last answer came at most `every` before the drop; the unanswered
         // keep-alive goes out `every` after it and times out `timeout` later.
         assert!(t >= Duration::from_millis(900), "{t:?}: too early");
-        let summary = client.expect_line(|l| l.starts_with("event=summary "), WITHIN);
-        assert_eq!(field(&summary, "failed"), Some("0"), "{summary}");
-        assert!(client.wait_exit(WITHIN).success());
+        expect_clean_exit(&mut client);
     }
 
     /// `n` HL7 messages, MSH-10 `S00001`.., LF line ends.
@@ -490,8 +494,7 @@ mod netns {
         let ns = Netns::new("session");
         let mut args = SESSION_LIVE.to_vec();
         args.extend(["1500ms", "--resume-window", "10s", "--reply", "echo"]);
-        let (mut server, addr) = ns.listen(&args);
-        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let (mut server, addr, port) = ns.listen(&args);
         let file = ns.file("stream.hl7", &stream_file(N));
         let started = Instant::now();
         let mut client = session_sender(&ns, &addr, &file);
@@ -587,8 +590,7 @@ mod netns {
         let ns = Netns::new("expiry");
         let mut args = SESSION_LIVE.to_vec();
         args.extend(["1500ms", "--resume-window", "2s", "--reply", "echo"]);
-        let (mut server, addr) = ns.listen(&args);
-        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let (mut server, addr, port) = ns.listen(&args);
         let file = ns.file("stream.hl7", &stream_file(N));
         let mut client = session_sender(&ns, &addr, &file);
         client.expect_line(

@@ -6,6 +6,8 @@
 //! never allocates): only the threads doing the exchange are counted, and the
 //! tests of this binary, which run in parallel, cannot disturb each other.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::thread::LocalKey;
@@ -73,21 +75,16 @@ fn counting() -> bool {
 /// A node of 4 link slots listening on loopback for at most 2 links: the
 /// setup several steady-state checks share.
 fn small_listening_node() -> (Node, mooring::ListenerId) {
-    let mut node = Node::new(NodeConfig {
-        max_links: 4,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let l = node
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 2,
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
-    (node, l)
+    common::listening_node(
+        NodeConfig {
+            max_links: 4,
+            ..NodeConfig::default()
+        },
+        ListenConfig {
+            max_connections: 2,
+            ..ListenConfig::default()
+        },
+    )
 }
 
 #[test]
@@ -285,21 +282,17 @@ fn steady_exchange_through_client_and_server_allocates_nothing_on_either_side() 
 /// path use only what was sized at start.
 #[test]
 fn accepting_refusing_and_closing_links_with_a_per_address_limit_allocates_nothing() {
-    let mut node = Node::new(NodeConfig {
-        max_links: 8,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let l = node
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 4,
-                max_connections_per_ip: Some(1),
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
+    let (mut node, l) = common::listening_node(
+        NodeConfig {
+            max_links: 8,
+            ..NodeConfig::default()
+        },
+        ListenConfig {
+            max_connections: 4,
+            max_connections_per_ip: Some(1),
+            ..ListenConfig::default()
+        },
+    );
     let addr = node.local_addr(l).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     // One cycle: two outbound links to the listener; the first is accepted,
@@ -420,43 +413,158 @@ fn a_relay_with_a_spool_in_steady_state_allocates_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The same through the C API (`mooring_relay_poll`, every event taken with
+/// `mooring_relay_next_event`), with a spool: the events kept between polls
+/// and their texts live in memory sized at `mooring_relay_new`.
+#[test]
+fn a_c_relay_with_a_spool_in_steady_state_allocates_nothing() {
+    let dir = std::env::temp_dir().join(format!("mooring-noalloc-c-relay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    relay_steady_state_on(
+        Some(mooring::relay::SpoolSettings {
+            size: 4 << 20,
+            ..mooring::relay::SpoolSettings::new(&dir)
+        }),
+        true,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn relay_steady_state(spool: Option<mooring::relay::SpoolSettings>) {
+    relay_steady_state_on(spool, false);
+}
+
+/// A relay engine for [`relay_steady_state_on`]: the Rust type on a node, or
+/// the C handle.
+enum Engine {
+    Rust(Box<(Node, mooring::relay::Relay)>),
+    C(*mut mooring::internals::ffi::mooring_relay),
+}
+
+impl Engine {
+    /// A relay to `upstream` with `spool`, devices on 127.0.0.1 (2 at most);
+    /// it and its device address.
+    fn new(
+        upstream: std::net::SocketAddr,
+        spool: Option<mooring::relay::SpoolSettings>,
+        via_c: bool,
+    ) -> (Engine, std::net::SocketAddr) {
+        use mooring::internals::ffi::*;
+        use mooring::relay::{Relay, RelayConfig};
+        use std::ffi::{CStr, CString};
+        if !via_c {
+            let mut node = Node::new(NodeConfig {
+                max_links: 8,
+                ..NodeConfig::default()
+            })
+            .unwrap();
+            let dl = node
+                .listen(
+                    "127.0.0.1:0".parse().unwrap(),
+                    ListenConfig {
+                        max_connections: 2,
+                        ..ListenConfig::default()
+                    },
+                )
+                .unwrap();
+            let cfg = RelayConfig {
+                spool,
+                ..RelayConfig::new(upstream)
+            };
+            let relay = Relay::new(cfg, &node).unwrap();
+            let addr = node.local_addr(dl).unwrap();
+            return (Engine::Rust(Box::new((node, relay))), addr);
+        }
+        let up = CString::new(upstream.to_string()).unwrap();
+        let dir = spool
+            .as_ref()
+            .map(|s| CString::new(s.dir.to_str().unwrap()).unwrap());
+        let mut c = std::mem::MaybeUninit::uninit();
+        // SAFETY: valid pointers; the strings outlive mooring_relay_new.
+        unsafe {
+            assert_eq!(
+                mooring_relay_config_default(c.as_mut_ptr()),
+                mooring_result::Ok
+            );
+            let mut c = c.assume_init();
+            c.listen = c"127.0.0.1:0".as_ptr();
+            c.upstream = up.as_ptr();
+            c.max_connections = 2;
+            c.ack_after = mooring_ack_after::Queued as u32;
+            if let (Some(s), Some(d)) = (&spool, &dir) {
+                (c.spool, c.spool_dir, c.spool_size) =
+                    (mooring_spool_kind::Directory as u32, d.as_ptr(), s.size);
+            }
+            let mut r = std::ptr::null_mut();
+            assert_eq!(mooring_relay_new(&c, &mut r), mooring_result::Ok);
+            let mut buf = [0 as std::ffi::c_char; MOORING_ADDR_MAX];
+            assert_eq!(
+                mooring_relay_local_addr(r, buf.as_mut_ptr(), buf.len()),
+                mooring_result::Ok
+            );
+            let addr = CStr::from_ptr(buf.as_ptr())
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (Engine::C(r), addr)
+        }
+    }
+
+    /// One loop turn; `acked` counts the upstream's acknowledgements.
+    fn turn(&mut self, acked: &Cell<u64>) {
+        use mooring::internals::ffi::*;
+        use mooring::relay::RelayEvent;
+        match self {
+            Engine::Rust(nr) => {
+                let (node, relay) = &mut **nr;
+                let mut out = |ev: RelayEvent<'_>| {
+                    if let RelayEvent::Acked { .. } = ev {
+                        acked.set(acked.get() + 1);
+                    }
+                };
+                relay
+                    .turn(node, Duration::from_millis(1), &mut out)
+                    .expect("relay turn");
+            }
+            // SAFETY: a live relay; `ev` is writable.
+            Engine::C(r) => unsafe {
+                assert_eq!(mooring_relay_poll(*r, 1), mooring_result::Ok);
+                let mut ev = std::mem::MaybeUninit::<mooring_relay_event>::uninit();
+                while mooring_relay_next_event(*r, ev.as_mut_ptr()) == mooring_result::Ok {
+                    if ev.assume_init_ref().kind == mooring_relay_event_kind::Acked {
+                        acked.set(acked.get() + 1);
+                    }
+                }
+                let mut s = mooring_relay_stats::default();
+                assert_eq!(mooring_relay_get_stats(*r, &mut s), mooring_result::Ok);
+                assert_eq!(s.events_dropped, 0);
+            },
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Engine::C(r) = *self {
+            // SAFETY: from mooring_relay_new, freed once.
+            unsafe { mooring::internals::ffi::mooring_relay_free(r) };
+        }
+    }
+}
+
+fn relay_steady_state_on(spool: Option<mooring::relay::SpoolSettings>, via_c: bool) {
     use std::cell::Cell;
     use std::io::{ErrorKind, Read, Write};
     use std::net::TcpStream;
 
-    use mooring::relay::{Relay, RelayConfig, RelayEvent};
-
     const STEADY_RELAYED: u32 = 1_000;
     let (mut up, ul) = small_listening_node();
-    let mut node = Node::new(NodeConfig {
-        max_links: 8,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let dl = node
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 2,
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
-    let cfg = RelayConfig {
-        spool,
-        ..RelayConfig::new(up.local_addr(ul).unwrap())
-    };
-    let mut relay = Relay::new(cfg, &node).unwrap();
-    let mut device = TcpStream::connect(node.local_addr(dl).unwrap()).unwrap();
+    let (mut engine, device_addr) = Engine::new(up.local_addr(ul).unwrap(), spool, via_c);
+    let mut device = TcpStream::connect(device_addr).unwrap();
     device.set_nonblocking(true).unwrap();
 
     let acked = Cell::new(0u64);
-    let mut out = |ev: RelayEvent<'_>| {
-        if let RelayEvent::Acked { .. } = ev {
-            acked.set(acked.get() + 1);
-        }
-    };
     let mut msg = Message::new();
     let mut frame = vec![0u8; msg.bytes.len() + 3];
     let last = frame.len() - 2;
@@ -473,9 +581,7 @@ fn relay_steady_state(spool: Option<mooring::relay::SpoolSettings>) {
         let mut got = 0;
         while !(got > 2 && rx[got - 2..got] == [0x1c, 0x0d]) || acked.get() < want {
             assert!(Instant::now() < deadline, "relay stalled at message {n}");
-            relay
-                .turn(&mut node, Duration::from_millis(1), &mut out)
-                .expect("relay turn");
+            engine.turn(&acked);
             up.poll(Some(Duration::ZERO)).expect("upstream poll");
             loop {
                 let reply = match up.next_event() {
@@ -526,42 +632,15 @@ fn relay_steady_state(spool: Option<mooring::relay::SpoolSettings>) {
 #[test]
 fn steady_session_exchange_allocates_nothing() {
     use mooring::session::SessionConfig;
-    use mooring::{LivenessConfig, Protocol, SessionNote};
+    use mooring::SessionNote;
 
-    let liveness = LivenessConfig {
-        protocol: Protocol::Mooring,
-        ..LivenessConfig::default()
-    };
     let session = SessionConfig {
         max_depth: 64,
         max_depth_disconnected: 256,
         max_bytes: 64 * 1024,
         ..SessionConfig::default()
     };
-    let mut node = Node::new(NodeConfig {
-        max_links: 4,
-        max_sessions: 2,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let l = node
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 2,
-                liveness: liveness.clone(),
-                session: Some(session),
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
-    let addr = node.local_addr(l).unwrap();
-    let connect = ConnectConfig {
-        liveness,
-        session: Some(session),
-        ..ConnectConfig::default()
-    };
-    let client = node.open_session(addr, &connect).unwrap();
+    let (mut node, client) = common::session_loopback(NodeConfig::default().framing, session);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut server = None;
     let mut buf = [0u8; 64];

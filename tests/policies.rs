@@ -265,10 +265,9 @@ fn close_after_reply_server_processes_nothing_that_arrives_after_its_reply() {
     let rest = p.expect_closed(PATIENCE);
     assert!(rest.is_empty(), "no second reply: {rest:?}");
     let me = p.local_addr();
-    let (_, closed) = h.wait_for("the close", PATIENCE, |e| e.is_closed_from(me).is_some());
     assert_eq!(
-        closed.is_closed_from(me),
-        Some(CloseReason::ClosedAfterReply)
+        h.close_reason("the close", me),
+        CloseReason::ClosedAfterReply
     );
     h.settle(Duration::from_millis(50));
     let msgs: Vec<String> = h
@@ -338,6 +337,22 @@ fn connection_beyond_max_connections_is_closed_at_once_and_existing_links_are_un
 /// truncated start may land up to 1 ms before the nominal time.
 const CLOCK_GRAIN: Duration = Duration::from_millis(1);
 
+/// The link of `p` closes `idle` after `since` (not before, within the
+/// clock's grain; at most 500 ms late), and the server names it an idle timeout.
+fn expect_idle_close(h: &mut Harness, p: &mut Peer, since: Instant, idle: Duration) {
+    p.expect_closed(PATIENCE);
+    let after = since.elapsed();
+    assert!(after + CLOCK_GRAIN >= idle, "closed early, after {after:?}");
+    assert!(
+        after < idle + Duration::from_millis(500),
+        "closed late, after {after:?}"
+    );
+    assert_eq!(
+        h.close_reason("the idle close", p.local_addr()),
+        CloseReason::IdleTimeout
+    );
+}
+
 #[test]
 fn silent_link_is_closed_with_idle_timeout_not_before_the_timeout_and_soon_after() {
     let idle = Duration::from_millis(300);
@@ -347,18 +362,7 @@ fn silent_link_is_closed_with_idle_timeout_not_before_the_timeout_and_soon_after
     });
     let t0 = Instant::now();
     let mut p = Peer::connect(h.addr);
-    p.expect_closed(PATIENCE);
-    let after = t0.elapsed();
-    assert!(after + CLOCK_GRAIN >= idle, "closed early, after {after:?}");
-    assert!(
-        after < idle + Duration::from_millis(500),
-        "closed late, after {after:?}"
-    );
-    let me = p.local_addr();
-    let (_, r) = h.wait_for("the idle close", PATIENCE, |e| {
-        e.is_closed_from(me).is_some()
-    });
-    assert_eq!(r.is_closed_from(me), Some(CloseReason::IdleTimeout));
+    expect_idle_close(&mut h, &mut p, t0, idle);
 }
 
 #[test]
@@ -384,21 +388,7 @@ fn traffic_keeps_a_link_past_the_idle_timeout_which_counts_from_the_last_byte() 
         start.elapsed() > idle * 2,
         "the link outlived the idle timeout"
     );
-    p.expect_closed(PATIENCE);
-    let after = last.elapsed();
-    assert!(
-        after + CLOCK_GRAIN >= idle,
-        "closed {after:?} after the last byte"
-    );
-    assert!(
-        after < idle + Duration::from_millis(500),
-        "closed late: {after:?}"
-    );
-    let me = p.local_addr();
-    let (_, r) = h.wait_for("the idle close", PATIENCE, |e| {
-        e.is_closed_from(me).is_some()
-    });
-    assert_eq!(r.is_closed_from(me), Some(CloseReason::IdleTimeout));
+    expect_idle_close(&mut h, &mut p, last, idle);
 }
 
 /// Polls `node` until `pick` accepts an event, or PATIENCE passes.
@@ -540,10 +530,10 @@ fn stale_recovery_refuses_a_newcomer_while_the_link_is_fresh_and_replaces_it_onc
     );
     a.expect_closed(PATIENCE);
     let old = a.local_addr();
-    let (_, r) = h.wait_for("the stale link's close", PATIENCE, |e| {
-        e.is_closed_from(old).is_some()
-    });
-    assert_eq!(r.is_closed_from(old), Some(CloseReason::StaleReplaced));
+    assert_eq!(
+        h.close_reason("the stale link's close", old),
+        CloseReason::StaleReplaced
+    );
     let (_, stats) = h.stop();
     assert_eq!(stats.stale_replaced, 1);
     assert_eq!(stats.rejected_too_many, 1);
@@ -583,10 +573,10 @@ fn with_an_allow_list_only_an_allowed_peer_can_replace_a_stale_link() {
     assert_eq!(acked_id(&c.request(&hl7_msg("C1"))), "C1");
     let old = a.local_addr();
     a.expect_closed(PATIENCE);
-    let (_, r) = h.wait_for("the stale link's close", PATIENCE, |e| {
-        e.is_closed_from(old).is_some()
-    });
-    assert_eq!(r.is_closed_from(old), Some(CloseReason::StaleReplaced));
+    assert_eq!(
+        h.close_reason("the stale link's close", old),
+        CloseReason::StaleReplaced
+    );
 }
 
 // ---------------------------------------------------------------------------

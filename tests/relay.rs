@@ -5,18 +5,16 @@
 //! Every wait is for an expected line, reply or connection, with a deadline;
 //! every process a test starts is killed by its own handle when the test ends.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Process helpers shared with the other CLI tests.
 mod support;
+// The raw MLLP peer the library tests use.
+mod common;
 
-use support::{field, mooring, Proc, WITHIN};
-
-const SB: u8 = 0x0b;
-const EB: u8 = 0x1c;
-const CR: u8 = 0x0d;
+use common::ReadEnd;
+use support::{field, free_port, mooring, relay_cmd, Proc, WITHIN};
 
 /// An HL7 message with MSH-10 `id`.
 fn msg(id: &str) -> Vec<u8> {
@@ -38,13 +36,6 @@ fn ack_for(id: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-fn mllp(payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![SB];
-    f.extend_from_slice(payload);
-    f.extend_from_slice(&[EB, CR]);
-    f
-}
-
 /// MSA-1 and MSA-2 of an ACK.
 fn msa(ack: &[u8]) -> (String, String) {
     let text = String::from_utf8_lossy(ack);
@@ -60,15 +51,11 @@ fn msa(ack: &[u8]) -> (String, String) {
 }
 
 /// One end of an MLLP link: a device, or the test's own upstream.
-struct Peer {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
+struct Peer(common::Peer);
 
 impl Peer {
     fn new(s: TcpStream) -> Peer {
-        s.set_nodelay(true).unwrap();
-        Peer { s, buf: Vec::new() }
+        Peer(common::Peer::wrap(s))
     }
 
     fn connect(addr: SocketAddr) -> Peer {
@@ -76,34 +63,15 @@ impl Peer {
     }
 
     fn send(&mut self, payload: &[u8]) {
-        self.s.write_all(&mllp(payload)).expect("write");
+        self.0.send_mllp(payload);
     }
 
     /// The next frame, if one arrives within `within`.
     fn try_frame(&mut self, within: Duration) -> Option<Vec<u8>> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(start) = self.buf.iter().position(|&b| b == SB) {
-                if let Some(end) = self.buf[start..].windows(2).position(|w| w == [EB, CR]) {
-                    let frame = self.buf[start + 1..start + end].to_vec();
-                    self.buf.drain(..start + end + 2);
-                    return Some(frame);
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.s.set_read_timeout(Some(left)).unwrap();
-            let mut chunk = [0u8; 4096];
-            match self.s.read(&mut chunk) {
-                Ok(0) => panic!("peer closed the link"),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(e) => panic!("read: {e}"),
-            }
+        match self.0.read_mllp(within) {
+            Ok(frame) => Some(frame),
+            Err(ReadEnd::TimedOut) => None,
+            Err(ReadEnd::Closed) => panic!("peer closed the link"),
         }
     }
 
@@ -127,31 +95,20 @@ impl Peer {
     }
 }
 
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind")
-        .port()
+/// [`relay_cmd`] started, and the device address from its first line.
+fn relay(upstream: SocketAddr, extra: &[&str]) -> (Proc, SocketAddr) {
+    Proc::listen_cmd(relay_cmd(upstream, extra))
 }
 
-/// `mooring relay --listen 127.0.0.1:0 --upstream ADDR` with fast reconnects,
-/// and the device address from its first line.
-fn relay(upstream: SocketAddr, extra: &[&str]) -> (Proc, SocketAddr) {
-    let up = upstream.to_string();
-    let mut args = vec![
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &up,
-        "--reconnect-min",
-        "50ms",
-        "--reconnect-max",
-        "200ms",
-    ];
-    args.extend_from_slice(extra);
-    Proc::listen_cmd(mooring(&args))
+/// [`relay`] to an upstream played by the test: returns the relay, its device
+/// address and the upstream's end of the relay's link, once connected.
+fn relay_with_upstream(extra: &[&str]) -> (Proc, SocketAddr, Peer) {
+    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (mut r, addr) = relay(upstream.local_addr().unwrap(), extra);
+    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
+    // The connect completed, so the connection waits in the backlog.
+    let up = Peer::new(upstream.accept().expect("accept").0);
+    (r, addr, up)
 }
 
 /// `mooring listen` on a given port.
@@ -233,11 +190,7 @@ fn messages_queue_while_the_upstream_is_down_and_go_out_in_order_when_it_comes()
 
 #[test]
 fn with_ack_after_upstream_the_device_hears_only_after_the_upstream_acked() {
-    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--ack-after", "upstream"]);
-    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    // The connect completed, so the connection waits in the backlog.
-    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    let (mut r, addr, mut up) = relay_with_upstream(&["--ack-after", "upstream"]);
     let mut dev = Peer::connect(addr);
 
     dev.send(&msg("M1"));
@@ -427,10 +380,7 @@ fn serve_upstream(up: &mut Peer, n: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn devices_reusing_ids_each_get_every_message_upstream_once() {
-    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--spool", "memory"]);
-    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    let (mut r, addr, mut up) = relay_with_upstream(&["--spool", "memory"]);
     // Three senders with independent counters: two differ in MSH-3, two only in
     // MSH-4.
     let senders = [("MONITOR", "ICU"), ("PUMP", "ICU"), ("MONITOR", "ER")];
@@ -472,10 +422,7 @@ fn devices_reusing_ids_each_get_every_message_upstream_once() {
 
 #[test]
 fn a_message_waiting_for_the_upstream_is_not_confused_with_another_senders_same_id() {
-    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--ack-after", "upstream"]);
-    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    let (mut r, addr, mut up) = relay_with_upstream(&["--ack-after", "upstream"]);
     let (mut a, mut b) = (Peer::connect(addr), Peer::connect(addr));
     let (ma, mb) = (
         msg_from("MONITOR", "ICU", "X1"),
@@ -575,20 +522,17 @@ fn the_relay_rejects_a_message_without_msh_10_as_listen_does() {
 
 #[test]
 fn an_upstream_repeating_old_acks_gives_one_line_then_a_count() {
-    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (mut r, addr) = relay(upstream.local_addr().unwrap(), &["--ack-after", "upstream"]);
-    r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let mut up = Peer::new(upstream.accept().expect("accept").0);
+    let (mut r, addr, mut up) = relay_with_upstream(&["--ack-after", "upstream"]);
     let mut dev = Peer::connect(addr);
     dev.send(&msg("M1"));
     assert_eq!(up.frame(), msg("M1"));
     // 50 ACKs of earlier messages, then the real one.
     let mut flood = Vec::new();
     for n in 0..50 {
-        flood.extend_from_slice(&mllp(&ack_for(&format!("OLD{n}"))));
+        flood.extend_from_slice(&common::mllp(&ack_for(&format!("OLD{n}"))));
     }
-    flood.extend_from_slice(&mllp(&ack_for("M1")));
-    up.s.write_all(&flood).expect("write");
+    flood.extend_from_slice(&common::mllp(&ack_for("M1")));
+    up.0.send(&flood);
     let (code, _) = msa(&dev.frame());
     assert_eq!(code, "AA");
     r.expect_line(is_id("acked", "M1"), WITHIN);

@@ -8,7 +8,6 @@
 //! handle (or by PID) when the test ends.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,10 +16,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{field, mooring, Proc, WITHIN};
+// The raw MLLP peer the library tests use.
+mod common;
+use support::{field, free_port, mooring, Proc, WITHIN};
 
-const SB: u8 = 0x0b;
-const EB: u8 = 0x1c;
 const CR: u8 = 0x0d;
 
 /// An HL7 message from sending application `app` with MSH-10 `id`, padded
@@ -46,51 +45,21 @@ fn hl7_field(frame: &[u8], seg: &str, n: usize) -> Option<String> {
 
 /// A blocking MLLP peer that never panics on a dead link (the relay dies
 /// under it on purpose).
-struct Peer {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
+struct Peer(common::Peer);
 
 impl Peer {
     fn connect(addr: SocketAddr) -> Option<Peer> {
         let s = TcpStream::connect_timeout(&addr, WITHIN).ok()?;
-        s.set_nodelay(true).ok()?;
-        Some(Peer { s, buf: Vec::new() })
+        Some(Peer(common::Peer::wrap(s)))
     }
 
     fn send(&mut self, payload: &[u8]) -> Option<()> {
-        let mut f = vec![SB];
-        f.extend_from_slice(payload);
-        f.extend_from_slice(&[EB, CR]);
-        self.s.write_all(&f).ok()
+        self.0.try_send(&common::mllp(payload)).ok()
     }
 
     /// The next frame within `within`; `None` on timeout, EOF or error.
     fn frame(&mut self, within: Duration) -> Option<Vec<u8>> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(start) = self.buf.iter().position(|&b| b == SB) {
-                if let Some(end) = self.buf[start..].windows(2).position(|w| w == [EB, CR]) {
-                    let frame = self.buf[start + 1..start + end].to_vec();
-                    self.buf.drain(..start + end + 2);
-                    return Some(frame);
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.s.set_read_timeout(Some(left)).ok()?;
-            let mut chunk = [0u8; 8192];
-            match self.s.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(_) => return None,
-            }
-        }
+        self.0.read_mllp(within).ok()
     }
 
     /// Sends `payload` (MSH-10 `id`) and returns the ACK's MSA-1.
@@ -126,8 +95,7 @@ impl Upstream {
                 if st.load(Ordering::SeqCst) {
                     return;
                 }
-                let _ = s.set_nodelay(true);
-                let mut p = Peer { s, buf: Vec::new() };
+                let mut p = Peer(common::Peer::wrap(s));
                 // A link ends when the relay dies; the next one is accepted.
                 while let Some(f) = p.frame(Duration::from_secs(60)) {
                     let Some(id) = hl7_field(&f, "MSH|", 9) else {
@@ -183,14 +151,6 @@ impl Drop for Upstream {
             let _ = t.join();
         }
     }
-}
-
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind")
-        .port()
 }
 
 /// A fresh spool directory for one test.

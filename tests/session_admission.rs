@@ -11,8 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::{Peer, LOCALHOST, LOCALHOST_2, PATIENCE};
+use mooring::internals::wire::{self, Greeting, Msg};
 use mooring::session::{Backoff, SessionConfig, SessionEnd};
-use mooring::wire::{self, Greeting, Msg};
 use mooring::{
     CloseReason, ConnectConfig, Event, ListenConfig, LivenessConfig, Node, NodeConfig, Protocol,
     SessionNote,
@@ -43,24 +43,20 @@ fn server(per_ip: Option<usize>) -> (Node, SocketAddr) {
 }
 
 fn server_with(per_ip: Option<usize>, scfg: SessionConfig) -> (Node, SocketAddr) {
-    let mut node = Node::new(NodeConfig {
-        max_links: 8,
-        max_sessions: TABLE,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let l = node
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 8,
-                liveness: mooring(),
-                session: Some(scfg),
-                max_sessions_per_ip: per_ip,
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
+    let (node, l) = common::listening_node(
+        NodeConfig {
+            max_links: 8,
+            max_sessions: TABLE,
+            ..NodeConfig::default()
+        },
+        ListenConfig {
+            max_connections: 8,
+            liveness: mooring(),
+            session: Some(scfg),
+            max_sessions_per_ip: per_ip,
+            ..ListenConfig::default()
+        },
+    );
     let addr = node.local_addr(l).unwrap();
     (node, addr)
 }
@@ -108,12 +104,7 @@ fn run_until(server: &mut Node, log: &mut Log, mut done: impl FnMut(&Log) -> boo
 }
 
 fn hello(g: Greeting) -> Vec<u8> {
-    let mut b = [0u8; wire::MAX_CONTROL];
-    let n = wire::encode(&Msg::Hello(g), &mut b).unwrap();
-    let mut f = vec![0x0B];
-    f.extend_from_slice(&b[..n]);
-    f.extend_from_slice(&[0x1C, 0x0D]);
-    f
+    common::wire_mllp(&Msg::Hello(g))
 }
 
 /// One `connect, HELLO, close` from `src`, waited through on the server: the

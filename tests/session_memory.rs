@@ -8,12 +8,15 @@
 //! nothing is stored aside.
 
 mod support;
+// The MLLP framing the library tests use.
+mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use mooring::wire::{self, Greeting, Msg};
+use common::mllp;
+use mooring::internals::wire::{self, Greeting, Msg};
 use support::{Proc, WITHIN};
 
 /// Bytes of the hostile MSH-10.
@@ -25,14 +28,6 @@ const MESSAGES: u64 = 150;
 /// (1 MiB), with room for the allocator and the binary. Before the fix, the
 /// reply backlog alone held one 800 KB copy per message sent.
 const RSS_BOUND_KIB: u64 = 40 * 1024;
-
-fn mllp(body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(body.len() + 3);
-    f.push(0x0B);
-    f.extend_from_slice(body);
-    f.extend_from_slice(&[0x1C, 0x0D]);
-    f
-}
 
 /// A `/proc/PID/status` field in KiB (Linux).
 fn status_kib(pid: u32, key: &str) -> u64 {
@@ -60,9 +55,8 @@ fn hostile_session(addr: std::net::SocketAddr, msh10: usize, count: u64, pid: u3
             }
         }
     });
-    let mut hello = [0u8; wire::MAX_CONTROL];
-    let n = wire::encode(&Msg::Hello(Greeting::new_session()), &mut hello).unwrap();
-    s.write_all(&mllp(&hello[..n])).expect("HELLO");
+    s.write_all(&common::wire_mllp(&Msg::Hello(Greeting::new_session())))
+        .expect("HELLO");
     let id = "X".repeat(msh10);
     let msg = format!("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|{id}|P|2.5\r");
     let mut written = 0;

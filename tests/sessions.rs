@@ -3,11 +3,13 @@
 //! refused; a client that stays away past the resume window is told its session
 //! expired, as is the server's application.
 
+mod common;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use mooring::internals::wire::{self, Greeting, Msg};
 use mooring::session::{Backoff, SessionConfig, SessionEnd};
-use mooring::wire::{self, Greeting, Msg};
 use mooring::{
     CloseReason, ConnectConfig, Event, LinkId, ListenConfig, LivenessConfig, Node, NodeConfig,
     Protocol, SessionId, SessionNote,
@@ -184,12 +186,7 @@ fn links_cut_mid_stream_are_resumed_with_every_message_exactly_once_in_order() {
 
 /// A HELLO in an MLLP frame, as a raw peer writes it.
 fn hello_frame(g: Greeting) -> Vec<u8> {
-    let mut b = [0u8; wire::MAX_CONTROL + 3];
-    b[0] = 0x0B;
-    let n = wire::encode(&Msg::Hello(g), &mut b[1..]).unwrap();
-    b[1 + n] = 0x1C;
-    b[2 + n] = 0x0D;
-    b[..n + 3].to_vec()
+    common::wire_mllp(&Msg::Hello(g))
 }
 
 /// Polls the server until a link closes; its reason.

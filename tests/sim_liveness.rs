@@ -11,10 +11,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 // The crate's PRNG: a seed replays a run exactly.
-use mooring::rng::XorShift64 as Rng;
+use mooring::internals::rng::XorShift64 as Rng;
 
 use mooring::frame::{Codec, Decoded, Mllp};
-use mooring::link::{FrameAction, Link, LinkConfig, CONTROL_SCRATCH};
+use mooring::internals::link::{FrameAction, Link, LinkConfig, CONTROL_SCRATCH};
 use mooring::{CloseReason, Heartbeat, Instant, KeepAliveMessage, LivenessConfig, Protocol};
 
 /// One end: a link, the bytes it has received but not decoded, what it delivered.
@@ -246,6 +246,20 @@ fn run(seed: u64, client: LivenessConfig, server: LivenessConfig, server_replies
     sim
 }
 
+/// `who` closed at `at`: after the cut at `cut` (never a live link), and at
+/// most `bound` after it.
+fn assert_noticed_within(seed: u64, who: &str, at: u64, cut: u64, bound: u64) {
+    assert!(
+        at >= cut,
+        "seed {seed}: {who} closed a live link at {at} (cut {cut})"
+    );
+    assert!(
+        at <= cut + bound,
+        "seed {seed}: {who} took {} ms > bound {bound}",
+        at - cut
+    );
+}
+
 /// What arrived is what was sent, in order, with nothing skipped or repeated, and
 /// includes everything sent well before the partition.
 fn assert_in_order(seed: u64, delivered: &[Vec<u8>], sim: &Sim) {
@@ -298,16 +312,7 @@ fn heartbeat_detects_a_blackholed_link_on_both_ends_within_the_bound() {
                 CloseReason::HeartbeatTimeout,
                 "seed {seed}: end {i}"
             );
-            assert!(
-                at >= sim.cut_at,
-                "seed {seed}: end {i} closed a live link at {at} (cut {})",
-                sim.cut_at
-            );
-            assert!(
-                at <= sim.cut_at + bound,
-                "seed {seed}: end {i} took {} ms > bound {bound}",
-                at - sim.cut_at
-            );
+            assert_noticed_within(seed, &format!("end {i}"), at, sim.cut_at, bound);
             // A live peer is heard at least every 1.5 x interval (the accepting
             // side's ping period) + latency: the verdict cannot come sooner than
             // the tolerated silence after that.
@@ -344,16 +349,7 @@ fn keepalive_message_detects_a_blackholed_raw_peer_within_the_bound() {
             .closed
             .unwrap_or_else(|| panic!("seed {seed}: client never noticed the partition"));
         assert_eq!(reason, CloseReason::KeepAliveTimeout, "seed {seed}");
-        assert!(
-            at >= sim.cut_at,
-            "seed {seed}: closed a live link at {at} (cut {})",
-            sim.cut_at
-        );
-        assert!(
-            at <= sim.cut_at + bound,
-            "seed {seed}: took {} ms > bound {bound}",
-            at - sim.cut_at
-        );
+        assert_noticed_within(seed, "the client", at, sim.cut_at, bound);
         assert!(
             sim.ends[1].closed.is_none(),
             "seed {seed}: a raw server has no detector of its own"

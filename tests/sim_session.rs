@@ -26,13 +26,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 // The crate's PRNG: a seed replays a run exactly.
-use mooring::rng::XorShift64 as Rng;
+use mooring::internals::rng::XorShift64 as Rng;
 
 use mooring::frame::{Codec, Decoded, Mllp};
+use mooring::internals::wire::{self, Greeting, Msg, WireReason, TOKEN_LEN};
 use mooring::session::{
     Backoff, Entropy, Received, SessionConfig, SessionEnd, SessionId, SessionNote, SessionTable,
 };
-use mooring::wire::{self, Greeting, Msg, WireReason, TOKEN_LEN};
 use mooring::{CloseReason, Instant};
 
 const CLIENT: usize = 0;

@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use mooring::rng::XorShift64 as Rng;
+use mooring::internals::rng::XorShift64 as Rng;
 use mooring::spool::sim::{SimDisk, SimFault};
 use mooring::spool::{Fsync, Journal, Seq, SpoolConfig, SpoolError};
 use mooring::Instant;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mooring::rng::XorShift64;
+use mooring::internals::rng::XorShift64;
 use mooring::spool::sim::{SimDisk, SimFault};
 use mooring::spool::{Fsync, Journal, Seq, SpoolConfig, SpoolError};
 use mooring::Instant;

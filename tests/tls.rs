@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use mooring::rng::XorShift64;
+use mooring::internals::rng::XorShift64;
 use mooring::tls::{
     ClientAuth, PemSource, TlsClientConfig, TlsFailure, TlsLink, TlsLinkSizes, TlsServerConfig,
     TlsVersion, TlsVersions,

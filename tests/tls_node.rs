@@ -10,11 +10,11 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use mooring::internals::wire::{self, Greeting, Msg};
 use mooring::session::{Backoff, SessionConfig};
 use mooring::tls::{
     ClientAuth, TlsClientConfig, TlsLink, TlsLinkSizes, TlsServerConfig, TlsVersion, TlsVersions,
 };
-use mooring::wire::{self, Greeting, Msg};
 use mooring::{
     CloseReason, ConnectConfig, Event, Framing, LinkId, ListenConfig, LivenessConfig, Node,
     NodeConfig, Protocol, SessionNote,

@@ -3,47 +3,19 @@
 //! `0x1C` would break the peer's stream (raw links) or stall a session that
 //! replays the same broken frame at every resume. Len32 carries any byte.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use mooring::session::{SessionConfig, SessionError};
 use mooring::{
-    Client, ClientConfig, ConnectConfig, Event, Framing, ListenConfig, LivenessConfig, Node,
-    NodeConfig, Protocol, RequestError, SendError, SessionId, SessionNote,
+    Client, ClientConfig, ConnectConfig, Event, Framing, ListenConfig, Node, NodeConfig,
+    RequestError, SendError, SessionId, SessionNote,
 };
 
 /// A node that is both ends of one reliable session over loopback.
 fn session_node(framing: Framing) -> (Node, SessionId) {
-    let liveness = LivenessConfig {
-        protocol: Protocol::Mooring,
-        ..LivenessConfig::default()
-    };
-    let session = SessionConfig::default();
-    let mut node = Node::new(NodeConfig {
-        framing,
-        max_links: 4,
-        max_sessions: 2,
-        ..NodeConfig::default()
-    })
-    .unwrap();
-    let l = node
-        .listen(
-            "127.0.0.1:0".parse().unwrap(),
-            ListenConfig {
-                max_connections: 2,
-                liveness: liveness.clone(),
-                session: Some(session),
-                ..ListenConfig::default()
-            },
-        )
-        .unwrap();
-    let addr = node.local_addr(l).unwrap();
-    let connect = ConnectConfig {
-        liveness,
-        session: Some(session),
-        ..ConnectConfig::default()
-    };
-    let client = node.open_session(addr, &connect).unwrap();
-    (node, client)
+    common::session_loopback(framing, SessionConfig::default())
 }
 
 /// Sends `msg` from the client; the server side echoes it back. Panics when

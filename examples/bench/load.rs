@@ -16,11 +16,16 @@ pub(crate) struct Workload {
     pub(crate) per_message: bool,
     /// HL7 messages answered by ACKs (checked by MSA-2) instead of echoes.
     pub(crate) hl7: bool,
+    /// Over TLS (mooring's and tokio-rustls's servers).
+    pub(crate) tls: bool,
 }
 
 impl Workload {
     /// Whether a server of `kind` can serve this workload.
     pub(crate) fn served_by(&self, kind: Kind) -> bool {
+        if self.tls {
+            return matches!(kind, Kind::Mooring | Kind::Tokio);
+        }
         match kind {
             // The CLI answers every message: echo, or an ACK.
             Kind::Cli => self.ack_every == 1,
@@ -40,6 +45,7 @@ pub(crate) fn workloads(size: usize) -> Vec<Workload> {
         ack_every,
         per_message: false,
         hl7: false,
+        tls: false,
     };
     let hl7 = |name, about, links, depth| Workload {
         hl7: true,
@@ -102,6 +108,32 @@ pub(crate) fn workloads(size: usize) -> Vec<Workload> {
             64,
             8,
         ),
+        Workload {
+            tls: true,
+            ..w("tls-rr1", "TLS 1.3, 1 link, 1 in flight", 1, 1, size, 1)
+        },
+        Workload {
+            tls: true,
+            ..w(
+                "tls-depth64",
+                "TLS 1.3, 1 link, 64 in flight",
+                1,
+                64,
+                size,
+                1,
+            )
+        },
+        Workload {
+            tls: true,
+            ..w(
+                "tls-links64",
+                "TLS 1.3, 64 links, 8 in flight each",
+                64,
+                8,
+                size,
+                1,
+            )
+        },
     ]
 }
 
@@ -128,7 +160,7 @@ impl Sample {
 }
 
 pub(crate) struct ClientConn {
-    pub(crate) sock: TcpStream,
+    pub(crate) sock: crate::tls::Sock,
     pub(crate) rx: Vec<u8>,
     pub(crate) rx_start: usize,
     pub(crate) rx_end: usize,
@@ -173,7 +205,8 @@ impl Load<'_> {
                 match c.sock.read(&mut c.rx[c.rx_end..]) {
                     Ok(0) => return Err("server closed the link".into()),
                     Ok(n) => {
-                        if n < c.rx.len() - c.rx_end {
+                        // (TLS hands out one record at a time.)
+                        if n < c.rx.len() - c.rx_end && !c.sock.is_tls() {
                             c.readable = false;
                         }
                         c.rx_end += n;
@@ -186,6 +219,9 @@ impl Load<'_> {
             }
             if self.sending {
                 self.top_up(c, now);
+            }
+            if c.writable {
+                c.sock.flush_tls().map_err(|e| format!("write: {e}"))?;
             }
             if c.writable && c.tx_start < c.tx_end {
                 match c.sock.write(&c.tx[c.tx_start..c.tx_end]) {
@@ -304,16 +340,22 @@ pub(crate) fn run_load(
     };
     let reply_len = reply_payload + wire.overhead();
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let tls = if w.tls {
+        Some(crate::tls::client_config()?)
+    } else {
+        None
+    };
     let mut conns = Vec::with_capacity(w.links);
     for i in 0..w.links {
         let s = StdStream::connect_timeout(&srv.addr, Duration::from_secs(5))
             .map_err(|e| format!("connect: {e}"))?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
         s.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let mut sock = TcpStream::from_std(s);
+        let mut tcp = TcpStream::from_std(s);
         poll.registry()
-            .register(&mut sock, Token(i), Interest::READABLE | Interest::WRITABLE)
+            .register(&mut tcp, Token(i), Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| e.to_string())?;
+        let sock = crate::tls::Sock::new(tcp, tls.as_ref())?;
         let units = w.depth / w.ack_every as usize + 1;
         conns.push(ClientConn {
             sock,

@@ -6,8 +6,9 @@
 //! cargo run --release --example bench --features bench-peers -- [options]
 //!   --quick              short runs (a smoke test, well under a minute)
 //!   --workload A,B       rr1, depth64, links64, stream, big16k, big128k, conn,
-//!                        hl7-rr1, hl7-depth64, hl7-links64; hl7 = the three
-//!                        hl7-* (default: all)
+//!                        hl7-rr1, hl7-depth64, hl7-links64, tls-rr1,
+//!                        tls-depth64, tls-links64; hl7 = the three hl7-*
+//!                        (default: all)
 //!   --framing F          mllp, len32 or both (default both)
 //!   --servers A,B        mooring, floor8k, floor64k, tokio, threads, cli (default:
 //!                        all but cli on echo workloads; mooring, cli, tokio on hl7-*)
@@ -41,6 +42,12 @@
 //!   `--reply hl7-ack` on the `hl7-*` workloads (not a `--serve` child: its
 //!   own binary, stopped with SIGTERM under `--server-wrap`).
 //!
+//! On the `tls-*` workloads the links are TLS 1.3 (certificates made by rcgen
+//! at start, P-256): `mooring` serves them through `ListenConfig::tls`,
+//! `tokio` through tokio-rustls (same rustls, same ring provider); the load
+//! client runs rustls's buffered `ClientConnection` over its mio sockets.
+//! Compare with the plain `rr1`/`depth64`/`links64` rows of the same run.
+//!
 //! On the `hl7-*` workloads each message is a 256-byte (`--size`) HL7 ADT^A01
 //! with its own MSH-10, and each reply must be an ACK whose MSA-2 names it
 //! (`MSA|AA|<MSH-10>`). `mooring` answers with [`mooring::hl7::build_ack`]
@@ -68,6 +75,7 @@ mod load;
 mod procfs;
 mod report;
 mod servers;
+mod tls;
 mod wire;
 
 use histogram::*;
@@ -171,7 +179,7 @@ pub(crate) fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("bench: {e}");
             }
-            eprintln!("usage: cargo run --release --example bench --features bench-peers -- [--quick] [--workload rr1,depth64,links64,stream,big16k,big128k,conn,hl7-rr1,hl7-depth64,hl7-links64,hl7] [--framing mllp|len32|both] [--servers mooring,floor8k,floor64k,tokio,threads,cli] [--cli PATH] [--secs S] [--reps N] [--size B] [--conn-count N] [--idle N] [--server-wrap CMD]");
+            eprintln!("usage: cargo run --release --example bench --features bench-peers -- [--quick] [--workload rr1,depth64,links64,stream,big16k,big128k,conn,hl7-rr1,hl7-depth64,hl7-links64,hl7,tls-rr1,tls-depth64,tls-links64] [--framing mllp|len32|both] [--servers mooring,floor8k,floor64k,tokio,threads,cli] [--cli PATH] [--secs S] [--reps N] [--size B] [--conn-count N] [--idle N] [--server-wrap CMD]");
             return ExitCode::from(2);
         }
     };
@@ -245,9 +253,13 @@ pub(crate) fn run_all(o: &Opts, pin: bool) -> Result<(), String> {
             "--size must be at least {HL7_MIN} for the hl7 workloads"
         ));
     }
+    if chosen.iter().any(|w| w.tls) {
+        tls::make_certs()?;
+    }
     for w in &chosen {
         let kinds: Vec<Kind> = match (&o.kinds, w.hl7) {
             (Some(k), _) => k.iter().copied().filter(|&k| w.served_by(k)).collect(),
+            (None, _) if w.tls => vec![Kind::Mooring, Kind::Tokio],
             (None, false) => KINDS.to_vec(),
             (None, true) => HL7_KINDS
                 .into_iter()
@@ -278,6 +290,7 @@ pub(crate) fn run_all(o: &Opts, pin: bool) -> Result<(), String> {
                             close_after_reply: w.per_message,
                             max_links: 256,
                             hl7: w.hl7,
+                            tls: w.tls,
                         },
                         pin,
                         o.server_wrap.as_deref(),
@@ -374,6 +387,7 @@ pub(crate) fn run_idle(o: &Opts, n: usize, pin: bool) -> Result<(), String> {
                 close_after_reply: false,
                 max_links: n,
                 hl7: false,
+                tls: false,
             },
             pin,
             o.server_wrap.as_deref(),

@@ -82,6 +82,8 @@ pub(crate) struct Serve {
     pub(crate) max_links: usize,
     /// Answer each (HL7) message with an HL7 ACK instead of echoing it.
     pub(crate) hl7: bool,
+    /// Serve TLS (certificates from [`crate::tls::DIR_ENV`]).
+    pub(crate) tls: bool,
 }
 
 impl Serve {
@@ -95,6 +97,7 @@ impl Serve {
             u8::from(self.close_after_reply).to_string(),
             self.max_links.to_string(),
             u8::from(self.hl7).to_string(),
+            u8::from(self.tls).to_string(),
         ]
     }
 
@@ -107,6 +110,7 @@ impl Serve {
             close_after_reply: a.get(4)? == "1",
             max_links: a.get(5)?.parse().ok()?,
             hl7: a.get(6)? == "1",
+            tls: a.get(7)? == "1",
         })
     }
 }

@@ -1,7 +1,8 @@
 /* An MLLP server on the mooring C API: acknowledges each HL7 message (MSA|AA),
  * prints one key=value line per event, waits in its own poll() on the node's
  * descriptor, and exits after N messages, 10 s, or SIGINT/SIGTERM.
- * Usage: server [ip:port] [N]     (defaults 127.0.0.1:2575 and 10) */
+ * Usage: server [ip:port] [N] [CERT KEY]
+ *   (defaults 127.0.0.1:2575 and 10; CERT KEY: serve TLS with these PEM files) */
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -71,6 +72,10 @@ int main(int argc, char **argv) {
     cfg.buffer_size = 4096;
     cfg.max_frame = 64 * 1024;
     cfg.large_buffers = 1;
+    if (argc > 4) { /* TLS: read and checked by mooring_node_new */
+        cfg.tls_cert = argv[3];
+        cfg.tls_key = argv[4];
+    }
     mooring_node *node = NULL;
     uint32_t listener;
     char addr[MOORING_ADDR_MAX];
@@ -121,6 +126,10 @@ int main(int argc, char **argv) {
     mooring_node_poll(node, 0); /* write the last replies */
     mooring_node_stats stats;
     mooring_node_get_stats(node, &stats);
+    printf("event=stats frames_in=%llu frames_out=%llu bytes_in=%llu links_open=%llu closed=%llu\n",
+           (unsigned long long)stats.frames_in, (unsigned long long)stats.frames_out,
+           (unsigned long long)stats.bytes_in, (unsigned long long)stats.links_open,
+           (unsigned long long)stats.closes[MOORING_CLOSE_REASON_PEER_CLOSED]);
     printf("event=done messages=%ld accepted=%llu\n", seen, (unsigned long long)stats.accepted);
     mooring_node_free(node);
     return 0;

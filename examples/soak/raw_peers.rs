@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use mooring::hl7;
-use mooring::rng::XorShift64;
+use mooring::internals::rng::XorShift64;
 
 use crate::stats::Histogram;
 use crate::Run;

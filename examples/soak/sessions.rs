@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mooring::hl7;
-use mooring::rng::XorShift64;
+use mooring::internals::rng::XorShift64;
 use mooring::session::{Backoff, SessionConfig, SessionError};
 use mooring::{
     ConnectConfig, Event, LivenessConfig, Node, NodeConfig, Protocol, SessionId, SessionNote,

@@ -7,6 +7,7 @@ use core::time::Duration;
 
 use super::{
     c_str, fail, fallible, mooring_config, mooring_framing, mooring_protocol, mooring_result,
+    mooring_tls_client_auth,
 };
 use crate::config::{AllowList, ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 use crate::frame::Framing;
@@ -23,7 +24,7 @@ fn opt_ms(d: Option<Duration>) -> u32 {
     d.map_or(0, ms)
 }
 
-fn from_ms(v: u32) -> Duration {
+pub(super) fn from_ms(v: u32) -> Duration {
     Duration::from_millis(u64::from(v))
 }
 
@@ -60,7 +61,7 @@ fn default_max_sessions(max_connections: u32) -> Result<usize, mooring_result> {
         })
 }
 
-fn invalid_config(e: impl fmt::Display) -> mooring_result {
+pub(super) fn invalid_config(e: impl fmt::Display) -> mooring_result {
     fail(mooring_result::InvalidConfig, format_args!("config: {e}"))
 }
 
@@ -107,6 +108,40 @@ pub(super) fn defaults() -> mooring_config {
         frame_max_ms: ms(f.max),
         max_connections_per_ip: 0,
         max_sessions_per_ip: 0,
+        tls_cert: ptr::null(),
+        tls_key: ptr::null(),
+        tls_client_auth: mooring_tls_client_auth::None as u32,
+        tls_client_ca: ptr::null(),
+        tls_allow_peers: ptr::null(),
+        tls_ca: ptr::null(),
+        tls_server_name: ptr::null(),
+        tls_client_cert: ptr::null(),
+        tls_client_key: ptr::null(),
+        tls_handshake_timeout_ms: super::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    }
+}
+
+/// A `mooring_framing` value.
+pub(super) fn framing(v: u32) -> Result<Framing, mooring_result> {
+    match v {
+        0 => Ok(Framing::Mllp),
+        1 => Ok(Framing::Len32),
+        v => Err(fail(
+            mooring_result::InvalidConfig,
+            format_args!("framing: unknown value {v}"),
+        )),
+    }
+}
+
+/// A `mooring_protocol` value.
+pub(super) fn protocol(v: u32) -> Result<Protocol, mooring_result> {
+    match v {
+        0 => Ok(Protocol::Raw),
+        1 => Ok(Protocol::Mooring),
+        v => Err(fail(
+            mooring_result::InvalidConfig,
+            format_args!("protocol: unknown value {v}"),
+        )),
     }
 }
 
@@ -114,26 +149,8 @@ pub(super) fn defaults() -> mooring_config {
 pub(super) fn convert(
     c: &mooring_config,
 ) -> Result<(NodeConfig, ListenConfig, ConnectConfig), mooring_result> {
-    let framing = match c.framing {
-        0 => Framing::Mllp,
-        1 => Framing::Len32,
-        v => {
-            return Err(fail(
-                mooring_result::InvalidConfig,
-                format_args!("framing: unknown value {v}"),
-            ))
-        }
-    };
-    let protocol = match c.protocol {
-        0 => Protocol::Raw,
-        1 => Protocol::Mooring,
-        v => {
-            return Err(fail(
-                mooring_result::InvalidConfig,
-                format_args!("protocol: unknown value {v}"),
-            ))
-        }
-    };
+    let framing = framing(c.framing)?;
+    let protocol = protocol(c.protocol)?;
     let sessions = flag(c.session, "session")?;
     let session = sessions.then(|| SessionConfig {
         reconnect_timeout: from_ms(c.resume_window_ms),
@@ -193,6 +210,10 @@ pub(super) fn convert(
             allow.push(net).map_err(invalid_config)?;
         }
     }
+    #[cfg(feature = "tls")]
+    let (listen_tls, connect_tls) = super::tls::convert(c)?;
+    #[cfg(not(feature = "tls"))]
+    super::tls::refuse(c)?;
     let listen = ListenConfig {
         max_connections: c.max_connections as usize,
         idle_timeout: off_if_zero(c.idle_timeout_ms),
@@ -209,7 +230,7 @@ pub(super) fn convert(
         session,
         max_sessions_per_ip: (c.max_sessions_per_ip != 0).then_some(c.max_sessions_per_ip as usize),
         #[cfg(feature = "tls")]
-        tls: None,
+        tls: listen_tls,
     };
     let connect = ConnectConfig {
         connect_timeout: from_ms(c.connect_timeout_ms),
@@ -222,7 +243,7 @@ pub(super) fn convert(
             max_attempts: None,
         },
         #[cfg(feature = "tls")]
-        tls: None,
+        tls: connect_tls,
     };
     if sessions && (c.reconnect_min_ms == 0 || c.reconnect_min_ms > c.reconnect_max_ms) {
         return Err(fail(

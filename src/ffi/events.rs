@@ -31,6 +31,17 @@ pub(super) fn c_reason(r: CloseReason) -> u32 {
     u32::from(r.code())
 }
 
+/// How a session ended as C sees it, with its count of messages in doubt.
+pub(super) fn c_session_end(how: SessionEnd) -> (mooring_session_end, u64) {
+    match how {
+        SessionEnd::Lost { undelivered } => (mooring_session_end::Lost, undelivered),
+        SessionEnd::Expired { undelivered } => (mooring_session_end::Expired, undelivered),
+        SessionEnd::QueueFull { undelivered } => (mooring_session_end::QueueFull, undelivered),
+        SessionEnd::Closed => (mooring_session_end::Closed, 0),
+        SessionEnd::Evicted { undelivered } => (mooring_session_end::Evicted, undelivered),
+    }
+}
+
 /// The C form of a node event. `links` and `listeners` are the handle's tables,
 /// so the event names links and listeners as C knows them. `None`: an event C
 /// does not see (yet): the TLS handshake and failure details (the link's
@@ -128,21 +139,7 @@ pub(super) fn c_event(
                 }
                 SessionNote::Ended(how) => {
                     ev.kind = mooring_event_kind::SessionEnded;
-                    let (end, count) = match how {
-                        SessionEnd::Lost { undelivered } => {
-                            (mooring_session_end::Lost, undelivered)
-                        }
-                        SessionEnd::Expired { undelivered } => {
-                            (mooring_session_end::Expired, undelivered)
-                        }
-                        SessionEnd::QueueFull { undelivered } => {
-                            (mooring_session_end::QueueFull, undelivered)
-                        }
-                        SessionEnd::Closed => (mooring_session_end::Closed, 0),
-                        SessionEnd::Evicted { undelivered } => {
-                            (mooring_session_end::Evicted, undelivered)
-                        }
-                    };
+                    let (end, count) = c_session_end(how);
                     ev.session_end = end as u32;
                     ev.count = count;
                 }
@@ -157,7 +154,7 @@ pub(super) fn c_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::tests::{default_config, listen_on_loopback, new_node};
+    use crate::ffi::tests::{connected_pair, default_config};
     use crate::ffi::*;
     use core::time::Duration;
 
@@ -165,16 +162,9 @@ mod tests {
     fn a_peers_close_message_is_reported_as_its_claim_beside_peer_closed() {
         let mut c = default_config();
         c.protocol = mooring_protocol::Mooring as u32;
-        let server = new_node(&c);
-        let client = new_node(&c);
+        let (server, client, link) = connected_pair(&c);
         // SAFETY: live nodes, valid pointers, NUL-terminated strings.
         unsafe {
-            let addr = listen_on_loopback(server);
-            let mut link = mooring_link::default();
-            assert_eq!(
-                mooring_node_connect(client, addr.as_ptr(), &mut link),
-                mooring_result::Ok
-            );
             let mut ev = core::mem::MaybeUninit::<mooring_event>::zeroed().assume_init();
             let mut server_closed = None;
             let mut closing = false;

@@ -32,15 +32,24 @@
 //! - `config`: `mooring_config` to and from the Rust configurations.
 //! - `events`: the node's events as `mooring_event`s.
 //! - `node`: the node handle and its link calls.
+//! - `relay`: the relay handle (`mooring::relay::Relay` on its own node) and
+//!   its calls; `relay_config`, `relay_events` and `relay_types` its
+//!   configuration, its events kept between polls, and its header types.
 //! - `session`: reliable session calls.
 //! - `stats`: counters of the node and its links.
+//! - `tls`: the config's TLS fields to the TLS settings.
 //! - `wait`: the node's descriptor and next deadline, for the caller's own loop.
 
 mod config;
 mod events;
 mod node;
+mod relay;
+mod relay_config;
+mod relay_events;
+mod relay_types;
 mod session;
 mod stats;
+mod tls;
 mod types;
 mod wait;
 
@@ -50,6 +59,12 @@ pub use node::{
     mooring_node_local_addr, mooring_node_new, mooring_node_next_event, mooring_node_poll,
     mooring_node_send,
 };
+pub use relay::{
+    mooring_relay, mooring_relay_free, mooring_relay_get_stats, mooring_relay_local_addr,
+    mooring_relay_new, mooring_relay_next_event, mooring_relay_poll,
+};
+pub use relay_config::mooring_relay_config_default;
+pub use relay_types::*;
 pub use session::{
     mooring_node_close_session, mooring_node_open_session, mooring_node_session_send,
 };
@@ -152,6 +167,92 @@ unsafe fn c_bytes<'a>(data: *const u8, len: usize) -> Result<&'a [u8], mooring_r
     }
     // SAFETY: `len` readable bytes at non-NULL `data` by contract.
     Ok(unsafe { core::slice::from_raw_parts(data, len) })
+}
+
+/// An opaque handle C holds (`mooring_node`, `mooring_relay`): poisoned by a
+/// panic inside a call on it.
+trait Handle {
+    /// Its name in error texts (`"node is NULL"`).
+    const NAME: &'static str;
+    /// The one call a poisoned handle still allows.
+    const FREE: &'static str;
+    /// Set when a call on it panicked.
+    fn poisoned(&mut self) -> &mut bool;
+}
+
+/// Runs `f` on the handle behind `h`: NULL and poison checks, panic boundary,
+/// poison on panic. The last error is cleared first.
+///
+/// # Safety
+/// `h` is NULL or a live pointer from the handle's constructor, used by no
+/// other call at the same time.
+unsafe fn with_handle<H: Handle>(
+    h: *mut H,
+    f: impl FnOnce(&mut H) -> Result<(), mooring_result>,
+) -> mooring_result {
+    clear_last_error();
+    if h.is_null() {
+        return fail(
+            mooring_result::NullParameter,
+            format_args!("{} is NULL", H::NAME),
+        );
+    }
+    let res = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: non-NULL, and live and unshared by the caller's contract.
+        let r = unsafe { &mut *h };
+        if *r.poisoned() {
+            return Err(fail(
+                mooring_result::Poisoned,
+                format_args!(
+                    "an earlier call on this {} panicked; only {} is allowed",
+                    H::NAME,
+                    H::FREE
+                ),
+            ));
+        }
+        f(r)
+    }));
+    match res {
+        Ok(Ok(())) => mooring_result::Ok,
+        Ok(Err(code)) => code,
+        Err(_) => {
+            // SAFETY: as above; the borrow inside the closure ended with the unwind.
+            unsafe { *(*h).poisoned() = true };
+            fail(
+                mooring_result::Panic,
+                format_args!("mooring panicked (a bug); this {} is poisoned", H::NAME),
+            )
+        }
+    }
+}
+
+/// Writes the address `addr` gives into the caller's `buf` as NUL-terminated
+/// `ip:port` (the buffer is checked first).
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes.
+unsafe fn write_addr(
+    buf: *mut c_char,
+    len: usize,
+    addr: impl FnOnce() -> Result<SocketAddr, mooring_result>,
+) -> Result<(), mooring_result> {
+    if buf.is_null() {
+        return Err(fail(mooring_result::NullParameter, "buf is NULL"));
+    }
+    if len > isize::MAX as usize {
+        return Err(fail(mooring_result::InvalidArgument, "len is too large"));
+    }
+    let addr = addr()?;
+    // SAFETY: `len` writable bytes by contract (checked to be a valid slice length).
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, len) };
+    if write_c(out, format_args!("{addr}")) {
+        Ok(())
+    } else {
+        Err(fail(
+            mooring_result::BufferTooSmall,
+            format_args!("{len} bytes cannot hold {addr} and its NUL"),
+        ))
+    }
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, mooring_result> {
@@ -268,7 +369,7 @@ pub extern "C" fn mooring_close_reason_name(reason: u32) -> *const c_char {
 /// is empty after a call that succeeded (or returned `MOORING_RESULT_NO_EVENT`).
 /// It stays valid until the next such call on this thread. Calls that cannot
 /// fail (`mooring_version`, `mooring_result_name`, `mooring_close_reason_name`,
-/// `mooring_node_free`, this one) leave it as it is.
+/// `mooring_node_free`, `mooring_relay_free`, this one) leave it as it is.
 ///
 /// Returns the full length of the text without the NUL (like `snprintf`), so a
 /// result `>= len` means it was truncated. `buf` may be NULL when `len` is 0.
@@ -338,6 +439,21 @@ mod tests {
             );
         }
         addr
+    }
+
+    /// Two nodes of config `c`: a server listening on loopback and a client
+    /// whose link to it is connecting.
+    pub(super) fn connected_pair(
+        c: &mooring_config,
+    ) -> (*mut mooring_node, *mut mooring_node, mooring_link) {
+        let server = new_node(c);
+        let client = new_node(c);
+        let addr = listen_on_loopback(server);
+        let mut link = mooring_link::default();
+        // SAFETY: a live node, valid pointers, a NUL-terminated string.
+        let r = unsafe { mooring_node_connect(client, addr.as_ptr(), &mut link) };
+        assert_eq!(r, mooring_result::Ok);
+        (server, client, link)
     }
 
     pub(super) fn default_config() -> mooring_config {

@@ -9,7 +9,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::config::convert;
 use super::events::c_event;
 use super::types::*;
-use super::{boundary, c_bytes, c_str, clear_last_error, fail, fallible, parse_addr, write_c};
+use super::{
+    boundary, c_bytes, c_str, clear_last_error, fail, fallible, parse_addr, with_handle,
+    write_addr, Handle,
+};
 use crate::config::{ConnectConfig, ListenConfig};
 use crate::node::{LinkId, ListenerId, Node, SetupError, MAX_LISTENERS};
 
@@ -46,32 +49,15 @@ pub(super) unsafe fn with_node(
     node: *mut mooring_node,
     f: impl FnOnce(&mut mooring_node) -> Result<(), mooring_result>,
 ) -> mooring_result {
-    clear_last_error();
-    if node.is_null() {
-        return fail(mooring_result::NullParameter, "node is NULL");
-    }
-    let res = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: non-NULL, and live and unshared by the caller's contract.
-        let h = unsafe { &mut *node };
-        if h.poisoned {
-            return Err(fail(
-                mooring_result::Poisoned,
-                "an earlier call on this node panicked; only mooring_node_free is allowed",
-            ));
-        }
-        f(h)
-    }));
-    match res {
-        Ok(Ok(())) => mooring_result::Ok,
-        Ok(Err(code)) => code,
-        Err(_) => {
-            // SAFETY: as above; the borrow inside the closure ended with the unwind.
-            unsafe { (*node).poisoned = true };
-            fail(
-                mooring_result::Panic,
-                "mooring panicked (a bug); this node is poisoned",
-            )
-        }
+    // SAFETY: the caller's contract is with_handle's.
+    unsafe { with_handle(node, f) }
+}
+
+impl Handle for mooring_node {
+    const NAME: &'static str = "node";
+    const FREE: &'static str = "mooring_node_free";
+    fn poisoned(&mut self) -> &mut bool {
+        &mut self.poisoned
     }
 }
 
@@ -106,15 +92,19 @@ pub(super) unsafe fn read_node<T>(
 
 /// A node setup failure as its result code, with the last error set.
 pub(super) fn setup_error(e: SetupError) -> mooring_result {
-    let code = match e {
+    fail(setup_code(&e), e)
+}
+
+/// A node setup failure's result code.
+pub(super) fn setup_code(e: &SetupError) -> mooring_result {
+    match e {
         SetupError::Config(_) => mooring_result::InvalidConfig,
         SetupError::Io(_) => mooring_result::Io,
         SetupError::NoSlot => mooring_result::NoSlot,
         SetupError::OutOfMemory { .. } => mooring_result::OutOfMemory,
         #[cfg(feature = "tls")]
         SetupError::Tls(_) => mooring_result::InvalidConfig,
-    };
-    fail(code, e)
+    }
 }
 
 /// The C link for a node's link id, remembered so C's value resolves back to it.
@@ -280,32 +270,19 @@ pub unsafe extern "C" fn mooring_node_local_addr(
     len: usize,
 ) -> mooring_result {
     let f = |h: &mut mooring_node| {
-        if buf.is_null() {
-            return Err(fail(mooring_result::NullParameter, "buf is NULL"));
-        }
-        if len > isize::MAX as usize {
-            return Err(fail(mooring_result::InvalidArgument, "len is too large"));
-        }
-        let addr = h
-            .listeners
-            .get(listener as usize)
-            .and_then(|&l| h.node.local_addr(l))
-            .ok_or_else(|| {
-                fail(
-                    mooring_result::UnknownLink,
-                    format_args!("no listener {listener}"),
-                )
-            })?;
-        // SAFETY: `len` writable bytes by contract (checked to be a valid slice length).
-        let out = unsafe { core::slice::from_raw_parts_mut(buf, len) };
-        if write_c(out, format_args!("{addr}")) {
-            Ok(())
-        } else {
-            Err(fail(
-                mooring_result::BufferTooSmall,
-                format_args!("{len} bytes cannot hold {addr} and its NUL"),
-            ))
-        }
+        let addr = || {
+            h.listeners
+                .get(listener as usize)
+                .and_then(|&l| h.node.local_addr(l))
+                .ok_or_else(|| {
+                    fail(
+                        mooring_result::UnknownLink,
+                        format_args!("no listener {listener}"),
+                    )
+                })
+        };
+        // SAFETY: the caller's contract for `buf`/`len`.
+        unsafe { write_addr(buf, len, addr) }
     };
     // SAFETY: the caller's contract is with_node's.
     unsafe { with_node(node, f) }
@@ -485,7 +462,7 @@ pub unsafe extern "C" fn mooring_node_close(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::tests::{default_config, last_error, listen_on_loopback, new_node};
+    use crate::ffi::tests::{connected_pair, default_config, last_error, new_node};
     use crate::ffi::*;
     use core::ffi::{c_char, CStr};
     use core::ptr;
@@ -677,16 +654,9 @@ mod tests {
     #[test]
     fn a_link_round_trip_through_the_c_api_echoes_and_reports_the_close() {
         let c = default_config();
-        let server = new_node(&c);
-        let client = new_node(&c);
+        let (server, client, link) = connected_pair(&c);
         // SAFETY: live nodes, valid pointers, NUL-terminated strings.
         unsafe {
-            let addr = listen_on_loopback(server);
-            let mut link = mooring_link::default();
-            assert_eq!(
-                mooring_node_connect(client, addr.as_ptr(), &mut link),
-                mooring_result::Ok
-            );
             assert_eq!(link.gen, 1);
 
             let mut ev = core::mem::MaybeUninit::<mooring_event>::zeroed().assume_init();
@@ -747,6 +717,14 @@ mod tests {
             let mut ns = mooring_node_stats::default();
             assert_eq!(mooring_node_get_stats(server, &mut ns), mooring_result::Ok);
             assert_eq!(ns.accepted, 1);
+            // The client's closed link is counted by reason, its traffic kept.
+            let mut cs = mooring_node_stats::default();
+            assert_eq!(mooring_node_get_stats(client, &mut cs), mooring_result::Ok);
+            let local = mooring_close_reason::LocalClose as usize;
+            assert_eq!(cs.closes[local], 1);
+            assert_eq!(cs.closes.iter().sum::<u64>(), 1, "{:?}", cs.closes);
+            assert_eq!((cs.frames_in, cs.frames_out, cs.links_open), (1, 1, 0));
+            assert!(cs.bytes_in > 5 && cs.bytes_out > 5);
             mooring_node_free(client);
             mooring_node_free(server);
         }

@@ -187,6 +187,15 @@ mod tests {
                 mooring_node_session_send(client, s, b"x".as_ptr(), 1, ptr::null_mut()),
                 mooring_result::SessionEnded
             );
+            // Both sides counted one session, started once and ended Closed.
+            for n in [client, server] {
+                let mut st = mooring_node_stats::default();
+                assert_eq!(mooring_node_get_stats(n, &mut st), mooring_result::Ok);
+                let closed = mooring_session_end::Closed as usize;
+                assert_eq!((st.sessions_started, st.sessions_live), (1, 0));
+                assert_eq!(st.sessions_ended[closed], 1, "{:?}", st.sessions_ended);
+                assert_eq!(st.sessions_ended.iter().sum::<u64>(), 1);
+            }
             mooring_node_free(client);
             mooring_node_free(server);
         }

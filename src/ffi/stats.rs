@@ -4,6 +4,7 @@ use super::events::c_link_stats;
 use super::node::{resolve, with_node};
 use super::{
     fail, mooring_link, mooring_link_stats, mooring_node, mooring_node_stats, mooring_result,
+    MOORING_CLOSE_CODES_MAX,
 };
 use crate::node::NodeStats;
 
@@ -31,13 +32,26 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             accept_errors,
             accept_retries,
             rejected_from_peer,
-            // Sessions are not configurable through the C API yet (no
-            // open_session); their counters stay 0 for C callers.
+            // Not in the C struct (yet).
             bad_tokens: _,
             unreported_session_events: _,
             session_queue_full: _,
             sessions_evicted: _,
+            sessions_live,
+            sessions_started,
+            sessions_resumed,
+            sessions_ended: ends,
+            closes: by_reason,
+            frames_in,
+            frames_out,
+            bytes_in,
+            bytes_out,
+            links_open,
         } = h.node.stats();
+        let mut closes = [0; MOORING_CLOSE_CODES_MAX];
+        for (c, n) in closes.iter_mut().zip(by_reason) {
+            *c = n;
+        }
         let s = mooring_node_stats {
             accepted,
             rejected_too_many,
@@ -50,6 +64,23 @@ pub unsafe extern "C" fn mooring_node_get_stats(
             accept_errors,
             accept_retries,
             rejected_from_peer,
+            closes,
+            frames_in,
+            frames_out,
+            bytes_in,
+            bytes_out,
+            links_open,
+            sessions_live,
+            sessions_started,
+            sessions_resumed,
+            sessions_ended: [
+                0,
+                ends.lost,
+                ends.expired,
+                ends.queue_full,
+                ends.closed,
+                ends.evicted,
+            ],
         };
         // SAFETY: non-NULL and writable by contract.
         unsafe { out.write(s) };

@@ -7,6 +7,12 @@ use core::ffi::c_char;
 /// Size of every address text buffer in this API (`"[v6%scope]:port"` fits with its NUL).
 pub const MOORING_ADDR_MAX: usize = 64;
 
+/// Entries of `mooring_node_stats.closes`: room for close reason codes 0 to 63.
+pub const MOORING_CLOSE_CODES_MAX: usize = 64;
+
+// Every reason of the table has its entry.
+const _: () = assert!(crate::node::CLOSE_CODES <= MOORING_CLOSE_CODES_MAX);
+
 /// The `listener` of an event that has none (outbound links, non-connect events).
 pub const MOORING_NO_LISTENER: u32 = u32::MAX;
 
@@ -80,6 +86,20 @@ pub enum mooring_protocol {
     Raw = 0,
     /// The mooring session protocol (both ends mooring): handshake, heartbeats.
     Mooring = 1,
+}
+
+/// Which clients a TLS listener accepts (`mooring_config.tls_client_auth`).
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum mooring_tls_client_auth {
+    /// No client certificate is asked for (default).
+    None = 0,
+    /// A client certificate is asked for; a client without one is served, one
+    /// whose certificate `tls_client_ca` does not vouch for is refused.
+    Optional = 1,
+    /// Every client must present a certificate `tls_client_ca` vouches for.
+    Required = 2,
 }
 
 /// What a `mooring_event` reports.
@@ -330,6 +350,44 @@ pub struct mooring_config {
     /// new session replaces its own session disconnected longest, or is refused
     /// (`TooManySessionsFromPeer`). 0 = no limit (default).
     pub max_sessions_per_ip: u32,
+    /// Listen, TLS (TLS 1.2/1.3; a build without the `tls` feature refuses
+    /// every TLS field with `MOORING_RESULT_INVALID_CONFIG`): the certificate
+    /// chain, leaf first, as the path of a PEM file or as PEM text itself
+    /// (a string starting with `-----BEGIN`). NULL or `""`: listeners serve
+    /// plain TCP (default). Needs `tls_key`. Every TLS file is read and
+    /// checked during `mooring_node_new`; a problem is
+    /// `MOORING_RESULT_INVALID_CONFIG` with the field, the file and why in
+    /// `mooring_last_error`.
+    pub tls_cert: *const c_char,
+    /// Listen, TLS: the private key of `tls_cert` (path or PEM text; PKCS#8,
+    /// PKCS#1 or SEC1). Default NULL.
+    pub tls_key: *const c_char,
+    /// Listen, TLS: a `mooring_tls_client_auth` value. Default
+    /// `MOORING_TLS_CLIENT_AUTH_NONE`.
+    pub tls_client_auth: u32,
+    /// Listen, TLS: CA certificates client certificates must chain to (path
+    /// or PEM text); needed with client authentication. Default NULL.
+    pub tls_client_ca: *const c_char,
+    /// Listen, TLS: comma-separated peer identities allowed after the
+    /// handshake (a DNS, IP or URI SAN, or the subject CN of the client's
+    /// certificate); others close with `TLS_PEER_NOT_ALLOWED`. Needs client
+    /// authentication. NULL or `""`: any client the CAs vouch for (default).
+    pub tls_allow_peers: *const c_char,
+    /// Connect, TLS: CA certificates the server's certificate must chain to
+    /// (path or PEM text; no built-in roots). Not NULL: every connect and
+    /// session of the node uses TLS. NULL or `""`: plain TCP (default).
+    pub tls_ca: *const c_char,
+    /// Connect, TLS: the name the server's certificate must carry. NULL or
+    /// `""`: the IP address connected to (default).
+    pub tls_server_name: *const c_char,
+    /// Connect, TLS: a client certificate chain (path or PEM text), for
+    /// servers that authenticate clients; needs `tls_client_key`. Default NULL.
+    pub tls_client_cert: *const c_char,
+    /// Connect, TLS: the private key of `tls_client_cert`. Default NULL.
+    pub tls_client_key: *const c_char,
+    /// TLS, both sides: the handshake must complete within this, else the
+    /// link closes with `TLS_HANDSHAKE_TIMEOUT`. Default 10000.
+    pub tls_handshake_timeout_ms: u32,
 }
 
 /// A link of a node. `{0, 0}` is never a valid link. Once the link's CLOSED
@@ -369,7 +427,7 @@ pub struct mooring_link_stats {
 /// Node-wide counters.
 #[allow(non_camel_case_types)]
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct mooring_node_stats {
     /// Connections accepted.
     pub accepted: u64,
@@ -394,6 +452,58 @@ pub struct mooring_node_stats {
     pub accept_retries: u64,
     /// Connections refused: their address held `max_connections_per_ip` links.
     pub rejected_from_peer: u64,
+    /// Links closed, by reason: `closes[code]` for each `mooring_close_reason`
+    /// code (entry 0, no reason, stays 0; room for every code below
+    /// `MOORING_CLOSE_CODES_MAX`).
+    pub closes: [u64; MOORING_CLOSE_CODES_MAX],
+    /// Frames received on every link, open or closed.
+    pub frames_in: u64,
+    /// Frames queued for sending on every link, open or closed.
+    pub frames_out: u64,
+    /// Bytes received on every link, open or closed.
+    pub bytes_in: u64,
+    /// Bytes written on every link, open or closed.
+    pub bytes_out: u64,
+    /// Links open or connecting now.
+    pub links_open: u64,
+    /// Reliable sessions live now.
+    pub sessions_live: u64,
+    /// Sessions established for the first time.
+    pub sessions_started: u64,
+    /// Sessions resumed on a new link.
+    pub sessions_resumed: u64,
+    /// Sessions ended, by how: `sessions_ended[end]` for each
+    /// `mooring_session_end` value (entry 0, NONE, stays 0).
+    pub sessions_ended: [u64; 6],
+}
+
+impl Default for mooring_node_stats {
+    // By hand: derived `Default` stops at arrays of 32.
+    fn default() -> Self {
+        mooring_node_stats {
+            accepted: 0,
+            rejected_too_many: 0,
+            rejected_not_allowed: 0,
+            stale_replaced: 0,
+            unreported_rejections: 0,
+            large_buffer_waits: 0,
+            burst_reads: 0,
+            links_in_use: 0,
+            accept_errors: 0,
+            accept_retries: 0,
+            rejected_from_peer: 0,
+            closes: [0; MOORING_CLOSE_CODES_MAX],
+            frames_in: 0,
+            frames_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            links_open: 0,
+            sessions_live: 0,
+            sessions_started: 0,
+            sessions_resumed: 0,
+            sessions_ended: [0; 6],
+        }
+    }
 }
 
 /// One event, filled by `mooring_node_next_event`. Fields that do not apply to

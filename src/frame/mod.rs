@@ -49,6 +49,17 @@ pub enum FrameError {
     Bad,
 }
 
+impl core::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            FrameError::TooLarge => "frame larger than the configured maximum",
+            FrameError::Bad => "bytes break the framing rules",
+        })
+    }
+}
+
+impl std::error::Error for FrameError {}
+
 /// A framing: how frames are delimited on the wire.
 ///
 /// Implementations must not panic on any input and must report

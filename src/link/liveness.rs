@@ -28,7 +28,7 @@
 //! The deadlines these mechanisms keep live in the link's one timer table
 //! (`Timer::Handshake`, `HeartbeatSend`, `HeartbeatDead`, `KeepAliveSend`,
 //! `KeepAliveReply`); the table of which traffic refreshes which is in
-//! [`crate::link`]. This file holds the settings and the link's liveness steps.
+//! `crate::link`. This file holds the settings and the link's liveness steps.
 
 use core::time::Duration;
 
@@ -121,7 +121,7 @@ pub struct LivenessConfig {
     pub handshake_timeout: Duration,
     /// Slow peers: a frame whose first byte arrived must be complete within
     /// this, extended by the data received (`FrameTimeout`; the rule is in
-    /// [`crate::frame_deadline`]). Default on: 30 s + 1 s per 500 bytes, at
+    /// `crate::frame_deadline`). Default on: 30 s + 1 s per 500 bytes, at
     /// most 10 min. `None` turns it off.
     pub frame_timeout: Option<FrameTimeout>,
 }

@@ -125,6 +125,18 @@ fn mooring(hb: Option<(u64, u64)>) -> LivenessConfig {
     }
 }
 
+/// A keep-alive of `payload` every 100 ms that needs a reply within 50 ms.
+fn keepalive(payload: &[u8]) -> LivenessConfig {
+    LivenessConfig {
+        keepalive: Some(KeepAliveMessage {
+            payload: payload.into(),
+            every: ms(100),
+            timeout: Some(ms(50)),
+        }),
+        ..Default::default()
+    }
+}
+
 fn frame(m: Msg<'_>) -> Vec<u8> {
     let mut b = vec![0u8; 128];
     let n = wire::encode(&m, &mut b).unwrap();
@@ -305,14 +317,7 @@ fn inbound_bytes_exactly_at_the_deadline_keep_the_link() {
 
 #[test]
 fn keepalive_message_goes_out_on_idle_links_and_needs_a_reply() {
-    let cfg = LivenessConfig {
-        keepalive: Some(KeepAliveMessage {
-            payload: b"MSH|^~\\&|KA".into(),
-            every: ms(100),
-            timeout: Some(ms(50)),
-        }),
-        ..Default::default()
-    };
+    let cfg = keepalive(b"MSH|^~\\&|KA");
     let mut l = Liveness::new(cfg, false, t(0));
     assert_eq!(l.handle_timeout(t(100)), None);
     assert_eq!(l.poll_transmit(), Some(Control::KeepAlive));
@@ -328,14 +333,7 @@ fn keepalive_message_goes_out_on_idle_links_and_needs_a_reply() {
 
 #[test]
 fn any_inbound_frame_answers_the_keepalive() {
-    let cfg = LivenessConfig {
-        keepalive: Some(KeepAliveMessage {
-            payload: b"KA".into(),
-            every: ms(100),
-            timeout: Some(ms(50)),
-        }),
-        ..Default::default()
-    };
+    let cfg = keepalive(b"KA");
     let mut l = Liveness::new(cfg, false, t(0));
     assert_eq!(l.handle_timeout(t(100)), None);
     l.handle_sent(t(100));
@@ -393,14 +391,7 @@ fn keepalive_with_tcp_user_timeout_is_a_bound_even_without_a_reply_timeout() {
 
 #[test]
 fn no_keepalive_goes_out_while_a_reply_is_awaited() {
-    let cfg = LivenessConfig {
-        keepalive: Some(KeepAliveMessage {
-            payload: b"KA".into(),
-            every: ms(100),
-            timeout: Some(ms(50)),
-        }),
-        ..Default::default()
-    };
+    let cfg = keepalive(b"KA");
     let mut l = Liveness::new(cfg, false, t(0));
     l.set_busy(true);
     assert_eq!(l.handle_timeout(t(100)), None);

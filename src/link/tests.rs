@@ -17,6 +17,22 @@ fn cfg() -> LinkConfig {
     }
 }
 
+/// [`cfg`] without the idle timeout.
+fn quiet() -> LinkConfig {
+    LinkConfig {
+        idle_timeout: None,
+        ..cfg()
+    }
+}
+
+/// A quiet accepted link whose request (40 ms response timeout) is written at t=1.
+fn awaiting_reply() -> Link {
+    let mut l = Link::accepted(quiet(), t(0));
+    l.handle_queued(t(0), Some(Duration::from_millis(40)));
+    assert_eq!(l.handle_written(t(1), 10, true), None);
+    l
+}
+
 fn deliver(l: &mut Link, now: Instant) -> bool {
     matches!(
         l.handle_frame(now, b"MSH|"),
@@ -66,15 +82,7 @@ fn connected_link_stops_the_connect_timer_and_starts_idle() {
 
 #[test]
 fn reply_clears_the_response_timer() {
-    let mut l = Link::accepted(
-        LinkConfig {
-            idle_timeout: None,
-            ..cfg()
-        },
-        t(0),
-    );
-    l.handle_queued(t(0), Some(Duration::from_millis(40)));
-    assert_eq!(l.handle_written(t(1), 10, true), None);
+    let mut l = awaiting_reply();
     l.handle_input(t(5), 3);
     assert_eq!(l.stats().partial_reply_bytes, 3);
     assert!(deliver(&mut l, t(6)));
@@ -84,27 +92,13 @@ fn reply_clears_the_response_timer() {
 
 #[test]
 fn missing_reply_is_a_response_timeout() {
-    let mut l = Link::accepted(
-        LinkConfig {
-            idle_timeout: None,
-            ..cfg()
-        },
-        t(0),
-    );
-    l.handle_queued(t(0), Some(Duration::from_millis(40)));
-    assert_eq!(l.handle_written(t(1), 10, true), None);
+    let mut l = awaiting_reply();
     assert_eq!(l.handle_timeout(t(40)), Some(CloseReason::ResponseTimeout));
 }
 
 #[test]
 fn stuck_writes_are_a_write_timeout_and_progress_refreshes_it() {
-    let mut l = Link::accepted(
-        LinkConfig {
-            idle_timeout: None,
-            ..cfg()
-        },
-        t(0),
-    );
+    let mut l = Link::accepted(quiet(), t(0));
     l.handle_queued(t(0), None);
     assert_eq!(
         l.poll_timeout(),
@@ -120,10 +114,7 @@ fn stuck_writes_are_a_write_timeout_and_progress_refreshes_it() {
 
 #[test]
 fn a_frame_without_a_buffer_for_write_timeout_is_a_write_timeout_unless_room_comes_back() {
-    let quiet = LinkConfig {
-        idle_timeout: None,
-        ..cfg()
-    };
+    let quiet = quiet();
     let mut l = Link::accepted(quiet.clone(), t(0));
     l.handle_no_room(t(10));
     assert_eq!(l.poll_timeout(), Some(t(60)));

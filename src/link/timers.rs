@@ -6,7 +6,7 @@ use crate::error::CloseReason;
 use crate::time::Instant;
 
 /// The timers a link keeps, indexing its timer table (the table in the
-/// [`crate::link`] module docs says what sets and refreshes each).
+/// `crate::link` module docs says what sets and refreshes each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     /// Outbound connect must complete.

@@ -91,7 +91,17 @@ impl AcceptRetry {
 
     /// The earliest retry due, for the node's deadline.
     pub(super) fn next(&self) -> Option<Instant> {
+        // Read on every poll that waits: the common case is one check.
+        if !self.backing_off {
+            return None;
+        }
         self.at.iter().flatten().min().copied()
+    }
+
+    /// Listener `l` calls `accept` again at `at`.
+    fn back_off(&mut self, l: usize, at: Instant) {
+        self.at[l] = Some(at);
+        self.backing_off = true;
     }
 
     /// A descriptor came free: every backing-off listener is due now.
@@ -110,12 +120,17 @@ impl AcceptRetry {
 
 impl Node {
     /// Tries again the listeners whose retry is due.
+    #[inline]
     pub(super) fn retry_accepts(&mut self, now: Instant) {
         // Called twice per poll: the common case (no listener backing off)
-        // costs one check, not a pass over the listeners.
-        if !self.accept.backing_off {
-            return;
+        // costs one check, not a call and a pass over the listeners.
+        if self.accept.backing_off {
+            self.retry_due_accepts(now);
         }
+    }
+
+    #[cold]
+    fn retry_due_accepts(&mut self, now: Instant) {
         for l in 0..self.listeners.len() {
             if self.accept.at[l].is_some_and(|at| at <= now) {
                 self.stats.accept_retries += 1;
@@ -143,8 +158,7 @@ impl Node {
                     // come for it: retry on a timer.
                     let addr = lis.addr;
                     self.stats.accept_errors += 1;
-                    self.accept.at[l as usize] = Some(now + ACCEPT_RETRY);
-                    self.accept.backing_off = true;
+                    self.accept.back_off(l as usize, now + ACCEPT_RETRY);
                     let cause = Cause::of(&e);
                     if let Some(more) = self.accept.may_warn(cause, now) {
                         log::warn!(
@@ -311,8 +325,8 @@ mod tests {
     fn a_freed_descriptor_makes_every_waiting_listener_due_at_once() {
         let mut r = AcceptRetry::new();
         assert_eq!(r.next(), None);
-        r.at[1] = Some(t(500));
-        r.at[3] = Some(t(400));
+        r.back_off(1, t(500));
+        r.back_off(3, t(400));
         assert_eq!(r.next(), Some(t(400)));
         r.descriptor_freed();
         assert_eq!(r.next(), Some(Instant::ZERO));

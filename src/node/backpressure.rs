@@ -12,21 +12,29 @@ impl Node {
     /// mark (after writing what the socket takes), or a refused send awaits its
     /// `Writable`. Outbound links are never held: what they read (replies) needs
     /// no room, and holding both ends of a link would deadlock them.
+    #[inline]
     pub(super) fn holds_back(&mut self, i: u32, now: Instant) -> bool {
         let s = &self.slots[i as usize];
         if s.listener.is_none() {
             return false;
         }
-        // The common case, checked per delivered frame: nothing queued, nothing
-        // waiting, not held, still open (the same answer as below, cheaply).
+        // The common case, checked per delivered frame: not held, the queue
+        // within the mark, nothing waiting, still open. The answer below is
+        // then no, and nothing changes: give it cheaply.
         if !s.held
-            && s.tx.is_empty()
             && !s.want_writable
             && s.pending & PENDING_WRITABLE == 0
+            && s.tx.len() <= self.bufs.block_size(Tier::Small) / 2
             && s.link.is_open()
         {
             return false;
         }
+        self.update_hold(i, now)
+    }
+
+    /// [`Node::holds_back`] in full: holds or releases the link, and says which.
+    fn update_hold(&mut self, i: u32, now: Instant) -> bool {
+        let s = &self.slots[i as usize];
         let hold = if s.want_writable || s.pending & PENDING_WRITABLE != 0 {
             true
         } else {

@@ -22,27 +22,34 @@ impl Node {
     }
 
     /// Queues the link's control output (HELLO, WELCOME, PING, PONG, keep-alive,
-    /// commit ACK), then reschedules its deadline.
+    /// commit ACK), then reschedules its deadline. Called per frame: the common
+    /// case (no control output) is inline.
+    #[inline(always)]
     pub(super) fn sync(&mut self, i: u32, now: Instant) {
         if self.slots[i as usize].link.wants_transmit() {
-            let mut buf = [0u8; CONTROL_SCRATCH];
-            while let Some((c, n)) = self.slots[i as usize].link.poll_transmit(&mut buf) {
-                match self.encode_into_tx(i, &[], Body::Bytes(&buf[..n])) {
-                    Ok(()) => self.slots[i as usize].link.handle_transmitted(now, c),
-                    Err(e) if c == Control::CommitAck => warn_limited!(
-                        self.warnings[Warning::CommitAck as usize],
-                        now,
-                        "commit ACK not queued: {e}"
-                    ),
-                    Err(e) => log::debug!("{c:?} not queued: {e}"),
-                }
-            }
+            self.queue_control(i, now);
         }
         self.resched(i);
     }
 
+    fn queue_control(&mut self, i: u32, now: Instant) {
+        let mut buf = [0u8; CONTROL_SCRATCH];
+        while let Some((c, n)) = self.slots[i as usize].link.poll_transmit(&mut buf) {
+            match self.encode_into_tx(i, &[], Body::Bytes(&buf[..n])) {
+                Ok(()) => self.slots[i as usize].link.handle_transmitted(now, c),
+                Err(e) if c == Control::CommitAck => warn_limited!(
+                    self.warnings[Warning::CommitAck as usize],
+                    now,
+                    "commit ACK not queued: {e}"
+                ),
+                Err(e) => log::debug!("{c:?} not queued: {e}"),
+            }
+        }
+    }
+
     /// The link's deadline may have changed: note it for `settle_deadlines`. A
     /// burst of frames on a link then costs one heap update, not one per frame.
+    #[inline(always)]
     pub(super) fn resched(&mut self, i: u32) {
         let s = &mut self.slots[i as usize];
         if !s.in_resched {

@@ -2,6 +2,7 @@
 //! a ready link's bytes into its next event, one link at a time, in turn.
 
 use super::*;
+use crate::session::SessionEnds;
 
 /// What happened, pulled with [`Node::next_event`]. New kinds may be added:
 /// match with a wildcard arm.
@@ -101,8 +102,12 @@ pub enum Event<'a> {
     },
 }
 
+/// Entries of [`NodeStats::closes`]: one per close reason code, sized from the
+/// `close_reasons!` table (entry 0, no reason, stays 0).
+pub const CLOSE_CODES: usize = CloseReason::ALL.len() + 1;
+
 /// Node-wide counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeStats {
     /// Connections accepted.
     pub accepted: u64,
@@ -134,6 +139,90 @@ pub struct NodeStats {
     pub session_queue_full: u64,
     /// Disconnected sessions evicted to make room for a new one.
     pub sessions_evicted: u64,
+    /// Links closed, by reason: entry `reason.code()` (see
+    /// [`NodeStats::closes_for`]). Refused connections are not links: they
+    /// are counted in the `rejected_*` fields.
+    pub closes: [u64; CLOSE_CODES],
+    /// Frames received on every link, open or closed (application messages
+    /// and replies; with the mooring protocol also its control frames).
+    pub frames_in: u64,
+    /// Frames queued for sending on every link, open or closed.
+    pub frames_out: u64,
+    /// Bytes received on every link, open or closed.
+    pub bytes_in: u64,
+    /// Bytes written on every link, open or closed.
+    pub bytes_out: u64,
+    /// Links open or connecting now.
+    pub links_open: u64,
+    /// Sessions live now (not ended).
+    pub sessions_live: u64,
+    /// Sessions established on a link for the first time.
+    pub sessions_started: u64,
+    /// Sessions resumed on a new link after a lost one.
+    pub sessions_resumed: u64,
+    /// Sessions ended, by how (see [`crate::session::SessionEnd`]).
+    pub sessions_ended: SessionEnds,
+}
+
+impl Default for NodeStats {
+    // By hand: `closes` grows with the reason table, past what derived
+    // `Default` of arrays covers.
+    fn default() -> Self {
+        NodeStats {
+            accepted: 0,
+            rejected_too_many: 0,
+            rejected_not_allowed: 0,
+            stale_replaced: 0,
+            unreported_rejections: 0,
+            bad_tokens: 0,
+            unreported_session_events: 0,
+            large_buffer_waits: 0,
+            burst_reads: 0,
+            accept_errors: 0,
+            accept_retries: 0,
+            rejected_from_peer: 0,
+            session_queue_full: 0,
+            sessions_evicted: 0,
+            closes: [0; CLOSE_CODES],
+            frames_in: 0,
+            frames_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            links_open: 0,
+            sessions_live: 0,
+            sessions_started: 0,
+            sessions_resumed: 0,
+            sessions_ended: SessionEnds::default(),
+        }
+    }
+}
+
+impl NodeStats {
+    /// Links closed for `reason`.
+    pub fn closes_for(&self, reason: CloseReason) -> u64 {
+        self.closes
+            .get(reason.code() as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Counts a link that closed for `reason` with its final counters (once
+    /// per link, off the per-message path: a link's own counters carry the
+    /// traffic while it is open).
+    pub(super) fn count_close(&mut self, reason: CloseReason, link: &LinkStats) {
+        if let Some(c) = self.closes.get_mut(reason.code() as usize) {
+            *c += 1;
+        }
+        self.add_traffic(link);
+    }
+
+    /// Adds a link's traffic to the node-wide totals.
+    pub(super) fn add_traffic(&mut self, link: &LinkStats) {
+        self.frames_in += link.frames_in;
+        self.frames_out += link.frames_out;
+        self.bytes_in += link.bytes_in;
+        self.bytes_out += link.bytes_out;
+    }
 }
 
 pub(super) struct Rejection {
@@ -179,6 +268,33 @@ pub(super) enum Step {
 }
 
 impl Node {
+    /// Node-wide counters: a snapshot that adds up the open links' own
+    /// counters (a walk over the slots: for stats, not per message).
+    pub fn stats(&self) -> NodeStats {
+        let t = self.sessions.stats();
+        let mut st = NodeStats {
+            bad_tokens: t.bad_tokens,
+            sessions_evicted: t.evicted,
+            session_queue_full: t.queue_full,
+            unreported_session_events: t.unreported,
+            sessions_live: t.live,
+            sessions_started: t.started,
+            sessions_resumed: t.resumed,
+            sessions_ended: t.ended,
+            ..self.stats
+        };
+        // A closed link still in its slot was counted when it closed.
+        for s in self.slots.iter().filter(|s| s.used) {
+            if !matches!(s.link.state(), crate::LinkState::Closed(_)) {
+                st.links_open += 1;
+                st.add_traffic(&s.link.stats());
+            }
+        }
+        st
+    }
+
+    /// Frees the last delivered frame's bytes (once per event pulled: inline).
+    #[inline(always)]
     pub(super) fn consume_delivered(&mut self) {
         if let Some(d) = self.delivered.take() {
             let s = &mut self.slots[d.slot as usize];

@@ -2,7 +2,7 @@
 //!
 //! A [`Node`] owns one `mio::Poll`, any number of listeners (up to
 //! [`MAX_LISTENERS`]) and outbound links, all sharing `max_links` slots sized at
-//! build. Policy decisions live in [`crate::link`]; this file moves bytes.
+//! build. Policy decisions live in `crate::link`; this file moves bytes.
 //!
 //! Use: call [`Node::poll`] to wait for readiness or the next deadline, then drain
 //! [`Node::next_event`] until it returns `None`. Events are pulled: a link's
@@ -33,21 +33,25 @@ use mio::{Events, Interest, Poll, Token};
 
 mod accept;
 mod backpressure;
+mod clock;
 mod deadlines;
 mod events;
 mod per_ip;
 mod rx;
 mod sessions;
+mod shutdown;
 mod slots;
+mod sources;
 #[cfg(feature = "tls")]
 mod tls;
 mod tx;
 
 pub use accept::{ACCEPT_RETRY, ACCEPT_WARN_EVERY};
 
-pub use events::{Event, NodeStats};
+pub use events::{Event, NodeStats, CLOSE_CODES};
 pub use sessions::{SessionId, SessionNote};
 pub use slots::LinkId;
+pub(crate) use sources::MAX_SOURCES;
 
 use events::{ClosedReport, Delivered, Rejection, Step};
 use slots::{Listener, Slot, PENDING_CONNECTED, PENDING_TLS, PENDING_WRITABLE};
@@ -164,7 +168,7 @@ pub struct Node {
     poll: Poll,
     events: Option<Events>,
     /// Where the time comes from: read once per `poll` (see [`Clock`]).
-    clock: Box<dyn Clock>,
+    clock: clock::NodeClock,
     /// The clock as of the last `poll` (millisecond resolution): per-message work
     /// uses it instead of reading the clock each time.
     now: Instant,
@@ -196,9 +200,15 @@ pub struct Node {
     entropy: sessions::OsEntropy,
     /// One limiter per repeatable warning.
     warnings: [RateLimit; Warning::COUNT],
+    /// Keys of the application's own sources found ready (`sources.rs`).
+    source_ready: u64,
     /// TLS: checked client settings, the failure being reported.
     #[cfg(feature = "tls")]
     tls: tls::NodeTls,
+    /// [`Node::begin_shutdown`] was called.
+    shutting_down: bool,
+    /// A wake source was ready (see [`Node::take_wakeup`]).
+    woken: bool,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -234,13 +244,18 @@ const LISTENER_BASE: usize = usize::MAX - MAX_LISTENERS;
 impl Node {
     /// A node with the built-in framing of `cfg.framing`.
     pub fn new(cfg: NodeConfig) -> Result<Node, SetupError> {
-        Node::with_clock(cfg, Box::new(SystemClock::new()))
+        Node::with_framing(cfg, clock::NodeClock::System(SystemClock::new()))
     }
 
     /// A node that reads the time from `clock` instead of the system's
     /// monotonic clock: a test gives it a [`crate::ManualClock`] and moves time
     /// itself, so idle, stale and other timeouts pass without waiting.
     pub fn with_clock(cfg: NodeConfig, clock: Box<dyn Clock>) -> Result<Node, SetupError> {
+        Node::with_framing(cfg, clock::NodeClock::Given(clock))
+    }
+
+    /// A node with the built-in framing of `cfg.framing`, on `clock`.
+    fn with_framing(cfg: NodeConfig, clock: clock::NodeClock) -> Result<Node, SetupError> {
         let codec: Box<dyn Codec> = match cfg.framing {
             crate::Framing::Mllp => Box::new(crate::frame::Mllp),
             crate::Framing::Len32 => Box::new(crate::frame::Len32),
@@ -250,13 +265,13 @@ impl Node {
 
     /// A node with a custom [`Codec`] (`cfg.framing` is then ignored).
     pub fn with_codec(cfg: NodeConfig, codec: Box<dyn Codec>) -> Result<Node, SetupError> {
-        Node::build(cfg, codec, Box::new(SystemClock::new()))
+        Node::build(cfg, codec, clock::NodeClock::System(SystemClock::new()))
     }
 
     fn build(
         cfg: NodeConfig,
         codec: Box<dyn Codec>,
-        clock: Box<dyn Clock>,
+        clock: clock::NodeClock,
     ) -> Result<Node, SetupError> {
         cfg.validate()?;
         let n = cfg.max_links;
@@ -341,8 +356,11 @@ impl Node {
             sessions: sessions::Table::new(cfg.max_sessions, notes)?,
             entropy: sessions::OsEntropy::new(cfg.max_sessions > 0),
             warnings: [RateLimit::default(); Warning::COUNT],
+            source_ready: 0,
             #[cfg(feature = "tls")]
             tls: tls::NodeTls::default(),
+            shutting_down: false,
+            woken: false,
             cfg,
         })
     }
@@ -461,18 +479,6 @@ impl Node {
             .map(|i| self.slots[i as usize].link.stats())
     }
 
-    /// Node-wide counters.
-    pub fn stats(&self) -> NodeStats {
-        let t = self.sessions.stats();
-        NodeStats {
-            bad_tokens: t.bad_tokens,
-            sessions_evicted: t.evicted,
-            session_queue_full: t.queue_full,
-            unreported_session_events: t.unreported,
-            ..self.stats
-        }
-    }
-
     /// Links in use (open, connecting, or closed but not yet reported).
     pub fn links_in_use(&self) -> usize {
         self.slots.len() - self.free.len()
@@ -502,6 +508,9 @@ impl Node {
         self.consume_delivered();
         let now = self.tick();
         self.flush();
+        if self.shutting_down {
+            self.close_flushed_links();
+        }
         self.settle_deadlines();
         self.expire(now);
         self.settle_deadlines();
@@ -533,9 +542,14 @@ impl Node {
                 self.accept_all((t - LISTENER_BASE) as u32, now);
                 continue;
             }
+            if t >= sources::SOURCE_BASE && self.note_source(t) {
+                continue;
+            }
             let i = t as u32;
             let Some(s) = self.slots.get_mut(t) else {
-                continue; // Sporadic events happen, we can safely ignore them.
+                // A wake source, or a sporadic event (those are safe to ignore).
+                self.woken |= ev.token() == shutdown::WAKE_TOKEN;
+                continue;
             };
             if !s.used || s.sock.is_none() {
                 continue;

@@ -157,6 +157,7 @@ impl Node {
     /// The link stops reading for now: a short tail moves out, so the burst block
     /// can serve the next link that reads; a long one stays (moving a large
     /// partial frame out and back costs more than the reads the block saves).
+    #[inline]
     pub(super) fn pause_rx(&mut self, i: u32) {
         let s = &mut self.slots[i as usize];
         if s.rx.len() <= self.bufs.block_size(Tier::Small) / 4 {

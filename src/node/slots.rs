@@ -139,6 +139,7 @@ impl Node {
         let tls_error = self.tls_closing(i, reason);
         let s = &mut self.slots[i as usize];
         s.link.close(reason);
+        self.stats.count_close(reason, &s.link.stats());
         if let Some(mut sock) = s.sock.take() {
             let _ = self.poll.registry().deregister(&mut sock);
         }

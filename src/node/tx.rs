@@ -312,10 +312,16 @@ impl Node {
     }
 
     /// A large block may have come free: let the links waiting for one retry.
+    /// Called after every write that empties a queue and every consumed frame
+    /// that frees a block: the common case (no link waiting) is one inline check.
+    #[inline]
     pub(super) fn wake_waiting(&mut self) {
-        if !self.bufs.large_available() {
-            return;
+        if !self.waiting.is_empty() && self.bufs.large_available() {
+            self.wake_all_waiting();
         }
+    }
+
+    fn wake_all_waiting(&mut self) {
         while let Some(i) = self.waiting.pop_front() {
             let s = &mut self.slots[i as usize];
             s.in_waiting = false;

@@ -44,11 +44,64 @@ pub enum LostReason {
     /// `mooring listen` started without `--session`): retried with backoff,
     /// it cannot work until the upstream is started with sessions on.
     NoSessions,
+    /// Raw, with a window: an ACK named a later message than the oldest
+    /// awaited (the receiver does not answer in order): the relay closed the
+    /// link, and resends what it had in flight after the reconnect.
+    ReplyOutOfOrder,
+    /// The relay moved to another upstream (failover, or back to the
+    /// primary) while the session it left had messages unacknowledged: they
+    /// are resent to the new upstream.
+    Failover,
+}
+
+/// Why the relay moved to another upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchReason {
+    /// The active upstream failed `failures` attempts in a row.
+    Failover {
+        /// Failed attempts on the upstream left.
+        failures: u32,
+    },
+    /// The primary answered a probe again; the relay returned to it between
+    /// messages, with none in flight.
+    PrimaryBack,
+}
+
+impl SwitchReason {
+    /// The name in `reason=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SwitchReason::Failover { .. } => "failover",
+            SwitchReason::PrimaryBack => "primary_back",
+        }
+    }
 }
 
 /// One fact the relay reports.
 #[derive(Debug)]
 pub enum RelayEvent<'a> {
+    /// TLS: a link's handshake completed: a device's, or the upstream's.
+    #[cfg(feature = "tls")]
+    Tls {
+        /// The device's or the upstream's address.
+        peer: SocketAddr,
+        /// True for the upstream link.
+        upstream: bool,
+        /// Version, suite and the peer's identity.
+        handshake: &'a crate::tls::Handshake,
+    },
+    /// TLS: a link failed for a TLS reason. Its close follows
+    /// ([`RelayEvent::DeviceClosed`], or the upstream's lost and reconnecting
+    /// events) with the matching `Tls...` reason.
+    #[cfg(feature = "tls")]
+    TlsFailed {
+        /// The device's or the upstream's address.
+        peer: SocketAddr,
+        /// True for the upstream link.
+        upstream: bool,
+        /// The named reason and rustls's text.
+        error: &'a crate::tls::TlsError,
+    },
     /// A device connected.
     DeviceConnected {
         /// The device's address.
@@ -186,6 +239,43 @@ pub enum RelayEvent<'a> {
         elapsed: Duration,
         /// Raw: the upstream's MSA-1. `None` for a session.
         ack: Option<AckCode>,
+    },
+    /// Raw, with a window: the upstream's ACK named a message written after
+    /// the oldest one awaited. The link is closed and every message in flight
+    /// is in doubt ([`RelayEvent::UpstreamLost`] with
+    /// [`LostReason::ReplyOutOfOrder`]): resent after the reconnect, never
+    /// credited twice.
+    ReplyOutOfOrder {
+        /// MSH-10 of the oldest message awaited.
+        expected: &'a [u8],
+        /// The ACK's MSA-2.
+        id: &'a [u8],
+    },
+    /// While on a backup: a connect attempt (raw) or a session (mooring) to
+    /// the primary starts, to learn whether it answers again.
+    PrimaryProbe {
+        /// The primary.
+        addr: SocketAddr,
+        /// Probes since the relay left it.
+        attempt: u32,
+    },
+    /// While on a backup: the primary answered a probe. The relay returns to
+    /// it once nothing is in flight ([`RelayEvent::UpstreamSwitched`]).
+    PrimaryAnswered {
+        /// The primary.
+        addr: SocketAddr,
+    },
+    /// The relay moved to another upstream: messages go there from now on
+    /// (in doubt ones first, in order).
+    UpstreamSwitched {
+        /// The upstream left.
+        from: SocketAddr,
+        /// The upstream now active.
+        to: SocketAddr,
+        /// Its position in the list (0: the primary).
+        active: usize,
+        /// Why.
+        reason: SwitchReason,
     },
     /// A raw upstream frame that answers nothing in flight.
     UnexpectedReply {

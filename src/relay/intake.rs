@@ -143,11 +143,20 @@ impl Relay {
                     && e.id == id
                     && hl7::message_key(&e.msh) == Some(key)
             };
-            let taken_over = self.queue.entries_mut().find(resent).map(|e| {
-                e.link = Some(link);
-                e.peer = peer;
-                e.reply_by = reply_by;
-            });
+            // Messages not yet on disk are the newest: with the spool alone,
+            // the search stops at the first durable one (a backlog of
+            // thousands is not scanned per message).
+            let taken_over = self
+                .queue
+                .entries_mut()
+                .rev()
+                .take_while(|e| upstream_mode || e.spool_seq > durable)
+                .find(resent)
+                .map(|e| {
+                    e.link = Some(link);
+                    e.peer = peer;
+                    e.reply_by = reply_by;
+                });
             if taken_over.is_some() {
                 self.queue.wake_at(reply_by);
                 out(RelayEvent::Duplicate {
@@ -254,7 +263,7 @@ impl Relay {
                 continue;
             };
             // Settled (acknowledged, or failed and reported): off the spool.
-            self.spool_mark(e.spool_seq);
+            self.spool_mark(e.spool_seq, now);
             if e.seq != seq {
                 log::error!("outcome for {seq} but {} was oldest", e.seq);
             }

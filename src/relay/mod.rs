@@ -12,13 +12,13 @@
 //! Per device message (keyed by its sender and MSH-10: MSH-3, MSH-4, MSH-10, see
 //! [`hl7::message_key`]; MSH-10 alone is unique only per sender):
 //!
-//! 1. A message whose key the relay saw before (a [`DedupWindow`] of the last
+//! 1. A message whose key the relay saw before (a `DedupWindow` of the last
 //!    [`RelayConfig::dedup_window`] keys) is acknowledged again (AA) and not
 //!    forwarded again: [`RelayEvent::Duplicate`]. With [`AckAfter::Upstream`], a
 //!    resend of a message that is still waiting for the upstream's
 //!    acknowledgement takes over its pending ACK (the ACK goes to the newest
 //!    link) and is not forwarded again either.
-//! 2. A new message goes into the upstream queue, a [`Ledger`] of
+//! 2. A new message goes into the upstream queue, a `Ledger` of
 //!    [`RelayConfig::queue`] messages. If the queue is full (or the message is
 //!    larger than the queue's byte ring) the device gets MSA|AR at once:
 //!    [`RelayEvent::QueueFull`]. It never gets AA for a message that was not
@@ -41,6 +41,14 @@
 //! [`RelayConfig::retries`] times, after which it fails
 //! ([`RelayEvent::Failed`]).
 //!
+//! Raw with [`RelayConfig::upstream_window`] above 1: that many messages in
+//! flight, their replies credited in order (see `window.rs`).
+//!
+//! Failover ([`RelayConfig::backup_upstreams`]): the upstream link (or
+//! session) goes to the first upstream that answers, moves on after
+//! [`RelayConfig::failover_after`] failed attempts, and returns to the primary
+//! between messages once a probe finds it answering (see `failover.rs`).
+//!
 //! Upstream, mooring ([`Protocol::Mooring`]): a reliable session
 //! ([`Node::open_session`]); the session resumes lost links by itself with
 //! nothing lost or repeated. The ledger still holds every message until the
@@ -52,14 +60,17 @@
 //! device table, the ACK buffer. Pending-message records (MSH-10 and MSH
 //! segment, for the events and the deferred ACK) are recycled, so after
 //! warm-up no message allocates.
-//!
-//! [`Ledger`]: crate::ledger::Ledger
 
 mod event;
+mod failover;
 mod intake;
 mod queue;
+mod setup;
+mod shutdown;
 mod spool;
+mod stats;
 mod upstream;
+mod window;
 
 use std::io;
 use std::net::SocketAddr;
@@ -74,12 +85,20 @@ use crate::spool::SpoolError;
 use crate::time::{earliest, Instant};
 use crate::{ConfigError, ConnectConfig, Event, LinkId, LivenessConfig, Node, Protocol};
 
-pub use event::{Escaped, LostReason, Refusal, RelayEvent};
-pub use spool::{Pressure, RelaySpoolStats, SpoolSettings, RETRY as SPOOL_RETRY};
+pub use event::{Escaped, LostReason, Refusal, RelayEvent, SwitchReason};
+pub use setup::{default_ack_after, DeviceSide, StartError, Started};
+pub use shutdown::ShutdownSummary;
+pub use spool::{
+    Pressure, RelaySpoolStats, SpoolSettings, MARKS_WITHIN as SPOOL_MARKS_WITHIN,
+    RETRY as SPOOL_RETRY,
+};
+pub use stats::RelayQueueStats;
 
+use failover::Failover;
 use queue::Queue;
 use spool::Durable;
 use upstream::Upstream;
+use window::Window;
 
 /// Room for an ACK beyond an MSH segment (swapped fields, MSA, timestamp).
 const ACK_HEADROOM: usize = 512;
@@ -101,8 +120,25 @@ pub enum AckAfter {
 /// How a [`Relay`] forwards. Build with [`RelayConfig::new`] and change fields.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
-    /// Where messages go. No default.
+    /// Where messages go: the primary upstream. No default.
     pub upstream: SocketAddr,
+    /// Upstreams to fail over to, in order, after [`RelayConfig::upstream`]:
+    /// the relay forwards to the first reachable one, moves to the next after
+    /// [`RelayConfig::failover_after`] failed attempts, and returns to the
+    /// primary once it answers again. Default none.
+    pub backup_upstreams: Vec<SocketAddr>,
+    /// Failed attempts on the active upstream (a connect that fails, or a
+    /// link or session lost with messages in doubt before the upstream
+    /// acknowledged any) before the relay moves to the next. Default 3 (0
+    /// counts as 1).
+    pub failover_after: u32,
+    /// Raw upstream: messages written before their ACKs arrive, for receivers
+    /// that process pipelined messages in order (ACKs are matched in order,
+    /// by MSA-2 = MSH-10). Default 1 (MLLP request/response); 0 counts as 1,
+    /// and more than [`RelayConfig::queue`] as the queue. A mooring upstream
+    /// always forwards a window of the whole queue (the session acknowledges
+    /// cumulatively).
+    pub upstream_window: usize,
     /// Messages held for the upstream; a device message arriving when it is
     /// full gets MSA|AR. Default 1000.
     pub queue: usize,
@@ -132,6 +168,12 @@ pub struct RelayConfig {
     /// once per loop turn, and recovered (then forwarded first) on start.
     /// Default `None`: the queue is in memory only.
     pub spool: Option<SpoolSettings>,
+    /// TLS on the upstream link (feature `tls`): CA certificates, server
+    /// name, client certificate (see [`crate::tls::TlsClientConfig`]). The
+    /// devices' side is the listener's [`crate::ListenConfig::tls`].
+    /// Default `None`: plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsClientConfig>,
 }
 
 /// Why a [`Relay`] could not be built.
@@ -166,6 +208,9 @@ impl RelayConfig {
     pub fn new(upstream: SocketAddr) -> Self {
         RelayConfig {
             upstream,
+            backup_upstreams: Vec::new(),
+            failover_after: 3,
+            upstream_window: 1,
             queue: 1000,
             ack_after: AckAfter::Queued,
             retries: 3,
@@ -176,6 +221,8 @@ impl RelayConfig {
             liveness: LivenessConfig::default(),
             seed: 0,
             spool: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -186,7 +233,11 @@ impl RelayConfig {
     fn ledger_config(&self) -> LedgerConfig {
         LedgerConfig {
             capacity: self.queue,
-            window: if self.mooring() { self.queue } else { 1 },
+            window: if self.mooring() {
+                self.queue
+            } else {
+                self.upstream_window.clamp(1, self.queue.max(1))
+            },
             retries: self.retries,
             ..LedgerConfig::default()
         }
@@ -206,17 +257,25 @@ impl RelayConfig {
             liveness: self.liveness.clone(),
             session,
             backoff: self.backoff,
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
             ..ConnectConfig::default()
         }
     }
 
-    /// Sessions the node needs for this relay (`NodeConfig::max_sessions`).
+    /// Sessions the node needs for this relay (`NodeConfig::max_sessions`):
+    /// one more with backups, to probe the primary.
     pub fn node_sessions(&self) -> usize {
-        if self.mooring() {
-            2
-        } else {
-            0
+        match (self.mooring(), self.backup_upstreams.is_empty()) {
+            (false, _) => 0,
+            (true, true) => 2,
+            (true, false) => 3,
         }
+    }
+
+    /// Every upstream in order of preference: the primary, then the backups.
+    pub fn upstreams(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        std::iter::once(self.upstream).chain(self.backup_upstreams.iter().copied())
     }
 }
 
@@ -239,6 +298,10 @@ pub struct Relay {
     now: Instant,
     /// The durable spool, when configured.
     spool: Option<Durable>,
+    /// Which upstream is active, and the probe of the primary.
+    failover: Failover,
+    /// Raw: messages written after the one in flight, awaiting their ACKs.
+    window: Window,
 }
 
 impl Relay {
@@ -256,6 +319,8 @@ impl Relay {
         };
         Ok(Relay {
             spool,
+            failover: Failover::new(&cfg),
+            window: Window::new(cfg.upstream_window.min(cfg.queue)),
             queue: Queue::new(cfg.ledger_config()),
             dedup: DedupWindow::new(cfg.dedup_window),
             devices: vec![None; node.config().max_links],
@@ -277,6 +342,12 @@ impl Relay {
     /// The configuration.
     pub fn config(&self) -> &RelayConfig {
         &self.cfg
+    }
+
+    /// The upstream messages go to now (the primary, or a backup after a
+    /// failover).
+    pub fn active_upstream(&self) -> SocketAddr {
+        self.failover.active_addr()
     }
 
     /// Messages queued for the upstream (not yet acknowledged or failed).
@@ -338,6 +409,22 @@ impl Relay {
                 ack: hl7::ack_code(payload),
             }),
             Event::Session { session, note } => self.on_session_note(session, note, out),
+            #[cfg(feature = "tls")]
+            Event::TlsEstablished {
+                link,
+                peer,
+                handshake,
+            } => out(RelayEvent::Tls {
+                peer,
+                upstream: !self.is_device(link),
+                handshake,
+            }),
+            #[cfg(feature = "tls")]
+            Event::TlsFailed { link, peer, error } => out(RelayEvent::TlsFailed {
+                peer,
+                upstream: !self.is_device(link),
+                error,
+            }),
             _ => {}
         }
     }
@@ -352,6 +439,7 @@ impl Relay {
             intake::send_ack(node, link, &self.ack_buf[..n], peer);
         }
         self.credit_session(node);
+        self.close_out_of_order(node);
         self.outcomes(node, out);
     }
 
@@ -372,7 +460,7 @@ impl Relay {
         let spool = self.spool.as_ref().and_then(Durable::deadline);
         earliest(
             earliest(self.queue.next_reply_by(), self.up.deadline()),
-            spool,
+            earliest(spool, self.failover.deadline()),
         )
     }
 
@@ -404,5 +492,7 @@ impl Relay {
     }
 }
 
+#[cfg(test)]
+mod forward_tests;
 #[cfg(test)]
 mod tests;

@@ -63,6 +63,16 @@ impl Queue {
         self.ledger.len()
     }
 
+    /// Payload bytes held (a walk: for stats).
+    pub(super) fn bytes(&self) -> usize {
+        self.ledger.bytes()
+    }
+
+    /// When the oldest message held arrived.
+    pub(super) fn oldest_received(&self) -> Option<Instant> {
+        self.pending.front().map(|e| e.received)
+    }
+
     /// No room for another message (entries; bytes are checked by `push`).
     pub(super) fn is_full(&self) -> bool {
         self.ledger.len() >= self.limit

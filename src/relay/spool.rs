@@ -17,7 +17,7 @@ use crate::hl7::{self, AckCode};
 use crate::spool::{
     Entry, FsStorage, Fsync, Journal, RecoveryReport, Seq, SpoolConfig, SpoolError,
 };
-use crate::time::Instant;
+use crate::time::{earliest, Instant};
 use crate::{LinkId, Node};
 
 /// Where and how the relay keeps its queue on disk ([`RelayConfig::spool`]).
@@ -89,6 +89,13 @@ impl Pressure {
 /// How often a failed commit is tried again.
 pub const RETRY: Duration = Duration::from_millis(200);
 
+/// Delivered marks wait at most this long for a commit of new messages to
+/// ride along with, so that forwarding costs no `fdatasync` of its own per
+/// acknowledged message. A crash can thus make the relay resend up to this
+/// much of what the upstream had already acknowledged (at least once, as
+/// ever; raw receivers deduplicate by MSH-10).
+pub const MARKS_WITHIN: Duration = Duration::from_millis(100);
+
 /// The spool's numbers for stats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RelaySpoolStats {
@@ -110,8 +117,11 @@ pub(super) struct Durable {
     /// The start event is still to be reported.
     pub(super) report_due: bool,
     pub(super) pressure: Pressure,
-    /// Appended or marked since the last good commit.
+    /// Appended since the last good commit: devices wait for it.
     pub(super) uncommitted: bool,
+    /// Delivered marks since the last good commit are written by then at the
+    /// latest (they ride along with the next commit of new messages).
+    pub(super) marks_by: Option<Instant>,
     /// What the last good commit made safe to acknowledge.
     pub(super) acked_through: Seq,
     /// When to try a failed commit again.
@@ -146,6 +156,7 @@ impl Durable {
                 Pressure::Ok
             },
             uncommitted: false,
+            marks_by: None,
             acked_through: 0,
             retry_at: None,
             backlog_from,
@@ -165,26 +176,37 @@ impl Durable {
         Ok(seq)
     }
 
-    /// `seq` (and everything before it) was settled upstream.
-    pub(super) fn mark(&mut self, seq: Seq) {
+    /// `seq` (and everything before it) was settled upstream at `now`: its
+    /// mark is committed within [`MARKS_WITHIN`] (at once when the spool is
+    /// full: the mark frees its space).
+    pub(super) fn mark(&mut self, seq: Seq, now: Instant) {
         if seq > self.journal.delivered() && self.journal.mark_delivered(seq).is_ok() {
-            self.uncommitted = true;
+            let by = if self.pressure == Pressure::Full {
+                now
+            } else {
+                now + MARKS_WITHIN
+            };
+            self.marks_by = earliest(self.marks_by, Some(by));
         }
     }
 
-    /// Whether a commit is due now: something uncommitted (and no failed
-    /// commit waiting for its retry time), or an interval sync due.
+    /// Whether a commit is due now: new messages, or marks whose time came
+    /// (and no failed commit waiting for its retry time), or an interval sync
+    /// due.
     pub(super) fn commit_due(&self, now: Instant) -> bool {
-        let pending = self.uncommitted && self.retry_at.is_none_or(|t| now >= t);
+        let wanted = self.uncommitted || self.marks_by.is_some_and(|t| now >= t);
+        let pending = wanted && self.retry_at.is_none_or(|t| now >= t);
         pending || self.journal.sync_deadline().is_some_and(|t| now >= t)
     }
 
     /// The next time the relay must run for the spool.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        if self.uncommitted {
-            return Some(self.retry_at.unwrap_or(Instant::ZERO));
-        }
-        self.journal.sync_deadline()
+        let commit = if self.uncommitted {
+            Some(self.retry_at.unwrap_or(Instant::ZERO))
+        } else {
+            self.marks_by.map(|t| self.retry_at.map_or(t, |r| r.max(t)))
+        };
+        earliest(commit, self.journal.sync_deadline())
     }
 
     /// The next recovered message to load into the queue (its number, and
@@ -278,10 +300,11 @@ impl Relay {
         }
     }
 
-    /// Marks a settled message delivered in the spool (written at the next commit).
-    pub(super) fn spool_mark(&mut self, spool_seq: Seq) {
+    /// Marks a settled message delivered in the spool (written at the next
+    /// commit, within [`MARKS_WITHIN`]).
+    pub(super) fn spool_mark(&mut self, spool_seq: Seq, now: Instant) {
         if let (Some(d), true) = (self.spool.as_mut(), spool_seq > 0) {
-            d.mark(spool_seq);
+            d.mark(spool_seq, now);
         }
     }
 
@@ -306,6 +329,7 @@ impl Relay {
         let ok = match d.journal.commit(now) {
             Ok(c) => {
                 d.uncommitted = false;
+                d.marks_by = None;
                 d.retry_at = None;
                 d.acked_through = c.acked_through;
                 if matches!(d.pressure, Pressure::DiskError(_)) {
@@ -324,12 +348,21 @@ impl Relay {
         if self.cfg.ack_after != AckAfter::Queued {
             return;
         }
-        // Waiting devices are among the newest entries: newest first, down to
-        // what an earlier commit already covered.
-        for e in self.queue.entries_mut().rev() {
-            if e.spool_seq <= before && ok {
-                break;
-            }
+        // Waiting devices are among the newest entries: count back from the
+        // newest to what an earlier commit already covered, then answer
+        // oldest first, so a device that pipelines gets its ACKs in the order
+        // it sent its messages.
+        let held = self.queue.entries_mut().len();
+        let fresh = if ok {
+            self.queue
+                .entries_mut()
+                .rev()
+                .take_while(|e| e.spool_seq > before)
+                .count()
+        } else {
+            held
+        };
+        for e in self.queue.entries_mut().skip(held - fresh) {
             let Some(link) = e.link else { continue };
             let code = if e.spool_seq <= acked {
                 AckCode::Accept
@@ -390,5 +423,12 @@ impl Relay {
         if d.backlog_from == 0 && d.pressure == Pressure::Recovering {
             set_pressure(d, Pressure::Ok, out);
         }
+    }
+}
+
+impl Relay {
+    /// The spool's pressure now (`None`: no spool).
+    pub fn spool_pressure(&self) -> Option<Pressure> {
+        self.spool.as_ref().map(|d| d.pressure)
     }
 }

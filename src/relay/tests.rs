@@ -395,3 +395,48 @@ fn with_a_spool_the_aa_waits_for_the_commit_that_covers_the_message() {
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn one_commit_answers_a_pipelining_device_in_the_order_it_sent() {
+    let dir = spool_dir("relay-ack-order");
+    let mut cfg = config();
+    cfg.spool = Some(SpoolSettings {
+        size: 4 << 20,
+        ..SpoolSettings::new(&dir)
+    });
+    let mut b = Bench::new(cfg);
+    // Both ends of the node's loopback link up before the device "sends".
+    let mut up = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while up < 2 && std::time::Instant::now() < deadline {
+        b.node.poll(Some(Duration::from_millis(50))).expect("poll");
+        while let Some(ev) = b.node.next_event() {
+            up += usize::from(matches!(ev, Event::Connected { .. }));
+        }
+    }
+    assert_eq!(up, 2, "the loopback link connects");
+    let ids = ["M1", "M2", "M3", "M4"];
+    for id in ids {
+        assert_eq!(b.device_sends(&msg(id), 1), None, "no AA before the commit");
+    }
+    let seen = &mut b.seen;
+    b.relay.commit(&mut b.node, &mut |e| seen.push(summary(e)));
+    // The AAs travel over the node's own loopback link to its accepted end:
+    // read them there, in the order they arrive.
+    let mut acked = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while acked.len() < ids.len() && std::time::Instant::now() < deadline {
+        b.node.poll(Some(Duration::from_millis(50))).expect("poll");
+        while let Some(ev) = b.node.next_event() {
+            if let Event::Message { link, payload } = ev {
+                if link != b.device {
+                    let id = hl7::acked_control_id(payload).expect("an ACK");
+                    acked.push(String::from_utf8_lossy(id).into_owned());
+                }
+            }
+        }
+    }
+    assert_eq!(acked, ids, "AAs in the order the device sent");
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}

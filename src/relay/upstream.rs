@@ -1,6 +1,7 @@
 //! The upstream side of the relay: one raw link (dialled and redialled with
-//! backoff, one message in flight, replies matched by MSA-2) or one mooring
-//! session (reopened with backoff when it ends), both fed from the queue.
+//! backoff, one message in flight or a window of them (`window.rs`), replies
+//! matched by MSA-2) or one mooring session (reopened with backoff when it
+//! ends), both fed from the queue, to the active upstream (`failover.rs`).
 
 use std::io;
 
@@ -22,7 +23,8 @@ pub(super) enum RawLink {
     Up(LinkId),
 }
 
-/// The message written and awaiting its reply (raw: one at a time).
+/// A message written and awaiting its reply (raw: the oldest awaited; the
+/// ones after it wait in the relay's window).
 pub(super) struct InFlight {
     pub(super) seq: MsgId,
     pub(super) deadline: Instant,
@@ -119,6 +121,9 @@ fn lost(reason: LostReason, d: &InDoubt) -> RelayEvent<'static> {
 
 impl Relay {
     pub(super) fn on_upstream_connected(&mut self, link: LinkId, out: &mut dyn FnMut(RelayEvent)) {
+        if self.probe_connected(link, out) {
+            return;
+        }
         if let Upstream::Raw {
             link: state,
             attempt,
@@ -128,6 +133,7 @@ impl Relay {
             if matches!(state, RawLink::Connecting(l) if *l == link) {
                 *state = RawLink::Up(link);
                 *attempt = 0;
+                self.failover.link_up();
                 out(RelayEvent::UpstreamConnected { session: None });
             }
         }
@@ -169,8 +175,9 @@ impl Relay {
                     e.code = ack_code_of(payload);
                 }
                 if let Upstream::Raw { in_flight, .. } = &mut self.up {
-                    *in_flight = None;
+                    *in_flight = self.window.pop_front();
                 }
+                self.failover.acked();
                 if self.queue.handle_reply().is_none() {
                     log::warn!("upstream reply with nothing awaited in the ledger");
                 }
@@ -180,19 +187,34 @@ impl Relay {
             log::debug!("upstream answered the keep-alive message");
             return;
         }
+        if let (Some(seq), Some(got)) = (awaited, acked) {
+            if self.reply_out_of_order(seq, got, out) {
+                return;
+            }
+        }
         out(RelayEvent::UnexpectedReply {
             id: acked,
             ack: hl7::ack_code(payload),
         });
     }
 
-    /// Raw: schedules the next connect attempt.
+    /// Raw: schedules the next connect attempt; `failed`: the last attempt
+    /// failed (counted for the failover: after a switch the next upstream is
+    /// dialled at once).
     fn schedule_redial(
         &mut self,
         now: Instant,
         reason: Option<CloseReason>,
+        failed: bool,
         out: &mut dyn FnMut(RelayEvent),
     ) {
+        if self.count_attempt(failed, now, out) {
+            if let Upstream::Raw { link, attempt, .. } = &mut self.up {
+                *attempt = 0;
+                *link = RawLink::Down { retry_at: now };
+            }
+            return;
+        }
         let random = self.rng.next_u64();
         let Upstream::Raw { link, attempt, .. } = &mut self.up else {
             return;
@@ -217,6 +239,9 @@ impl Relay {
         now: Instant,
         out: &mut dyn FnMut(RelayEvent),
     ) {
+        if self.probe_closed(link, now) {
+            return;
+        }
         match &mut self.up {
             Upstream::Raw {
                 link: state,
@@ -224,13 +249,22 @@ impl Relay {
                 closing,
                 ..
             } => match *state {
-                RawLink::Connecting(l) if l == link => self.schedule_redial(now, Some(reason), out),
+                RawLink::Connecting(l) if l == link => {
+                    self.schedule_redial(now, Some(reason), true, out)
+                }
                 RawLink::Up(l) if l == link => {
                     *in_flight = None;
+                    self.window.clear();
                     let reason = closing.take().unwrap_or(reason);
+                    let reason = if self.window.take_out_of_order() {
+                        LostReason::ReplyOutOfOrder
+                    } else {
+                        LostReason::Link(reason)
+                    };
                     let d = self.queue.handle_link_lost();
-                    out(lost(LostReason::Link(reason), &d));
-                    self.schedule_redial(now, None, out);
+                    out(lost(reason, &d));
+                    let failed = self.failover.link_lost_failed(d.ids.is_some());
+                    self.schedule_redial(now, None, failed, out);
                 }
                 _ => {}
             },
@@ -260,6 +294,14 @@ impl Relay {
         note: SessionNote,
         out: &mut dyn FnMut(RelayEvent),
     ) {
+        let probe = match note {
+            SessionNote::Established { .. } => Some(true),
+            SessionNote::Ended(_) => Some(false),
+            SessionNote::Reconnecting { .. } => None,
+        };
+        if self.probe_session_note(session, probe, out) {
+            return;
+        }
         let random = self.rng.next_u64();
         let now = self.now;
         let Upstream::Session {
@@ -280,6 +322,7 @@ impl Relay {
             SessionNote::Established { resumed, replaying } => {
                 *connected = true;
                 *ends = 0;
+                self.failover.acked();
                 out(RelayEvent::UpstreamConnected {
                     session: Some((resumed, replaying)),
                 });
@@ -290,6 +333,10 @@ impl Relay {
                     attempt,
                     delay,
                 });
+                // Each failed reconnect counts; the switch needs the node.
+                if self.count_attempt(true, now, out) {
+                    self.failover.switch_due = true;
+                }
             }
             SessionNote::Ended(how) => {
                 // What the session acknowledged before it ended is delivered.
@@ -357,8 +404,13 @@ impl Relay {
         now: Instant,
         out: &mut dyn FnMut(RelayEvent),
     ) {
-        let upstream = self.cfg.upstream;
-        let response_timeout = self.cfg.response_timeout;
+        self.drive_probe(node, now, out);
+        if self.cfg.mooring() {
+            self.switch_session(node, out);
+        } else {
+            self.return_raw(node, out);
+        }
+        let upstream = self.failover.active_addr();
         match &mut self.up {
             Upstream::Raw {
                 link,
@@ -381,7 +433,7 @@ impl Relay {
                                     }
                                     _ => CloseReason::Io,
                                 };
-                                self.schedule_redial(now, Some(reason), out);
+                                self.schedule_redial(now, Some(reason), true, out);
                                 return;
                             }
                         }
@@ -392,27 +444,16 @@ impl Relay {
                         log::warn!("no reply from {upstream} for message {}", f.seq);
                         *closing = Some(CloseReason::ResponseTimeout);
                         *in_flight = None;
+                        self.window.clear();
                         node.close(*l);
                         return;
                     }
                 }
                 let RawLink::Up(l) = *link else { return };
-                if in_flight.is_some() {
-                    return;
+                if closing.is_some() {
+                    return; // what it had is in doubt once its close is reported
                 }
-                let Some((seq, payload)) = self.queue.poll_transmit() else {
-                    return;
-                };
-                match node.send_request(l, payload, response_timeout) {
-                    Ok(()) => {
-                        *in_flight = Some(InFlight {
-                            seq,
-                            deadline: now + response_timeout,
-                        });
-                        self.forwarded(seq, out);
-                    }
-                    Err(e) => log::debug!("upstream write deferred: {e}"),
-                }
+                self.transmit_raw(node, l, now, out);
             }
             Upstream::Session {
                 id,
@@ -439,6 +480,9 @@ impl Relay {
                         }
                     }
                 };
+                if self.failover.holding() {
+                    return; // the primary answered: the backup drains first
+                }
                 while let Some((seq, payload)) = self.queue.poll_transmit() {
                     match node.session_send(sid, payload) {
                         Ok(_) => {
@@ -459,7 +503,7 @@ impl Relay {
     }
 
     /// `seq` was written upstream.
-    fn forwarded(&mut self, seq: MsgId, out: &mut dyn FnMut(RelayEvent)) {
+    pub(super) fn forwarded(&mut self, seq: MsgId, out: &mut dyn FnMut(RelayEvent)) {
         if let Some(e) = self.queue.handle_written(seq) {
             out(RelayEvent::Forwarded {
                 id: &e.id,

@@ -50,6 +50,47 @@ pub enum SessionEnd {
     },
 }
 
+/// Sessions ended, one counter per way a session ends ([`SessionEnd`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionEnds {
+    /// [`SessionEnd::Lost`].
+    pub lost: u64,
+    /// [`SessionEnd::Expired`].
+    pub expired: u64,
+    /// [`SessionEnd::QueueFull`].
+    pub queue_full: u64,
+    /// [`SessionEnd::Closed`].
+    pub closed: u64,
+    /// [`SessionEnd::Evicted`].
+    pub evicted: u64,
+}
+
+impl SessionEnds {
+    /// Counts one session that ended `how`.
+    pub fn count(&mut self, how: SessionEnd) {
+        let c = match how {
+            SessionEnd::Lost { .. } => &mut self.lost,
+            SessionEnd::Expired { .. } => &mut self.expired,
+            SessionEnd::QueueFull { .. } => &mut self.queue_full,
+            SessionEnd::Closed => &mut self.closed,
+            SessionEnd::Evicted { .. } => &mut self.evicted,
+        };
+        *c += 1;
+    }
+
+    /// Each counter with the name of its way of ending (as the CLI prints
+    /// it: `Lost`, `Expired`, `QueueFull`, `Closed`, `Evicted`).
+    pub fn by_name(&self) -> [(&'static str, u64); 5] {
+        [
+            ("Lost", self.lost),
+            ("Expired", self.expired),
+            ("QueueFull", self.queue_full),
+            ("Closed", self.closed),
+            ("Evicted", self.evicted),
+        ]
+    }
+}
+
 /// What happened to a session, pulled with [`Session::poll_event`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionEvent {

@@ -38,7 +38,7 @@ use crate::wire::{Greeting, PROTOCOL_VERSION, TOKEN_LEN};
 
 pub use backoff::Backoff;
 pub use config::{Overflow, SessionConfig, REFUSAL_HOLD};
-pub use messages::{Received, Sent, SessionEnd, SessionError, SessionEvent, Transmit};
+pub use messages::{Received, Sent, SessionEnd, SessionEnds, SessionError, SessionEvent, Transmit};
 pub use table::{Entropy, PeerKey, SessionId, SessionNote, SessionTable};
 
 #[derive(Clone, Copy, Debug)]

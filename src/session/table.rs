@@ -29,8 +29,8 @@ use std::net::IpAddr;
 
 use super::admission::Occupant;
 use super::{
-    Backoff, Received, Sent, Session, SessionConfig, SessionEnd, SessionError, SessionEvent,
-    Transmit,
+    Backoff, Received, Sent, Session, SessionConfig, SessionEnd, SessionEnds, SessionError,
+    SessionEvent, Transmit,
 };
 use crate::error::CloseReason;
 use crate::fallible::{self, AllocError};
@@ -91,6 +91,14 @@ pub struct TableStats {
     pub queue_full: u64,
     /// Notes dropped because the note queue was full.
     pub unreported: u64,
+    /// Sessions established on a link for the first time.
+    pub started: u64,
+    /// Sessions resumed on a new link.
+    pub resumed: u64,
+    /// Sessions ended, by how.
+    pub ended: SessionEnds,
+    /// Sessions live now (in a slot and not ended).
+    pub live: u64,
 }
 
 /// A client session's way back to its server.
@@ -193,9 +201,17 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         self.entries.len()
     }
 
-    /// What it counted.
+    /// What it counted (`live` counted now, over the slots).
     pub fn stats(&self) -> TableStats {
-        self.stats
+        let live = self
+            .entries
+            .iter()
+            .filter(|e| e.used && e.session.as_ref().is_some_and(|s| s.ended().is_none()))
+            .count();
+        TableStats {
+            live: live as u64,
+            ..self.stats
+        }
     }
 
     /// The id of slot `idx` now.
@@ -391,9 +407,17 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         while let Some(ev) = self.session_mut(idx).and_then(Session::poll_event) {
             let note = match ev {
                 SessionEvent::Established { resumed, replaying } => {
+                    if resumed {
+                        self.stats.resumed += 1;
+                    } else {
+                        self.stats.started += 1;
+                    }
                     SessionNote::Established { resumed, replaying }
                 }
-                SessionEvent::Ended(how) => SessionNote::Ended(how),
+                SessionEvent::Ended(how) => {
+                    self.stats.ended.count(how);
+                    SessionNote::Ended(how)
+                }
             };
             self.note(idx, note);
             if let SessionEvent::Ended(how) = ev {

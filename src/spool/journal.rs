@@ -237,6 +237,17 @@ impl<S: Storage> Journal<S> {
         Ok(self.commit_state())
     }
 
+    /// A commit that syncs whatever the [`Fsync`] mode: for a shutdown, so that
+    /// everything written (and acknowledged under `Interval` or `Off`) is on
+    /// stable storage before the process exits.
+    pub fn commit_and_sync(&mut self, now: Instant) -> Result<Commit, SpoolError> {
+        self.commit(now)?;
+        self.sync_dirty()?;
+        self.last_sync = Some(now);
+        self.clear_batch();
+        Ok(self.commit_state())
+    }
+
     /// What the last commits made safe, without writing anything.
     pub fn commit_state(&self) -> Commit {
         let acked_through = match self.cfg.fsync {

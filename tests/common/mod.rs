@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mooring::internals::wire::{self, Msg};
+use mooring::session::SessionConfig;
 use mooring::{
-    hl7, CloseReason, Event, LinkId, LinkStats, ListenConfig, ManualClock, Node, NodeConfig,
-    NodeStats,
+    hl7, CloseReason, ConnectConfig, Event, Framing, LinkId, LinkStats, ListenConfig, ListenerId,
+    LivenessConfig, ManualClock, Node, NodeConfig, NodeStats, Protocol, SessionId,
 };
 
 /// How long any single wait in a test may take before the test fails.
@@ -60,6 +62,13 @@ pub fn mllp(payload: &[u8]) -> Vec<u8> {
     v.extend_from_slice(payload);
     v.extend_from_slice(&[0x1C, 0x0D]);
     v
+}
+
+/// Mooring protocol message `m` in an MLLP frame, as a raw peer writes it.
+pub fn wire_mllp(m: &Msg<'_>) -> Vec<u8> {
+    let mut b = [0u8; wire::MAX_CONTROL];
+    let n = wire::encode(m, &mut b).expect("fits");
+    mllp(&b[..n])
 }
 
 pub fn len32(payload: &[u8]) -> Vec<u8> {
@@ -182,6 +191,44 @@ pub enum Reply {
 
 /// A [`Node`] with one listener, driven in its own thread. Every event is
 /// recorded; the test waits for the ones it expects with [`Harness::wait_for`].
+/// A node built from `node`, listening on 127.0.0.1 (any port) with `listen`.
+pub fn listening_node(node: NodeConfig, listen: ListenConfig) -> (Node, ListenerId) {
+    let mut node = Node::new(node).unwrap();
+    let l = node.listen("127.0.0.1:0".parse().unwrap(), listen).unwrap();
+    (node, l)
+}
+
+/// A node (4 link slots, 2 sessions, `framing`) that is both ends of one
+/// reliable session of `session` over loopback; returns the client's session.
+pub fn session_loopback(framing: Framing, session: SessionConfig) -> (Node, SessionId) {
+    let liveness = LivenessConfig {
+        protocol: Protocol::Mooring,
+        ..LivenessConfig::default()
+    };
+    let (mut node, l) = listening_node(
+        NodeConfig {
+            framing,
+            max_links: 4,
+            max_sessions: 2,
+            ..NodeConfig::default()
+        },
+        ListenConfig {
+            max_connections: 2,
+            liveness: liveness.clone(),
+            session: Some(session),
+            ..ListenConfig::default()
+        },
+    );
+    let addr = node.local_addr(l).unwrap();
+    let connect = ConnectConfig {
+        liveness,
+        session: Some(session),
+        ..ConnectConfig::default()
+    };
+    let client = node.open_session(addr, &connect).unwrap();
+    (node, client)
+}
+
 pub struct Harness {
     pub addr: SocketAddr,
     rx: Receiver<(Instant, Rec)>,
@@ -274,6 +321,13 @@ impl Harness {
             Err(RecvTimeoutError::Disconnected) if self.thread.is_none() => false,
             Err(RecvTimeoutError::Disconnected) => panic!("harness server thread died"),
         }
+    }
+
+    /// Waits for the close of the link from `peer` (`what` names it if it
+    /// never comes) and returns its reason.
+    pub fn close_reason(&mut self, what: &str, peer: SocketAddr) -> CloseReason {
+        let (_, r) = self.wait_for(what, PATIENCE, |e| e.is_closed_from(peer).is_some());
+        r.is_closed_from(peer).expect("matched a close")
     }
 
     /// The first event not yet taken that matches `pred`, waiting up to `within`.
@@ -397,7 +451,12 @@ impl Peer {
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
+        self.try_send(bytes).expect("write");
+    }
+
+    /// Writes `bytes`; an error (the other side is gone) is the caller's.
+    pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
     }
 
     pub fn send_mllp(&mut self, payload: &[u8]) {

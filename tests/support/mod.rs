@@ -30,6 +30,25 @@ pub fn mooring(args: &[&str]) -> Command {
     c
 }
 
+/// `mooring relay --listen 127.0.0.1:0 --upstream <upstream>` with fast
+/// reconnects (50 ms, at most 200 ms), then `extra`.
+pub fn relay_cmd(upstream: SocketAddr, extra: &[&str]) -> Command {
+    let up = upstream.to_string();
+    let mut args = vec![
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &up,
+        "--reconnect-min",
+        "50ms",
+        "--reconnect-max",
+        "200ms",
+    ];
+    args.extend_from_slice(extra);
+    mooring(&args)
+}
+
 /// A running program whose stdout lines are read on a thread into a channel,
 /// each with the instant it was read (for tests that measure when something was
 /// reported). Killed on drop.
@@ -234,6 +253,79 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind")
+        .port()
+}
+
+/// A file under the temp directory, removed on drop. `name` must be unique
+/// within the test binary (the process id tells binaries apart).
+pub struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    pub fn new(name: &str, contents: &[u8]) -> TempFile {
+        let p = std::env::temp_dir().join(format!("mooring-test-{}-{name}", std::process::id()));
+        std::fs::write(&p, contents).expect("write temp file");
+        TempFile(p)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Each command line in `cases` is refused as a usage error: status 2, one
+/// stderr line starting `error: <needle>`, nothing on stdout.
+pub fn assert_usage_errors(cases: &[(&[&str], &str)]) {
+    for (args, needle) in cases {
+        let r = run(mooring(args), None);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with(&format!("error: {needle}")),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    }
+}
+
+/// `send`'s reply lines for `SAMPLE`, in order: reply `i` (from 0) names
+/// `MSG0000{i+1}` and was accepted (`AA`).
+pub fn assert_sample_replies(lines: &[&str]) {
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(field(l, "event"), Some("reply"), "{l}");
+        assert_eq!(
+            field(l, "id"),
+            Some(format!("MSG{:05}", i + 1).as_str()),
+            "{l}"
+        );
+        assert_eq!(field(l, "ack"), Some("AA"), "{l}");
+    }
+}
+
+/// A `listen` that got `SAMPLE` on one link: its `event=connected` line, then
+/// `MSG00001`..`MSG00003` from that peer. Returns the peer's address.
+pub fn expect_sample_received(listen: &mut Proc) -> String {
+    let connected = listen.expect_line(|l| l.starts_with("event=connected "), WITHIN);
+    let peer = field(&connected, "peer").expect("peer").to_string();
+    for n in 1..=3 {
+        let m = listen.expect_line(|l| l.starts_with("event=message "), WITHIN);
+        assert_eq!(field(&m, "peer"), Some(peer.as_str()), "{m}");
+        assert_eq!(field(&m, "id"), Some(format!("MSG{n:05}").as_str()), "{m}");
+    }
+    peer
+}
+
 /// A peer that connects to `addr`, starts an MLLP frame and sends one more byte
 /// of it every 50 ms (a frame that never ends: slowloris), for at most 5 s or
 /// until the other side closes. Returns its local address and the thread.
@@ -250,3 +342,7 @@ pub fn trickle_a_frame(addr: SocketAddr) -> (SocketAddr, std::thread::JoinHandle
     });
     (me, t)
 }
+
+/// Certificates for the TLS tests, generated at test time.
+#[cfg(feature = "tls")]
+pub mod pki;

@@ -21,6 +21,7 @@ pub(crate) fn serve_mooring(s: Serve) -> io::Result<()> {
         } else {
             ServerPolicy::KeepOpen
         },
+        tls: s.tls.then(crate::tls::mooring_server),
         ..ListenConfig::default()
     };
     let mut server = Server::bind(loopback(), node, listen).map_err(io::Error::other)?;

@@ -1,10 +1,11 @@
-//! (c) tokio current_thread + tokio-util codecs.
+//! (c) tokio current_thread + tokio-util codecs; over tokio-rustls for the
+//! `tls-*` workloads.
 
 use crate::{loopback, Serve, Wire, ACK, MAX_FRAME};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{future, StreamExt, TryStreamExt};
 use std::io;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite, LengthDelimitedCodec};
 
 /// A small MLLP codec: `0x0B payload 0x1C 0x0D`, resuming its scan.
@@ -113,9 +114,11 @@ fn len32() -> LengthDelimitedCodec {
         .new_codec()
 }
 
-async fn conn<C>(r: OwnedReadHalf, w: OwnedWriteHalf, rc: C, wc: C, s: Serve) -> io::Result<()>
+async fn conn<C, R, W>(r: R, w: W, rc: C, wc: C, s: Serve) -> io::Result<()>
 where
     C: Decoder<Item = BytesMut, Error = io::Error> + Encoder<Bytes, Error = io::Error>,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
     let mut count = 0u64;
     let ack_every = s.ack_every;
@@ -140,23 +143,46 @@ where
     }
 }
 
+/// One connection, with the codec of its framing.
+async fn serve_conn<R, W>(r: R, w: W, s: Serve)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let _ = match s.wire {
+        Wire::Len32 => conn(r, w, len32(), len32(), s).await,
+        Wire::Mllp => conn(r, w, MllpCodec::default(), MllpCodec::default(), s).await,
+    };
+}
+
 pub fn serve_tokio(s: Serve) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(loopback()).await?;
+        let tls = match s.tls {
+            true => Some(tokio_rustls::TlsAcceptor::from(crate::tls::rustls_server()?)),
+            false => None,
+        };
         crate::announce(listener.local_addr()?);
         loop {
             let (sock, _) = listener.accept().await?;
             sock.set_nodelay(true)?;
-            let (r, w) = sock.into_split();
-            tokio::spawn(async move {
-                let _ = match s.wire {
-                    Wire::Len32 => conn(r, w, len32(), len32(), s).await,
-                    Wire::Mllp => conn(r, w, MllpCodec::default(), MllpCodec::default(), s).await,
-                };
-            });
+            match tls.clone() {
+                None => {
+                    let (r, w) = sock.into_split();
+                    tokio::spawn(serve_conn(r, w, s));
+                }
+                Some(acceptor) => {
+                    tokio::spawn(async move {
+                        if let Ok(stream) = acceptor.accept(sock).await {
+                            let (r, w) = tokio::io::split(stream);
+                            serve_conn(r, w, s).await;
+                        }
+                    });
+                }
+            }
         }
     })
 }

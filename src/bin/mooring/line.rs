@@ -158,6 +158,25 @@ pub fn end_parts(how: SessionEnd) -> (&'static str, u64) {
     }
 }
 
+/// The `event=tls` line after a handshake (its first keys already in `line`):
+/// `event=tls peer=127.0.0.1:40112 version=TLSv1_3
+/// suite=TLS13_AES_256_GCM_SHA384 peer_identity=device-1.example`; the
+/// identity is the certificate's first name (DNS, URI, IP SAN, else the
+/// subject CN), escaped as it comes off the wire, `-` when the peer sent no
+/// certificate.
+#[cfg(feature = "tls")]
+pub fn tls(line: Line, peer: std::net::SocketAddr, h: &mooring::tls::Handshake) -> Line {
+    let line = line
+        .kv("event", "tls")
+        .kv("peer", peer)
+        .kv("version", h.version_name())
+        .kv("suite", &h.suite);
+    match &h.peer {
+        Some(id) => line.wire("peer_identity", Some(id.to_string().as_bytes())),
+        None => line.kv("peer_identity", "-"),
+    }
+}
+
 /// Makes wire bytes safe for a `key=value` line: printable ASCII other than '='
 /// is kept, every other byte (space, '=', control characters, non-ASCII) becomes
 /// '_'. An id is thus never split, and never forged into extra keys.

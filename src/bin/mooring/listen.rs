@@ -11,14 +11,16 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mooring::hl7::{self, AckCode};
+use mooring::metrics::{AckCounts, MetricsServer, Snapshot};
 use mooring::session::{Overflow, SessionConfig, SessionError};
 use mooring::{
     CloseReason, Event, LinkId, ListenConfig, ListenerId, Node, NodeConfig, SendError,
     ServerPolicy, SessionId, SessionNote, SetupError,
 };
 
-use crate::args::{ListenOpts, ReplyMode};
+use crate::args::{ListenOpts, ReplyMode, ServiceOpts};
 use crate::line::Line;
+use crate::service::Service;
 
 /// Room for an ACK beyond `max_frame`: an ACK copies fields of the MSH it answers,
 /// so it can be a little longer than a tiny message, never much longer than a big one.
@@ -62,6 +64,16 @@ pub enum Seen<'a> {
         reason: CloseReason,
         /// The reason the peer's CLOSE message claimed (`peer_reason=`).
         peer_reason: Option<CloseReason>,
+        /// A TLS failure's text (`detail=`): the alert or certificate problem.
+        detail: Option<&'a str>,
+    },
+    /// A link's TLS handshake completed.
+    #[cfg(feature = "tls")]
+    Tls {
+        /// Whose.
+        peer: SocketAddr,
+        /// Version, suite and the peer's identity.
+        handshake: &'a mooring::tls::Handshake,
     },
     /// A connection was refused by policy.
     Rejected {
@@ -107,11 +119,15 @@ impl Seen<'_> {
                 peer,
                 reason,
                 peer_reason,
+                detail,
             } => line
                 .kv("event", "closed")
                 .kv("peer", peer)
                 .kv("reason", reason)
-                .kv_opt("peer_reason", peer_reason),
+                .kv_opt("peer_reason", peer_reason)
+                .wire("detail", detail.map(str::as_bytes)),
+            #[cfg(feature = "tls")]
+            Seen::Tls { peer, handshake } => crate::line::tls(line, peer, handshake),
             Seen::Rejected { peer, reason } => line
                 .kv("event", "rejected")
                 .kv("peer", peer)
@@ -153,6 +169,10 @@ pub struct Responder {
     stamp: hl7::TimestampCache,
     /// Message events are not reported (`--quiet`): nothing is computed for them.
     quiet_messages: bool,
+    /// ACKs built, by code (`--reply hl7-ack`), for the metrics.
+    acks: AckCounts,
+    /// Per link slot: the text of a TLS failure, for the `Closed` that follows.
+    tls_detail: Vec<Option<String>>,
 }
 
 impl Responder {
@@ -196,7 +216,7 @@ impl Responder {
             }),
             max_sessions_per_ip: o.max_sessions_per_ip,
             #[cfg(feature = "tls")]
-            tls: None,
+            tls: o.tls.clone(),
         };
         // Validate before allocating the reply buffer from `max_frame`.
         node_cfg.validate()?;
@@ -207,6 +227,7 @@ impl Responder {
         Ok(Responder {
             peers: vec![unspecified; node.config().max_links],
             stalled: vec![(None, Vec::new()); node.config().max_links],
+            tls_detail: vec![None; node.config().max_links],
             buf: vec![0; o.max_frame.saturating_add(ACK_HEADROOM)],
             node,
             listener,
@@ -217,6 +238,7 @@ impl Responder {
             last_number: 0,
             stamp: hl7::TimestampCache::new(),
             quiet_messages: false,
+            acks: AckCounts::default(),
         })
     }
 
@@ -319,6 +341,32 @@ impl Responder {
         }
     }
 
+    /// The node (for the service's signals and shutdown).
+    pub fn node_mut(&mut self) -> &mut Node {
+        &mut self.node
+    }
+
+    /// Answers what is ready on the metrics server `m` (after a
+    /// [`Responder::turn`]): the node's counters, the ACKs built (with
+    /// `--reply hl7-ack`) and `detection_bound`.
+    pub fn serve_metrics(&mut self, m: &mut MetricsServer, detection_bound: Option<Duration>) {
+        let acks = (self.reply == ReplyMode::Hl7Ack).then_some(self.acks);
+        m.serve(&mut self.node, &mut |node, server, buf| {
+            Snapshot {
+                detection_bound,
+                acks_sent: acks,
+                server: Some(server),
+                ..Snapshot::of_node(node.stats())
+            }
+            .write(buf)
+        });
+    }
+
+    /// Starts the metrics server on the node (`--metrics`).
+    pub fn bind_metrics(&mut self, addr: SocketAddr) -> io::Result<MetricsServer> {
+        crate::metrics::bind(&mut self.node, addr)
+    }
+
     /// The bound address (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.node
@@ -338,7 +386,12 @@ impl Responder {
         loop {
             // Split the borrows: the event borrows the node, the reply goes to `buf`.
             let Responder {
-                node, buf, peers, ..
+                node,
+                buf,
+                peers,
+                acks,
+                tls_detail,
+                ..
             } = self;
             let Some(ev) = node.next_event() else {
                 return Ok(());
@@ -358,7 +411,7 @@ impl Responder {
                 Event::SessionMessage { session, payload } => {
                     let n = number_of(&mut self.numbers, &mut self.last_number, session);
                     let msh = parse_for(reply, payload);
-                    let len = build_reply(reply, payload, msh.as_ref(), &stamp, buf);
+                    let len = build_reply(reply, payload, msh.as_ref(), &stamp, buf, acks);
                     if !quiet {
                         report(&Seen::SessionMessage {
                             session: n,
@@ -381,7 +434,7 @@ impl Responder {
                     let len = match reply {
                         // Sent once the event is gone, from the receive buffer.
                         ReplyMode::Echo => Some(Answer::Forward),
-                        _ => build_reply(reply, payload, msh.as_ref(), &stamp, buf)
+                        _ => build_reply(reply, payload, msh.as_ref(), &stamp, buf, acks)
                             .map(Answer::Built),
                     };
                     if !quiet {
@@ -409,11 +462,26 @@ impl Responder {
                             *id = None; // its peer sees the close, not a silent gap
                         }
                     }
+                    let detail = tls_detail
+                        .get_mut(link.slot() as usize)
+                        .and_then(Option::take);
                     report(&Seen::Closed {
                         peer,
                         reason,
                         peer_reason,
+                        detail: detail.as_deref(),
                     })
+                }
+                #[cfg(feature = "tls")]
+                Event::TlsEstablished {
+                    peer, handshake, ..
+                } => report(&Seen::Tls { peer, handshake }),
+                // Its text goes on the `Closed` line that follows.
+                #[cfg(feature = "tls")]
+                Event::TlsFailed { link, error, .. } => {
+                    if let Some(d) = tls_detail.get_mut(link.slot() as usize) {
+                        *d = Some(error.detail.clone());
+                    }
                 }
                 Event::Rejected { peer, reason, .. } => report(&Seen::Rejected { peer, reason }),
                 // A stalled reply goes out (a session's replies wait in its
@@ -497,13 +565,15 @@ fn control_id<'a>(
 }
 
 /// Writes the reply to `payload` into `buf`; `None` for no reply. `msh` is
-/// [`parse_for`] of it; `stamp` the ACK's MSH-7.
+/// [`parse_for`] of it; `stamp` the ACK's MSH-7; an ACK built is counted in
+/// `acks`.
 fn build_reply(
     mode: ReplyMode,
     payload: &[u8],
     msh: Option<&hl7::Msh<'_>>,
     stamp: &[u8],
     buf: &mut [u8],
+    acks: &mut AckCounts,
 ) -> Option<usize> {
     match mode {
         ReplyMode::None => None,
@@ -515,16 +585,18 @@ fn build_reply(
         ReplyMode::Hl7Ack => {
             let code = AckCode::for_message(msh);
             let n = hl7::build_ack_for(msh, code, stamp, buf);
-            if n.is_none() {
-                log::warn!("ACK larger than the reply buffer: not sent");
+            match n {
+                Some(_) => acks.count(code),
+                None => log::warn!("ACK larger than the reply buffer: not sent"),
             }
             n
         }
     }
 }
 
-/// Runs `mooring listen` until killed.
-pub fn run(o: &ListenOpts) -> ExitCode {
+/// Runs `mooring listen` until SIGTERM or SIGINT (then a graceful shutdown:
+/// the replies due are written, every link closes, `event=stopped`).
+pub fn run(o: &ListenOpts, svc: &ServiceOpts) -> ExitCode {
     let mut responder = match Responder::bind(o) {
         Ok(r) => r,
         Err(SetupError::Config(e)) => {
@@ -536,26 +608,60 @@ pub fn run(o: &ListenOpts) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mut service = match Service::new(responder.node_mut(), svc) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot catch signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
     Line::new("event", "listening")
         .kv("addr", responder.local_addr())
         .print();
     crate::line::liveness(&o.liveness).print();
+    let mut metrics = match o.metrics {
+        Some(addr) => match responder.bind_metrics(addr) {
+            Ok(m) => Some(m),
+            Err(e) => return crate::metrics::bind_failed(addr, &e),
+        },
+        None => None,
+    };
+    let bound = o.liveness.detection_bound();
+    service.ready();
     let quiet = o.quiet;
     if quiet {
         responder.quiet_messages();
     }
+    let report = |seen: &Seen<'_>| {
+        if quiet && matches!(seen, Seen::Message { .. } | Seen::SessionMessage { .. }) {
+            return;
+        }
+        seen.append_to(Line::empty()).print();
+    };
     loop {
         // Bounded wait: deadlines wake the node earlier; the bound only caps how
-        // long a signal-free process sleeps between checks.
-        let res = responder.turn(Duration::from_secs(1), |seen| {
-            if quiet && matches!(seen, Seen::Message { .. } | Seen::SessionMessage { .. }) {
-                return;
-            }
-            seen.append_to(Line::empty()).print();
-        });
-        if let Err(e) = res {
+        // long the loop sleeps between watchdog and shutdown checks.
+        let wait = service.max_wait(Duration::from_secs(1));
+        if let Err(e) = responder.turn(wait, report) {
             eprintln!("error: poll failed: {e}");
             return ExitCode::from(1);
+        }
+        if let Some(m) = metrics.as_mut() {
+            responder.serve_metrics(m, bound);
+        }
+        if service.after_turn(responder.node_mut()).is_some() {
+            responder.node_mut().begin_shutdown();
+        }
+        let node = responder.node_mut();
+        if service.is_stopping() && (node.is_drained() || service.expired()) {
+            let drained = node.is_drained();
+            node.close_all();
+            // The last closes' lines.
+            if let Err(e) = responder.turn(Duration::ZERO, report) {
+                log::warn!("poll at shutdown: {e}");
+            }
+            service.stopped_line(drained).print();
+            return ExitCode::SUCCESS;
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use mooring::ratelimit::RateLimit;
+use mooring::internals::ratelimit::RateLimit;
 use mooring::SystemClock;
 
 use crate::args::Verbosity;
@@ -21,7 +21,7 @@ use crate::args::Verbosity;
 /// share one more limiter.
 const SITES: usize = 64;
 
-/// One line per call site (the cause) per [`mooring::ratelimit::DEFAULT_INTERVAL`],
+/// One line per call site (the cause) per [`mooring::internals::ratelimit::DEFAULT_INTERVAL`],
 /// for `info`, `warn` and `error` lines: a peer that makes the same line repeat
 /// per message cannot flood stderr. (`-v`/`-vv` debug and trace lines are not
 /// limited: the operator asked for them.) Fixed table, no allocation.
@@ -37,9 +37,13 @@ impl Limits {
     const fn new() -> Self {
         Limits {
             clock: None,
-            sites: [("", 0, RateLimit::new(mooring::ratelimit::DEFAULT_INTERVAL)); SITES],
+            sites: [(
+                "",
+                0,
+                RateLimit::new(mooring::internals::ratelimit::DEFAULT_INTERVAL),
+            ); SITES],
             used: 0,
-            other: RateLimit::new(mooring::ratelimit::DEFAULT_INTERVAL),
+            other: RateLimit::new(mooring::internals::ratelimit::DEFAULT_INTERVAL),
         }
     }
 

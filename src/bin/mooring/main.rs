@@ -19,10 +19,16 @@ mod line;
 mod listen;
 /// The stderr logger behind `-v`/`-q`.
 mod logger;
+/// `--metrics ADDR`: the scrape server on the command's node.
+mod metrics;
+/// systemd's notify protocol.
+mod notify;
 /// `mooring relay`: flags in, the library relay's events out as lines.
 mod relay;
 /// `mooring send`.
 mod send;
+/// SIGTERM/SIGINT, the shutdown deadline, systemd notify.
+mod service;
 
 use std::process::ExitCode;
 
@@ -51,14 +57,18 @@ fn main() -> ExitCode {
         }
     };
     logger::init(cli.verbosity);
+    if cli.service.check_config && !matches!(cli.command, Command::Help(_)) {
+        println!("config=ok");
+        return ExitCode::SUCCESS;
+    }
     match cli.command {
         Command::Help(text) => {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Command::Listen(o) => listen::run(&o),
-        Command::Send(o) => send::run(&o),
-        Command::Relay(o) => relay::run(&o),
+        Command::Listen(o) => listen::run(&o, &cli.service),
+        Command::Send(o) => send::run(&o, &cli.service),
+        Command::Relay(o) => relay::run(&o, &cli.service),
         Command::Demo => demo::run(),
     }
 }

@@ -4,21 +4,33 @@
 //! forwarded, in order, over ONE keep-open upstream link. All of it is one
 //! [`Node`] on one thread; each [`RelayEvent`] is printed as one line.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mooring::relay::{LostReason, Pressure, Relay, RelayConfig, RelayError, RelayEvent};
-use mooring::spool::SpoolError;
-use mooring::{ListenConfig, ListenerId, LivenessConfig, Node, NodeConfig, SetupError};
+use mooring::metrics::{MetricsServer, RelaySnapshot, RelayTally, Snapshot};
+use mooring::relay::{
+    DeviceSide, LostReason, Pressure, Relay, RelayConfig, RelayEvent, StartError, Started,
+    SwitchReason,
+};
 
-use crate::args::RelayOpts;
+/// The upstream messages go to, for the `addr=` and `active=` of the upstream
+/// lines: the primary at start, then as `event=upstream state=switched` says.
+#[derive(Clone, Copy)]
+struct Active {
+    addr: SocketAddr,
+    /// Its position in the `--upstream` list (0: the primary).
+    index: usize,
+}
+use mooring::spool::SpoolError;
+use mooring::Node;
+
+use crate::args::{RelayOpts, ServiceOpts};
 use crate::line::{self, Line};
 use crate::listen::Seen;
+use crate::service::Service;
 
-/// Spare link slots (see `listen`): closed links wait in their slots until
-/// their events are pulled.
-const MAX_SPARE_SLOTS: usize = 64;
 /// Longest wait in one poll (deadlines wake it earlier).
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
@@ -35,6 +47,11 @@ fn relay_config(o: &RelayOpts, seed: u64) -> RelayConfig {
         liveness: o.liveness.clone(),
         seed,
         spool: o.spool.clone(),
+        backup_upstreams: o.backup_upstreams.clone(),
+        failover_after: o.failover_after,
+        upstream_window: o.upstream_window,
+        #[cfg(feature = "tls")]
+        tls: o.upstream_tls.clone(),
         ..RelayConfig::new(o.upstream)
     }
 }
@@ -97,14 +114,28 @@ impl ReplyFlood {
     }
 }
 
-/// Prints one relay event as its line (`upstream`: the `addr=` of the
-/// upstream lines; `flood`: the unexpected replies' counter).
-fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
-    let up = |state: &str| {
+/// Prints one relay event as its line (`active`: the upstream of the
+/// upstream lines, updated on a switch; `flood`: the unexpected replies'
+/// counter; `details`: the text of a device's TLS failure, kept for the
+/// close line that follows it).
+fn print(
+    ev: &RelayEvent<'_>,
+    active: &mut Active,
+    flood: &mut ReplyFlood,
+    details: &mut HashMap<SocketAddr, String>,
+) {
+    if let RelayEvent::UpstreamSwitched { to, active: i, .. } = *ev {
+        *active = Active { addr: to, index: i };
+    }
+    let upstream = active.addr;
+    let index = active.index;
+    let up_at = |state: &str, addr: SocketAddr| {
         Line::new("event", "upstream")
             .kv("state", state)
-            .kv("addr", upstream)
+            .kv("addr", addr)
+            .kv("active", index)
     };
+    let up = |state: &str| up_at(state, upstream);
     match *ev {
         RelayEvent::DeviceConnected { peer } => {
             Seen::Connected { peer }.append_to(Line::empty()).print()
@@ -151,9 +182,34 @@ fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
             peer,
             reason,
             peer_reason,
+            detail: details.remove(&peer).as_deref(),
         }
         .append_to(Line::empty())
         .print(),
+        #[cfg(feature = "tls")]
+        RelayEvent::Tls {
+            peer, handshake, ..
+        } => line::tls(Line::empty(), peer, handshake).print(),
+        // A device's failure text goes on its close line; the upstream's
+        // close is its lost/reconnecting lines, so it gets a line of its own.
+        #[cfg(feature = "tls")]
+        RelayEvent::TlsFailed {
+            peer,
+            upstream: false,
+            error,
+        } => {
+            details.insert(peer, error.detail.clone());
+        }
+        #[cfg(feature = "tls")]
+        RelayEvent::TlsFailed {
+            peer,
+            upstream: true,
+            error,
+        } => Line::new("event", "closed")
+            .kv("peer", peer)
+            .kv("reason", mooring::CloseReason::from(error.reason))
+            .wire("detail", Some(error.detail.as_bytes()))
+            .print(),
         RelayEvent::Rejected { peer, reason } => Seen::Rejected { peer, reason }
             .append_to(Line::empty())
             .print(),
@@ -180,6 +236,8 @@ fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
                     l.kv("reason", format_args!("Session{}", line::end_parts(how).0))
                 }
                 LostReason::NoSessions => l.kv("reason", "NoSessions"),
+                LostReason::ReplyOutOfOrder => l.kv("reason", "ReplyOutOfOrder"),
+                LostReason::Failover => l.kv("reason", "Failover"),
             };
             let in_doubt = match in_doubt {
                 Some((a, b)) => format!("{a}-{b}"),
@@ -239,6 +297,24 @@ fn print(ev: &RelayEvent<'_>, upstream: SocketAddr, flood: &mut ReplyFlood) {
             match ack {
                 Some(a) => l.kv("ack", a.as_str()),
                 None => l,
+            }
+            .print()
+        }
+        RelayEvent::ReplyOutOfOrder { expected, id } => Line::new("event", "reply_out_of_order")
+            .wire("expected", Some(expected))
+            .wire("id", Some(id))
+            .print(),
+        RelayEvent::PrimaryProbe { addr, attempt } => {
+            up_at("probing", addr).kv("attempt", attempt).print()
+        }
+        RelayEvent::PrimaryAnswered { addr } => up_at("primary_answered", addr).print(),
+        RelayEvent::UpstreamSwitched { from, reason, .. } => {
+            let l = up("switched")
+                .kv("from", from)
+                .kv("reason", reason.as_str());
+            match reason {
+                SwitchReason::Failover { failures } => l.kv("failures", failures),
+                SwitchReason::PrimaryBack => l,
             }
             .print()
         }
@@ -315,68 +391,52 @@ fn spool_cause(e: SpoolError) -> String {
     }
 }
 
-/// Runs `mooring relay` until killed.
-pub fn run(o: &RelayOpts) -> ExitCode {
+/// Runs `mooring relay` until SIGTERM or SIGINT (then a graceful shutdown:
+/// the spool synced, the replies due written, `event=stopped`).
+pub fn run(o: &RelayOpts, svc: &ServiceOpts) -> ExitCode {
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     let cfg = relay_config(o, seed);
-    let spare = o.max_conns.clamp(1, MAX_SPARE_SLOTS);
-    let node_cfg = NodeConfig {
-        max_links: o.max_conns.saturating_add(spare).saturating_add(2),
+    let devices = DeviceSide {
         framing: o.framing,
         max_frame: o.max_frame,
-        max_sessions: cfg.node_sessions(),
-        write_timeout: o.write_timeout,
-        ..NodeConfig::default()
-    };
-    let listen_cfg = ListenConfig {
         max_connections: o.max_conns,
         max_connections_per_ip: o.max_conns_per_ip,
-        liveness: LivenessConfig {
-            tcp_keepalive: o.liveness.tcp_keepalive,
-            tcp_user_timeout: o.liveness.tcp_user_timeout,
-            frame_timeout: o.liveness.frame_timeout,
-            ..LivenessConfig::default()
-        },
-        ..ListenConfig::default()
+        write_timeout: o.write_timeout,
+        #[cfg(feature = "tls")]
+        tls: o.device_tls.clone(),
+        ..DeviceSide::new(o.listen)
     };
-    let checked = node_cfg
-        .validate()
-        .and_then(|()| listen_cfg.validate(&node_cfg))
-        .and_then(|()| cfg.connect_config().validate());
-    if let Err(e) = checked {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    let mut node = match Node::new(node_cfg) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let listener: ListenerId = match node.listen(o.listen, listen_cfg) {
-        Ok(l) => l,
-        Err(SetupError::Config(e)) => {
+    let Started {
+        mut node,
+        listener,
+        mut relay,
+    } = match devices.start(cfg) {
+        Ok(s) => s,
+        Err(StartError::Config(e)) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
-        Err(e) => {
+        Err(StartError::Node(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+        Err(StartError::Listen(e)) => {
             eprintln!("error: --listen {}: {e}", o.listen);
             return ExitCode::from(1);
         }
-    };
-    let mut relay = match Relay::new(cfg, &node) {
-        Ok(r) => r,
-        Err(e @ RelayError::Spool(_)) => {
+        Err(StartError::Relay(e)) => {
             eprintln!("error: --spool: {e}");
             return ExitCode::from(1);
         }
+    };
+    let mut service = match Service::new(&mut node, svc) {
+        Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+            eprintln!("error: cannot catch signals: {e}");
+            return ExitCode::from(1);
         }
     };
     Line::new("event", "listening")
@@ -387,17 +447,89 @@ pub fn run(o: &RelayOpts) -> ExitCode {
         )
         .print();
     line::liveness(&o.liveness).print();
-    let upstream = o.upstream;
-    let mut flood = ReplyFlood::new(mooring::ratelimit::DEFAULT_INTERVAL);
+    let mut metrics = match o.metrics {
+        Some(addr) => match crate::metrics::bind(&mut node, addr) {
+            Ok(m) => Some(m),
+            Err(e) => return crate::metrics::bind_failed(addr, &e),
+        },
+        None => None,
+    };
+    let bound = o.liveness.detection_bound();
+    service.ready();
+    let mut active = Active {
+        addr: o.upstream,
+        index: 0,
+    };
+    let mut flood = ReplyFlood::new(mooring::internals::ratelimit::DEFAULT_INTERVAL);
+    // At most one entry per device link, removed at its close.
+    let mut details = HashMap::new();
+    let mut tally = RelayTally::default();
     loop {
-        let mut out = |ev: RelayEvent<'_>| print(&ev, upstream, &mut flood);
-        if let Err(e) = relay.turn(&mut node, MAX_WAIT, &mut out) {
+        let mut out = |ev: RelayEvent<'_>| {
+            tally.observe(&ev);
+            print(&ev, &mut active, &mut flood, &mut details)
+        };
+        if let Err(e) = relay.turn(&mut node, service.max_wait(MAX_WAIT), &mut out) {
             eprintln!("error: poll failed: {e}");
             return ExitCode::from(1);
         }
+        if service.after_turn(&mut node).is_some() {
+            relay.begin_shutdown(&mut node, &mut out);
+        }
+        if service.is_stopping() && (relay.is_drained(&node) || service.expired()) {
+            let drained = relay.is_drained(&node);
+            let left = relay.finish_shutdown(&mut node);
+            // The last closes' lines (the node does not redial: no drive).
+            if let Err(e) = node.poll(Some(Duration::ZERO)) {
+                log::warn!("poll at shutdown: {e}");
+            }
+            loop {
+                let now = node.now();
+                let Some(ev) = node.next_event() else { break };
+                relay.handle_event(ev, now, &mut out);
+            }
+            service
+                .stopped_line(drained)
+                .kv("queued", left.queued)
+                .kv("spooled", left.spooled)
+                .print();
+            if let Some(e) = left.sync_error {
+                eprintln!("error: --spool: sync at shutdown failed: {e}");
+                return ExitCode::from(1);
+            }
+            return ExitCode::SUCCESS;
+        }
         // A turn lasts at most MAX_WAIT: a summary is at most that late.
         flood.flush(Instant::now());
+        if let Some(m) = metrics.as_mut() {
+            serve_metrics(m, &mut node, &mut relay, &tally, bound);
+        }
     }
+}
+
+/// Answers what is ready on the metrics server: the node's counters and the
+/// relay's queue, spool and upstream.
+fn serve_metrics(
+    m: &mut MetricsServer,
+    node: &mut Node,
+    relay: &mut Relay,
+    tally: &RelayTally,
+    detection_bound: Option<Duration>,
+) {
+    m.serve(node, &mut |node, server, buf| {
+        let now = node.now();
+        Snapshot {
+            detection_bound,
+            relay: Some(RelaySnapshot {
+                queue: relay.queue_stats(now),
+                spool: relay.spool_stats(now),
+                tally: *tally,
+            }),
+            server: Some(server),
+            ..Snapshot::of_node(node.stats())
+        }
+        .write(buf)
+    });
 }
 
 #[cfg(test)]

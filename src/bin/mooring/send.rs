@@ -11,14 +11,16 @@ use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use mooring::internals::wire;
 use mooring::session::{SessionConfig, SessionEnd, SessionError};
 use mooring::{
-    hl7, wire, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, Event, Node,
-    NodeConfig, RequestError, SessionId, SessionNote, SetupError,
+    hl7, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, Event, Node, NodeConfig,
+    RequestError, SessionId, SessionNote, SetupError,
 };
 
-use crate::args::SendOpts;
+use crate::args::{SendOpts, ServiceOpts};
 use crate::line::Line;
+use crate::service::Service;
 
 /// Pause before retry number `attempt`: a refused connection or a restarting
 /// server is not fixed by hammering it, and operators expect a retry to give the
@@ -39,9 +41,9 @@ fn setup_failed(e: SetupError) -> ExitCode {
 }
 
 /// Runs `mooring send`.
-pub fn run(o: &SendOpts) -> ExitCode {
+pub fn run(o: &SendOpts, svc: &ServiceOpts) -> ExitCode {
     if let Some(scfg) = o.session {
-        return run_session(o, scfg);
+        return run_session(o, scfg, svc);
     }
     let cfg = ClientConfig {
         node: NodeConfig {
@@ -55,6 +57,8 @@ pub fn run(o: &SendOpts) -> ExitCode {
             connect_timeout: o.connect_timeout,
             idle_timeout: None,
             liveness: o.liveness.clone(),
+            #[cfg(feature = "tls")]
+            tls: o.tls.clone(),
             ..ConnectConfig::default()
         },
         policy: if o.close_each {
@@ -72,13 +76,23 @@ pub fn run(o: &SendOpts) -> ExitCode {
         Ok(c) => c,
         Err(e) => return setup_failed(e),
     };
+    let Some(mut service) = catch_signals(client.node(), svc) else {
+        return ExitCode::from(1);
+    };
     crate::line::liveness(&o.liveness).print();
     let messages = match crate::input::load_messages(&o.input, o.batch_as_frame) {
         Ok(m) => m,
         Err(code) => return code,
     };
     let (mut replied, mut failed, mut rejected) = (0u64, 0u64, 0u64);
+    // On SIGTERM/SIGINT: the message in flight gets its reply (or its
+    // timeout), the rest is not sent.
+    let mut sent = messages.len();
     for (i, msg) in messages.iter().enumerate() {
+        if service.after_turn(client.node()).is_some() {
+            sent = i;
+            break;
+        }
         if let (Some(pace), true) = (o.pace, i > 0) {
             // Heartbeats go on meanwhile; a close is found (and the link
             // reopened) by the next request.
@@ -88,7 +102,7 @@ pub fn run(o: &SendOpts) -> ExitCode {
         }
         let n = i + 1;
         let id = hl7::control_id(msg);
-        match send_one(&mut client, msg, n, id, o.retries) {
+        match send_one(&mut client, o.addr, msg, n, id, o.retries) {
             Some(reply_rejected) => {
                 replied += 1;
                 rejected += u64::from(reply_rejected);
@@ -96,11 +110,13 @@ pub fn run(o: &SendOpts) -> ExitCode {
             None => failed += 1,
         }
     }
-    if let Some(hold) = o.hold {
+    if let (Some(hold), false) = (o.hold, service.is_stopping()) {
         // Idle on purpose: heartbeats and keep-alive messages keep the link, and
         // a dead peer is noticed within the detection bound. Nothing to hold when
         // no link is open (--close-each, or the last message failed).
-        if let Some(reason) = client.maintain(hold) {
+        let closed = client.maintain(hold);
+        tls_lines(&mut client, o.addr);
+        if let Some(reason) = closed {
             Line::new("event", "closed")
                 .kv("reason", reason)
                 .kv_opt("peer_reason", client.last_peer_reason())
@@ -108,15 +124,31 @@ pub fn run(o: &SendOpts) -> ExitCode {
         }
     }
     let stats = client.stats();
+    let unsent = messages.len() - sent;
+    if service.is_stopping() {
+        service.stopped_line(true).kv("unsent", unsent).print();
+    }
     Line::new("event", "summary")
-        .kv("sent", messages.len())
+        .kv("sent", sent)
         .kv("replied", replied)
         .kv("failed", failed)
         .kv("resends", stats.resends)
         .kv("unexpected", stats.unexpected_replies)
         .kv("rejected", rejected)
         .print();
-    exit_code(failed == 0 && !messages.is_empty(), rejected)
+    exit_code(failed == 0 && unsent == 0 && !messages.is_empty(), rejected)
+}
+
+/// SIGTERM and SIGINT for `send` (`None`, with the error printed, when they
+/// cannot be caught).
+fn catch_signals(node: &mut Node, svc: &ServiceOpts) -> Option<Service> {
+    match Service::new(node, svc) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("error: cannot catch signals: {e}");
+            None
+        }
+    }
 }
 
 /// Exit status when some reply rejected its message (AR, AE, CR or CE) and
@@ -152,11 +184,33 @@ fn close_reason(e: &RequestError) -> Option<CloseReason> {
     }
 }
 
+/// TLS: prints `event=tls` for a handshake the client completed since the
+/// last call, and `event=closed peer=ADDR reason=Tls... detail=...` for a
+/// TLS failure (the error or retry line that follows names the reason too).
+#[cfg(feature = "tls")]
+fn tls_lines(client: &mut Client, addr: std::net::SocketAddr) {
+    if let Some((peer, h)) = client.take_tls_handshake() {
+        crate::line::tls(Line::empty(), peer, &h).print();
+    }
+    if let Some(e) = client.take_tls_error() {
+        Line::new("event", "closed")
+            .kv("peer", addr)
+            .kv("reason", CloseReason::from(e.reason))
+            .wire("detail", Some(e.detail.as_bytes()))
+            .print();
+    }
+}
+
+/// Without TLS there is nothing to report.
+#[cfg(not(feature = "tls"))]
+fn tls_lines(_: &mut Client, _: std::net::SocketAddr) {}
+
 /// Sends one message, retrying up to `retries` times; prints its lines.
 /// `Some(rejected)` when it got a reply (`rejected`: the reply refused it, see
 /// [`is_rejection`]), `None` when it got none.
 fn send_one(
     client: &mut Client,
+    addr: std::net::SocketAddr,
     msg: &[u8],
     n: usize,
     id: Option<&[u8]>,
@@ -165,16 +219,22 @@ fn send_one(
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        let err = match client.request(msg) {
-            Ok(reply) => {
-                Line::new("event", "reply")
-                    .kv("n", n)
-                    .wire("id", id)
-                    .wire("ack", hl7::ack_code(reply))
-                    .kv("bytes", reply.len())
-                    .kv("ms", started.elapsed().as_millis())
-                    .print();
-                return Some(is_rejection(reply));
+        // The reply's line is built while the reply is borrowed, and printed
+        // after the TLS lines of the link it came on.
+        let res = client.request(msg).map(|reply| {
+            let line = Line::new("event", "reply")
+                .kv("n", n)
+                .wire("id", id)
+                .wire("ack", hl7::ack_code(reply))
+                .kv("bytes", reply.len())
+                .kv("ms", started.elapsed().as_millis());
+            (line, is_rejection(reply))
+        });
+        tls_lines(client, addr);
+        let err = match res {
+            Ok((line, rejected)) => {
+                line.print();
+                return Some(rejected);
             }
             Err(e) => e,
         };
@@ -246,6 +306,8 @@ struct Stream<'m> {
     last_reply: Instant,
     /// How the session ended, if it did.
     ended: Option<SessionEnd>,
+    /// The text of a TLS failure, for the `Closed` line that follows it.
+    tls_detail: Option<String>,
 }
 
 impl Stream<'_> {
@@ -307,8 +369,18 @@ impl Stream<'_> {
                     Line::new("event", "closed")
                         .kv("reason", reason)
                         .kv_opt("peer_reason", peer_reason)
+                        .wire(
+                            "detail",
+                            self.tls_detail.take().as_deref().map(str::as_bytes),
+                        )
                         .print();
                 }
+                #[cfg(feature = "tls")]
+                Event::TlsEstablished {
+                    peer, handshake, ..
+                } => crate::line::tls(Line::empty(), peer, handshake).print(),
+                #[cfg(feature = "tls")]
+                Event::TlsFailed { error, .. } => self.tls_detail = Some(error.detail.clone()),
                 _ => {}
             }
         }
@@ -370,7 +442,7 @@ impl Stream<'_> {
 }
 
 /// Runs `mooring send --session`.
-fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
+fn run_session(o: &SendOpts, scfg: SessionConfig, svc: &ServiceOpts) -> ExitCode {
     let node_cfg = NodeConfig {
         max_links: 2,
         framing: o.framing,
@@ -386,7 +458,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         session: Some(scfg),
         backoff: o.backoff,
         #[cfg(feature = "tls")]
-        tls: None,
+        tls: o.tls.clone(),
     };
     let mut node = match Node::new(node_cfg) {
         Ok(n) => n,
@@ -405,6 +477,9 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         Ok(s) => s,
         Err(e) => return setup_failed(e),
     };
+    let Some(mut service) = catch_signals(&mut node, svc) else {
+        return ExitCode::from(1);
+    };
     let started = Instant::now();
     let mut s = Stream {
         node,
@@ -420,11 +495,23 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         resends: 0,
         last_reply: started,
         ended: None,
+        tls_detail: None,
     };
     let mut next_at = started;
     let mut timed_out = false;
-    while s.ended.is_none() && (s.next < messages.len() || !s.waiting.is_empty()) {
-        let full = s.queue_due(o.pace, &mut next_at);
+    // On SIGTERM/SIGINT nothing more is queued; the replies to what was sent
+    // are awaited up to --shutdown-timeout.
+    let mut stop_by = None;
+    while s.ended.is_none()
+        && ((s.next < messages.len() && stop_by.is_none()) || !s.waiting.is_empty())
+    {
+        if service.after_turn(&mut s.node).is_some() {
+            stop_by = Some(Instant::now() + svc.shutdown_timeout);
+        }
+        if stop_by.is_some_and(|t| t <= Instant::now()) {
+            break;
+        }
+        let full = stop_by.is_some() || s.queue_due(o.pace, &mut next_at);
         let now = Instant::now();
         // The next reply is due within --response-timeout of its message being
         // queued or of the previous reply, whichever is later.
@@ -440,14 +527,16 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         if !full && s.next < messages.len() {
             wait = wait.min(next_at.saturating_duration_since(now));
         }
-        if !s.turn(wait) {
+        if !s.turn(service.max_wait(wait)) {
             return ExitCode::from(1);
         }
     }
+    let sent = s.next;
     // Every message without a reply is reported, once.
     let why = match s.ended {
         Some(how) => Some(end_error(how)),
         None if timed_out => Some("ResponseTimeout"),
+        None if !s.waiting.is_empty() => Some("Stopped"),
         None => None,
     };
     if let Some(why) = why {
@@ -455,7 +544,14 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
             .waiting
             .drain(..)
             .map(|(i, _)| i)
-            .chain(s.next..messages.len())
+            // Stopped by a signal: what was not sent is counted as unsent.
+            .chain(
+                if stop_by.is_some() {
+                    messages.len()
+                } else {
+                    s.next
+                }..messages.len(),
+            )
             .collect();
         for i in unanswered {
             error_line(&messages, i, why);
@@ -463,7 +559,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         }
         s.next = messages.len();
     }
-    if let (Some(hold), None) = (o.hold, s.ended) {
+    if let (Some(hold), None, false) = (o.hold, s.ended, service.is_stopping()) {
         // Idle on purpose: heartbeats go on, a lost link is resumed; the
         // session ending ends the hold.
         let until = Instant::now() + hold;
@@ -493,8 +589,15 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
             }
         }
     }
+    let unsent = messages.len() - sent;
+    if service.is_stopping() {
+        service
+            .stopped_line(s.failed == 0)
+            .kv("unsent", unsent)
+            .print();
+    }
     Line::new("event", "summary")
-        .kv("sent", messages.len())
+        .kv("sent", sent)
         .kv("replied", s.replied)
         .kv("failed", s.failed)
         .kv("resends", s.resends)
@@ -503,7 +606,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig) -> ExitCode {
         .print();
     // A session that ended during --hold, after every reply, does not count.
     exit_code(
-        s.failed == 0 && s.replied == messages.len() as u64 && !messages.is_empty(),
+        s.failed == 0 && unsent == 0 && s.replied == messages.len() as u64 && !messages.is_empty(),
         s.rejected,
     )
 }

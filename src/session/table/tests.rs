@@ -235,3 +235,25 @@ fn control_frames_are_encoded_by_the_core() {
         assert_eq!(back, tx);
     }
 }
+
+#[test]
+fn the_stats_count_sessions_started_resumed_ended_and_live() {
+    let mut e = Seeded(XorShift64::new(4));
+    let (mut s, idx) = server_with_one(2, &mut e);
+    let st = s.stats();
+    assert_eq!((st.started, st.resumed, st.live), (1, 0, 1));
+    s.handle_link_lost(idx, CloseReason::Reset, t(1), &mut e);
+    let mut resume = s.greeting(idx);
+    resume.last_received = 0;
+    assert_eq!(
+        s.handle_hello(2, from(1), cfg(), None, resume, t(2), &mut e),
+        Some(idx)
+    );
+    let st = s.stats();
+    assert_eq!((st.started, st.resumed, st.live), (1, 1, 1));
+    s.end(idx, SessionEnd::Closed);
+    let st = s.stats();
+    assert_eq!(st.ended.closed, 1);
+    assert_eq!(st.ended.by_name().iter().map(|(_, n)| n).sum::<u64>(), 1);
+    assert_eq!(st.live, 0, "ended, though its slot waits for the note");
+}

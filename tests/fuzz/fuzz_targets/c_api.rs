@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mooring::fuzzing::c_api(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mooring::internals::fuzzing::c_api(data));

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mooring::fuzzing::frame_codecs(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mooring::internals::fuzzing::frame_codecs(data));

@@ -9,6 +9,7 @@ use mooring::{AllowList, Cidr, Framing, LivenessConfig};
 use super::common::{parse_addr, parse_count, parse_dur, parse_limit, LinkFlags};
 use super::liveness::LivenessFlags;
 use super::session::SessionFlags;
+use super::tls::{ServerTlsOpts, TlsServerFlags};
 use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
 
 /// What `listen` answers to each message.
@@ -57,6 +58,11 @@ pub struct ListenOpts {
     pub session: Option<SessionConfig>,
     /// `--max-sessions-per-ip`.
     pub max_sessions_per_ip: Option<usize>,
+    /// `--metrics ADDR`: serve `GET /metrics` there (`None`: off).
+    pub metrics: Option<SocketAddr>,
+    /// `--tls-cert`, `--tls-key`, `--tls-ca`, `--tls-client-auth`,
+    /// `--tls-allow-peer`, `--tls-handshake-timeout` (`None`: plain TCP).
+    pub tls: Option<ServerTlsOpts>,
 }
 
 impl Default for ListenOpts {
@@ -78,6 +84,8 @@ impl Default for ListenOpts {
             liveness: LivenessConfig::default(),
             session: None,
             max_sessions_per_ip: None,
+            metrics: None,
+            tls: None,
         }
     }
 }
@@ -92,6 +100,7 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
     let mut live = LivenessFlags::default();
     let mut sess = SessionFlags::default();
     let mut link = LinkFlags::default();
+    let mut tls = TlsServerFlags::default();
     while let Some(w) = words.next_word() {
         let (flag, inline) = match w {
             Word::Positional(p) => {
@@ -101,11 +110,8 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
             }
             Word::Flag(f, inline) => (f, inline),
         };
-        // Switches take no value; refuse `--quiet=yes` rather than guess.
-        let switch = |inline: &Option<String>| match inline {
-            Some(_) => err(format!("{flag}: takes no value")),
-            None => Ok(true),
-        };
+        // Switches take no value but true/false; refuse `--quiet=yes` rather than guess.
+        let switch = |inline: &Option<String>| super::switch(&flag, inline);
         match flag.as_str() {
             "--bind" => o.bind = parse_addr(&flag, &words.value(&flag, inline)?)?,
             "--max-conns" => o.max_conns = parse_count(&flag, &words.value(&flag, inline)?)?,
@@ -145,6 +151,7 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
             "--mllp-commit-ack" => o.mllp_commit_ack = switch(&inline)?,
             "--write-timeout" => o.write_timeout = parse_dur(&flag, &words.value(&flag, inline)?)?,
             "--quiet" => o.quiet = switch(&inline)?,
+            "--metrics" => o.metrics = Some(parse_addr(&flag, &words.value(&flag, inline)?)?),
             "--max-sessions-per-ip" => {
                 let n = parse_count(&flag, &words.value(&flag, inline)?)?;
                 if n == 0 {
@@ -155,6 +162,7 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
             f if link.parse(f, inline.clone(), words)? => {}
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, false)? => {}
+            f if tls.parse(f, inline.clone(), words)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
             f => {
                 return err(format!(
@@ -174,6 +182,7 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
         if o.session.is_none() && o.max_sessions_per_ip.is_some() {
             return err("--max-sessions-per-ip: needs --session");
         }
+        o.tls = tls.finish()?;
     }
     Ok(Command::Listen(Box::new(o)))
 }

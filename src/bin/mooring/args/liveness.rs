@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mooring::error::ConfigError;
-use mooring::liveness::MAX_KEEPALIVE;
+use mooring::MAX_KEEPALIVE;
 use mooring::{
     hl7, FrameTimeout, Heartbeat, KeepAliveMessage, KeepAlivePayload, LivenessConfig, Protocol,
     TcpKeepalive,

@@ -8,6 +8,8 @@
 
 /// Value parsers: durations, addresses, counts.
 mod common;
+/// `--config FILE`: the same flags, one per line.
+mod config_file;
 /// `mooring listen`'s options and flags.
 mod listen;
 /// The liveness flags every subcommand shares.
@@ -16,10 +18,16 @@ mod liveness;
 mod relay;
 /// `mooring send`'s options and flags.
 mod send;
+/// `--shutdown-timeout`, `--check-config`: how the process runs as a service.
+mod service;
 /// The reliable-session flags `listen` and `send` share.
 mod session;
 #[cfg(test)]
 mod tests;
+/// The TLS flags (server side, client side).
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 /// The usage texts.
 mod usage;
 
@@ -28,10 +36,11 @@ use std::fmt;
 pub use listen::{ListenOpts, ReplyMode};
 pub use relay::RelayOpts;
 pub use send::{Input, SendOpts};
+pub use service::ServiceOpts;
 pub use usage::{LISTEN_USAGE, SEND_USAGE, USAGE, VERSION};
 
 /// A command line that cannot be run: printed as `error: <message>`, status 2.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
 impl fmt::Display for UsageError {
@@ -39,6 +48,8 @@ impl fmt::Display for UsageError {
         f.write_str(&self.0)
     }
 }
+
+impl std::error::Error for UsageError {}
 
 /// Shorthand for returning a [`UsageError`].
 pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, UsageError> {
@@ -80,12 +91,22 @@ pub struct Cli {
     pub verbosity: Verbosity,
     /// What to run.
     pub command: Command,
+    /// `--shutdown-timeout`, `--check-config`, `--config`.
+    pub service: ServiceOpts,
 }
 
 /// Walks the arguments of one subcommand: flags, `--flag=value` or `--flag value`,
-/// and positionals.
+/// and positionals; first the words of its `--config` file, if any. The
+/// service flags (`--shutdown-timeout`, `--check-config`) are taken here, for
+/// every subcommand, and never reach the subcommand's parser.
 struct Words<I: Iterator<Item = String>> {
+    /// The config file's words, each with its line.
+    file: std::vec::IntoIter<(Word, config_file::Origin)>,
     rest: I,
+    /// The line of the word last returned, when it came from the config file.
+    at: Option<config_file::Origin>,
+    /// The service flags seen.
+    service: ServiceOpts,
 }
 
 /// One word of a subcommand's arguments.
@@ -98,10 +119,48 @@ enum Word {
 
 impl<I: Iterator<Item = String>> Words<I> {
     fn new(rest: I) -> Self {
-        Words { rest }
+        Words {
+            file: Vec::new().into_iter(),
+            rest,
+            at: None,
+            service: ServiceOpts::default(),
+        }
     }
 
+    /// The next word for the subcommand's parser. Service flags are taken on
+    /// the way; the first error in one is kept in `service.error` (with its
+    /// config file line) and reported once the subcommand's words are parsed.
     fn next_word(&mut self) -> Option<Word> {
+        loop {
+            let w = self.next_raw()?;
+            match w {
+                Word::Flag(f, inline) if ServiceOpts::takes(&f) => {
+                    let v = match ServiceOpts::wants_value(&f) {
+                        true => self.value(&f, inline).map(Some),
+                        false => Ok(inline),
+                    };
+                    let at = self.at.clone();
+                    let res = v.and_then(|v| self.service.parse(&f, v));
+                    if let Err(e) = res {
+                        let e = match at {
+                            Some(o) => o.locate(e),
+                            None => e,
+                        };
+                        self.service.error.get_or_insert(e);
+                    }
+                }
+                w => return Some(w),
+            }
+        }
+    }
+
+    /// The next word, from the file first.
+    fn next_raw(&mut self) -> Option<Word> {
+        if let Some((w, origin)) = self.file.next() {
+            self.at = Some(origin);
+            return Some(w);
+        }
+        self.at = None;
         let w = self.rest.next()?;
         if w.starts_with("--") {
             return Some(match w.split_once('=') {
@@ -115,12 +174,29 @@ impl<I: Iterator<Item = String>> Words<I> {
         Some(Word::Positional(w))
     }
 
-    /// The value of `flag`: inline (`--flag=v`) or the next word.
+    /// The value of `flag`: inline (`--flag=v`) or the next word (never the
+    /// next line of a config file).
     fn value(&mut self, flag: &str, inline: Option<String>) -> Result<String, UsageError> {
+        if inline.is_none() && self.at.is_some() {
+            return err(format!(
+                "{flag}: missing value (use {} = VALUE)",
+                flag.trim_start_matches('-')
+            ));
+        }
         match inline.or_else(|| self.rest.next()) {
             Some(v) => Ok(v),
             None => err(format!("{flag}: missing value")),
         }
+    }
+}
+
+/// A switch's value: given bare (`--quiet`), or `true`/`false` (`--quiet=false`,
+/// as a config file's `quiet = false` arrives).
+pub(crate) fn switch(flag: &str, inline: &Option<String>) -> Result<bool, UsageError> {
+    match inline.as_deref() {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(_) => err(format!("{flag}: takes no value (or true/false)")),
     }
 }
 
@@ -154,13 +230,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, UsageError> 
     let mut verbosity = Verbosity::Normal;
     let mut help = false;
     let sub = loop {
-        match words.next_word() {
+        match words.next_raw() {
             None => break None,
             // `mooring --version` (before any subcommand, like --help).
             Some(Word::Flag(f, None)) if f == "--version" || f == "-V" => {
                 return Ok(Cli {
                     verbosity,
                     command: Command::Help(VERSION),
+                    service: ServiceOpts::default(),
                 });
             }
             Some(Word::Flag(f, inline)) => {
@@ -178,17 +255,61 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, UsageError> 
             Some(Word::Positional(p)) => break Some(p),
         }
     };
-    let command = match sub.as_deref() {
-        None if help => Command::Help(USAGE),
+    // The subcommand's words: its config file's first.
+    let mut rest: Vec<String> = words.rest.by_ref().collect();
+    let file = match sub.as_deref() {
+        Some("listen" | "send" | "relay" | "demo") => config_file::take_config(&mut rest)?,
+        _ => Vec::new(),
+    };
+    let mut words = Words {
+        file: file.into_iter(),
+        ..Words::new(rest.into_iter())
+    };
+    let command =
+        parse_command(sub.as_deref(), &mut words, &mut verbosity, &mut help).map_err(|e| {
+            match &words.at {
+                Some(origin) => origin.locate(e),
+                None => e,
+            }
+        })?;
+    let service = words.service;
+    if let Some(e) = service.error {
+        return Err(e);
+    }
+    let command = match command {
+        Command::Listen(_) if help => Command::Help(LISTEN_USAGE),
+        Command::Send(_) if help => Command::Help(SEND_USAGE),
+        Command::Demo if help => Command::Help(USAGE),
+        c => c,
+    };
+    Ok(Cli {
+        verbosity,
+        command,
+        service: ServiceOpts {
+            error: None,
+            ..service
+        },
+    })
+}
+
+/// The subcommand `sub` with its words.
+fn parse_command(
+    sub: Option<&str>,
+    words: &mut Words<std::vec::IntoIter<String>>,
+    verbosity: &mut Verbosity,
+    help: &mut bool,
+) -> Result<Command, UsageError> {
+    let command = match sub {
+        None if *help => Command::Help(USAGE),
         None => return err("missing subcommand: listen, send, relay or demo (see mooring --help)"),
         Some("help") => Command::Help(USAGE),
-        Some("listen") => listen::parse_listen(&mut words, &mut verbosity, &mut help)?,
-        Some("send") => send::parse_send(&mut words, &mut verbosity, &mut help)?,
-        Some("relay") => relay::parse_relay(&mut words, &mut verbosity, &mut help)?,
+        Some("listen") => listen::parse_listen(words, verbosity, help)?,
+        Some("send") => send::parse_send(words, verbosity, help)?,
+        Some("relay") => relay::parse_relay(words, verbosity, help)?,
         Some("demo") => {
             while let Some(w) = words.next_word() {
                 match w {
-                    Word::Flag(f, None) if global_flag(&f, &mut verbosity, &mut help) => {}
+                    Word::Flag(f, None) if global_flag(&f, verbosity, help) => {}
                     Word::Flag(f, _) => return err(format!("unknown flag {f} for demo")),
                     Word::Positional(p) => {
                         return err(format!("unexpected argument \"{p}\" for demo"))
@@ -203,11 +324,5 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, UsageError> 
             ))
         }
     };
-    let command = match command {
-        Command::Listen(_) if help => Command::Help(LISTEN_USAGE),
-        Command::Send(_) if help => Command::Help(SEND_USAGE),
-        Command::Demo if help => Command::Help(USAGE),
-        c => c,
-    };
-    Ok(Cli { verbosity, command })
+    Ok(command)
 }

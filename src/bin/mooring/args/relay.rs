@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mooring::relay::{RelayConfig, SpoolSettings};
+use mooring::relay::{default_ack_after, RelayConfig, SpoolSettings};
 use mooring::session::Backoff;
 use mooring::spool::Fsync;
 use mooring::{Framing, LivenessConfig};
@@ -15,6 +15,7 @@ pub use mooring::relay::AckAfter;
 
 use super::common::{self, backoff_from, parse_addr, parse_limit, LinkFlags};
 use super::liveness::LivenessFlags;
+use super::tls::{ClientTlsOpts, ServerTlsOpts, TlsClientFlags, TlsServerFlags};
 use super::usage::RELAY_USAGE;
 use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
 
@@ -23,8 +24,14 @@ use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
 pub struct RelayOpts {
     /// `--listen`.
     pub listen: SocketAddr,
-    /// `--upstream`.
+    /// `--upstream` (the first given: the primary).
     pub upstream: SocketAddr,
+    /// `--upstream` given again: the backups, in order.
+    pub backup_upstreams: Vec<SocketAddr>,
+    /// `--failover-after`.
+    pub failover_after: u32,
+    /// `--upstream-window`.
+    pub upstream_window: usize,
     /// `--framing`.
     pub framing: Framing,
     /// `--max-frame`: the largest message taken from a device or the upstream.
@@ -53,16 +60,19 @@ pub struct RelayOpts {
     pub liveness: LivenessConfig,
     /// `--spool DIR`, `--spool-size`, `--fsync` (`None`: in memory).
     pub spool: Option<SpoolSettings>,
-}
-
-/// The default of `--ack-after`: `queued` only where an AA cannot be lost
-/// by a crash of the relay (`--spool DIR`) or where the operator asked for the
-/// in-memory queue (`--spool memory`); else `upstream`.
-fn default_ack_after(spool: Option<&SpoolChoice>) -> AckAfter {
-    match spool {
-        Some(_) => AckAfter::Queued,
-        None => AckAfter::Upstream,
-    }
+    /// `--metrics ADDR`: serve `GET /metrics` there (`None`: off).
+    pub metrics: Option<SocketAddr>,
+    /// The device side's `--tls-cert`, `--tls-key`, `--tls-ca`,
+    /// `--tls-client-auth`, `--tls-allow-peer` (`None`: plain TCP).
+    // Always `None` without the `tls` feature (its flags are refused).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub device_tls: Option<ServerTlsOpts>,
+    /// The upstream's `--upstream-tls`, `--upstream-tls-ca`,
+    /// `--upstream-tls-server-name`, `--upstream-tls-cert`,
+    /// `--upstream-tls-key` (`None`: plain TCP).
+    // Always `None` without the `tls` feature (its flags are refused).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub upstream_tls: Option<ClientTlsOpts>,
 }
 
 /// What `--spool` names.
@@ -130,7 +140,9 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
 ) -> Result<Command, UsageError> {
     let d = RelayConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut listen = None;
-    let mut upstream = None;
+    let mut upstreams: Vec<SocketAddr> = Vec::new();
+    let mut failover_after = d.failover_after;
+    let mut upstream_window = d.upstream_window;
     let mut link = LinkFlags::default();
     let mut queue = d.queue;
     let mut ack_after = None;
@@ -146,8 +158,12 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let mut max_conns = 10usize;
     let mut max_conns_per_ip = None;
     let mut write_timeout = mooring::config::DEFAULT_WRITE_TIMEOUT;
-    // Liveness flags with their values, checked once the relay's own are.
-    let mut live: Vec<(String, String)> = Vec::new();
+    let mut metrics = None;
+    let mut device_tls = TlsServerFlags::default();
+    let mut upstream_tls = TlsClientFlags::new("--upstream-tls");
+    // Liveness flags with their values (and config file lines), checked once
+    // the relay's own are.
+    let mut live = Vec::new();
     while let Some(w) = words.next_word() {
         let (flag, inline) = match w {
             Word::Positional(p) => return err(format!("unexpected argument \"{p}\" for relay")),
@@ -155,19 +171,24 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         };
         if LivenessFlags::takes(&flag) {
             let v = words.value(&flag, inline)?;
-            live.push((flag, v));
+            live.push((flag, v, words.at.clone()));
             continue;
         }
         if inline.is_none() && global_flag(&flag, verbosity, help) {
             continue;
         }
-        if link.parse(&flag, inline.clone(), words)? {
+        if link.parse(&flag, inline.clone(), words)?
+            || device_tls.parse(&flag, inline.clone(), words)?
+            || upstream_tls.parse(&flag, inline.clone(), words, false)?
+        {
             continue;
         }
         let v = words.value(&flag, inline);
         match flag.as_str() {
             "--listen" => listen = Some(parse_addr(&flag, &v?)?),
-            "--upstream" => upstream = Some(parse_addr(&flag, &v?)?),
+            "--upstream" => upstreams.push(parse_addr(&flag, &v?)?),
+            "--failover-after" => failover_after = parse_num(&flag, &v?, 1)?,
+            "--upstream-window" => upstream_window = parse_num(&flag, &v?, 1)?,
             "--queue" => queue = parse_num(&flag, &v?, 1)?,
             "--ack-after" => {
                 ack_after = match v?.as_str() {
@@ -198,6 +219,7 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
             }
             "--spool-size" => spool_size = Some(parse_size(&flag, &v?)?),
             "--fsync" => fsync = Some(parse_fsync(&flag, &v?)?),
+            "--metrics" => metrics = Some(parse_addr(&flag, &v?)?),
             f => {
                 return err(format!(
                     "unknown flag {f} for relay (see mooring relay --help)"
@@ -211,17 +233,37 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     let Some(listen) = listen else {
         return err("relay: missing --listen ADDR");
     };
-    let Some(upstream) = upstream else {
+    let Some((&upstream, backups)) = upstreams.split_first() else {
         return err("relay: missing --upstream ADDR");
     };
+    let backup_upstreams = backups.to_vec();
     let mut flags = LivenessFlags::default();
     let mut none = Words::new(std::iter::empty());
-    for (flag, v) in live {
-        flags.parse(&flag, Some(v), &mut none)?;
+    for (flag, v, at) in live {
+        flags
+            .parse(&flag, Some(v), &mut none)
+            .map_err(|e| match at {
+                Some(o) => o.locate(e),
+                None => e,
+            })?;
     }
     let liveness = flags.finish()?;
+    if upstream_window > 1 && liveness.protocol != mooring::Protocol::Raw {
+        return err("relay: --upstream-window applies to --protocol raw (a session forwards a window of the whole queue)");
+    }
     let backoff = backoff_from(reconnect_min, reconnect_max)?;
-    let ack_after = ack_after.unwrap_or(default_ack_after(spool.as_ref()));
+    // One --tls-handshake-timeout for both sides, whichever uses TLS.
+    upstream_tls.handshake_timeout = device_tls.handshake_timeout;
+    if device_tls.handshake_timeout.is_some() && !device_tls.has_cert() {
+        if !upstream_tls.is_on() {
+            return err("--tls-handshake-timeout: needs --tls-cert FILE or --upstream-tls");
+        }
+        device_tls.handshake_timeout = None;
+    }
+    let device_tls = device_tls.finish()?;
+    let upstream_tls = upstream_tls.finish()?;
+    // `--spool DIR` or `--spool memory` (see `default_ack_after`).
+    let ack_after = ack_after.unwrap_or(default_ack_after(spool.is_some()));
     let spool = match spool {
         Some(SpoolChoice::Dir(dir)) => {
             let mut s = SpoolSettings::new(dir);
@@ -237,6 +279,9 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
     Ok(Command::Relay(Box::new(RelayOpts {
         listen,
         upstream,
+        backup_upstreams,
+        failover_after,
+        upstream_window,
         framing: link.framing,
         max_frame: link.max_frame,
         queue,
@@ -251,5 +296,8 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         write_timeout,
         liveness,
         spool,
+        metrics,
+        device_tls,
+        upstream_tls,
     })))
 }

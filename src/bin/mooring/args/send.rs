@@ -10,6 +10,7 @@ use mooring::{Framing, LivenessConfig};
 use super::common::{parse_addr, parse_count, parse_dur, LinkFlags};
 use super::liveness::LivenessFlags;
 use super::session::SessionFlags;
+use super::tls::{ClientTlsOpts, TlsClientFlags};
 use super::usage::SEND_USAGE;
 use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
 
@@ -57,6 +58,11 @@ pub struct SendOpts {
     pub session: Option<SessionConfig>,
     /// `--reconnect-min`, `--reconnect-max`.
     pub backoff: Backoff,
+    /// `--tls`, `--tls-ca`, `--tls-server-name`, `--tls-cert`, `--tls-key`,
+    /// `--tls-handshake-timeout` (`None`: plain TCP).
+    // Always `None` without the `tls` feature (its flags are refused).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub tls: Option<ClientTlsOpts>,
 }
 
 /// The positionals and flags of `mooring send`.
@@ -79,6 +85,7 @@ pub(super) fn parse_send<I: Iterator<Item = String>>(
     let mut write_timeout = mooring::config::DEFAULT_WRITE_TIMEOUT;
     let mut live = LivenessFlags::default();
     let mut sess = SessionFlags::default();
+    let mut tls = TlsClientFlags::new("--tls");
     while let Some(w) = words.next_word() {
         let (flag, inline) = match w {
             Word::Positional(p) if addr.is_none() => {
@@ -100,10 +107,7 @@ pub(super) fn parse_send<I: Iterator<Item = String>>(
             }
             Word::Flag(f, inline) => (f, inline),
         };
-        let switch = |inline: &Option<String>| match inline {
-            Some(_) => err(format!("{flag}: takes no value")),
-            None => Ok(true),
-        };
+        let switch = |inline: &Option<String>| super::switch(&flag, inline);
         match flag.as_str() {
             "--batch-as-frame" => batch_as_frame = switch(&inline)?,
             "--close-each" => close_each = switch(&inline)?,
@@ -121,6 +125,7 @@ pub(super) fn parse_send<I: Iterator<Item = String>>(
             f if link.parse(f, inline.clone(), words)? => {}
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, true)? => {}
+            f if tls.parse(f, inline.clone(), words, true)? => {}
             f if inline.is_none() && global_flag(f, verbosity, help) => {}
             f => {
                 return err(format!(
@@ -141,6 +146,7 @@ pub(super) fn parse_send<I: Iterator<Item = String>>(
     if session.is_some() && close_each {
         return err("--close-each: cannot be used with --session");
     }
+    let tls = tls.finish()?;
     Ok(Command::Send(Box::new(SendOpts {
         addr: parse_addr("ADDR", &addr)?,
         input: input.unwrap_or(Input::Stdin),
@@ -158,5 +164,6 @@ pub(super) fn parse_send<I: Iterator<Item = String>>(
         liveness,
         session,
         backoff,
+        tls,
     })))
 }

@@ -37,12 +37,7 @@ impl SessionFlags {
         client: bool,
     ) -> Result<bool, UsageError> {
         match flag {
-            "--session" => {
-                if inline.is_some() {
-                    return err("--session: takes no value");
-                }
-                self.on = true;
-            }
+            "--session" => self.on = super::switch(flag, &inline)?,
             "--resume-window" => {
                 let d = parse_dur(flag, &words.value(flag, inline)?)?;
                 if d.is_zero() {

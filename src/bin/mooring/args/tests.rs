@@ -578,3 +578,98 @@ fn relay_ack_after_defaults_to_upstream_unless_a_spool_is_named() {
         }
     }
 }
+
+#[test]
+fn metrics_takes_an_address_on_listen_and_relay_and_is_off_by_default() {
+    let addr = |args: &[&str]| match run(args).unwrap().command {
+        Command::Listen(o) => o.metrics,
+        Command::Relay(o) => o.metrics,
+        _ => panic!("listen or relay"),
+    };
+    assert_eq!(addr(&["listen"]), None);
+    assert_eq!(
+        addr(&["listen", "--metrics", "127.0.0.1:9464"]),
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+    let relay = [
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:1",
+    ];
+    assert_eq!(addr(&relay), None);
+    let mut with = relay.to_vec();
+    with.push("--metrics=127.0.0.1:0");
+    assert_eq!(addr(&with), Some("127.0.0.1:0".parse().unwrap()));
+    let e = run(&["listen", "--metrics", "nowhere"]).unwrap_err();
+    assert!(
+        e.0.starts_with("--metrics: bad address \"nowhere\""),
+        "{}",
+        e.0
+    );
+}
+
+#[test]
+fn relay_takes_backup_upstreams_a_failover_count_and_a_raw_window() {
+    let base = [
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:1",
+    ];
+    let parse = |extra: &[&str]| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        run(&args)
+    };
+    let relay = |r: Result<Cli, UsageError>| match r {
+        Ok(Cli {
+            command: Command::Relay(o),
+            ..
+        }) => o,
+        Ok(_) => panic!("not a relay"),
+        Err(e) => panic!("{}", e.0),
+    };
+    // One upstream: no backups, the documented defaults.
+    let o = relay(parse(&[]));
+    assert_eq!(o.upstream, "127.0.0.1:1".parse().unwrap());
+    assert!(o.backup_upstreams.is_empty());
+    assert_eq!((o.failover_after, o.upstream_window), (3, 1));
+    let o = relay(parse(&[
+        "--upstream",
+        "127.0.0.1:2",
+        "--upstream=127.0.0.1:3",
+        "--failover-after",
+        "5",
+        "--upstream-window",
+        "8",
+    ]));
+    assert_eq!(
+        o.upstream,
+        "127.0.0.1:1".parse().unwrap(),
+        "the first is the primary"
+    );
+    let backups: Vec<String> = o.backup_upstreams.iter().map(|a| a.to_string()).collect();
+    assert_eq!(backups, ["127.0.0.1:2", "127.0.0.1:3"]);
+    assert_eq!((o.failover_after, o.upstream_window), (5, 8));
+    for (extra, needle) in [
+        (
+            &["--failover-after", "0"][..],
+            "--failover-after: must be at least 1",
+        ),
+        (
+            &["--upstream-window", "0"][..],
+            "--upstream-window: must be at least 1",
+        ),
+        (
+            &["--upstream-window", "4", "--protocol", "mooring"][..],
+            "--upstream-window applies to --protocol raw",
+        ),
+    ] {
+        match parse(extra) {
+            Err(e) => assert!(e.0.contains(needle), "{extra:?}: {}", e.0),
+            Ok(_) => panic!("{extra:?} parsed"),
+        }
+    }
+}

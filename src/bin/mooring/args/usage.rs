@@ -21,6 +21,18 @@ Global flags (anywhere on the line):
   -V, --version
              print `mooring VERSION` and exit (before a subcommand)
 
+Service flags (after the subcommand; every subcommand):
+  --config FILE           the same flags, one `flag = value` per line (long
+                          names without --; repeatable flags repeat the line;
+                          switches bare or = true/false; # comments); the
+                          command line overrides the file
+  --shutdown-timeout DUR  on SIGTERM/SIGINT, how long finishing what is in
+                          flight may take before exiting anyway (default 5s)
+  --check-config          parse the flags and the config file, print
+                          config=ok, run nothing
+  systemd: with NOTIFY_SOCKET set, READY=1 once listening, STOPPING=1 on a
+  signal, WATCHDOG=1 every WATCHDOG_USEC / 2.
+
 Output: one line per event on stdout, space-separated key=value pairs.
 Exit status: 0 success, 1 run-time failure, 2 bad command line or configuration,
 3 (send) every message was answered but at least one was rejected (AR, AE,
@@ -84,6 +96,26 @@ Usage: mooring listen [flags]
                           default 10s). Until then its link is read no further.
   --mllp-commit-ack       MLLP release 2: answer every frame with a commit ACK
   --quiet                 no event=message lines (other events still print)
+  --metrics ADDR          serve Prometheus metrics on http://ADDR/metrics (port
+                          0 picks one: see event=metrics addr=); default off
+
+TLS (TLS 1.2 and 1.3 only; see the README):
+  --tls-cert FILE         serve TLS with this certificate chain (PEM, leaf
+                          first); needs --tls-key (default: plain TCP)
+  --tls-key FILE          its private key (PEM: PKCS#8, PKCS#1 or SEC1)
+  --tls-ca FILE           CA certificates (PEM) client certificates must chain to
+  --tls-client-auth none|optional|required
+                          ask clients for a certificate: none, optional (a
+                          client without one is served), required (default:
+                          required with --tls-ca, else none)
+  --tls-allow-peer NAME   after the handshake, accept only clients whose
+                          certificate names NAME (a DNS, IP or URI SAN, or the
+                          subject CN; whole, no wildcards); others close with
+                          TlsPeerNotAllowed (repeatable; needs client auth;
+                          default: any client the CAs vouch for)
+  --tls-handshake-timeout DUR
+                          the TLS handshake must complete within DUR (default
+                          10s; TlsHandshakeTimeout)
 
 ",
     liveness_help!(),
@@ -108,17 +140,25 @@ lost, nothing repeated; see the README):
   session disconnected longest; that one ends how=Evicted.
 
 DUR is a number with a unit: 500ms, 10s, 5m, 1h.
+Service flags: --config FILE, --shutdown-timeout DUR, --check-config (see
+mooring --help).
 
 Lines (stdout, flushed at once):
   event=listening addr=127.0.0.1:2575
   event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off
                  tcp_user_timeout=off detection_bound=none   (one line; see below)
   event=connected peer=IP:PORT
+  event=tls peer=IP:PORT version=TLSv1_3|TLSv1_2 suite=TLS13_AES_256_GCM_SHA384
+                 peer_identity=NAME|-   (TLS: after each handshake; NAME: the
+                                         client certificate's first name)
   event=message peer=IP:PORT bytes=N [id=MSH-10]
   event=commit_ack peer=IP:PORT accepted=true|false
   event=closed peer=IP:PORT reason=IdleTimeout|HeartbeatTimeout|HandshakeTimeout|...
                  [peer_reason=R]   (mooring: the reason the peer's CLOSE claimed;
                                     reason is then PeerClosed)
+                 [detail=TEXT]     (TLS failures, reason=Tls...: the TLS
+                                    library's text, e.g. the alert received,
+                                    with spaces and '=' as '_')
   event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
 With --session (session=N numbers the sessions of this process, from 1):
   event=session session=N note=established resumed=true|false replaying=K
@@ -136,7 +176,9 @@ the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
 keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
 with unacknowledged data: it counts together with a keep-alive message (which
 is such data), as every + user timeout + 1 s of retransmit slack.
-Runs until killed.
+Runs until SIGTERM or SIGINT: then stops accepting, answers what it took,
+closes every link and prints event=stopped reason=signal signal=SIGTERM
+drained=true|false ms=N, exit 0 (within --shutdown-timeout).
 "
 );
 
@@ -170,6 +212,19 @@ one frame with --batch-as-frame.
   --write-timeout DUR     close the link when queued bytes make no progress for
                           DUR (WriteTimeout; default 10s)
 
+TLS (TLS 1.2 and 1.3 only):
+  --tls                   connect with TLS (needs --tls-ca; default: plain TCP)
+  --tls-ca FILE           CA certificates (PEM) the server's certificate must
+                          chain to (no built-in roots)
+  --tls-server-name NAME  the name the server's certificate must carry
+                          (default: the IP address of ADDR)
+  --tls-cert FILE         a client certificate chain (PEM), for servers that
+                          authenticate clients; needs --tls-key
+  --tls-key FILE          its private key (PEM)
+  --tls-handshake-timeout DUR
+                          the TLS handshake must complete within DUR (default
+                          10s)
+
 ",
     liveness_help!(),
     "
@@ -190,9 +245,18 @@ with nothing lost or repeated; the listener needs --session too):
   --reconnect-max DUR     ... up to DUR (defaults 1s and 30s; full jitter,
                           unlimited attempts)
 
+Service flags: --config FILE, --shutdown-timeout DUR, --check-config (see
+mooring --help).
+
 Lines (stdout):
   event=liveness protocol=raw heartbeat=off keepalive=off tcp_keepalive=off
                  tcp_user_timeout=off detection_bound=none   (one line, first)
+  event=tls peer=IP:PORT version=TLSv1_3|TLSv1_2 suite=NAME peer_identity=NAME
+                 (--tls: after each handshake; NAME: the server certificate's
+                  first name)
+  event=closed peer=IP:PORT reason=Tls... detail=TEXT
+                 (--tls: a failed handshake, then the message's error line;
+                  TEXT: the TLS library's, spaces and '=' as '_')
   event=reply n=1 [id=MSG00001] [ack=AA] bytes=95 ms=3
   event=retry n=2 attempt=1 error=ResponseTimeout
   event=error n=2 [id=MSG00002] error=ResponseTimeout
@@ -243,7 +307,19 @@ re-established with backoff whenever it drops. Each message is acknowledged
 to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
 
   --listen ADDR           where devices connect (port 0 picks one)
-  --upstream ADDR         where messages go
+  --upstream ADDR         where messages go; repeat for backups, in order of
+                          preference: messages go to the first that answers
+  --failover-after N      failed attempts on the active upstream (a connect
+                          that fails, or a link lost with messages in doubt
+                          and none acknowledged) before moving to the next
+                          (default 3); on a backup the relay probes the first
+                          with the reconnect backoff and returns to it between
+                          messages once it answers
+  --upstream-window N     raw: messages written before their ACKs arrive, for
+                          receivers that process pipelined messages in order
+                          (default 1: MLLP request/response); ACKs are matched
+                          in order by MSA-2; an ACK out of order closes the
+                          link and what was in flight is resent
   --framing mllp|len32    framing, devices and upstream (default mllp)
   --max-frame BYTES       largest message taken from a device or sent upstream
                           (default 1048576; the upstream needs as large a one)
@@ -295,6 +371,24 @@ to its device with an HL7 ACK (MSA|AA, or MSA|AR when it was not kept).
                           limit (default off)
   --write-timeout DUR     close a link (device or upstream) whose queued bytes
                           make no progress for DUR (WriteTimeout; default 10s)
+  --metrics ADDR          serve Prometheus metrics on http://ADDR/metrics (port
+                          0 picks one: see event=metrics addr=); default off
+
+TLS (TLS 1.2 and 1.3 only; as on listen and send):
+  --tls-cert FILE, --tls-key FILE, --tls-ca FILE,
+  --tls-client-auth none|optional|required, --tls-allow-peer NAME
+                          devices connect with TLS (as `mooring listen`)
+  --upstream-tls          the upstream link uses TLS (needs --upstream-tls-ca)
+  --upstream-tls-ca FILE  CA certificates the upstream's certificate must
+                          chain to
+  --upstream-tls-server-name NAME
+                          the name the upstream's certificate must carry
+                          (default: the IP address of --upstream)
+  --upstream-tls-cert FILE, --upstream-tls-key FILE
+                          the relay's client certificate and key for the
+                          upstream
+  --tls-handshake-timeout DUR
+                          every TLS handshake, both sides (default 10s)
 
 Liveness of the upstream link (as on listen/send): --heartbeat DUR,
 --heartbeat-timeout DUR (mooring), --keepalive-message FILE, --keepalive-every
@@ -317,6 +411,8 @@ Guarantees:
   Mooring upstream: exactly once while the session lives (resumed across lost
   links); if the session ends (e.g. the upstream restarted), what it had not
   acknowledged is resent on a new session (at least once), up to --retries.
+  Across a failover (--upstream given more than once) order holds and what was
+  in doubt is resent to the new upstream first: at least once.
   With --spool, --ack-after queued means on disk: the AA is sent after the
   fsync that covers the message (with --fsync batch). A relay killed and
   restarted on the same DIR forwards every message it acknowledged and had not
@@ -336,10 +432,16 @@ Guarantees:
   (without MSH-10: MSA-3 says \"MSH-10 (message control id) is missing\", as
   mooring listen answers).
 
+Service flags: --config FILE, --shutdown-timeout DUR, --check-config (see
+mooring --help).
+
 Lines (stdout, flushed at once):
   event=listening addr=127.0.0.1:2576
   event=liveness protocol=raw ...            (the upstream link; as on listen)
   event=connected peer=IP:PORT               (a device)
+  event=tls peer=IP:PORT version=V suite=S peer_identity=NAME|-
+                 (TLS, after each handshake: a device's, and the upstream's
+                  with peer=the upstream's address)
   event=message peer=IP:PORT bytes=N [id=MSH-10]
   event=duplicate peer=IP:PORT id=MSH-10 [pending=true]
   event=queue_full peer=IP:PORT id=MSH-10 queued=N
@@ -348,7 +450,7 @@ Lines (stdout, flushed at once):
   event=reply_timeout peer=IP:PORT id=MSH-10 seq=N ack=AR
                  (--ack-after upstream: no upstream ACK within
                   --response-timeout; the message stays queued)
-  event=closed peer=IP:PORT reason=... [peer_reason=R]
+  event=closed peer=IP:PORT reason=... [peer_reason=R] [detail=TEXT]
   event=rejected peer=IP:PORT reason=TooManyConnections|NotAllowed|TooManyConnectionsFromPeer
   event=upstream state=connecting addr=ADDR attempt=N
                  (N: the attempt the reconnecting line before announced; 0
@@ -360,6 +462,17 @@ Lines (stdout, flushed at once):
                   upstream speaks mooring but keeps no sessions; retried with
                   backoff)
   event=upstream state=reconnecting addr=ADDR [reason=R] attempt=N delay_ms=D
+                 (every upstream line also has active=I: the active upstream's
+                  position in the --upstream list, 0 the first)
+  event=upstream state=switched addr=NEW active=I from=OLD
+                 reason=failover failures=N|primary_back
+  event=upstream state=probing addr=FIRST active=I attempt=N
+  event=upstream state=primary_answered addr=FIRST active=I
+                 (on a backup: the first upstream answers again; the relay
+                  returns to it once nothing is in flight)
+  event=reply_out_of_order expected=MSH-10 id=MSA-2
+                 (--upstream-window: the link is closed, state=lost
+                  reason=ReplyOutOfOrder follows)
   event=forwarded id=MSH-10 seq=N attempt=N
   event=acked id=MSH-10 seq=N ms=M [ack=AA]  (ms: since the relay received it)
   event=unexpected_reply [id=MSA-2] [ack=CODE]
@@ -374,6 +487,10 @@ Lines (stdout, flushed at once):
                  used=BYTES records=N        (on each change)
   event=spool_refused peer=IP:PORT id=MSH-10 reason=full|disk_error|recovering
                  [cause=...]                 (the device got MSA|AR)
+  event=stopped reason=signal signal=SIGTERM drained=B ms=N queued=N spooled=B
+                 (after SIGTERM/SIGINT: the spool synced, the replies due
+                  written; queued: not yet delivered, kept in the spool or,
+                  spooled=false, lost)
 seq numbers the messages the relay accepted, from 1; in_doubt names seqs.
-Runs until killed.
+Runs until SIGTERM or SIGINT, then stops within --shutdown-timeout (exit 0).
 ";

@@ -28,7 +28,7 @@ pub(super) struct Report {
     pub(super) peer: SocketAddr,
     /// For closed and rejected.
     pub(super) reason: Option<CloseReason>,
-    /// For messages: MSH-10, escaped.
+    /// For messages: MSH-10, escaped; for tls: the peer's identity.
     pub(super) id: Option<String>,
     /// For session notes.
     pub(super) note: Option<SessionNote>,
@@ -52,6 +52,17 @@ impl Report {
                 note = Some(n);
                 ("session", none, None, None)
             }
+            // The peer's identity in `id`.
+            #[cfg(feature = "tls")]
+            Seen::Tls { peer, handshake } => (
+                "tls",
+                peer,
+                None,
+                handshake
+                    .peer
+                    .as_ref()
+                    .map(|p| escape(p.to_string().as_bytes())),
+            ),
         };
         Report {
             kind,
@@ -209,12 +220,28 @@ pub(super) fn client_with(
     policy: ClientPolicy,
     liveness: LivenessConfig,
 ) -> Result<Client, String> {
+    client_connecting(
+        addr,
+        policy,
+        ConnectConfig {
+            liveness,
+            ..ConnectConfig::default()
+        },
+    )
+}
+
+/// [`client`] with connect settings (liveness, TLS); its connect timeout is
+/// the demo's.
+pub(super) fn client_connecting(
+    addr: SocketAddr,
+    policy: ClientPolicy,
+    connect: ConnectConfig,
+) -> Result<Client, String> {
     let cfg = ClientConfig {
         connect: ConnectConfig {
             connect_timeout: EXPECT_WITHIN,
             idle_timeout: None,
-            liveness,
-            ..ConnectConfig::default()
+            ..connect
         },
         policy,
         response_timeout: EXPECT_WITHIN,

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use mooring::wire::{self, Greeting, Msg, WireReason};
+use mooring::internals::wire::{self, Greeting, Msg, WireReason};
 use mooring::{ClientPolicy, CloseReason, Heartbeat, LivenessConfig, Protocol};
 
 use crate::args::ListenOpts;

@@ -11,7 +11,8 @@
 //! liveness).
 //!
 //! Lines start with `scenario=<name>`; the last one is
-//! `event=summary scenarios=6 ok=N failed=M`, and the exit status is 0 only if
+//! `event=summary scenarios=7 ok=N failed=M` (6 without the `demo-tls`
+//! feature), and the exit status is 0 only if
 //! every scenario behaved as expected.
 
 /// Bad input closes only the offending link.
@@ -24,6 +25,9 @@ mod liveness;
 mod policies;
 /// Reliable sessions across cut links.
 mod sessions;
+/// TLS: mutual authentication, an allow-list, a refusal by name.
+#[cfg(feature = "demo-tls")]
+mod tls;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -69,17 +73,21 @@ type Scenario = (&'static str, fn() -> Outcome);
 
 /// Runs every scenario and prints the summary.
 pub fn run() -> ExitCode {
-    let scenarios: [Scenario; 6] = [
+    let scenarios: &[Scenario] = &[
         ("pairings", policies::pairings),
         ("idle", policies::idle),
         ("stale", policies::stale),
         ("bad-input", bad_input::bad_input),
         ("liveness", liveness::liveness),
         ("sessions", sessions::sessions),
+        // Without `demo-tls` (e.g. --no-default-features) there is no
+        // certificate generator in the binary: six scenarios.
+        #[cfg(feature = "demo-tls")]
+        ("tls", tls::tls),
     ];
     let started = Instant::now();
     let mut ok = 0;
-    for (name, scenario) in scenarios {
+    for &(name, scenario) in scenarios {
         let result = scenario();
         let l = Line::new("scenario", name);
         match result {

@@ -1,0 +1,78 @@
+//! Certificates for the TLS tests of the binary, from the shared generator
+//! (tests/tls_pki) written as PEM files into a directory of their own
+//! (removed on drop): a CA with a server certificate (SANs `engine.example`
+//! and 127.0.0.1) and a client certificate (`device-1.example`, CN
+//! `device-1`), and a second CA with a client certificate of its own (which
+//! the first CA does not vouch for).
+
+use std::path::PathBuf;
+
+#[path = "../tls_pki/mod.rs"]
+mod tls_pki;
+
+use tls_pki::Ca;
+
+/// The PEM files of one test's PKI.
+pub struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    /// Generates everything into a fresh directory named for `test`.
+    pub fn new(test: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("mooring-pki-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let main = Ca::new("mooring test CA");
+        let other = Ca::new("another CA");
+        let server = main.leaf(&["engine.example", "127.0.0.1"], "engine", false);
+        let client = main.leaf(&["device-1.example"], "device-1", false);
+        let stranger = other.leaf(&["device-9.example"], "device-9", false);
+        let pem = |ca: &Ca| match ca.pem() {
+            mooring::tls::PemSource::Bytes(b) => b,
+            mooring::tls::PemSource::File(_) => unreachable!("a CA made in memory"),
+        };
+        for (name, bytes) in [
+            ("ca.pem", pem(&main)),
+            ("other-ca.pem", pem(&other)),
+            ("server.pem", server.cert),
+            ("server-key.pem", server.key),
+            ("client.pem", client.cert),
+            ("client-key.pem", client.key),
+            ("stranger.pem", stranger.cert),
+            ("stranger-key.pem", stranger.key),
+        ] {
+            std::fs::write(dir.join(name), bytes).expect("write PEM");
+        }
+        Pki { dir }
+    }
+
+    /// The path of one of the files: `ca.pem`, `other-ca.pem`, `server.pem`,
+    /// `server-key.pem`, `client.pem`, `client-key.pem`, `stranger.pem`,
+    /// `stranger-key.pem`.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// `--tls-cert server.pem --tls-key server-key.pem`, for `mooring listen`
+    /// and the relay (owned strings: pass them through [`strs`]).
+    pub fn server_flags(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            self.path("server.pem"),
+            "--tls-key".into(),
+            self.path("server-key.pem"),
+        ]
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Borrows owned arguments as the `&[&str]` the process helpers take.
+pub fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
