@@ -801,3 +801,31 @@ fn server_and_client_convenience_types_carry_tls_through_their_configs() {
     };
     assert_eq!(reason, CloseReason::TlsUnknownCa);
 }
+
+#[test]
+fn eof_in_the_middle_of_the_handshake_is_truncation() {
+    let p = pki();
+    let mut server = Side::new(Framing::Mllp, false);
+    let addr = listen(
+        &mut server,
+        server_cfg(&p, ClientAuth::None),
+        LivenessConfig::default(),
+    );
+    // Half a ClientHello, then the end of the stream.
+    let hello = TlsLink::client(
+        &client_cfg(&p, false).build().unwrap(),
+        addr,
+        TlsLinkSizes::default(),
+    )
+    .unwrap();
+    let half = &hello.ciphertext()[..hello.ciphertext().len() / 2];
+    let mut sock = TcpStream::connect(addr).unwrap();
+    sock.write_all(half).unwrap();
+    sock.shutdown(std::net::Shutdown::Write).unwrap();
+    let start = Instant::now();
+    while server.closes().is_empty() && start.elapsed() < LIMIT {
+        server.turn();
+    }
+    assert_eq!(server.closes(), vec![CloseReason::TlsTruncated]);
+    assert!(failure_detail(&server.recs, CloseReason::TlsTruncated).contains("handshake"));
+}
