@@ -347,6 +347,13 @@ enum mooring_relay_event_kind
    * rustls's text.
    */
   MOORING_RELAY_EVENT_KIND_TLS_FAILED = 28,
+  /**
+   * Spool and mooring upstream, at the first session after a start:
+   * `resumed` (1: the session kept in the spool was resumed, exactly
+   * once), `possible_duplicates` (a new session: recovered messages the
+   * upstream may get twice).
+   */
+  MOORING_RELAY_EVENT_KIND_SPOOL_SESSION = 29,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1484,6 +1491,10 @@ typedef struct mooring_relay_event {
    * TLS, TLS_FAILED: 1 for the upstream's link, 0 for a device's.
    */
   uint32_t upstream;
+  /**
+   * SPOOL_SESSION: recovered messages the upstream may get twice.
+   */
+  uint64_t possible_duplicates;
 } mooring_relay_event;
 
 /**
