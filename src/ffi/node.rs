@@ -7,7 +7,7 @@ use core::time::Duration;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::config::convert;
-use super::events::c_event;
+use super::events::{c_event, EventTexts};
 use super::types::*;
 use super::{
     boundary, c_bytes, c_str, clear_last_error, fail, fallible, parse_addr, with_handle,
@@ -29,6 +29,8 @@ pub struct mooring_node {
     pub(super) listeners: heapless::Vec<ListenerId, MAX_LISTENERS>,
     /// Copy of a payload that aliases the node's receive buffer (echo).
     pub(super) scratch: Vec<u8>,
+    /// Texts of the last event that the node does not hold (a TLS identity).
+    pub(super) texts: EventTexts,
     pub(super) poisoned: bool,
 }
 
@@ -196,6 +198,7 @@ pub unsafe extern "C" fn mooring_node_new(
             links,
             listeners: heapless::Vec::new(),
             scratch,
+            texts: EventTexts::new(),
             poisoned: false,
         });
         // SAFETY: as above.
@@ -367,7 +370,7 @@ pub unsafe extern "C" fn mooring_node_next_event(
             let Some(e) = h.node.next_event() else {
                 return Ok(());
             };
-            let Some(ev) = c_event(e, &mut h.links, &h.listeners) else {
+            let Some(ev) = c_event(e, &mut h.links, &h.listeners, &mut h.texts) else {
                 continue;
             };
             got = true;
