@@ -317,7 +317,7 @@ pub(crate) fn run_all(o: &Opts, pin: bool) -> Result<(), String> {
                     match res {
                         Ok(s) => {
                             eprintln!(
-                                "  {:8} {:5} {:9} rep {}: {:>8} msgs/s  p50 {:>6} us  p99 {:>6} us  cpu {:.2} s/M  sys {:.0}%",
+                                "  {:8} {:5} {:9} rep {}: {:>8} msgs/s  p50 {:>6} us  p99 {:>6} us  cpu {} s/M  sys {:.0}%",
                                 w.name,
                                 wire.name(),
                                 srv.serve.kind.name(),
@@ -325,7 +325,7 @@ pub(crate) fn run_all(o: &Opts, pin: bool) -> Result<(), String> {
                                 fmt_rate(s.rate()),
                                 fmt_us(s.p50),
                                 fmt_us(s.p99),
-                                s.cpu_per_m(),
+                                fmt_cpu(s.cpu_per_m()),
                                 s.sys * 100.0
                             );
                             samples[i].push(s);

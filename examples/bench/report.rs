@@ -68,6 +68,16 @@ pub(crate) fn fmt_us(us: f64) -> String {
     }
 }
 
+/// Server CPU seconds per million messages: three decimals below 10, so
+/// the small figures (stream, depth64) can be compared between servers.
+pub(crate) fn fmt_cpu(s_per_m: f64) -> String {
+    if s_per_m < 10.0 {
+        format!("{s_per_m:.3}")
+    } else {
+        format!("{s_per_m:.2}")
+    }
+}
+
 pub(crate) fn ratio(a: f64, b: Option<f64>) -> String {
     match b {
         Some(b) if b > 0.0 && a.is_finite() => format!("{:.2}", a / b),
@@ -106,7 +116,7 @@ pub(crate) fn table(w: &Workload, wire: Wire, rows: &[Row]) -> String {
         let lat = w.ack_every == 1;
         let _ = writeln!(
             t,
-            "| {} | {} ({}-{}) | {} | {} | {} | {} | {} | {:.2} ({:.2}-{:.2}) | {} | {} | {} |",
+            "| {} | {} ({}-{}) | {} | {} | {} | {} | {} | {} ({}-{}) | {} | {} | {} |",
             r.kind.name(),
             fmt_rate(r.rate),
             fmt_rate(r.rate_min),
@@ -116,15 +126,48 @@ pub(crate) fn table(w: &Workload, wire: Wire, rows: &[Row]) -> String {
             if lat { fmt_us(r.p50) } else { "-".into() },
             if lat { fmt_us(r.p99) } else { "-".into() },
             if lat { fmt_us(r.p999) } else { "-".into() },
-            r.cpu,
-            r.cpu_min,
-            r.cpu_max,
+            fmt_cpu(r.cpu),
+            fmt_cpu(r.cpu_min),
+            fmt_cpu(r.cpu_max),
             ratio(r.cpu, floor_cpu),
             ratio(r.cpu, tokio.map(|t| t.cpu)),
             r.rss_kb
         );
     }
+    let _ = write!(t, "{}", standing_targets(w, rows));
     t
+}
+
+/// The standing targets, for mooring against tokio and threads in this run:
+/// server CPU per message no more than theirs, p99 no worse. Compared on the
+/// medians, unrounded.
+pub(crate) fn standing_targets(w: &Workload, rows: &[Row]) -> String {
+    let find = |k: Kind| rows.iter().find(|r| r.kind == k);
+    let Some(m) = find(Kind::Mooring) else {
+        return String::new();
+    };
+    let verdict = |ok: bool| if ok { "yes" } else { "NO" };
+    let mut parts = Vec::new();
+    for peer in [Kind::Tokio, Kind::Threads] {
+        let Some(p) = find(peer) else { continue };
+        parts.push(format!(
+            "CPU <= {}: {}",
+            peer.name(),
+            verdict(m.cpu <= p.cpu)
+        ));
+        if w.ack_every == 1 {
+            parts.push(format!(
+                "p99 <= {}: {}",
+                peer.name(),
+                verdict(m.p99 <= p.p99)
+            ));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("\nstanding targets (mooring): {}\n", parts.join(", "))
+    }
 }
 
 pub(crate) fn machine() -> String {
