@@ -28,13 +28,9 @@ impl Pki {
         let server = main.leaf(&["engine.example", "127.0.0.1"], "engine", false);
         let client = main.leaf(&["device-1.example"], "device-1", false);
         let stranger = other.leaf(&["device-9.example"], "device-9", false);
-        let pem = |ca: &Ca| match ca.pem() {
-            mooring::tls::PemSource::Bytes(b) => b,
-            mooring::tls::PemSource::File(_) => unreachable!("a CA made in memory"),
-        };
         for (name, bytes) in [
-            ("ca.pem", pem(&main)),
-            ("other-ca.pem", pem(&other)),
+            ("ca.pem", main.pem_bytes()),
+            ("other-ca.pem", other.pem_bytes()),
             ("server.pem", server.cert),
             ("server-key.pem", server.key),
             ("client.pem", client.cert),
