@@ -259,6 +259,21 @@ unsafe fn new_handle<C, H>(
     })
 }
 
+/// The body of a `*_config_default` call: writes `value()` into `*out`.
+///
+/// # Safety
+/// `out` is NULL or writable.
+unsafe fn write_default<T>(out: *mut T, value: impl FnOnce() -> T) -> mooring_result {
+    fallible(mooring_result::Panic, || {
+        if out.is_null() {
+            return fail(mooring_result::NullParameter, "out is NULL");
+        }
+        // SAFETY: non-NULL and writable by contract.
+        unsafe { out.write(value()) };
+        mooring_result::Ok
+    })
+}
+
 /// The body of a handle's `_free`: NULL is a no-op.
 ///
 /// # Safety
