@@ -39,6 +39,18 @@ pub(super) fn relay_opts(args: &[&str]) -> Box<RelayOpts> {
     }
 }
 
+/// `relay --listen 127.0.0.1:0 --upstream 127.0.0.1:1` and `extra`.
+pub(super) fn relay_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let base = [
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:1",
+    ];
+    base.iter().chain(extra).copied().collect()
+}
+
 /// Each command line fails with an error starting with its needle.
 fn assert_errors(cases: &[(&[&str], &str)]) {
     for (args, needle) in cases {
@@ -502,14 +514,7 @@ fn relay_mistakes_name_the_flag() {
 #[test]
 fn relay_ack_after_defaults_to_upstream_unless_a_spool_is_named() {
     let parse = |extra: &[&str]| {
-        let mut args = vec![
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "127.0.0.1:1",
-        ];
-        args.extend_from_slice(extra);
+        let args = relay_args(extra);
         relay_opts(&args)
     };
     // A crash cannot lose what the default acknowledges.
@@ -559,14 +564,7 @@ fn relay_ack_after_defaults_to_upstream_unless_a_spool_is_named() {
             "--spool-size: bad size",
         ),
     ] {
-        let mut args = vec![
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "127.0.0.1:1",
-        ];
-        args.extend_from_slice(extra);
+        let args = relay_args(extra);
         match run(&args) {
             Err(e) => assert!(e.0.contains(needle), "{extra:?}: {}", e.0),
             Ok(_) => panic!("{extra:?} parsed"),
@@ -586,17 +584,11 @@ fn metrics_takes_an_address_on_listen_and_relay_and_is_off_by_default() {
         addr(&["listen", "--metrics", "127.0.0.1:9464"]),
         Some("127.0.0.1:9464".parse().unwrap())
     );
-    let relay = [
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        "127.0.0.1:1",
-    ];
-    assert_eq!(addr(&relay), None);
-    let mut with = relay.to_vec();
-    with.push("--metrics=127.0.0.1:0");
-    assert_eq!(addr(&with), Some("127.0.0.1:0".parse().unwrap()));
+    assert_eq!(addr(&relay_args(&[])), None);
+    assert_eq!(
+        addr(&relay_args(&["--metrics=127.0.0.1:0"])),
+        Some("127.0.0.1:0".parse().unwrap())
+    );
     let e = run(&["listen", "--metrics", "nowhere"]).unwrap_err();
     assert!(
         e.0.starts_with("--metrics: bad address \"nowhere\""),
@@ -607,17 +599,7 @@ fn metrics_takes_an_address_on_listen_and_relay_and_is_off_by_default() {
 
 #[test]
 fn relay_takes_backup_upstreams_a_failover_count_and_a_raw_window() {
-    let base = [
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        "127.0.0.1:1",
-    ];
-    let parse = |extra: &[&str]| {
-        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
-        run(&args)
-    };
+    let parse = |extra: &[&str]| run(&relay_args(extra));
     let relay = |r: Result<Cli, UsageError>| match r {
         Ok(Cli {
             command: Command::Relay(o),

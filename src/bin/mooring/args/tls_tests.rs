@@ -46,7 +46,7 @@ mod with_tls {
     use mooring::tls::{ClientAuth, PemSource};
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
-    use super::super::tests::{listen_opts, relay_opts, send_opts};
+    use super::super::tests::{listen_opts, relay_args, relay_opts, send_opts};
     use super::error;
 
     /// A CA and a server certificate, and a second key, as files.
@@ -163,12 +163,7 @@ mod with_tls {
         assert_eq!(t.server_name.as_deref(), Some("engine.example"));
         assert_eq!(file(&t.client_cert), Some(Path::new(&cert)));
         assert_eq!(file(&t.client_key), Some(Path::new(&key)));
-        let o = relay_opts(&[
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "127.0.0.1:1",
+        let o = relay_opts(&relay_args(&[
             "--tls-cert",
             &cert,
             "--tls-key",
@@ -183,25 +178,20 @@ mod with_tls {
             &key,
             "--tls-handshake-timeout",
             "3s",
-        ]);
+        ]));
         let (d, u) = (o.device_tls.expect("device"), o.upstream_tls.expect("up"));
         assert_eq!(d.handshake_timeout, Duration::from_secs(3));
         assert_eq!(u.handshake_timeout, Duration::from_secs(3));
         assert_eq!(u.server_name.as_deref(), Some("engine.example"));
         assert_eq!(file(&u.client_cert), Some(Path::new(&cert)));
         // The upstream alone may use TLS, with the one timeout flag.
-        let o = relay_opts(&[
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "127.0.0.1:1",
+        let o = relay_opts(&relay_args(&[
             "--upstream-tls",
             "--upstream-tls-ca",
             &ca,
             "--tls-handshake-timeout",
             "3s",
-        ]);
+        ]));
         assert!(o.device_tls.is_none());
         assert_eq!(
             o.upstream_tls.unwrap().handshake_timeout,
@@ -213,13 +203,7 @@ mod with_tls {
     fn bad_combinations_name_the_flag() {
         let f = Files::new("combos");
         let (cert, key, ca) = (f.path("cert.pem"), f.path("key.pem"), f.path("ca.pem"));
-        let relay = [
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "127.0.0.1:1",
-        ];
+        let relay = relay_args(&[]);
         let with = |extra: &[&str], base: &[&str]| -> Vec<String> {
             base.iter()
                 .chain(extra)
