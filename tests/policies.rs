@@ -75,6 +75,14 @@ fn close_after_reply() -> ListenConfig {
     }
 }
 
+/// A server that closes a link silent for `idle`.
+fn idle_after(idle: Duration) -> ListenConfig {
+    ListenConfig {
+        idle_timeout: Some(idle),
+        ..ListenConfig::default()
+    }
+}
+
 /// Waits until the server reported `n` closes.
 fn wait_for_closes(h: &mut Harness, n: usize) {
     for _ in 0..n {
@@ -356,10 +364,7 @@ fn expect_idle_close(h: &mut Harness, p: &mut Peer, since: Instant, idle: Durati
 #[test]
 fn silent_link_is_closed_with_idle_timeout_not_before_the_timeout_and_soon_after() {
     let idle = Duration::from_millis(300);
-    let mut h = Harness::acking(ListenConfig {
-        idle_timeout: Some(idle),
-        ..ListenConfig::default()
-    });
+    let mut h = Harness::acking(idle_after(idle));
     let t0 = Instant::now();
     let mut p = Peer::connect(h.addr);
     expect_idle_close(&mut h, &mut p, t0, idle);
@@ -368,10 +373,7 @@ fn silent_link_is_closed_with_idle_timeout_not_before_the_timeout_and_soon_after
 #[test]
 fn traffic_keeps_a_link_past_the_idle_timeout_which_counts_from_the_last_byte() {
     let idle = Duration::from_millis(300);
-    let mut h = Harness::acking(ListenConfig {
-        idle_timeout: Some(idle),
-        ..ListenConfig::default()
-    });
+    let mut h = Harness::acking(idle_after(idle));
     let mut p = Peer::connect(h.addr);
     let start = Instant::now();
     let mut last = start;
