@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -128,6 +128,23 @@ fn stdout_lines(child: &mut Child) -> (mpsc::Receiver<String>, std::thread::Join
     (lines, reader)
 }
 
+/// Waits up to [`WITHIN`] for `child` to exit; else kills it and panics
+/// with `why()`.
+fn wait_exit(child: &mut Child, why: impl FnOnce() -> String) -> ExitStatus {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{}", why());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs the C server (behind `wrapper`, e.g. valgrind) for `requests` from a
 /// Rust client and waits for its clean exit.
 fn run_c_server(binary: &Path, wrapper: &[&str], requests: &[Vec<u8>]) -> CRun {
@@ -180,21 +197,12 @@ fn run_c_server_with(
         replies.push(reply.to_vec());
     }
 
-    let deadline = Instant::now() + WITHIN;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the C server did not exit after {} messages",
-                requests.len()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child, || {
+        format!(
+            "the C server did not exit after {} messages",
+            requests.len()
+        )
+    });
     // The reader ends at EOF: after it, every line is in the channel.
     let _ = reader.join();
     let out: Vec<String> = lines.try_iter().collect();
@@ -542,18 +550,9 @@ fn run_c_relay(bin: &Path, wrapper: &[&str], name: &str) -> String {
         .collect();
     assert_eq!(got, ["R2", "R3"], "in order, each once");
 
-    let deadline = Instant::now() + WITHIN;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the C relay did not exit; lines:\n{}", seen.join("\n"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child, || {
+        format!("the C relay did not exit; lines:\n{}", seen.join("\n"))
+    });
     let _ = reader.join();
     seen.extend(lines.try_iter());
     let mut errors = String::new();
