@@ -134,6 +134,16 @@ impl TlsNotes {
     }
 }
 
+/// Dropping a client closes its link gracefully ([`Client::close_link`]):
+/// a mooring link says CLOSE, a TLS link sends `close_notify`, so that the
+/// server sees a clean end rather than a truncated stream. One non-blocking
+/// write, as for any local close: dropping never waits on the peer.
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.close_link();
+    }
+}
+
 impl Client {
     /// A client for the server at `addr`. Connects lazily, on the first request.
     pub fn new(addr: SocketAddr, cfg: ClientConfig) -> Result<Client, SetupError> {

@@ -189,6 +189,18 @@ enum mooring_event_kind
    * may not have been delivered. The session handle is now stale.
    */
   MOORING_EVENT_KIND_SESSION_ENDED = 10,
+  /**
+   * TLS: the link's handshake completed (CONNECTED came first): `peer`,
+   * `tls_version` (`TLSv1_2`, `TLSv1_3`), `tls_suite` (IANA name) and
+   * `tls_peer_identity` (NULL when the peer presented no certificate).
+   */
+  MOORING_EVENT_KIND_TLS_ESTABLISHED = 11,
+  /**
+   * TLS: the link failed for a TLS reason: `peer`, `reason` (the
+   * `MOORING_CLOSE_REASON_TLS_*` it closes with) and `tls_detail`
+   * (rustls's text). The link's CLOSED event, with the same reason, follows.
+   */
+  MOORING_EVENT_KIND_TLS_FAILED = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -347,6 +359,13 @@ enum mooring_relay_event_kind
    * rustls's text.
    */
   MOORING_RELAY_EVENT_KIND_TLS_FAILED = 28,
+  /**
+   * Spool and mooring upstream, at the first session after a start:
+   * `resumed` (1: the session kept in the spool was resumed, exactly
+   * once), `possible_duplicates` (a new session: recovered messages the
+   * upstream may get twice).
+   */
+  MOORING_RELAY_EVENT_KIND_SPOOL_SESSION = 29,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1200,6 +1219,44 @@ typedef struct mooring_event {
    * unverified: `reason` is then `MOORING_CLOSE_REASON_PEER_CLOSED`.
    */
   uint32_t peer_reason;
+  /**
+   * TLS_ESTABLISHED: the protocol version, `TLSv1_2` or `TLSv1_3`
+   * (`tls_version_len` bytes, not NUL-terminated; valid as `data` is).
+   */
+  const char *tls_version;
+  /**
+   * TLS_ESTABLISHED: bytes at `tls_version`.
+   */
+  size_t tls_version_len;
+  /**
+   * TLS_ESTABLISHED: the cipher suite's IANA name, e.g.
+   * `TLS13_AES_256_GCM_SHA384` (`tls_suite_len` bytes, valid as `data` is).
+   */
+  const char *tls_suite;
+  /**
+   * TLS_ESTABLISHED: bytes at `tls_suite`.
+   */
+  size_t tls_suite_len;
+  /**
+   * TLS_ESTABLISHED: the identity the peer's certificate proved (its first
+   * DNS name, else URI, else IP address, else subject CN; at most 1024
+   * bytes), or NULL when it presented none (`tls_peer_identity_len` bytes,
+   * valid as `data` is).
+   */
+  const char *tls_peer_identity;
+  /**
+   * TLS_ESTABLISHED: bytes at `tls_peer_identity` (0 when NULL).
+   */
+  size_t tls_peer_identity_len;
+  /**
+   * TLS_FAILED: rustls's text (an alert received or sent, a certificate
+   * problem), `tls_detail_len` bytes, valid as `data` is.
+   */
+  const char *tls_detail;
+  /**
+   * TLS_FAILED: bytes at `tls_detail`.
+   */
+  size_t tls_detail_len;
 } mooring_event;
 
 /**
@@ -1484,6 +1541,10 @@ typedef struct mooring_relay_event {
    * TLS, TLS_FAILED: 1 for the upstream's link, 0 for a device's.
    */
   uint32_t upstream;
+  /**
+   * SPOOL_SESSION: recovered messages the upstream may get twice.
+   */
+  uint64_t possible_duplicates;
 } mooring_relay_event;
 
 /**

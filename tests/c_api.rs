@@ -647,7 +647,7 @@ fn c_example_server_serves_a_tls_link() {
     std::fs::write(&key_file, key.serialize_pem()).expect("write");
 
     let bin = build_c_server("c_server_tls");
-    let client = ClientConfig {
+    let client_cfg = || ClientConfig {
         correlate_hl7: true,
         connect: ConnectConfig {
             tls: Some(TlsClientConfig::new(PemSource::Bytes(
@@ -657,6 +657,7 @@ fn c_example_server_serves_a_tls_link() {
         },
         ..ClientConfig::default()
     };
+    let client = client_cfg();
     let ids = ["T1", "T2"];
     let requests: Vec<Vec<u8>> = ids.iter().map(|id| hl7_msg(id)).collect();
     let (c, k) = (cert_file.to_string_lossy(), key_file.to_string_lossy());
@@ -670,6 +671,73 @@ fn c_example_server_serves_a_tls_link() {
         "{:?}",
         run.out
     );
+    // The handshake, from the node's TLS_ESTABLISHED event (no client
+    // certificate: no identity).
+    let tls = run
+        .out
+        .iter()
+        .find(|l| l.starts_with("event=tls "))
+        .unwrap_or_else(|| panic!("no event=tls: {:?}", run.out));
+    assert!(tls.contains(" version=TLSv1_3 suite=TLS13_"), "{tls}");
+    assert!(tls.ends_with(" peer_identity=-"), "{tls}");
+
+    // A client that does not trust the server's CA: the server's
+    // TLS_FAILED event names the reason and carries rustls's text; then a
+    // good client's message ends the server.
+    let mut server = Command::new(&bin)
+        .args(["127.0.0.1:0", "1", &c, &k])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the C server");
+    let mut out = BufReader::new(server.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("a first line");
+    let addr: SocketAddr = first
+        .trim_end()
+        .strip_prefix("event=listening addr=")
+        .unwrap_or_else(|| panic!("not event=listening: {first}"))
+        .parse()
+        .expect("an ip:port");
+    let other = CertifiedIssuer::self_signed(
+        {
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            // A name of its own: not mistaken for the server's issuer.
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, "another CA");
+            p
+        },
+        KeyPair::generate().expect("key"),
+    )
+    .expect("CA");
+    let mut stranger = Client::new(
+        addr,
+        ClientConfig {
+            connect: ConnectConfig {
+                tls: Some(TlsClientConfig::new(PemSource::Bytes(
+                    other.pem().into_bytes(),
+                ))),
+                ..ConnectConfig::default()
+            },
+            ..ClientConfig::default()
+        },
+    )
+    .expect("client");
+    assert!(stranger.request_within(&hl7_msg("X1"), WITHIN).is_err());
+    let mut good = Client::new(addr, client_cfg()).expect("client");
+    good.request_within(&hl7_msg("T3"), WITHIN).expect("reply");
+    drop(good);
+    // The server exits after its one message (10 s at most).
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("stdout");
+    assert!(server.wait().expect("exit").success(), "{rest}");
+    let failed = rest
+        .lines()
+        .find(|l| l.starts_with("event=tls_failed "))
+        .unwrap_or_else(|| panic!("no event=tls_failed:\n{rest}"));
+    assert!(failed.contains(" reason=TlsUnknownCa detail="), "{failed}");
+    assert!(failed.ends_with("UnknownCA"), "{failed}");
 
     // A key file that is not there: mooring_node_new fails, and the text
     // names the field and the file.

@@ -403,3 +403,185 @@ fn on_a_small_tmpfs_a_full_disk_is_refused_and_a_full_spool_resumes() {
     let _ = std::fs::remove_dir_all(&big);
     fill_and_drain(&base.join("spool"));
 }
+
+/// Streams from `DEVICES` devices to the relay `r` (listening on `addr`),
+/// adding every MSH-10 that got AA to `acked`, and SIGKILLs it after `delay`.
+fn stream_then_kill9(
+    r: Proc,
+    addr: SocketAddr,
+    tag: &str,
+    acked: &Arc<Mutex<HashSet<String>>>,
+    delay: Duration,
+) {
+    const DEVICES: usize = 3;
+    let stop = Arc::new(AtomicBool::new(false));
+    let devices: Vec<JoinHandle<()>> = (0..DEVICES)
+        .map(|d| {
+            let (acked, stop, tag) = (acked.clone(), stop.clone(), tag.to_string());
+            std::thread::spawn(move || {
+                let Some(mut p) = Peer::connect(addr) else {
+                    return;
+                };
+                let app = format!("DEV{d}");
+                for n in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let id = format!("{tag}-{d}-{n}");
+                    match p.request(&msg(&app, &id, 200), &id).as_deref() {
+                        Some("AA") => {
+                            acked.lock().unwrap().insert(id);
+                        }
+                        Some(_) => {}
+                        None => return, // the relay died under us
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(delay); // the random moment of the kill
+    kill9(r);
+    stop.store(true, Ordering::SeqCst);
+    for d in devices {
+        d.join().expect("device thread");
+    }
+}
+
+/// Reads the upstream's (`mooring listen --session`) lines up to the first
+/// one `stop` matches, adding the MSH-10 of each `event=session_message` to
+/// `got` (in the order its application got them).
+fn upstream_lines_until(up: &mut Proc, stop: impl Fn(&str) -> bool, got: &mut Vec<String>) {
+    loop {
+        let l = up.expect_line(|_| true, WITHIN);
+        if l.starts_with("event=session_message ") {
+            got.push(field(&l, "id").expect("id").to_string());
+        }
+        if stop(&l) {
+            return;
+        }
+    }
+}
+
+/// Sends one last message through the relay at `addr` and adds to `got`
+/// every MSH-10 the upstream's application got before it: the relay forwards
+/// in spool order, so everything recovered comes first.
+fn delivered_before_last(up: &mut Proc, addr: SocketAddr, got: &mut Vec<String>) {
+    let mut dev = Peer::connect(addr).expect("connect");
+    assert_eq!(
+        dev.request(&msg("LAST", "LAST", 0), "LAST").as_deref(),
+        Some("AA")
+    );
+    upstream_lines_until(up, |l| field(l, "id") == Some("LAST"), got);
+    assert_eq!(got.pop().as_deref(), Some("LAST"));
+}
+
+/// The ids of `got` delivered more than once, and the ids of `acked` never delivered.
+fn twice_and_missing(got: &[String], acked: &HashSet<String>) -> (Vec<String>, Vec<String>) {
+    let mut seen = HashSet::new();
+    let twice = got
+        .iter()
+        .filter(|id| !seen.insert(id.as_str()))
+        .cloned()
+        .collect();
+    let missing = acked
+        .iter()
+        .filter(|id| !seen.contains(id.as_str()))
+        .cloned()
+        .collect();
+    (twice, missing)
+}
+
+/// Over a mooring upstream (`mooring listen --session`), the session lives in
+/// the spool: 20 SIGKILLs at random moments during a stream from 3 devices,
+/// each restart resuming the stored session (`event=spool_session
+/// state=resumed`), and every MSH-10 a device got AA for reaches the
+/// upstream's application exactly once.
+#[test]
+fn sigkill_over_a_mooring_upstream_delivers_every_acknowledged_message_exactly_once() {
+    const KILLS: usize = 20;
+    let dir = spool_dir("spool-exactly-once");
+    let (mut up, up_addr) = Proc::listen(&["--protocol", "mooring", "--session"]);
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
+    let mooring = ["--protocol", "mooring"];
+    for round in 0..KILLS {
+        let (mut r, addr, _) = relay(up_addr, &dir, &mooring);
+        let start = r.expect_line(|l| l.starts_with("event=spool_session "), WITHIN);
+        let want = if round == 0 { "new" } else { "resumed" };
+        assert_eq!(field(&start, "state"), Some(want), "round {round}: {start}");
+        let delay = Duration::from_millis(30 + next(&mut rng) % 250);
+        stream_then_kill9(r, addr, &format!("X{round}"), &acked, delay);
+    }
+    let (_r, addr, _) = relay(up_addr, &dir, &mooring);
+    let mut got = Vec::new();
+    delivered_before_last(&mut up, addr, &mut got);
+    let acked = acked.lock().unwrap().clone();
+    let (twice, missing) = twice_and_missing(&got, &acked);
+    eprintln!(
+        "{KILLS} kills over a mooring upstream: {} messages acknowledged, {} delivered upstream, {} twice, {} missing",
+        acked.len(),
+        got.len(),
+        twice.len(),
+        missing.len()
+    );
+    assert!(acked.len() > KILLS, "traffic flowed: {} AAs", acked.len());
+    assert!(
+        missing.is_empty(),
+        "acknowledged, never delivered: {missing:?}"
+    );
+    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    drop(_r);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A relay restarted after the upstream dropped its session (beyond
+/// `--resume-window`): a new session, `event=spool_session state=new
+/// possible_duplicates=N`, every acknowledged message delivered at least
+/// once and at most N of them twice.
+#[test]
+fn a_restart_beyond_the_resume_window_is_at_least_once_with_the_duplicates_counted() {
+    let dir = spool_dir("spool-beyond-window");
+    let args = [
+        "--protocol",
+        "mooring",
+        "--session",
+        "--resume-window",
+        "300ms",
+    ];
+    let (mut up, up_addr) = Proc::listen(&args);
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let mooring = ["--protocol", "mooring"];
+    let (r, addr, _) = relay(up_addr, &dir, &mooring);
+    stream_then_kill9(r, addr, "W", &acked, Duration::from_millis(200));
+    // The upstream drops the session once the window has passed.
+    let mut got = Vec::new();
+    let expired = |l: &str| l.starts_with("event=session ") && l.contains("Expired");
+    upstream_lines_until(&mut up, expired, &mut got);
+    let (mut r, addr, _) = relay(up_addr, &dir, &mooring);
+    let start = r.expect_line(|l| l.starts_with("event=spool_session "), WITHIN);
+    assert_eq!(field(&start, "state"), Some("new"), "{start}");
+    let possible: usize = field(&start, "possible_duplicates")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{start}"));
+    delivered_before_last(&mut up, addr, &mut got);
+    let acked = acked.lock().unwrap().clone();
+    let (twice, missing) = twice_and_missing(&got, &acked);
+    eprintln!(
+        "beyond the window: {} acknowledged, {} delivered, {} twice, {possible} possible",
+        acked.len(),
+        got.len(),
+        twice.len()
+    );
+    assert!(!acked.is_empty(), "traffic flowed");
+    assert!(
+        missing.is_empty(),
+        "acknowledged, never delivered: {missing:?}"
+    );
+    assert!(
+        twice.len() <= possible,
+        "{} twice, {possible} reported: {start}",
+        twice.len()
+    );
+    drop(r);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -790,3 +790,79 @@ fn server_and_client_convenience_types_carry_tls_through_their_configs() {
     };
     assert_eq!(reason, CloseReason::TlsUnknownCa);
 }
+
+#[test]
+fn eof_in_the_middle_of_the_handshake_is_truncation() {
+    let p = pki();
+    let mut server = Side::new(Framing::Mllp, false);
+    let addr = listen(
+        &mut server,
+        server_cfg(&p, ClientAuth::None),
+        LivenessConfig::default(),
+    );
+    // Half a ClientHello, then the end of the stream.
+    let hello = TlsLink::client(
+        &client_cfg(&p, false).build().unwrap(),
+        addr,
+        TlsLinkSizes::default(),
+    )
+    .unwrap();
+    let half = &hello.ciphertext()[..hello.ciphertext().len() / 2];
+    let mut sock = TcpStream::connect(addr).unwrap();
+    sock.write_all(half).unwrap();
+    sock.shutdown(std::net::Shutdown::Write).unwrap();
+    let start = Instant::now();
+    while server.closes().is_empty() && start.elapsed() < LIMIT {
+        server.turn();
+    }
+    assert_eq!(server.closes(), vec![CloseReason::TlsTruncated]);
+    assert!(failure_detail(&server.recs, CloseReason::TlsTruncated).contains("handshake"));
+}
+
+/// A minimal ClientHello as a TLS 1.0 (`minor` 1) or 1.1 (`minor` 2) client
+/// sends it: that version in the record and the hello, two CBC suites, null
+/// compression, and no extensions (no signature_algorithms, no
+/// supported_versions: both are TLS 1.2+).
+fn old_client_hello(minor: u8) -> Vec<u8> {
+    let mut body = vec![3, minor];
+    body.extend_from_slice(&[0x5A; 32]); // random
+    body.push(0); // no session id
+    body.extend_from_slice(&[0, 4, 0xC0, 0x13, 0x00, 0x2F]); // two suites
+    body.extend_from_slice(&[1, 0]); // null compression
+    let mut hs = vec![1, 0, 0, body.len() as u8]; // ClientHello
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 3, minor, 0, hs.len() as u8]; // handshake record
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+#[test]
+fn a_tls_1_0_or_1_1_client_hello_is_refused_as_protocol_version() {
+    let p = pki();
+    for minor in [1u8, 2] {
+        let mut server = Side::new(Framing::Mllp, false);
+        let addr = listen(
+            &mut server,
+            server_cfg(&p, ClientAuth::None),
+            LivenessConfig::default(),
+        );
+        let mut sock = TcpStream::connect(addr).unwrap();
+        sock.write_all(&old_client_hello(minor)).unwrap();
+        let start = Instant::now();
+        while server.closes().is_empty() && start.elapsed() < LIMIT {
+            server.turn();
+        }
+        assert_eq!(
+            server.closes(),
+            vec![CloseReason::TlsProtocolVersion],
+            "TLS 1.{}",
+            minor - 1
+        );
+        assert!(!failure_detail(&server.recs, CloseReason::TlsProtocolVersion).is_empty());
+        // The client is told why: a fatal alert record (content type 21).
+        sock.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut first = [0u8; 1];
+        sock.read_exact(&mut first).unwrap();
+        assert_eq!(first[0], 21, "an alert record");
+    }
+}

@@ -115,6 +115,20 @@ int main(int argc, char **argv) {
                 print_value(id, n > ID_MAX ? ID_MAX : n); /* a bounded line */
                 printf(" reply=%s id_len=%zu\n", reply, n);
                 seen++;
+            } else if (ev.kind == MOORING_EVENT_KIND_TLS_ESTABLISHED) {
+                printf("event=tls link=%u.%u peer=%s version=%.*s suite=%.*s peer_identity=", ev.link.slot,
+                       ev.link.gen, ev.peer, (int)ev.tls_version_len, ev.tls_version, (int)ev.tls_suite_len,
+                       ev.tls_suite);
+                if (ev.tls_peer_identity)
+                    print_value(ev.tls_peer_identity, ev.tls_peer_identity_len);
+                else
+                    putchar('-'); /* no client certificate */
+                putchar('\n');
+            } else if (ev.kind == MOORING_EVENT_KIND_TLS_FAILED) {
+                printf("event=tls_failed link=%u.%u peer=%s reason=%s detail=", ev.link.slot, ev.link.gen,
+                       ev.peer, mooring_close_reason_name(ev.reason));
+                print_value(ev.tls_detail, ev.tls_detail_len); /* rustls's text */
+                putchar('\n');
             } else if (ev.kind == MOORING_EVENT_KIND_CLOSED || ev.kind == MOORING_EVENT_KIND_REJECTED) {
                 printf("event=%s link=%u.%u peer=%s reason=%s frames_in=%llu\n",
                        ev.kind == MOORING_EVENT_KIND_CLOSED ? "closed" : "rejected", ev.link.slot,

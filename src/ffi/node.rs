@@ -5,7 +5,7 @@ use core::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::config::convert;
-use super::events::c_event;
+use super::events::{c_event, EventTexts};
 use super::types::*;
 use super::{
     c_bytes, c_str, clear_last_error, fail, free_handle, new_handle, next_event, parse_addr,
@@ -27,6 +27,8 @@ pub struct mooring_node {
     pub(super) listeners: heapless::Vec<ListenerId, MAX_LISTENERS>,
     /// Copy of a payload that aliases the node's receive buffer (echo).
     pub(super) scratch: Vec<u8>,
+    /// Texts of the last event that the node does not hold (a TLS identity).
+    pub(super) texts: EventTexts,
     pub(super) poisoned: bool,
 }
 
@@ -173,6 +175,7 @@ pub unsafe extern "C" fn mooring_node_new(
             links,
             listeners: heapless::Vec::new(),
             scratch,
+            texts: EventTexts::new(),
             poisoned: false,
         })
     };
@@ -323,7 +326,7 @@ pub unsafe extern "C" fn mooring_node_next_event(
 ) -> mooring_result {
     let take = |h: &mut mooring_node| loop {
         let e = h.node.next_event()?;
-        if let Some(ev) = c_event(e, &mut h.links, &h.listeners) {
+        if let Some(ev) = c_event(e, &mut h.links, &h.listeners, &mut h.texts) {
             return Some(ev);
         }
     };

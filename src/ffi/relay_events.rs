@@ -276,6 +276,7 @@ fn empty(kind: mooring_relay_event_kind) -> mooring_relay_event {
         records: 0,
         active: 0,
         upstream: 0,
+        possible_duplicates: 0,
     }
 }
 
@@ -561,6 +562,17 @@ fn waiting(ev: &RelayEvent<'_>, area: &mut Area<'_>) -> Result<Waiting, Full> {
             c.pressure = c_pressure(cause);
             id = area.keep(msg_id)?;
             detail = pressure_text(cause, area)?;
+            c
+        }
+        RelayEvent::SpoolSession {
+            resumed,
+            possible_duplicates,
+            ..
+        } => {
+            let mut c = empty(K::SpoolSession);
+            c.session = 1;
+            c.resumed = u32::from(resumed);
+            c.possible_duplicates = possible_duplicates;
             c
         }
         RelayEvent::ReplyOutOfOrder {

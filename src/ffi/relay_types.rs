@@ -141,6 +141,11 @@ pub enum mooring_relay_event_kind {
     /// `upstream`, `reason` the `MOORING_CLOSE_REASON_TLS_*` reason, `detail`
     /// rustls's text.
     TlsFailed = 28,
+    /// Spool and mooring upstream, at the first session after a start:
+    /// `resumed` (1: the session kept in the spool was resumed, exactly
+    /// once), `possible_duplicates` (a new session: recovered messages the
+    /// upstream may get twice).
+    SpoolSession = 29,
 }
 
 /// Why a device message was refused (`mooring_relay_event.refusal`).
@@ -353,6 +358,8 @@ pub struct mooring_relay_event {
     pub active: u32,
     /// TLS, TLS_FAILED: 1 for the upstream's link, 0 for a device's.
     pub upstream: u32,
+    /// SPOOL_SESSION: recovered messages the upstream may get twice.
+    pub possible_duplicates: u64,
 }
 
 /// A relay's numbers, filled by `mooring_relay_get_stats`. Counters count

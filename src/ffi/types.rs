@@ -129,6 +129,14 @@ pub enum mooring_event_kind {
     /// The session ended: `session_end` says how, `count` how many of its messages
     /// may not have been delivered. The session handle is now stale.
     SessionEnded = 10,
+    /// TLS: the link's handshake completed (CONNECTED came first): `peer`,
+    /// `tls_version` (`TLSv1_2`, `TLSv1_3`), `tls_suite` (IANA name) and
+    /// `tls_peer_identity` (NULL when the peer presented no certificate).
+    TlsEstablished = 11,
+    /// TLS: the link failed for a TLS reason: `peer`, `reason` (the
+    /// `MOORING_CLOSE_REASON_TLS_*` it closes with) and `tls_detail`
+    /// (rustls's text). The link's CLOSED event, with the same reason, follows.
+    TlsFailed = 12,
 }
 
 /// How a session ended (`mooring_event.session_end`).
@@ -551,6 +559,28 @@ pub struct mooring_event {
     /// its CLOSE message, else `MOORING_CLOSE_REASON_NONE`. The peer's claim,
     /// unverified: `reason` is then `MOORING_CLOSE_REASON_PEER_CLOSED`.
     pub peer_reason: u32,
+    /// TLS_ESTABLISHED: the protocol version, `TLSv1_2` or `TLSv1_3`
+    /// (`tls_version_len` bytes, not NUL-terminated; valid as `data` is).
+    pub tls_version: *const c_char,
+    /// TLS_ESTABLISHED: bytes at `tls_version`.
+    pub tls_version_len: usize,
+    /// TLS_ESTABLISHED: the cipher suite's IANA name, e.g.
+    /// `TLS13_AES_256_GCM_SHA384` (`tls_suite_len` bytes, valid as `data` is).
+    pub tls_suite: *const c_char,
+    /// TLS_ESTABLISHED: bytes at `tls_suite`.
+    pub tls_suite_len: usize,
+    /// TLS_ESTABLISHED: the identity the peer's certificate proved (its first
+    /// DNS name, else URI, else IP address, else subject CN; at most 1024
+    /// bytes), or NULL when it presented none (`tls_peer_identity_len` bytes,
+    /// valid as `data` is).
+    pub tls_peer_identity: *const c_char,
+    /// TLS_ESTABLISHED: bytes at `tls_peer_identity` (0 when NULL).
+    pub tls_peer_identity_len: usize,
+    /// TLS_FAILED: rustls's text (an alert received or sent, a certificate
+    /// problem), `tls_detail_len` bytes, valid as `data` is.
+    pub tls_detail: *const c_char,
+    /// TLS_FAILED: bytes at `tls_detail`.
+    pub tls_detail_len: usize,
 }
 
 #[cfg(test)]

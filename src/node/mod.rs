@@ -37,6 +37,7 @@ mod clock;
 mod deadlines;
 mod events;
 mod per_ip;
+mod resume;
 mod rx;
 mod sessions;
 mod shutdown;

@@ -119,7 +119,7 @@ impl Node {
 
     /// Starts a connect for a client session; on failure, the table schedules
     /// the next.
-    fn dial(&mut self, idx: u32, now: Instant) {
+    pub(super) fn dial(&mut self, idx: u32, now: Instant) {
         let Some((addr, cfg)) = self.sessions.dial_target(idx).cloned() else {
             return;
         };

@@ -335,6 +335,20 @@ pub enum RelayEvent<'a> {
         /// go first.
         cause: Pressure,
     },
+    /// With a spool and a mooring upstream, at the first session after a
+    /// start: the session kept in the spool was resumed (exactly once: the
+    /// upstream drops what it already had), or a new one was opened (the
+    /// stored one was unknown or expired at the upstream, or none was
+    /// stored) and up to `possible_duplicates` recovered messages may reach
+    /// the upstream application a second time (at least once).
+    SpoolSession {
+        /// True when the stored session was resumed.
+        resumed: bool,
+        /// The session's id at the upstream (0: not known yet).
+        session: u64,
+        /// Recovered messages the upstream may have had already.
+        possible_duplicates: u64,
+    },
 }
 
 /// Wire bytes made safe for a `key=value` line or a log line (an id is thus

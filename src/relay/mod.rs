@@ -65,6 +65,7 @@ mod event;
 mod failover;
 mod intake;
 mod queue;
+mod resume;
 mod setup;
 mod shutdown;
 mod spool;
@@ -314,7 +315,11 @@ impl Relay {
         let now = node.now();
         let max_frame = node.config().max_frame;
         let spool = match &cfg.spool {
-            Some(s) => Some(Durable::open(s, max_frame).map_err(RelayError::Spool)?),
+            Some(s) => {
+                let mut d = Durable::open(s, max_frame).map_err(RelayError::Spool)?;
+                d.session.on = cfg.mooring();
+                Some(d)
+            }
             None => None,
         };
         Ok(Relay {
@@ -408,7 +413,10 @@ impl Relay {
                 id: hl7::acked_control_id(payload),
                 ack: hl7::ack_code(payload),
             }),
-            Event::Session { session, note } => self.on_session_note(session, note, out),
+            Event::Session { session, note } => {
+                self.resume_note(session, note);
+                self.on_session_note(session, note, out);
+            }
             #[cfg(feature = "tls")]
             Event::TlsEstablished {
                 link,
@@ -441,6 +449,7 @@ impl Relay {
         self.credit_session(node);
         self.close_out_of_order(node);
         self.outcomes(node, out);
+        self.record_session(node, node.now(), out);
     }
 
     /// Does whatever is due at the node's time: commits the spool (sending the

@@ -131,6 +131,8 @@ pub(super) struct Durable {
     pub(super) backlog_from: Seq,
     /// One message read back from disk.
     pub(super) buf: Vec<u8>,
+    /// The upstream session kept in the spool (`relay/resume.rs`).
+    pub(super) session: super::resume::SpoolSession,
 }
 
 impl Durable {
@@ -145,7 +147,7 @@ impl Durable {
             .map_err(|_| SpoolError::Config("cannot allocate the spool's read buffer"))?;
         buf.resize(max_message, 0);
         let backlog_from = journal.undelivered().next().map_or(0, |e| e.seq);
-        Ok(Durable {
+        let mut d = Durable {
             journal,
             settings: settings.clone(),
             report,
@@ -161,7 +163,10 @@ impl Durable {
             retry_at: None,
             backlog_from,
             buf,
-        })
+            session: super::resume::SpoolSession::default(),
+        };
+        d.session = super::resume::SpoolSession::recovered(&d);
+        Ok(d)
     }
 
     /// Appends a device's message; the refusal names the cause.
@@ -180,6 +185,11 @@ impl Durable {
     /// mark is committed within [`MARKS_WITHIN`] (at once when the spool is
     /// full: the mark frees its space).
     pub(super) fn mark(&mut self, seq: Seq, now: Instant) {
+        if self.session.on {
+            // Written as part of the session's state (relay/resume.rs).
+            self.session.pending_mark = self.session.pending_mark.max(seq);
+            return;
+        }
         if seq > self.journal.delivered() && self.journal.mark_delivered(seq).is_ok() {
             let by = if self.pressure == Pressure::Full {
                 now
@@ -345,6 +355,9 @@ impl Relay {
         };
         let acked = d.acked_through;
         let cause = d.pressure;
+        if ok {
+            self.session_committed(node);
+        }
         if self.cfg.ack_after != AckAfter::Queued {
             return;
         }

@@ -468,7 +468,8 @@ impl Relay {
                         *reopen_at = None;
                         // The attempt the last reconnecting line announced.
                         out(RelayEvent::UpstreamConnecting { attempt: *ends });
-                        match node.open_session(upstream, &self.connect) {
+                        let spool = self.spool.as_mut();
+                        match super::resume::open_session(spool, node, upstream, &self.connect) {
                             Ok(s) => {
                                 *id = Some(s);
                                 s
@@ -483,7 +484,14 @@ impl Relay {
                 if self.failover.holding() {
                     return; // the primary answered: the backup drains first
                 }
-                while let Some((seq, payload)) = self.queue.poll_transmit() {
+                while let Some((seq, _)) = self.queue.poll_transmit() {
+                    let spool_seq = self.queue.entry(seq).map_or(0, |e| e.spool_seq);
+                    if !self.may_send_on(node, sid, spool_seq) {
+                        break; // relay/resume.rs
+                    }
+                    let Some((_, payload)) = self.queue.poll_transmit() else {
+                        break;
+                    };
                     match node.session_send(sid, payload) {
                         Ok(_) => {
                             if let Upstream::Session { in_session, .. } = &mut self.up {

@@ -25,6 +25,7 @@ mod admission;
 mod backoff;
 mod config;
 mod messages;
+mod restore;
 pub mod table;
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ use crate::wire::{Greeting, PROTOCOL_VERSION, TOKEN_LEN};
 pub use backoff::Backoff;
 pub use config::{Overflow, SessionConfig, REFUSAL_HOLD};
 pub use messages::{Received, Sent, SessionEnd, SessionEnds, SessionError, SessionEvent, Transmit};
+pub use restore::StoredSession;
 pub use table::{Entropy, PeerKey, SessionId, SessionNote, SessionTable};
 
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +82,18 @@ pub struct Session {
     duplicates: u64,
     /// When a DATA was first refused on the current link (see `Received::Refused`).
     refused_at: Option<Instant>,
+    /// Restored from a stored state and not yet resumed: what is queued may
+    /// have been written by the process that stored it (`session/restore.rs`).
+    restored: bool,
+    /// The highest sequence number this side may acknowledge (ACKs and the
+    /// greeting): what its driver made durable. `None`: all delivered.
+    ack_limit: Option<u64>,
+    /// The peer's highest DATA seen on this link (or its replay point): never
+    /// acknowledge beyond what the peer wrote since our greeting.
+    peer_written: u64,
+    /// What our last greeting claimed received (set when it is built): a
+    /// greeting acknowledges, so the next claim and ACK never go below it.
+    claimed: core::cell::Cell<u64>,
 }
 
 impl Session {
@@ -150,6 +164,10 @@ impl Session {
             events: heapless::Deque::new(),
             duplicates: 0,
             refused_at: None,
+            restored: false,
+            ack_limit: None,
+            peer_written: 0,
+            claimed: core::cell::Cell::new(0),
         }
     }
 
@@ -294,7 +312,11 @@ impl Session {
                     key,
                     superseded: false,
                 });
-                Ok(self.base + self.replay.len() as u64 - 1)
+                let seq = self.base + self.replay.len() as u64 - 1;
+                if self.restored {
+                    self.max_written = seq;
+                }
+                Ok(seq)
             }
             Err(ReplayError::TooLarge) => Err(SessionError::TooLarge),
             Err(ReplayError::Full) if self.cfg.overflow == Overflow::CloseSession => {
@@ -314,7 +336,7 @@ impl Session {
             flags: 0,
             session: self.id,
             token: self.token,
-            last_received: self.delivered,
+            last_received: self.greeting_claim(),
         }
     }
 
@@ -346,8 +368,12 @@ impl Session {
             return;
         }
         let r = peer.last_received;
+        // A client's peer cannot have more than was ever written (a restored
+        // session counts all it holds as possibly written by its predecessor).
+        let beyond_written = self.client && r > self.max_written;
+        self.restored = false;
         // `base >= 1` always; `r` comes from the wire, so no arithmetic on it.
-        if r < self.base - 1 || r > last_sent {
+        if r < self.base - 1 || r > last_sent || beyond_written {
             // The peer is missing messages we no longer hold, or claims messages
             // we never sent: we cannot make its stream whole.
             log::warn!(
@@ -362,12 +388,19 @@ impl Session {
         }
         self.ack_through(r);
         self.written = r;
+        // The peer replays from what our greeting claimed.
+        if self.client {
+            self.ack_sent = self.ack_sent.max(self.claimed.get());
+            self.peer_written = self.claimed.get();
+        } else {
+            self.peer_written = self.delivered;
+        }
         self.connected = true;
         self.disconnected_at = None;
         let resumed = self.ever_connected;
         self.ever_connected = true;
         // Tell the peer where we are soon, even if nothing new arrives.
-        self.ack_now = self.delivered > self.ack_sent;
+        self.ack_now = self.ackable() > self.ack_sent;
         let _ = now;
         // Messages queued before the first link are first sends, not replays.
         let replaying = if resumed { last_sent - r } else { 0 };
@@ -413,6 +446,9 @@ impl Session {
     fn take_data(&mut self, now: Instant, seq: u64, reply: Option<usize>) -> Received {
         if self.ended.is_some() {
             return Received::Lost;
+        }
+        if seq <= self.delivered.saturating_add(1) {
+            self.peer_written = self.peer_written.max(seq);
         }
         if seq <= self.delivered {
             self.duplicates += 1;
@@ -510,8 +546,9 @@ impl Session {
                 .get(i)
                 .map(|payload| Transmit::Data { seq: next, payload })
         });
-        if self.delivered > self.ack_sent && (self.ack_now || data.is_some()) {
-            return Some(Transmit::Ack(self.delivered));
+        let ackable = self.ackable();
+        if ackable > self.ack_sent && (self.ack_now || data.is_some()) {
+            return Some(Transmit::Ack(ackable));
         }
         data
     }
@@ -533,7 +570,7 @@ impl Session {
 
     /// Makes a pending ACK due now (before closing, so the peer knows what arrived).
     pub fn flush_ack(&mut self) {
-        if self.delivered > self.ack_sent {
+        if self.ackable() > self.ack_sent {
             self.ack_now = true;
         }
     }

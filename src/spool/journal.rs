@@ -3,6 +3,7 @@
 
 use super::index::{Entry, Index};
 use super::record::{self, Body, CHECKPOINT_LEN, HEADER_LEN, MARK_LEN};
+use super::session_record::SessionSlot;
 use super::storage::{SegmentId, Storage};
 use super::{Fsync, Seq, SpoolConfig, SpoolError};
 use crate::time::Instant;
@@ -47,6 +48,9 @@ pub struct RecoveryReport {
     pub created_segments: u32,
     /// The delivered mark found on disk.
     pub delivered: Seq,
+    /// The upstream session's state found on disk, when its record agrees
+    /// with the delivered mark (see [`Journal::session`]).
+    pub session: Option<super::SessionState>,
 }
 
 /// The spool's current state, for stats and metrics.
@@ -103,6 +107,8 @@ pub struct Journal<S: Storage> {
     pub(super) index: Index,
     /// One record: reads and recovery scans.
     pub(super) scratch: Vec<u8>,
+    /// The upstream session's state (`session_record.rs`).
+    pub(super) session: SessionSlot,
     batch: Vec<u8>,
     chunks: Vec<Chunk>,
     batch_last: Seq,
@@ -145,6 +151,7 @@ impl<S: Storage> Journal<S> {
             delivered_durable: 0,
             index: Index::with_capacity(cfg.index_entries as usize)?,
             scratch: alloc(cfg.max_record(), 0u8)?,
+            session: SessionSlot::default(),
             batch,
             chunks,
             batch_last: 0,
@@ -178,6 +185,7 @@ impl<S: Storage> Journal<S> {
         if self.index.is_full() {
             return Err(SpoolError::IndexFull);
         }
+        self.flush_session()?;
         let body = Body::Accepted {
             sender,
             arrival: now,
@@ -205,6 +213,8 @@ impl<S: Storage> Journal<S> {
         if up_to > self.delivered {
             self.delivered = up_to;
             self.index.deliver_through(up_to);
+            // A plain mark ends the session mapping (recovery then finds none).
+            self.session = SessionSlot::plain(up_to);
         }
         Ok(())
     }
@@ -216,6 +226,8 @@ impl<S: Storage> Journal<S> {
     /// [`SpoolError::NoSpace`]).
     pub fn commit(&mut self, now: Instant) -> Result<Commit, SpoolError> {
         self.check_poisoned()?;
+        // No room now: it waits for a later commit, like a plain mark.
+        let _ = self.flush_session();
         self.carry_delivered_mark();
         self.write_batch()?;
         let due = match self.cfg.fsync {
@@ -398,16 +410,16 @@ impl<S: Storage> Journal<S> {
 
     /// Ensures `len` more bytes fit in the head segment and the batch,
     /// starting a new segment (with its checkpoint) when the head is full.
-    fn make_room(&mut self, len: usize) -> Result<(), SpoolError> {
+    pub(super) fn make_room(&mut self, len: usize) -> Result<(), SpoolError> {
         let seg_bytes = self.cfg.segment_bytes as usize;
-        let fits_head = self
-            .head
-            .is_some_and(|h| self.segs[h as usize].fill as usize + len <= seg_bytes);
+        let fits_head = self.head.is_some_and(|h| {
+            self.segs[h as usize].fill as usize + len + self.session.reserve() <= seg_bytes
+        });
         // A switch also zeroes one header after the old head's last record.
         let need = if fits_head {
             len
         } else {
-            HEADER_LEN + CHECKPOINT_LEN + len
+            HEADER_LEN + CHECKPOINT_LEN + self.session.copy_len() + len
         };
         if self.batch.len() + need > self.cfg.batch_bytes as usize {
             return Err(SpoolError::BatchFull);
@@ -424,7 +436,10 @@ impl<S: Storage> Journal<S> {
     /// then the oldest.
     fn pick_free(&self) -> Option<SegmentId> {
         let free = |(id, s): &(usize, &Seg)| {
-            self.head != Some(*id as SegmentId) && !s.in_batch && s.max_accepted <= self.delivered
+            // Freed by a written mark only (see session_record.rs).
+            self.head != Some(*id as SegmentId)
+                && !s.in_batch
+                && s.max_accepted <= self.session.mark_pushed
         };
         let pick = self
             .segs
@@ -465,8 +480,12 @@ impl<S: Storage> Journal<S> {
         });
         self.head = Some(id);
         self.push(&Body::Checkpoint {
-            delivered: self.delivered,
+            delivered: self.session.mark_pushed,
         });
+        // The newest session record lives in the head, whatever is recycled.
+        if let Some(state) = self.session.pushed {
+            self.push(&Body::Session(state));
+        }
     }
 
     /// Records that batch bytes `start..` belong to segment `seg` at its fill.
@@ -484,8 +503,13 @@ impl<S: Storage> Journal<S> {
         }
     }
 
+    /// Bytes appended since the last commit.
+    pub(super) fn batch_len(&self) -> usize {
+        self.batch.len()
+    }
+
     /// Encodes a record at the head's fill; the caller made room.
-    fn push(&mut self, body: &Body<'_>) -> (Seq, SegmentId, u32) {
+    pub(super) fn push(&mut self, body: &Body<'_>) -> (Seq, SegmentId, u32) {
         let Some(h) = self.head else {
             // make_room always sets a head before a push.
             unreachable!("push without a head segment")
@@ -517,9 +541,10 @@ impl<S: Storage> Journal<S> {
 
     /// Appends the delivered mark and syncs it, whatever the fsync mode.
     pub(super) fn carry_mark_now(&mut self) -> Result<(), SpoolError> {
+        self.flush_session()?;
         self.make_room(MARK_LEN)?;
         self.push(&Body::Delivered {
-            up_to: self.delivered,
+            up_to: self.session.mark_pushed,
         });
         self.write_batch()?;
         self.sync_dirty()?;
@@ -531,13 +556,12 @@ impl<S: Storage> Journal<S> {
     /// the head does not carry it yet. No room now: it waits for a later commit
     /// (those messages may be returned once more after a crash meanwhile).
     fn carry_delivered_mark(&mut self) {
+        let mark = self.session.mark_pushed;
         let carried = self.head.map_or(0, |h| self.segs[h as usize].d_max);
-        if self.delivered > carried && self.make_room(MARK_LEN).is_ok() {
+        if mark > carried && self.make_room(MARK_LEN).is_ok() {
             let carried = self.head.map_or(0, |h| self.segs[h as usize].d_max);
-            if self.delivered > carried {
-                self.push(&Body::Delivered {
-                    up_to: self.delivered,
-                });
+            if mark > carried {
+                self.push(&Body::Delivered { up_to: mark });
             }
         }
     }
@@ -619,6 +643,7 @@ impl<S: Storage> Journal<S> {
     pub(super) fn set_recovered(&mut self, last_seq: Seq, skip_to: Seq, delivered: Seq) {
         self.next_seq = skip_to + 1;
         self.delivered = delivered;
+        self.session.mark_pushed = delivered;
         self.delivered_durable = delivered;
         self.written_through = last_seq;
         self.written_delivered = delivered;

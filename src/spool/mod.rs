@@ -38,7 +38,9 @@
 //! from offset 0 (layout in `record.rs`): length, CRC-32C, sequence number,
 //! kind, body. Kinds: *checkpoint* (the first record of every segment, with the
 //! delivered mark when the segment was started), *accepted* (sender, arrival
-//! time, message) and *delivered up to N*. Sequence numbers increase across the
+//! time, message), *delivered up to N* and *session* (an upstream session's
+//! state, also a delivered mark: [`Journal::set_session`], layout and rules in
+//! `session_record.rs`). Sequence numbers increase across the
 //! whole journal; a segment whose accepted records are all delivered is
 //! recycled: written again from offset 0 (never truncated or deleted).
 //!
@@ -88,11 +90,13 @@ mod index;
 mod journal;
 mod record;
 mod recover;
+mod session_record;
 pub mod sim;
 mod storage;
 
 pub use index::Entry;
 pub use journal::{Commit, Journal, Message, RecoveryReport, SpoolStats};
+pub use session_record::SessionState;
 #[cfg(unix)]
 pub use storage::FsStorage;
 pub use storage::{SegmentId, Storage};
@@ -189,7 +193,8 @@ impl SpoolConfig {
 
     /// The largest record, header included.
     pub(crate) fn max_record(&self) -> usize {
-        record::HEADER_LEN + record::ACCEPTED_META + self.max_message_bytes as usize
+        let accepted = record::HEADER_LEN + record::ACCEPTED_META + self.max_message_bytes as usize;
+        accepted.max(session_record::SESSION_LEN)
     }
 
     /// Checks the limits fit together.

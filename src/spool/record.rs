@@ -6,16 +6,18 @@
 //!      0    4  len      total record length in bytes, header included (u32 LE)
 //!      4    4  crc      CRC-32C (Castagnoli) of bytes 0..4 and 8..len (u32 LE)
 //!      8    8  seq      sequence number, strictly increasing in the journal (u64 LE)
-//!     16    1  kind     1 checkpoint, 2 accepted, 3 delivered
+//!     16    1  kind     1 checkpoint, 2 accepted, 3 delivered, 4 session
 //!     17    3  reserved zero
 //!     20    .  body     by kind:
 //!                       checkpoint: magic "MSPL", version u16 = 1, zero u16, delivered u64
 //!                       accepted:   sender u64, arrival ms u64, message bytes
 //!                       delivered:  up_to u64
+//!                       session:    see session_record.rs (also a delivered mark)
 //! ```
 //!
 //! A `len` of 0 is the preallocated (zeroed) space after the last record.
 
+use super::session_record::{SessionState, SESSION_LEN};
 use crate::time::Instant;
 
 /// Bytes before the body.
@@ -32,6 +34,7 @@ const VERSION: u16 = 1;
 const KIND_CHECKPOINT: u8 = 1;
 const KIND_ACCEPTED: u8 = 2;
 const KIND_DELIVERED: u8 = 3;
+const KIND_SESSION: u8 = 4;
 
 /// Slice-by-16 tables: the record CRC is on the commit path of every message.
 static CRC32C: crc::Crc<u32, crc::Table<16>> =
@@ -50,6 +53,8 @@ pub(crate) enum Body<'a> {
     },
     /// Every accepted message with a sequence number up to `up_to` is delivered.
     Delivered { up_to: u64 },
+    /// The upstream session's state, and a delivered mark (`delivered`).
+    Session(SessionState),
 }
 
 impl Body<'_> {
@@ -59,6 +64,7 @@ impl Body<'_> {
             Body::Checkpoint { .. } => CHECKPOINT_LEN,
             Body::Accepted { message, .. } => HEADER_LEN + ACCEPTED_META + message.len(),
             Body::Delivered { .. } => MARK_LEN,
+            Body::Session(_) => SESSION_LEN,
         }
     }
 
@@ -67,6 +73,7 @@ impl Body<'_> {
         match *self {
             Body::Checkpoint { delivered } => Some(delivered),
             Body::Delivered { up_to } => Some(up_to),
+            Body::Session(s) => Some(s.delivered),
             Body::Accepted { .. } => None,
         }
     }
@@ -116,6 +123,7 @@ pub(crate) fn encode(seq: u64, body: &Body<'_>, out: &mut [u8]) -> usize {
         Body::Checkpoint { .. } => KIND_CHECKPOINT,
         Body::Accepted { .. } => KIND_ACCEPTED,
         Body::Delivered { .. } => KIND_DELIVERED,
+        Body::Session(_) => KIND_SESSION,
     };
     let crc = checksum(out);
     out[4..8].copy_from_slice(&crc.to_le_bytes());
@@ -140,6 +148,7 @@ fn encode_body(body: &Body<'_>, out: &mut [u8]) {
             out[16..].copy_from_slice(message);
         }
         Body::Delivered { up_to } => out[0..8].copy_from_slice(&up_to.to_le_bytes()),
+        Body::Session(s) => s.encode(out),
     }
 }
 
@@ -186,6 +195,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Record<'_>> {
         KIND_DELIVERED if body.len() == 8 => Body::Delivered {
             up_to: u64_at(body, 0)?,
         },
+        KIND_SESSION => Body::Session(SessionState::decode(body)?),
         _ => return None,
     };
     Some(Record { seq, body })
@@ -225,6 +235,16 @@ mod tests {
             },
         );
         roundtrip(5, Body::Delivered { up_to: 4 });
+        roundtrip(
+            6,
+            Body::Session(SessionState {
+                delivered: 5,
+                id: 42,
+                token: [7; crate::wire::TOKEN_LEN],
+                next: 9,
+                received: 2,
+            }),
+        );
     }
 
     #[test]

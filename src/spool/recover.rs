@@ -256,9 +256,11 @@ impl<S: Storage> Journal<S> {
                 .map(|id| (scans[id as usize].first_seq, id)),
         );
         order.sort_unstable();
+        let mut newest_session = None;
         for &(_, id) in &order {
             let index = &mut self.index;
             let report = &mut report;
+            let newest_session = &mut newest_session;
             scan(
                 &mut self.storage,
                 &mut self.scratch,
@@ -266,6 +268,10 @@ impl<S: Storage> Journal<S> {
                 max_record,
                 id,
                 |rec, offset| {
+                    if let Body::Session(s) = rec.body {
+                        // Segments go in sequence order: the last seen is newest.
+                        *newest_session = Some(s);
+                    }
                     if !matches!(rec.body, Body::Accepted { .. }) || rec.seq <= delivered {
                         return;
                     }
@@ -315,6 +321,8 @@ impl<S: Storage> Journal<S> {
         let lost = (u64::from(seg_bytes) + u64::from(self.cfg.batch_bytes)) / HEADER_LEN as u64;
         self.set_recovered(last_seq, last_seq.saturating_add(lost), delivered);
         report.delivered = delivered;
+        self.recover_session(newest_session, delivered);
+        report.session = self.session.state;
         // A delivered mark, synced now: the newest segment carries the mark
         // (before any older segment holding it is recycled), and the disk
         // holds the new numbering (so the next recovery resumes above it).

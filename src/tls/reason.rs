@@ -103,10 +103,14 @@ impl From<&Error> for TlsFailure {
             }
             Error::InvalidCertificate(_) => TlsFailure::BadCertificate,
             Error::NoCertificatesPresented => TlsFailure::NoCertificate,
+            // A TLS 1.0/1.1 ClientHello has no signature_algorithms
+            // extension (it is TLS 1.2's): rustls refuses it for that before
+            // it looks at the version, so that too is a version refusal.
             Error::PeerIncompatible(
                 P::ServerDoesNotSupportTls12Or13
                 | P::ServerTlsVersionIsDisabledByOurConfig
                 | P::SupportedVersionsExtensionRequired
+                | P::SignatureAlgorithmsExtensionRequired
                 | P::Tls12NotOffered
                 | P::Tls12NotOfferedOrEnabled
                 | P::NoCipherSuitesInCommon,
@@ -173,5 +177,31 @@ mod close_reason_tests {
         ] {
             assert_eq!(CloseReason::from(f).as_str(), f.name());
         }
+    }
+}
+
+#[cfg(test)]
+mod mapping_tests {
+    use super::{TlsError, TlsFailure};
+    use rustls::{Error, PeerIncompatible as P};
+
+    #[test]
+    fn what_only_a_peer_below_tls_1_2_triggers_is_a_protocol_version_refusal() {
+        for p in [
+            P::SignatureAlgorithmsExtensionRequired,
+            P::SupportedVersionsExtensionRequired,
+            P::Tls12NotOffered,
+            P::Tls12NotOfferedOrEnabled,
+            P::ServerDoesNotSupportTls12Or13,
+        ] {
+            let name = format!("{p:?}");
+            let e = TlsError::from(Error::PeerIncompatible(p));
+            assert_eq!(e.reason, TlsFailure::ProtocolVersion, "{name}");
+            // rustls's text stays in the detail.
+            assert!(e.detail.contains(&name), "{name}: {}", e.detail);
+        }
+        // Other incompatibilities are not about the version.
+        let e = TlsError::from(Error::PeerIncompatible(P::NullCompressionRequired));
+        assert_eq!(e.reason, TlsFailure::Protocol);
     }
 }

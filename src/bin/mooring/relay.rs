@@ -377,6 +377,15 @@ fn print(
             }
             .print()
         }
+        RelayEvent::SpoolSession {
+            resumed,
+            session,
+            possible_duplicates,
+        } => Line::new("event", "spool_session")
+            .kv("state", if resumed { "resumed" } else { "new" })
+            .kv("session", session)
+            .kv("possible_duplicates", possible_duplicates)
+            .print(),
     }
 }
 

@@ -423,7 +423,13 @@ Guarantees:
   fsync that covers the message (with --fsync batch). A relay killed and
   restarted on the same DIR forwards every message it acknowledged and had not
   delivered, in order, before anything new (raw upstream: at least once across
-  restarts). Spool full or a disk error (ENOSPC, EIO): devices get MSA|AR,
+  restarts). Mooring upstream with --spool DIR: exactly once across restarts
+  within the upstream's resume window: the session (id, token, sequence state)
+  is kept in the spool and resumed, and the upstream drops what it already had
+  (event=spool_session state=resumed). Beyond the window (the upstream dropped
+  the session) a new session is opened: at least once, and
+  event=spool_session state=new possible_duplicates=N says how many recovered
+  messages it may get twice. Spool full or a disk error (ENOSPC, EIO): devices get MSA|AR,
   event=spool_pressure names the cause, and the relay recovers by itself.
   Without --spool, the default must not acknowledge what a crash can lose: the
   default is --ack-after upstream. --spool memory (or --ack-after queued)
@@ -493,6 +499,8 @@ Lines (stdout, flushed at once):
                  used=BYTES records=N        (on each change)
   event=spool_refused peer=IP:PORT id=MSH-10 reason=full|disk_error|recovering
                  [cause=...]                 (the device got MSA|AR)
+  event=spool_session state=resumed|new session=N possible_duplicates=N
+                 (--spool DIR, mooring: the first session after a start)
   event=stopped reason=signal signal=SIGTERM drained=B ms=N queued=N spooled=B
                  (after SIGTERM/SIGINT: the spool synced, the replies due
                   written; queued: not yet delivered, kept in the spool or,
