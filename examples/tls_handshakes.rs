@@ -8,11 +8,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mooring::tls::{
-    ClientAuth, PemSource, TlsClientConfig, TlsLink, TlsLinkSizes, TlsServerConfig, TlsVersion,
-    TlsVersions,
-};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use mooring::tls::{ClientAuth, TlsLink, TlsLinkSizes, TlsVersion, TlsVersions};
+
+// The tests' certificate generator (rcgen): one CA, a server and a client leaf.
+#[path = "../tests/tls_pki/mod.rs"]
+mod tls_pki;
 
 fn carry(a: &mut TlsLink, b: &mut TlsLink) {
     while !a.ciphertext().is_empty() {
@@ -26,35 +26,14 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, "CA");
-    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-    let leaf = |name: &str| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec![name.to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        (
-            PemSource::Bytes(cert.pem().into_bytes()),
-            PemSource::Bytes(key.serialize_pem().into_bytes()),
-        )
-    };
-    let ca_pem = PemSource::Bytes(ca.pem().into_bytes());
-    let (sc, sk) = leaf("127.0.0.1");
-    let (cc, ck) = leaf("device.example");
+    let pki = tls_pki::pki();
     let addr: SocketAddr = "127.0.0.1:2575".parse().unwrap();
     for (name, max) in [
         ("TLSv1_3", TlsVersion::Tls13),
         ("TLSv1_2", TlsVersion::Tls12),
     ] {
-        let mut server = TlsServerConfig::new(sc.clone(), sk.clone());
-        server.client_auth = ClientAuth::Required;
-        server.client_ca = Some(ca_pem.clone());
-        let mut client = TlsClientConfig::new(ca_pem.clone());
-        client.client_cert = Some(cc.clone());
-        client.client_key = Some(ck.clone());
+        let server = tls_pki::server_cfg(&pki, ClientAuth::Required);
+        let mut client = tls_pki::client_cfg(&pki, true);
         client.versions = TlsVersions {
             min: TlsVersion::Tls12,
             max,

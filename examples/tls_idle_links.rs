@@ -14,9 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mooring::tls::{ClientAuth, PemSource, TlsClientConfig, TlsLinkSizes, TlsServerConfig};
+use mooring::tls::{ClientAuth, PemSource, TlsClientConfig, TlsLinkSizes};
 use mooring::{ConnectConfig, Event, ListenConfig, Node, NodeConfig};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+// The tests' certificate generator (rcgen): one CA, a server and a client leaf.
+#[path = "../tests/tls_pki/mod.rs"]
+mod tls_pki;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -64,32 +67,17 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("mooring-tls-idle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
 
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, "CA");
-    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-    let leaf = |name: &str| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec![name.to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
-    };
-    let (sc, sk) = leaf("127.0.0.1");
-    let (cc, ck) = leaf("device.example");
+    let pki = tls_pki::pki();
     for (name, pem) in [
-        ("ca.pem", ca.pem().into_bytes()),
-        ("client.pem", cc),
-        ("client.key", ck),
+        ("ca.pem", pki.ca.pem_bytes()),
+        ("client.pem", pki.client.cert.clone()),
+        ("client.key", pki.client.key.clone()),
     ] {
         std::fs::write(dir.join(name), pem).expect("write pem");
     }
 
     let mut server = node(n + 1);
-    let mut server_tls = TlsServerConfig::new(PemSource::Bytes(sc), PemSource::Bytes(sk));
-    server_tls.client_auth = ClientAuth::Required;
-    server_tls.client_ca = Some(PemSource::Bytes(ca.pem().into_bytes()));
+    let mut server_tls = tls_pki::server_cfg(&pki, ClientAuth::Required);
     // A thousand handshakes at once queue up behind one thread.
     server_tls.handshake_timeout = LIMIT;
     let l = server

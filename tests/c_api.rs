@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -101,6 +101,50 @@ struct CRun {
     errors: String,
 }
 
+/// `binary` as a command, behind `wrapper` (e.g. valgrind and its flags) if any.
+fn wrapped(wrapper: &[&str], binary: &Path) -> Command {
+    match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    }
+}
+
+/// The child's stdout, line by line, from a thread of its own (which ends
+/// with the stdout or when the receiver is dropped).
+fn stdout_lines(child: &mut Child) -> (mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (lines, reader)
+}
+
+/// Waits up to [`WITHIN`] for `child` to exit; else kills it and panics
+/// with `why()`.
+fn wait_exit(child: &mut Child, why: impl FnOnce() -> String) -> ExitStatus {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{}", why());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs the C server (behind `wrapper`, e.g. valgrind) for `requests` from a
 /// Rust client and waits for its clean exit.
 fn run_c_server(binary: &Path, wrapper: &[&str], requests: &[Vec<u8>]) -> CRun {
@@ -120,15 +164,7 @@ fn run_c_server_with(
     client: ClientConfig,
     requests: &[Vec<u8>],
 ) -> CRun {
-    let mut cmd = match wrapper.split_first() {
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(binary);
-            c
-        }
-        None => Command::new(binary),
-    };
-    let mut child = cmd
+    let mut child = wrapped(wrapper, binary)
         .args(["127.0.0.1:0", &requests.len().to_string()])
         .args(extra)
         .stdin(Stdio::null())
@@ -136,15 +172,7 @@ fn run_c_server_with(
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the C server");
-    let (tx, lines) = mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (lines, reader) = stdout_lines(&mut child);
     let mut stderr = child.stderr.take().expect("stderr");
     let errors = std::thread::spawn(move || {
         let mut s = String::new();
@@ -169,21 +197,12 @@ fn run_c_server_with(
         replies.push(reply.to_vec());
     }
 
-    let deadline = Instant::now() + WITHIN;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the C server did not exit after {} messages",
-                requests.len()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child, || {
+        format!(
+            "the C server did not exit after {} messages",
+            requests.len()
+        )
+    });
     // The reader ends at EOF: after it, every line is in the channel.
     let _ = reader.join();
     let out: Vec<String> = lines.try_iter().collect();
@@ -479,15 +498,7 @@ fn run_c_relay(bin: &Path, wrapper: &[&str], name: &str) -> String {
     let _ = std::fs::remove_dir_all(&dir);
     let (go, held) = mpsc::channel();
     let (upstream, arrived, up_thread) = holding_upstream(held);
-    let mut cmd = match wrapper.split_first() {
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
-    let mut child = cmd
+    let mut child = wrapped(wrapper, bin)
         .args(["127.0.0.1:0", &upstream.to_string()])
         .arg(&dir)
         .arg("3")
@@ -496,15 +507,7 @@ fn run_c_relay(bin: &Path, wrapper: &[&str], name: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the C relay");
-    let (tx, lines) = mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (lines, reader) = stdout_lines(&mut child);
     let mut seen = Vec::new();
     let first = expect_line(&lines, &mut seen, |l| l.starts_with("event=listening "));
     let addr: SocketAddr = field(&first, "addr").parse().expect("an ip:port");
@@ -547,18 +550,9 @@ fn run_c_relay(bin: &Path, wrapper: &[&str], name: &str) -> String {
         .collect();
     assert_eq!(got, ["R2", "R3"], "in order, each once");
 
-    let deadline = Instant::now() + WITHIN;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the C relay did not exit; lines:\n{}", seen.join("\n"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child, || {
+        format!("the C relay did not exit; lines:\n{}", seen.join("\n"))
+    });
     let _ = reader.join();
     seen.extend(lines.try_iter());
     let mut errors = String::new();

@@ -77,12 +77,7 @@ fn send_max_frame_sends_a_message_over_the_default_limit() {
         None,
     );
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
-    let reply = r
-        .lines()
-        .into_iter()
-        .find(|l| l.starts_with("event=reply "))
-        .unwrap_or_else(|| panic!("no reply line: {}", r.stdout))
-        .to_string();
+    let reply = r.line_starting("event=reply ").to_string();
     assert_eq!(field(&reply, "ack"), Some("AA"), "{reply}");
     // Without the flag the limit is the default: refused before the wire.
     let r = run(mooring(&["send", &a, file.path()]), None);

@@ -5,47 +5,15 @@
 //! and the usage errors of bad files.
 #![cfg(feature = "tls")]
 
-use std::net::SocketAddr;
-
 /// Process helpers shared with the CLI tests.
 mod support;
 
-use support::pki::{strs, Pki};
+use support::pki::{expect_no_certificate_close, listen_tls, send_tls, strs, Pki};
 use support::{field, mooring, run, Proc, Run, SAMPLE, WITHIN};
-
-/// `mooring send ADDR sample.hl7 --tls --tls-ca CA <extra>` to completion.
-fn send_tls(addr: SocketAddr, ca: &str, extra: &[&str]) -> Run {
-    let a = addr.to_string();
-    let mut args = vec![
-        "send",
-        &a,
-        SAMPLE,
-        "--response-timeout",
-        "5s",
-        "--tls",
-        "--tls-ca",
-        ca,
-    ];
-    args.extend_from_slice(extra);
-    run(mooring(&args), None)
-}
-
-/// `mooring listen --bind 127.0.0.1:0` with the PKI's server certificate and
-/// `extra`.
-fn listen_tls(pki: &Pki, extra: &[&str]) -> (Proc, SocketAddr) {
-    let mut args = pki.server_flags();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Proc::listen(&strs(&args))
-}
 
 /// The run's `event=tls` line, checked for TLS 1.3 and `identity`.
 fn assert_tls_line(r: &Run, identity: &str) {
-    let l = r
-        .lines()
-        .into_iter()
-        .find(|l| l.starts_with("event=tls "))
-        .unwrap_or_else(|| panic!("no event=tls line:\n{}", r.stdout))
-        .to_string();
+    let l = r.line_starting("event=tls ").to_string();
     assert_eq!(field(&l, "version"), Some("TLSv1_3"), "{l}");
     assert!(
         field(&l, "suite").is_some_and(|s| s.starts_with("TLS13_")),
@@ -137,15 +105,7 @@ fn listen_and_send_over_tls_with_client_certificates() {
     let r = send_tls(addr, &ca, &[]);
     assert_eq!(r.status.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
     // (The first client's own close comes first.)
-    let closed = listen.expect_line(
-        |l| l.starts_with("event=closed ") && field(l, "reason") != Some("PeerClosed"),
-        WITHIN,
-    );
-    assert_eq!(
-        field(&closed, "reason"),
-        Some("TlsNoCertificate"),
-        "{closed}"
-    );
+    let closed = expect_no_certificate_close(&mut listen);
     assert!(field(&closed, "detail").is_some(), "{closed}");
     assert!(
         r.lines().iter().any(|l| l.starts_with("event=closed ")
@@ -162,12 +122,7 @@ fn a_server_certificate_from_another_ca_is_tls_unknown_ca_and_send_fails() {
     let (mut listen, addr) = listen_tls(&pki, &[]);
     let r = send_tls(addr, &pki.path("other-ca.pem"), &[]);
     assert_eq!(r.status.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
-    let closed = r
-        .lines()
-        .into_iter()
-        .find(|l| l.starts_with("event=closed "))
-        .unwrap_or_else(|| panic!("no event=closed line:\n{}", r.stdout))
-        .to_string();
+    let closed = r.line_starting("event=closed ").to_string();
     assert_eq!(field(&closed, "reason"), Some("TlsUnknownCa"), "{closed}");
     assert_eq!(
         field(&closed, "peer"),
@@ -177,12 +132,7 @@ fn a_server_certificate_from_another_ca_is_tls_unknown_ca_and_send_fails() {
     // rustls's text, as one value.
     let detail = field(&closed, "detail").expect("detail");
     assert!(detail.contains("UnknownIssuer"), "{closed}");
-    let error = r
-        .lines()
-        .into_iter()
-        .find(|l| l.starts_with("event=error "))
-        .unwrap_or_else(|| panic!("no event=error line:\n{}", r.stdout))
-        .to_string();
+    let error = r.line_starting("event=error ").to_string();
     assert_eq!(field(&error, "n"), Some("1"), "{error}");
     assert!(!r.stdout.contains("event=reply "), "{}", r.stdout);
     assert!(!r.stdout.contains("event=tls "), "{}", r.stdout);

@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use support::pki::{strs, Pki};
+use support::pki::{expect_no_certificate_close, listen_tls, send_tls, strs, Pki};
 use support::{field, mooring, run, Proc, Run, SAMPLE, WITHIN};
 
 const PEER_SERVER: &str = concat!(
@@ -61,13 +61,6 @@ fn require_openssl() {
     require("openssl", &["version"], "apt-get install openssl");
 }
 
-/// `mooring listen` over TLS with the PKI's server certificate and `extra`.
-fn listen_tls(pki: &Pki, extra: &[&str]) -> (Proc, SocketAddr) {
-    let mut args = pki.server_flags();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Proc::listen(&strs(&args))
-}
-
 /// The python TLS MLLP client sending the sample to `addr`.
 fn python_client(addr: SocketAddr, pki: &Pki, with_cert: bool) -> Run {
     let mut c = Command::new("python3");
@@ -89,23 +82,6 @@ fn python_client(addr: SocketAddr, pki: &Pki, with_cert: bool) -> Run {
         ]);
     }
     run(c, None)
-}
-
-/// `mooring send ADDR FILE --tls --tls-ca CA <extra>` to completion.
-fn send_tls(addr: &str, file: &str, pki: &Pki, extra: &[&str]) -> Run {
-    let ca = pki.path("ca.pem");
-    let mut args = vec![
-        "send",
-        addr,
-        file,
-        "--response-timeout",
-        "5s",
-        "--tls",
-        "--tls-ca",
-        &ca,
-    ];
-    args.extend_from_slice(extra);
-    run(mooring(&args), None)
 }
 
 /// A started program killed (by its own handle) when dropped, with stdin
@@ -255,15 +231,7 @@ mod interop {
         let r = python_client(addr, &pki, false);
         assert!(!r.status.success(), "{}", r.stdout);
         assert!(r.stdout.contains("error "), "{}", r.stdout);
-        let closed = listen.expect_line(
-            |l| l.starts_with("event=closed ") && field(l, "reason") != Some("PeerClosed"),
-            WITHIN,
-        );
-        assert_eq!(
-            field(&closed, "reason"),
-            Some("TlsNoCertificate"),
-            "{closed}"
-        );
+        expect_no_certificate_close(&mut listen);
     }
 
     #[test]
@@ -279,7 +247,7 @@ mod interop {
         ];
         for (require_cert, extra) in [(false, &[][..]), (true, &client_cert[..])] {
             let (_server, addr) = python_server(&pki, require_cert);
-            let r = send_tls(&addr, SAMPLE, &pki, &strs(extra));
+            let r = send_tls(&addr, &pki.path("ca.pem"), &strs(extra));
             assert_eq!(
                 r.status.code(),
                 Some(0),
@@ -287,12 +255,7 @@ mod interop {
                 r.stdout,
                 r.stderr
             );
-            let tls = r
-                .lines()
-                .into_iter()
-                .find(|l| l.starts_with("event=tls "))
-                .unwrap_or_else(|| panic!("no event=tls:\n{}", r.stdout))
-                .to_string();
+            let tls = r.line_starting("event=tls ").to_string();
             assert_eq!(field(&tls, "version"), Some("TLSv1_3"), "{tls}");
             assert_eq!(
                 field(&tls, "peer_identity"),
@@ -307,7 +270,7 @@ mod interop {
         // flushing its TLS alert, so mooring sees the peer close the link
         // right after the handshake, not a named TLS reason.)
         let (_server, addr) = python_server(&pki, true);
-        let r = send_tls(&addr, SAMPLE, &pki, &[]);
+        let r = send_tls(&addr, &pki.path("ca.pem"), &[]);
         assert_eq!(r.status.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
         assert!(!r.stdout.contains("event=reply "), "{}", r.stdout);
         assert_eq!(r.stdout.matches("event=error ").count(), 3, "{}", r.stdout);

@@ -75,6 +75,14 @@ fn close_after_reply() -> ListenConfig {
     }
 }
 
+/// A server that closes a link silent for `idle`.
+fn idle_after(idle: Duration) -> ListenConfig {
+    ListenConfig {
+        idle_timeout: Some(idle),
+        ..ListenConfig::default()
+    }
+}
+
 /// Waits until the server reported `n` closes.
 fn wait_for_closes(h: &mut Harness, n: usize) {
     for _ in 0..n {
@@ -114,11 +122,12 @@ fn keep_open_client_and_keep_open_server_carry_every_message_over_one_connection
     ));
 }
 
-#[test]
-fn close_per_message_client_and_keep_open_server_use_one_connection_per_message() {
-    let mut h = Harness::acking(ListenConfig::default());
+/// A close-per-message client sending 20 messages (ids `prefix00000`, ...) to
+/// a server with `listen`: one connection per message, each closed with `by`.
+fn one_connection_per_message(listen: ListenConfig, prefix: &str, by: CloseReason, who: &str) {
+    let mut h = Harness::acking(listen);
     let mut c = client(h.addr, ClientPolicy::ClosePerMessage);
-    send_all(&mut c, "CK", 20);
+    send_all(&mut c, prefix, 20);
     let st = c.stats();
     assert_eq!((st.connects, st.replies, st.resends), (20, 20, 0));
     wait_for_closes(&mut h, 20);
@@ -127,30 +136,29 @@ fn close_per_message_client_and_keep_open_server_use_one_connection_per_message(
     assert_eq!(per.len(), 20, "one connection per message");
     assert!(per.values().all(|m| m.len() == 1));
     assert!(
-        closes(&evs).iter().all(|r| *r == CloseReason::PeerClosed),
-        "the client closed each link: {:?}",
+        closes(&evs).iter().all(|r| *r == by),
+        "{who} closed each link: {:?}",
         closes(&evs)
     );
 }
 
 #[test]
+fn close_per_message_client_and_keep_open_server_use_one_connection_per_message() {
+    one_connection_per_message(
+        ListenConfig::default(),
+        "CK",
+        CloseReason::PeerClosed,
+        "the client",
+    );
+}
+
+#[test]
 fn close_per_message_client_and_close_after_reply_server_use_one_connection_per_message() {
-    let mut h = Harness::acking(close_after_reply());
-    let mut c = client(h.addr, ClientPolicy::ClosePerMessage);
-    send_all(&mut c, "CC", 20);
-    let st = c.stats();
-    assert_eq!((st.connects, st.replies, st.resends), (20, 20, 0));
-    wait_for_closes(&mut h, 20);
-    let evs = h.events();
-    let per = messages_per_link(&evs);
-    assert_eq!(per.len(), 20);
-    assert!(per.values().all(|m| m.len() == 1));
-    assert!(
-        closes(&evs)
-            .iter()
-            .all(|r| *r == CloseReason::ClosedAfterReply),
-        "the server closed each link after its reply: {:?}",
-        closes(&evs)
+    one_connection_per_message(
+        close_after_reply(),
+        "CC",
+        CloseReason::ClosedAfterReply,
+        "the server (after its reply)",
     );
 }
 
@@ -356,10 +364,7 @@ fn expect_idle_close(h: &mut Harness, p: &mut Peer, since: Instant, idle: Durati
 #[test]
 fn silent_link_is_closed_with_idle_timeout_not_before_the_timeout_and_soon_after() {
     let idle = Duration::from_millis(300);
-    let mut h = Harness::acking(ListenConfig {
-        idle_timeout: Some(idle),
-        ..ListenConfig::default()
-    });
+    let mut h = Harness::acking(idle_after(idle));
     let t0 = Instant::now();
     let mut p = Peer::connect(h.addr);
     expect_idle_close(&mut h, &mut p, t0, idle);
@@ -368,10 +373,7 @@ fn silent_link_is_closed_with_idle_timeout_not_before_the_timeout_and_soon_after
 #[test]
 fn traffic_keeps_a_link_past_the_idle_timeout_which_counts_from_the_last_byte() {
     let idle = Duration::from_millis(300);
-    let mut h = Harness::acking(ListenConfig {
-        idle_timeout: Some(idle),
-        ..ListenConfig::default()
-    });
+    let mut h = Harness::acking(idle_after(idle));
     let mut p = Peer::connect(h.addr);
     let start = Instant::now();
     let mut last = start;

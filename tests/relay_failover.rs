@@ -19,16 +19,9 @@ mod support;
 
 use support::{field, mooring, Proc, WITHIN};
 
-const SB: u8 = 0x0b;
-const EB: u8 = 0x1c;
-const CR: u8 = 0x0d;
-
-fn mllp(payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![SB];
-    f.extend_from_slice(payload);
-    f.extend_from_slice(&[EB, CR]);
-    f
-}
+#[path = "mllp/mod.rs"]
+mod mllp_wire;
+use mllp_wire::{mllp, take_mllp};
 
 /// Message `n` of device `dev`: MSH-3 names the device, MSH-10 is `D<dev>-<n>`.
 fn msg(dev: usize, n: usize) -> Vec<u8> {
@@ -54,15 +47,7 @@ fn msa(ack: &[u8]) -> (String, String) {
 
 /// Whole MLLP frames taken off the front of `buf`.
 fn frames(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some(start) = buf.iter().position(|&b| b == SB) {
-        let Some(end) = buf[start..].windows(2).position(|w| w == [EB, CR]) else {
-            break;
-        };
-        out.push(buf[start + 1..start + end].to_vec());
-        buf.drain(..start + end + 2);
-    }
-    out
+    std::iter::from_fn(|| take_mllp(buf)).collect()
 }
 
 /// How a test receiver answers.

@@ -236,7 +236,6 @@ fn next(state: &mut u64) -> u64 {
 #[test]
 fn sigkill_at_random_moments_loses_no_acknowledged_message() {
     const KILLS: usize = 20;
-    const DEVICES: usize = 3;
     let dir = spool_dir("spool-crash");
     let up = Upstream::start(TcpListener::bind("127.0.0.1:0").expect("bind"));
     let down = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -247,38 +246,8 @@ fn sigkill_at_random_moments_loses_no_acknowledged_message() {
         // Upstream up in even rounds, down (nothing listening) in odd ones.
         let target = if round % 2 == 0 { up.addr } else { down };
         let (r, addr, _) = relay(target, &dir, &[]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let devices: Vec<JoinHandle<()>> = (0..DEVICES)
-            .map(|d| {
-                let (acked, stop) = (acked.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    let Some(mut p) = Peer::connect(addr) else {
-                        return;
-                    };
-                    let app = format!("DEV{d}");
-                    for n in 0.. {
-                        if stop.load(Ordering::SeqCst) {
-                            return;
-                        }
-                        let id = format!("K{round}-{d}-{n}");
-                        match p.request(&msg(&app, &id, 200), &id).as_deref() {
-                            Some("AA") => {
-                                acked.lock().unwrap().insert(id);
-                            }
-                            Some(_) => {}
-                            None => return, // the relay died under us
-                        }
-                    }
-                })
-            })
-            .collect();
         let delay = Duration::from_millis(30 + next(&mut rng) % 250);
-        std::thread::sleep(delay); // the random moment of the kill
-        kill9(r);
-        stop.store(true, Ordering::SeqCst);
-        for d in devices {
-            d.join().expect("device thread");
-        }
+        stream_then_kill9(r, addr, &format!("K{round}"), &acked, delay);
     }
     let (_r, _, line) = relay(up.addr, &dir, &[]);
     let acked = acked.lock().unwrap().clone();

@@ -17,10 +17,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::SocketAddr;
 
-use mooring::tls::{
-    ClientAuth, PemSource, TlsClientConfig, TlsLink, TlsLinkSizes, TlsServerConfig,
-};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use mooring::tls::{ClientAuth, TlsClientConfig, TlsLink, TlsLinkSizes, TlsServerConfig};
+
+mod tls_pki;
 
 struct Counting;
 
@@ -87,30 +86,11 @@ struct Pki {
 
 /// A CA, a server and a client certificate (P-256), mutual authentication.
 fn pki() -> Pki {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, "CA");
-    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-    let leaf = |name: &str| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec![name.to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        (
-            PemSource::Bytes(cert.pem().into_bytes()),
-            PemSource::Bytes(key.serialize_pem().into_bytes()),
-        )
-    };
-    let (sc, sk) = leaf("127.0.0.1");
-    let (cc, ck) = leaf("device.example");
-    let mut server = TlsServerConfig::new(sc, sk);
-    server.client_auth = ClientAuth::Required;
-    server.client_ca = Some(PemSource::Bytes(ca.pem().into_bytes()));
-    let mut client = TlsClientConfig::new(PemSource::Bytes(ca.pem().into_bytes()));
-    client.client_cert = Some(cc);
-    client.client_key = Some(ck);
-    Pki { server, client }
+    let p = tls_pki::pki();
+    Pki {
+        server: tls_pki::server_cfg(&p, ClientAuth::Required),
+        client: tls_pki::client_cfg(&p, true),
+    }
 }
 
 /// Moves all of `a`'s ciphertext into `b`.

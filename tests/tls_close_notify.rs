@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use mooring::tls::{PemSource, TlsClientConfig, TlsLink, TlsLinkSizes, TlsServerConfig};
 use mooring::{Client, ClientConfig, ConnectConfig};
-use support::pki::Pki;
-use support::{mooring, run, SAMPLE, WITHIN};
+use support::pki::{send_tls, Pki};
+use support::WITHIN;
 
 /// How the raw server's one connection ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -113,21 +113,7 @@ fn raw_tls_server(pki: &Pki) -> (SocketAddr, JoinHandle<Ending>) {
 fn mooring_send_tls_ends_its_link_with_close_notify() {
     let pki = Pki::new("send-close-notify");
     let (addr, server) = raw_tls_server(&pki);
-    let a = addr.to_string();
-    let ca = pki.path("ca.pem");
-    let r = run(
-        mooring(&[
-            "send",
-            &a,
-            SAMPLE,
-            "--response-timeout",
-            "5s",
-            "--tls",
-            "--tls-ca",
-            &ca,
-        ]),
-        None,
-    );
+    let r = send_tls(addr, &pki.path("ca.pem"), &[]);
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     let ending = server.join().expect("server thread");
     assert_eq!(

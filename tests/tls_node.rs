@@ -20,7 +20,10 @@ use mooring::{
     NodeConfig, Protocol, SessionNote,
 };
 
+#[path = "mllp/mod.rs"]
+mod mllp_wire;
 mod tls_pki;
+use mllp_wire::{mllp, take_mllp};
 use tls_pki::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -571,22 +574,8 @@ impl RawTls {
 
     /// The next whole MLLP frame's payload received, if one is complete.
     fn frame(&mut self) -> Option<Vec<u8>> {
-        let start = self.plain.iter().position(|&b| b == 0x0B)?;
-        let end = self.plain[start..]
-            .windows(2)
-            .position(|w| w == [0x1C, 0x0D])?;
-        let payload = self.plain[start + 1..start + end].to_vec();
-        self.plain.drain(..start + end + 2);
-        Some(payload)
+        take_mllp(&mut self.plain)
     }
-}
-
-/// `payload` as an MLLP frame.
-fn mllp(payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x0B];
-    v.extend_from_slice(payload);
-    v.extend_from_slice(&[0x1C, 0x0D]);
-    v
 }
 
 /// Turns `server` and steps `raw` until `done`; false after `LIMIT`.

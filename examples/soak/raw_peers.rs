@@ -44,14 +44,10 @@ pub fn hl7_message(id: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// `payload` in an MLLP envelope.
-fn mllp(payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(payload.len() + 3);
-    f.push(0x0B);
-    f.extend_from_slice(payload);
-    f.extend_from_slice(&[0x1C, 0x0D]);
-    f
-}
+// MLLP by hand, shared with the tests' peers.
+#[path = "../../tests/mllp/mod.rs"]
+mod mllp_wire;
+use mllp_wire::{mllp, take_mllp};
 
 fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
@@ -80,12 +76,8 @@ impl FrameReader {
     /// The next frame's payload, or why none came.
     fn next(&mut self, s: &mut TcpStream) -> Result<Vec<u8>, &'static str> {
         loop {
-            if let Some(start) = self.buf.iter().position(|&b| b == 0x0B) {
-                if let Some(end) = self.buf[start..].windows(2).position(|w| w == [0x1C, 0x0D]) {
-                    let payload = self.buf[start + 1..start + end].to_vec();
-                    self.buf.drain(..start + end + 2);
-                    return Ok(payload);
-                }
+            if let Some(payload) = take_mllp(&mut self.buf) {
+                return Ok(payload);
             }
             if self.buf.len() > MAX_REPLY {
                 return Err("reply_too_big");

@@ -6,8 +6,8 @@ use core::ptr;
 use core::time::Duration;
 
 use super::{
-    c_str, fail, fallible, mooring_config, mooring_framing, mooring_protocol, mooring_result,
-    mooring_tls_client_auth,
+    c_str, fail, mooring_config, mooring_framing, mooring_protocol, mooring_result,
+    mooring_tls_client_auth, write_default,
 };
 use crate::config::{AllowList, ConnectConfig, ListenConfig, NodeConfig, ServerPolicy};
 use crate::frame::Framing;
@@ -264,14 +264,8 @@ pub(super) fn convert(
 /// `out` is NULL or points to a writable `mooring_config`.
 #[no_mangle]
 pub unsafe extern "C" fn mooring_config_default(out: *mut mooring_config) -> mooring_result {
-    fallible(mooring_result::Panic, || {
-        if out.is_null() {
-            return fail(mooring_result::NullParameter, "out is NULL");
-        }
-        // SAFETY: non-NULL and writable by contract.
-        unsafe { out.write(defaults()) };
-        mooring_result::Ok
-    })
+    // SAFETY: the caller's contract is write_default's.
+    unsafe { write_default(out, defaults) }
 }
 
 #[cfg(test)]

@@ -226,6 +226,113 @@ unsafe fn with_handle<H: Handle>(
     }
 }
 
+/// The body of a handle's constructor (`mooring_node_new`, `mooring_relay_new`):
+/// `*out` is set to NULL first, the config is read, and on success the handle
+/// `build` makes from it is boxed into `*out`.
+///
+/// # Safety
+/// `config` is NULL or points to a readable `C`; `out` is NULL or writable.
+unsafe fn new_handle<C, H>(
+    config: *const C,
+    out: *mut *mut H,
+    build: impl FnOnce(C) -> Result<H, mooring_result>,
+) -> mooring_result {
+    fallible(mooring_result::Panic, || {
+        if out.is_null() {
+            return fail(mooring_result::NullParameter, "out is NULL");
+        }
+        // SAFETY: non-NULL and writable by contract.
+        unsafe { out.write(ptr::null_mut()) };
+        if config.is_null() {
+            return fail(mooring_result::NullParameter, "config is NULL");
+        }
+        // SAFETY: non-NULL and readable by contract; every bit pattern is a valid config.
+        let c = unsafe { config.read() };
+        match build(c) {
+            Ok(h) => {
+                // SAFETY: as above.
+                unsafe { out.write(Box::into_raw(Box::new(h))) };
+                mooring_result::Ok
+            }
+            Err(code) => code,
+        }
+    })
+}
+
+/// The body of a `*_config_default` call: writes `value()` into `*out`.
+///
+/// # Safety
+/// `out` is NULL or writable.
+unsafe fn write_default<T>(out: *mut T, value: impl FnOnce() -> T) -> mooring_result {
+    fallible(mooring_result::Panic, || {
+        if out.is_null() {
+            return fail(mooring_result::NullParameter, "out is NULL");
+        }
+        // SAFETY: non-NULL and writable by contract.
+        unsafe { out.write(value()) };
+        mooring_result::Ok
+    })
+}
+
+/// The body of a handle's `_free`: NULL is a no-op.
+///
+/// # Safety
+/// `h` is NULL or a pointer from [`new_handle`] not yet freed, used by no
+/// other call at the same time.
+unsafe fn free_handle<H>(h: *mut H) {
+    if h.is_null() {
+        return;
+    }
+    boundary((), || {
+        // SAFETY: from Box::into_raw in new_handle and not yet freed, by contract.
+        drop(unsafe { Box::from_raw(h) });
+    });
+}
+
+/// A poll's `timeout_ms` (-1: no limit, else >= 0) as a wait: `None` for no limit.
+fn poll_timeout(timeout_ms: i64) -> Result<Option<core::time::Duration>, mooring_result> {
+    match timeout_ms {
+        -1 => Ok(None),
+        t => u64::try_from(t)
+            .map(|ms| Some(core::time::Duration::from_millis(ms)))
+            .map_err(|_| {
+                fail(
+                    mooring_result::InvalidArgument,
+                    format_args!("timeout_ms must be -1 or >= 0 (it is {t})"),
+                )
+            }),
+    }
+}
+
+/// The body of a `_next_event` call: writes the event `take` finds into
+/// `*out`, or returns `MOORING_RESULT_NO_EVENT` (and leaves `*out` alone).
+///
+/// # Safety
+/// As [`with_handle`]; `out` NULL or writable.
+unsafe fn next_event<H: Handle, E>(
+    h: *mut H,
+    out: *mut E,
+    take: impl FnOnce(&mut H) -> Option<E>,
+) -> mooring_result {
+    let mut got = false;
+    let f = |h: &mut H| {
+        if out.is_null() {
+            return Err(fail(mooring_result::NullParameter, "out is NULL"));
+        }
+        if let Some(ev) = take(h) {
+            got = true;
+            // SAFETY: non-NULL and writable by contract.
+            unsafe { out.write(ev) };
+        }
+        Ok(())
+    };
+    // SAFETY: the caller's contract is with_handle's.
+    match unsafe { with_handle(h, f) } {
+        mooring_result::Ok if !got => mooring_result::NoEvent,
+        r => r,
+    }
+}
+
 /// Writes the address `addr` gives into the caller's `buf` as NUL-terminated
 /// `ip:port` (the buffer is checked first).
 ///

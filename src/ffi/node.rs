@@ -2,16 +2,14 @@
 //! connect, poll, events, send, close.
 
 use core::ffi::c_char;
-use core::ptr;
-use core::time::Duration;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::config::convert;
 use super::events::{c_event, EventTexts};
 use super::types::*;
 use super::{
-    boundary, c_bytes, c_str, clear_last_error, fail, fallible, parse_addr, with_handle,
-    write_addr, Handle,
+    c_bytes, c_str, clear_last_error, fail, free_handle, new_handle, next_event, parse_addr,
+    poll_timeout, with_handle, write_addr, Handle,
 };
 use crate::config::{ConnectConfig, ListenConfig};
 use crate::node::{LinkId, ListenerId, Node, SetupError, MAX_LISTENERS};
@@ -160,38 +158,17 @@ pub unsafe extern "C" fn mooring_node_new(
     config: *const mooring_config,
     out: *mut *mut mooring_node,
 ) -> mooring_result {
-    fallible(mooring_result::Panic, || {
-        if out.is_null() {
-            return fail(mooring_result::NullParameter, "out is NULL");
-        }
-        // SAFETY: non-NULL and writable by contract.
-        unsafe { out.write(ptr::null_mut()) };
-        if config.is_null() {
-            return fail(mooring_result::NullParameter, "config is NULL");
-        }
-        // SAFETY: non-NULL and readable by contract; every bit pattern is a valid config.
-        let c = unsafe { config.read() };
-        let (cfg, listen, connect) = match convert(&c) {
-            Ok(v) => v,
-            Err(code) => return code,
-        };
+    let build = |c: mooring_config| {
+        let (cfg, listen, connect) = convert(&c)?;
         let slots = cfg.max_links;
         let buffer_size = cfg.buffer_size;
-        let node = match Node::new(cfg) {
-            Ok(n) => n,
-            Err(e) => return setup_error(e),
-        };
+        let node = Node::new(cfg).map_err(setup_error)?;
         // Sized from the config like the node's own tables: fallible too.
-        let tables = crate::fallible::vec_filled(slots, LinkEntry::default(), "C link table")
-            .and_then(|links| {
-                crate::fallible::vec_with_capacity(buffer_size, "C echo buffer")
-                    .map(|scratch| (links, scratch))
-            });
-        let (links, scratch) = match tables {
-            Ok(t) => t,
-            Err(e) => return setup_error(e.into()),
-        };
-        let h = Box::new(mooring_node {
+        let links = crate::fallible::vec_filled(slots, LinkEntry::default(), "C link table")
+            .map_err(|e| setup_error(e.into()))?;
+        let scratch = crate::fallible::vec_with_capacity(buffer_size, "C echo buffer")
+            .map_err(|e| setup_error(e.into()))?;
+        Ok(mooring_node {
             node,
             listen,
             connect,
@@ -200,11 +177,10 @@ pub unsafe extern "C" fn mooring_node_new(
             scratch,
             texts: EventTexts::new(),
             poisoned: false,
-        });
-        // SAFETY: as above.
-        unsafe { out.write(Box::into_raw(h)) };
-        mooring_result::Ok
-    })
+        })
+    };
+    // SAFETY: the caller's contract is new_handle's.
+    unsafe { new_handle(config, out, build) }
 }
 
 /// Frees a node: closes its listeners and links (without events) and releases
@@ -216,13 +192,8 @@ pub unsafe extern "C" fn mooring_node_new(
 /// other call at the same time.
 #[no_mangle]
 pub unsafe extern "C" fn mooring_node_free(node: *mut mooring_node) {
-    if node.is_null() {
-        return;
-    }
-    boundary((), || {
-        // SAFETY: from Box::into_raw in mooring_node_new and not yet freed, by contract.
-        drop(unsafe { Box::from_raw(node) });
-    });
+    // SAFETY: the caller's contract is free_handle's.
+    unsafe { free_handle(node) }
 }
 
 /// Binds a listener on `addr` (`"127.0.0.1:2575"`, `"[::]:2575"`, port 0 for any)
@@ -332,15 +303,7 @@ pub unsafe extern "C" fn mooring_node_poll(
     timeout_ms: i64,
 ) -> mooring_result {
     let f = |h: &mut mooring_node| {
-        let timeout = match timeout_ms {
-            -1 => None,
-            t => Some(Duration::from_millis(u64::try_from(t).map_err(|_| {
-                fail(
-                    mooring_result::InvalidArgument,
-                    format_args!("timeout_ms must be -1 or >= 0 (it is {t})"),
-                )
-            })?)),
-        };
+        let timeout = poll_timeout(timeout_ms)?;
         h.node
             .poll(timeout)
             .map_err(|e| fail(mooring_result::Io, format_args!("poll: {e}")))
@@ -361,30 +324,14 @@ pub unsafe extern "C" fn mooring_node_next_event(
     node: *mut mooring_node,
     out: *mut mooring_event,
 ) -> mooring_result {
-    let mut got = false;
-    let f = |h: &mut mooring_node| {
-        if out.is_null() {
-            return Err(fail(mooring_result::NullParameter, "out is NULL"));
-        }
-        loop {
-            let Some(e) = h.node.next_event() else {
-                return Ok(());
-            };
-            let Some(ev) = c_event(e, &mut h.links, &h.listeners, &mut h.texts) else {
-                continue;
-            };
-            got = true;
-            // SAFETY: non-NULL and writable by contract.
-            unsafe { out.write(ev) };
-            return Ok(());
+    let take = |h: &mut mooring_node| loop {
+        let e = h.node.next_event()?;
+        if let Some(ev) = c_event(e, &mut h.links, &h.listeners, &mut h.texts) {
+            return Some(ev);
         }
     };
-    // SAFETY: the caller's contract is with_node's.
-    let r = unsafe { with_node(node, f) };
-    match r {
-        mooring_result::Ok if !got => mooring_result::NoEvent,
-        r => r,
-    }
+    // SAFETY: the caller's contract is next_event's.
+    unsafe { next_event(node, out, take) }
 }
 
 /// Queues `len` bytes at `data` as one frame on `link`; it is written at the next

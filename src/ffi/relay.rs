@@ -3,7 +3,6 @@
 //! forward relay: create, poll, events, stats, free.
 
 use core::ffi::c_char;
-use core::ptr;
 use core::time::Duration;
 
 use super::node::{setup_code, setup_error};
@@ -11,7 +10,9 @@ use super::relay_config::convert;
 use super::relay_events::{c_pressure, RelayEvents};
 use super::relay_types::*;
 use super::types::mooring_result;
-use super::{boundary, fail, fallible, with_handle, write_addr, Handle};
+use super::{
+    fail, free_handle, new_handle, next_event, poll_timeout, with_handle, write_addr, Handle,
+};
 use crate::node::{ListenerId, Node};
 use crate::relay::{Relay, StartError, Started};
 use crate::spool::SpoolError;
@@ -72,45 +73,26 @@ pub unsafe extern "C" fn mooring_relay_new(
     config: *const mooring_relay_config,
     out: *mut *mut mooring_relay,
 ) -> mooring_result {
-    fallible(mooring_result::Panic, || {
-        if out.is_null() {
-            return fail(mooring_result::NullParameter, "out is NULL");
-        }
-        // SAFETY: non-NULL and writable by contract.
-        unsafe { out.write(ptr::null_mut()) };
-        if config.is_null() {
-            return fail(mooring_result::NullParameter, "config is NULL");
-        }
-        // SAFETY: non-NULL and readable by contract; every bit pattern is a valid config.
-        let c = unsafe { config.read() };
+    let build = |c: mooring_relay_config| {
         // SAFETY: the config's strings by contract.
-        let cfg = match unsafe { convert(&c) } {
-            Ok(v) => v,
-            Err(code) => return code,
-        };
-        let events = match RelayEvents::new(cfg.event_queue, cfg.event_bytes) {
-            Ok(e) => e,
-            Err(e) => return setup_error(e.into()),
-        };
+        let cfg = unsafe { convert(&c) }?;
+        let events = RelayEvents::new(cfg.event_queue, cfg.event_bytes)
+            .map_err(|e| setup_error(e.into()))?;
         let Started {
             node,
             listener,
             relay,
-        } = match cfg.devices.start(cfg.relay) {
-            Ok(s) => s,
-            Err(e) => return start_error(e),
-        };
-        let h = Box::new(mooring_relay {
+        } = cfg.devices.start(cfg.relay).map_err(start_error)?;
+        Ok(mooring_relay {
             node,
             listener,
             relay,
             events,
             poisoned: false,
-        });
-        // SAFETY: as above.
-        unsafe { out.write(Box::into_raw(h)) };
-        mooring_result::Ok
-    })
+        })
+    };
+    // SAFETY: the caller's contract is new_handle's.
+    unsafe { new_handle(config, out, build) }
 }
 
 /// Frees a relay: closes its listener and links (without events), releases
@@ -124,13 +106,8 @@ pub unsafe extern "C" fn mooring_relay_new(
 /// by no other call at the same time.
 #[no_mangle]
 pub unsafe extern "C" fn mooring_relay_free(relay: *mut mooring_relay) {
-    if relay.is_null() {
-        return;
-    }
-    boundary((), || {
-        // SAFETY: from Box::into_raw in mooring_relay_new and not yet freed, by contract.
-        drop(unsafe { Box::from_raw(relay) });
-    });
+    // SAFETY: the caller's contract is free_handle's.
+    unsafe { free_handle(relay) }
 }
 
 /// Writes the device listener's bound address (the real port when bound to
@@ -174,15 +151,7 @@ pub unsafe extern "C" fn mooring_relay_poll(
     timeout_ms: i64,
 ) -> mooring_result {
     let f = |h: &mut mooring_relay| {
-        let wait = match timeout_ms {
-            -1 => Duration::MAX,
-            t => Duration::from_millis(u64::try_from(t).map_err(|_| {
-                fail(
-                    mooring_result::InvalidArgument,
-                    format_args!("timeout_ms must be -1 or >= 0 (it is {t})"),
-                )
-            })?),
-        };
+        let wait = poll_timeout(timeout_ms)?.unwrap_or(Duration::MAX);
         h.events.compact();
         let events = &mut h.events;
         h.relay
@@ -205,23 +174,8 @@ pub unsafe extern "C" fn mooring_relay_next_event(
     relay: *mut mooring_relay,
     out: *mut mooring_relay_event,
 ) -> mooring_result {
-    let mut got = false;
-    let f = |h: &mut mooring_relay| {
-        if out.is_null() {
-            return Err(fail(mooring_result::NullParameter, "out is NULL"));
-        }
-        if let Some(ev) = h.events.next() {
-            got = true;
-            // SAFETY: non-NULL and writable by contract.
-            unsafe { out.write(ev) };
-        }
-        Ok(())
-    };
-    // SAFETY: the caller's contract is with_handle's.
-    match unsafe { with_handle(relay, f) } {
-        mooring_result::Ok if !got => mooring_result::NoEvent,
-        r => r,
-    }
+    // SAFETY: the caller's contract is next_event's.
+    unsafe { next_event(relay, out, |h| h.events.next()) }
 }
 
 /// Copies the relay's numbers into `*out`: its queue, counters since
@@ -311,6 +265,7 @@ mod tests {
     use super::*;
     use crate::ffi::tests::last_error;
     use core::ffi::CStr;
+    use core::ptr;
     use std::ffi::CString;
 
     fn config(dir: &CStr) -> mooring_relay_config {

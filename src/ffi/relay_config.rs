@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use super::config::{framing, from_ms, invalid_config, ms, protocol};
 use super::relay_types::*;
 use super::types::{mooring_framing, mooring_protocol, mooring_result};
-use super::{c_str, fail, fallible, parse_addr};
+use super::{c_str, fail, parse_addr, write_default};
 use crate::frame::Framing;
 use crate::liveness::{Heartbeat, LivenessConfig};
 use crate::relay::{default_ack_after, AckAfter, DeviceSide, RelayConfig, SpoolSettings};
@@ -217,14 +217,8 @@ pub(super) unsafe fn convert(c: &mooring_relay_config) -> Result<Converted, moor
 pub unsafe extern "C" fn mooring_relay_config_default(
     out: *mut mooring_relay_config,
 ) -> mooring_result {
-    fallible(mooring_result::Panic, || {
-        if out.is_null() {
-            return fail(mooring_result::NullParameter, "out is NULL");
-        }
-        // SAFETY: non-NULL and writable by contract.
-        unsafe { out.write(defaults()) };
-        mooring_result::Ok
-    })
+    // SAFETY: the caller's contract is write_default's.
+    unsafe { write_default(out, defaults) }
 }
 
 #[cfg(test)]

@@ -56,13 +56,10 @@ pub fn control_id(msg: &[u8]) -> String {
     String::from_utf8_lossy(hl7::control_id(msg).expect("message has MSH-10")).into_owned()
 }
 
-pub fn mllp(payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(payload.len() + 3);
-    v.push(0x0B);
-    v.extend_from_slice(payload);
-    v.extend_from_slice(&[0x1C, 0x0D]);
-    v
-}
+#[path = "../mllp/mod.rs"]
+mod mllp_wire;
+pub use mllp_wire::mllp;
+use mllp_wire::take_mllp;
 
 /// Mooring protocol message `m` in an MLLP frame, as a raw peer writes it.
 pub fn wire_mllp(m: &Msg<'_>) -> Vec<u8> {
@@ -496,12 +493,8 @@ impl Peer {
     pub fn read_mllp(&mut self, within: Duration) -> Result<Vec<u8>, ReadEnd> {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(start) = self.buf.iter().position(|&b| b == 0x0B) {
-                if let Some(end) = self.buf[start..].windows(2).position(|w| w == [0x1C, 0x0D]) {
-                    let payload = self.buf[start + 1..start + end].to_vec();
-                    self.buf.drain(..start + end + 2);
-                    return Ok(payload);
-                }
+            if let Some(payload) = take_mllp(&mut self.buf) {
+                return Ok(payload);
             }
             self.fill(deadline)?;
         }

@@ -194,6 +194,15 @@ impl Run {
     pub fn lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
     }
+
+    /// The first stdout line starting with `prefix` (`"event=tls "`); panics
+    /// with the whole stdout when there is none.
+    pub fn line_starting(&self, prefix: &str) -> &str {
+        self.stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{}", self.stdout))
+    }
 }
 
 /// Runs `cmd` to completion (feeding it `stdin`), killing it if it outlives

@@ -5,7 +5,11 @@
 //! `device-1`), and a second CA with a client certificate of its own (which
 //! the first CA does not vouch for).
 
+use std::fmt::Display;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use super::{field, mooring, run, Proc, Run, SAMPLE, WITHIN};
 
 #[path = "../tls_pki/mod.rs"]
 mod tls_pki;
@@ -28,13 +32,9 @@ impl Pki {
         let server = main.leaf(&["engine.example", "127.0.0.1"], "engine", false);
         let client = main.leaf(&["device-1.example"], "device-1", false);
         let stranger = other.leaf(&["device-9.example"], "device-9", false);
-        let pem = |ca: &Ca| match ca.pem() {
-            mooring::tls::PemSource::Bytes(b) => b,
-            mooring::tls::PemSource::File(_) => unreachable!("a CA made in memory"),
-        };
         for (name, bytes) in [
-            ("ca.pem", pem(&main)),
-            ("other-ca.pem", pem(&other)),
+            ("ca.pem", main.pem_bytes()),
+            ("other-ca.pem", other.pem_bytes()),
             ("server.pem", server.cert),
             ("server-key.pem", server.key),
             ("client.pem", client.cert),
@@ -75,4 +75,46 @@ impl Drop for Pki {
 /// Borrows owned arguments as the `&[&str]` the process helpers take.
 pub fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// `mooring listen --bind 127.0.0.1:0` with the PKI's server certificate and
+/// `extra`.
+pub fn listen_tls(pki: &Pki, extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut args = pki.server_flags();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Proc::listen(&strs(&args))
+}
+
+/// `mooring send` of the sample to `addr` over TLS, trusting the CA in the
+/// PEM file `ca`, with `extra`.
+pub fn send_tls(addr: impl Display, ca: &str, extra: &[&str]) -> Run {
+    let a = addr.to_string();
+    let mut args = vec![
+        "send",
+        &a,
+        SAMPLE,
+        "--response-timeout",
+        "5s",
+        "--tls",
+        "--tls-ca",
+        ca,
+    ];
+    args.extend_from_slice(extra);
+    run(mooring(&args), None)
+}
+
+/// Waits for `listen`'s refusal of a client without a certificate: its
+/// first close that is not `PeerClosed` (an earlier client's own close may
+/// come first), checked to be `TlsNoCertificate`, and returned.
+pub fn expect_no_certificate_close(listen: &mut Proc) -> String {
+    let closed = listen.expect_line(
+        |l| l.starts_with("event=closed ") && field(l, "reason") != Some("PeerClosed"),
+        WITHIN,
+    );
+    assert_eq!(
+        field(&closed, "reason"),
+        Some("TlsNoCertificate"),
+        "{closed}"
+    );
+    closed
 }

@@ -26,7 +26,12 @@ impl Ca {
     }
 
     pub fn pem(&self) -> PemSource {
-        PemSource::Bytes(self.issuer.pem().into_bytes())
+        PemSource::Bytes(self.pem_bytes())
+    }
+
+    /// The CA certificate as PEM text, for writing to a file.
+    pub fn pem_bytes(&self) -> Vec<u8> {
+        self.issuer.pem().into_bytes()
     }
 
     /// A leaf with these SANs (DNS names, or IPs if they parse) and CN.

@@ -11,8 +11,52 @@ use super::liveness::read_keepalive;
 use super::usage::RELAY_USAGE;
 use super::*;
 
-fn run(args: &[&str]) -> Result<Cli, UsageError> {
+pub(super) fn run(args: &[&str]) -> Result<Cli, UsageError> {
     parse(args.iter().map(|s| s.to_string()))
+}
+
+/// The options of a command line that must parse as `mooring listen`.
+pub(super) fn listen_opts(args: &[&str]) -> Box<ListenOpts> {
+    match run(args).unwrap().command {
+        Command::Listen(o) => o,
+        c => panic!("not listen: {c:?}"),
+    }
+}
+
+/// The options of a command line that must parse as `mooring send`.
+pub(super) fn send_opts(args: &[&str]) -> Box<SendOpts> {
+    match run(args).unwrap().command {
+        Command::Send(o) => o,
+        c => panic!("not send: {c:?}"),
+    }
+}
+
+/// The options of a command line that must parse as `mooring relay`.
+pub(super) fn relay_opts(args: &[&str]) -> Box<RelayOpts> {
+    match run(args).unwrap().command {
+        Command::Relay(o) => o,
+        c => panic!("not relay: {c:?}"),
+    }
+}
+
+/// `relay --listen 127.0.0.1:0 --upstream 127.0.0.1:1` and `extra`.
+pub(super) fn relay_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let base = [
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:1",
+    ];
+    base.iter().chain(extra).copied().collect()
+}
+
+/// Each command line fails with an error starting with its needle.
+fn assert_errors(cases: &[(&[&str], &str)]) {
+    for (args, needle) in cases {
+        let e = run(args).unwrap_err();
+        assert!(e.0.starts_with(needle), "{args:?}: {}", e.0);
+    }
 }
 
 #[test]
@@ -90,9 +134,7 @@ fn max_conns_per_ip_is_off_by_default_and_with_0_or_off() {
         (&["listen", "--max-conns-per-ip=off"][..], None),
         (&["listen", "--max-conns-per-ip", "2"][..], Some(2)),
     ] {
-        let Command::Listen(o) = run(args).unwrap().command else {
-            panic!("not listen")
-        };
+        let o = listen_opts(args);
         assert_eq!(o.max_conns_per_ip, want, "{args:?}");
     }
 }
@@ -131,17 +173,14 @@ fn send_takes_addr_then_file() {
     assert_eq!(o.input, Input::File("a.hl7".into()));
     assert_eq!(o.retries, 2);
     assert!(o.correlate);
-    let cli = run(&["send", "127.0.0.1:2575", "-", "--no-correlate"]).unwrap();
-    let Command::Send(o) = cli.command else {
-        panic!("not send")
-    };
+    let o = send_opts(&["send", "127.0.0.1:2575", "-", "--no-correlate"]);
     assert_eq!(o.input, Input::Stdin);
     assert!(!o.correlate);
 }
 
 #[test]
 fn liveness_flags_build_the_config() {
-    let cli = run(&[
+    let o = send_opts(&[
         "send",
         "127.0.0.1:2575",
         "--protocol",
@@ -155,11 +194,7 @@ fn liveness_flags_build_the_config() {
         "500ms",
         "--hold",
         "30s",
-    ])
-    .unwrap();
-    let Command::Send(o) = cli.command else {
-        panic!("not send")
-    };
+    ]);
     let l = o.liveness;
     assert_eq!(l.protocol, Protocol::Mooring);
     assert_eq!(
@@ -174,9 +209,7 @@ fn liveness_flags_build_the_config() {
     assert_eq!(l.tcp_user_timeout, Some(Duration::from_secs(90)));
     assert_eq!(l.handshake_timeout, Duration::from_millis(500));
     assert_eq!(o.hold, Some(Duration::from_secs(30)));
-    let Command::Listen(o) = run(&["listen"]).unwrap().command else {
-        panic!("not listen")
-    };
+    let o = listen_opts(&["listen"]);
     assert_eq!(o.liveness, LivenessConfig::default());
 }
 
@@ -274,7 +307,7 @@ fn mistakes_name_what_is_wrong() {
 
 #[test]
 fn session_flags_build_the_session_and_backoff() {
-    let cli = run(&[
+    let o = send_opts(&[
         "send",
         "127.0.0.1:2575",
         "--protocol",
@@ -291,11 +324,7 @@ fn session_flags_build_the_session_and_backoff() {
         "--reconnect-max=500ms",
         "--pace",
         "10ms",
-    ])
-    .unwrap();
-    let Command::Send(o) = cli.command else {
-        panic!("not send")
-    };
+    ]);
     let s = o.session.expect("session");
     assert_eq!(s.max_depth, 50);
     assert_eq!(s.max_depth_disconnected, 500);
@@ -304,12 +333,7 @@ fn session_flags_build_the_session_and_backoff() {
     assert_eq!(o.backoff.min, Duration::from_millis(100));
     assert_eq!(o.backoff.max, Duration::from_millis(500));
     assert_eq!(o.pace, Some(Duration::from_millis(10)));
-    let Command::Listen(o) = run(&["listen", "--protocol", "mooring", "--session"])
-        .unwrap()
-        .command
-    else {
-        panic!("not listen")
-    };
+    let o = listen_opts(&["listen", "--protocol", "mooring", "--session"]);
     assert_eq!(o.session, Some(SessionConfig::default()));
     let cases: &[(&[&str], &str)] = &[
         (
@@ -355,27 +379,19 @@ fn session_flags_build_the_session_and_backoff() {
             "--reconnect-min",
         ),
     ];
-    for (args, needle) in cases {
-        let e = run(args).unwrap_err();
-        assert!(e.0.starts_with(needle), "{args:?}: {}", e.0);
-    }
+    assert_errors(cases);
 }
 
 #[test]
 fn max_sessions_per_ip_needs_sessions_and_a_positive_count() {
-    let Command::Listen(o) = run(&[
+    let o = listen_opts(&[
         "listen",
         "--protocol",
         "mooring",
         "--session",
         "--max-sessions-per-ip",
         "3",
-    ])
-    .unwrap()
-    .command
-    else {
-        panic!("not listen")
-    };
+    ]);
     assert_eq!(o.max_sessions_per_ip, Some(3));
     let cases: &[(&[&str], &str)] = &[
         (
@@ -393,10 +409,7 @@ fn max_sessions_per_ip_needs_sessions_and_a_positive_count() {
             "--max-sessions-per-ip: must be at least 1",
         ),
     ];
-    for (args, needle) in cases {
-        let e = run(args).unwrap_err();
-        assert!(e.0.starts_with(needle), "{args:?}: {}", e.0);
-    }
+    assert_errors(cases);
 }
 
 #[test]
@@ -501,21 +514,8 @@ fn relay_mistakes_name_the_flag() {
 #[test]
 fn relay_ack_after_defaults_to_upstream_unless_a_spool_is_named() {
     let parse = |extra: &[&str]| {
-        let mut args = vec![
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "127.0.0.1:1",
-        ];
-        args.extend_from_slice(extra);
-        match run(&args) {
-            Ok(Cli {
-                command: Command::Relay(o),
-                ..
-            }) => o,
-            _ => panic!("{extra:?} not parsed"),
-        }
+        let args = relay_args(extra);
+        relay_opts(&args)
     };
     // A crash cannot lose what the default acknowledges.
     let o = parse(&[]);
@@ -564,14 +564,7 @@ fn relay_ack_after_defaults_to_upstream_unless_a_spool_is_named() {
             "--spool-size: bad size",
         ),
     ] {
-        let mut args = vec![
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "127.0.0.1:1",
-        ];
-        args.extend_from_slice(extra);
+        let args = relay_args(extra);
         match run(&args) {
             Err(e) => assert!(e.0.contains(needle), "{extra:?}: {}", e.0),
             Ok(_) => panic!("{extra:?} parsed"),
@@ -591,17 +584,11 @@ fn metrics_takes_an_address_on_listen_and_relay_and_is_off_by_default() {
         addr(&["listen", "--metrics", "127.0.0.1:9464"]),
         Some("127.0.0.1:9464".parse().unwrap())
     );
-    let relay = [
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        "127.0.0.1:1",
-    ];
-    assert_eq!(addr(&relay), None);
-    let mut with = relay.to_vec();
-    with.push("--metrics=127.0.0.1:0");
-    assert_eq!(addr(&with), Some("127.0.0.1:0".parse().unwrap()));
+    assert_eq!(addr(&relay_args(&[])), None);
+    assert_eq!(
+        addr(&relay_args(&["--metrics=127.0.0.1:0"])),
+        Some("127.0.0.1:0".parse().unwrap())
+    );
     let e = run(&["listen", "--metrics", "nowhere"]).unwrap_err();
     assert!(
         e.0.starts_with("--metrics: bad address \"nowhere\""),
@@ -612,17 +599,7 @@ fn metrics_takes_an_address_on_listen_and_relay_and_is_off_by_default() {
 
 #[test]
 fn relay_takes_backup_upstreams_a_failover_count_and_a_raw_window() {
-    let base = [
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        "127.0.0.1:1",
-    ];
-    let parse = |extra: &[&str]| {
-        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
-        run(&args)
-    };
+    let parse = |extra: &[&str]| run(&relay_args(extra));
     let relay = |r: Result<Cli, UsageError>| match r {
         Ok(Cli {
             command: Command::Relay(o),

@@ -71,6 +71,20 @@ macro_rules! liveness_help {
     };
 }
 
+/// What the event=liveness line says, shared by `listen` and `send`.
+macro_rules! liveness_line_help {
+    () => {
+        "\
+The event=liveness line (printed at start) shows the settings as integer ms
+and detection_bound: the worst-case time to notice a silently dead peer with
+the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
+keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
+with unacknowledged data: it counts together with a keep-alive message (which
+is such data), as every + user timeout + 1 s of retransmit slack.
+"
+    };
+}
+
 /// Usage of `mooring listen`.
 pub const LISTEN_USAGE: &str = concat!(
     "\
@@ -170,13 +184,9 @@ did not resume within --resume-window; Lost: a side could not replay what
 the other missed). --quiet drops event=session_message lines too.
 id is printed only for HL7 payloads; bytes outside printable ASCII, spaces and
 '=' in it are replaced with '_' so that every line splits on spaces and '='.
-The event=liveness line (printed at start) shows the settings as integer ms
-and detection_bound: the worst-case time to notice a silently dead peer with
-the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
-keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
-with unacknowledged data: it counts together with a keep-alive message (which
-is such data), as every + user timeout + 1 s of retransmit slack.
-Runs until SIGTERM or SIGINT: then stops accepting, answers what it took,
+",
+    liveness_line_help!(),
+    "Runs until SIGTERM or SIGINT: then stops accepting, answers what it took,
 closes every link and prints event=stopped reason=signal signal=SIGTERM
 drained=true|false ms=N, exit 0 (within --shutdown-timeout).
 "
@@ -282,13 +292,9 @@ confirmed delivered when the session ended (Expired: the listener no longer
 had it when we came back). The run ends with note=ended how=Closed. A reply
 whose MSA-2 is not the message's id is an error (unless --no-correlate).
 reason= (on error lines) is how the link closed, when it closed.
-The event=liveness line (printed at start) shows the settings as integer ms
-and detection_bound: the worst-case time to notice a silently dead peer with
-the mechanisms that are on (heartbeat, keep-alive message with a timeout, OS
-keepalive), or none when nothing bounds it. TCP_USER_TIMEOUT only bounds links
-with unacknowledged data: it counts together with a keep-alive message (which
-is such data), as every + user timeout + 1 s of retransmit slack.
-Exit status: 0 when every message got a reply accepting it (and there was
+",
+    liveness_line_help!(),
+    "Exit status: 0 when every message got a reply accepting it (and there was
 at least one); 1 when a message got no reply (or nothing was sent); 3 when
 every message got a reply but at least one reply rejected its message (AR,
 AE, CR or CE); 2 for a bad command line. A close during --hold is reported but
