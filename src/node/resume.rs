@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 
 use super::{Node, SessionId, SetupError};
 use crate::config::ConnectConfig;
-use crate::error::ConfigError;
 use crate::session::StoredSession;
 
 impl Node {
@@ -21,13 +20,7 @@ impl Node {
         cfg: &ConnectConfig,
         stored: StoredSession,
     ) -> Result<SessionId, SetupError> {
-        cfg.validate()?;
-        crate::config::validate_session(cfg.session.as_ref(), &cfg.liveness, &self.cfg)?;
-        let scfg = cfg
-            .session
-            .ok_or(SetupError::Config(ConfigError::ZeroSize {
-                field: "session",
-            }))?;
+        let scfg = self.client_session_config(cfg)?;
         let now = self.tick();
         let idx = self
             .sessions

@@ -101,13 +101,7 @@ impl Node {
         addr: SocketAddr,
         cfg: &ConnectConfig,
     ) -> Result<SessionId, SetupError> {
-        cfg.validate()?;
-        crate::config::validate_session(cfg.session.as_ref(), &cfg.liveness, &self.cfg)?;
-        let scfg = cfg
-            .session
-            .ok_or(SetupError::Config(ConfigError::ZeroSize {
-                field: "session",
-            }))?;
+        let scfg = self.client_session_config(cfg)?;
         let now = self.tick();
         let idx = self
             .sessions
@@ -115,6 +109,19 @@ impl Node {
             .ok_or(SetupError::NoSlot)?;
         self.dial(idx, now);
         Ok(self.sessions.id(idx))
+    }
+
+    /// Checks `cfg` for a client session (opened or resumed) and gives its
+    /// session settings.
+    pub(super) fn client_session_config(
+        &self,
+        cfg: &ConnectConfig,
+    ) -> Result<crate::session::SessionConfig, SetupError> {
+        cfg.validate()?;
+        crate::config::validate_session(cfg.session.as_ref(), &cfg.liveness, &self.cfg)?;
+        cfg.session.ok_or(SetupError::Config(ConfigError::ZeroSize {
+            field: "session",
+        }))
     }
 
     /// Starts a connect for a client session; on failure, the table schedules
