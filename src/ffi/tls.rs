@@ -1,6 +1,7 @@
-//! The TLS fields of `mooring_config`: PEM files (or PEM text), client
-//! authentication and the allow-list for listeners; CA, server name and client
-//! certificate for connects. Read and checked once, in `mooring_node_new`.
+//! The TLS fields of `mooring_config` (and, named as there, of
+//! `mooring_relay_config`): PEM files (or PEM text), client authentication and
+//! the allow-list for listeners; CA, server name and client certificate for
+//! connects. Read and checked once, in `mooring_node_new` (`mooring_relay_new`).
 
 use core::ffi::c_char;
 
