@@ -1379,6 +1379,70 @@ typedef struct mooring_relay_config {
    * Bytes kept for those events' ids and texts. Default 65536.
    */
   uint32_t event_bytes;
+  /**
+   * Upstreams to fail over to after `upstream`, in order: a
+   * comma-separated list of `ip:port`. NULL or `""`: none (default).
+   */
+  const char *backup_upstreams;
+  /**
+   * Failed attempts on the active upstream before the relay moves to the
+   * next (0 counts as 1). Default 3.
+   */
+  uint32_t failover_after;
+  /**
+   * Raw upstream: messages written before their ACKs arrive (ACKs matched
+   * in order). Default 1; 0 counts as 1.
+   */
+  uint32_t upstream_window;
+  /**
+   * TLS on device links: the certificate chain, a PEM file's path or the
+   * PEM text itself (set together with `tls_key`). NULL: plain TCP (default).
+   */
+  const char *tls_cert;
+  /**
+   * The device side's private key (path or PEM text). Default NULL.
+   */
+  const char *tls_key;
+  /**
+   * A `mooring_tls_client_auth` value: device certificates. Default
+   * `MOORING_TLS_CLIENT_AUTH_NONE`.
+   */
+  uint32_t tls_client_auth;
+  /**
+   * CA certificates that device certificates must chain to (path or PEM
+   * text). Default NULL.
+   */
+  const char *tls_client_ca;
+  /**
+   * Comma-separated device identities allowed (certificate names). NULL or
+   * `""`: any verified device (default).
+   */
+  const char *tls_allow_peers;
+  /**
+   * TLS on the upstream link: the CA certificates the upstream's
+   * certificate must chain to (path or PEM text). Set: TLS on. NULL: plain
+   * TCP (default).
+   */
+  const char *upstream_tls_ca;
+  /**
+   * The name the upstream's certificate must carry. NULL: the upstream's
+   * IP address (default).
+   */
+  const char *upstream_tls_server_name;
+  /**
+   * The relay's client certificate for the upstream (path or PEM text).
+   * Default NULL.
+   */
+  const char *upstream_tls_client_cert;
+  /**
+   * Its private key (path or PEM text). Default NULL.
+   */
+  const char *upstream_tls_client_key;
+  /**
+   * Each TLS handshake (device side and upstream) must finish within this.
+   * Default 10000.
+   */
+  uint32_t tls_handshake_timeout_ms;
 } mooring_relay_config;
 
 /**
@@ -2025,8 +2089,9 @@ mooring_result mooring_relay_get_stats(struct mooring_relay *relay,
  * Fills `*out` with the defaults (those of `mooring relay`): MLLP, 1 MiB
  * messages, 10 devices, raw upstream, ack after the upstream (no spool),
  * queue 1000, 3 retries, response timeout 10 s, connect timeout 5 s,
- * reconnect 1 s doubling to 30 s; `listen` and `upstream` are NULL and must
- * be set.
+ * reconnect 1 s doubling to 30 s, no backup upstreams (fail over after 3
+ * attempts), upstream window 1, plain TCP (TLS handshake timeout 10 s);
+ * `listen` and `upstream` are NULL and must be set.
  *
  * # Safety
  * `out` is NULL or points to a writable `mooring_relay_config`.

@@ -6,7 +6,12 @@ use std::net::SocketAddr;
 
 use super::config::{framing, from_ms, invalid_config, ms, protocol};
 use super::relay_types::*;
-use super::types::{mooring_framing, mooring_protocol, mooring_result};
+#[cfg(feature = "tls")]
+use super::tls::convert_fields;
+#[cfg(not(feature = "tls"))]
+use super::tls::refuse_fields;
+use super::tls::{TlsInput, DEFAULT_HANDSHAKE_TIMEOUT_MS};
+use super::types::{mooring_framing, mooring_protocol, mooring_result, mooring_tls_client_auth};
 use super::{c_str, fail, parse_addr, write_default};
 use crate::frame::Framing;
 use crate::liveness::{Heartbeat, LivenessConfig};
@@ -72,7 +77,77 @@ pub(super) fn defaults() -> mooring_relay_config {
         fsync_interval_ms: FSYNC_INTERVAL_MS,
         event_queue: EVENT_QUEUE,
         event_bytes: EVENT_BYTES,
+        backup_upstreams: ptr::null(),
+        failover_after: r.failover_after,
+        upstream_window: u32_of(r.upstream_window),
+        tls_cert: ptr::null(),
+        tls_key: ptr::null(),
+        tls_client_auth: mooring_tls_client_auth::None as u32,
+        tls_client_ca: ptr::null(),
+        tls_allow_peers: ptr::null(),
+        upstream_tls_ca: ptr::null(),
+        upstream_tls_server_name: ptr::null(),
+        upstream_tls_client_cert: ptr::null(),
+        upstream_tls_client_key: ptr::null(),
+        tls_handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
     }
+}
+
+/// The TLS string fields' names in `mooring_relay_config`, in
+/// [`TlsInput::strings`]' order.
+const TLS_NAMES: [&str; 8] = [
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "tls_allow_peers",
+    "upstream_tls_ca",
+    "upstream_tls_server_name",
+    "upstream_tls_client_cert",
+    "upstream_tls_client_key",
+];
+
+/// The TLS fields of a relay config: the device side's, then the upstream's.
+fn tls_input(c: &mooring_relay_config) -> TlsInput {
+    TlsInput {
+        strings: [
+            c.tls_cert,
+            c.tls_key,
+            c.tls_client_ca,
+            c.tls_allow_peers,
+            c.upstream_tls_ca,
+            c.upstream_tls_server_name,
+            c.upstream_tls_client_cert,
+            c.upstream_tls_client_key,
+        ],
+        names: &TLS_NAMES,
+        client_auth: c.tls_client_auth,
+        handshake_timeout_ms: c.tls_handshake_timeout_ms,
+    }
+}
+
+/// The backup upstreams a comma-separated `ip:port` list names (NULL or
+/// empty: none); a bad entry is an `InvalidConfig` naming the field.
+///
+/// # Safety
+/// `c.backup_upstreams` is NULL or a NUL-terminated string.
+unsafe fn backups(c: &mooring_relay_config) -> Result<Vec<SocketAddr>, mooring_result> {
+    if c.backup_upstreams.is_null() {
+        return Ok(Vec::new());
+    }
+    // SAFETY: by this function's contract.
+    let list = unsafe { c_str(c.backup_upstreams, "backup_upstreams") }?;
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse().map_err(|_| {
+                fail(
+                    mooring_result::InvalidConfig,
+                    format_args!("backup_upstreams: not an ip:port address: {a:?}"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// `v` when it is more than 0, else an `InvalidConfig` naming `field`.
@@ -143,6 +218,12 @@ pub(super) unsafe fn convert(c: &mooring_relay_config) -> Result<Converted, moor
     let upstream = parse_addr(unsafe { c_str(c.upstream, "upstream") }?)?;
     // SAFETY: as above.
     let (spool, chosen) = unsafe { spool(c) }?;
+    // SAFETY: as above.
+    let backup_upstreams = unsafe { backups(c) }?;
+    #[cfg(feature = "tls")]
+    let (device_tls, upstream_tls) = convert_fields(&tls_input(c))?;
+    #[cfg(not(feature = "tls"))]
+    refuse_fields(&tls_input(c))?;
     let ack_after = match c.ack_after {
         0 => default_ack_after(chosen),
         1 => AckAfter::Queued,
@@ -185,6 +266,11 @@ pub(super) unsafe fn convert(c: &mooring_relay_config) -> Result<Converted, moor
         },
         seed: c.seed,
         spool,
+        backup_upstreams,
+        failover_after: c.failover_after,
+        upstream_window: c.upstream_window as usize,
+        #[cfg(feature = "tls")]
+        tls: upstream_tls,
         ..RelayConfig::new(upstream)
     };
     let devices = DeviceSide {
@@ -194,6 +280,8 @@ pub(super) unsafe fn convert(c: &mooring_relay_config) -> Result<Converted, moor
         max_connections_per_ip: (c.max_connections_per_ip != 0)
             .then_some(c.max_connections_per_ip as usize),
         write_timeout: from_ms(c.write_timeout_ms),
+        #[cfg(feature = "tls")]
+        tls: device_tls,
         ..DeviceSide::new(listen)
     };
     devices.validate(&relay).map_err(invalid_config)?;
@@ -208,8 +296,9 @@ pub(super) unsafe fn convert(c: &mooring_relay_config) -> Result<Converted, moor
 /// Fills `*out` with the defaults (those of `mooring relay`): MLLP, 1 MiB
 /// messages, 10 devices, raw upstream, ack after the upstream (no spool),
 /// queue 1000, 3 retries, response timeout 10 s, connect timeout 5 s,
-/// reconnect 1 s doubling to 30 s; `listen` and `upstream` are NULL and must
-/// be set.
+/// reconnect 1 s doubling to 30 s, no backup upstreams (fail over after 3
+/// attempts), upstream window 1, plain TCP (TLS handshake timeout 10 s);
+/// `listen` and `upstream` are NULL and must be set.
 ///
 /// # Safety
 /// `out` is NULL or points to a writable `mooring_relay_config`.
@@ -250,6 +339,11 @@ mod tests {
         assert_eq!(c.relay.liveness, r.liveness);
         assert_eq!(c.relay.upstream, r.upstream);
         assert_eq!(c.relay.spool, None);
+        assert_eq!(c.relay.backup_upstreams, r.backup_upstreams);
+        assert_eq!(c.relay.failover_after, r.failover_after);
+        assert_eq!(c.relay.upstream_window, r.upstream_window);
+        #[cfg(feature = "tls")]
+        assert_eq!(c.relay.tls, None);
         // No spool named: the AA waits for the upstream, as `mooring relay`'s.
         assert_eq!(c.relay.ack_after, AckAfter::Upstream);
         let d = DeviceSide::new("127.0.0.1:0".parse().unwrap());
@@ -257,7 +351,122 @@ mod tests {
         assert_eq!(c.devices.max_frame, d.max_frame);
         assert_eq!(c.devices.max_connections, d.max_connections);
         assert_eq!(c.devices.write_timeout, d.write_timeout);
+        #[cfg(feature = "tls")]
+        assert_eq!(c.devices.tls, None);
         assert_eq!(c.event_queue, EVENT_QUEUE as usize);
+        // The CLI's defaults (`mooring relay` without the flags) are the same.
+        assert_eq!(
+            (defaults().failover_after, defaults().upstream_window),
+            (3, 1)
+        );
+        assert_eq!(
+            defaults().tls_handshake_timeout_ms,
+            DEFAULT_HANDSHAKE_TIMEOUT_MS
+        );
+    }
+
+    #[test]
+    fn backup_upstreams_failover_and_window_reach_the_relay() {
+        let mut c = with_addrs();
+        c.backup_upstreams = c" 127.0.0.1:7001, [::1]:7002,".as_ptr();
+        (c.failover_after, c.upstream_window) = (5, 8);
+        // SAFETY: static strings.
+        let r = unsafe { convert(&c) }.unwrap().relay;
+        let want: Vec<SocketAddr> = vec![
+            "127.0.0.1:7001".parse().unwrap(),
+            "[::1]:7002".parse().unwrap(),
+        ];
+        assert_eq!(r.backup_upstreams, want);
+        assert_eq!((r.failover_after, r.upstream_window), (5, 8));
+        // An empty list: none.
+        c.backup_upstreams = c"".as_ptr();
+        // SAFETY: as above.
+        assert!(unsafe { convert(&c) }
+            .unwrap()
+            .relay
+            .backup_upstreams
+            .is_empty());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_fields_reach_the_device_side_and_the_upstream() {
+        use crate::ffi::tls::tests::engine_pem;
+        use crate::tls::ClientAuth;
+
+        let (cert, key, ca) = engine_pem();
+        let mut c = with_addrs();
+        (c.tls_cert, c.tls_key) = (cert.as_ptr(), key.as_ptr());
+        c.tls_client_auth = crate::ffi::mooring_tls_client_auth::Required as u32;
+        (c.tls_client_ca, c.tls_allow_peers) = (ca.as_ptr(), c"dev-1,dev-2".as_ptr());
+        c.upstream_tls_ca = ca.as_ptr();
+        c.upstream_tls_server_name = c"engine.example".as_ptr();
+        (c.upstream_tls_client_cert, c.upstream_tls_client_key) = (cert.as_ptr(), key.as_ptr());
+        c.tls_handshake_timeout_ms = 2_500;
+        // SAFETY: the strings outlive the call.
+        let v = unsafe { convert(&c) }.unwrap();
+        let d = v.devices.tls.unwrap();
+        assert_eq!(d.client_auth, ClientAuth::Required);
+        assert!(d.client_ca.is_some());
+        assert_eq!(d.allow_peers, ["dev-1", "dev-2"]);
+        assert_eq!(d.handshake_timeout, Duration::from_millis(2_500));
+        let u = v.relay.tls.unwrap();
+        assert_eq!(u.server_name.as_deref(), Some("engine.example"));
+        assert!(u.client_cert.is_some() && u.client_key.is_some());
+        assert_eq!(u.handshake_timeout, Duration::from_millis(2_500));
+        // Only the upstream side: devices stay plain TCP.
+        (c.tls_cert, c.tls_key, c.tls_client_ca) = (ptr::null(), ptr::null(), ptr::null());
+        (c.tls_allow_peers, c.tls_client_auth) = (ptr::null(), 0);
+        // SAFETY: as above.
+        let v = unsafe { convert(&c) }.unwrap();
+        assert!(v.devices.tls.is_none() && v.relay.tls.is_some());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn bad_tls_fields_name_the_relay_field() {
+        type Case = (fn(&mut mooring_relay_config), &'static str);
+        let cases: [Case; 4] = [
+            (
+                |c| c.upstream_tls_ca = c"/nonexistent/mooring/ca.pem".as_ptr(),
+                "upstream_tls_ca: /nonexistent/mooring/ca.pem: cannot read",
+            ),
+            (
+                |c| c.upstream_tls_server_name = c"x".as_ptr(),
+                "upstream_tls_server_name: needs upstream_tls_ca",
+            ),
+            (
+                |c| {
+                    c.tls_cert = c"/nonexistent/mooring/cert.pem".as_ptr();
+                    c.tls_key = c"/nonexistent/mooring/key.pem".as_ptr();
+                },
+                "tls_cert: /nonexistent/mooring/cert.pem: cannot read",
+            ),
+            (|c| c.tls_key = c"k.pem".as_ptr(), "tls_key: needs tls_cert"),
+        ];
+        for (set, want) in cases {
+            let mut c = with_addrs();
+            set(&mut c);
+            // SAFETY: static strings.
+            let r = unsafe { convert(&c) }.map(|_| ());
+            assert_eq!(r.err(), Some(mooring_result::InvalidConfig), "{want}");
+            assert!(last_error().starts_with(want), "{want}: {}", last_error());
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn a_build_without_tls_refuses_the_relays_tls_fields() {
+        let mut c = with_addrs();
+        c.upstream_tls_ca = c"ca.pem".as_ptr();
+        // SAFETY: static strings.
+        let r = unsafe { convert(&c) }.map(|_| ());
+        assert_eq!(r.err(), Some(mooring_result::InvalidConfig));
+        let e = last_error();
+        assert!(
+            e.starts_with("upstream_tls_ca: this mooring was built without TLS"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -290,7 +499,12 @@ mod tests {
     #[test]
     fn bad_fields_are_invalid_config_with_the_field_named() {
         type Case = (&'static str, fn(&mut mooring_relay_config), mooring_result);
-        let cases: [Case; 10] = [
+        let cases: [Case; 11] = [
+            (
+                "backup_upstreams: not an ip:port address: \"up:2\"",
+                |c| c.backup_upstreams = c"127.0.0.1:1,up:2".as_ptr(),
+                mooring_result::InvalidConfig,
+            ),
             (
                 "listen is NULL",
                 |c| c.listen = ptr::null(),

@@ -269,6 +269,44 @@ pub struct mooring_relay_config {
     pub event_queue: u32,
     /// Bytes kept for those events' ids and texts. Default 65536.
     pub event_bytes: u32,
+    /// Upstreams to fail over to after `upstream`, in order: a
+    /// comma-separated list of `ip:port`. NULL or `""`: none (default).
+    pub backup_upstreams: *const c_char,
+    /// Failed attempts on the active upstream before the relay moves to the
+    /// next (0 counts as 1). Default 3.
+    pub failover_after: u32,
+    /// Raw upstream: messages written before their ACKs arrive (ACKs matched
+    /// in order). Default 1; 0 counts as 1.
+    pub upstream_window: u32,
+    /// TLS on device links: the certificate chain, a PEM file's path or the
+    /// PEM text itself (set together with `tls_key`). NULL: plain TCP (default).
+    pub tls_cert: *const c_char,
+    /// The device side's private key (path or PEM text). Default NULL.
+    pub tls_key: *const c_char,
+    /// A `mooring_tls_client_auth` value: device certificates. Default
+    /// `MOORING_TLS_CLIENT_AUTH_NONE`.
+    pub tls_client_auth: u32,
+    /// CA certificates that device certificates must chain to (path or PEM
+    /// text). Default NULL.
+    pub tls_client_ca: *const c_char,
+    /// Comma-separated device identities allowed (certificate names). NULL or
+    /// `""`: any verified device (default).
+    pub tls_allow_peers: *const c_char,
+    /// TLS on the upstream link: the CA certificates the upstream's
+    /// certificate must chain to (path or PEM text). Set: TLS on. NULL: plain
+    /// TCP (default).
+    pub upstream_tls_ca: *const c_char,
+    /// The name the upstream's certificate must carry. NULL: the upstream's
+    /// IP address (default).
+    pub upstream_tls_server_name: *const c_char,
+    /// The relay's client certificate for the upstream (path or PEM text).
+    /// Default NULL.
+    pub upstream_tls_client_cert: *const c_char,
+    /// Its private key (path or PEM text). Default NULL.
+    pub upstream_tls_client_key: *const c_char,
+    /// Each TLS handshake (device side and upstream) must finish within this.
+    /// Default 10000.
+    pub tls_handshake_timeout_ms: u32,
 }
 
 /// One relay event, filled by `mooring_relay_next_event`. Fields that do not

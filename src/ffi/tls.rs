@@ -1,6 +1,7 @@
-//! The TLS fields of `mooring_config`: PEM files (or PEM text), client
-//! authentication and the allow-list for listeners; CA, server name and client
-//! certificate for connects. Read and checked once, in `mooring_node_new`.
+//! The TLS fields of `mooring_config` (and, named as there, of
+//! `mooring_relay_config`): PEM files (or PEM text), client authentication and
+//! the allow-list for listeners; CA, server name and client certificate for
+//! connects. Read and checked once, in `mooring_node_new` (`mooring_relay_new`).
 
 use core::ffi::c_char;
 
@@ -22,53 +23,114 @@ unsafe fn opt_str<'a>(p: *const c_char, field: &str) -> Result<Option<&'a str>, 
     Ok(Some(s).filter(|s| !s.is_empty()))
 }
 
-/// The TLS string fields, by name (for error texts), as given.
-struct Fields<'a> {
-    cert: Option<&'a str>,
-    key: Option<&'a str>,
-    client_ca: Option<&'a str>,
-    allow_peers: Option<&'a str>,
-    ca: Option<&'a str>,
-    server_name: Option<&'a str>,
-    client_cert: Option<&'a str>,
-    client_key: Option<&'a str>,
+/// The TLS fields of a C config (`mooring_config` or `mooring_relay_config`)
+/// with their names there, for one conversion serving both.
+pub(super) struct TlsInput {
+    /// The eight string fields, in the order of [`NODE_NAMES`]: certificate,
+    /// key, client CA, allowed peers (listener side); CA, server name, client
+    /// certificate, client key (connect side).
+    pub(super) strings: [*const c_char; 8],
+    /// Their names in the config, for error texts.
+    pub(super) names: &'static [&'static str; 8],
+    /// A `mooring_tls_client_auth` value.
+    pub(super) client_auth: u32,
+    /// `tls_handshake_timeout_ms` (unread in a build without TLS).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(super) handshake_timeout_ms: u32,
 }
+
+/// The TLS string fields' names in `mooring_config`.
+pub(super) const NODE_NAMES: [&str; 8] = [
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "tls_allow_peers",
+    "tls_ca",
+    "tls_server_name",
+    "tls_client_cert",
+    "tls_client_key",
+];
+
+impl TlsInput {
+    /// The TLS fields of a node's config.
+    fn of_node(c: &mooring_config) -> Self {
+        TlsInput {
+            strings: [
+                c.tls_cert,
+                c.tls_key,
+                c.tls_client_ca,
+                c.tls_allow_peers,
+                c.tls_ca,
+                c.tls_server_name,
+                c.tls_client_cert,
+                c.tls_client_key,
+            ],
+            names: &NODE_NAMES,
+            client_auth: c.tls_client_auth,
+            handshake_timeout_ms: c.tls_handshake_timeout_ms,
+        }
+    }
+}
+
+/// The TLS string fields as given (`None`: NULL or empty), with their names.
+struct Fields<'a> {
+    values: [Option<&'a str>; 8],
+    names: &'static [&'static str; 8],
+}
+
+/// Indexes into [`Fields::values`].
+#[cfg(feature = "tls")]
+const CERT: usize = 0;
+#[cfg(feature = "tls")]
+const KEY: usize = 1;
+#[cfg(feature = "tls")]
+const CLIENT_CA: usize = 2;
+#[cfg(feature = "tls")]
+const ALLOW_PEERS: usize = 3;
+#[cfg(feature = "tls")]
+const CA: usize = 4;
+#[cfg(feature = "tls")]
+const SERVER_NAME: usize = 5;
+#[cfg(feature = "tls")]
+const CLIENT_CERT: usize = 6;
+#[cfg(feature = "tls")]
+const CLIENT_KEY: usize = 7;
 
 impl<'a> Fields<'a> {
     /// Reads the fields.
     ///
     /// # Safety
-    /// Each pointer field is NULL or a NUL-terminated string.
-    unsafe fn read(c: &mooring_config) -> Result<Fields<'a>, mooring_result> {
-        // SAFETY: each field is NULL or NUL-terminated by contract.
-        unsafe {
-            Ok(Fields {
-                cert: opt_str(c.tls_cert, "tls_cert")?,
-                key: opt_str(c.tls_key, "tls_key")?,
-                client_ca: opt_str(c.tls_client_ca, "tls_client_ca")?,
-                allow_peers: opt_str(c.tls_allow_peers, "tls_allow_peers")?,
-                ca: opt_str(c.tls_ca, "tls_ca")?,
-                server_name: opt_str(c.tls_server_name, "tls_server_name")?,
-                client_cert: opt_str(c.tls_client_cert, "tls_client_cert")?,
-                client_key: opt_str(c.tls_client_key, "tls_client_key")?,
-            })
+    /// Each pointer is NULL or a NUL-terminated string.
+    unsafe fn read(t: &TlsInput) -> Result<Fields<'a>, mooring_result> {
+        let mut values = [None; 8];
+        for (i, v) in values.iter_mut().enumerate() {
+            // SAFETY: NULL or NUL-terminated by contract.
+            *v = unsafe { opt_str(t.strings[i], t.names[i]) }?;
         }
+        Ok(Fields {
+            values,
+            names: t.names,
+        })
+    }
+
+    /// The field at `i`'s value.
+    #[cfg(feature = "tls")]
+    fn get(&self, i: usize) -> Option<&'a str> {
+        self.values[i]
+    }
+
+    /// The first of `which` that is set, by name.
+    #[cfg(feature = "tls")]
+    fn first_of(&self, which: &[usize]) -> Option<&'static str> {
+        which
+            .iter()
+            .find(|&&i| self.values[i].is_some())
+            .map(|&i| self.names[i])
     }
 
     /// The fields that are set, by name.
-    fn given(&self) -> impl Iterator<Item = (&'static str, &'a str)> {
-        [
-            ("tls_cert", self.cert),
-            ("tls_key", self.key),
-            ("tls_client_ca", self.client_ca),
-            ("tls_allow_peers", self.allow_peers),
-            ("tls_ca", self.ca),
-            ("tls_server_name", self.server_name),
-            ("tls_client_cert", self.client_cert),
-            ("tls_client_key", self.client_key),
-        ]
-        .into_iter()
-        .filter_map(|(name, v)| Some((name, v?)))
+    fn given(&self) -> impl Iterator<Item = (&'static str, &'a str)> + '_ {
+        (0..8).filter_map(|i| Some((self.names[i], self.values[i]?)))
     }
 }
 
@@ -85,11 +147,27 @@ pub(super) fn convert(
     ),
     mooring_result,
 > {
+    convert_fields(&TlsInput::of_node(c))
+}
+
+/// The listener-side and connect-side TLS settings of any C config's TLS
+/// fields, checked (files read): `None` for plain TCP. Errors name the field.
+#[cfg(feature = "tls")]
+#[allow(clippy::type_complexity)]
+pub(super) fn convert_fields(
+    t: &TlsInput,
+) -> Result<
+    (
+        Option<crate::tls::TlsServerConfig>,
+        Option<crate::tls::TlsClientConfig>,
+    ),
+    mooring_result,
+> {
     use crate::tls::{ClientAuth, PemSource, TlsClientConfig, TlsServerConfig};
     use core::time::Duration;
 
     // SAFETY: the config's contract.
-    let f = unsafe { Fields::read(c) }?;
+    let f = unsafe { Fields::read(t) }?;
     let invalid = |msg: core::fmt::Arguments<'_>| fail(mooring_result::InvalidConfig, msg);
     // A path, or the PEM text itself.
     let pem = |s: &str| {
@@ -102,13 +180,13 @@ pub(super) fn convert(
     // The library names a file by its path, PEM text by its role: the field
     // whose value it is goes first.
     let named = |e: crate::tls::TlsConfigError| {
-        const ROLES: [(&str, &str); 6] = [
-            ("certificate chain (", "tls_cert"),
-            ("private key (", "tls_key"),
-            ("client CA certificates (", "tls_client_ca"),
-            ("CA certificates (", "tls_ca"),
-            ("client certificate (", "tls_client_cert"),
-            ("client key (", "tls_client_key"),
+        const ROLES: [(&str, usize); 6] = [
+            ("certificate chain (", CERT),
+            ("private key (", KEY),
+            ("client CA certificates (", CLIENT_CA),
+            ("CA certificates (", CA),
+            ("client certificate (", CLIENT_CERT),
+            ("client key (", CLIENT_KEY),
         ];
         let field = f
             .given()
@@ -118,43 +196,43 @@ pub(super) fn convert(
                 ROLES
                     .iter()
                     .find(|(role, _)| e.source.starts_with(role))
-                    .map(|(_, n)| *n)
+                    .map(|(_, i)| f.names[*i])
             });
         match field {
             Some(field) => invalid(format_args!("{field}: {e}")),
             None => invalid(format_args!("tls: {e}")),
         }
     };
-    let timeout = Duration::from_millis(u64::from(c.tls_handshake_timeout_ms));
-    if c.tls_handshake_timeout_ms == 0 {
+    let timeout = Duration::from_millis(u64::from(t.handshake_timeout_ms));
+    if t.handshake_timeout_ms == 0 {
         return Err(invalid(format_args!(
             "tls_handshake_timeout_ms must be more than 0"
         )));
     }
-    let client_auth = match c.tls_client_auth {
+    let client_auth = match t.client_auth {
         0 => ClientAuth::None,
         1 => ClientAuth::Optional,
         2 => ClientAuth::Required,
         v => return Err(invalid(format_args!("tls_client_auth: unknown value {v}"))),
     };
-    let server = match (f.cert, f.key) {
+    let (cert_name, key_name) = (f.names[CERT], f.names[KEY]);
+    let server = match (f.get(CERT), f.get(KEY)) {
         (None, None) => {
-            if let Some((field, _)) = f
-                .given()
-                .find(|(n, _)| matches!(*n, "tls_client_ca" | "tls_allow_peers"))
-            {
-                return Err(invalid(format_args!("{field}: needs tls_cert and tls_key")));
+            if let Some(field) = f.first_of(&[CLIENT_CA, ALLOW_PEERS]) {
+                return Err(invalid(format_args!(
+                    "{field}: needs {cert_name} and {key_name}"
+                )));
             }
             None
         }
-        (Some(_), None) => return Err(invalid(format_args!("tls_cert: needs tls_key"))),
-        (None, Some(_)) => return Err(invalid(format_args!("tls_key: needs tls_cert"))),
+        (Some(_), None) => return Err(invalid(format_args!("{cert_name}: needs {key_name}"))),
+        (None, Some(_)) => return Err(invalid(format_args!("{key_name}: needs {cert_name}"))),
         (Some(cert), Some(key)) => {
             let mut s = TlsServerConfig::new(pem(cert), pem(key));
             s.client_auth = client_auth;
-            s.client_ca = f.client_ca.map(pem);
+            s.client_ca = f.get(CLIENT_CA).map(pem);
             s.allow_peers = f
-                .allow_peers
+                .get(ALLOW_PEERS)
                 .map(|a| {
                     a.split(',')
                         .map(str::trim)
@@ -168,24 +246,24 @@ pub(super) fn convert(
             Some(s)
         }
     };
-    let client = match f.ca {
+    let client = match f.get(CA) {
         None => {
-            if let Some((field, _)) = f.given().find(|(n, _)| {
-                matches!(*n, "tls_server_name" | "tls_client_cert" | "tls_client_key")
-            }) {
-                return Err(invalid(format_args!("{field}: needs tls_ca")));
+            if let Some(field) = f.first_of(&[SERVER_NAME, CLIENT_CERT, CLIENT_KEY]) {
+                let ca = f.names[CA];
+                return Err(invalid(format_args!("{field}: needs {ca}")));
             }
             None
         }
         Some(ca) => {
             let mut k = TlsClientConfig::new(pem(ca));
-            k.server_name = f.server_name.map(String::from);
-            k.client_cert = f.client_cert.map(pem);
-            k.client_key = f.client_key.map(pem);
+            k.server_name = f.get(SERVER_NAME).map(String::from);
+            k.client_cert = f.get(CLIENT_CERT).map(pem);
+            k.client_key = f.get(CLIENT_KEY).map(pem);
             k.handshake_timeout = timeout;
             k.build().map_err(|e| {
                 if e.source == "server name" {
-                    invalid(format_args!("tls_server_name: {}", e.problem))
+                    let field = f.names[SERVER_NAME];
+                    invalid(format_args!("{field}: {}", e.problem))
                 } else {
                     named(e)
                 }
@@ -199,13 +277,19 @@ pub(super) fn convert(
 /// A build without TLS: every TLS field must be unset.
 #[cfg(not(feature = "tls"))]
 pub(super) fn refuse(c: &mooring_config) -> Result<(), mooring_result> {
+    refuse_fields(&TlsInput::of_node(c))
+}
+
+/// A build without TLS: every TLS field of any C config must be unset.
+#[cfg(not(feature = "tls"))]
+pub(super) fn refuse_fields(t: &TlsInput) -> Result<(), mooring_result> {
     // SAFETY: the config's contract.
-    let f = unsafe { Fields::read(c) }?;
+    let f = unsafe { Fields::read(t) }?;
     let field = f
         .given()
         .map(|(n, _)| n)
         .next()
-        .or_else(|| (c.tls_client_auth != 0).then_some("tls_client_auth"));
+        .or_else(|| (t.client_auth != 0).then_some("tls_client_auth"));
     match field {
         Some(field) => Err(fail(
             mooring_result::InvalidConfig,
@@ -216,7 +300,7 @@ pub(super) fn refuse(c: &mooring_config) -> Result<(), mooring_result> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::ffi::CString;
 
     use super::*;
@@ -246,10 +330,10 @@ mod tests {
         assert!(e.starts_with("tls_client_auth: "), "{e}");
     }
 
+    /// A certificate for `engine.example`, its key and the CA that signed
+    /// it, as PEM text.
     #[cfg(feature = "tls")]
-    #[test]
-    fn tls_fields_build_the_settings_from_files_or_pem_text() {
-        use crate::tls::{ClientAuth, PemSource};
+    pub(in crate::ffi) fn engine_pem() -> (CString, CString, CString) {
         use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -260,11 +344,19 @@ mod tests {
             .unwrap()
             .signed_by(&key, &ca)
             .unwrap();
-        let (cert, key, ca) = (
+        (
             CString::new(cert.pem()).unwrap(),
             CString::new(key.serialize_pem()).unwrap(),
             CString::new(ca.pem()).unwrap(),
-        );
+        )
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_fields_build_the_settings_from_files_or_pem_text() {
+        use crate::tls::{ClientAuth, PemSource};
+
+        let (cert, key, ca) = engine_pem();
         let peers = CString::new("device-1, device-2").unwrap();
         let name = CString::new("engine.example").unwrap();
 

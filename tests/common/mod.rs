@@ -59,7 +59,7 @@ pub fn control_id(msg: &[u8]) -> String {
 #[path = "../mllp/mod.rs"]
 mod mllp_wire;
 pub use mllp_wire::mllp;
-use mllp_wire::take_mllp;
+pub use mllp_wire::take_mllp;
 
 /// Mooring protocol message `m` in an MLLP frame, as a raw peer writes it.
 pub fn wire_mllp(m: &Msg<'_>) -> Vec<u8> {
