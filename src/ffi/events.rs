@@ -339,12 +339,18 @@ mod tls_tests {
                 ..PeerIdentity::default()
             }),
         };
-        let e = Event::TlsEstablished {
-            link,
-            peer: addr,
-            handshake: &hs,
-        };
-        let ev = c_event(e, &mut links, &[], &mut texts).unwrap();
+        fn established(
+            link: crate::LinkId,
+            peer: std::net::SocketAddr,
+            hs: &Handshake,
+        ) -> Event<'_> {
+            Event::TlsEstablished {
+                link,
+                peer,
+                handshake: hs,
+            }
+        }
+        let ev = c_event(established(link, addr, &hs), &mut links, &[], &mut texts).unwrap();
         assert_eq!(ev.kind, mooring_event_kind::TlsEstablished);
         assert_eq!(ev.link.slot, link.slot());
         assert_eq!(peer_text(&ev), addr.to_string());
@@ -363,12 +369,7 @@ mod tls_tests {
         // No certificate: NULL identity. A very long one: cut to the room.
         hs.version = TlsVersion::Tls12;
         hs.peer = None;
-        let e = Event::TlsEstablished {
-            link,
-            peer: addr,
-            handshake: &hs,
-        };
-        let ev = c_event(e, &mut links, &[], &mut texts).unwrap();
+        let ev = c_event(established(link, addr, &hs), &mut links, &[], &mut texts).unwrap();
         assert_eq!(text(ev.tls_version, ev.tls_version_len), Some("TLSv1_2"));
         assert!(ev.tls_peer_identity.is_null());
         assert_eq!(ev.tls_peer_identity_len, 0);
@@ -376,12 +377,7 @@ mod tls_tests {
             uri: vec![format!("spiffe://{}", "é".repeat(1000))],
             ..PeerIdentity::default()
         });
-        let e = Event::TlsEstablished {
-            link,
-            peer: addr,
-            handshake: &hs,
-        };
-        let ev = c_event(e, &mut links, &[], &mut texts).unwrap();
+        let ev = c_event(established(link, addr, &hs), &mut links, &[], &mut texts).unwrap();
         let id = text(ev.tls_peer_identity, ev.tls_peer_identity_len).unwrap();
         assert!(id.starts_with("spiffe://é"), "{id}");
         // Whole characters only: 9 ASCII bytes, then 2-byte ones.
