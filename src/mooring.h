@@ -1751,6 +1751,15 @@ typedef struct mooring_relay_stats {
    * Recovery at start: torn bytes truncated at the tail.
    */
   uint64_t spool_truncated_bytes;
+  /**
+   * Moves to the next upstream after `failover_after` failed attempts
+   * (`MOORING_RELAY_EVENT_UPSTREAM_SWITCHED`, detail `failover`).
+   */
+  uint64_t upstream_switches_failover;
+  /**
+   * Returns to the primary once it answered a probe again.
+   */
+  uint64_t upstream_switches_primary_back;
 } mooring_relay_stats;
 
 /**
