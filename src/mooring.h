@@ -1854,6 +1854,24 @@ typedef struct mooring_node_stats {
    * `mooring_session_end` value (entry 0, NONE, stays 0).
    */
   uint64_t sessions_ended[6];
+  /**
+   * Session resumes refused for a wrong token (their links closed
+   * `MOORING_CLOSE_REASON_BAD_TOKEN`).
+   */
+  uint64_t bad_tokens;
+  /**
+   * Session links closed `MOORING_CLOSE_REASON_SESSION_QUEUE_FULL` (a
+   * message refused for want of room for its reply).
+   */
+  uint64_t session_queue_full;
+  /**
+   * Disconnected sessions evicted to make room for a new one.
+   */
+  uint64_t sessions_evicted;
+  /**
+   * Session events not reported because the event queue was full.
+   */
+  uint64_t unreported_session_events;
 } mooring_node_stats;
 
 #ifdef __cplusplus

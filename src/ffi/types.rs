@@ -483,6 +483,16 @@ pub struct mooring_node_stats {
     /// Sessions ended, by how: `sessions_ended[end]` for each
     /// `mooring_session_end` value (entry 0, NONE, stays 0).
     pub sessions_ended: [u64; 6],
+    /// Session resumes refused for a wrong token (their links closed
+    /// `MOORING_CLOSE_REASON_BAD_TOKEN`).
+    pub bad_tokens: u64,
+    /// Session links closed `MOORING_CLOSE_REASON_SESSION_QUEUE_FULL` (a
+    /// message refused for want of room for its reply).
+    pub session_queue_full: u64,
+    /// Disconnected sessions evicted to make room for a new one.
+    pub sessions_evicted: u64,
+    /// Session events not reported because the event queue was full.
+    pub unreported_session_events: u64,
 }
 
 impl Default for mooring_node_stats {
@@ -510,6 +520,10 @@ impl Default for mooring_node_stats {
             sessions_started: 0,
             sessions_resumed: 0,
             sessions_ended: [0; 6],
+            bad_tokens: 0,
+            session_queue_full: 0,
+            sessions_evicted: 0,
+            unreported_session_events: 0,
         }
     }
 }
