@@ -1076,6 +1076,20 @@ typedef struct mooring_config {
    * link closes with `TLS_HANDSHAKE_TIMEOUT`. Default 10000.
    */
   uint32_t tls_handshake_timeout_ms;
+  /**
+   * Session clients: reconnect attempts before the session gives up and
+   * ends (SESSION_ENDED, `session_end` LOST; the Rust `Backoff::max_attempts`).
+   * 0: never give up (default).
+   */
+  uint32_t reconnect_max_attempts;
+  /**
+   * Sessions, request/reply (the Rust `SessionConfig::reserve_reply`): 1
+   * takes a message only while the replay queue has room for a reply as
+   * large as it; otherwise the message is held unread and the link closed
+   * `SESSION_QUEUE_FULL`, so the peer resumes. For the side that answers
+   * each message. Default 0 (off).
+   */
+  uint32_t session_reserve_reply;
 } mooring_config;
 
 /**
@@ -1920,7 +1934,10 @@ size_t mooring_last_error(char *buf, size_t len);
  * Fills `*out` with the defaults: MLLP, 16 links, 1 MiB frames, 16 KiB buffers,
  * 2 large buffers, write timeout 10 s; listen: 10 connections, keep open, idle
  * timeout and stale recovery off, everyone allowed; connect timeout 5 s; raw
- * protocol, heartbeats, OS keepalive and `TCP_USER_TIMEOUT` off.
+ * protocol, heartbeats, OS keepalive and `TCP_USER_TIMEOUT` off; sessions
+ * off, and when on: session clients reconnect without giving up
+ * (`reconnect_max_attempts` 0), no room reserved for replies
+ * (`session_reserve_reply` 0), as in Rust.
  *
  * # Safety
  * `out` is NULL or points to a writable `mooring_config`.

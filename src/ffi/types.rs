@@ -396,6 +396,16 @@ pub struct mooring_config {
     /// TLS, both sides: the handshake must complete within this, else the
     /// link closes with `TLS_HANDSHAKE_TIMEOUT`. Default 10000.
     pub tls_handshake_timeout_ms: u32,
+    /// Session clients: reconnect attempts before the session gives up and
+    /// ends (SESSION_ENDED, `session_end` LOST; the Rust `Backoff::max_attempts`).
+    /// 0: never give up (default).
+    pub reconnect_max_attempts: u32,
+    /// Sessions, request/reply (the Rust `SessionConfig::reserve_reply`): 1
+    /// takes a message only while the replay queue has room for a reply as
+    /// large as it; otherwise the message is held unread and the link closed
+    /// `SESSION_QUEUE_FULL`, so the peer resumes. For the side that answers
+    /// each message. Default 0 (off).
+    pub session_reserve_reply: u32,
 }
 
 /// A link of a node. `{0, 0}` is never a valid link. Once the link's CLOSED
