@@ -564,7 +564,7 @@ impl Node {
     }
 
     /// A socket or listener (token `t`) is ready.
-    #[inline]
+    #[inline(always)]
     fn on_ready(&mut self, t: usize, ev: Ready, now: Instant) {
         if t >= LISTENER_BASE {
             self.accept_all((t - LISTENER_BASE) as u32, now);
