@@ -26,7 +26,8 @@
 //!
 //! A failure prints its seed; `SIM_SEED=<n> cargo test --test sim_node`
 //! replays it alone (the nodes' session tokens and jitter come from the seed
-//! too); `SIM_SEEDS=<n>` runs the first n.
+//! too); `SIM_SEEDS=<n>` runs the first n. The seeds run as four tests of a
+//! quarter each, in parallel.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -421,13 +422,14 @@ fn check(seed: u64) -> (u64, bool, u64) {
     (sim.faults, ended, sim.net.stats().overtakes)
 }
 
-#[test]
-fn whole_nodes_deliver_sessions_exactly_once_in_order_or_report_every_loss_over_ten_thousand_seeds()
-{
+/// The seeds run as four tests, one quarter each, so that `cargo test` runs
+/// them on every core; `SIM_SEED=<n>` replays one seed (in the first quarter).
+fn run_quarter(quarter: u64) {
     let count = std::env::var("SIM_SEEDS").map_or(10_000, |n| n.parse().expect("a number"));
     let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
-        Err(_) => (0..count).collect(),
+        Ok(s) if quarter == 0 => vec![s.parse().expect("SIM_SEED is a number")],
+        Ok(_) => return,
+        Err(_) => (quarter * count / 4..(quarter + 1) * count / 4).collect(),
     };
     let (mut faults, mut ended, mut overtakes) = (0u64, 0u64, 0u64);
     for &seed in &seeds {
@@ -448,4 +450,24 @@ fn whole_nodes_deliver_sessions_exactly_once_in_order_or_report_every_loss_over_
         );
         assert!(overtakes > 0, "links must overtake each other");
     }
+}
+
+#[test]
+fn whole_nodes_deliver_sessions_exactly_once_in_order_or_report_every_loss_seeds_0_to_2499() {
+    run_quarter(0);
+}
+
+#[test]
+fn whole_nodes_deliver_sessions_exactly_once_in_order_or_report_every_loss_seeds_2500_to_4999() {
+    run_quarter(1);
+}
+
+#[test]
+fn whole_nodes_deliver_sessions_exactly_once_in_order_or_report_every_loss_seeds_5000_to_7499() {
+    run_quarter(2);
+}
+
+#[test]
+fn whole_nodes_deliver_sessions_exactly_once_in_order_or_report_every_loss_seeds_7500_to_9999() {
+    run_quarter(3);
 }
