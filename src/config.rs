@@ -250,9 +250,14 @@ pub struct ConnectConfig {
     pub liveness: LivenessConfig,
     /// Reliable session settings for [`crate::Node::open_session`]. Default off.
     pub session: Option<SessionConfig>,
-    /// Reconnection strategy of a session's client. Default 1 s doubling to 30 s,
-    /// full jitter, unlimited attempts.
+    /// Reconnection strategy of a session's client, and of a raw link with
+    /// `redial`. Default 1 s doubling to 30 s, full jitter, unlimited attempts.
     pub backoff: Backoff,
+    /// A raw link (no `session`) that is lost dials the same address again by
+    /// itself, waiting by `backoff`, and keeps its [`crate::LinkId`]: see
+    /// [`crate::Event::Redialing`]. A local close stops it. Default `false`
+    /// (a lost link stays closed). Sessions resume by themselves regardless.
+    pub redial: bool,
     /// TLS on this link (feature `tls`): CA certificates to verify the server
     /// against, the server name (default: the host, i.e. the IP address, of
     /// the address connected to), an optional client certificate and key, the
@@ -272,6 +277,7 @@ impl Default for ConnectConfig {
             liveness: LivenessConfig::default(),
             session: None,
             backoff: Backoff::default(),
+            redial: false,
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -118,6 +118,7 @@ pub(super) fn defaults() -> mooring_config {
         tls_client_cert: ptr::null(),
         tls_client_key: ptr::null(),
         tls_handshake_timeout_ms: super::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        redial: u32::from(c.redial),
     }
 }
 
@@ -242,10 +243,13 @@ pub(super) fn convert(
             max: from_ms(c.reconnect_max_ms),
             max_attempts: None,
         },
+        redial: c.redial != 0,
         #[cfg(feature = "tls")]
         tls: connect_tls,
     };
-    if sessions && (c.reconnect_min_ms == 0 || c.reconnect_min_ms > c.reconnect_max_ms) {
+    if (sessions || connect.redial)
+        && (c.reconnect_min_ms == 0 || c.reconnect_min_ms > c.reconnect_max_ms)
+    {
         return Err(fail(
             mooring_result::InvalidConfig,
             "reconnect_min_ms must be > 0 and <= reconnect_max_ms",

@@ -175,6 +175,24 @@ pub(super) fn c_event(
             ev.stats = c_link_stats(stats);
             write_c(&mut ev.peer, format_args!("{peer}"));
         }
+        Event::Redialing {
+            link,
+            peer,
+            reason,
+            stats,
+            attempt,
+            after,
+            unsent_bytes,
+        } => {
+            ev.kind = mooring_event_kind::Redialing;
+            ev.link = c_link(links, link);
+            ev.reason = c_reason(reason);
+            ev.stats = c_link_stats(stats);
+            ev.attempt = attempt;
+            ev.delay_ms = ms(after);
+            ev.count = unsent_bytes;
+            write_c(&mut ev.peer, format_args!("{peer}"));
+        }
         Event::Rejected {
             listener,
             peer,

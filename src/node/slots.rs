@@ -138,6 +138,7 @@ impl Node {
         #[cfg(feature = "tls")]
         let tls_error = self.tls_closing(i, reason);
         let s = &mut self.slots[i as usize];
+        let unsent = s.tx.len() as u64;
         s.link.close(reason);
         self.stats.count_close(reason, &s.link.stats());
         if let Some(mut sock) = s.sock.take() {
@@ -166,6 +167,10 @@ impl Node {
             // what becomes of it.
             let claim = self.slots[i as usize].link.peer_reason().unwrap_or(reason);
             self.session_link_lost(idx, claim, now);
+        }
+        if self.redial_lost(i, reason, unsent) {
+            self.wake_waiting();
+            return; // the slot keeps the link's id until it redials
         }
         let s = &mut self.slots[i as usize];
         if self.closed.len() < self.closed_cap {

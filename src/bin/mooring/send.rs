@@ -457,6 +457,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig, svc: &ServiceOpts) -> ExitCode
         liveness: o.liveness.clone(),
         session: Some(scfg),
         backoff: o.backoff,
+        redial: false,
         #[cfg(feature = "tls")]
         tls: o.tls.clone(),
     };
