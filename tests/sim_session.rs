@@ -29,10 +29,9 @@ use std::time::Duration;
 use mooring::internals::rng::XorShift64 as Rng;
 
 use mooring::frame::{Codec, Decoded, Mllp};
+use mooring::internals::session::{Entropy, Received, SessionTable};
 use mooring::internals::wire::{self, Greeting, Msg, WireReason, TOKEN_LEN};
-use mooring::session::{
-    Backoff, Entropy, Received, SessionConfig, SessionEnd, SessionId, SessionNote, SessionTable,
-};
+use mooring::session::{Backoff, SessionConfig, SessionEnd, SessionId, SessionNote};
 use mooring::{CloseReason, Instant};
 
 const CLIENT: usize = 0;

@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use super::{Entropy, Entry, PeerKey, SessionTable, Warning};
 use crate::error::CloseReason;
 use crate::ratelimit::warn_limited;
-use crate::session::admission::{self, Admission};
 use crate::session::{Session, SessionConfig, SessionEnd};
+use crate::session_core::admission::{self, Admission};
 use crate::time::Instant;
 use crate::wire::Greeting;
 
