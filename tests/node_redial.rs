@@ -140,6 +140,13 @@ impl Bench {
         }
     }
 
+    /// Connects the client to `addr`, redialing by the backoff given.
+    fn dial(&mut self, min_ms: u64, max_ms: u64, max_attempts: Option<u32>) -> LinkId {
+        self.client
+            .connect(self.addr, &redialing(min_ms, max_ms, max_attempts))
+            .expect("connect")
+    }
+
     fn next_redial(&mut self) -> (LinkId, CloseReason, u32, Duration) {
         match self.wait("Redialing", false, |r| matches!(r, Rec::Redialing { .. })) {
             Rec::Redialing {
@@ -173,10 +180,7 @@ fn ceiling(min_ms: u64, max_ms: u64, attempt: u32) -> Duration {
 #[test]
 fn a_redialing_link_comes_back_with_its_id_when_its_server_returns() {
     let mut b = Bench::new(true);
-    let link = b
-        .client
-        .connect(b.addr, &redialing(100, 1_000, None))
-        .expect("connect");
+    let link = b.dial(100, 1_000, None);
     assert_eq!(
         b.wait("connected", false, |r| matches!(r, Rec::Connected(_))),
         Rec::Connected(link)
@@ -249,10 +253,7 @@ fn a_redialing_link_comes_back_with_its_id_when_its_server_returns() {
 fn a_refused_redial_waits_by_the_backoff_on_the_nodes_clock() {
     let (min, max) = (10, 400);
     let mut b = Bench::new(false);
-    let link = b
-        .client
-        .connect(b.addr, &redialing(min, max, None))
-        .expect("connect");
+    let link = b.dial(min, max, None);
     let mut waits = Vec::new();
     for n in 1..=9u32 {
         let (l, reason, attempt, after) = b.next_redial();
@@ -310,10 +311,7 @@ fn a_redialing_link_closes_when_its_attempts_run_out() {
 fn a_local_close_stops_redialing() {
     // Waiting between attempts: closed and reported at once.
     let mut b = Bench::new(false);
-    let link = b
-        .client
-        .connect(b.addr, &redialing(50, 50, None))
-        .expect("connect");
+    let link = b.dial(50, 50, None);
     let (_, _, _, after) = b.next_redial();
     b.client.close(link);
     b.clock.advance(after + Duration::from_secs(60));
@@ -327,10 +325,7 @@ fn a_local_close_stops_redialing() {
 
     // Connected: closed as any link, and not dialed again.
     let mut b = Bench::new(true);
-    let link = b
-        .client
-        .connect(b.addr, &redialing(50, 50, None))
-        .expect("connect");
+    let link = b.dial(50, 50, None);
     b.wait("connected", false, |r| matches!(r, Rec::Connected(_)));
     b.wait("accepted", true, |r| matches!(r, Rec::Connected(_)));
     b.client.close(link);
@@ -351,10 +346,7 @@ fn a_local_close_stops_redialing() {
 
     // `close_all` stops a waiting redial too.
     let mut b = Bench::new(false);
-    let link = b
-        .client
-        .connect(b.addr, &redialing(50, 50, None))
-        .expect("connect");
+    let link = b.dial(50, 50, None);
     b.next_redial();
     b.client.close_all();
     b.clock.advance(Duration::from_secs(60));

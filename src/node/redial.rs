@@ -24,28 +24,14 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use super::events::ClosedReport;
 use super::{Event, LinkId, Node};
 use crate::config::ConnectConfig;
 use crate::error::CloseReason;
 use crate::fallible::{self, AllocError};
-use crate::link::LinkStats;
 use crate::session::Entropy;
 use crate::session::Redial;
 use crate::time::Instant;
-
-/// What the next [`Event::Redialing`] of a link says.
-#[derive(Clone, Copy)]
-struct Note {
-    peer: SocketAddr,
-    reason: CloseReason,
-    stats: LinkStats,
-    attempt: u32,
-    after: Duration,
-    unsent_bytes: u64,
-}
 
 /// One redialing link: where it goes, how, and its redial timer.
 struct Entry {
@@ -55,8 +41,9 @@ struct Entry {
     /// Between a loss and the next dial: the slot keeps the link's id and
     /// has no socket.
     waiting: bool,
-    /// Not yet reported (a newer loss replaces it; unsent bytes add up).
-    note: Option<Note>,
+    /// Its `Event::Redialing` not yet reported (a newer loss replaces it;
+    /// unsent bytes add up).
+    note: Option<Event<'static>>,
 }
 
 /// The node's redialing links, by slot, sized at build.
@@ -156,24 +143,25 @@ impl Node {
         let s = &mut slots[i as usize];
         // Nothing of the lost connection is reported after its loss.
         s.pending = 0;
-        let mut note = Note {
+        let earlier = match e.note {
+            Some(Event::Redialing { unsent_bytes, .. }) => unsent_bytes,
+            _ => {
+                redials.notes.push_back(i);
+                0
+            }
+        };
+        e.note = Some(Event::Redialing {
+            link: LinkId {
+                slot: i,
+                gen: s.gen,
+            },
             peer: s.peer,
             reason,
             stats: s.link.stats(),
             attempt,
             after,
-            unsent_bytes,
-        };
-        match e.note.as_mut() {
-            Some(old) => {
-                note.unsent_bytes = note.unsent_bytes.saturating_add(old.unsent_bytes);
-                *old = note;
-            }
-            None => {
-                e.note = Some(note);
-                redials.notes.push_back(i);
-            }
-        }
+            unsent_bytes: unsent_bytes.saturating_add(earlier),
+        });
         log::debug!("link to {}: redial {attempt} in {after:?}", s.peer);
         timers.set(t, e.timer.poll_timeout());
         true
@@ -232,46 +220,24 @@ impl Node {
     /// `reason`, its slot freed.
     fn finish_redial(&mut self, i: u32, reason: CloseReason) {
         self.redials.entries[i as usize] = None;
-        if self.closed.len() >= self.closed_cap {
-            // Reported through the slot (the lost connection's reason), as
-            // `close_slot` does when the report queue is full.
-            self.mark_ready(i);
-            return;
-        }
-        let s = &mut self.slots[i as usize];
-        self.closed.push_back(ClosedReport {
-            link: LinkId {
-                slot: i,
-                gen: s.gen,
-            },
-            peer: s.peer,
+        // With the report queue full it reports through the slot, with the
+        // lost connection's reason.
+        self.report_closed(
+            i,
             reason,
-            stats: s.link.stats(),
-            peer_reason: None,
+            None,
             #[cfg(feature = "tls")]
-            tls: None,
-        });
-        s.used = false;
-        s.pending = 0;
-        self.free.push(i);
+            None,
+        );
     }
 
     /// The next `Event::Redialing`, for `next_event`.
     pub(super) fn next_redial_note(&mut self) -> Option<Event<'static>> {
         while let Some(i) = self.redials.notes.pop_front() {
-            let gen = self.slots[i as usize].gen;
-            let Some(n) = self.redials.entry_mut(i).and_then(|e| e.note.take()) else {
-                continue; // closed meanwhile: its `Closed` says the rest
-            };
-            return Some(Event::Redialing {
-                link: LinkId { slot: i, gen },
-                peer: n.peer,
-                reason: n.reason,
-                stats: n.stats,
-                attempt: n.attempt,
-                after: n.after,
-                unsent_bytes: n.unsent_bytes,
-            });
+            // None: closed meanwhile, its `Closed` says the rest.
+            if let Some(ev) = self.redials.entry_mut(i).and_then(|e| e.note.take()) {
+                return Some(ev);
+            }
         }
         None
     }
