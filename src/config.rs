@@ -254,7 +254,8 @@ pub struct ConnectConfig {
     /// `redial`. Default 1 s doubling to 30 s, full jitter, unlimited attempts.
     pub backoff: Backoff,
     /// A raw link (no `session`) that is lost dials the same address again by
-    /// itself, waiting by `backoff`, and keeps its [`crate::LinkId`]: see
+    /// itself, waiting by `backoff` (its `min` must not be zero), and keeps
+    /// its [`crate::LinkId`]: see
     /// [`crate::Event::Redialing`]. A local close stops it. Default `false`
     /// (a lost link stays closed). Sessions resume by themselves regardless.
     pub redial: bool,
@@ -288,6 +289,11 @@ impl ConnectConfig {
     /// Checks the timers.
     pub fn validate(&self) -> Result<(), ConfigError> {
         nonzero_time(self.connect_timeout, "connect_timeout")?;
+        if self.redial && self.session.is_none() {
+            // Every wait would be zero: a dial that fails at once would be
+            // retried at once, forever.
+            nonzero_time(self.backoff.min, "backoff.min")?;
+        }
         self.liveness.validate()?;
         if let Some(t) = self.idle_timeout {
             nonzero_time(t, "idle_timeout")?;
@@ -470,6 +476,17 @@ mod tests {
             c.validate(),
             Err(ConfigError::ZeroTimeout {
                 field: "connect_timeout"
+            })
+        );
+        let redial = ConnectConfig {
+            redial: true,
+            backoff: crate::session::Backoff::IMMEDIATE,
+            ..Default::default()
+        };
+        assert_eq!(
+            redial.validate(),
+            Err(ConfigError::ZeroTimeout {
+                field: "backoff.min"
             })
         );
     }
