@@ -367,8 +367,10 @@ impl Node {
                 peer_reason: c.peer_reason,
             });
         }
-        if let Some(ev) = self.next_redial_note() {
-            return Some(ev);
+        if self.redials.has_notes() {
+            if let Some(ev) = self.next_redial_note() {
+                return Some(ev);
+            }
         }
         if let Some(ev) = self.next_session_note() {
             return Some(ev);

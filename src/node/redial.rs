@@ -64,7 +64,9 @@ impl Redials {
         })
     }
 
-    /// True while a [`Event::Redialing`] waits to be pulled.
+    /// True while a [`Event::Redialing`] waits to be pulled (per event
+    /// pulled: inline).
+    #[inline(always)]
     pub(super) fn has_notes(&self) -> bool {
         !self.notes.is_empty()
     }
