@@ -26,6 +26,7 @@ enum Rec {
         reason: CloseReason,
         attempt: u32,
         after: Duration,
+        unsent: u64,
     },
 }
 
@@ -41,12 +42,14 @@ fn record(node: &mut Node, seen: &mut Vec<Rec>) {
                 reason,
                 attempt,
                 after,
+                unsent_bytes,
                 ..
             } => Rec::Redialing {
                 link,
                 reason,
                 attempt,
                 after,
+                unsent: unsent_bytes,
             },
             other => panic!("unexpected event: {other:?}"),
         });
@@ -154,6 +157,7 @@ impl Bench {
                 reason,
                 attempt,
                 after,
+                ..
             } => (link, reason, attempt, after),
             _ => unreachable!(),
         }
@@ -371,4 +375,46 @@ fn without_redial_a_lost_link_stays_closed() {
     b.clock.advance(Duration::from_secs(60));
     b.settle();
     assert!(b.client_seen.is_empty(), "{:?}", b.client_seen);
+}
+
+#[test]
+fn frames_queued_on_a_lost_connection_are_reported_unsent() {
+    let mut b = Bench::new(true);
+    let link = b.dial(100, 100, None);
+    b.wait("connected", false, |r| matches!(r, Rec::Connected(_)));
+    b.wait("accepted", true, |r| matches!(r, Rec::Connected(_)));
+    // The server stops reading: the client's frames fill the kernel's
+    // buffers, then its own transmit queue (`TxFull`).
+    let frame = vec![b'x'; 8 * 1024];
+    let limit = std::time::Instant::now() + PATIENCE;
+    let mut full_polls = 0;
+    while full_polls < 20 {
+        assert!(std::time::Instant::now() < limit, "the queue never filled");
+        match b.client.send(link, &frame) {
+            Ok(()) => full_polls = 0,
+            Err(SendError::TxFull) => {
+                full_polls += 1;
+                record(&mut b.client, &mut b.client_seen);
+            }
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+    let queued = b.client.tx_pending(link) as u64;
+    assert!(queued > 0);
+    // The server goes away with unread bytes (a reset): what the client had
+    // queued was never written, and says so.
+    b.server = None;
+    let lost = b.wait("Redialing", false, |r| matches!(r, Rec::Redialing { .. }));
+    let Rec::Redialing {
+        link: l, unsent, ..
+    } = lost
+    else {
+        unreachable!()
+    };
+    assert_eq!(l, link);
+    assert!(
+        unsent > 0 && unsent <= queued,
+        "unsent {unsent} of {queued} queued"
+    );
+    assert_eq!(b.client.tx_pending(link), 0, "nothing is carried over");
 }
