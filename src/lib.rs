@@ -65,6 +65,8 @@ mod ledger;
 mod link;
 pub mod metrics;
 pub mod node;
+#[cfg(doctest)]
+mod non_exhaustive;
 mod ratelimit;
 pub mod relay;
 mod replay;
@@ -73,6 +75,7 @@ pub mod server;
 // The pure session core; `session` below is what users see of it.
 #[path = "session/mod.rs"]
 mod session_core;
+mod simnet;
 mod sockopt;
 pub mod spool;
 pub mod time;
@@ -145,6 +148,11 @@ pub mod internals {
     /// drive them directly).
     pub mod session {
         pub use crate::session_core::*;
+    }
+    /// A simulated network for whole nodes on virtual time (test support):
+    /// nodes built with `Node::with_sim` listen and connect through it.
+    pub mod simnet {
+        pub use crate::simnet::*;
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use rustls::{AlertDescription, CertificateError, Error, PeerIncompatible};
 
 /// The named reason of a TLS failure (the close reason the driver reports).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TlsFailure {
     /// The peer's certificate is malformed, badly signed or unusable, or the
