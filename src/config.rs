@@ -250,9 +250,15 @@ pub struct ConnectConfig {
     pub liveness: LivenessConfig,
     /// Reliable session settings for [`crate::Node::open_session`]. Default off.
     pub session: Option<SessionConfig>,
-    /// Reconnection strategy of a session's client. Default 1 s doubling to 30 s,
-    /// full jitter, unlimited attempts.
+    /// Reconnection strategy of a session's client, and of a raw link with
+    /// `redial`. Default 1 s doubling to 30 s, full jitter, unlimited attempts.
     pub backoff: Backoff,
+    /// A raw link (no `session`) that is lost dials the same address again by
+    /// itself, waiting by `backoff` (its `min` must not be zero), and keeps
+    /// its [`crate::LinkId`]: see
+    /// [`crate::Event::Redialing`]. A local close stops it. Default `false`
+    /// (a lost link stays closed). Sessions resume by themselves regardless.
+    pub redial: bool,
     /// TLS on this link (feature `tls`): CA certificates to verify the server
     /// against, the server name (default: the host, i.e. the IP address, of
     /// the address connected to), an optional client certificate and key, the
@@ -272,6 +278,7 @@ impl Default for ConnectConfig {
             liveness: LivenessConfig::default(),
             session: None,
             backoff: Backoff::default(),
+            redial: false,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -282,6 +289,11 @@ impl ConnectConfig {
     /// Checks the timers.
     pub fn validate(&self) -> Result<(), ConfigError> {
         nonzero_time(self.connect_timeout, "connect_timeout")?;
+        if self.redial && self.session.is_none() {
+            // Every wait would be zero: a dial that fails at once would be
+            // retried at once, forever.
+            nonzero_time(self.backoff.min, "backoff.min")?;
+        }
         self.liveness.validate()?;
         if let Some(t) = self.idle_timeout {
             nonzero_time(t, "idle_timeout")?;
@@ -464,6 +476,17 @@ mod tests {
             c.validate(),
             Err(ConfigError::ZeroTimeout {
                 field: "connect_timeout"
+            })
+        );
+        let redial = ConnectConfig {
+            redial: true,
+            backoff: crate::session::Backoff::IMMEDIATE,
+            ..Default::default()
+        };
+        assert_eq!(
+            redial.validate(),
+            Err(ConfigError::ZeroTimeout {
+                field: "backoff.min"
             })
         );
     }

@@ -72,7 +72,9 @@ pub mod relay;
 mod replay;
 mod rng;
 pub mod server;
-pub mod session;
+// The pure session core; `session` below is what users see of it.
+#[path = "session/mod.rs"]
+mod session_core;
 mod simnet;
 mod sockopt;
 pub mod spool;
@@ -84,6 +86,28 @@ mod wire;
 
 // In-crate code names the liveness layer `crate::liveness`.
 use link::liveness;
+
+/// Reliable sessions (mooring protocol): a session outlives any one TCP link,
+/// numbers its messages, replays what the peer did not acknowledge after a
+/// lost link, and reports loss instead of hiding it. Opened with
+/// [`Node::open_session`] (settings in [`ConnectConfig::session`] and
+/// [`ListenConfig::session`]); see the README's "Reliable sessions".
+///
+/// This module holds what a user of [`Node`], [`Client`] or the C API needs:
+/// the settings, the retry strategy, the ids, notes and ends a node reports,
+/// and the stored state of a client session. The pure core itself (the
+/// session state machine and the session table) is internal.
+pub mod session {
+    pub use crate::session_core::{
+        Backoff, Overflow, SessionConfig, SessionEnd, SessionEnds, SessionError, SessionId,
+        SessionNote, StoredSession, REFUSAL_HOLD,
+    };
+    // The core, for the crate's own layers (reached from outside only
+    // through `internals::session`).
+    pub(crate) use crate::session_core::{
+        Entropy, Received, Redial, Sent, Session, SessionEvent, SessionTable, Transmit,
+    };
+}
 
 /// Not part of the API: the pure layers and helpers that the `mooring` binary,
 /// the simulations, the tests, the benchmarks and the fuzz targets reach into.
@@ -118,6 +142,12 @@ pub mod internals {
     /// The mooring protocol's wire encoding.
     pub mod wire {
         pub use crate::wire::*;
+    }
+    /// The pure session core: one end of a session ([`Session`](session::Session)),
+    /// the session table, what they transmit and receive (the simulations
+    /// drive them directly).
+    pub mod session {
+        pub use crate::session_core::*;
     }
     /// A simulated network for whole nodes on virtual time (test support):
     /// nodes built with `Node::with_sim` listen and connect through it.

@@ -201,6 +201,15 @@ enum mooring_event_kind
    * (rustls's text). The link's CLOSED event, with the same reason, follows.
    */
   MOORING_EVENT_KIND_TLS_FAILED = 12,
+  /**
+   * A link connected with `redial` lost its connection and dials again by
+   * itself, keeping its handle (reported instead of CLOSED): `peer`,
+   * `reason`, `stats` (the lost connection's), `attempt` (from 1),
+   * `delay_ms` (the wait before it), `count` (bytes queued on the lost
+   * connection and never written: not sent). CONNECTED follows when it is
+   * back; CLOSED when it is closed locally or its attempts run out.
+   */
+  MOORING_EVENT_KIND_REDIALING = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1090,6 +1099,14 @@ typedef struct mooring_config {
    * each message. Default 0 (off).
    */
   uint32_t session_reserve_reply;
+  /**
+   * Connect: 1 = a raw outbound link that is lost dials the same address
+   * again by itself (waiting `reconnect_min_ms` doubling to
+   * `reconnect_max_ms`, full jitter; it gives up after
+   * `reconnect_max_attempts`, 0: never) and keeps its handle; see
+   * `MOORING_EVENT_KIND_REDIALING`. Sessions resume regardless. Default 0.
+   */
+  uint32_t redial;
 } mooring_config;
 
 /**

@@ -30,8 +30,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use mooring::internals::rng::XorShift64 as Rng;
+use mooring::internals::session::{Received, Sent, Session, Transmit};
 use mooring::internals::wire::TOKEN_LEN;
-use mooring::session::{Received, Sent, Session, SessionConfig, StoredSession, Transmit};
+use mooring::session::{SessionConfig, StoredSession};
 use mooring::spool::sim::SimDisk;
 use mooring::spool::{Fsync, Journal, Seq, SessionState, SpoolConfig};
 use mooring::Instant;

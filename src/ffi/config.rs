@@ -120,6 +120,7 @@ pub(super) fn defaults() -> mooring_config {
         tls_handshake_timeout_ms: super::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,
         reconnect_max_attempts: b.max_attempts.unwrap_or(0),
         session_reserve_reply: u32::from(s.reserve_reply),
+        redial: u32::from(c.redial),
     }
 }
 
@@ -246,10 +247,13 @@ pub(super) fn convert(
             max: from_ms(c.reconnect_max_ms),
             max_attempts: (c.reconnect_max_attempts != 0).then_some(c.reconnect_max_attempts),
         },
+        redial: c.redial != 0,
         #[cfg(feature = "tls")]
         tls: connect_tls,
     };
-    if sessions && (c.reconnect_min_ms == 0 || c.reconnect_min_ms > c.reconnect_max_ms) {
+    if (sessions || connect.redial)
+        && (c.reconnect_min_ms == 0 || c.reconnect_min_ms > c.reconnect_max_ms)
+    {
         return Err(fail(
             mooring_result::InvalidConfig,
             "reconnect_min_ms must be > 0 and <= reconnect_max_ms",

@@ -102,6 +102,21 @@ fn format_into(buf: &mut [u8], what: &impl core::fmt::Display) -> usize {
 /// so the event names links and listeners as C knows them; `texts` holds the
 /// texts the event points to that the node does not. `None`: an event C does
 /// not see (none today).
+/// CLOSED, REDIALING: the link, its peer, why its connection ended, and the
+/// connection's final counters.
+fn connection_ended(
+    ev: &mut mooring_event,
+    link: mooring_link,
+    peer: std::net::SocketAddr,
+    reason: CloseReason,
+    stats: LinkStats,
+) {
+    ev.link = link;
+    ev.reason = c_reason(reason);
+    ev.stats = c_link_stats(stats);
+    write_c(&mut ev.peer, format_args!("{peer}"));
+}
+
 pub(super) fn c_event(
     e: Event<'_>,
     links: &mut [LinkEntry],
@@ -169,11 +184,23 @@ pub(super) fn c_event(
             peer_reason,
         } => {
             ev.kind = mooring_event_kind::Closed;
-            ev.link = c_link(links, link);
-            ev.reason = c_reason(reason);
+            connection_ended(&mut ev, c_link(links, link), peer, reason, stats);
             ev.peer_reason = peer_reason.map_or(mooring_close_reason::None as u32, c_reason);
-            ev.stats = c_link_stats(stats);
-            write_c(&mut ev.peer, format_args!("{peer}"));
+        }
+        Event::Redialing {
+            link,
+            peer,
+            reason,
+            stats,
+            attempt,
+            after,
+            unsent_bytes,
+        } => {
+            ev.kind = mooring_event_kind::Redialing;
+            connection_ended(&mut ev, c_link(links, link), peer, reason, stats);
+            ev.attempt = attempt;
+            ev.delay_ms = ms(after);
+            ev.count = unsent_bytes;
         }
         Event::Rejected {
             listener,

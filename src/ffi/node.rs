@@ -679,4 +679,45 @@ mod tests {
             mooring_node_free(server);
         }
     }
+
+    #[test]
+    fn a_redialing_link_keeps_its_handle_through_redialing_events_until_closed() {
+        let mut c = default_config();
+        c.redial = 1;
+        c.reconnect_min_ms = 5;
+        c.reconnect_max_ms = 5;
+        let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr =
+            std::ffi::CString::new(free.local_addr().expect("addr").to_string()).expect("no NUL");
+        drop(free); // nobody listens there now: every attempt is refused
+                    // SAFETY: live node, valid pointers, NUL-terminated strings.
+        unsafe {
+            let node = new_node(&c);
+            let mut link = mooring_link::default();
+            assert_eq!(
+                mooring_node_connect(node, addr.as_ptr(), &mut link),
+                mooring_result::Ok
+            );
+            let mut ev = core::mem::MaybeUninit::<mooring_event>::zeroed().assume_init();
+            let mut attempts = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while attempts.len() < 2 && std::time::Instant::now() < deadline {
+                assert_eq!(mooring_node_poll(node, 10), mooring_result::Ok);
+                while mooring_node_next_event(node, &mut ev) == mooring_result::Ok {
+                    assert_eq!(ev.kind, mooring_event_kind::Redialing, "never CLOSED");
+                    assert_eq!(ev.link, link, "the handle stays");
+                    assert_eq!(ev.reason, mooring_close_reason::ConnectionRefused as u32);
+                    assert!(ev.delay_ms <= 5);
+                    attempts.push(ev.attempt);
+                }
+            }
+            assert_eq!(attempts.get(..2), Some(&[1, 2][..]), "{attempts:?}");
+            assert_eq!(mooring_node_close(node, link), mooring_result::Ok);
+            assert_eq!(mooring_node_next_event(node, &mut ev), mooring_result::Ok);
+            assert_eq!(ev.kind, mooring_event_kind::Closed);
+            assert_eq!(ev.reason, mooring_close_reason::LocalClose as u32);
+            assert_eq!(ev.link, link);
+            mooring_node_free(node);
+        }
+    }
 }

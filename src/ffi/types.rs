@@ -137,6 +137,13 @@ pub enum mooring_event_kind {
     /// `MOORING_CLOSE_REASON_TLS_*` it closes with) and `tls_detail`
     /// (rustls's text). The link's CLOSED event, with the same reason, follows.
     TlsFailed = 12,
+    /// A link connected with `redial` lost its connection and dials again by
+    /// itself, keeping its handle (reported instead of CLOSED): `peer`,
+    /// `reason`, `stats` (the lost connection's), `attempt` (from 1),
+    /// `delay_ms` (the wait before it), `count` (bytes queued on the lost
+    /// connection and never written: not sent). CONNECTED follows when it is
+    /// back; CLOSED when it is closed locally or its attempts run out.
+    Redialing = 13,
 }
 
 /// How a session ended (`mooring_event.session_end`).
@@ -406,6 +413,12 @@ pub struct mooring_config {
     /// `SESSION_QUEUE_FULL`, so the peer resumes. For the side that answers
     /// each message. Default 0 (off).
     pub session_reserve_reply: u32,
+    /// Connect: 1 = a raw outbound link that is lost dials the same address
+    /// again by itself (waiting `reconnect_min_ms` doubling to
+    /// `reconnect_max_ms`, full jitter; it gives up after
+    /// `reconnect_max_attempts`, 0: never) and keeps its handle; see
+    /// `MOORING_EVENT_KIND_REDIALING`. Sessions resume regardless. Default 0.
+    pub redial: u32,
 }
 
 /// A link of a node. `{0, 0}` is never a valid link. Once the link's CLOSED

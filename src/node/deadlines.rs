@@ -71,6 +71,10 @@ impl Node {
 
     pub(super) fn expire(&mut self, now: Instant) {
         while let Some(i) = self.timers.pop_due(now) {
+            if let Some(slot) = self.redial_slot_of_timer(i) {
+                self.redial_timeout(slot, now);
+                continue;
+            }
             if i as usize >= self.slots.len() {
                 self.session_timeout(i, now);
                 continue;

@@ -51,6 +51,29 @@ pub enum Event<'a> {
         /// any. The peer's claim, unverified: `reason` is then `PeerClosed`.
         peer_reason: Option<CloseReason>,
     },
+    /// A link opened with [`crate::ConnectConfig::redial`] lost its connection
+    /// and dials again by itself, keeping its id (reported instead of
+    /// [`Event::Closed`]; see [`Node::connect`]). The link is not open until
+    /// its next [`Event::Connected`]. Frames queued on the lost connection are
+    /// not resent. Not pulled before the next attempt fails, it is replaced by
+    /// that attempt's (`unsent_bytes` add up).
+    Redialing {
+        /// The link (its id stays valid).
+        link: LinkId,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// Why the connection (or the last connect attempt) ended.
+        reason: CloseReason,
+        /// The lost connection's final counters.
+        stats: LinkStats,
+        /// The attempt that comes next, from 1 (back to 1 after a connect
+        /// completes).
+        attempt: u32,
+        /// The wait before it ([`crate::ConnectConfig::backoff`], jittered).
+        after: Duration,
+        /// Bytes queued on the lost connection and never written: not sent.
+        unsent_bytes: u64,
+    },
     /// A message of a reliable session, in order and exactly once. `payload`
     /// borrows the receive buffer until the next call.
     SessionMessage {
@@ -344,6 +367,11 @@ impl Node {
                 peer_reason: c.peer_reason,
             });
         }
+        if self.redials.has_notes() {
+            if let Some(ev) = self.next_redial_note() {
+                return Some(ev);
+            }
+        }
         if let Some(ev) = self.next_session_note() {
             return Some(ev);
         }
@@ -466,6 +494,9 @@ impl Node {
                 return Step::Writable;
             }
             if let crate::LinkState::Closed(r) = s.link.state() {
+                if self.redials.is_waiting(i) {
+                    return Step::Idle; // reported as `Redialing`, not closed
+                }
                 return Step::Closed(r);
             }
             return Step::Idle;

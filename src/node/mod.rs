@@ -36,6 +36,7 @@ mod clock;
 mod deadlines;
 mod events;
 mod per_ip;
+mod redial;
 mod resume;
 mod rx;
 mod sessions;
@@ -201,6 +202,8 @@ pub struct Node {
     sessions: sessions::Table,
     /// Session tokens and redial jitter.
     entropy: sessions::OsEntropy,
+    /// Raw outbound links that redial by themselves (`redial.rs`).
+    redials: redial::Redials,
     /// One limiter per repeatable warning.
     warnings: [RateLimit; Warning::COUNT],
     /// Keys of the application's own sources found ready (`sources.rs`).
@@ -335,8 +338,10 @@ impl Node {
         }
         let mut free = fallible::vec_with_capacity(n, "free slot list")?;
         free.extend((0..n as u32).rev());
+        // Links, sessions, then the links' redial timers.
         let timer_slots = n
             .checked_add(cfg.max_sessions)
+            .and_then(|t| t.checked_add(n))
             .ok_or(AllocError::too_large("deadline heap"))?;
         let notes = cfg
             .max_sessions
@@ -368,6 +373,7 @@ impl Node {
             stats: NodeStats::default(),
             sessions: sessions::Table::new(cfg.max_sessions, notes)?,
             entropy: sessions::OsEntropy::new(cfg.max_sessions > 0),
+            redials: redial::Redials::new(n)?,
             warnings: [RateLimit::default(); Warning::COUNT],
             source_ready: 0,
             #[cfg(feature = "tls")]
@@ -439,16 +445,32 @@ impl Node {
     }
 
     /// Starts an outbound connect; [`Event::Connected`] or [`Event::Closed`]
-    /// (`ConnectionRefused`, `ConnectTimeout`) follows.
+    /// (`ConnectionRefused`, `ConnectTimeout`) follows. With
+    /// [`ConnectConfig::redial`] (and no session) the link redials by itself
+    /// when it is lost, keeping its id: see [`Event::Redialing`].
     pub fn connect(&mut self, addr: SocketAddr, cfg: &ConnectConfig) -> Result<LinkId, SetupError> {
         cfg.validate()?;
         let Some(&slot) = self.free.last() else {
             return Err(SetupError::NoSlot);
         };
+        let id = self.open_outbound(slot, addr, cfg)?;
+        self.free.pop();
+        if cfg.redial && cfg.session.is_none() {
+            self.start_redial(id, addr, cfg);
+        }
+        Ok(id)
+    }
+
+    /// Connects `slot` (taken from the free list by the caller) to `addr`.
+    fn open_outbound(
+        &mut self,
+        slot: u32,
+        addr: SocketAddr,
+        cfg: &ConnectConfig,
+    ) -> Result<LinkId, SetupError> {
         #[cfg(feature = "tls")]
         let tls = self.tls_for_connect(addr, cfg)?;
         let sock = self.dial_out(addr, &cfg.liveness, slot)?;
-        self.free.pop();
         let now = self.tick();
         let lc = link_config(
             &self.cfg,
@@ -497,6 +519,9 @@ impl Node {
     /// Closes the link now (after one last attempt to write what is queued).
     pub fn close(&mut self, id: LinkId) {
         if let Some(i) = self.slot_of(id) {
+            if self.stop_redial(i) {
+                return; // it was waiting to redial: closed now
+            }
             if self.slots[i as usize].link.is_open() {
                 let now = self.tick();
                 self.write_out(i, now);
@@ -524,6 +549,7 @@ impl Node {
             || !self.rejected.is_empty()
             || !self.closed.is_empty()
             || self.sessions.has_notes()
+            || self.redials.has_notes()
             || !self.flush.is_empty()
         {
             wait = Some(Duration::ZERO);
@@ -613,6 +639,8 @@ impl Node {
             Ok(_) => {
                 sock.set_nodelay();
                 s.link.handle_connected(now);
+                self.redial_connected(i);
+                let s = &mut self.slots[i as usize];
                 if s.link.is_established() {
                     s.pending |= PENDING_CONNECTED; // raw; mooring: after WELCOME
                 }

@@ -37,9 +37,10 @@ impl Node {
         self.sessions.session(idx)?.stored()
     }
 
-    /// Limits what session `id` acknowledges of the peer's messages (see
-    /// [`crate::session::Session::set_ack_limit`]); a raised limit goes out
-    /// at once.
+    /// Limits what session `id` acknowledges (ACKs and its greeting) to
+    /// `limit` of the peer's messages (`None`: everything delivered): a driver
+    /// that stores the session's state raises it as the state becomes
+    /// durable. A raised limit goes out at once.
     pub fn session_set_ack_limit(&mut self, id: SessionId, limit: Option<u64>) {
         if let Some(idx) = self.sessions.idx(id) {
             self.sessions.set_ack_limit(idx, limit);

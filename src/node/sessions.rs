@@ -170,8 +170,10 @@ impl Node {
     }
 
     /// Like [`Node::session_send`], with a conflation key: a queued message with
-    /// the same key that was never written is superseded (the peer gets only the
-    /// newest). See [`crate::session::Session::send_keyed`].
+    /// the same key that was never written is superseded (sent as a SKIP: the
+    /// peer delivers only the newest). Fewer messages to deliver after an
+    /// outage; the superseded one's queue space is freed when it is
+    /// acknowledged.
     pub fn session_send_keyed(
         &mut self,
         id: SessionId,

@@ -86,7 +86,7 @@ impl Node {
     }
 
     /// Closes every open link (after one last attempt to write what is queued;
-    /// mooring links get a CLOSE) and ends every session. Their events follow
+    /// mooring links get a CLOSE), stops every redial and ends every session. Their events follow
     /// from [`Node::next_event`]. For the end of a shutdown.
     pub fn close_all(&mut self) {
         for idx in 0..self.sessions.capacity() as u32 {
@@ -96,6 +96,9 @@ impl Node {
         }
         let now = self.tick();
         for i in 0..self.slots.len() as u32 {
+            if self.stop_redial(i) {
+                continue; // waiting to redial: closed now
+            }
             let s = &self.slots[i as usize];
             if s.used && s.link.is_open() {
                 self.write_out(i, now);

@@ -138,6 +138,7 @@ impl Node {
         #[cfg(feature = "tls")]
         let tls_error = self.tls_closing(i, reason);
         let s = &mut self.slots[i as usize];
+        let unsent = s.tx.len() as u64;
         s.link.close(reason);
         self.stats.count_close(reason, &s.link.stats());
         if let Some(mut sock) = s.sock.take() {
@@ -167,6 +168,30 @@ impl Node {
             let claim = self.slots[i as usize].link.peer_reason().unwrap_or(reason);
             self.session_link_lost(idx, claim, now);
         }
+        if self.redial_lost(i, reason, unsent) {
+            self.wake_waiting();
+            return; // the slot keeps the link's id until it redials
+        }
+        let peer_reason = self.slots[i as usize].link.peer_reason();
+        self.report_closed(
+            i,
+            reason,
+            peer_reason,
+            #[cfg(feature = "tls")]
+            tls_error,
+        );
+        self.wake_waiting();
+    }
+
+    /// Queues slot `i`'s `Event::Closed` and frees the slot; with the report
+    /// queue full, the slot stays taken and reports through `step` instead.
+    pub(super) fn report_closed(
+        &mut self,
+        i: u32,
+        reason: CloseReason,
+        peer_reason: Option<CloseReason>,
+        #[cfg(feature = "tls")] tls: Option<crate::tls::TlsError>,
+    ) {
         let s = &mut self.slots[i as usize];
         if self.closed.len() < self.closed_cap {
             self.closed.push_back(ClosedReport {
@@ -177,9 +202,9 @@ impl Node {
                 peer: s.peer,
                 reason,
                 stats: s.link.stats(),
-                peer_reason: s.link.peer_reason(),
+                peer_reason,
                 #[cfg(feature = "tls")]
-                tls: tls_error,
+                tls,
             });
             s.used = false;
             s.pending = 0;
@@ -187,7 +212,6 @@ impl Node {
         } else {
             self.mark_ready(i); // reported through the slot, which stays taken until then
         }
-        self.wake_waiting();
     }
 
     /// Mooring protocol: tells the peer why, with one best-effort write of CLOSE

@@ -1,8 +1,11 @@
 //! The one retry strategy of the library: exponential backoff with full
-//! jitter. Sessions redial with it, and [`crate::Client`] waits by it between
-//! attempts.
+//! jitter. Sessions and raw links redial with it (through [`Redial`], the
+//! pure redial timer), [`crate::Client`] waits by it between attempts, and
+//! `mooring send` pauses by it between retries.
 
 use core::time::Duration;
+
+use crate::time::Instant;
 
 /// Retry strategy: exponential backoff with full jitter. Sessions redial with
 /// it ([`crate::ConnectConfig::backoff`]), and [`crate::Client`] waits by it
@@ -54,9 +57,120 @@ impl Backoff {
     }
 }
 
+/// The pure redial timer of one client session or one raw outbound link: which
+/// attempt comes next and when it is due. The driver gives it the time and a
+/// random number; it never reads a clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Redial {
+    backoff: Backoff,
+    /// Attempts scheduled since the last success.
+    attempt: u32,
+    /// When the scheduled attempt is due (`None`: none scheduled).
+    at: Option<Instant>,
+}
+
+impl Redial {
+    /// A redial timer that waits by `backoff`, nothing scheduled.
+    pub(crate) fn new(backoff: Backoff) -> Redial {
+        Redial {
+            backoff,
+            attempt: 0,
+            at: None,
+        }
+    }
+
+    /// The link was lost (or a dial failed) at `now`: schedules the next
+    /// attempt with `random` as its jitter. Returns the attempt's number
+    /// (from 1) and its wait, or `None` when the attempts are exhausted
+    /// (nothing is scheduled then).
+    pub(crate) fn schedule(&mut self, now: Instant, random: u64) -> Option<(u32, Duration)> {
+        let Some(delay) = self.backoff.delay(self.attempt, random) else {
+            self.at = None;
+            return None;
+        };
+        self.attempt = self.attempt.saturating_add(1);
+        self.at = Some(now + delay);
+        Some((self.attempt, delay))
+    }
+
+    /// A dial succeeded: the next loss starts from the first attempt again.
+    pub(crate) fn reset(&mut self) {
+        self.attempt = 0;
+        self.at = None;
+    }
+
+    /// When the scheduled attempt is due.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.at
+    }
+
+    /// True (once) when the scheduled attempt is due at `now`: the driver
+    /// dials then.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> bool {
+        if self.at.is_some_and(|at| at <= now) {
+            self.at = None;
+            return true;
+        }
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn redial_schedules_growing_jittered_attempts_and_fires_once_when_due() {
+        let b = Backoff {
+            min: ms(100),
+            max: ms(1000),
+            max_attempts: None,
+        };
+        let mut r = Redial::new(b);
+        let t0 = Instant::ZERO + Duration::from_secs(10);
+        assert_eq!(r.poll_timeout(), None);
+        assert!(!r.handle_timeout(t0), "nothing scheduled");
+        // The largest random number reaches each ceiling: 100, 200, 400, 800, 1000.
+        for (n, ceiling) in [100, 200, 400, 800, 1000, 1000].into_iter().enumerate() {
+            let (attempt, after) = r.schedule(t0, ceiling).unwrap();
+            assert_eq!(attempt, n as u32 + 1);
+            assert_eq!(after, ms(ceiling), "attempt {attempt}");
+            assert_eq!(r.poll_timeout(), Some(t0 + after));
+            assert!(!r.handle_timeout(t0 + (after - ms(1))), "not due yet");
+            assert!(r.handle_timeout(t0 + after));
+            assert!(!r.handle_timeout(t0 + after), "fires once");
+        }
+        // Jitter: the wait is `random` modulo the ceiling + 1, never above it.
+        let (_, after) = r.schedule(t0, 1001 + 7).unwrap();
+        assert_eq!(after, ms(7));
+        r.reset();
+        assert_eq!(r.poll_timeout(), None);
+        assert_eq!(
+            r.schedule(t0, 250),
+            Some((1, ms(250 % 101))),
+            "from the first ceiling again"
+        );
+    }
+
+    #[test]
+    fn redial_gives_up_when_its_attempts_are_exhausted() {
+        let mut r = Redial::new(Backoff {
+            min: ms(10),
+            max: ms(10),
+            max_attempts: Some(2),
+        });
+        let t0 = Instant::ZERO;
+        assert_eq!(r.schedule(t0, 3), Some((1, ms(3))));
+        assert_eq!(r.schedule(t0, 4), Some((2, ms(4))));
+        assert_eq!(r.schedule(t0, 5), None);
+        assert_eq!(r.poll_timeout(), None, "nothing scheduled after giving up");
+        r.reset();
+        assert_eq!(r.schedule(t0, 5), Some((1, ms(5))), "a success starts over");
+    }
 
     #[test]
     fn backoff_ceiling_doubles_to_its_cap_with_full_jitter() {

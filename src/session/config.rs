@@ -3,11 +3,11 @@
 use core::time::Duration;
 
 #[cfg(doc)]
-use super::{Received, SessionEnd, SessionError};
+use super::{SessionEnd, SessionError};
 
 /// How long a session holds a DATA it refused (its link unread) before the
 /// driver cuts the link: time for the replies already written to reach the peer,
-/// so its resume acknowledges them. See [`Received::Refused`].
+/// so its resume acknowledges them (see [`SessionConfig::reserve_reply`]).
 pub const REFUSAL_HOLD: Duration = Duration::from_millis(200);
 
 /// What `send` does when the replay queue is full.
@@ -42,7 +42,8 @@ pub struct SessionConfig {
     /// Request/reply: the application answers each message through the
     /// session, so a message is taken only while the replay queue has room for
     /// a reply as large as it; otherwise it is held unread and the link cut so
-    /// the peer resumes ([`Received::Refused`]). A peer that never acknowledges
+    /// the peer resumes (the DATA is refused: neither taken nor
+    /// acknowledged, and sent again after the resume). A peer that never acknowledges
     /// then holds at most one queue of replies. The queue's bound is then
     /// `max_depth_disconnected` while connected too, so a requester with the
     /// same settings (at most `max_depth` in flight) never meets a full one.

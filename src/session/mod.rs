@@ -38,6 +38,7 @@ use crate::time::Instant;
 use crate::wire::{Greeting, PROTOCOL_VERSION, TOKEN_LEN};
 
 pub use backoff::Backoff;
+pub(crate) use backoff::Redial;
 pub use config::{Overflow, SessionConfig, REFUSAL_HOLD};
 pub use messages::{Received, Sent, SessionEnd, SessionEnds, SessionError, SessionEvent, Transmit};
 pub use restore::StoredSession;

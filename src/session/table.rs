@@ -105,9 +105,7 @@ pub struct TableStats {
 #[derive(Clone, Debug)]
 struct Redial<T> {
     target: T,
-    backoff: Backoff,
-    attempt: u32,
-    at: Option<Instant>,
+    timer: super::backoff::Redial,
 }
 
 /// One slot of the table.
@@ -301,9 +299,7 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         self.start(idx, cfg, 0, [0; TOKEN_LEN], true, now)?;
         self.entries[idx as usize].redial = Some(Redial {
             target,
-            backoff,
-            attempt: 0,
-            at: None,
+            timer: super::backoff::Redial::new(backoff),
         });
         Ok(Some(idx))
     }
@@ -331,11 +327,8 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         let Some(r) = e.redial.as_mut() else {
             return;
         };
-        match r.backoff.delay(r.attempt, random) {
-            Some(delay) => {
-                r.attempt = r.attempt.saturating_add(1);
-                r.at = Some(now + delay);
-                let attempt = r.attempt;
+        match r.timer.schedule(now, random) {
+            Some((attempt, delay)) => {
                 self.note(idx, SessionNote::Reconnecting { attempt, delay });
             }
             None => {
@@ -460,8 +453,7 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
             return false;
         }
         if let Some(r) = self.entries[idx as usize].redial.as_mut() {
-            r.attempt = 0;
-            r.at = None;
+            r.timer.reset();
         }
         self.bind(idx, link)
     }
@@ -570,7 +562,7 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         let e = self.entries.get(idx as usize)?;
         crate::time::earliest(
             e.session.as_ref().and_then(Session::poll_timeout),
-            e.redial.as_ref().and_then(|r| r.at),
+            e.redial.as_ref().and_then(|r| r.timer.poll_timeout()),
         )
     }
 
@@ -595,10 +587,7 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
         }
         let e = &mut self.entries[idx as usize];
         match e.redial.as_mut() {
-            Some(r) if e.link.is_none() && r.at.is_some_and(|at| at <= now) => {
-                r.at = None;
-                true
-            }
+            Some(r) if e.link.is_none() => r.timer.handle_timeout(now),
             _ => false,
         }
     }

@@ -11,8 +11,9 @@ use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use mooring::internals::rng::XorShift64;
 use mooring::internals::wire;
-use mooring::session::{SessionConfig, SessionEnd, SessionError};
+use mooring::session::{Backoff, SessionConfig, SessionEnd, SessionError};
 use mooring::{
     hl7, Client, ClientConfig, ClientPolicy, CloseReason, ConnectConfig, Event, Node, NodeConfig,
     RequestError, SessionId, SessionNote, SetupError,
@@ -22,11 +23,31 @@ use crate::args::{SendOpts, ServiceOpts};
 use crate::line::Line;
 use crate::service::Service;
 
-/// Pause before retry number `attempt`: a refused connection or a restarting
-/// server is not fixed by hammering it, and operators expect a retry to give the
-/// peer a moment. Grows with the attempt, capped so a script never hangs long.
-fn retry_pause(attempt: u32) -> Duration {
-    Duration::from_millis(200u64.saturating_mul(u64::from(attempt))).min(Duration::from_secs(2))
+/// Pauses between retries, by the library's one [`Backoff`]: a refused
+/// connection or a restarting server is not fixed by hammering it. Retry `n`
+/// (from 1) waits a random time up to `200 ms x 2^(n-1)`, at most 2 s (full
+/// jitter: senders restarted together do not retry in lockstep), so a script
+/// never hangs long.
+const RETRY_BACKOFF: Backoff = Backoff {
+    min: Duration::from_millis(200),
+    max: Duration::from_secs(2),
+    max_attempts: None,
+};
+
+/// The pause before retry number `attempt` (from 1), jittered by `rng`.
+fn retry_pause(attempt: u32, rng: &mut XorShift64) -> Duration {
+    RETRY_BACKOFF
+        .delay(attempt.saturating_sub(1), rng.next_u64())
+        .unwrap_or(RETRY_BACKOFF.max)
+}
+
+/// A jitter source seeded from the time of day (spread, not secrecy).
+fn jitter_source() -> XorShift64 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    XorShift64::new(seed)
 }
 
 /// The exit for a node or client that could not be set up: 2 for a
@@ -217,6 +238,7 @@ fn send_one(
     retries: u32,
 ) -> Option<bool> {
     let mut attempt = 0;
+    let mut rng = jitter_source();
     loop {
         let started = Instant::now();
         // The reply's line is built while the reply is borrowed, and printed
@@ -260,7 +282,7 @@ fn send_one(
             l = l.kv("reason", r);
         }
         l.print();
-        std::thread::sleep(retry_pause(attempt));
+        std::thread::sleep(retry_pause(attempt, &mut rng));
     }
 }
 
@@ -463,6 +485,7 @@ fn run_session(o: &SendOpts, scfg: SessionConfig, svc: &ServiceOpts) -> ExitCode
         liveness: o.liveness.clone(),
         session: Some(scfg),
         backoff: o.backoff,
+        redial: false,
         #[cfg(feature = "tls")]
         tls: o.tls.clone(),
     };
@@ -615,4 +638,28 @@ fn run_session(o: &SendOpts, scfg: SessionConfig, svc: &ServiceOpts) -> ExitCode
         s.failed == 0 && unsent == 0 && s.replied == messages.len() as u64 && !messages.is_empty(),
         s.rejected,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_pauses_are_the_library_backoff_jittered_up_to_a_doubling_ceiling() {
+        let mut rng = XorShift64::new(7);
+        for attempt in 1..=12u32 {
+            let ceiling = Duration::from_millis(200 << (attempt - 1)).min(Duration::from_secs(2));
+            let pauses: Vec<Duration> = (0..200).map(|_| retry_pause(attempt, &mut rng)).collect();
+            assert!(
+                pauses.iter().all(|p| *p <= ceiling),
+                "retry {attempt}: a pause above {ceiling:?}"
+            );
+            // Full jitter: pauses spread over the range instead of one fixed
+            // value per attempt, and reach into its upper half.
+            let distinct: std::collections::BTreeSet<_> = pauses.iter().collect();
+            assert!(distinct.len() > 20, "retry {attempt}: {distinct:?}");
+            assert!(pauses.iter().any(|p| *p > ceiling / 2), "retry {attempt}");
+        }
+        assert!(retry_pause(u32::MAX, &mut rng) <= Duration::from_secs(2));
+    }
 }

@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use super::{Entropy, Entry, PeerKey, SessionTable, Warning};
 use crate::error::CloseReason;
 use crate::ratelimit::warn_limited;
-use crate::session::admission::{self, Admission};
 use crate::session::{Session, SessionConfig, SessionEnd};
+use crate::session_core::admission::{self, Admission};
 use crate::time::Instant;
 use crate::wire::Greeting;
 
@@ -109,26 +109,30 @@ impl<L: Copy + PartialEq, T> SessionTable<L, T> {
             .as_ref()
             .is_some_and(|s| s.token_matches(&peer.token));
         if !ok {
-            warn_limited!(
-                self.warnings[Warning::BadToken as usize],
+            return Err(self.refuse_resume(
                 now,
-                "bad token for session {} from {from}",
-                peer.session
-            );
-            self.stats.bad_tokens += 1;
-            return Err(CloseReason::BadToken);
+                format_args!("bad token for session {} from {from}", peer.session),
+            ));
         }
         if self.entries[idx].identity != identity {
-            warn_limited!(
-                self.warnings[Warning::BadToken as usize],
+            return Err(self.refuse_resume(
                 now,
-                "resume of session {} from {from} by another identity than the one that created it",
-                peer.session
-            );
-            self.stats.bad_tokens += 1;
-            return Err(CloseReason::BadToken);
+                format_args!(
+                    "resume of session {} from {from} by another identity than the one that created it",
+                    peer.session
+                ),
+            ));
         }
         Ok(Some(idx as u32))
+    }
+
+    /// A resume refused as a wrong token (the token, or the identity that
+    /// goes with it): warned about (`why`, rate-limited), counted in
+    /// `bad_tokens`; the reason its link closes with.
+    fn refuse_resume(&mut self, now: Instant, why: std::fmt::Arguments<'_>) -> CloseReason {
+        warn_limited!(self.warnings[Warning::BadToken as usize], now, "{why}");
+        self.stats.bad_tokens += 1;
+        CloseReason::BadToken
     }
 
     /// A slot for a new server session from `from` (see [`super::admission`]):

@@ -213,7 +213,8 @@ one frame with --batch-as-frame.
   --response-timeout DUR  wait this long for each reply (default 10s)
   --connect-timeout DUR   wait this long to connect (default 5s)
   --retries N             resend a failed message up to N times (default 0),
-                          after a pause of 200 ms per attempt (at most 2 s)
+                          retry n after a random pause of up to
+                          200 ms x 2^(n-1), at most 2 s
   --no-correlate          take any reply, even one whose MSA-2 is another id
   --hold DUR              after the last message keep the link open and idle for
                           DUR (heartbeats and keep-alive messages go on); a close
