@@ -30,23 +30,22 @@ pub fn mooring(args: &[&str]) -> Command {
     c
 }
 
-/// `mooring relay --listen 127.0.0.1:0 --upstream <upstream>` with fast
-/// reconnects (50 ms, at most 200 ms), then `extra`.
-pub fn relay_cmd(upstream: SocketAddr, extra: &[&str]) -> Command {
+/// `mooring relay --listen 127.0.0.1:0 --upstream <upstream>`, then `extra`.
+pub fn relay_to(upstream: SocketAddr, extra: &[&str]) -> Command {
     let up = upstream.to_string();
-    let mut args = vec![
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &up,
-        "--reconnect-min",
-        "50ms",
-        "--reconnect-max",
-        "200ms",
-    ];
-    args.extend_from_slice(extra);
-    mooring(&args)
+    let mut c = mooring(&["relay", "--listen", "127.0.0.1:0", "--upstream", &up]);
+    c.args(extra);
+    c
+}
+
+/// [`relay_to`] with fast reconnects (50 ms, at most 200 ms), then `extra`.
+pub fn relay_cmd(upstream: SocketAddr, extra: &[&str]) -> Command {
+    let mut c = relay_to(
+        upstream,
+        &["--reconnect-min", "50ms", "--reconnect-max", "200ms"],
+    );
+    c.args(extra);
+    c
 }
 
 /// A running program whose stdout lines are read on a thread into a channel,
