@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,13 @@ pub const RUN_WITHIN: Duration = Duration::from_secs(30);
 /// `mooring <args>` as a command.
 pub fn mooring(args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
+    c.args(args);
+    c
+}
+
+/// `mooring listen --bind 127.0.0.1:0 <args>`.
+pub fn listen_cmd(args: &[&str]) -> Command {
+    let mut c = mooring(&["listen", "--bind", "127.0.0.1:0"]);
     c.args(args);
     c
 }
@@ -59,11 +66,17 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `cmd` with stdout piped (stderr goes to the test's output).
-    pub fn spawn(mut cmd: Command) -> Proc {
+    pub fn spawn(cmd: Command) -> Proc {
+        Proc::spawn_with_stderr(cmd, Stdio::inherit())
+    }
+
+    /// [`Proc::spawn`] with stderr sent to `stderr` (piped: read it from
+    /// [`Proc::take_stderr`]).
+    pub fn spawn_with_stderr(mut cmd: Command, stderr: Stdio) -> Proc {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         let out = child.stdout.take().expect("piped stdout");
@@ -81,6 +94,11 @@ impl Proc {
             lines: rx,
             seen: Vec::new(),
         }
+    }
+
+    /// The program's stderr, when it was spawned with it piped.
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.child.stderr.take()
     }
 
     /// Waits for the next stdout line matching `want` (earlier lines are skipped
@@ -117,16 +135,20 @@ impl Proc {
     /// Starts `mooring listen --bind 127.0.0.1:0 <args>` and returns it with the
     /// address from its first line, which must be `event=listening`.
     pub fn listen(args: &[&str]) -> (Proc, SocketAddr) {
-        let mut all = vec!["listen", "--bind", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        Proc::listen_cmd(mooring(&all))
+        Proc::listen_cmd(listen_cmd(args))
     }
 
     /// Starts `cmd`, a `mooring listen --bind 127.0.0.1:0 ...` however wrapped
     /// (e.g. in `ip netns exec`), and returns it with the address from its first
     /// line, which must be `event=listening`.
     pub fn listen_cmd(cmd: Command) -> (Proc, SocketAddr) {
-        let mut p = Proc::spawn(cmd);
+        Proc::spawn(cmd).listening()
+    }
+
+    /// This program, a `mooring listen --bind 127.0.0.1:0 ...` just started,
+    /// with the address from its first line, which must be `event=listening`.
+    pub fn listening(mut self) -> (Proc, SocketAddr) {
+        let p = &mut self;
         let first = p.expect_line(|_| true, WITHIN);
         let addr = first
             .strip_prefix("event=listening addr=")
@@ -134,7 +156,7 @@ impl Proc {
         let addr: SocketAddr = addr.parse().expect("listening addr");
         assert_eq!(addr.ip().to_string(), "127.0.0.1");
         assert_ne!(addr.port(), 0, "the real port, not 0");
-        (p, addr)
+        (self, addr)
     }
 }
 
