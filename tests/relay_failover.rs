@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// Process helpers shared with the other CLI tests.
 mod support;
 
-use support::{field, mooring, Proc, WITHIN};
+use support::{field, mooring, relay_cmd, Proc, WITHIN};
 
 #[path = "mllp/mod.rs"]
 mod mllp_wire;
@@ -255,6 +255,21 @@ fn device(
     })
 }
 
+/// `count` devices ([`device`], numbered from 0) sending `each` messages to
+/// `relay`, all held at the one `gate`; and the count of AAs they got.
+fn devices(
+    relay: SocketAddr,
+    count: usize,
+    each: usize,
+    gate: (usize, Arc<AtomicBool>),
+) -> (Arc<AtomicUsize>, Vec<JoinHandle<()>>) {
+    let acked = Arc::new(AtomicUsize::new(0));
+    let devs = (0..count)
+        .map(|d| device(relay, d, each, acked.clone(), (gate.0, gate.1.clone())))
+        .collect();
+    (acked, devs)
+}
+
 /// No gate.
 fn open_gate() -> (usize, Arc<AtomicBool>) {
     (0, Arc::new(AtomicBool::new(true)))
@@ -269,17 +284,16 @@ fn wait_for(what: &str, within: Duration, cond: impl Fn() -> bool) {
     }
 }
 
-/// `mooring relay` with fast reconnects to `upstreams` (in order), and the
+/// [`relay_cmd`] (fast reconnects) to `upstreams` (in order), and the
 /// device address from its first line.
 fn relay(upstreams: &[SocketAddr], extra: &[&str]) -> (Proc, SocketAddr) {
-    let ups: Vec<String> = upstreams.iter().map(|a| a.to_string()).collect();
-    let mut args = vec!["relay", "--listen", "127.0.0.1:0"];
-    for u in &ups {
+    let backups: Vec<String> = upstreams[1..].iter().map(|a| a.to_string()).collect();
+    let mut args = Vec::new();
+    for u in &backups {
         args.extend_from_slice(&["--upstream", u]);
     }
-    args.extend_from_slice(&["--reconnect-min", "50ms", "--reconnect-max", "200ms"]);
     args.extend_from_slice(extra);
-    Proc::listen_cmd(mooring(&args))
+    Proc::listen_cmd(relay_cmd(upstreams[0], &args))
 }
 
 /// Per device, the MSH-10s in the order they first arrived anywhere
@@ -322,11 +336,8 @@ fn the_relay_fails_over_to_the_backup_and_returns_to_the_restarted_primary() {
         |l| field(l, "state") == Some("connected") && field(l, "active") == Some("0"),
         WITHIN,
     );
-    let acked = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(AtomicBool::new(false));
-    let devs: Vec<_> = (0..DEVICES)
-        .map(|d| device(addr, d, EACH, acked.clone(), (GATE, gate.clone())))
-        .collect();
+    let (acked, devs) = devices(addr, DEVICES, EACH, (GATE, gate.clone()));
 
     // Mid-stream: the primary hangs with a message unanswered, then dies
     // (its links and its port): that message is in doubt.
@@ -401,10 +412,7 @@ fn a_raw_window_keeps_several_messages_in_flight_and_in_order() {
         ],
     );
     r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let acked = Arc::new(AtomicUsize::new(0));
-    let devs: Vec<_> = (0..DEVICES)
-        .map(|d| device(addr, d, EACH, acked.clone(), open_gate()))
-        .collect();
+    let (_, devs) = devices(addr, DEVICES, EACH, open_gate());
     for d in devs {
         d.join().expect("device");
     }
@@ -433,10 +441,7 @@ fn an_ack_out_of_order_is_named_and_what_was_in_flight_is_resent_and_acked_once(
     let up = Receiver::start("127.0.0.1:0".parse().unwrap(), Answer::SwapOnce);
     let (mut r, addr) = relay(&[up.addr], &["--upstream-window", "4", "--spool", "memory"]);
     r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let acked = Arc::new(AtomicUsize::new(0));
-    let devs: Vec<_> = (0..2)
-        .map(|d| device(addr, d, EACH, acked.clone(), open_gate()))
-        .collect();
+    let (_, devs) = devices(addr, 2, EACH, open_gate());
     let l = r.expect_line(|l| field(l, "event") == Some("reply_out_of_order"), WITHIN);
     assert!(
         field(&l, "expected").is_some() && field(&l, "id").is_some(),
@@ -532,11 +537,8 @@ fn a_mooring_relay_fails_over_to_the_backup_session_and_returns_to_the_primary()
         ],
     );
     r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let acked = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(AtomicBool::new(false));
-    let devs: Vec<_> = (0..DEVICES)
-        .map(|d| device(addr, d, EACH, acked.clone(), (GATE, gate.clone())))
-        .collect();
+    let (acked, devs) = devices(addr, DEVICES, EACH, (GATE, gate.clone()));
     // Mid-stream: the primary is killed.
     for _ in 0..DEVICES * EACH / 3 {
         primary.expect_line(|l| field(l, "event") == Some("session_message"), WITHIN);
