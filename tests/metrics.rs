@@ -80,6 +80,13 @@ fn value(body: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {series} in\n{body}"))
 }
 
+/// Each series in `want` has its value in `body`.
+fn assert_values(body: &str, want: &[(&str, f64)]) {
+    for &(series, v) in want {
+        assert_eq!(value(body, series), v, "{series}");
+    }
+}
+
 fn payload_bytes(ids: &[&str]) -> usize {
     ids.iter().map(|id| hl7_msg(id).len()).sum()
 }
@@ -97,9 +104,14 @@ fn listen_counters_move_with_traffic_and_a_close_is_counted_by_reason() {
     ]);
     let (status, before) = scrape(metrics);
     assert_eq!(status, 200);
-    assert_eq!(value(&before, "mooring_frames_received_total"), 0.0);
-    assert_eq!(value(&before, "mooring_acks_sent_total{code=\"AA\"}"), 0.0);
-    assert_eq!(value(&before, "mooring_links_open"), 0.0);
+    assert_values(
+        &before,
+        &[
+            ("mooring_frames_received_total", 0.0),
+            ("mooring_acks_sent_total{code=\"AA\"}", 0.0),
+            ("mooring_links_open", 0.0),
+        ],
+    );
     let idle = "mooring_links_closed_total{reason=\"IdleTimeout\"}";
     assert_eq!(value(&before, idle), 0.0);
 
@@ -111,11 +123,16 @@ fn listen_counters_move_with_traffic_and_a_close_is_counted_by_reason() {
         assert_eq!(mooring::hl7::ack_code(&ack), Some(&b"AA"[..]), "{id}");
     }
     let (_, during) = scrape(metrics);
-    assert_eq!(value(&during, "mooring_frames_received_total"), 3.0);
-    assert_eq!(value(&during, "mooring_frames_sent_total"), 3.0);
-    assert_eq!(value(&during, "mooring_acks_sent_total{code=\"AA\"}"), 3.0);
-    assert_eq!(value(&during, "mooring_connections_accepted_total"), 1.0);
-    assert_eq!(value(&during, "mooring_links_open"), 1.0);
+    assert_values(
+        &during,
+        &[
+            ("mooring_frames_received_total", 3.0),
+            ("mooring_frames_sent_total", 3.0),
+            ("mooring_acks_sent_total{code=\"AA\"}", 3.0),
+            ("mooring_connections_accepted_total", 1.0),
+            ("mooring_links_open", 1.0),
+        ],
+    );
     // MLLP adds 3 bytes to each payload.
     assert_eq!(
         value(&during, "mooring_received_bytes_total"),
@@ -256,11 +273,16 @@ fn a_relay_scrape_shows_its_queue_while_the_upstream_is_down() {
         WITHIN,
     );
     let (_, up) = scrape(metrics);
-    assert_eq!(value(&up, "mooring_relay_queue_messages"), 0.0);
-    assert_eq!(value(&up, "mooring_relay_queue_bytes"), 0.0);
-    assert_eq!(value(&up, "mooring_upstream_up"), 1.0);
-    assert_eq!(value(&up, "mooring_upstream_connects_total"), 1.0);
-    assert_eq!(value(&up, "mooring_upstream_acks_total{code=\"AA\"}"), 3.0);
+    assert_values(
+        &up,
+        &[
+            ("mooring_relay_queue_messages", 0.0),
+            ("mooring_relay_queue_bytes", 0.0),
+            ("mooring_upstream_up", 1.0),
+            ("mooring_upstream_connects_total", 1.0),
+            ("mooring_upstream_acks_total{code=\"AA\"}", 3.0),
+        ],
+    );
 }
 
 /// Runs `promtool check metrics` on `body`: its verdict and output.
