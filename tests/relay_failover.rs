@@ -315,6 +315,19 @@ fn expected(dev: usize, count: usize) -> Vec<String> {
     (0..count).map(|n| format!("D{dev}-{n:04}")).collect()
 }
 
+/// Each of `devices` devices' `each` messages arrived (first arrivals across
+/// `received`, see [`first_arrivals`]), in order.
+fn assert_each_device_in_order(received: &[&[String]], devices: usize, each: usize, what: &str) {
+    let per_dev = first_arrivals(received);
+    for d in 0..devices {
+        assert_eq!(
+            per_dev.get(&format!("D{d}")),
+            Some(&expected(d, each)),
+            "device {d}: {what}"
+        );
+    }
+}
+
 #[test]
 fn the_relay_fails_over_to_the_backup_and_returns_to_the_restarted_primary() {
     const DEVICES: usize = 4;
@@ -385,14 +398,12 @@ fn the_relay_fails_over_to_the_backup_and_returns_to_the_restarted_primary() {
     let p2 = primary.kill();
     assert!(!b.is_empty(), "the backup took the traffic meanwhile");
     assert!(!p2.is_empty(), "the relay returned to the primary");
-    let per_dev = first_arrivals(&[&p1, &b, &p2]);
-    for d in 0..DEVICES {
-        assert_eq!(
-            per_dev.get(&format!("D{d}")),
-            Some(&expected(d, EACH)),
-            "device {d}: every message, in order, across primary, backup, primary"
-        );
-    }
+    assert_each_device_in_order(
+        &[&p1, &b, &p2],
+        DEVICES,
+        EACH,
+        "every message, in order, across primary, backup, primary",
+    );
 }
 
 #[test]
@@ -421,14 +432,7 @@ fn a_raw_window_keeps_several_messages_in_flight_and_in_order() {
     let max_pending = up.max_pending.load(Ordering::SeqCst);
     let got = up.kill();
     assert_eq!(got.len(), total, "each once (nothing was in doubt)");
-    let per_dev = first_arrivals(&[&got]);
-    for d in 0..DEVICES {
-        assert_eq!(
-            per_dev.get(&format!("D{d}")),
-            Some(&expected(d, EACH)),
-            "device {d}"
-        );
-    }
+    assert_each_device_in_order(&[&got], DEVICES, EACH, "every message, in order");
     assert_eq!(
         max_pending, 8,
         "the receiver held a full window of 8 unanswered"
@@ -570,12 +574,10 @@ fn a_mooring_relay_fails_over_to_the_backup_session_and_returns_to_the_primary()
         !b.is_empty() && !p2.is_empty(),
         "backup {b:?}, primary again {p2:?}"
     );
-    let per_dev = first_arrivals(&[&p1, &b, &p2]);
-    for d in 0..DEVICES {
-        assert_eq!(
-            per_dev.get(&format!("D{d}")),
-            Some(&expected(d, EACH)),
-            "device {d}: every message, in order, across primary, backup, primary"
-        );
-    }
+    assert_each_device_in_order(
+        &[&p1, &b, &p2],
+        DEVICES,
+        EACH,
+        "every message, in order, across primary, backup, primary",
+    );
 }
