@@ -13,15 +13,18 @@ mod common;
 mod support;
 
 use common::{hl7_msg, Peer};
-use support::{field, free_port, mooring, relay_cmd, Proc, WITHIN};
+use support::{field, free_port, listen_cmd, mooring, relay_cmd, Proc, WITHIN};
 
-/// Starts `args` (a `listen` or `relay` with `--metrics 127.0.0.1:0`) and
-/// returns it with its service and metrics addresses.
-fn start(args: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
-    start_cmd(mooring(args))
+/// Starts `mooring listen --bind 127.0.0.1:0 --metrics 127.0.0.1:0 <extra>`
+/// and returns it with its service and metrics addresses.
+fn start(extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
+    let mut cmd = listen_cmd(&["--metrics", "127.0.0.1:0"]);
+    cmd.args(extra);
+    start_cmd(cmd)
 }
 
-/// [`start`] for a command already built.
+/// [`start`] for a command already built (a `listen` or `relay` with
+/// `--metrics 127.0.0.1:0`).
 fn start_cmd(cmd: Command) -> (Proc, SocketAddr, SocketAddr) {
     let (mut p, addr) = Proc::listen_cmd(cmd);
     let line = p.expect_line(|l| field(l, "event") == Some("metrics"), WITHIN);
@@ -93,15 +96,7 @@ fn payload_bytes(ids: &[&str]) -> usize {
 
 #[test]
 fn listen_counters_move_with_traffic_and_a_close_is_counted_by_reason() {
-    let (mut listen, addr, metrics) = start(&[
-        "listen",
-        "--bind",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-        "--idle-timeout",
-        "500ms",
-    ]);
+    let (mut listen, addr, metrics) = start(&["--idle-timeout", "500ms"]);
     let (status, before) = scrape(metrics);
     assert_eq!(status, 200);
     assert_values(
@@ -163,13 +158,7 @@ fn listen_counters_move_with_traffic_and_a_close_is_counted_by_reason() {
 
 #[test]
 fn requests_other_than_get_metrics_are_refused_and_closed() {
-    let (_listen, _, metrics) = start(&[
-        "listen",
-        "--bind",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let (_listen, _, metrics) = start(&[]);
     let cases: [(&[u8], u16); 5] = [
         (b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405),
         (b"GET / HTTP/1.1\r\n\r\n", 404),
@@ -193,13 +182,7 @@ fn requests_other_than_get_metrics_are_refused_and_closed() {
 
 #[test]
 fn scrape_connections_are_bounded_in_number_and_time() {
-    let (_listen, _, metrics) = start(&[
-        "listen",
-        "--bind",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let (_listen, _, metrics) = start(&[]);
     // Four silent connections take every slot...
     let opened = Instant::now();
     let mut silent: Vec<TcpStream> = (0..4)
@@ -312,17 +295,7 @@ fn promtool(body: &str) -> (bool, String) {
 #[test]
 #[ignore = "needs promtool (Debian package prometheus); run by .ci/run"]
 fn promtool_accepts_the_scrapes_of_listen_and_relay() {
-    let (_listen, addr, metrics) = start(&[
-        "listen",
-        "--bind",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-        "--heartbeat",
-        "2s",
-        "--protocol",
-        "mooring",
-    ]);
+    let (_listen, addr, metrics) = start(&["--heartbeat", "2s", "--protocol", "mooring"]);
     let (_, body) = scrape(metrics);
     let (ok, out) = promtool(&body);
     assert!(ok, "listen: {out}\n{body}");
