@@ -207,7 +207,7 @@ struct Cli {
 
 impl Cli {
     fn listen(args: &[&str]) -> (Cli, SocketAddr) {
-        let mut p = Proc::spawn_with_stderr(support::listen_cmd(args), Stdio::piped());
+        let mut p = Proc::spawn_with(support::listen_cmd(args), Stdio::null(), Stdio::piped());
         let err = p.take_stderr().expect("stderr");
         let lines = Arc::new(AtomicUsize::new(0));
         let text = Arc::new(std::sync::Mutex::new(String::new()));

@@ -65,16 +65,18 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `cmd` with stdout piped (stderr goes to the test's output).
+    /// Starts `cmd` with stdout piped (stdin closed, stderr goes to the
+    /// test's output).
     pub fn spawn(cmd: Command) -> Proc {
-        Proc::spawn_with_stderr(cmd, Stdio::inherit())
+        Proc::spawn_with(cmd, Stdio::null(), Stdio::inherit())
     }
 
-    /// [`Proc::spawn`] with stderr sent to `stderr` (piped: read it from
+    /// [`Proc::spawn`] with stdin and stderr as given (piped stdin: write it
+    /// with [`Proc::write_stdin`]; piped stderr: read it from
     /// [`Proc::take_stderr`]).
-    pub fn spawn_with_stderr(mut cmd: Command, stderr: Stdio) -> Proc {
+    pub fn spawn_with(mut cmd: Command, stdin: Stdio, stderr: Stdio) -> Proc {
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -94,6 +96,14 @@ impl Proc {
             lines: rx,
             seen: Vec::new(),
         }
+    }
+
+    /// Writes `bytes` to the program's stdin (spawned with it piped) and
+    /// flushes them.
+    pub fn write_stdin(&mut self, bytes: &[u8]) {
+        let stdin = self.child.stdin.as_mut().expect("piped stdin");
+        stdin.write_all(bytes).expect("write stdin");
+        stdin.flush().expect("flush stdin");
     }
 
     /// The program's stderr, when it was spawned with it piped.
