@@ -19,12 +19,20 @@ use support::{
     Run, TempFile, SAMPLE, WITHIN,
 };
 
-/// `mooring send ADDR tests/data/sample.hl7 <extra>` to completion.
+/// `mooring send ADDR tests/data/sample.hl7 --response-timeout 5s <extra>` to
+/// completion.
 fn send_sample(addr: SocketAddr, extra: &[&str]) -> Run {
-    let a = addr.to_string();
-    let mut args = vec!["send", &a, SAMPLE, "--response-timeout", "5s"];
+    let mut args = vec!["--response-timeout", "5s"];
     args.extend_from_slice(extra);
-    run(mooring(&args), None)
+    send_sample_with(addr, &args)
+}
+
+/// `mooring send ADDR tests/data/sample.hl7 <extra>` to completion.
+fn send_sample_with(addr: SocketAddr, extra: &[&str]) -> Run {
+    let a = addr.to_string();
+    let mut cmd = mooring(&["send", &a, SAMPLE]);
+    cmd.args(extra);
+    run(cmd, None)
 }
 
 #[test]
@@ -424,12 +432,9 @@ fn listen_and_send_print_their_liveness_and_detection_bound() {
         "ka-line.hl7",
         b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|KA1|P|2.5\n",
     );
-    let a = addr.to_string();
-    let r = run(
-        mooring(&[
-            "send",
-            &a,
-            SAMPLE,
+    let r = send_sample_with(
+        addr,
+        &[
             "--keepalive-message",
             ka.path(),
             "--keepalive-every",
@@ -438,8 +443,7 @@ fn listen_and_send_print_their_liveness_and_detection_bound() {
             "5s",
             "--tcp-user-timeout",
             "20s",
-        ]),
-        None,
+        ],
     );
     assert_eq!(
         r.lines()[0],
@@ -536,20 +540,16 @@ fn a_mooring_listener_closes_a_peer_that_never_says_hello() {
 fn send_hold_keeps_a_heartbeating_link_past_the_peer_timeout() {
     // The listener's heartbeat timeout is 600 ms; the client idles for 1.5 s.
     let (mut listen, addr) = Proc::listen(&["--protocol", "mooring", "--heartbeat", "200ms"]);
-    let a = addr.to_string();
-    let r = run(
-        mooring(&[
-            "send",
-            &a,
-            SAMPLE,
+    let r = send_sample_with(
+        addr,
+        &[
             "--protocol",
             "mooring",
             "--heartbeat",
             "200ms",
             "--hold",
             "1500ms",
-        ]),
-        None,
+        ],
     );
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     assert!(
@@ -566,9 +566,8 @@ fn send_hold_keeps_a_heartbeating_link_past_the_peer_timeout() {
 #[test]
 fn send_hold_reports_a_close_during_the_hold_and_still_exits_0() {
     let (_listen, addr) = Proc::listen(&["--idle-timeout", "300ms"]);
-    let a = addr.to_string();
     let started = Instant::now();
-    let r = run(mooring(&["send", &a, SAMPLE, "--hold", "20s"]), None);
+    let r = send_sample_with(addr, &["--hold", "20s"]);
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     let lines = r.lines();
     assert_eq!(
@@ -591,12 +590,9 @@ fn send_keepalive_message_goes_out_on_an_idle_link() {
         "ka.hl7",
         b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|KA1|P|2.5\nPID|1\n",
     );
-    let a = addr.to_string();
-    let r = run(
-        mooring(&[
-            "send",
-            &a,
-            SAMPLE,
+    let r = send_sample_with(
+        addr,
+        &[
             "--keepalive-message",
             ka.path(),
             "--keepalive-every",
@@ -605,8 +601,7 @@ fn send_keepalive_message_goes_out_on_an_idle_link() {
             "1s",
             "--hold",
             "700ms",
-        ]),
-        None,
+        ],
     );
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains("event=closed"), "{}", r.stdout);
@@ -762,12 +757,9 @@ fn help_documents_the_session_flags_and_lines() {
 #[test]
 fn listen_and_send_exchange_every_message_through_a_session() {
     let (mut listen, addr) = Proc::listen(&["--protocol", "mooring", "--session"]);
-    let a = addr.to_string();
-    let r = run(
-        mooring(&[
-            "send",
-            &a,
-            SAMPLE,
+    let r = send_sample_with(
+        addr,
+        &[
             "--protocol",
             "mooring",
             "--session",
@@ -777,8 +769,7 @@ fn listen_and_send_exchange_every_message_through_a_session() {
             "10ms",
             "--hold",
             "100ms",
-        ]),
-        None,
+        ],
     );
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     let lines = r.lines();
@@ -821,13 +812,10 @@ fn send_session_to_a_closed_port_reconnects_then_gives_up_at_the_response_timeou
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr")
     };
-    let a = port.to_string();
     let started = Instant::now();
-    let r = run(
-        mooring(&[
-            "send",
-            &a,
-            SAMPLE,
+    let r = send_sample_with(
+        port,
+        &[
             "--protocol",
             "mooring",
             "--session",
@@ -837,8 +825,7 @@ fn send_session_to_a_closed_port_reconnects_then_gives_up_at_the_response_timeou
             "50ms",
             "--reconnect-max",
             "100ms",
-        ]),
-        None,
+        ],
     );
     assert_eq!(r.status.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -887,11 +874,7 @@ fn a_peers_close_message_is_its_claim_not_the_close_reason() {
 #[test]
 fn send_hold_prints_the_reason_a_mooring_peer_gave_as_its_claim() {
     let (_listen, addr) = Proc::listen(&["--protocol", "mooring", "--idle-timeout", "300ms"]);
-    let a = addr.to_string();
-    let r = run(
-        mooring(&["send", &a, SAMPLE, "--protocol", "mooring", "--hold", "20s"]),
-        None,
-    );
+    let r = send_sample_with(addr, &["--protocol", "mooring", "--hold", "20s"]);
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     let lines = r.lines();
     assert_eq!(
