@@ -237,8 +237,7 @@ fn a_silent_peer_is_closed_with_idle_timeout() {
     let (mut listen, addr) = Proc::listen(&["--idle-timeout", "200ms"]);
     // Taken before connecting: the server's idle clock starts after this.
     let connected = Instant::now();
-    let silent = TcpStream::connect(addr).expect("connect");
-    let me = silent.local_addr().expect("addr").to_string();
+    let (_silent, me) = connect(addr);
     listen.expect_line(|l| l == format!("event=connected peer={me}"), WITHIN);
     listen.expect_line(
         |l| l == format!("event=closed peer={me} reason=IdleTimeout"),
@@ -275,14 +274,12 @@ fn a_peer_trickling_a_frame_is_never_idle_but_is_closed_with_frame_timeout() {
 #[test]
 fn max_conns_1_rejects_a_second_peer() {
     let (mut listen, addr) = Proc::listen(&["--max-conns", "1"]);
-    let first = TcpStream::connect(addr).expect("connect");
-    let first_addr = first.local_addr().expect("addr").to_string();
+    let (_first, first_addr) = connect(addr);
     listen.expect_line(
         |l| l == format!("event=connected peer={first_addr}"),
         WITHIN,
     );
-    let second = TcpStream::connect(addr).expect("connect");
-    let second_addr = second.local_addr().expect("addr").to_string();
+    let (_second, second_addr) = connect(addr);
     listen.expect_line(
         |l| l == format!("event=rejected peer={second_addr} reason=TooManyConnections"),
         WITHIN,
@@ -292,12 +289,18 @@ fn max_conns_1_rejects_a_second_peer() {
 #[test]
 fn a_peer_outside_the_allow_list_is_rejected() {
     let (mut listen, addr) = Proc::listen(&["--allow", "10.0.0.0/8"]);
-    let peer = TcpStream::connect(addr).expect("connect");
-    let me = peer.local_addr().expect("addr").to_string();
+    let (_peer, me) = connect(addr);
     listen.expect_line(
         |l| l == format!("event=rejected peer={me} reason=NotAllowed"),
         WITHIN,
     );
+}
+
+/// A new link to `addr`, and its local address as the listener prints it.
+fn connect(addr: SocketAddr) -> (TcpStream, String) {
+    let s = TcpStream::connect(addr).expect("connect");
+    let me = s.local_addr().expect("addr").to_string();
+    (s, me)
 }
 
 /// Sends one MLLP frame on a new link to `addr` and reads one frame back.
@@ -521,8 +524,7 @@ fn a_mooring_listener_closes_a_peer_that_never_says_hello() {
     let (mut listen, addr) =
         Proc::listen(&["--protocol", "mooring", "--handshake-timeout", "300ms"]);
     let started = Instant::now();
-    let silent = TcpStream::connect(addr).expect("connect");
-    let me = silent.local_addr().expect("addr").to_string();
+    let (_silent, me) = connect(addr);
     listen.expect_line(
         |l| l == format!("event=closed peer={me} reason=HandshakeTimeout"),
         WITHIN,
@@ -857,8 +859,7 @@ fn a_peers_close_message_is_its_claim_not_the_close_reason() {
     use mooring::internals::wire::{Greeting, Msg, WireReason};
     use mooring::CloseReason;
     let (mut listen, addr) = Proc::listen(&["--protocol", "mooring"]);
-    let mut peer = TcpStream::connect(addr).expect("connect");
-    let me = peer.local_addr().expect("addr").to_string();
+    let (mut peer, me) = connect(addr);
     peer.write_all(&common::wire_mllp(&Msg::Hello(Greeting::new_session())))
         .expect("hello");
     listen.expect_line(|l| l == format!("event=connected peer={me}"), WITHIN);
