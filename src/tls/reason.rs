@@ -4,26 +4,30 @@ use std::fmt;
 
 use rustls::{AlertDescription, CertificateError, Error, PeerIncompatible};
 
-/// Writes [`TlsFailure`] from one list: each failure with the close reason of
-/// the same name, so the enum, its names, its close reasons and the list of
-/// every failure cannot drift apart.
+/// Defines [`TlsFailure`] from one list: each failure with its doc and the
+/// close reason of the same name (`Failure => TlsFailure`), so the enum, its
+/// names, its close reasons and the list of every failure cannot drift apart.
 macro_rules! tls_failures {
-    ($($(#[$doc:meta])* $failure:ident => $reason:ident,)*) => {
-        /// The named reason of a TLS failure (the close reason the driver reports).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    (
+        $(#[$meta:meta])*
         pub enum TlsFailure {
-            $($(#[$doc])* $failure,)*
+            $( $(#[doc = $doc:literal])* $failure:ident => $reason:ident, )+
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum TlsFailure {
+            $( $(#[doc = $doc])* $failure, )+
         }
 
         impl TlsFailure {
             /// Every failure, in declaration order.
             #[cfg(test)]
-            pub(crate) const ALL: &'static [TlsFailure] = &[$(TlsFailure::$failure,)*];
+            pub(crate) const ALL: &'static [TlsFailure] = &[$(TlsFailure::$failure,)+];
 
             /// The name used in event lines (`reason=Tls...` in the CLI later).
             pub fn name(self) -> &'static str {
                 match self {
-                    $(TlsFailure::$failure => stringify!($reason),)*
+                    $(TlsFailure::$failure => stringify!($reason),)+
                 }
             }
         }
@@ -32,7 +36,7 @@ macro_rules! tls_failures {
         impl From<TlsFailure> for crate::error::CloseReason {
             fn from(f: TlsFailure) -> Self {
                 match f {
-                    $(TlsFailure::$failure => crate::error::CloseReason::$reason,)*
+                    $(TlsFailure::$failure => crate::error::CloseReason::$reason,)+
                 }
             }
         }
@@ -40,31 +44,35 @@ macro_rules! tls_failures {
 }
 
 tls_failures! {
-    /// The peer's certificate is malformed, badly signed or unusable, or the
-    /// peer rejected ours as such.
-    BadCertificate => TlsBadCertificate,
-    /// The peer's certificate does not chain to a configured CA (or the peer
-    /// says ours does not).
-    UnknownCa => TlsUnknownCa,
-    /// A certificate is expired or not valid yet.
-    Expired => TlsExpired,
-    /// The server's certificate is not valid for the name the client verifies.
-    NameMismatch => TlsNameMismatch,
-    /// No protocol version (or suite, group) both ends accept.
-    ProtocolVersion => TlsProtocolVersion,
-    /// Client authentication is required and the client sent no certificate.
-    NoCertificate => TlsNoCertificate,
-    /// The handshake succeeded but the peer's identity is not on the allow-list.
-    PeerNotAllowed => TlsPeerNotAllowed,
-    /// The handshake did not finish within the caller's handshake timeout.
-    HandshakeTimeout => TlsHandshakeTimeout,
-    /// The peer ended the TCP stream without `close_notify` while something was
-    /// unfinished (a handshake, a record, or a frame): a possible truncation
-    /// attack.
-    Truncated => TlsTruncated,
-    /// Any other TLS protocol error (bad record, decryption failure, an
-    /// unexpected message, an alert not named above).
-    Protocol => TlsProtocol,
+    /// The named reason of a TLS failure (the close reason the driver reports).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum TlsFailure {
+        /// The peer's certificate is malformed, badly signed or unusable, or the
+        /// peer rejected ours as such.
+        BadCertificate => TlsBadCertificate,
+        /// The peer's certificate does not chain to a configured CA (or the peer
+        /// says ours does not).
+        UnknownCa => TlsUnknownCa,
+        /// A certificate is expired or not valid yet.
+        Expired => TlsExpired,
+        /// The server's certificate is not valid for the name the client verifies.
+        NameMismatch => TlsNameMismatch,
+        /// No protocol version (or suite, group) both ends accept.
+        ProtocolVersion => TlsProtocolVersion,
+        /// Client authentication is required and the client sent no certificate.
+        NoCertificate => TlsNoCertificate,
+        /// The handshake succeeded but the peer's identity is not on the allow-list.
+        PeerNotAllowed => TlsPeerNotAllowed,
+        /// The handshake did not finish within the caller's handshake timeout.
+        HandshakeTimeout => TlsHandshakeTimeout,
+        /// The peer ended the TCP stream without `close_notify` while something was
+        /// unfinished (a handshake, a record, or a frame): a possible truncation
+        /// attack.
+        Truncated => TlsTruncated,
+        /// Any other TLS protocol error (bad record, decryption failure, an
+        /// unexpected message, an alert not named above).
+        Protocol => TlsProtocol,
+    }
 }
 
 impl fmt::Display for TlsFailure {
@@ -160,6 +168,8 @@ mod close_reason_tests {
     fn every_failure_closes_with_the_reason_of_its_name() {
         for &f in TlsFailure::ALL {
             assert_eq!(CloseReason::from(f).as_str(), f.name());
+            // The list pairs each failure with `Tls` + its own name.
+            assert_eq!(f.name(), format!("Tls{f:?}"));
         }
     }
 }
