@@ -65,6 +65,8 @@ mod ledger;
 mod link;
 pub mod metrics;
 pub mod node;
+#[cfg(doctest)]
+mod non_exhaustive;
 mod ratelimit;
 pub mod relay;
 mod replay;

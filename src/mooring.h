@@ -1076,6 +1076,20 @@ typedef struct mooring_config {
    * link closes with `TLS_HANDSHAKE_TIMEOUT`. Default 10000.
    */
   uint32_t tls_handshake_timeout_ms;
+  /**
+   * Session clients: reconnect attempts before the session gives up and
+   * ends (SESSION_ENDED, `session_end` LOST; the Rust `Backoff::max_attempts`).
+   * 0: never give up (default).
+   */
+  uint32_t reconnect_max_attempts;
+  /**
+   * Sessions, request/reply (the Rust `SessionConfig::reserve_reply`): 1
+   * takes a message only while the replay queue has room for a reply as
+   * large as it; otherwise the message is held unread and the link closed
+   * `SESSION_QUEUE_FULL`, so the peer resumes. For the side that answers
+   * each message. Default 0 (off).
+   */
+  uint32_t session_reserve_reply;
 } mooring_config;
 
 /**
@@ -1751,6 +1765,15 @@ typedef struct mooring_relay_stats {
    * Recovery at start: torn bytes truncated at the tail.
    */
   uint64_t spool_truncated_bytes;
+  /**
+   * Moves to the next upstream after `failover_after` failed attempts
+   * (`MOORING_RELAY_EVENT_UPSTREAM_SWITCHED`, detail `failover`).
+   */
+  uint64_t upstream_switches_failover;
+  /**
+   * Returns to the primary once it answered a probe again.
+   */
+  uint64_t upstream_switches_primary_back;
 } mooring_relay_stats;
 
 /**
@@ -1845,6 +1868,24 @@ typedef struct mooring_node_stats {
    * `mooring_session_end` value (entry 0, NONE, stays 0).
    */
   uint64_t sessions_ended[6];
+  /**
+   * Session resumes refused for a wrong token (their links closed
+   * `MOORING_CLOSE_REASON_BAD_TOKEN`).
+   */
+  uint64_t bad_tokens;
+  /**
+   * Session links closed `MOORING_CLOSE_REASON_SESSION_QUEUE_FULL` (a
+   * message refused for want of room for its reply).
+   */
+  uint64_t session_queue_full;
+  /**
+   * Disconnected sessions evicted to make room for a new one.
+   */
+  uint64_t sessions_evicted;
+  /**
+   * Session events not reported because the event queue was full.
+   */
+  uint64_t unreported_session_events;
 } mooring_node_stats;
 
 #ifdef __cplusplus
@@ -1893,7 +1934,10 @@ size_t mooring_last_error(char *buf, size_t len);
  * Fills `*out` with the defaults: MLLP, 16 links, 1 MiB frames, 16 KiB buffers,
  * 2 large buffers, write timeout 10 s; listen: 10 connections, keep open, idle
  * timeout and stale recovery off, everyone allowed; connect timeout 5 s; raw
- * protocol, heartbeats, OS keepalive and `TCP_USER_TIMEOUT` off.
+ * protocol, heartbeats, OS keepalive and `TCP_USER_TIMEOUT` off; sessions
+ * off, and when on: session clients reconnect without giving up
+ * (`reconnect_max_attempts` 0), no room reserved for replies
+ * (`session_reserve_reply` 0), as in Rust.
  *
  * # Safety
  * `out` is NULL or points to a writable `mooring_config`.

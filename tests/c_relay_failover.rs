@@ -150,6 +150,17 @@ fn a_c_relay_fails_over_to_its_backup_upstream_and_says_so() {
             acks.extend(std::iter::from_fn(|| take_mllp(&mut got)));
         }
         assert_eq!(s.acked, 3, "not all acknowledged in time: {s:?}");
+        // Each switch is counted by reason: here failovers only (the primary
+        // never comes back).
+        assert!(!switched.is_empty(), "no UPSTREAM_SWITCHED event");
+        assert_eq!(
+            (
+                s.upstream_switches_failover,
+                s.upstream_switches_primary_back
+            ),
+            (switched.len() as u64, 0),
+            "{s:?}"
+        );
         // The device has its three AAs (ACK after the upstream's).
         let acks: Vec<String> = acks.iter().map(|a| common::acked_id(a)).collect();
         assert_eq!(acks, ids);

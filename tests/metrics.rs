@@ -268,6 +268,40 @@ fn a_relay_scrape_shows_its_queue_while_the_upstream_is_down() {
     );
 }
 
+#[test]
+fn a_relay_scrape_counts_its_upstream_switches_by_reason() {
+    // The primary is down at start: one failed attempt moves the relay to
+    // the backup; once the primary listens, the relay returns to it.
+    let primary = free_port();
+    let (_backup, b_addr) = Proc::listen_cmd(mooring(&["listen", "--bind", "127.0.0.1:0"]));
+    let b = b_addr.to_string();
+    let (mut relay, _, metrics) = relay_to(primary, &["--upstream", &b, "--failover-after", "1"]);
+    let l = relay.expect_line(|l| field(l, "state") == Some("switched"), WITHIN);
+    assert_eq!(field(&l, "reason"), Some("failover"), "{l}");
+    let switches = |body: &str, reason: &str| {
+        value(
+            body,
+            &format!("mooring_upstream_switches_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    let (status, away) = scrape(metrics);
+    assert_eq!(status, 200);
+    assert_eq!(
+        (switches(&away, "failover"), switches(&away, "primary_back")),
+        (1.0, 0.0)
+    );
+
+    let bind = format!("127.0.0.1:{primary}");
+    let (_primary, _) = Proc::listen_cmd(mooring(&["listen", "--bind", &bind]));
+    let l = relay.expect_line(|l| field(l, "state") == Some("switched"), WITHIN);
+    assert_eq!(field(&l, "reason"), Some("primary_back"), "{l}");
+    let (_, back) = scrape(metrics);
+    assert_eq!(
+        (switches(&back, "failover"), switches(&back, "primary_back")),
+        (1.0, 1.0)
+    );
+}
+
 /// Runs `promtool check metrics` on `body`: its verdict and output.
 fn promtool(body: &str) -> (bool, String) {
     let mut child = Command::new("promtool")

@@ -182,6 +182,93 @@ fn a_bad_value_exits_2_naming_the_file_and_line() {
 }
 
 #[test]
+fn a_conflict_between_flags_is_named_by_the_line_of_the_flag_refused() {
+    let dir = Scratch::new("conflict");
+    let relay = "listen = 127.0.0.1:0\nupstream = 127.0.0.1:9\n";
+    for (sub, text, line, says) in [
+        (
+            "listen",
+            "bind = 127.0.0.1:0\nheartbeat = 5s\n",
+            2,
+            "--heartbeat: needs --protocol mooring",
+        ),
+        (
+            "listen",
+            "protocol = mooring\n\nmax-sessions-per-ip = 3\n",
+            3,
+            "--max-sessions-per-ip: needs --session",
+        ),
+        (
+            "relay",
+            &format!("{relay}# a comment\nheartbeat = 5s\n"),
+            4,
+            "--heartbeat: needs --protocol mooring",
+        ),
+        (
+            "relay",
+            &format!("{relay}fsync = off\n"),
+            3,
+            "relay: --spool-size and --fsync need --spool DIR",
+        ),
+    ] {
+        let conf = dir.file("c.conf", text);
+        let r = run(mooring(&[sub, "--config", &conf]), None);
+        assert_eq!(r.status.code(), Some(2), "{text}: {}", r.stderr);
+        let want = format!("error: {conf}:{line}: {says}");
+        assert!(r.stderr.starts_with(&want), "{text}: {}", r.stderr);
+    }
+    // A flag refused on the command line has no line to name.
+    let conf = dir.file("c.conf", "bind = 127.0.0.1:0\n");
+    let r = run(
+        mooring(&["listen", "--config", &conf, "--heartbeat", "5s"]),
+        None,
+    );
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("error: --heartbeat: needs --protocol mooring"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn switches_in_a_config_file_take_true_or_false() {
+    let dir = Scratch::new("switches");
+    let off = "verbose = false\nhelp = false\ncheck-config = true\n";
+    for (sub, text) in [
+        (
+            "listen",
+            format!("bind = 127.0.0.1:0\nquiet = false\n{off}"),
+        ),
+        (
+            "relay",
+            format!("listen = 127.0.0.1:0\nupstream = 127.0.0.1:9\n{off}"),
+        ),
+        ("send", format!("verbose = true\n{off}")),
+    ] {
+        let conf = dir.file("s.conf", &text);
+        let mut args = vec![sub, "--config", &conf];
+        if sub == "send" {
+            args.push("127.0.0.1:9");
+        }
+        let r = run(mooring(&args), None);
+        assert_eq!(r.status.code(), Some(0), "{sub} {text}: {}", r.stderr);
+        assert_eq!(r.stdout, "config=ok\n", "{sub}: help = false shows no help");
+    }
+    let conf = dir.file("s.conf", "bind = 127.0.0.1:0\nverbose = sometimes\n");
+    let r = run(mooring(&["listen", "--config", &conf]), None);
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "error: {conf}:2: --verbose: takes no value (or true/false)"
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn the_example_relay_config_parses() {
     let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/systemd/relay.conf");
     let r = run(

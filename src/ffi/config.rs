@@ -118,6 +118,8 @@ pub(super) fn defaults() -> mooring_config {
         tls_client_cert: ptr::null(),
         tls_client_key: ptr::null(),
         tls_handshake_timeout_ms: super::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        reconnect_max_attempts: b.max_attempts.unwrap_or(0),
+        session_reserve_reply: u32::from(s.reserve_reply),
     }
 }
 
@@ -152,8 +154,10 @@ pub(super) fn convert(
     let framing = framing(c.framing)?;
     let protocol = protocol(c.protocol)?;
     let sessions = flag(c.session, "session")?;
+    let reserve_reply = flag(c.session_reserve_reply, "session_reserve_reply")?;
     let session = sessions.then(|| SessionConfig {
         reconnect_timeout: from_ms(c.resume_window_ms),
+        reserve_reply,
         ..SessionConfig::default().with_depth(c.session_queue as usize)
     });
     let max_sessions = match (sessions, c.max_sessions) {
@@ -240,7 +244,7 @@ pub(super) fn convert(
         backoff: Backoff {
             min: from_ms(c.reconnect_min_ms),
             max: from_ms(c.reconnect_max_ms),
-            max_attempts: None,
+            max_attempts: (c.reconnect_max_attempts != 0).then_some(c.reconnect_max_attempts),
         },
         #[cfg(feature = "tls")]
         tls: connect_tls,
@@ -258,7 +262,10 @@ pub(super) fn convert(
 /// Fills `*out` with the defaults: MLLP, 16 links, 1 MiB frames, 16 KiB buffers,
 /// 2 large buffers, write timeout 10 s; listen: 10 connections, keep open, idle
 /// timeout and stale recovery off, everyone allowed; connect timeout 5 s; raw
-/// protocol, heartbeats, OS keepalive and `TCP_USER_TIMEOUT` off.
+/// protocol, heartbeats, OS keepalive and `TCP_USER_TIMEOUT` off; sessions
+/// off, and when on: session clients reconnect without giving up
+/// (`reconnect_max_attempts` 0), no room reserved for replies
+/// (`session_reserve_reply` 0), as in Rust.
 ///
 /// # Safety
 /// `out` is NULL or points to a writable `mooring_config`.
@@ -304,6 +311,69 @@ mod tests {
         assert_eq!((l.session, k.session), (Some(want), Some(want)));
         c.session = 0;
         assert_eq!(convert(&c).unwrap().1.session, None);
+    }
+
+    #[test]
+    fn reserve_reply_and_reconnect_max_attempts_default_as_in_rust_and_reach_both_sides() {
+        let mut c = default_config();
+        (c.protocol, c.session) = (mooring_protocol::Mooring as u32, 1);
+        // The defaults are Rust's: no reserve, never give up.
+        let (_, l, k) = convert(&c).unwrap();
+        assert_eq!(k.backoff, ConnectConfig::default().backoff);
+        let on = |s: Option<SessionConfig>| s.map(|s| s.reserve_reply);
+        let rust = SessionConfig::default().reserve_reply;
+        assert_eq!((on(l.session), on(k.session)), (Some(rust), Some(rust)));
+        (c.session_reserve_reply, c.reconnect_max_attempts) = (1, 4);
+        let (_, l, k) = convert(&c).unwrap();
+        assert_eq!(k.backoff.max_attempts, Some(4));
+        assert_eq!((on(l.session), on(k.session)), (Some(true), Some(true)));
+        c.session_reserve_reply = 2;
+        assert_eq!(convert(&c).err(), Some(mooring_result::InvalidConfig));
+        let e = crate::ffi::tests::last_error();
+        assert!(e.starts_with("session_reserve_reply"), "{e}");
+    }
+
+    #[test]
+    fn a_session_client_gives_up_after_reconnect_max_attempts() {
+        let mut c = default_config();
+        (c.protocol, c.session) = (mooring_protocol::Mooring as u32, 1);
+        (c.reconnect_min_ms, c.reconnect_max_ms) = (5, 10);
+        (c.connect_timeout_ms, c.reconnect_max_attempts) = (1_000, 2);
+        // A loopback port nothing listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let addr = std::ffi::CString::new(closed.to_string()).unwrap();
+        let client = new_node(&c);
+        // SAFETY: a live node, valid pointers, a NUL-terminated string.
+        unsafe {
+            let mut s = mooring_session::default();
+            assert_eq!(
+                mooring_node_open_session(client, addr.as_ptr(), &mut s),
+                mooring_result::Ok
+            );
+            let mut ev = core::mem::MaybeUninit::<mooring_event>::zeroed().assume_init();
+            let (mut attempts, mut ended) = (Vec::new(), None);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while ended.is_none() && std::time::Instant::now() < deadline {
+                assert_eq!(mooring_node_poll(client, 10), mooring_result::Ok);
+                while mooring_node_next_event(client, &mut ev) == mooring_result::Ok {
+                    match ev.kind {
+                        mooring_event_kind::SessionReconnecting => attempts.push(ev.attempt),
+                        mooring_event_kind::SessionEnded => ended = Some(ev.session_end),
+                        _ => {}
+                    }
+                }
+            }
+            assert_eq!(
+                ended,
+                Some(mooring_session_end::Lost as u32),
+                "the session gives up (reconnecting: {attempts:?})"
+            );
+            assert_eq!(attempts, [1, 2]);
+            mooring_node_free(client);
+        }
     }
 
     #[test]

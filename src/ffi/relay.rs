@@ -237,6 +237,8 @@ fn stats(h: &mut mooring_relay) -> mooring_relay_stats {
         upstream_losses: t.upstream_losses,
         upstream_reconnects: t.upstream_reconnects,
         events_dropped: c.dropped,
+        upstream_switches_failover: t.upstream_switches_failover,
+        upstream_switches_primary_back: t.upstream_switches_primary_back,
         ..mooring_relay_stats::default()
     };
     let now = h.node.now();

@@ -475,4 +475,9 @@ pub struct mooring_relay_stats {
     pub spool_unindexed: u64,
     /// Recovery at start: torn bytes truncated at the tail.
     pub spool_truncated_bytes: u64,
+    /// Moves to the next upstream after `failover_after` failed attempts
+    /// (`MOORING_RELAY_EVENT_UPSTREAM_SWITCHED`, detail `failover`).
+    pub upstream_switches_failover: u64,
+    /// Returns to the primary once it answered a probe again.
+    pub upstream_switches_primary_back: u64,
 }

@@ -396,6 +396,16 @@ pub struct mooring_config {
     /// TLS, both sides: the handshake must complete within this, else the
     /// link closes with `TLS_HANDSHAKE_TIMEOUT`. Default 10000.
     pub tls_handshake_timeout_ms: u32,
+    /// Session clients: reconnect attempts before the session gives up and
+    /// ends (SESSION_ENDED, `session_end` LOST; the Rust `Backoff::max_attempts`).
+    /// 0: never give up (default).
+    pub reconnect_max_attempts: u32,
+    /// Sessions, request/reply (the Rust `SessionConfig::reserve_reply`): 1
+    /// takes a message only while the replay queue has room for a reply as
+    /// large as it; otherwise the message is held unread and the link closed
+    /// `SESSION_QUEUE_FULL`, so the peer resumes. For the side that answers
+    /// each message. Default 0 (off).
+    pub session_reserve_reply: u32,
 }
 
 /// A link of a node. `{0, 0}` is never a valid link. Once the link's CLOSED
@@ -483,6 +493,16 @@ pub struct mooring_node_stats {
     /// Sessions ended, by how: `sessions_ended[end]` for each
     /// `mooring_session_end` value (entry 0, NONE, stays 0).
     pub sessions_ended: [u64; 6],
+    /// Session resumes refused for a wrong token (their links closed
+    /// `MOORING_CLOSE_REASON_BAD_TOKEN`).
+    pub bad_tokens: u64,
+    /// Session links closed `MOORING_CLOSE_REASON_SESSION_QUEUE_FULL` (a
+    /// message refused for want of room for its reply).
+    pub session_queue_full: u64,
+    /// Disconnected sessions evicted to make room for a new one.
+    pub sessions_evicted: u64,
+    /// Session events not reported because the event queue was full.
+    pub unreported_session_events: u64,
 }
 
 impl Default for mooring_node_stats {
@@ -510,6 +530,10 @@ impl Default for mooring_node_stats {
             sessions_started: 0,
             sessions_resumed: 0,
             sessions_ended: [0; 6],
+            bad_tokens: 0,
+            session_queue_full: 0,
+            sessions_evicted: 0,
+            unreported_session_events: 0,
         }
     }
 }

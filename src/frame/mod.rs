@@ -41,6 +41,7 @@ pub enum Decoded {
 }
 
 /// A framing violation; the link closes with the matching [`crate::CloseReason`].
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameError {
     /// The frame is larger than the configured maximum.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::error::CloseReason;
 use crate::node::NodeStats;
-use crate::relay::{RelayQueueStats, RelaySpoolStats};
+use crate::relay::{RelayQueueStats, RelaySpoolStats, SwitchReason};
 
 pub mod exposition;
 pub mod http;
@@ -290,6 +290,21 @@ fn write_relay(w: &mut Writer<'_>, r: &RelaySnapshot) {
         "Upstream reconnect attempts scheduled.",
         t.upstream_reconnects,
     );
+    let name = "mooring_upstream_switches_total";
+    w.family(
+        name,
+        Kind::Counter,
+        "Moves to another upstream, by reason: failover (the active one failed) or primary_back (the primary answered again).",
+    );
+    for (reason, v) in [
+        (
+            SwitchReason::Failover { failures: 0 },
+            t.upstream_switches_failover,
+        ),
+        (SwitchReason::PrimaryBack, t.upstream_switches_primary_back),
+    ] {
+        w.sample(name, &[("reason", reason.as_str())], Value::Int(v));
+    }
     counter(
         w,
         "mooring_relay_queued_total",

@@ -3,7 +3,7 @@
 //! node's per-message path.
 
 use crate::hl7::AckCode;
-use crate::relay::{Refusal, RelayEvent};
+use crate::relay::{Refusal, RelayEvent, SwitchReason};
 
 /// Replies by HL7 ACK code (MSA-1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,6 +69,12 @@ pub struct RelayTally {
     pub spool_refused: u64,
     /// Upstream replies that matched nothing in flight.
     pub unexpected_replies: u64,
+    /// Moves to the next upstream after failed attempts
+    /// ([`SwitchReason::Failover`]).
+    pub upstream_switches_failover: u64,
+    /// Returns to the primary once it answered again
+    /// ([`SwitchReason::PrimaryBack`]).
+    pub upstream_switches_primary_back: u64,
 }
 
 impl RelayTally {
@@ -102,6 +108,10 @@ impl RelayTally {
             RelayEvent::QueueFull { .. } => self.queue_full += 1,
             RelayEvent::SpoolRefused { .. } => self.spool_refused += 1,
             RelayEvent::UnexpectedReply { .. } => self.unexpected_replies += 1,
+            RelayEvent::UpstreamSwitched { reason, .. } => match reason {
+                SwitchReason::Failover { .. } => self.upstream_switches_failover += 1,
+                SwitchReason::PrimaryBack => self.upstream_switches_primary_back += 1,
+            },
             _ => {}
         }
     }

@@ -199,3 +199,44 @@ fn a_buffer_too_small_for_the_snapshot_is_an_error_not_a_cut() {
     let mut exact = vec![0u8; need];
     assert_eq!(s.write(&mut exact), Ok(need));
 }
+
+#[test]
+fn upstream_switches_are_counted_by_reason_and_exported() {
+    use crate::relay::{RelayEvent, SwitchReason};
+    let (a, b) = (
+        std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+        std::net::SocketAddr::from(([127, 0, 0, 1], 2)),
+    );
+    let mut tally = RelayTally::default();
+    let switch = |from, to, active, reason| RelayEvent::UpstreamSwitched {
+        from,
+        to,
+        active,
+        reason,
+    };
+    tally.observe(&switch(a, b, 1, SwitchReason::Failover { failures: 3 }));
+    tally.observe(&switch(b, a, 0, SwitchReason::Failover { failures: 3 }));
+    tally.observe(&switch(a, b, 1, SwitchReason::Failover { failures: 3 }));
+    tally.observe(&switch(b, a, 0, SwitchReason::PrimaryBack));
+    assert_eq!(
+        (
+            tally.upstream_switches_failover,
+            tally.upstream_switches_primary_back
+        ),
+        (3, 1)
+    );
+    let mut s = full_snapshot();
+    if let Some(r) = &mut s.relay {
+        r.tally = tally;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = s.write(&mut buf).expect("fits");
+    let samples = check_exposition(std::str::from_utf8(&buf[..n]).expect("UTF-8"));
+    let switches = |reason: &str| {
+        value(
+            &samples,
+            &format!("mooring_upstream_switches_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!((switches("failover"), switches("primary_back")), (3.0, 1.0));
+}

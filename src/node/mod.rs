@@ -82,6 +82,7 @@ pub const REJECTION_QUEUE: usize = 64;
 pub struct ListenerId(u32);
 
 /// Errors building a node or adding a listener or link.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum SetupError {
     /// The configuration cannot work.

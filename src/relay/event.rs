@@ -15,6 +15,7 @@ use crate::session::SessionEnd;
 use crate::CloseReason;
 
 /// Why a device message was answered MSA|AR without being queued.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// The payload is not HL7 (no MSH segment).
@@ -55,6 +56,7 @@ pub enum LostReason {
 }
 
 /// Why the relay moved to another upstream.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SwitchReason {
     /// The active upstream failed `failures` attempts in a row.

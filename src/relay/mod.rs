@@ -178,6 +178,7 @@ pub struct RelayConfig {
 }
 
 /// Why a [`Relay`] could not be built.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum RelayError {
     /// The configuration is inconsistent.

@@ -141,6 +141,7 @@ pub struct Started {
 }
 
 /// Why [`DeviceSide::start`] failed.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum StartError {
     /// The settings cannot work together.

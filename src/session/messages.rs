@@ -6,6 +6,7 @@ use super::{Overflow, Session, REFUSAL_HOLD};
 use crate::wire::{self, Msg};
 
 /// Why `send` refused a message. Nothing was queued.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionError {
     /// The replay queue is at its depth or byte limit: backpressure.

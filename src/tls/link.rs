@@ -66,6 +66,7 @@ impl TlsLinkSizes {
 }
 
 /// A link could not be made.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TlsLinkError {
     /// Its buffers could not be allocated.

@@ -45,6 +45,7 @@ macro_rules! tls_failures {
 
 tls_failures! {
     /// The named reason of a TLS failure (the close reason the driver reports).
+    #[non_exhaustive]
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub enum TlsFailure {
         /// The peer's certificate is malformed, badly signed or unusable, or the

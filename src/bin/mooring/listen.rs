@@ -284,6 +284,11 @@ impl Responder {
                 );
                 self.node.close_session(session);
             }
+            // A refusal added later: the reply cannot go, so neither may the session.
+            Err(e) => {
+                log::warn!("session reply refused ({e:?}): closing the session");
+                self.node.close_session(session);
+            }
         }
     }
 

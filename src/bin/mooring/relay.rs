@@ -300,7 +300,7 @@ fn print(
                 .kv("reason", reason.as_str());
             match reason {
                 SwitchReason::Failover { failures } => l.kv("failures", failures),
-                SwitchReason::PrimaryBack => l,
+                _ => l,
             }
             .print()
         }
@@ -424,6 +424,10 @@ pub fn run(o: &RelayOpts, svc: &ServiceOpts) -> ExitCode {
         }
         Err(StartError::Relay(e)) => {
             eprintln!("error: --spool: {e}");
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };

@@ -431,6 +431,12 @@ impl Stream<'_> {
                 }
                 // The session ended: its note is among the next events.
                 Err(SessionError::Ended) => return false,
+                // A refusal added later: this message fails by its name.
+                Err(e) => {
+                    error_line(self.messages, i, &format!("{e:?}"));
+                    self.failed += 1;
+                    self.next += 1;
+                }
             }
         }
         false

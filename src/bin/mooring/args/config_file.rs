@@ -13,7 +13,8 @@
 //! `--session`), and the subcommand's parser takes the file's words before the
 //! command line's. A flag given on the command line replaces every line of
 //! the file for that flag (a repeatable one too). Errors in a line's flag or
-//! value are reported as `FILE:LINE: ...`.
+//! value are reported as `FILE:LINE: ...`, and so are those between flags
+//! (`heartbeat` without `protocol = mooring`), at the line of the flag refused.
 
 use std::rc::Rc;
 
@@ -32,6 +33,48 @@ impl Origin {
     /// `e`, prefixed with `FILE:LINE: `.
     pub(super) fn locate(&self, e: UsageError) -> UsageError {
         UsageError(format!("{}:{}: {}", self.file, self.line, e.0))
+    }
+}
+
+/// Each flag the file gives with its line, to name the line in an error
+/// found only once every word was read (`--heartbeat: needs --protocol
+/// mooring`).
+pub(super) struct FlagLines(Vec<(String, Origin)>);
+
+impl FlagLines {
+    /// The flags of the file's words (those the command line left).
+    pub(super) fn of(words: &[(Word, Origin)]) -> FlagLines {
+        let flags = words.iter().filter_map(|(w, o)| match w {
+            Word::Flag(f, _) => Some((f.clone(), o.clone())),
+            Word::Positional(_) => None,
+        });
+        FlagLines(flags.collect())
+    }
+
+    /// `e` at the line of the first flag it names that the file gives (its
+    /// last line, whose value stands): the refused flag comes first in
+    /// these messages. Unchanged when it names none of them, or already
+    /// names its line (the relay's liveness flags are checked with theirs).
+    pub(super) fn locate(&self, e: UsageError) -> UsageError {
+        if let Some((_, o)) = self.0.first() {
+            if e.0.starts_with(&format!("{}:", o.file)) {
+                return e;
+            }
+        }
+        let named = e.0.match_indices("--").map(|(i, _)| {
+            let rest = &e.0[i..];
+            let end = rest[2..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .map_or(rest.len(), |n| n + 2);
+            &rest[..end]
+        });
+        let line = named
+            .filter(|f| f.len() > 2)
+            .find_map(|f| self.0.iter().rev().find(|(g, _)| g == f));
+        match line {
+            Some((_, origin)) => origin.locate(e),
+            None => e,
+        }
     }
 }
 
@@ -272,6 +315,23 @@ mod tests {
             !o.allow.allows(ip("10.1.2.3")) && !o.allow.allows(ip("127.0.0.1")),
             "the command line's --allow replaces the file's lines"
         );
+    }
+
+    #[test]
+    fn verbose_takes_true_or_false_and_the_command_line_wins() {
+        use super::super::Verbosity;
+        for (text, args, want) in [
+            ("verbose = false\n", &[][..], Verbosity::Normal),
+            ("verbose = true\n", &[], Verbosity::Debug),
+            ("verbose\n", &["--verbose=false"], Verbosity::Normal),
+            ("verbose = false\n", &["-v"], Verbosity::Debug),
+            ("verbose = false\n", &["--verbose"], Verbosity::Debug),
+        ] {
+            let mut all = vec!["listen"];
+            all.extend_from_slice(args);
+            let cli = with_file("v", text, &all).unwrap();
+            assert_eq!(cli.verbosity, want, "{text:?} {args:?}");
+        }
     }
 
     #[test]

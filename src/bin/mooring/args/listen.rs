@@ -163,7 +163,7 @@ pub(super) fn parse_listen<I: Iterator<Item = String>>(
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, false)? => {}
             f if tls.parse(f, inline.clone(), words)? => {}
-            f if inline.is_none() && global_flag(f, verbosity, help) => {}
+            f if global_flag(f, &inline, verbosity, help)? => {}
             f => {
                 return err(format!(
                     "unknown flag {f} for listen (see mooring listen --help)"

@@ -201,7 +201,22 @@ pub(crate) fn switch(flag: &str, inline: &Option<String>) -> Result<bool, UsageE
 }
 
 /// Handles the flags valid everywhere; false when `flag` is not one of them.
-pub(crate) fn global_flag(flag: &str, verbosity: &mut Verbosity, help: &mut bool) -> bool {
+/// The long ones are switches (`--verbose=false`, as a config file's
+/// `verbose = false` arrives): false is as if not given.
+pub(crate) fn global_flag(
+    flag: &str,
+    inline: &Option<String>,
+    verbosity: &mut Verbosity,
+    help: &mut bool,
+) -> Result<bool, UsageError> {
+    let on = match flag {
+        "--verbose" | "--help" => switch(flag, inline)?,
+        _ if inline.is_some() => return Ok(false),
+        _ => true,
+    };
+    if !on {
+        return Ok(true);
+    }
     match flag {
         "-v" | "--verbose" => {
             *verbosity = match *verbosity {
@@ -212,9 +227,9 @@ pub(crate) fn global_flag(flag: &str, verbosity: &mut Verbosity, help: &mut bool
         "-vv" | "-vvv" => *verbosity = Verbosity::Trace,
         "-q" => *verbosity = Verbosity::Quiet,
         "-h" | "--help" => *help = true,
-        _ => return false,
+        _ => return Ok(false),
     }
-    true
+    Ok(true)
 }
 
 /// Parses the arguments after the program name.
@@ -241,7 +256,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, UsageError> 
                 });
             }
             Some(Word::Flag(f, inline)) => {
-                if inline.is_some() || !global_flag(&f, &mut verbosity, &mut help) {
+                if !global_flag(&f, &inline, &mut verbosity, &mut help)? {
                     let f = match (relay, inline) {
                         (true, Some(v)) => format!("{f}={v}"),
                         _ => f,
@@ -261,6 +276,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, UsageError> 
         Some("listen" | "send" | "relay" | "demo") => config_file::take_config(&mut rest)?,
         _ => Vec::new(),
     };
+    let lines = config_file::FlagLines::of(&file);
     let mut words = Words {
         file: file.into_iter(),
         ..Words::new(rest.into_iter())
@@ -269,7 +285,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, UsageError> 
         parse_command(sub.as_deref(), &mut words, &mut verbosity, &mut help).map_err(|e| {
             match &words.at {
                 Some(origin) => origin.locate(e),
-                None => e,
+                // Checked once every word was read: at the line of a flag it names.
+                None => lines.locate(e),
             }
         })?;
     let service = words.service;
@@ -309,7 +326,7 @@ fn parse_command(
         Some("demo") => {
             while let Some(w) = words.next_word() {
                 match w {
-                    Word::Flag(f, None) if global_flag(&f, verbosity, help) => {}
+                    Word::Flag(f, inline) if global_flag(&f, &inline, verbosity, help)? => {}
                     Word::Flag(f, _) => return err(format!("unknown flag {f} for demo")),
                     Word::Positional(p) => {
                         return err(format!("unexpected argument \"{p}\" for demo"))

@@ -153,7 +153,7 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
             live.push((flag, v, words.at.clone()));
             continue;
         }
-        if inline.is_none() && global_flag(&flag, verbosity, help) {
+        if global_flag(&flag, &inline, verbosity, help)? {
             continue;
         }
         if link.parse(&flag, inline.clone(), words)?

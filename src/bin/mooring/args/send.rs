@@ -126,7 +126,7 @@ pub(super) fn parse_send<I: Iterator<Item = String>>(
             f if live.parse(f, inline.clone(), words)? => {}
             f if sess.parse(f, inline.clone(), words, true)? => {}
             f if tls.parse(f, inline.clone(), words, true)? => {}
-            f if inline.is_none() && global_flag(f, verbosity, help) => {}
+            f if global_flag(f, &inline, verbosity, help)? => {}
             f => {
                 return err(format!(
                     "unknown flag {f} for send (see mooring send --help)"
