@@ -73,6 +73,7 @@ mod replay;
 mod rng;
 pub mod server;
 pub mod session;
+mod simnet;
 mod sockopt;
 pub mod spool;
 pub mod time;
@@ -117,6 +118,11 @@ pub mod internals {
     /// The mooring protocol's wire encoding.
     pub mod wire {
         pub use crate::wire::*;
+    }
+    /// A simulated network for whole nodes on virtual time (test support):
+    /// nodes built with `Node::with_sim` listen and connect through it.
+    pub mod simnet {
+        pub use crate::simnet::*;
     }
 }
 

@@ -16,10 +16,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mio::net::TcpStream;
 use mio::{Interest, Token};
 
-use super::{interrupted, link_config, would_block, Node, Rejection, PENDING_CONNECTED};
+use super::{interrupted, link_config, would_block, Node, Rejection, Stream, PENDING_CONNECTED};
 use crate::config::ServerPolicy;
 use crate::error::CloseReason;
 use crate::link::{admit, Admission, Link, LinkConfig};
@@ -173,7 +172,7 @@ impl Node {
     }
 
     /// Serves or refuses a connection by the listener's policy.
-    fn admit(&mut self, l: u32, mut sock: TcpStream, peer: SocketAddr, now: Instant) {
+    fn admit(&mut self, l: u32, mut sock: Stream, peer: SocketAddr, now: Instant) {
         let lis = &self.listeners[l as usize];
         let allowed = lis.cfg.allow.allows(peer.ip());
         let stale = match (lis.cfg.stale_recovery, lis.current) {
@@ -207,16 +206,17 @@ impl Node {
         }
         let reason = match (decision, slot) {
             (Admission::Accept, Some(slot)) => {
-                match self.poll.registry().register(
-                    &mut sock,
+                match sock.register(
+                    self.poll.registry(),
+                    self.sim.as_ref(),
                     Token(slot as usize),
                     Interest::READABLE | Interest::WRITABLE,
                 ) {
                     Ok(()) => {
                         self.free.pop();
-                        let _ = sock.set_nodelay(true);
+                        sock.set_nodelay();
                         let lis = &mut self.listeners[l as usize];
-                        if let Err(e) = crate::sockopt::apply(&sock, &lis.cfg.liveness) {
+                        if let Err(e) = sock.apply_options(&lis.cfg.liveness) {
                             log::warn!("socket options for {peer}: {e}");
                         }
                         lis.active += 1;

@@ -24,11 +24,10 @@
 //! requests and never reads costs one held link, not dropped replies or CPU.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 mod accept;
@@ -45,6 +44,7 @@ mod slots;
 mod sources;
 #[cfg(feature = "tls")]
 mod tls;
+mod transport;
 mod tx;
 
 pub use accept::{ACCEPT_RETRY, ACCEPT_WARN_EVERY};
@@ -56,6 +56,7 @@ pub(crate) use sources::MAX_SOURCES;
 
 use events::{ClosedReport, Delivered, Rejection, Step};
 use slots::{Listener, Slot, PENDING_CONNECTED, PENDING_TLS, PENDING_WRITABLE};
+use transport::{ListenSock, Stream};
 use tx::{write_frame, Body};
 
 use crate::buffer::{Block, Buf, Buffers, Tier};
@@ -211,6 +212,16 @@ pub struct Node {
     shutting_down: bool,
     /// A wake source was ready (see [`Node::take_wakeup`]).
     woken: bool,
+    /// The simulated network the node runs on, if any (`transport.rs`).
+    sim: Option<transport::SimHandle>,
+}
+
+/// What a socket's readiness says, from mio or the simulated network.
+#[derive(Clone, Copy)]
+struct Ready {
+    readable: bool,
+    read_closed: bool,
+    writable: bool,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -363,6 +374,7 @@ impl Node {
             tls: tls::NodeTls::default(),
             shutting_down: false,
             woken: false,
+            sim: None,
             cfg,
         })
     }
@@ -403,12 +415,8 @@ impl Node {
             Some(t) => Some(t.build()?),
             None => None,
         };
-        let mut sock = TcpListener::bind(addr)?;
         let idx = self.listeners.len();
-        self.poll
-            .registry()
-            .register(&mut sock, Token(LISTENER_BASE + idx), Interest::READABLE)?;
-        let addr = sock.local_addr()?;
+        let (sock, addr) = self.bind(addr, idx)?;
         let l = Listener {
             sock,
             cfg,
@@ -439,13 +447,7 @@ impl Node {
         };
         #[cfg(feature = "tls")]
         let tls = self.tls_for_connect(addr, cfg)?;
-        let mut sock = TcpStream::connect(addr)?;
-        crate::sockopt::apply(&sock, &cfg.liveness)?;
-        self.poll.registry().register(
-            &mut sock,
-            Token(slot as usize),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        let sock = self.dial_out(addr, &cfg.liveness, slot)?;
         self.free.pop();
         let now = self.tick();
         let lc = link_config(
@@ -533,47 +535,66 @@ impl Node {
             .events
             .take()
             .unwrap_or_else(|| Events::with_capacity(256));
-        let res = match self.poll.poll(&mut events, wait) {
-            Err(e) if interrupted(&e) => Ok(()),
-            r => r,
+        let res = if self.is_simulated() {
+            // The test moves time and the net has the readiness: no syscall.
+            events.clear();
+            Ok(())
+        } else {
+            match self.poll.poll(&mut events, wait) {
+                Err(e) if interrupted(&e) => Ok(()),
+                r => r,
+            }
         };
         let now = self.tick();
         for ev in events.iter() {
-            let t = ev.token().0;
-            if t >= LISTENER_BASE {
-                self.accept_all((t - LISTENER_BASE) as u32, now);
-                continue;
-            }
-            if t >= sources::SOURCE_BASE && self.note_source(t) {
-                continue;
-            }
-            let i = t as u32;
-            let Some(s) = self.slots.get_mut(t) else {
-                // A wake source, or a sporadic event (those are safe to ignore).
-                self.woken |= ev.token() == shutdown::WAKE_TOKEN;
-                continue;
+            let ready = Ready {
+                readable: ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                read_closed: ev.is_read_closed() || ev.is_error(),
+                writable: ev.is_writable(),
             };
-            if !s.used || s.sock.is_none() {
-                continue;
-            }
-            if matches!(s.link.state(), crate::LinkState::Connecting) {
-                self.finish_connect(i, now);
-                continue;
-            }
-            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                s.readable = true;
-                s.read_closed |= ev.is_read_closed() || ev.is_error();
-                self.mark_ready(i);
-            }
-            if ev.is_writable() && has_output(&self.slots[t]) {
-                self.write_out(i, now);
-            }
+            self.on_ready(ev.token().0, ready, now);
         }
         self.events = Some(events);
+        if self.is_simulated() {
+            self.poll_sim(now);
+        }
         self.settle_deadlines();
         self.expire(now);
         self.retry_accepts(now);
         res
+    }
+
+    /// A socket or listener (token `t`) is ready.
+    #[inline(always)]
+    fn on_ready(&mut self, t: usize, ev: Ready, now: Instant) {
+        if t >= LISTENER_BASE {
+            self.accept_all((t - LISTENER_BASE) as u32, now);
+            return;
+        }
+        if t >= sources::SOURCE_BASE && self.note_source(t) {
+            return;
+        }
+        let i = t as u32;
+        let Some(s) = self.slots.get_mut(t) else {
+            // A wake source, or a sporadic event (those are safe to ignore).
+            self.woken |= t == shutdown::WAKE_TOKEN.0;
+            return;
+        };
+        if !s.used || s.sock.is_none() {
+            return;
+        }
+        if matches!(s.link.state(), crate::LinkState::Connecting) {
+            self.finish_connect(i, now);
+            return;
+        }
+        if ev.readable {
+            s.readable = true;
+            s.read_closed |= ev.read_closed;
+            self.mark_ready(i);
+        }
+        if ev.writable && has_output(&self.slots[t]) {
+            self.write_out(i, now);
+        }
     }
 
     fn finish_connect(&mut self, i: u32, now: Instant) {
@@ -590,7 +611,7 @@ impl Node {
         }
         match sock.peer_addr() {
             Ok(_) => {
-                let _ = sock.set_nodelay(true);
+                sock.set_nodelay();
                 s.link.handle_connected(now);
                 if s.link.is_established() {
                     s.pending |= PENDING_CONNECTED; // raw; mooring: after WELCOME

@@ -26,6 +26,8 @@ pub(super) type Table = SessionTable<LinkId, (SocketAddr, ConnectConfig)>;
 pub(super) struct OsEntropy {
     urandom: Option<std::fs::File>,
     rng: Option<crate::rng::XorShift64>,
+    /// A simulation's: tokens too come from the seeded generator.
+    seeded: bool,
 }
 
 impl OsEntropy {
@@ -36,6 +38,17 @@ impl OsEntropy {
                 .then(|| std::fs::File::open("/dev/urandom").ok())
                 .flatten(),
             rng: None,
+            seeded: false,
+        }
+    }
+
+    /// Everything from a generator seeded with `seed`, so a simulation
+    /// replays exactly (tokens then are not secret).
+    pub(super) fn seeded(seed: u64) -> Self {
+        OsEntropy {
+            urandom: None,
+            rng: Some(crate::rng::XorShift64::new(seed)),
+            seeded: true,
         }
     }
 }
@@ -47,9 +60,11 @@ impl Entropy for OsEntropy {
             .urandom
             .as_mut()
             .is_some_and(|f| f.read_exact(&mut t).is_ok());
-        if !from_os {
+        if !from_os && !self.seeded {
             // Never hand out a guessable token silently.
             log::error!("no OS randomness for a session token; mixing the clock instead");
+        }
+        if !from_os {
             for chunk in t.chunks_mut(8) {
                 let r = self.jitter().to_le_bytes();
                 chunk.copy_from_slice(&r[..chunk.len()]);

@@ -57,10 +57,7 @@ impl Node {
         }
         self.shutting_down = true;
         for l in self.listeners.iter_mut() {
-            let _ = self.poll.registry().deregister(&mut l.sock);
-            // On Linux this ends the listen state: queued and new connections
-            // are refused rather than left waiting for a process that is going.
-            let _ = socket2::SockRef::from(&l.sock).shutdown(std::net::Shutdown::Read);
+            l.sock.stop(self.poll.registry());
         }
         self.accept = super::accept::AcceptRetry::new();
         for idx in 0..self.sessions.capacity() as u32 {

@@ -28,7 +28,7 @@ impl LinkId {
 pub(super) struct Slot {
     pub(super) gen: u32,
     pub(super) used: bool,
-    pub(super) sock: Option<TcpStream>,
+    pub(super) sock: Option<Stream>,
     pub(super) peer: SocketAddr,
     pub(super) listener: Option<u32>,
     pub(super) link: Link,
@@ -67,7 +67,7 @@ pub(super) struct Slot {
 }
 
 pub(super) struct Listener {
-    pub(super) sock: TcpListener,
+    pub(super) sock: ListenSock,
     pub(super) cfg: ListenConfig,
     pub(super) addr: SocketAddr,
     pub(super) active: usize,
@@ -84,7 +84,7 @@ impl Node {
     pub(super) fn occupy(
         &mut self,
         slot: u32,
-        sock: TcpStream,
+        sock: Stream,
         peer: SocketAddr,
         listener: Option<u32>,
         link: Link,
@@ -141,7 +141,7 @@ impl Node {
         s.link.close(reason);
         self.stats.count_close(reason, &s.link.stats());
         if let Some(mut sock) = s.sock.take() {
-            let _ = self.poll.registry().deregister(&mut sock);
+            sock.deregister(self.poll.registry());
         }
         self.bufs.release(&mut s.tx);
         self.bufs.release(&mut s.rx);

@@ -14,7 +14,6 @@
 //! state are allocated when the link opens (a link whose buffers cannot be
 //! allocated is refused) and freed when it closes.
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
