@@ -28,6 +28,8 @@
 //! replays it alone (the nodes' session tokens and jitter come from the seed
 //! too); `SIM_SEEDS=<n>` runs the first n.
 
+mod sim;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -425,10 +427,7 @@ fn check(seed: u64) -> (u64, bool, u64) {
 fn whole_nodes_deliver_sessions_exactly_once_in_order_or_report_every_loss_over_ten_thousand_seeds()
 {
     let count = std::env::var("SIM_SEEDS").map_or(10_000, |n| n.parse().expect("a number"));
-    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
-        Err(_) => (0..count).collect(),
-    };
+    let seeds = sim::seeds(count);
     let (mut faults, mut ended, mut overtakes) = (0u64, 0u64, 0u64);
     for &seed in &seeds {
         let (f, e, o) = check(seed);
