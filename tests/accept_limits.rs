@@ -122,16 +122,8 @@ fn max_conns_per_ip_rejects_a_third_link_from_one_address_and_serves_others() {
 #[test]
 fn the_relay_caps_links_per_device_address_too() {
     let (_up, up_addr) = Proc::listen(&["--quiet"]);
-    let up = up_addr.to_string();
-    let (mut relay, addr) = Proc::listen_cmd(support::mooring(&[
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &up,
-        "--max-conns-per-ip",
-        "1",
-    ]));
+    let (mut relay, addr) =
+        Proc::listen_cmd(support::relay_to(up_addr, &["--max-conns-per-ip", "1"]));
     let first = TcpStream::connect(addr).expect("connect");
     let peer = me(&first);
     relay.expect_line(|l| l == format!("event=connected peer={peer}"), WITHIN);

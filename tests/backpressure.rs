@@ -12,13 +12,14 @@ mod support;
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{mllp, Harness, Peer, Rec, Reply};
 use mooring::{CloseReason, ListenConfig, NodeConfig};
+use support::Proc;
 
 /// The tests here that flood a server run one at a time: the latency test
 /// measures the server, not CPU taken by another test's flood.
@@ -196,36 +197,18 @@ fn a_held_link_that_stays_stuck_closes_with_write_timeout() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-/// `mooring <args>` with stdout and stderr each read by a thread: stdout lines
-/// go to a channel, stderr lines are counted (and kept for the failure message).
+/// `mooring listen` ([`Proc`]) with its stderr read by a thread: its lines are
+/// counted (and kept for the failure message).
 struct Cli {
-    child: Child,
-    stdout: std::sync::mpsc::Receiver<String>,
+    proc: Proc,
     stderr_lines: Arc<AtomicUsize>,
     stderr_text: Arc<std::sync::Mutex<String>>,
 }
 
 impl Cli {
     fn listen(args: &[&str]) -> (Cli, SocketAddr) {
-        let mut child = Command::new(support::BIN)
-            .args(["listen", "--bind", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("mooring starts");
-        let out = child.stdout.take().expect("stdout");
-        let err = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let mut p = Proc::spawn_with(support::listen_cmd(args), Stdio::null(), Stdio::piped());
+        let err = p.take_stderr().expect("stderr");
         let lines = Arc::new(AtomicUsize::new(0));
         let text = Arc::new(std::sync::Mutex::new(String::new()));
         let (l2, t2) = (lines.clone(), text.clone());
@@ -240,35 +223,21 @@ impl Cli {
                 }
             }
         });
+        let (proc, addr) = p.listening();
         let cli = Cli {
-            child,
-            stdout: rx,
+            proc,
             stderr_lines: lines,
             stderr_text: text,
         };
-        let first = cli
-            .stdout
-            .recv_timeout(support::WITHIN)
-            .expect("first line");
-        let addr = first
-            .strip_prefix("event=listening addr=")
-            .unwrap_or_else(|| panic!("first line: {first}"))
-            .parse()
-            .expect("addr");
         (cli, addr)
     }
 
     /// Waits for `count` stdout lines matching `want`.
-    fn expect_lines(&self, count: usize, want: impl Fn(&str) -> bool, within: Duration) {
+    fn expect_lines(&mut self, count: usize, want: impl Fn(&str) -> bool, within: Duration) {
         let deadline = Instant::now() + within;
-        let mut seen = 0;
-        while seen < count {
+        for _ in 0..count {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(l) if want(&l) => seen += 1,
-                Ok(_) => {}
-                Err(e) => panic!("{seen} of {count} expected lines within {within:?}: {e}"),
-            }
+            self.proc.expect_line(&want, left);
         }
     }
 
@@ -291,14 +260,6 @@ impl Cli {
     }
 }
 
-impl Drop for Cli {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Request/reply round trips of a well-behaved client, one at a time.
 fn round_trips(peer: &mut Peer, count: usize) -> Vec<Duration> {
     (0..count)
         .map(|n| {
@@ -391,7 +352,7 @@ fn a_warning_every_peer_can_trigger_prints_at_most_once_per_interval() {
     // 200 peers in a row each announce a frame over --max-frame: each is closed
     // with FrameTooLarge, which the node logs as a warning.
     const PEERS: usize = 200;
-    let (cli, addr) = Cli::listen(&["--framing", "len32", "--max-frame", "1000"]);
+    let (mut cli, addr) = Cli::listen(&["--framing", "len32", "--max-frame", "1000"]);
     for _ in 0..PEERS {
         let mut p = Peer::connect(addr);
         p.stream

@@ -19,12 +19,20 @@ use support::{
     Run, TempFile, SAMPLE, WITHIN,
 };
 
-/// `mooring send ADDR tests/data/sample.hl7 <extra>` to completion.
+/// `mooring send ADDR tests/data/sample.hl7 --response-timeout 5s <extra>` to
+/// completion.
 fn send_sample(addr: SocketAddr, extra: &[&str]) -> Run {
-    let a = addr.to_string();
-    let mut args = vec!["send", &a, SAMPLE, "--response-timeout", "5s"];
+    let mut args = vec!["--response-timeout", "5s"];
     args.extend_from_slice(extra);
-    run(mooring(&args), None)
+    send_sample_with(addr, &args)
+}
+
+/// `mooring send ADDR tests/data/sample.hl7 <extra>` to completion.
+fn send_sample_with(addr: SocketAddr, extra: &[&str]) -> Run {
+    let a = addr.to_string();
+    let mut cmd = mooring(&["send", &a, SAMPLE]);
+    cmd.args(extra);
+    run(cmd, None)
 }
 
 #[test]
@@ -229,8 +237,7 @@ fn a_silent_peer_is_closed_with_idle_timeout() {
     let (mut listen, addr) = Proc::listen(&["--idle-timeout", "200ms"]);
     // Taken before connecting: the server's idle clock starts after this.
     let connected = Instant::now();
-    let silent = TcpStream::connect(addr).expect("connect");
-    let me = silent.local_addr().expect("addr").to_string();
+    let (_silent, me) = connect(addr);
     listen.expect_line(|l| l == format!("event=connected peer={me}"), WITHIN);
     listen.expect_line(
         |l| l == format!("event=closed peer={me} reason=IdleTimeout"),
@@ -267,14 +274,12 @@ fn a_peer_trickling_a_frame_is_never_idle_but_is_closed_with_frame_timeout() {
 #[test]
 fn max_conns_1_rejects_a_second_peer() {
     let (mut listen, addr) = Proc::listen(&["--max-conns", "1"]);
-    let first = TcpStream::connect(addr).expect("connect");
-    let first_addr = first.local_addr().expect("addr").to_string();
+    let (_first, first_addr) = connect(addr);
     listen.expect_line(
         |l| l == format!("event=connected peer={first_addr}"),
         WITHIN,
     );
-    let second = TcpStream::connect(addr).expect("connect");
-    let second_addr = second.local_addr().expect("addr").to_string();
+    let (_second, second_addr) = connect(addr);
     listen.expect_line(
         |l| l == format!("event=rejected peer={second_addr} reason=TooManyConnections"),
         WITHIN,
@@ -284,12 +289,18 @@ fn max_conns_1_rejects_a_second_peer() {
 #[test]
 fn a_peer_outside_the_allow_list_is_rejected() {
     let (mut listen, addr) = Proc::listen(&["--allow", "10.0.0.0/8"]);
-    let peer = TcpStream::connect(addr).expect("connect");
-    let me = peer.local_addr().expect("addr").to_string();
+    let (_peer, me) = connect(addr);
     listen.expect_line(
         |l| l == format!("event=rejected peer={me} reason=NotAllowed"),
         WITHIN,
     );
+}
+
+/// A new link to `addr`, and its local address as the listener prints it.
+fn connect(addr: SocketAddr) -> (TcpStream, String) {
+    let s = TcpStream::connect(addr).expect("connect");
+    let me = s.local_addr().expect("addr").to_string();
+    (s, me)
 }
 
 /// Sends one MLLP frame on a new link to `addr` and reads one frame back.
@@ -424,12 +435,9 @@ fn listen_and_send_print_their_liveness_and_detection_bound() {
         "ka-line.hl7",
         b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|KA1|P|2.5\n",
     );
-    let a = addr.to_string();
-    let r = run(
-        mooring(&[
-            "send",
-            &a,
-            SAMPLE,
+    let r = send_sample_with(
+        addr,
+        &[
             "--keepalive-message",
             ka.path(),
             "--keepalive-every",
@@ -438,8 +446,7 @@ fn listen_and_send_print_their_liveness_and_detection_bound() {
             "5s",
             "--tcp-user-timeout",
             "20s",
-        ]),
-        None,
+        ],
     );
     assert_eq!(
         r.lines()[0],
@@ -517,8 +524,7 @@ fn a_mooring_listener_closes_a_peer_that_never_says_hello() {
     let (mut listen, addr) =
         Proc::listen(&["--protocol", "mooring", "--handshake-timeout", "300ms"]);
     let started = Instant::now();
-    let silent = TcpStream::connect(addr).expect("connect");
-    let me = silent.local_addr().expect("addr").to_string();
+    let (_silent, me) = connect(addr);
     listen.expect_line(
         |l| l == format!("event=closed peer={me} reason=HandshakeTimeout"),
         WITHIN,
@@ -536,20 +542,16 @@ fn a_mooring_listener_closes_a_peer_that_never_says_hello() {
 fn send_hold_keeps_a_heartbeating_link_past_the_peer_timeout() {
     // The listener's heartbeat timeout is 600 ms; the client idles for 1.5 s.
     let (mut listen, addr) = Proc::listen(&["--protocol", "mooring", "--heartbeat", "200ms"]);
-    let a = addr.to_string();
-    let r = run(
-        mooring(&[
-            "send",
-            &a,
-            SAMPLE,
+    let r = send_sample_with(
+        addr,
+        &[
             "--protocol",
             "mooring",
             "--heartbeat",
             "200ms",
             "--hold",
             "1500ms",
-        ]),
-        None,
+        ],
     );
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     assert!(
@@ -566,9 +568,8 @@ fn send_hold_keeps_a_heartbeating_link_past_the_peer_timeout() {
 #[test]
 fn send_hold_reports_a_close_during_the_hold_and_still_exits_0() {
     let (_listen, addr) = Proc::listen(&["--idle-timeout", "300ms"]);
-    let a = addr.to_string();
     let started = Instant::now();
-    let r = run(mooring(&["send", &a, SAMPLE, "--hold", "20s"]), None);
+    let r = send_sample_with(addr, &["--hold", "20s"]);
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     let lines = r.lines();
     assert_eq!(
@@ -591,12 +592,9 @@ fn send_keepalive_message_goes_out_on_an_idle_link() {
         "ka.hl7",
         b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|KA1|P|2.5\nPID|1\n",
     );
-    let a = addr.to_string();
-    let r = run(
-        mooring(&[
-            "send",
-            &a,
-            SAMPLE,
+    let r = send_sample_with(
+        addr,
+        &[
             "--keepalive-message",
             ka.path(),
             "--keepalive-every",
@@ -605,8 +603,7 @@ fn send_keepalive_message_goes_out_on_an_idle_link() {
             "1s",
             "--hold",
             "700ms",
-        ]),
-        None,
+        ],
     );
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains("event=closed"), "{}", r.stdout);
@@ -762,12 +759,9 @@ fn help_documents_the_session_flags_and_lines() {
 #[test]
 fn listen_and_send_exchange_every_message_through_a_session() {
     let (mut listen, addr) = Proc::listen(&["--protocol", "mooring", "--session"]);
-    let a = addr.to_string();
-    let r = run(
-        mooring(&[
-            "send",
-            &a,
-            SAMPLE,
+    let r = send_sample_with(
+        addr,
+        &[
             "--protocol",
             "mooring",
             "--session",
@@ -777,8 +771,7 @@ fn listen_and_send_exchange_every_message_through_a_session() {
             "10ms",
             "--hold",
             "100ms",
-        ]),
-        None,
+        ],
     );
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     let lines = r.lines();
@@ -821,13 +814,10 @@ fn send_session_to_a_closed_port_reconnects_then_gives_up_at_the_response_timeou
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr")
     };
-    let a = port.to_string();
     let started = Instant::now();
-    let r = run(
-        mooring(&[
-            "send",
-            &a,
-            SAMPLE,
+    let r = send_sample_with(
+        port,
+        &[
             "--protocol",
             "mooring",
             "--session",
@@ -837,8 +827,7 @@ fn send_session_to_a_closed_port_reconnects_then_gives_up_at_the_response_timeou
             "50ms",
             "--reconnect-max",
             "100ms",
-        ]),
-        None,
+        ],
     );
     assert_eq!(r.status.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -870,8 +859,7 @@ fn a_peers_close_message_is_its_claim_not_the_close_reason() {
     use mooring::internals::wire::{Greeting, Msg, WireReason};
     use mooring::CloseReason;
     let (mut listen, addr) = Proc::listen(&["--protocol", "mooring"]);
-    let mut peer = TcpStream::connect(addr).expect("connect");
-    let me = peer.local_addr().expect("addr").to_string();
+    let (mut peer, me) = connect(addr);
     peer.write_all(&common::wire_mllp(&Msg::Hello(Greeting::new_session())))
         .expect("hello");
     listen.expect_line(|l| l == format!("event=connected peer={me}"), WITHIN);
@@ -887,11 +875,7 @@ fn a_peers_close_message_is_its_claim_not_the_close_reason() {
 #[test]
 fn send_hold_prints_the_reason_a_mooring_peer_gave_as_its_claim() {
     let (_listen, addr) = Proc::listen(&["--protocol", "mooring", "--idle-timeout", "300ms"]);
-    let a = addr.to_string();
-    let r = run(
-        mooring(&["send", &a, SAMPLE, "--protocol", "mooring", "--hold", "20s"]),
-        None,
-    );
+    let r = send_sample_with(addr, &["--protocol", "mooring", "--hold", "20s"]);
     assert_eq!(r.status.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
     let lines = r.lines();
     assert_eq!(

@@ -19,13 +19,12 @@
 /// Process helpers shared with the CLI tests.
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Instant;
+use std::process::{Command, Stdio};
 
-use support::pki::{expect_no_certificate_close, listen_tls, send_tls, strs, Pki};
+use support::pki::{
+    expect_no_certificate_close, expect_tls_close, listen_tls, send_tls, strs, Pki,
+};
 use support::{field, mooring, run, Proc, Run, SAMPLE, WITHIN};
 
 const PEER_SERVER: &str = concat!(
@@ -84,71 +83,9 @@ fn python_client(addr: SocketAddr, pki: &Pki, with_cert: bool) -> Run {
     run(c, None)
 }
 
-/// A started program killed (by its own handle) when dropped, with stdin
-/// kept for writing.
-struct Peer {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Peer {
-    fn spawn(mut c: Command) -> Peer {
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { return };
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
-        Peer {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    fn expect_line(&mut self, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WITHIN;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if want(&l) => return l,
-                Ok(l) => self.seen.push(l),
-                Err(e) => panic!(
-                    "no expected line ({e}); lines so far:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin.write_all(bytes).expect("write stdin");
-        stdin.flush().expect("flush stdin");
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The python `hl7.mllp` server with TLS (client certificates required when
 /// `require_client_cert`); its address.
-fn python_server(pki: &Pki, require_client_cert: bool) -> (Peer, String) {
+fn python_server(pki: &Pki, require_client_cert: bool) -> (Proc, String) {
     let mut c = Command::new("python3");
     c.args([
         PEER_SERVER,
@@ -160,8 +97,8 @@ fn python_server(pki: &Pki, require_client_cert: bool) -> (Peer, String) {
     if require_client_cert {
         c.args(["--tls-ca", &pki.path("ca.pem")]);
     }
-    let mut p = Peer::spawn(c);
-    let first = p.expect_line(|l| l.starts_with("listening "));
+    let mut p = Proc::spawn_with(c, Stdio::piped(), Stdio::inherit());
+    let first = p.expect_line(|l| l.starts_with("listening "), WITHIN);
     let port: u16 = first["listening ".len()..].trim().parse().expect("port");
     (p, format!("127.0.0.1:{port}"))
 }
@@ -305,18 +242,10 @@ mod interop {
                 "{flag}: {}",
                 r.stderr
             );
-            let closed = listen.expect_line(
-                |l| l.starts_with("event=closed ") && field(l, "reason") != Some("PeerClosed"),
-                WITHIN,
-            );
             // OpenSSL's TLS 1.0/1.1 ClientHello has no signature_algorithms
             // extension (a TLS 1.2 one): rustls refuses it for that before it
             // looks at the version, and mooring names that a version refusal.
-            assert_eq!(
-                field(&closed, "reason"),
-                Some("TlsProtocolVersion"),
-                "{flag}: {closed}"
-            );
+            expect_tls_close(&mut listen, "TlsProtocolVersion", flag);
         }
     }
 
@@ -344,8 +273,8 @@ mod interop {
                 "-key",
                 &pki.path("server-key.pem"),
             ]);
-            let mut server = Peer::spawn(c);
-            let accept = server.expect_line(|l| l.starts_with("ACCEPT "));
+            let mut server = Proc::spawn_with(c, Stdio::piped(), Stdio::inherit());
+            let accept = server.expect_line(|l| l.starts_with("ACCEPT "), WITHIN);
             let addr = accept["ACCEPT ".len()..].trim().to_string();
             let a = addr.clone();
             let ca = pki.path("ca.pem");
@@ -362,8 +291,8 @@ mod interop {
             ]));
             // The handshake is done on s_server's side (the request was
             // queued before it began); s_server sends its stdin by lines.
-            server.expect_line(|l| l.starts_with("CIPHER is "));
-            server.write(
+            server.expect_line(|l| l.starts_with("CIPHER is "), WITHIN);
+            server.write_stdin(
                 b"\x0bMSH|^~\\&|RHAPSODY|GOODHEALTH|REGADT|GOODHEALTH|20260114083001||ACK|A1|P|2.5.1\rMSA|AA|MSG00001\r\x1c\r\n",
             );
             let tls = send.expect_line(|l| l.starts_with("event=tls "), WITHIN);

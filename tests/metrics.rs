@@ -13,15 +13,18 @@ mod common;
 mod support;
 
 use common::{hl7_msg, Peer};
-use support::{field, free_port, mooring, relay_cmd, Proc, WITHIN};
+use support::{field, free_port, listen_cmd, mooring, relay_cmd, Proc, WITHIN};
 
-/// Starts `args` (a `listen` or `relay` with `--metrics 127.0.0.1:0`) and
-/// returns it with its service and metrics addresses.
-fn start(args: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
-    start_cmd(mooring(args))
+/// Starts `mooring listen --bind 127.0.0.1:0 --metrics 127.0.0.1:0 <extra>`
+/// and returns it with its service and metrics addresses.
+fn start(extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
+    let mut cmd = listen_cmd(&["--metrics", "127.0.0.1:0"]);
+    cmd.args(extra);
+    start_cmd(cmd)
 }
 
-/// [`start`] for a command already built.
+/// [`start`] for a command already built (a `listen` or `relay` with
+/// `--metrics 127.0.0.1:0`).
 fn start_cmd(cmd: Command) -> (Proc, SocketAddr, SocketAddr) {
     let (mut p, addr) = Proc::listen_cmd(cmd);
     let line = p.expect_line(|l| field(l, "event") == Some("metrics"), WITHIN);
@@ -80,26 +83,30 @@ fn value(body: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {series} in\n{body}"))
 }
 
+/// Each series in `want` has its value in `body`.
+fn assert_values(body: &str, want: &[(&str, f64)]) {
+    for &(series, v) in want {
+        assert_eq!(value(body, series), v, "{series}");
+    }
+}
+
 fn payload_bytes(ids: &[&str]) -> usize {
     ids.iter().map(|id| hl7_msg(id).len()).sum()
 }
 
 #[test]
 fn listen_counters_move_with_traffic_and_a_close_is_counted_by_reason() {
-    let (mut listen, addr, metrics) = start(&[
-        "listen",
-        "--bind",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-        "--idle-timeout",
-        "500ms",
-    ]);
+    let (mut listen, addr, metrics) = start(&["--idle-timeout", "500ms"]);
     let (status, before) = scrape(metrics);
     assert_eq!(status, 200);
-    assert_eq!(value(&before, "mooring_frames_received_total"), 0.0);
-    assert_eq!(value(&before, "mooring_acks_sent_total{code=\"AA\"}"), 0.0);
-    assert_eq!(value(&before, "mooring_links_open"), 0.0);
+    assert_values(
+        &before,
+        &[
+            ("mooring_frames_received_total", 0.0),
+            ("mooring_acks_sent_total{code=\"AA\"}", 0.0),
+            ("mooring_links_open", 0.0),
+        ],
+    );
     let idle = "mooring_links_closed_total{reason=\"IdleTimeout\"}";
     assert_eq!(value(&before, idle), 0.0);
 
@@ -111,11 +118,16 @@ fn listen_counters_move_with_traffic_and_a_close_is_counted_by_reason() {
         assert_eq!(mooring::hl7::ack_code(&ack), Some(&b"AA"[..]), "{id}");
     }
     let (_, during) = scrape(metrics);
-    assert_eq!(value(&during, "mooring_frames_received_total"), 3.0);
-    assert_eq!(value(&during, "mooring_frames_sent_total"), 3.0);
-    assert_eq!(value(&during, "mooring_acks_sent_total{code=\"AA\"}"), 3.0);
-    assert_eq!(value(&during, "mooring_connections_accepted_total"), 1.0);
-    assert_eq!(value(&during, "mooring_links_open"), 1.0);
+    assert_values(
+        &during,
+        &[
+            ("mooring_frames_received_total", 3.0),
+            ("mooring_frames_sent_total", 3.0),
+            ("mooring_acks_sent_total{code=\"AA\"}", 3.0),
+            ("mooring_connections_accepted_total", 1.0),
+            ("mooring_links_open", 1.0),
+        ],
+    );
     // MLLP adds 3 bytes to each payload.
     assert_eq!(
         value(&during, "mooring_received_bytes_total"),
@@ -146,13 +158,7 @@ fn listen_counters_move_with_traffic_and_a_close_is_counted_by_reason() {
 
 #[test]
 fn requests_other_than_get_metrics_are_refused_and_closed() {
-    let (_listen, _, metrics) = start(&[
-        "listen",
-        "--bind",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let (_listen, _, metrics) = start(&[]);
     let cases: [(&[u8], u16); 5] = [
         (b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405),
         (b"GET / HTTP/1.1\r\n\r\n", 404),
@@ -176,13 +182,7 @@ fn requests_other_than_get_metrics_are_refused_and_closed() {
 
 #[test]
 fn scrape_connections_are_bounded_in_number_and_time() {
-    let (_listen, _, metrics) = start(&[
-        "listen",
-        "--bind",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let (_listen, _, metrics) = start(&[]);
     // Four silent connections take every slot...
     let opened = Instant::now();
     let mut silent: Vec<TcpStream> = (0..4)
@@ -256,11 +256,16 @@ fn a_relay_scrape_shows_its_queue_while_the_upstream_is_down() {
         WITHIN,
     );
     let (_, up) = scrape(metrics);
-    assert_eq!(value(&up, "mooring_relay_queue_messages"), 0.0);
-    assert_eq!(value(&up, "mooring_relay_queue_bytes"), 0.0);
-    assert_eq!(value(&up, "mooring_upstream_up"), 1.0);
-    assert_eq!(value(&up, "mooring_upstream_connects_total"), 1.0);
-    assert_eq!(value(&up, "mooring_upstream_acks_total{code=\"AA\"}"), 3.0);
+    assert_values(
+        &up,
+        &[
+            ("mooring_relay_queue_messages", 0.0),
+            ("mooring_relay_queue_bytes", 0.0),
+            ("mooring_upstream_up", 1.0),
+            ("mooring_upstream_connects_total", 1.0),
+            ("mooring_upstream_acks_total{code=\"AA\"}", 3.0),
+        ],
+    );
 }
 
 #[test]
@@ -324,17 +329,7 @@ fn promtool(body: &str) -> (bool, String) {
 #[test]
 #[ignore = "needs promtool (Debian package prometheus); run by .ci/run"]
 fn promtool_accepts_the_scrapes_of_listen_and_relay() {
-    let (_listen, addr, metrics) = start(&[
-        "listen",
-        "--bind",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-        "--heartbeat",
-        "2s",
-        "--protocol",
-        "mooring",
-    ]);
+    let (_listen, addr, metrics) = start(&["--heartbeat", "2s", "--protocol", "mooring"]);
     let (_, body) = scrape(metrics);
     let (ok, out) = promtool(&body);
     assert!(ok, "listen: {out}\n{body}");

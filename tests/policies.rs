@@ -490,18 +490,25 @@ fn without_stale_recovery_a_single_connection_listener_refuses_newcomers_however
     assert!(closes(&h.events()).is_empty());
 }
 
+/// An acking server on `clock` with one connection slot, whose link may be
+/// replaced once it has been silent for `stale`, taking peers on `allow`.
+fn one_slot_stale_after(clock: &ManualClock, stale: Duration, allow: AllowList) -> Harness {
+    Harness::acking_on(
+        clock,
+        ListenConfig {
+            max_connections: 1,
+            stale_recovery: Some(stale),
+            allow,
+            ..ListenConfig::default()
+        },
+    )
+}
+
 #[test]
 fn stale_recovery_refuses_a_newcomer_while_the_link_is_fresh_and_replaces_it_once_stale() {
     let stale = Duration::from_millis(300);
     let clock = ManualClock::default();
-    let mut h = Harness::acking_on(
-        &clock,
-        ListenConfig {
-            max_connections: 1,
-            stale_recovery: Some(stale),
-            ..ListenConfig::default()
-        },
-    );
+    let mut h = one_slot_stale_after(&clock, stale, AllowList::default());
     let mut a = Peer::connect(h.addr);
     let sent = clock.now();
     assert_eq!(acked_id(&a.request(&hl7_msg("A1"))), "A1");
@@ -547,15 +554,7 @@ fn with_an_allow_list_only_an_allowed_peer_can_replace_a_stale_link() {
     let mut allow = AllowList::default();
     allow.push("127.0.0.1/32".parse().unwrap()).unwrap();
     let clock = ManualClock::default();
-    let mut h = Harness::acking_on(
-        &clock,
-        ListenConfig {
-            max_connections: 1,
-            stale_recovery: Some(stale),
-            allow,
-            ..ListenConfig::default()
-        },
-    );
+    let mut h = one_slot_stale_after(&clock, stale, allow);
     let mut a = Peer::connect_from(LOCALHOST, h.addr);
     assert_eq!(acked_id(&a.request(&hl7_msg("A1"))), "A1");
     clock.advance(stale + Duration::from_millis(50));

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// Process helpers shared with the other CLI tests.
 mod support;
 
-use support::{field, mooring, Proc, WITHIN};
+use support::{field, mooring, relay_cmd, Proc, WITHIN};
 
 #[path = "mllp/mod.rs"]
 mod mllp_wire;
@@ -255,6 +255,21 @@ fn device(
     })
 }
 
+/// `count` devices ([`device`], numbered from 0) sending `each` messages to
+/// `relay`, all held at the one `gate`; and the count of AAs they got.
+fn devices(
+    relay: SocketAddr,
+    count: usize,
+    each: usize,
+    gate: (usize, Arc<AtomicBool>),
+) -> (Arc<AtomicUsize>, Vec<JoinHandle<()>>) {
+    let acked = Arc::new(AtomicUsize::new(0));
+    let devs = (0..count)
+        .map(|d| device(relay, d, each, acked.clone(), (gate.0, gate.1.clone())))
+        .collect();
+    (acked, devs)
+}
+
 /// No gate.
 fn open_gate() -> (usize, Arc<AtomicBool>) {
     (0, Arc::new(AtomicBool::new(true)))
@@ -269,17 +284,16 @@ fn wait_for(what: &str, within: Duration, cond: impl Fn() -> bool) {
     }
 }
 
-/// `mooring relay` with fast reconnects to `upstreams` (in order), and the
+/// [`relay_cmd`] (fast reconnects) to `upstreams` (in order), and the
 /// device address from its first line.
 fn relay(upstreams: &[SocketAddr], extra: &[&str]) -> (Proc, SocketAddr) {
-    let ups: Vec<String> = upstreams.iter().map(|a| a.to_string()).collect();
-    let mut args = vec!["relay", "--listen", "127.0.0.1:0"];
-    for u in &ups {
+    let backups: Vec<String> = upstreams[1..].iter().map(|a| a.to_string()).collect();
+    let mut args = Vec::new();
+    for u in &backups {
         args.extend_from_slice(&["--upstream", u]);
     }
-    args.extend_from_slice(&["--reconnect-min", "50ms", "--reconnect-max", "200ms"]);
     args.extend_from_slice(extra);
-    Proc::listen_cmd(mooring(&args))
+    Proc::listen_cmd(relay_cmd(upstreams[0], &args))
 }
 
 /// Per device, the MSH-10s in the order they first arrived anywhere
@@ -299,6 +313,19 @@ fn first_arrivals(received: &[&[String]]) -> HashMap<String, Vec<String>> {
 
 fn expected(dev: usize, count: usize) -> Vec<String> {
     (0..count).map(|n| format!("D{dev}-{n:04}")).collect()
+}
+
+/// Each of `devices` devices' `each` messages arrived (first arrivals across
+/// `received`, see [`first_arrivals`]), in order.
+fn assert_each_device_in_order(received: &[&[String]], devices: usize, each: usize, what: &str) {
+    let per_dev = first_arrivals(received);
+    for d in 0..devices {
+        assert_eq!(
+            per_dev.get(&format!("D{d}")),
+            Some(&expected(d, each)),
+            "device {d}: {what}"
+        );
+    }
 }
 
 #[test]
@@ -322,11 +349,8 @@ fn the_relay_fails_over_to_the_backup_and_returns_to_the_restarted_primary() {
         |l| field(l, "state") == Some("connected") && field(l, "active") == Some("0"),
         WITHIN,
     );
-    let acked = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(AtomicBool::new(false));
-    let devs: Vec<_> = (0..DEVICES)
-        .map(|d| device(addr, d, EACH, acked.clone(), (GATE, gate.clone())))
-        .collect();
+    let (acked, devs) = devices(addr, DEVICES, EACH, (GATE, gate.clone()));
 
     // Mid-stream: the primary hangs with a message unanswered, then dies
     // (its links and its port): that message is in doubt.
@@ -374,14 +398,12 @@ fn the_relay_fails_over_to_the_backup_and_returns_to_the_restarted_primary() {
     let p2 = primary.kill();
     assert!(!b.is_empty(), "the backup took the traffic meanwhile");
     assert!(!p2.is_empty(), "the relay returned to the primary");
-    let per_dev = first_arrivals(&[&p1, &b, &p2]);
-    for d in 0..DEVICES {
-        assert_eq!(
-            per_dev.get(&format!("D{d}")),
-            Some(&expected(d, EACH)),
-            "device {d}: every message, in order, across primary, backup, primary"
-        );
-    }
+    assert_each_device_in_order(
+        &[&p1, &b, &p2],
+        DEVICES,
+        EACH,
+        "every message, in order, across primary, backup, primary",
+    );
 }
 
 #[test]
@@ -401,10 +423,7 @@ fn a_raw_window_keeps_several_messages_in_flight_and_in_order() {
         ],
     );
     r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let acked = Arc::new(AtomicUsize::new(0));
-    let devs: Vec<_> = (0..DEVICES)
-        .map(|d| device(addr, d, EACH, acked.clone(), open_gate()))
-        .collect();
+    let (_, devs) = devices(addr, DEVICES, EACH, open_gate());
     for d in devs {
         d.join().expect("device");
     }
@@ -413,14 +432,7 @@ fn a_raw_window_keeps_several_messages_in_flight_and_in_order() {
     let max_pending = up.max_pending.load(Ordering::SeqCst);
     let got = up.kill();
     assert_eq!(got.len(), total, "each once (nothing was in doubt)");
-    let per_dev = first_arrivals(&[&got]);
-    for d in 0..DEVICES {
-        assert_eq!(
-            per_dev.get(&format!("D{d}")),
-            Some(&expected(d, EACH)),
-            "device {d}"
-        );
-    }
+    assert_each_device_in_order(&[&got], DEVICES, EACH, "every message, in order");
     assert_eq!(
         max_pending, 8,
         "the receiver held a full window of 8 unanswered"
@@ -433,10 +445,7 @@ fn an_ack_out_of_order_is_named_and_what_was_in_flight_is_resent_and_acked_once(
     let up = Receiver::start("127.0.0.1:0".parse().unwrap(), Answer::SwapOnce);
     let (mut r, addr) = relay(&[up.addr], &["--upstream-window", "4", "--spool", "memory"]);
     r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let acked = Arc::new(AtomicUsize::new(0));
-    let devs: Vec<_> = (0..2)
-        .map(|d| device(addr, d, EACH, acked.clone(), open_gate()))
-        .collect();
+    let (_, devs) = devices(addr, 2, EACH, open_gate());
     let l = r.expect_line(|l| field(l, "event") == Some("reply_out_of_order"), WITHIN);
     assert!(
         field(&l, "expected").is_some() && field(&l, "id").is_some(),
@@ -532,11 +541,8 @@ fn a_mooring_relay_fails_over_to_the_backup_session_and_returns_to_the_primary()
         ],
     );
     r.expect_line(|l| field(l, "state") == Some("connected"), WITHIN);
-    let acked = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(AtomicBool::new(false));
-    let devs: Vec<_> = (0..DEVICES)
-        .map(|d| device(addr, d, EACH, acked.clone(), (GATE, gate.clone())))
-        .collect();
+    let (acked, devs) = devices(addr, DEVICES, EACH, (GATE, gate.clone()));
     // Mid-stream: the primary is killed.
     for _ in 0..DEVICES * EACH / 3 {
         primary.expect_line(|l| field(l, "event") == Some("session_message"), WITHIN);
@@ -568,12 +574,10 @@ fn a_mooring_relay_fails_over_to_the_backup_session_and_returns_to_the_primary()
         !b.is_empty() && !p2.is_empty(),
         "backup {b:?}, primary again {p2:?}"
     );
-    let per_dev = first_arrivals(&[&p1, &b, &p2]);
-    for d in 0..DEVICES {
-        assert_eq!(
-            per_dev.get(&format!("D{d}")),
-            Some(&expected(d, EACH)),
-            "device {d}: every message, in order, across primary, backup, primary"
-        );
-    }
+    assert_each_device_in_order(
+        &[&p1, &b, &p2],
+        DEVICES,
+        EACH,
+        "every message, in order, across primary, backup, primary",
+    );
 }

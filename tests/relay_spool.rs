@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 mod support;
 // The raw MLLP peer the library tests use.
 mod common;
-use support::{field, free_port, mooring, Proc, WITHIN};
+use support::{field, free_port, mooring, relay_to, Proc, WITHIN};
 
 const CR: u8 = 0x0d;
 
@@ -162,25 +162,22 @@ fn spool_dir(name: &str) -> PathBuf {
 
 /// `mooring relay --spool DIR` to `upstream`; waits for its `event=spool` line.
 fn relay(upstream: SocketAddr, dir: &Path, extra: &[&str]) -> (Proc, SocketAddr, String) {
-    let up = upstream.to_string();
     let dir = dir.to_str().expect("utf-8 temp dir");
-    let mut args = vec![
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &up,
-        "--spool",
-        dir,
-        "--spool-size",
-        "4M",
-        "--reconnect-min",
-        "20ms",
-        "--reconnect-max",
-        "100ms",
-    ];
-    args.extend_from_slice(extra);
-    let (mut p, addr) = Proc::listen_cmd(mooring(&args));
+    let mut cmd = relay_to(
+        upstream,
+        &[
+            "--spool",
+            dir,
+            "--spool-size",
+            "4M",
+            "--reconnect-min",
+            "20ms",
+            "--reconnect-max",
+            "100ms",
+        ],
+    );
+    cmd.args(extra);
+    let (mut p, addr) = Proc::listen_cmd(cmd);
     let spool = p.expect_line(|l| l.starts_with("event=spool "), WITHIN);
     (p, addr, spool)
 }

@@ -26,6 +26,8 @@
 //! A failure prints its seed; `SIM_SEED=<n> cargo test --test sim_exactly_once`
 //! replays it alone.
 
+mod sim;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
@@ -566,10 +568,7 @@ fn run(seed: u64) -> Counts {
 
 #[test]
 fn aa_messages_reach_the_upstream_exactly_once_across_restarts_within_the_window() {
-    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
-        Err(_) => (0..10_000).collect(),
-    };
+    let seeds = sim::seeds(10_000);
     let mut all = Counts::default();
     let mut exact_seeds = 0u64;
     for &seed in &seeds {

@@ -7,6 +7,8 @@
 //! detection bound and no earlier than the silence it is configured to tolerate.
 //! A failing seed is printed and replays alone with `SIM_SEED=<n>`.
 
+mod sim;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -280,13 +282,6 @@ fn assert_in_order(seed: u64, delivered: &[Vec<u8>], sim: &Sim) {
     );
 }
 
-fn seeds() -> Vec<u64> {
-    match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
-        Err(_) => (0..1_000).collect(),
-    }
-}
-
 #[test]
 fn heartbeat_detects_a_blackholed_link_on_both_ends_within_the_bound() {
     let hb = Heartbeat {
@@ -301,7 +296,7 @@ fn heartbeat_detects_a_blackholed_link_on_both_ends_within_the_bound() {
     let bound = cfg.detection_bound().expect("heartbeat is on").as_millis() as u64;
     let timeout = hb.timeout.as_millis() as u64;
     let interval = hb.interval.as_millis() as u64;
-    for seed in seeds() {
+    for seed in sim::seeds(1_000) {
         let sim = run(seed, cfg.clone(), cfg.clone(), false);
         for (i, e) in sim.ends.iter().enumerate() {
             let (reason, at) = e
@@ -342,7 +337,7 @@ fn keepalive_message_detects_a_blackholed_raw_peer_within_the_bound() {
         .detection_bound()
         .expect("keep-alive with reply timeout")
         .as_millis() as u64;
-    for seed in seeds() {
+    for seed in sim::seeds(1_000) {
         // The server is a plain third-party engine: raw, no liveness, answers messages.
         let sim = run(seed, client.clone(), LivenessConfig::default(), true);
         let (reason, at) = sim.ends[0]

@@ -29,6 +29,8 @@
 //! too); `SIM_SEEDS=<n>` runs the first n. The seeds run as four tests of a
 //! quarter each, in parallel.
 
+mod sim;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -426,11 +428,7 @@ fn check(seed: u64) -> (u64, bool, u64) {
 /// them on every core; `SIM_SEED=<n>` replays one seed (in the first quarter).
 fn run_quarter(quarter: u64) {
     let count = std::env::var("SIM_SEEDS").map_or(10_000, |n| n.parse().expect("a number"));
-    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(s) if quarter == 0 => vec![s.parse().expect("SIM_SEED is a number")],
-        Ok(_) => return,
-        Err(_) => (quarter * count / 4..(quarter + 1) * count / 4).collect(),
-    };
+    let seeds = sim::seeds_of_part(count, quarter, 4);
     let (mut faults, mut ended, mut overtakes) = (0u64, 0u64, 0u64);
     for &seed in &seeds {
         let (f, e, o) = check(seed);

@@ -25,6 +25,8 @@
 //! A failure prints its seed; `SIM_SEED=<n> cargo test --test sim_spool`
 //! replays it alone.
 
+mod sim;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -388,10 +390,7 @@ fn check(seed: u64) -> Counts {
 
 #[test]
 fn acknowledged_messages_survive_crashes_over_10000_seeds() {
-    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
-        Err(_) => (0..10_000).collect(),
-    };
+    let seeds = sim::seeds(10_000);
     let mut all = Counts::default();
     for &seed in &seeds {
         let c = check(seed);

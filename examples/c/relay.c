@@ -5,23 +5,19 @@
  * change; exits once N messages were acknowledged upstream and the spool is
  * empty, after 20 s, or on SIGINT/SIGTERM.
  * Usage: relay LISTEN UPSTREAM SPOOL_DIR [N]     (N defaults to 10) */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "mooring.h"
+#include "example.h"
 
-static volatile sig_atomic_t stop;
-static void on_signal(int sig) { (void)sig; stop = 1; }
-
-/* Prints `key=` and the bytes as one value: bytes outside printable ASCII and
- * '=' become '_' (as in the mooring CLI); NULL prints as `-`. */
+/* Prints ` key=` and at most 199 of the bytes as its value (print_value);
+ * NULL prints as `-`. */
 static void print_bytes(const char *key, const uint8_t *s, size_t n) {
     printf(" %s=", key);
     if (s == NULL) { putchar('-'); return; }
-    for (size_t i = 0; i < n && i < 199; i++)
-        putchar(s[i] > ' ' && s[i] < 0x7f && s[i] != '=' ? s[i] : '_');
+    print_value(s, n < 199 ? n : 199);
 }
 
 static const char *kind_name(mooring_relay_event_kind k) {
@@ -90,9 +86,7 @@ static void print_stats(const mooring_relay_stats *s) {
 }
 
 static int fail(const char *what, mooring_relay *relay) {
-    char text[256];
-    mooring_last_error(text, sizeof text);
-    fprintf(stderr, "%s: %s\n", what, text);
+    print_last_error(what);
     mooring_relay_free(relay);
     return 1;
 }
@@ -121,8 +115,7 @@ int main(int argc, char **argv) {
         return fail("local_addr", relay);
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("event=listening addr=%s\n", addr);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    stop_on_signals();
 
     time_t end = time(NULL) + 20;
     mooring_relay_stats s;

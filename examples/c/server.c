@@ -4,15 +4,12 @@
  * Usage: server [ip:port] [N] [CERT KEY]
  *   (defaults 127.0.0.1:2575 and 10; CERT KEY: serve TLS with these PEM files) */
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "mooring.h"
-
-static volatile sig_atomic_t stop;
-static void on_signal(int sig) { (void)sig; stop = 1; }
+#include "example.h"
 
 /* Longest MSH-10 answered with an ACK that quotes it (HL7 v2.7's limit for
  * the field); a longer one is rejected without being quoted. */
@@ -27,16 +24,6 @@ static size_t control_id(const uint8_t *m, size_t n, const char **id) {
     while (i < n && m[i] != '|' && m[i] != '\r' && m[i] != '\n') i++;
     *id = (const char *)m + start;
     return bars == 9 ? i - start : 0;
-}
-
-/* Prints `s` as one key=value value: bytes outside printable ASCII, spaces and
- * '=' become '_' (as in the mooring CLI), so a peer's bytes can never start a
- * line or a key of their own. */
-static void print_value(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        putchar(c > ' ' && c < 0x7f && c != '=' ? c : '_');
-    }
 }
 
 /* Writes the ACK for control id `id` into `ack`; returns its length, or 0 when
@@ -55,9 +42,7 @@ static size_t build_ack(char *ack, size_t size, const char *id, size_t n) {
 }
 
 static int fail(const char *what, mooring_node *node) {
-    char text[256];
-    mooring_last_error(text, sizeof text);
-    fprintf(stderr, "%s: %s\n", what, text);
+    print_last_error(what);
     mooring_node_free(node);
     return 1;
 }
@@ -85,8 +70,7 @@ int main(int argc, char **argv) {
         return fail("listen", node);
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("event=listening addr=%s\n", addr);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    stop_on_signals();
 
     struct pollfd pfd = {.fd = mooring_node_fd(node), .events = POLLIN};
     time_t end = time(NULL) + 10;

@@ -32,14 +32,7 @@ impl SimEnd {
             let Some(l) = n.end(self) else {
                 return Err(io::ErrorKind::NotConnected.into());
             };
-            match l.state {
-                State::Connecting { .. } => return Err(would_block()),
-                State::Refused { .. } => return Err(refused()),
-                State::Open { connected_at } if side == 0 && connected_at > now => {
-                    return Err(would_block())
-                }
-                State::Open { .. } => {}
-            }
+            open_for(&l.state, side, now)?;
             let p = &mut l.pipes[1 - side];
             let avail = p.readable_upto(now) - p.read;
             if avail > 0 {
@@ -83,14 +76,7 @@ impl SimEnd {
             let Some(l) = n.end(self) else {
                 return Err(io::ErrorKind::NotConnected.into());
             };
-            match l.state {
-                State::Connecting { .. } => return Err(would_block()),
-                State::Refused { .. } => return Err(refused()),
-                State::Open { connected_at } if side == 0 && connected_at > now => {
-                    return Err(would_block())
-                }
-                State::Open { .. } => {}
-            }
+            open_for(&l.state, side, now)?;
             if l.cut {
                 return Err(io::ErrorKind::ConnectionReset.into());
             }
@@ -150,6 +136,18 @@ impl SimEnd {
             },
             None => Err(io::ErrorKind::NotConnected.into()),
         })
+    }
+}
+
+/// `Ok` when a link in `state` carries bytes for end `side` at `now`: open,
+/// and for the dialing end (0) once its connect has completed; otherwise the
+/// error a socket gives (`WouldBlock`, or `ConnectionRefused`).
+fn open_for(state: &State, side: usize, now: u64) -> io::Result<()> {
+    match *state {
+        State::Connecting { .. } => Err(would_block()),
+        State::Refused { .. } => Err(refused()),
+        State::Open { connected_at } if side == 0 && connected_at > now => Err(would_block()),
+        State::Open { .. } => Ok(()),
     }
 }
 

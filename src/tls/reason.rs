@@ -4,52 +4,75 @@ use std::fmt;
 
 use rustls::{AlertDescription, CertificateError, Error, PeerIncompatible};
 
-/// The named reason of a TLS failure (the close reason the driver reports).
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TlsFailure {
-    /// The peer's certificate is malformed, badly signed or unusable, or the
-    /// peer rejected ours as such.
-    BadCertificate,
-    /// The peer's certificate does not chain to a configured CA (or the peer
-    /// says ours does not).
-    UnknownCa,
-    /// A certificate is expired or not valid yet.
-    Expired,
-    /// The server's certificate is not valid for the name the client verifies.
-    NameMismatch,
-    /// No protocol version (or suite, group) both ends accept.
-    ProtocolVersion,
-    /// Client authentication is required and the client sent no certificate.
-    NoCertificate,
-    /// The handshake succeeded but the peer's identity is not on the allow-list.
-    PeerNotAllowed,
-    /// The handshake did not finish within the caller's handshake timeout.
-    HandshakeTimeout,
-    /// The peer ended the TCP stream without `close_notify` while something was
-    /// unfinished (a handshake, a record, or a frame): a possible truncation
-    /// attack.
-    Truncated,
-    /// Any other TLS protocol error (bad record, decryption failure, an
-    /// unexpected message, an alert not named above).
-    Protocol,
+/// Defines [`TlsFailure`] from one list: each failure with its doc and the
+/// close reason of the same name (`Failure => TlsFailure`), so the enum, its
+/// names, its close reasons and the list of every failure cannot drift apart.
+macro_rules! tls_failures {
+    (
+        $(#[$meta:meta])*
+        pub enum TlsFailure {
+            $( $(#[doc = $doc:literal])* $failure:ident => $reason:ident, )+
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum TlsFailure {
+            $( $(#[doc = $doc])* $failure, )+
+        }
+
+        impl TlsFailure {
+            /// Every failure, in declaration order.
+            #[cfg(test)]
+            pub(crate) const ALL: &'static [TlsFailure] = &[$(TlsFailure::$failure,)+];
+
+            /// The name used in event lines (`reason=Tls...` in the CLI later).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(TlsFailure::$failure => stringify!($reason),)+
+                }
+            }
+        }
+
+        /// Each TLS failure closes its link with the close reason of the same name.
+        impl From<TlsFailure> for crate::error::CloseReason {
+            fn from(f: TlsFailure) -> Self {
+                match f {
+                    $(TlsFailure::$failure => crate::error::CloseReason::$reason,)+
+                }
+            }
+        }
+    };
 }
 
-impl TlsFailure {
-    /// The name used in event lines (`reason=Tls...` in the CLI later).
-    pub fn name(self) -> &'static str {
-        match self {
-            TlsFailure::BadCertificate => "TlsBadCertificate",
-            TlsFailure::UnknownCa => "TlsUnknownCa",
-            TlsFailure::Expired => "TlsExpired",
-            TlsFailure::NameMismatch => "TlsNameMismatch",
-            TlsFailure::ProtocolVersion => "TlsProtocolVersion",
-            TlsFailure::NoCertificate => "TlsNoCertificate",
-            TlsFailure::PeerNotAllowed => "TlsPeerNotAllowed",
-            TlsFailure::HandshakeTimeout => "TlsHandshakeTimeout",
-            TlsFailure::Truncated => "TlsTruncated",
-            TlsFailure::Protocol => "TlsProtocol",
-        }
+tls_failures! {
+    /// The named reason of a TLS failure (the close reason the driver reports).
+    #[non_exhaustive]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum TlsFailure {
+        /// The peer's certificate is malformed, badly signed or unusable, or the
+        /// peer rejected ours as such.
+        BadCertificate => TlsBadCertificate,
+        /// The peer's certificate does not chain to a configured CA (or the peer
+        /// says ours does not).
+        UnknownCa => TlsUnknownCa,
+        /// A certificate is expired or not valid yet.
+        Expired => TlsExpired,
+        /// The server's certificate is not valid for the name the client verifies.
+        NameMismatch => TlsNameMismatch,
+        /// No protocol version (or suite, group) both ends accept.
+        ProtocolVersion => TlsProtocolVersion,
+        /// Client authentication is required and the client sent no certificate.
+        NoCertificate => TlsNoCertificate,
+        /// The handshake succeeded but the peer's identity is not on the allow-list.
+        PeerNotAllowed => TlsPeerNotAllowed,
+        /// The handshake did not finish within the caller's handshake timeout.
+        HandshakeTimeout => TlsHandshakeTimeout,
+        /// The peer ended the TCP stream without `close_notify` while something was
+        /// unfinished (a handshake, a record, or a frame): a possible truncation
+        /// attack.
+        Truncated => TlsTruncated,
+        /// Any other TLS protocol error (bad record, decryption failure, an
+        /// unexpected message, an alert not named above).
+        Protocol => TlsProtocol,
     }
 }
 
@@ -137,25 +160,6 @@ impl From<Error> for TlsError {
     }
 }
 
-/// Each TLS failure closes its link with the close reason of the same name.
-impl From<TlsFailure> for crate::error::CloseReason {
-    fn from(f: TlsFailure) -> Self {
-        use crate::error::CloseReason as R;
-        match f {
-            TlsFailure::BadCertificate => R::TlsBadCertificate,
-            TlsFailure::UnknownCa => R::TlsUnknownCa,
-            TlsFailure::Expired => R::TlsExpired,
-            TlsFailure::NameMismatch => R::TlsNameMismatch,
-            TlsFailure::ProtocolVersion => R::TlsProtocolVersion,
-            TlsFailure::NoCertificate => R::TlsNoCertificate,
-            TlsFailure::PeerNotAllowed => R::TlsPeerNotAllowed,
-            TlsFailure::HandshakeTimeout => R::TlsHandshakeTimeout,
-            TlsFailure::Truncated => R::TlsTruncated,
-            TlsFailure::Protocol => R::TlsProtocol,
-        }
-    }
-}
-
 #[cfg(test)]
 mod close_reason_tests {
     use super::TlsFailure;
@@ -163,20 +167,10 @@ mod close_reason_tests {
 
     #[test]
     fn every_failure_closes_with_the_reason_of_its_name() {
-        use TlsFailure::*;
-        for f in [
-            BadCertificate,
-            UnknownCa,
-            Expired,
-            NameMismatch,
-            ProtocolVersion,
-            NoCertificate,
-            PeerNotAllowed,
-            HandshakeTimeout,
-            Truncated,
-            Protocol,
-        ] {
+        for &f in TlsFailure::ALL {
             assert_eq!(CloseReason::from(f).as_str(), f.name());
+            // The list pairs each failure with `Tls` + its own name.
+            assert_eq!(f.name(), format!("Tls{f:?}"));
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -30,23 +30,29 @@ pub fn mooring(args: &[&str]) -> Command {
     c
 }
 
-/// `mooring relay --listen 127.0.0.1:0 --upstream <upstream>` with fast
-/// reconnects (50 ms, at most 200 ms), then `extra`.
-pub fn relay_cmd(upstream: SocketAddr, extra: &[&str]) -> Command {
+/// `mooring listen --bind 127.0.0.1:0 <args>`.
+pub fn listen_cmd(args: &[&str]) -> Command {
+    let mut c = mooring(&["listen", "--bind", "127.0.0.1:0"]);
+    c.args(args);
+    c
+}
+
+/// `mooring relay --listen 127.0.0.1:0 --upstream <upstream>`, then `extra`.
+pub fn relay_to(upstream: SocketAddr, extra: &[&str]) -> Command {
     let up = upstream.to_string();
-    let mut args = vec![
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &up,
-        "--reconnect-min",
-        "50ms",
-        "--reconnect-max",
-        "200ms",
-    ];
-    args.extend_from_slice(extra);
-    mooring(&args)
+    let mut c = mooring(&["relay", "--listen", "127.0.0.1:0", "--upstream", &up]);
+    c.args(extra);
+    c
+}
+
+/// [`relay_to`] with fast reconnects (50 ms, at most 200 ms), then `extra`.
+pub fn relay_cmd(upstream: SocketAddr, extra: &[&str]) -> Command {
+    let mut c = relay_to(
+        upstream,
+        &["--reconnect-min", "50ms", "--reconnect-max", "200ms"],
+    );
+    c.args(extra);
+    c
 }
 
 /// A running program whose stdout lines are read on a thread into a channel,
@@ -59,12 +65,20 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `cmd` with stdout piped (stderr goes to the test's output).
-    pub fn spawn(mut cmd: Command) -> Proc {
+    /// Starts `cmd` with stdout piped (stdin closed, stderr goes to the
+    /// test's output).
+    pub fn spawn(cmd: Command) -> Proc {
+        Proc::spawn_with(cmd, Stdio::null(), Stdio::inherit())
+    }
+
+    /// [`Proc::spawn`] with stdin and stderr as given (piped stdin: write it
+    /// with [`Proc::write_stdin`]; piped stderr: read it from
+    /// [`Proc::take_stderr`]).
+    pub fn spawn_with(mut cmd: Command, stdin: Stdio, stderr: Stdio) -> Proc {
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         let out = child.stdout.take().expect("piped stdout");
@@ -82,6 +96,19 @@ impl Proc {
             lines: rx,
             seen: Vec::new(),
         }
+    }
+
+    /// Writes `bytes` to the program's stdin (spawned with it piped) and
+    /// flushes them.
+    pub fn write_stdin(&mut self, bytes: &[u8]) {
+        let stdin = self.child.stdin.as_mut().expect("piped stdin");
+        stdin.write_all(bytes).expect("write stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// The program's stderr, when it was spawned with it piped.
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.child.stderr.take()
     }
 
     /// Waits for the next stdout line matching `want` (earlier lines are skipped
@@ -118,16 +145,20 @@ impl Proc {
     /// Starts `mooring listen --bind 127.0.0.1:0 <args>` and returns it with the
     /// address from its first line, which must be `event=listening`.
     pub fn listen(args: &[&str]) -> (Proc, SocketAddr) {
-        let mut all = vec!["listen", "--bind", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        Proc::listen_cmd(mooring(&all))
+        Proc::listen_cmd(listen_cmd(args))
     }
 
     /// Starts `cmd`, a `mooring listen --bind 127.0.0.1:0 ...` however wrapped
     /// (e.g. in `ip netns exec`), and returns it with the address from its first
     /// line, which must be `event=listening`.
     pub fn listen_cmd(cmd: Command) -> (Proc, SocketAddr) {
-        let mut p = Proc::spawn(cmd);
+        Proc::spawn(cmd).listening()
+    }
+
+    /// This program, a `mooring listen --bind 127.0.0.1:0 ...` just started,
+    /// with the address from its first line, which must be `event=listening`.
+    pub fn listening(mut self) -> (Proc, SocketAddr) {
+        let p = &mut self;
         let first = p.expect_line(|_| true, WITHIN);
         let addr = first
             .strip_prefix("event=listening addr=")
@@ -135,7 +166,7 @@ impl Proc {
         let addr: SocketAddr = addr.parse().expect("listening addr");
         assert_eq!(addr.ip().to_string(), "127.0.0.1");
         assert_ne!(addr.port(), 0, "the real port, not 0");
-        (p, addr)
+        (self, addr)
     }
 }
 

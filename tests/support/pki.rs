@@ -103,18 +103,20 @@ pub fn send_tls(addr: impl Display, ca: &str, extra: &[&str]) -> Run {
     run(mooring(&args), None)
 }
 
-/// Waits for `listen`'s refusal of a client without a certificate: its
-/// first close that is not `PeerClosed` (an earlier client's own close may
-/// come first), checked to be `TlsNoCertificate`, and returned.
+/// Waits for `listen`'s refusal of a client without a certificate (see
+/// [`expect_tls_close`]).
 pub fn expect_no_certificate_close(listen: &mut Proc) -> String {
+    expect_tls_close(listen, "TlsNoCertificate", "a client without a certificate")
+}
+
+/// Waits for `listen`'s refusal of a TLS client (`what`, for the failure
+/// message): its first close that is not `PeerClosed` (an earlier client's
+/// own close may come first), checked to have `reason`, and returned.
+pub fn expect_tls_close(listen: &mut Proc, reason: &str, what: &str) -> String {
     let closed = listen.expect_line(
         |l| l.starts_with("event=closed ") && field(l, "reason") != Some("PeerClosed"),
         WITHIN,
     );
-    assert_eq!(
-        field(&closed, "reason"),
-        Some("TlsNoCertificate"),
-        "{closed}"
-    );
+    assert_eq!(field(&closed, "reason"), Some(reason), "{what}: {closed}");
     closed
 }

@@ -34,25 +34,11 @@ use crate::service::Service;
 /// Longest wait in one poll (deadlines wake it earlier).
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
-/// The relay's settings from its options.
+/// The relay's settings from its options, its backoff jitter seeded with `seed`.
 fn relay_config(o: &RelayOpts, seed: u64) -> RelayConfig {
     RelayConfig {
-        queue: o.queue,
-        ack_after: o.ack_after,
-        retries: o.retries,
-        response_timeout: o.response_timeout,
-        backoff: o.backoff,
-        connect_timeout: o.connect_timeout,
-        dedup_window: o.dedup_window,
-        liveness: o.liveness.clone(),
         seed,
-        spool: o.spool.clone(),
-        backup_upstreams: o.backup_upstreams.clone(),
-        failover_after: o.failover_after,
-        upstream_window: o.upstream_window,
-        #[cfg(feature = "tls")]
-        tls: o.upstream_tls.clone(),
-        ..RelayConfig::new(o.upstream)
+        ..o.relay.clone()
     }
 }
 
@@ -459,7 +445,7 @@ pub fn run(o: &RelayOpts, svc: &ServiceOpts) -> ExitCode {
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
         )
         .print();
-    line::liveness(&o.liveness).print();
+    line::liveness(&o.relay.liveness).print();
     let mut metrics = match o.metrics {
         Some(addr) => match crate::metrics::bind(&mut node, addr) {
             Ok(m) => Some(m),
@@ -467,10 +453,10 @@ pub fn run(o: &RelayOpts, svc: &ServiceOpts) -> ExitCode {
         },
         None => None,
     };
-    let bound = o.liveness.detection_bound();
+    let bound = o.relay.liveness.detection_bound();
     service.ready();
     let mut active = Active {
-        addr: o.upstream,
+        addr: o.relay.upstream,
         index: 0,
     };
     let mut flood = ReplyFlood::new(mooring::internals::ratelimit::DEFAULT_INTERVAL);

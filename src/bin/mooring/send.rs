@@ -263,25 +263,21 @@ fn send_one(
         log::debug!("message {n}: {err}");
         // A frame too large for the link will be too large on every attempt.
         if attempt >= retries || err == RequestError::FrameTooLarge {
-            let mut l = Line::new("event", "error")
+            Line::new("event", "error")
                 .kv("n", n)
                 .wire("id", id)
-                .kv("error", err.as_str());
-            if let Some(r) = close_reason(&err) {
-                l = l.kv("reason", r);
-            }
-            l.print();
+                .kv("error", err.as_str())
+                .kv_opt("reason", close_reason(&err))
+                .print();
             return None;
         }
         attempt += 1;
-        let mut l = Line::new("event", "retry")
+        Line::new("event", "retry")
             .kv("n", n)
             .kv("attempt", attempt)
-            .kv("error", err.as_str());
-        if let Some(r) = close_reason(&err) {
-            l = l.kv("reason", r);
-        }
-        l.print();
+            .kv("error", err.as_str())
+            .kv_opt("reason", close_reason(&err))
+            .print();
         std::thread::sleep(retry_pause(attempt, &mut rng));
     }
 }

@@ -341,16 +341,16 @@ mod tests {
         let Command::Relay(o) = cli.command else {
             panic!("relay")
         };
-        assert_eq!(o.upstream.port(), 7001, "the first line: the primary");
-        let backups: Vec<u16> = o.backup_upstreams.iter().map(|a| a.port()).collect();
+        assert_eq!(o.relay.upstream.port(), 7001, "the first line: the primary");
+        let backups: Vec<u16> = o.relay.backup_upstreams.iter().map(|a| a.port()).collect();
         assert_eq!(backups, [7002]);
         let cli = with_file("up2", text, &["relay", "--upstream", "127.0.0.1:7003"]).unwrap();
         let Command::Relay(o) = cli.command else {
             panic!("relay")
         };
-        assert_eq!(o.upstream.port(), 7003);
+        assert_eq!(o.relay.upstream.port(), 7003);
         assert!(
-            o.backup_upstreams.is_empty(),
+            o.relay.backup_upstreams.is_empty(),
             "the command line replaces the list"
         );
     }

@@ -7,15 +7,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mooring::relay::{default_ack_after, RelayConfig, SpoolSettings};
-use mooring::session::Backoff;
 use mooring::spool::Fsync;
-use mooring::{Framing, LivenessConfig};
+use mooring::Framing;
 
 pub use mooring::relay::AckAfter;
 
 use super::common::{self, backoff_from, parse_addr, parse_limit, LinkFlags};
 use super::liveness::LivenessFlags;
-use super::tls::{ClientTlsOpts, ServerTlsOpts, TlsClientFlags, TlsServerFlags};
+use super::tls::{ServerTlsOpts, TlsClientFlags, TlsServerFlags};
 use super::usage::RELAY_USAGE;
 use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
 
@@ -24,42 +23,28 @@ use super::{err, global_flag, Command, UsageError, Verbosity, Word, Words};
 pub struct RelayOpts {
     /// `--listen`.
     pub listen: SocketAddr,
-    /// `--upstream` (the first given: the primary).
-    pub upstream: SocketAddr,
-    /// `--upstream` given again: the backups, in order.
-    pub backup_upstreams: Vec<SocketAddr>,
-    /// `--failover-after`.
-    pub failover_after: u32,
-    /// `--upstream-window`.
-    pub upstream_window: usize,
+    /// The relay engine's settings, from [`RelayConfig::new`]'s defaults and
+    /// the flags: `--upstream` (the first given: the primary; given again: the
+    /// backups, in order), `--failover-after`, `--upstream-window`, `--queue`,
+    /// `--ack-after`, `--retries`, `--response-timeout`, `--reconnect-min`,
+    /// `--reconnect-max`, `--connect-timeout`, `--dedup-window`, the liveness
+    /// flags (upstream link, `--protocol` included), `--spool DIR`,
+    /// `--spool-size`, `--fsync` (`spool` `None`: in memory) and the
+    /// upstream's `--upstream-tls`, `--upstream-tls-ca`,
+    /// `--upstream-tls-server-name`, `--upstream-tls-cert`,
+    /// `--upstream-tls-key` (`tls` `None`: plain TCP). Its `seed` is left at 0
+    /// for the run to set.
+    pub relay: RelayConfig,
     /// `--framing`.
     pub framing: Framing,
     /// `--max-frame`: the largest message taken from a device or the upstream.
     pub max_frame: usize,
-    /// `--queue`.
-    pub queue: usize,
-    /// `--ack-after`.
-    pub ack_after: AckAfter,
-    /// `--retries`.
-    pub retries: u32,
-    /// `--response-timeout`.
-    pub response_timeout: Duration,
-    /// `--reconnect-min`, `--reconnect-max`.
-    pub backoff: Backoff,
-    /// `--connect-timeout`.
-    pub connect_timeout: Duration,
-    /// `--dedup-window`.
-    pub dedup_window: usize,
     /// `--max-conns`.
     pub max_conns: usize,
     /// `--max-conns-per-ip` (`None`: off).
     pub max_conns_per_ip: Option<usize>,
     /// `--write-timeout`.
     pub write_timeout: Duration,
-    /// Liveness flags (upstream link), `--protocol` included.
-    pub liveness: LivenessConfig,
-    /// `--spool DIR`, `--spool-size`, `--fsync` (`None`: in memory).
-    pub spool: Option<SpoolSettings>,
     /// `--metrics ADDR`: serve `GET /metrics` there (`None`: off).
     pub metrics: Option<SocketAddr>,
     /// The device side's `--tls-cert`, `--tls-key`, `--tls-ca`,
@@ -67,12 +52,6 @@ pub struct RelayOpts {
     // Always `None` without the `tls` feature (its flags are refused).
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub device_tls: Option<ServerTlsOpts>,
-    /// The upstream's `--upstream-tls`, `--upstream-tls-ca`,
-    /// `--upstream-tls-server-name`, `--upstream-tls-cert`,
-    /// `--upstream-tls-key` (`None`: plain TCP).
-    // Always `None` without the `tls` feature (its flags are refused).
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
-    pub upstream_tls: Option<ClientTlsOpts>,
 }
 
 /// What `--spool` names.
@@ -276,28 +255,34 @@ pub(super) fn parse_relay<I: Iterator<Item = String>>(
         }
         _ => None,
     };
+    // Without the `tls` feature there is no upstream TLS (its flags are refused).
+    #[cfg(not(feature = "tls"))]
+    let _ = upstream_tls;
     Ok(Command::Relay(Box::new(RelayOpts {
         listen,
-        upstream,
-        backup_upstreams,
-        failover_after,
-        upstream_window,
+        relay: RelayConfig {
+            backup_upstreams,
+            failover_after,
+            upstream_window,
+            queue,
+            ack_after,
+            retries,
+            response_timeout,
+            backoff,
+            connect_timeout,
+            dedup_window,
+            liveness,
+            spool,
+            #[cfg(feature = "tls")]
+            tls: upstream_tls,
+            ..RelayConfig::new(upstream)
+        },
         framing: link.framing,
         max_frame: link.max_frame,
-        queue,
-        ack_after,
-        retries,
-        response_timeout,
-        backoff,
-        connect_timeout,
-        dedup_window,
         max_conns,
         max_conns_per_ip,
         write_timeout,
-        liveness,
-        spool,
         metrics,
         device_tls,
-        upstream_tls,
     })))
 }

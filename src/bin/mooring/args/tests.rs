@@ -461,18 +461,18 @@ fn relay_flags_fill_the_options() {
         panic!("not parsed")
     };
     assert_eq!(
-        o.liveness.frame_timeout.map(|f| f.timeout),
+        o.relay.liveness.frame_timeout.map(|f| f.timeout),
         Some(Duration::from_secs(2))
     );
     assert_eq!(o.write_timeout, Duration::from_secs(3));
-    assert_eq!(o.queue, 5);
-    assert_eq!(o.ack_after, AckAfter::Upstream);
-    assert_eq!(o.retries, 0);
-    assert_eq!(o.backoff.min, Duration::from_millis(100));
-    assert_eq!(o.backoff.max, Duration::from_secs(2));
-    assert_eq!(o.liveness.protocol, Protocol::Mooring);
-    assert!(o.liveness.heartbeat.is_some());
-    assert_eq!(o.dedup_window, 10_000);
+    assert_eq!(o.relay.queue, 5);
+    assert_eq!(o.relay.ack_after, AckAfter::Upstream);
+    assert_eq!(o.relay.retries, 0);
+    assert_eq!(o.relay.backoff.min, Duration::from_millis(100));
+    assert_eq!(o.relay.backoff.max, Duration::from_secs(2));
+    assert_eq!(o.relay.liveness.protocol, Protocol::Mooring);
+    assert!(o.relay.liveness.heartbeat.is_some());
+    assert_eq!(o.relay.dedup_window, 10_000);
 }
 
 #[test]
@@ -519,18 +519,24 @@ fn relay_ack_after_defaults_to_upstream_unless_a_spool_is_named() {
     };
     // A crash cannot lose what the default acknowledges.
     let o = parse(&[]);
-    assert_eq!((o.ack_after, o.spool.is_none()), (AckAfter::Upstream, true));
+    assert_eq!(
+        (o.relay.ack_after, o.relay.spool.is_none()),
+        (AckAfter::Upstream, true)
+    );
     // In memory, asked for explicitly.
     let o = parse(&["--spool", "memory"]);
-    assert_eq!((o.ack_after, o.spool.is_none()), (AckAfter::Queued, true));
     assert_eq!(
-        parse(&["--ack-after", "queued"]).ack_after,
+        (o.relay.ack_after, o.relay.spool.is_none()),
+        (AckAfter::Queued, true)
+    );
+    assert_eq!(
+        parse(&["--ack-after", "queued"]).relay.ack_after,
         AckAfter::Queued
     );
     // On disk: queued means on disk; the defaults, then each flag.
     let o = parse(&["--spool", "/tmp/q"]);
-    assert_eq!(o.ack_after, AckAfter::Queued);
-    let s = o.spool.expect("spool");
+    assert_eq!(o.relay.ack_after, AckAfter::Queued);
+    let s = o.relay.spool.expect("spool");
     assert_eq!(s.dir, std::path::PathBuf::from("/tmp/q"));
     assert_eq!((s.size, s.fsync), (256 << 20, mooring::spool::Fsync::Batch));
     let o = parse(&[
@@ -540,15 +546,18 @@ fn relay_ack_after_defaults_to_upstream_unless_a_spool_is_named() {
         "--fsync",
         "interval=50ms",
     ]);
-    let s = o.spool.expect("spool");
+    let s = o.relay.spool.expect("spool");
     assert_eq!(s.size, 64 << 20);
     assert_eq!(
         s.fsync,
         mooring::spool::Fsync::Interval(Duration::from_millis(50))
     );
     let o = parse(&["--spool", "/q", "--fsync", "off", "--ack-after", "upstream"]);
-    assert_eq!(o.ack_after, AckAfter::Upstream);
-    assert_eq!(o.spool.map(|s| s.fsync), Some(mooring::spool::Fsync::Off));
+    assert_eq!(o.relay.ack_after, AckAfter::Upstream);
+    assert_eq!(
+        o.relay.spool.map(|s| s.fsync),
+        Some(mooring::spool::Fsync::Off)
+    );
     for (extra, needle) in [
         (&["--fsync", "off"][..], "need --spool DIR"),
         (
@@ -610,9 +619,9 @@ fn relay_takes_backup_upstreams_a_failover_count_and_a_raw_window() {
     };
     // One upstream: no backups, the documented defaults.
     let o = relay(parse(&[]));
-    assert_eq!(o.upstream, "127.0.0.1:1".parse().unwrap());
-    assert!(o.backup_upstreams.is_empty());
-    assert_eq!((o.failover_after, o.upstream_window), (3, 1));
+    assert_eq!(o.relay.upstream, "127.0.0.1:1".parse().unwrap());
+    assert!(o.relay.backup_upstreams.is_empty());
+    assert_eq!((o.relay.failover_after, o.relay.upstream_window), (3, 1));
     let o = relay(parse(&[
         "--upstream",
         "127.0.0.1:2",
@@ -623,13 +632,18 @@ fn relay_takes_backup_upstreams_a_failover_count_and_a_raw_window() {
         "8",
     ]));
     assert_eq!(
-        o.upstream,
+        o.relay.upstream,
         "127.0.0.1:1".parse().unwrap(),
         "the first is the primary"
     );
-    let backups: Vec<String> = o.backup_upstreams.iter().map(|a| a.to_string()).collect();
+    let backups: Vec<String> = o
+        .relay
+        .backup_upstreams
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     assert_eq!(backups, ["127.0.0.1:2", "127.0.0.1:3"]);
-    assert_eq!((o.failover_after, o.upstream_window), (5, 8));
+    assert_eq!((o.relay.failover_after, o.relay.upstream_window), (5, 8));
     for (extra, needle) in [
         (
             &["--failover-after", "0"][..],

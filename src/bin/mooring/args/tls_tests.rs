@@ -179,7 +179,7 @@ mod with_tls {
             "--tls-handshake-timeout",
             "3s",
         ]));
-        let (d, u) = (o.device_tls.expect("device"), o.upstream_tls.expect("up"));
+        let (d, u) = (o.device_tls.expect("device"), o.relay.tls.expect("up"));
         assert_eq!(d.handshake_timeout, Duration::from_secs(3));
         assert_eq!(u.handshake_timeout, Duration::from_secs(3));
         assert_eq!(u.server_name.as_deref(), Some("engine.example"));
@@ -194,7 +194,7 @@ mod with_tls {
         ]));
         assert!(o.device_tls.is_none());
         assert_eq!(
-            o.upstream_tls.unwrap().handshake_timeout,
+            o.relay.tls.unwrap().handshake_timeout,
             Duration::from_secs(3)
         );
     }
