@@ -332,7 +332,7 @@ impl Buffers {
     /// a frame goes from one link's receive block into a transmit block with one
     /// copy. `None` when `dst` has no block, or it is `src` itself. Once per
     /// echoed or forwarded frame: inline.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn src_and_spare(
         &mut self,
         src: Block,
