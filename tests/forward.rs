@@ -156,7 +156,7 @@ fn a_pipelined_burst_echoes_intact_and_in_order_across_block_ends() {
             node.poll(Some(Duration::from_millis(5))).unwrap();
             while let Some(ev) = node.next_event() {
                 if let Event::Message { link, payload } = ev {
-                    if n % 2 == 0 {
+                    if n.is_multiple_of(2) {
                         node.forward(link).unwrap();
                     } else {
                         let copy = payload.to_vec();
