@@ -237,7 +237,8 @@ impl Buffers {
         pool.free.push(blk.idx);
     }
 
-    /// The whole block `blk`.
+    /// The whole block `blk` (per message: inline).
+    #[inline(always)]
     pub(crate) fn block(&self, blk: Block) -> &[u8] {
         let p = self.pool(blk.tier);
         &p.mem[p.range(blk.idx)]
@@ -250,6 +251,7 @@ impl Buffers {
     }
 
     /// The unconsumed bytes of `b`.
+    #[inline]
     pub(crate) fn data(&self, b: &Buf) -> &[u8] {
         match b.block {
             Some(blk) => &self.block(blk)[b.start as usize..b.end as usize],
@@ -328,7 +330,9 @@ impl Buffers {
 
     /// Bytes `range` of block `src` and the free tail of `dst`'s block, at once:
     /// a frame goes from one link's receive block into a transmit block with one
-    /// copy. `None` when `dst` has no block, or it is `src` itself.
+    /// copy. `None` when `dst` has no block, or it is `src` itself. Once per
+    /// echoed or forwarded frame: inline.
+    #[inline(always)]
     pub(crate) fn src_and_spare(
         &mut self,
         src: Block,

@@ -4,6 +4,22 @@
 
 use super::{Codec, Decoded, Envelope, FrameError};
 
+/// Bytes a frame adds before its payload: the length.
+pub(super) const OVERHEAD: usize = 4;
+
+/// Writes the length and `payload` into `out` (see
+/// [`super::Framing::encode_into`]); `None` for a payload too long for the prefix.
+#[inline(always)]
+pub(super) fn frame_into(payload: &[u8], out: &mut [u8]) -> Option<usize> {
+    let len = u32::try_from(payload.len()).ok()?;
+    let total = payload.len().checked_add(OVERHEAD)?;
+    let (dst, _) = out.split_at_mut_checked(total)?;
+    let (head, body) = dst.split_at_mut(OVERHEAD);
+    head.copy_from_slice(&len.to_be_bytes());
+    body.copy_from_slice(payload);
+    Some(total)
+}
+
 /// The 4-byte length prefix codec.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Len32;
@@ -41,7 +57,7 @@ impl Codec for Len32 {
     }
 
     fn overhead(&self) -> usize {
-        4
+        OVERHEAD
     }
 
     fn encode_parts(&self, parts: &[&[u8]], out: &mut [u8]) -> Option<usize> {

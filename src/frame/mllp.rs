@@ -41,6 +41,23 @@ fn find_fs_or_vt(buf: &[u8]) -> Option<usize> {
     memchr::memchr2(FS, VT, buf)
 }
 
+/// Bytes a frame adds around its payload: the start block and the end block.
+pub(super) const OVERHEAD: usize = 3;
+
+/// Writes `<VT> payload <FS><CR>` into `out` (see [`super::Framing::encode_into`]).
+#[inline(always)]
+pub(super) fn frame_into(payload: &[u8], out: &mut [u8]) -> Option<usize> {
+    let n = payload.len();
+    let total = n.checked_add(OVERHEAD)?;
+    let (dst, _) = out.split_at_mut_checked(total)?;
+    let (start, rest) = dst.split_at_mut(1);
+    let (body, end) = rest.split_at_mut(n);
+    start[0] = VT;
+    body.copy_from_slice(payload);
+    end.copy_from_slice(&[FS, CR]);
+    Some(total)
+}
+
 /// The MLLP codec.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Mllp;
@@ -111,7 +128,7 @@ impl Codec for Mllp {
     }
 
     fn overhead(&self) -> usize {
-        3
+        OVERHEAD
     }
 
     fn can_carry(&self, payload: &[u8]) -> bool {

@@ -181,6 +181,53 @@ impl Framing {
         }
     }
 
+    /// Bytes a frame adds around its payload: [`Codec::overhead`] of
+    /// [`Framing::codec`], without a dynamic call.
+    #[inline]
+    pub(crate) const fn overhead(self) -> usize {
+        match self {
+            Framing::Mllp => mllp::OVERHEAD,
+            Framing::Len32 => len32::OVERHEAD,
+        }
+    }
+
+    /// [`Codec::decode`] of [`Framing::codec`], dispatched statically: the
+    /// node decodes every frame through here (no dynamic call per frame).
+    #[inline]
+    pub(crate) fn decode(
+        self,
+        buf: &[u8],
+        scan: &mut usize,
+        max_frame: usize,
+    ) -> Result<Decoded, FrameError> {
+        match self {
+            Framing::Mllp => Mllp.decode(buf, scan, max_frame),
+            Framing::Len32 => Len32.decode(buf, scan, max_frame),
+        }
+    }
+
+    /// [`Codec::can_carry`] of [`Framing::codec`], dispatched statically.
+    #[inline]
+    pub(crate) fn can_carry(self, payload: &[u8]) -> bool {
+        match self {
+            Framing::Mllp => Mllp.can_carry(payload),
+            Framing::Len32 => true,
+        }
+    }
+
+    /// Writes the frame of `payload` into `out` and returns its length: the
+    /// bytes [`Codec::encode`] of [`Framing::codec`] writes, with fixed-size
+    /// stores and one copy instead of a dynamic call and a loop over parts
+    /// (the node's per-message path). `None` (nothing written) when `out` is
+    /// too small or the payload too long to frame.
+    #[inline(always)]
+    pub(crate) fn encode_into(self, payload: &[u8], out: &mut [u8]) -> Option<usize> {
+        match self {
+            Framing::Mllp => mllp::frame_into(payload, out),
+            Framing::Len32 => len32::frame_into(payload, out),
+        }
+    }
+
     /// The name used on the command line.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -342,6 +389,47 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(Envelope::new(&[0; 9], &[]), None, "longer than MAX");
+    }
+
+    #[test]
+    fn a_framing_frames_and_decodes_as_its_codec_does() {
+        // The node's per-message path uses `Framing`'s static methods; they
+        // must write and find exactly what the codec's own methods do.
+        let mut rng = Rng::new(11);
+        for _ in 0..300 {
+            let len = rng.below(600);
+            let payload: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let max_frame = rng.below(700);
+            for framing in [Framing::Mllp, Framing::Len32] {
+                let codec = framing.codec();
+                assert_eq!(framing.overhead(), codec.overhead());
+                assert_eq!(framing.can_carry(&payload), codec.can_carry(&payload));
+                // Room for the frame, and one byte short of it.
+                for room in [len + codec.overhead(), len + codec.overhead() - 1] {
+                    let mut ours = vec![0xAAu8; room + 5];
+                    let mut theirs = ours.clone();
+                    let n = framing.encode_into(&payload, &mut ours[..room]);
+                    let m = codec.encode(&payload, &mut theirs[..room]);
+                    assert_eq!(n, m, "{framing:?}, {len} bytes in {room}");
+                    if n.is_some() {
+                        assert_eq!(ours, theirs, "{framing:?}, {len} bytes in {room}");
+                    } else {
+                        // (The codec may leave a partial frame; this writes nothing.)
+                        assert!(ours.iter().all(|&b| b == 0xAA), "nothing written");
+                    }
+                }
+                let mut wire = vec![0u8; len + codec.overhead()];
+                let n = codec.encode(&payload, &mut wire).expect("sized");
+                for cut in [n, n / 2, rng.below(n + 1)] {
+                    let (mut a, mut b) = (0, 0);
+                    assert_eq!(
+                        framing.decode(&wire[..cut], &mut a, max_frame),
+                        codec.decode(&wire[..cut], &mut b, max_frame)
+                    );
+                    assert_eq!(a, b);
+                }
+            }
+        }
     }
 
     /// Asserts that `stream` decodes the same (frames, or the same error) in one

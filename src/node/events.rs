@@ -441,7 +441,9 @@ impl Node {
     }
 
     /// Round robin: after a frame, the next ready link gets a turn before this
-    /// one's next frame (nothing to do when it is the only one).
+    /// one's next frame (nothing to do when it is the only one). Once per
+    /// message: inline.
+    #[inline(always)]
     pub(super) fn take_turn(&mut self) {
         if self.ready.len() > 1 {
             if let Some(i) = self.ready.pop_front() {

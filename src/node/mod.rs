@@ -178,6 +178,9 @@ pub struct Node {
     now: Instant,
     cfg: NodeConfig,
     codec: Box<dyn Codec>,
+    /// The built-in framing `codec` is, if it is one: the per-message path
+    /// then decodes and frames without a dynamic call.
+    framing: Option<crate::Framing>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     listeners: heapless::Vec<Listener, MAX_LISTENERS>,
@@ -276,17 +279,24 @@ impl Node {
             crate::Framing::Mllp => Box::new(crate::frame::Mllp),
             crate::Framing::Len32 => Box::new(crate::frame::Len32),
         };
-        Node::build(cfg, codec, clock)
+        let framing = Some(cfg.framing);
+        Node::build(cfg, codec, framing, clock)
     }
 
     /// A node with a custom [`Codec`] (`cfg.framing` is then ignored).
     pub fn with_codec(cfg: NodeConfig, codec: Box<dyn Codec>) -> Result<Node, SetupError> {
-        Node::build(cfg, codec, clock::NodeClock::System(SystemClock::new()))
+        Node::build(
+            cfg,
+            codec,
+            None,
+            clock::NodeClock::System(SystemClock::new()),
+        )
     }
 
     fn build(
         cfg: NodeConfig,
         codec: Box<dyn Codec>,
+        framing: Option<crate::Framing>,
         clock: clock::NodeClock,
     ) -> Result<Node, SetupError> {
         cfg.validate()?;
@@ -354,6 +364,7 @@ impl Node {
             now: Instant::ZERO,
             bufs,
             codec,
+            framing,
             slots,
             free,
             listeners: heapless::Vec::new(),

@@ -19,7 +19,10 @@ impl Node {
             if data.is_empty() {
                 return None;
             }
-            let res = self.codec.decode(data, &mut s.scan, self.cfg.max_frame);
+            let res = match self.framing {
+                Some(f) => f.decode(data, &mut s.scan, self.cfg.max_frame),
+                None => self.codec.decode(data, &mut s.scan, self.cfg.max_frame),
+            };
             match res {
                 Ok(Decoded::Frame {
                     payload,
@@ -30,7 +33,8 @@ impl Node {
                     s.last_frame = u32::try_from(consumed).unwrap_or(u32::MAX);
                     let block = s.rx.block?;
                     let base = s.rx.start as usize;
-                    let frame = &self.bufs.block(block)[base + payload.start..base + payload.end];
+                    // The codec found the frame in `data` (no second look-up of the block).
+                    let frame = data.get(payload.clone()).unwrap_or_default();
                     let action = s.link.handle_frame(now, frame);
 
                     if let FrameAction::Established(g) = action {

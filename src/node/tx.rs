@@ -52,6 +52,9 @@ impl Node {
         self.queue(id, Body::Delivered(d), None)
     }
 
+    /// Queues `body` on the link `id` (see [`Node::send`]): the common case
+    /// inline ([`Node::queue_small`]), the rest in [`Node::queue_on`].
+    #[inline(always)]
     pub(super) fn queue(
         &mut self,
         id: LinkId,
@@ -59,6 +62,78 @@ impl Node {
         reply: Option<Duration>,
     ) -> Result<(), SendError> {
         let i = self.slot_of(id).ok_or(SendError::NotOpen)?;
+        if reply.is_none() && self.queue_small(i, body) {
+            return Ok(());
+        }
+        self.queue_on(i, body, reply)
+    }
+
+    /// The common case of [`Node::queue_on`], per message and so inline: a
+    /// frame of a built-in framing with no protocol header, whose bytes fit
+    /// the free tail of the link's transmit block (or a fresh working block)
+    /// and leave the queue under [`FLUSH_AT`]. It does what the general path
+    /// does then (frame it, count it, schedule the write) without its steps:
+    /// no dynamic codec call, no parts, no checks that cannot fire. Anything
+    /// else (an error to report, a header, a frame to write at once, a block
+    /// to compact or grow, a response timer) returns false with nothing
+    /// changed but a working block taken, which the general path would take too.
+    #[inline(always)]
+    fn queue_small(&mut self, i: u32, body: Body<'_>) -> bool {
+        let Some(framing) = self.framing else {
+            return false;
+        };
+        let len = body.len();
+        if len > self.cfg.max_frame {
+            return false;
+        }
+        if let Body::Bytes(b) = body {
+            if !framing.can_carry(b) {
+                return false;
+            }
+        }
+        let need = len + framing.overhead();
+        let s = &mut self.slots[i as usize];
+        if !s.link.may_send()
+            || s.link.next_data_header().is_some()
+            || s.tx.len() + need >= FLUSH_AT
+        {
+            return false;
+        }
+        // Room at the tail, as `write_frame`'s `reserve` finds it without
+        // moving anything; or no block yet (`would_outgrow_working_block` is
+        // then false), and `reserve` takes one.
+        let room = match s.tx.block {
+            Some(_) => self.bufs.capacity(&s.tx) - s.tx.end as usize >= need,
+            None => self.bufs.reserve(&mut s.tx, need),
+        };
+        if !room {
+            return false;
+        }
+        let n = match body {
+            Body::Bytes(b) => framing.encode_into(b, self.bufs.spare(&s.tx)),
+            Body::Delivered(d) => self
+                .bufs
+                .src_and_spare(d.block, d.start..d.end, &s.tx)
+                .and_then(|(src, spare)| framing.encode_into(src, spare)),
+        };
+        let Some(n) = n else {
+            return false;
+        };
+        s.tx.end += n as u32;
+        let now = self.now;
+        s.link.handle_queued(now, None);
+        self.queue_flush(i);
+        self.resched(i);
+        true
+    }
+
+    /// [`Node::queue`] on the slot `i` of an open link, every case.
+    fn queue_on(
+        &mut self,
+        i: u32,
+        body: Body<'_>,
+        reply: Option<Duration>,
+    ) -> Result<(), SendError> {
         if body.len() > self.cfg.max_frame {
             return Err(SendError::FrameTooLarge);
         }
@@ -145,6 +220,8 @@ impl Node {
         Some(n)
     }
 
+    /// Lists the link for the next flush (once per frame queued: inline).
+    #[inline(always)]
     pub(super) fn queue_flush(&mut self, i: u32) {
         let s = &mut self.slots[i as usize];
         if !s.in_flush {
@@ -355,6 +432,7 @@ pub(super) enum Body<'a> {
 }
 
 impl Body<'_> {
+    #[inline]
     fn len(&self) -> usize {
         match self {
             Body::Bytes(b) => b.len(),
