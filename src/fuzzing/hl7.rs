@@ -3,7 +3,8 @@
 use super::Input;
 use crate::hl7::{self, AckCode};
 
-/// The HL7 helpers: no panic on any bytes; `build_ack` writes an ACK that
+/// The HL7 helpers: no panic on any bytes; `build_ack` writes the ACK the
+/// plain reference builder writes, byte for byte, an ACK that
 /// parses back as HL7 with MSA-1 = the code, MSA-2 = the message's MSH-10
 /// and MSH-10 = `A` + it (so `reply_matches` accepts it), fails cleanly in a
 /// buffer one byte short, and the file splitter yields MSH-led CR-only
@@ -27,6 +28,12 @@ pub fn hl7(data: &[u8]) {
     let mut out = vec![0u8; 2 * msg.len() + timestamp.len() + 64];
     let n = hl7::build_ack(msg, code, timestamp, &mut out).expect("sized generously");
     let ack = &out[..n];
+    assert_eq!(
+        ack,
+        super::reference_ack(msg, code, timestamp),
+        "the ACK of {:?}",
+        String::from_utf8_lossy(msg)
+    );
     assert!(hl7::is_hl7(ack), "{:?}", String::from_utf8_lossy(ack));
     assert_eq!(hl7::ack_code(ack), Some(code.as_str().as_bytes()));
     assert_eq!(hl7::acked_control_id(ack), id, "MSA-2 = MSH-10");

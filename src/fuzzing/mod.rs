@@ -10,12 +10,14 @@
 mod c_api;
 mod codecs;
 mod hl7;
+mod hl7_reference;
 mod link;
 mod session;
 
 pub use c_api::c_api;
 pub use codecs::{frame_codecs, wire};
 pub use hl7::hl7;
+pub use hl7_reference::reference_ack;
 pub use link::link;
 pub use session::session;
 

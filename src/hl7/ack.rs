@@ -143,6 +143,7 @@ pub fn build_ack_for(
 }
 
 /// MSH-`a`, the separator, MSH-`a + 1`: in one copy when they need no trimming.
+#[inline(always)]
 fn put_pair(w: &mut Writer<'_>, msh: &Msh<'_>, a: usize) {
     match msh.pair(a) {
         Some(both) => w.put(both),

@@ -117,39 +117,96 @@ pub fn reply_matches(request: &[u8], reply: &[u8]) -> bool {
 /// Writes into a fixed buffer and keeps counting past its end, so callers
 /// learn the size that would have been needed without any allocation.
 pub(crate) struct Writer<'o> {
-    out: &'o mut [u8],
+    /// The part of the buffer not written yet: each piece is split off its
+    /// front, one length check per piece.
+    free: &'o mut [u8],
+    /// Bytes put so far, whether they fitted or not.
     len: usize,
+    /// Something did not fit (nothing after it is written).
+    short: bool,
 }
 
 impl<'o> Writer<'o> {
     pub(crate) fn new(out: &'o mut [u8]) -> Self {
-        Writer { out, len: 0 }
+        Writer {
+            free: out,
+            len: 0,
+            short: false,
+        }
     }
 
     pub(crate) fn put(&mut self, bytes: &[u8]) {
-        let end = self.len.saturating_add(bytes.len());
-        // Once something did not fit, `len` exceeds the buffer and nothing more is written.
-        if let Some(dst) = self.out.get_mut(self.len..end) {
-            dst.copy_from_slice(bytes);
+        self.len = self.len.saturating_add(bytes.len());
+        match core::mem::take(&mut self.free).split_at_mut_checked(bytes.len()) {
+            Some((dst, free)) => {
+                copy_short(dst, bytes);
+                self.free = free;
+            }
+            None => self.short = true,
         }
-        self.len = end;
     }
 
     pub(crate) fn put_byte(&mut self, b: u8) {
         // A single store, not a copy: an ACK has some twenty of these.
-        if let Some(slot) = self.out.get_mut(self.len) {
-            *slot = b;
-        }
         self.len = self.len.saturating_add(1);
+        match core::mem::take(&mut self.free).split_first_mut() {
+            Some((slot, free)) => {
+                *slot = b;
+                self.free = free;
+            }
+            None => self.short = true,
+        }
     }
 
     /// `Ok(len)` when everything fitted, otherwise `Err(needed)`.
     pub(crate) fn finish(self) -> Result<usize, usize> {
-        if self.len <= self.out.len() {
-            Ok(self.len)
-        } else {
+        if self.short {
             Err(self.len)
+        } else {
+            Ok(self.len)
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` (same lengths), without a call to `memcpy` for
+/// the short pieces an ACK is made of: two overlapping loads and stores of a
+/// fixed size cover any length between that size and twice it.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() != n {
+        return;
+    }
+    match n {
+        0 => {}
+        // The first, middle and last byte: all of one to three.
+        1..=3 => {
+            for i in [0, n / 2, n - 1] {
+                if let (Some(d), Some(s)) = (dst.get_mut(i), src.get(i)) {
+                    *d = *s;
+                }
+            }
+        }
+        4..=7 => copy_ends::<4>(dst, src),
+        8..=16 => copy_ends::<8>(dst, src),
+        17..=32 => copy_ends::<16>(dst, src),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Copies the first and the last `W` bytes of `src` (`W <= src.len() <= 2W`,
+/// `dst` as long): all of it.
+#[inline(always)]
+fn copy_ends<const W: usize>(dst: &mut [u8], src: &[u8]) {
+    let tail = src.len().saturating_sub(W);
+    if let (Some(d), Some(s)) = (dst.first_chunk_mut::<W>(), src.first_chunk::<W>()) {
+        *d = *s;
+    }
+    if let (Some(d), Some(s)) = (
+        dst.get_mut(tail..).and_then(|d| d.first_chunk_mut::<W>()),
+        src.get(tail..).and_then(|s| s.first_chunk::<W>()),
+    ) {
+        *d = *s;
     }
 }
 

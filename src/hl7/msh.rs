@@ -33,76 +33,52 @@ struct Splits {
 }
 
 /// Finds the field separators of the MSH segment (`rest` starts at MSH-3 and
-/// runs to the end of the message), eight bytes at a time with word
-/// arithmetic rather than one comparison per byte, and stops after MSH-12 or
-/// at the segment's end (CR or LF), whichever comes first.
+/// runs to the end of the message) and stops after MSH-12 or at the
+/// segment's end (CR or LF), whichever comes first.
+///
+/// The segment's end is found first (`memchr2`, many bytes per step), so the
+/// scan for separators, eight bytes at a time with word arithmetic, looks for
+/// one byte only. It loops over the fields, not the words: each field's end is
+/// the next separator mark, and a word is loaded only when the marks run out,
+/// so the ends are stored without index checks.
 fn split_fields(rest: &[u8], sep: u8) -> Splits {
-    let mut scan = Scan {
-        seps: splat(sep),
-        ends: [0; KEPT],
-        found: 0,
-    };
-    let mut words = rest.chunks_exact(8);
-    let mut base = 0;
-    for word in words.by_ref() {
-        let x = <[u8; 8]>::try_from(word).map_or(0, u64::from_le_bytes);
-        if let Some(done) = scan.word(x, base) {
-            return done;
+    let segment_end = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
+    let segment = rest.get(..segment_end).unwrap_or(rest);
+    let seps = splat(sep);
+    let mut ends = [0; KEPT];
+    let mut words = segment.chunks_exact(8);
+    let mut tail = Some(words.remainder());
+    // Separator marks of the word at `word_at` not yet taken.
+    let mut marks = 0u64;
+    let mut word_at = 0;
+    let mut next_at = 0;
+    for i in 0..KEPT {
+        while marks == 0 {
+            let x = match words.next() {
+                Some(word) => <[u8; 8]>::try_from(word).map_or(0, u64::from_le_bytes),
+                // The last few bytes, then zeros: never a separator.
+                None => match tail.take() {
+                    Some(last) if !last.is_empty() => {
+                        let mut word = [0u8; 8];
+                        for (w, b) in word.iter_mut().zip(last) {
+                            *w = *b;
+                        }
+                        u64::from_le_bytes(word)
+                    }
+                    _ => return last_field(ends, i, segment_end),
+                },
+            };
+            word_at = next_at;
+            next_at += 8;
+            marks = zero_bytes(x ^ seps);
         }
-        base += 8;
+        ends[i] = word_at + (marks.trailing_zeros() / 8) as usize;
+        marks &= marks - 1;
     }
-    // The last few bytes, then zeros: never a separator or a line end.
-    let mut last = [0u8; 8];
-    for (w, b) in last.iter_mut().zip(words.remainder()) {
-        *w = *b;
-    }
-    match scan.word(u64::from_le_bytes(last), base) {
-        Some(done) => done,
-        None => last_field(scan.ends, scan.found, rest.len()),
-    }
-}
-
-/// The state of [`split_fields`].
-struct Scan {
-    /// The field separator in every byte.
-    seps: u64,
-    /// Where the fields found so far end.
-    ends: [usize; KEPT],
-    /// How many separators were found.
-    found: usize,
-}
-
-impl Scan {
-    /// Takes the word `x` at offset `base`; `Some` once the fields are known
-    /// (MSH-12 ended by a separator, or a line end).
-    #[inline(always)]
-    fn word(&mut self, x: u64, base: usize) -> Option<Splits> {
-        let mut marks = zero_bytes(x ^ self.seps);
-        let mut line_end = None;
-        // Only a word with a byte below 0x0E can hold CR or LF: look for them then.
-        if x.wrapping_sub(splat(0x0E)) & !x & splat(0x80) != 0 {
-            let lines = zero_bytes(x ^ splat(b'\r')) | zero_bytes(x ^ splat(b'\n'));
-            if lines != 0 {
-                // Only the separators before the first line end count.
-                marks &= (lines & lines.wrapping_neg()) - 1;
-                line_end = Some(base + (lines.trailing_zeros() / 8) as usize);
-            }
-        }
-        while marks != 0 {
-            if let Some(end) = self.ends.get_mut(self.found) {
-                *end = base + (marks.trailing_zeros() / 8) as usize;
-            }
-            self.found += 1;
-            if self.found == KEPT {
-                return Some(Splits {
-                    ends: self.ends,
-                    count: KEPT,
-                    more: true,
-                });
-            }
-            marks &= marks - 1;
-        }
-        line_end.map(|end| last_field(self.ends, self.found, end))
+    Splits {
+        ends,
+        count: KEPT,
+        more: true,
     }
 }
 
@@ -148,6 +124,31 @@ impl<'a> Msh<'a> {
     /// so that a random payload starting with "MSH" is not taken for HL7.
     /// `None` when `msg` does not start with a valid MSH segment.
     pub fn parse(msg: &'a [u8]) -> Option<Self> {
+        // Nearly every message starts with the default separators: one
+        // comparison of nine bytes instead of validating them one by one.
+        let (sep, enc_len) = if msg.starts_with(super::DEFAULT_HEAD) {
+            (super::DEFAULT_SEPARATOR, super::DEFAULT_ENCODING.len())
+        } else {
+            Self::separators(msg)?
+        };
+        // "MSH", MSH-1, MSH-2 and the separator after it.
+        let (head, rest) = msg.split_at_checked(enc_len + 5)?;
+        let enc = head.get(4..4 + enc_len)?;
+        let Splits { ends, count, more } = split_fields(rest, sep);
+        Some(Msh {
+            sep,
+            enc,
+            head,
+            rest,
+            ends,
+            count,
+            more,
+        })
+    }
+
+    /// Validates MSH-1 and MSH-2 at the start of `msg`: the field separator
+    /// and the number of encoding characters.
+    fn separators(msg: &[u8]) -> Option<(u8, usize)> {
         let after_msh = msg.strip_prefix(b"MSH")?;
         let (&sep, after_sep) = after_msh.split_first()?;
         if !is_delimiter_char(sep) {
@@ -169,18 +170,7 @@ impl<'a> Msh<'a> {
             }
             seen |= bit;
         }
-        // "MSH", MSH-1, MSH-2 and the separator after it.
-        let (head, rest) = msg.split_at_checked(enc_len + 5)?;
-        let Splits { ends, count, more } = split_fields(rest, sep);
-        Some(Msh {
-            sep,
-            enc,
-            head,
-            rest,
-            ends,
-            count,
-            more,
-        })
+        Some((sep, enc_len))
     }
 
     /// MSH-`n` for `3 <= n <= 12` as it lies in the message, untrimmed; empty
@@ -209,9 +199,20 @@ impl<'a> Msh<'a> {
             Some(before) => self.ends.get(before)? + 1,
             None => 0,
         };
-        let both = self.rest.get(start..*self.ends.get(i + 1)?)?;
-        let untrimmed = |f: &[u8]| f.last().is_none_or(|b| !b.is_ascii_whitespace());
-        (untrimmed(self.raw(a)) && untrimmed(self.raw(a + 1))).then_some(both)
+        let mid = *self.ends.get(i)?;
+        let end = *self.ends.get(i + 1)?;
+        // A field needs trimming when it is not empty and ends in whitespace.
+        let trailing_space = |from: usize, to: usize| {
+            to > from
+                && self
+                    .rest
+                    .get(to.wrapping_sub(1))
+                    .is_some_and(u8::is_ascii_whitespace)
+        };
+        if trailing_space(start, mid) || trailing_space(mid + 1, end) {
+            return None;
+        }
+        self.rest.get(start..end)
     }
 
     /// The field separator (MSH-1).
@@ -272,7 +273,10 @@ impl<'a> Msh<'a> {
     /// The trigger event (MSH-9.2, e.g. `A01` of `ADT^A01`), `None` when empty.
     pub fn trigger_event(&self) -> Option<&'a [u8]> {
         let cs = self.component_sep();
-        self.field(9).split(|&b| b == cs).nth(1).and_then(non_empty)
+        let msh9 = self.field(9);
+        let after = msh9.get(msh9.iter().position(|&b| b == cs)? + 1..)?;
+        let trigger = after.get(..after.iter().position(|&b| b == cs).unwrap_or(after.len()))?;
+        non_empty(trigger)
     }
 
     /// Whether `b` would break the structure of a segment if copied into a field.

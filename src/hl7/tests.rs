@@ -549,3 +549,108 @@ MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5\rPID|1\rMSH|^~\\&|A|B|C|D|1||ADT^A08|2|P|2.
     assert_eq!(&out[..len], want);
     assert_eq!(batch_frame_into(BATCH, &mut [0u8; 8]), Err(want.len()));
 }
+
+/// A message shaped like HL7 with the odd corners turned up: any separator
+/// and encoding characters (sometimes invalid ones), fields missing, empty,
+/// padded with spaces or long, CR, LF or CRLF segment ends (or none), cut
+/// short anywhere, or no MSH at all.
+fn odd_message(rng: &mut XorShift, out: &mut Vec<u8>) {
+    const PUNCT: &[u8] = b"|^~\\&#*!$%+,-./:;<=>?@[]_{}'\"`()";
+    const TEXT: &[u8] = b"AB12 ^~\\&|#*!.:- \t";
+    out.clear();
+    match rng.below(10) {
+        0 => out.extend_from_slice(b"PID|1|"),
+        1 => out.extend_from_slice(b"MSh|^~\\&|"),
+        _ => out.extend_from_slice(b"MSH"),
+    }
+    let sep = match rng.below(4) {
+        0 => PUNCT[rng.below(PUNCT.len())],
+        1 => [b'A', b'\r', b' ', 0x80][rng.below(4)],
+        _ => b'|',
+    };
+    out.push(sep);
+    let enc_len = rng.below(7);
+    for i in 0..enc_len {
+        let c = match rng.below(8) {
+            0 => PUNCT[rng.below(PUNCT.len())],
+            1 => b'Z',
+            _ => b"^~\\&#"[i % 5],
+        };
+        out.push(c);
+    }
+    let fields = rng.below(16);
+    for _ in 0..fields {
+        out.push(sep);
+        let len = match rng.below(6) {
+            0 => 0,
+            1 => 20 + rng.below(60),
+            _ => rng.below(12),
+        };
+        for _ in 0..len {
+            let b = match rng.below(12) {
+                0 => sep,
+                1 => (rng.next() >> 24) as u8,
+                _ => TEXT[rng.below(TEXT.len())],
+            };
+            out.push(b);
+        }
+    }
+    let end: &[u8] = [&b"\r"[..], b"\n", b"\r\n", b""][rng.below(4)];
+    out.extend_from_slice(end);
+    if rng.below(2) == 0 {
+        out.extend_from_slice(b"EVN|A01|20261201\rPID|1||X\r");
+    }
+    if rng.below(5) == 0 {
+        let cut = rng.below(out.len() + 1);
+        out.truncate(cut);
+    }
+}
+
+#[test]
+fn acks_are_byte_identical_to_the_plain_reference_builder() {
+    let mut rng = XorShift(0x5DEE_CE66_D1CE_4E5B);
+    let mut msg = Vec::new();
+    let mut out = [0u8; 1024];
+    let codes = [AckCode::Accept, AckCode::Error, AckCode::Reject];
+    let stamps: [&[u8]; 5] = [
+        b"20261201120000",
+        b"",
+        b"2026|12^01\r1",
+        b"7",
+        b"2026120112000012345",
+    ];
+    let (mut hl7_seen, mut rounds) = (0, 0);
+    for round in 0..50_000 {
+        odd_message(&mut rng, &mut msg);
+        let code = codes[round % codes.len()];
+        let stamp = stamps[rng.below(stamps.len())];
+        let want = crate::fuzzing::reference_ack(&msg, code, stamp);
+        let n = build_ack(&msg, code, stamp, &mut out).expect("1024 bytes fit it");
+        assert_eq!(
+            String::from_utf8_lossy(&out[..n]),
+            String::from_utf8_lossy(&want),
+            "the ACK of {:?}",
+            String::from_utf8_lossy(&msg)
+        );
+        assert_eq!(&out[..n], &want[..]);
+        // Exactly sized and one byte short: the same bytes, then a clean refusal.
+        let mut exact = vec![0u8; n];
+        assert_eq!(build_ack(&msg, code, stamp, &mut exact), Some(n));
+        assert_eq!(exact, want);
+        assert_eq!(build_ack(&msg, code, stamp, &mut exact[..n - 1]), None);
+        // The parsed view agrees with splitting the segment.
+        if let Some(m) = Msh::parse(&msg) {
+            hl7_seen += 1;
+            assert_eq!(m.control_id(), control_id(&msg));
+            assert_eq!(
+                message_key(&msg),
+                m.control_id().map(|id| [m.field(3), m.field(4), id])
+            );
+        }
+        rounds += 1;
+    }
+    assert!(
+        hl7_seen > rounds / 5 && hl7_seen < rounds,
+        "both HL7 and not: {hl7_seen} of {rounds}"
+    );
+}
