@@ -332,7 +332,7 @@ impl Relay {
             devices: vec![None; node.config().max_links],
             ack_buf: vec![0; max_frame.saturating_add(ACK_HEADROOM)],
             ack_due: None,
-            up: Upstream::new(cfg.mooring(), now),
+            up: Upstream::new(cfg.mooring(), cfg.backoff, now),
             rng: XorShift64::new(cfg.seed),
             keepalive_id: cfg
                 .liveness
