@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 
 use super::upstream::{RawLink, Upstream};
 use super::{LostReason, Relay, RelayConfig, RelayEvent, SwitchReason};
+use crate::session::Redial;
 use crate::time::Instant;
 use crate::{LinkId, Node, SessionId};
 
@@ -28,8 +29,8 @@ use crate::{LinkId, Node, SessionId};
 pub(super) enum Probe {
     /// On the primary: nothing to probe.
     Off,
-    /// The next probe starts at this time.
-    Waiting(Instant),
+    /// The next probe starts when [`Failover::redial`] is due.
+    Waiting,
     /// A raw connect to the primary is in progress.
     Dialing(LinkId),
     /// A session to the primary is being opened (it retries by itself).
@@ -52,8 +53,9 @@ pub(super) struct Failover {
     /// The active raw link credited an ACK.
     acked_on_link: bool,
     pub(super) probe: Probe,
-    /// Probes since the relay left the primary (their backoff attempt).
-    probes: u32,
+    /// When the next probe starts, and its number: probes since the relay
+    /// left the primary (never gives up).
+    redial: Redial,
     /// Mooring: the active session failed often enough; it is ended and the
     /// next upstream opened at the next drive (that needs the node).
     pub(super) switch_due: bool,
@@ -69,7 +71,7 @@ impl Failover {
             failures: 0,
             acked_on_link: false,
             probe: Probe::Off,
-            probes: 0,
+            redial: Redial::new(cfg.backoff),
             switch_due: false,
         }
     }
@@ -101,7 +103,7 @@ impl Failover {
             return Some(Instant::ZERO);
         }
         match self.probe {
-            Probe::Waiting(t) => Some(t),
+            Probe::Waiting => self.redial.poll_timeout(),
             _ => None,
         }
     }
@@ -147,7 +149,7 @@ impl Failover {
         self.active = 0;
         self.failures = 0;
         self.probe = Probe::Off;
-        self.probes = 0;
+        self.redial.reset();
         from
     }
 }
@@ -175,11 +177,8 @@ impl Relay {
             f.probe = Probe::Off;
             return;
         }
-        let backoff = self.cfg.backoff;
-        let delay = backoff
-            .delay(f.probes, self.rng.next_u64())
-            .unwrap_or(backoff.max);
-        f.probe = Probe::Waiting(now + delay);
+        f.redial.schedule_or_max(now, self.rng.next_u64());
+        f.probe = Probe::Waiting;
     }
 
     /// Counts an attempt on the active upstream. On a switch: reports it,
@@ -205,10 +204,13 @@ impl Relay {
         // one only waiting is not needed on the primary.
         match self.failover.probe {
             Probe::Off if active != 0 => {
-                self.failover.probes = 0;
+                self.failover.redial.reset();
                 self.schedule_probe(now);
             }
-            Probe::Waiting(_) if active == 0 => self.failover.probe = Probe::Off,
+            Probe::Waiting if active == 0 => {
+                self.failover.probe = Probe::Off;
+                self.failover.redial.reset();
+            }
             _ => {}
         }
         true
@@ -221,17 +223,14 @@ impl Relay {
         now: Instant,
         out: &mut dyn FnMut(RelayEvent),
     ) {
-        let Probe::Waiting(at) = self.failover.probe else {
-            return;
-        };
-        if at > now {
+        if self.failover.probe != Probe::Waiting || !self.failover.redial.handle_timeout(now) {
             return;
         }
         let primary = self.failover.primary();
-        self.failover.probes = self.failover.probes.saturating_add(1);
+        // Counted when it was scheduled.
         out(RelayEvent::PrimaryProbe {
             addr: primary,
-            attempt: self.failover.probes,
+            attempt: self.failover.redial.attempt(),
         });
         let started = if self.cfg.mooring() {
             node.open_session(primary, &self.connect)
@@ -308,7 +307,7 @@ impl Relay {
         };
         let Upstream::Raw {
             link,
-            attempt,
+            redial,
             in_flight,
             closing,
         } = &mut self.up
@@ -323,10 +322,10 @@ impl Relay {
         match *link {
             // Its close is reported for a link that is no longer ours: ignored.
             RawLink::Up(l) | RawLink::Connecting(l) => node.close(l),
-            RawLink::Down { .. } => {}
+            RawLink::Down => {}
         }
         *link = RawLink::Up(probe);
-        *attempt = 0;
+        redial.reset();
         *closing = None;
         self.window.clear();
         let was = self.failover.active();
@@ -363,8 +362,7 @@ impl Relay {
             id,
             in_session,
             connected,
-            ends,
-            reopen_at,
+            reopen,
             ..
         } = &mut self.up
         else {
@@ -385,8 +383,7 @@ impl Relay {
         let adopt = probe.filter(|_| probe_up || self.failover.active() == 0);
         *in_session = 0;
         *connected = adopt.is_some() && probe_up;
-        *ends = 0;
-        *reopen_at = None;
+        reopen.reset();
         *id = adopt;
         for _ in 0..acked {
             let _ = self.queue.handle_reply();

@@ -268,7 +268,7 @@ fn a_raw_relay_fails_over_probes_the_primary_and_returns_between_messages() {
         });
     }
     // The primary is probed after the backoff; it answers.
-    assert!(matches!(b.relay.failover.probe, Probe::Waiting(_)));
+    assert!(matches!(b.relay.failover.probe, Probe::Waiting));
     b.next_turn();
     assert_eq!(b.take(), [format!("probe {P} 1")]);
     let Probe::Dialing(probe) = b.relay.failover.probe else {
@@ -591,4 +591,31 @@ fn with_a_spool_a_delivered_mark_waits_for_the_next_commit_instead_of_a_sync_of_
     assert_eq!(durable(&b).journal.stats().undelivered, 0);
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_relay_never_gives_up_redialling_it_waits_the_maximum_once_attempts_are_exhausted() {
+    let mut b = Bench::new(RelayConfig {
+        backoff: crate::session::Backoff {
+            max_attempts: Some(1),
+            ..backoff()
+        },
+        ..RelayConfig::new(addr(P))
+    });
+    b.drive();
+    assert_eq!(b.take(), ["connecting 0"]);
+    for attempt in 1..=3 {
+        let l = b.raw_link();
+        b.closed(l, CloseReason::ConnectionRefused);
+        assert_eq!(b.take(), [format!("reconnecting {attempt}")]);
+        let wait = b
+            .relay
+            .poll_timeout()
+            .map(|t| t.saturating_since(b.node.now()));
+        if attempt > 1 {
+            assert_eq!(wait, Some(backoff().max), "attempt {attempt}: unjittered");
+        }
+        b.next_turn();
+        assert_eq!(b.take(), [format!("connecting {attempt}")]);
+    }
 }

@@ -152,7 +152,9 @@ pub struct RelayConfig {
     /// this long for its ACK gets MSA|AR. Default 10 s.
     pub response_timeout: Duration,
     /// Reconnect delays (raw link redial, new sessions). Default 1 s doubling
-    /// to 30 s, full jitter, unlimited attempts.
+    /// to 30 s, full jitter, unlimited attempts. The relay never gives up its
+    /// upstream: past `max_attempts` each redial (or new session, or probe of
+    /// the primary) waits `max`.
     pub backoff: Backoff,
     /// Each connect attempt. Default 5 s.
     pub connect_timeout: Duration,
@@ -332,7 +334,7 @@ impl Relay {
             devices: vec![None; node.config().max_links],
             ack_buf: vec![0; max_frame.saturating_add(ACK_HEADROOM)],
             ack_due: None,
-            up: Upstream::new(cfg.mooring(), now),
+            up: Upstream::new(cfg.mooring(), cfg.backoff, now),
             rng: XorShift64::new(cfg.seed),
             keepalive_id: cfg
                 .liveness

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::upstream::{InFlight, RawLink, Upstream};
 use super::*;
+use crate::session::Redial;
 use crate::{ListenConfig, NodeConfig};
 
 const UP: &str = "127.0.0.1:9";
@@ -210,7 +211,7 @@ fn a_raw_reply_is_credited_only_when_its_msa2_names_the_message_in_flight() {
     b.relay.devices[up.slot() as usize] = None;
     b.relay.up = Upstream::Raw {
         link: RawLink::Up(up),
-        attempt: 0,
+        redial: Redial::new(b.relay.cfg.backoff),
         in_flight: Some(InFlight {
             seq: 1,
             deadline: b.at(1000),
@@ -294,8 +295,7 @@ fn a_session_that_ends_credits_what_it_acknowledged_and_resends_the_rest_after_a
         in_session: 2,
         connected: true,
         last_reason: None,
-        ends: 0,
-        reopen_at: None,
+        reopen: Redial::new(b.relay.cfg.backoff),
     };
     // The upstream lost the session having confirmed one of the two.
     let ended = SessionEnd::Expired { undelivered: 1 };

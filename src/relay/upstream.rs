@@ -9,14 +9,14 @@ use super::{LostReason, Relay, RelayEvent};
 use crate::hl7::{self, AckCode};
 use crate::ledger::{InDoubt, MsgId};
 use crate::node::SessionNote;
-use crate::session::{SessionEnd, SessionError};
+use crate::session::{Backoff, Redial, SessionEnd, SessionError};
 use crate::time::{earliest, Instant};
 use crate::{CloseReason, LinkId, Node, SessionId, SetupError};
 
 /// The raw upstream link.
 pub(super) enum RawLink {
-    /// Waiting to dial (at `retry_at`).
-    Down { retry_at: Instant },
+    /// Waiting to dial (when its [`Redial`] is due).
+    Down,
     /// Connect in progress.
     Connecting(LinkId),
     /// Open.
@@ -33,7 +33,8 @@ pub(super) struct InFlight {
 pub(super) enum Upstream {
     Raw {
         link: RawLink,
-        attempt: u32,
+        /// When to dial while down, and the attempt's number (never gives up).
+        redial: Redial,
         in_flight: Option<InFlight>,
         /// Why we closed the link ourselves (reported instead of LocalClose).
         closing: Option<CloseReason>,
@@ -45,29 +46,30 @@ pub(super) enum Upstream {
         connected: bool,
         /// Why the last connect failed (for the reconnecting event).
         last_reason: Option<CloseReason>,
-        /// Sessions ended in a row without one established (backoff attempt).
-        ends: u32,
-        /// When to open the next session after one ended.
-        reopen_at: Option<Instant>,
+        /// When to open the next session after one ended, and the attempt's
+        /// number: sessions ended in a row without one established (never
+        /// gives up; nothing scheduled: open one when there is none).
+        reopen: Redial,
     },
 }
 
 impl Upstream {
-    /// Nothing open yet; a raw link dials at `now`.
-    pub(super) fn new(mooring: bool, now: Instant) -> Self {
+    /// Nothing open yet; a raw link dials at `now`; both wait by `backoff`.
+    pub(super) fn new(mooring: bool, backoff: Backoff, now: Instant) -> Self {
+        let mut redial = Redial::new(backoff);
         if mooring {
             Upstream::Session {
                 id: None,
                 in_session: 0,
                 connected: false,
                 last_reason: None,
-                ends: 0,
-                reopen_at: None,
+                reopen: redial,
             }
         } else {
+            redial.restart(now);
             Upstream::Raw {
-                link: RawLink::Down { retry_at: now },
-                attempt: 0,
+                link: RawLink::Down,
+                redial,
                 in_flight: None,
                 closing: None,
             }
@@ -77,12 +79,15 @@ impl Upstream {
     /// The earliest timer: a redial, a reply deadline, a session reopening.
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self {
-            Upstream::Session { reopen_at, .. } => *reopen_at,
+            Upstream::Session { reopen, .. } => reopen.poll_timeout(),
             Upstream::Raw {
-                link, in_flight, ..
+                link,
+                redial,
+                in_flight,
+                ..
             } => {
                 let redial = match link {
-                    RawLink::Down { retry_at } => Some(*retry_at),
+                    RawLink::Down => redial.poll_timeout(),
                     _ => None,
                 };
                 earliest(redial, in_flight.as_ref().map(|f| f.deadline))
@@ -126,13 +131,13 @@ impl Relay {
         }
         if let Upstream::Raw {
             link: state,
-            attempt,
+            redial,
             ..
         } = &mut self.up
         {
             if matches!(state, RawLink::Connecting(l) if *l == link) {
                 *state = RawLink::Up(link);
-                *attempt = 0;
+                redial.reset();
                 self.failover.link_up();
                 out(RelayEvent::UpstreamConnected { session: None });
             }
@@ -209,25 +214,21 @@ impl Relay {
         out: &mut dyn FnMut(RelayEvent),
     ) {
         if self.count_attempt(failed, now, out) {
-            if let Upstream::Raw { link, attempt, .. } = &mut self.up {
-                *attempt = 0;
-                *link = RawLink::Down { retry_at: now };
+            if let Upstream::Raw { link, redial, .. } = &mut self.up {
+                redial.restart(now);
+                *link = RawLink::Down;
             }
             return;
         }
         let random = self.rng.next_u64();
-        let Upstream::Raw { link, attempt, .. } = &mut self.up else {
+        let Upstream::Raw { link, redial, .. } = &mut self.up else {
             return;
         };
-        let backoff = self.cfg.backoff;
-        let delay = backoff.delay(*attempt, random).unwrap_or(backoff.max);
-        *attempt += 1;
-        *link = RawLink::Down {
-            retry_at: now + delay,
-        };
+        let (attempt, delay) = redial.schedule_or_max(now, random);
+        *link = RawLink::Down;
         out(RelayEvent::UpstreamReconnecting {
             reason,
-            attempt: *attempt,
+            attempt,
             delay,
         });
     }
@@ -309,8 +310,7 @@ impl Relay {
             in_session,
             connected,
             last_reason,
-            ends,
-            reopen_at,
+            reopen,
         } = &mut self.up
         else {
             return;
@@ -321,7 +321,7 @@ impl Relay {
         match note {
             SessionNote::Established { resumed, replaying } => {
                 *connected = true;
-                *ends = 0;
+                reopen.reset();
                 self.failover.acked();
                 out(RelayEvent::UpstreamConnected {
                     session: Some((resumed, replaying)),
@@ -349,11 +349,7 @@ impl Relay {
                 *id = None;
                 // A new session follows, after a backoff delay: an upstream that
                 // ends every session at once is not hammered.
-                let backoff = self.cfg.backoff;
-                let delay = backoff.delay(*ends, random).unwrap_or(backoff.max);
-                *ends += 1;
-                *reopen_at = Some(now + delay);
-                let attempt = *ends;
+                let (attempt, delay) = reopen.schedule_or_max(now, random);
                 let d = self.queue.handle_link_lost();
                 // The link closed NoSessions just before (see the node): say so.
                 let no_sessions = *last_reason == Some(CloseReason::NoSessions);
@@ -414,28 +410,28 @@ impl Relay {
         match &mut self.up {
             Upstream::Raw {
                 link,
-                attempt,
+                redial,
                 in_flight,
                 closing,
             } => {
-                if let RawLink::Down { retry_at } = *link {
-                    if retry_at <= now {
-                        out(RelayEvent::UpstreamConnecting { attempt: *attempt });
-                        match node.connect(upstream, &self.connect) {
-                            Ok(l) => *link = RawLink::Connecting(l),
-                            Err(e) => {
-                                log::warn!("connect to {upstream}: {e}");
-                                let reason = match e {
-                                    SetupError::Io(e)
-                                        if e.kind() == io::ErrorKind::ConnectionRefused =>
-                                    {
-                                        CloseReason::ConnectionRefused
-                                    }
-                                    _ => CloseReason::Io,
-                                };
-                                self.schedule_redial(now, Some(reason), true, out);
-                                return;
-                            }
+                if matches!(link, RawLink::Down) && redial.handle_timeout(now) {
+                    out(RelayEvent::UpstreamConnecting {
+                        attempt: redial.attempt(),
+                    });
+                    match node.connect(upstream, &self.connect) {
+                        Ok(l) => *link = RawLink::Connecting(l),
+                        Err(e) => {
+                            log::warn!("connect to {upstream}: {e}");
+                            let reason = match e {
+                                SetupError::Io(e)
+                                    if e.kind() == io::ErrorKind::ConnectionRefused =>
+                                {
+                                    CloseReason::ConnectionRefused
+                                }
+                                _ => CloseReason::Io,
+                            };
+                            self.schedule_redial(now, Some(reason), true, out);
+                            return;
                         }
                     }
                 }
@@ -455,19 +451,18 @@ impl Relay {
                 }
                 self.transmit_raw(node, l, now, out);
             }
-            Upstream::Session {
-                id,
-                reopen_at,
-                ends,
-                ..
-            } => {
+            Upstream::Session { id, reopen, .. } => {
                 let sid = match *id {
                     Some(s) => s,
-                    None if reopen_at.is_some_and(|t| t > now) => return,
+                    None if reopen.poll_timeout().is_some_and(|t| t > now) => return,
                     None => {
-                        *reopen_at = None;
+                        // Due, or none scheduled (the first session, or one
+                        // after a switch): open one now.
+                        reopen.handle_timeout(now);
                         // The attempt the last reconnecting line announced.
-                        out(RelayEvent::UpstreamConnecting { attempt: *ends });
+                        out(RelayEvent::UpstreamConnecting {
+                            attempt: reopen.attempt(),
+                        });
                         let spool = self.spool.as_mut();
                         match super::resume::open_session(spool, node, upstream, &self.connect) {
                             Ok(s) => {

@@ -1,7 +1,8 @@
 //! The one retry strategy of the library: exponential backoff with full
-//! jitter. Sessions and raw links redial with it (through [`Redial`], the
-//! pure redial timer), [`crate::Client`] waits by it between attempts, and
-//! `mooring send` pauses by it between retries.
+//! jitter. Sessions, raw links and the relay (its upstream redials, session
+//! reopenings and probes of the primary) redial with it (through [`Redial`],
+//! the pure redial timer), [`crate::Client`] waits by it between attempts,
+//! and `mooring send` pauses by it between retries.
 
 use core::time::Duration;
 
@@ -57,9 +58,9 @@ impl Backoff {
     }
 }
 
-/// The pure redial timer of one client session or one raw outbound link: which
-/// attempt comes next and when it is due. The driver gives it the time and a
-/// random number; it never reads a clock.
+/// The pure redial timer of one client session, one raw outbound link or one
+/// of the relay's redials: which attempt comes next and when it is due. The
+/// driver gives it the time and a random number; it never reads a clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Redial {
     backoff: Backoff,
@@ -88,9 +89,39 @@ impl Redial {
             self.at = None;
             return None;
         };
+        Some(self.wait(now, delay))
+    }
+
+    /// As [`Redial::schedule`], but never gives up: once the backoff's
+    /// attempts are exhausted every further attempt waits the backoff's `max`
+    /// (without jitter), still counted. The relay redials its upstream so: it
+    /// holds messages that must be delivered.
+    pub(crate) fn schedule_or_max(&mut self, now: Instant, random: u64) -> (u32, Duration) {
+        let delay = self
+            .backoff
+            .delay(self.attempt, random)
+            .unwrap_or(self.backoff.max);
+        self.wait(now, delay)
+    }
+
+    /// Counts the next attempt and makes it due `delay` after `now`.
+    fn wait(&mut self, now: Instant, delay: Duration) -> (u32, Duration) {
         self.attempt = self.attempt.saturating_add(1);
         self.at = Some(now + delay);
-        Some((self.attempt, delay))
+        (self.attempt, delay)
+    }
+
+    /// Starts over with the first attempt due at `now`, without a wait (a
+    /// link not dialled yet, or one moved to another upstream).
+    pub(crate) fn restart(&mut self, now: Instant) {
+        self.attempt = 0;
+        self.at = Some(now);
+    }
+
+    /// Attempts scheduled since the last success (or restart): the number of
+    /// the attempt that is scheduled or under way.
+    pub(crate) fn attempt(&self) -> u32 {
+        self.attempt
     }
 
     /// A dial succeeded: the next loss starts from the first attempt again.
@@ -170,6 +201,49 @@ mod tests {
         assert_eq!(r.poll_timeout(), None, "nothing scheduled after giving up");
         r.reset();
         assert_eq!(r.schedule(t0, 5), Some((1, ms(5))), "a success starts over");
+    }
+
+    #[test]
+    fn a_redial_that_never_gives_up_waits_the_maximum_once_attempts_are_exhausted() {
+        let mut r = Redial::new(Backoff {
+            min: ms(10),
+            max: ms(50),
+            max_attempts: Some(2),
+        });
+        let t0 = Instant::ZERO + Duration::from_secs(1);
+        assert_eq!(r.schedule_or_max(t0, 3), (1, ms(3)), "jittered as usual");
+        assert_eq!(r.attempt(), 1);
+        assert_eq!(r.schedule_or_max(t0, 4), (2, ms(4)));
+        // Exhausted: the maximum, unjittered, and the attempts still count.
+        for n in 3..6 {
+            assert_eq!(r.schedule_or_max(t0, 4), (n, ms(50)), "attempt {n}");
+            assert_eq!(r.poll_timeout(), Some(t0 + ms(50)));
+        }
+        assert!(r.handle_timeout(t0 + ms(50)));
+        assert_eq!(r.attempt(), 5, "firing does not count an attempt");
+        r.reset();
+        assert_eq!(
+            r.schedule_or_max(t0, 4),
+            (1, ms(4)),
+            "a success starts over"
+        );
+    }
+
+    #[test]
+    fn a_restarted_redial_is_due_at_once_from_the_first_attempt() {
+        let mut r = Redial::new(Backoff::default());
+        let t0 = Instant::ZERO + Duration::from_secs(5);
+        let _ = r.schedule_or_max(t0, 999);
+        let _ = r.schedule_or_max(t0, 999);
+        r.restart(t0);
+        assert_eq!(r.attempt(), 0);
+        assert_eq!(r.poll_timeout(), Some(t0));
+        assert!(r.handle_timeout(t0), "due at once");
+        assert_eq!(
+            r.schedule_or_max(t0, 1000),
+            (1, Duration::from_secs(1)),
+            "the first ceiling again"
+        );
     }
 
     #[test]
