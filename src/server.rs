@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 
 use crate::config::{ListenConfig, NodeConfig};
 use crate::error::SendError;
-use crate::hl7::{self, AckCode};
 use crate::node::{Event, ListenerId, Node, SetupError};
 use crate::ratelimit::RateLimit;
 
@@ -16,15 +15,12 @@ pub struct Reply<'a> {
     buf: &'a mut [u8],
     len: Option<usize>,
     echo: bool,
-    /// An HL7 ACK to build once the event is gone ([`Reply::ack`]).
-    ack: Option<(AckCode, [u8; 14])>,
 }
 
 impl Reply<'_> {
     /// Replies with a copy of `bytes`; false (no reply) if longer than `max_frame`.
     pub fn set(&mut self, bytes: &[u8]) -> bool {
         self.echo = false;
-        self.ack = None;
         match self.buf.get_mut(..bytes.len()) {
             Some(dst) => {
                 dst.copy_from_slice(bytes);
@@ -40,24 +36,12 @@ impl Reply<'_> {
     pub fn echo(&mut self) {
         self.echo = true;
         self.len = None;
-        self.ack = None;
-    }
-
-    /// Replies with the HL7 ACK of the message ([`hl7::build_ack`] with `code`
-    /// and MSH-7 `timestamp`, e.g. from [`hl7::TimestampCache`]), built
-    /// straight into the link's transmit buffer where it fits there
-    /// ([`Node::reply_with`]), else in this buffer (no reply if larger).
-    pub fn ack(&mut self, code: AckCode, timestamp: &[u8; 14]) {
-        self.echo = false;
-        self.len = None;
-        self.ack = Some((code, *timestamp));
     }
 
     /// Replies with what `write` puts in the buffer (it returns the length, or `None`
     /// for no reply).
     pub fn write_with(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) {
         self.echo = false;
-        self.ack = None;
         self.len = write(self.buf).filter(|&n| n <= self.buf.len());
     }
 }
@@ -119,23 +103,16 @@ impl Server {
                 buf: &mut self.reply,
                 len: None,
                 echo: false,
-                ack: None,
             };
             handler(&ev, &mut reply);
             let target = match ev {
                 Event::Message { link, .. } => Some(link),
                 _ => None,
             };
-            let (echo, ack) = (reply.echo, reply.ack);
-            let sent = match (target, reply.len, ack) {
-                (Some(link), _, _) if echo => self.node.forward(link),
-                (Some(link), _, Some((code, ts))) => self
-                    .node
-                    .reply_with(link, &mut self.reply, |msg, out| {
-                        hl7::build_ack(msg, code, &ts, out)
-                    })
-                    .map(|_| ()),
-                (Some(link), Some(n), None) => self.node.send(link, &self.reply[..n]),
+            let echo = reply.echo;
+            let sent = match (target, reply.len) {
+                (Some(link), _) if echo => self.node.forward(link),
+                (Some(link), Some(n)) => self.node.send(link, &self.reply[..n]),
                 _ => Ok(()),
             };
             if let Err(e) = sent {

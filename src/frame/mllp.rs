@@ -41,11 +41,6 @@ fn find_fs_or_vt(buf: &[u8]) -> Option<usize> {
     memchr::memchr2(FS, VT, buf)
 }
 
-/// The start block.
-pub(super) const START: u8 = VT;
-/// The end block.
-pub(super) const END: [u8; 2] = [FS, CR];
-
 /// Bytes a frame adds around its payload: the start block and the end block.
 pub(super) const OVERHEAD: usize = 3;
 

@@ -228,38 +228,6 @@ impl Framing {
         }
     }
 
-    /// Bytes a frame has before its payload.
-    #[inline]
-    pub(crate) const fn prefix_len(self) -> usize {
-        match self {
-            Framing::Mllp => 1,
-            Framing::Len32 => len32::OVERHEAD,
-        }
-    }
-
-    /// Frames, in place, the `n` payload bytes already written at
-    /// `out[prefix_len()..]`: writes the prefix before them and the suffix
-    /// after, the bytes [`Framing::encode_into`] writes around a payload.
-    /// Returns the frame's length; `None` (nothing written) when `out` is
-    /// too short or `n` too long to frame. Carrying is not checked (see
-    /// [`Framing::can_carry`]).
-    #[inline(always)]
-    pub(crate) fn wrap_in_place(self, out: &mut [u8], n: usize) -> Option<usize> {
-        let total = n.checked_add(self.overhead())?;
-        let frame = out.get_mut(..total)?;
-        match self {
-            Framing::Mllp => {
-                frame[0] = mllp::START;
-                frame[total - 2..].copy_from_slice(&mllp::END);
-            }
-            Framing::Len32 => {
-                let len = u32::try_from(n).ok()?;
-                frame[..len32::OVERHEAD].copy_from_slice(&len.to_be_bytes());
-            }
-        }
-        Some(total)
-    }
-
     /// The name used on the command line.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -44,104 +44,12 @@ impl Node {
     /// until the next call that pulls events; `NotOpen` after that or when the
     /// message's link has closed.
     pub fn forward(&mut self, id: LinkId) -> Result<(), SendError> {
-        let d = self.delivered_message()?;
-        self.queue(id, Body::Delivered(d), None)
-    }
-
-    /// The last [`Event::Message`], while its bytes are still in their receive
-    /// block (see [`Node::forward`]).
-    fn delivered_message(&self) -> Result<Delivered, SendError> {
         let d = self.delivered.ok_or(SendError::NoMessage)?;
         let src = &self.slots[d.slot as usize];
         if !(src.used && src.gen == d.gen && src.rx.block == Some(d.block)) {
             return Err(SendError::NoMessage);
         }
-        Ok(d)
-    }
-
-    /// Sends on `id` a reply to the last [`Event::Message`] (as [`Node::forward`]
-    /// finds it), built by `write(message, out)`: it writes the reply's payload
-    /// into `out` and returns its length, or `None` when it does not fit `out`
-    /// (or there is no reply). In the common case (a built-in framing, a small
-    /// frame that fits the free tail of the link's transmit block, no protocol
-    /// header) `out` is that tail, framing room kept: the reply is built where it
-    /// is sent from, with no copy. Otherwise, or when it did not fit there,
-    /// `write` is called again with `scratch` as `out` and the reply is queued
-    /// from it like [`Node::send`]'s payload.
-    ///
-    /// `Ok(true)`: queued; `Ok(false)`: `write` gave no reply (nothing sent).
-    /// The errors are [`Node::send`]'s (the reply is checked like its payload:
-    /// `Unframeable` when the framing cannot carry it, nothing sent) and
-    /// `NoMessage` as for [`Node::forward`].
-    pub fn reply_with(
-        &mut self,
-        id: LinkId,
-        scratch: &mut [u8],
-        mut write: impl FnMut(&[u8], &mut [u8]) -> Option<usize>,
-    ) -> Result<bool, SendError> {
-        let d = self.delivered_message()?;
-        let i = self.slot_of(id).ok_or(SendError::NotOpen)?;
-        if let Some(sent) = self.reply_in_place(i, d, &mut write) {
-            return sent;
-        }
-        let msg = self
-            .bufs
-            .block(d.block)
-            .get(d.start..d.end)
-            .ok_or(SendError::NoMessage)?;
-        let Some(n) = write(msg, scratch) else {
-            return Ok(false);
-        };
-        let reply = scratch.get(..n).ok_or(SendError::FrameTooLarge)?;
-        self.queue(id, Body::Bytes(reply), None).map(|()| true)
-    }
-
-    /// The common case of [`Node::reply_with`], per message and so inline: the
-    /// conditions of [`Node::queue_small`], the frame's payload written by
-    /// `write` into the free tail of the transmit block (at most `max_frame`
-    /// bytes, and leaving the queue under [`FLUSH_AT`]), then checked and
-    /// framed around. `None`: take the general path, with nothing queued (a
-    /// working block may have been taken, as there).
-    #[inline(always)]
-    fn reply_in_place(
-        &mut self,
-        i: u32,
-        d: Delivered,
-        write: &mut impl FnMut(&[u8], &mut [u8]) -> Option<usize>,
-    ) -> Option<Result<bool, SendError>> {
-        let framing = self.framing?;
-        let overhead = framing.overhead();
-        let s = &mut self.slots[i as usize];
-        if !s.link.may_send() || s.link.next_data_header().is_some() {
-            return None;
-        }
-        // The largest payload that keeps the queue under FLUSH_AT.
-        let below_flush = FLUSH_AT.checked_sub(s.tx.len() + overhead + 1)?;
-        if s.tx.block.is_none() && !self.bufs.reserve(&mut s.tx, overhead + 1) {
-            return None;
-        }
-        let (msg, spare) = self.bufs.src_and_spare(d.block, d.start..d.end, &s.tx)?;
-        let room = spare
-            .len()
-            .checked_sub(overhead)?
-            .min(below_flush)
-            .min(self.cfg.max_frame);
-        let prefix = framing.prefix_len();
-        let n = write(msg, spare.get_mut(prefix..prefix + room)?)?;
-        let payload = spare.get(prefix..prefix.checked_add(n)?)?;
-        if n > room {
-            return None;
-        }
-        if !framing.can_carry(payload) {
-            return Some(Err(SendError::Unframeable));
-        }
-        let total = framing.wrap_in_place(spare, n)?;
-        s.tx.end += total as u32;
-        let now = self.now;
-        s.link.handle_queued(now, None);
-        self.queue_flush(i);
-        self.resched(i);
-        Some(Ok(true))
+        self.queue(id, Body::Delivered(d), None)
     }
 
     /// Queues `body` on the link `id` (see [`Node::send`]): the common case

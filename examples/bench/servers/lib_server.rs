@@ -37,11 +37,11 @@ pub(crate) fn serve_mooring(s: Serve) -> io::Result<()> {
             Event::Message { link, payload } => {
                 SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if s.hl7 {
-                    // What a user would write: the ACK from the library's builder
-                    // (built in the link's transmit buffer), its timestamp
-                    // formatted once per second.
-                    let _ = payload;
-                    reply.ack(mooring::hl7::AckCode::Accept, stamp.get(unix_secs()));
+                    // What a user would write: the ACK from the library's builder,
+                    // its timestamp formatted once per second.
+                    use mooring::hl7::{build_ack, AckCode};
+                    let ts = *stamp.get(unix_secs());
+                    reply.write_with(|buf| build_ack(payload, AckCode::Accept, &ts, buf));
                 } else if s.ack_every == 1 {
                     // One copy, receive block to transmit block (Reply::echo).
                     let _ = payload;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mooring::hl7::{self, AckCode};
+use mooring::hl7;
 use mooring::metrics::{AckCounts, MetricsServer, Snapshot};
 use mooring::session::{Overflow, SessionConfig, SessionError};
 use mooring::{
@@ -295,20 +295,7 @@ impl Responder {
     /// Sends the reply in `buf[..len]` on `link`; one refused for room is kept
     /// for the link's `Writable`, never dropped.
     fn reply(&mut self, link: LinkId, peer: SocketAddr, len: usize) {
-        let sent = self.node.send(link, &self.buf[..len]);
-        self.after_reply(link, peer, sent, len);
-    }
-
-    /// A reply of `len` bytes in `buf` was sent (`sent`): one refused for room
-    /// is kept for the link's `Writable`, another refusal is logged.
-    fn after_reply(
-        &mut self,
-        link: LinkId,
-        peer: SocketAddr,
-        sent: Result<(), SendError>,
-        len: usize,
-    ) {
-        match sent {
+        match self.node.send(link, &self.buf[..len]) {
             Ok(()) => {}
             Err(SendError::TxFull) => {
                 if let Some((id, bytes)) = self.stalled.get_mut(link.slot() as usize) {
@@ -319,26 +306,6 @@ impl Responder {
             }
             Err(e) => log::warn!("reply to {peer} not sent: {e}"),
         }
-    }
-
-    /// Answers the message just delivered on `link` with its HL7 ACK, built
-    /// straight into the link's transmit buffer ([`Node::reply_with`]), or in
-    /// `buf` when it does not fit there (then sent and kept like any reply).
-    /// `stamp` is typed by its length: the builder's copy of it is then
-    /// specialised (a slice through the closure measured 45 instructions more).
-    fn ack(&mut self, link: LinkId, peer: SocketAddr, stamp: &[u8; 14]) {
-        let mut built = None;
-        let sent = self.node.reply_with(link, &mut self.buf, |msg, out| {
-            let (code, n) = hl7::build_ack_for_message(hl7::Msh::parse(msg).as_ref(), stamp, out);
-            built = Some((code, n));
-            n
-        });
-        let mut len = 0;
-        if let Some((code, n)) = built {
-            count_ack(&mut self.acks, code, n);
-            len = n.unwrap_or(0);
-        }
-        self.after_reply(link, peer, sent.map(|_| ()), len);
     }
 
     /// Echoes the message just delivered on `link`, copied once from the receive
@@ -468,18 +435,10 @@ impl Responder {
                 }
                 Event::Message { link, payload } => {
                     let peer = peer_at(peers, link.slot());
-                    // The ACK parses the message itself, as it builds it: the
-                    // MSH here is for the line only.
-                    let msh = if quiet {
-                        None
-                    } else {
-                        parse_for(reply, payload)
-                    };
+                    let msh = parse_for(reply, payload);
                     let len = match reply {
                         // Sent once the event is gone, from the receive buffer.
                         ReplyMode::Echo => Some(Answer::Forward),
-                        // Built once the event is gone, where it is sent from.
-                        ReplyMode::Hl7Ack => Some(Answer::Ack),
                         _ => build_reply(reply, payload, msh.as_ref(), &stamp, buf, acks)
                             .map(Answer::Built),
                     };
@@ -545,7 +504,6 @@ impl Responder {
                 match len {
                     Some(Answer::Built(n)) => self.reply(link, peer, n),
                     Some(Answer::Forward) => self.echo(link, peer),
-                    Some(Answer::Ack) => self.ack(link, peer, &stamp),
                     // Close-after-reply with no reply: the message is the whole exchange.
                     None if self.close_after_reply => self.node.close(link),
                     None => {}
@@ -580,8 +538,6 @@ enum Answer {
     Built(usize),
     /// The message itself ([`Node::forward`]: no copy into the reply buffer).
     Forward,
-    /// Its HL7 ACK, built in the link's transmit buffer ([`Responder::ack`]).
-    Ack,
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -633,17 +589,12 @@ fn build_reply(
         }
         ReplyMode::Hl7Ack => {
             let (code, n) = hl7::build_ack_for_message(msh, stamp, buf);
-            count_ack(acks, code, n);
+            match n {
+                Some(_) => acks.count(code),
+                None => log::warn!("ACK larger than the reply buffer: not sent"),
+            }
             n
         }
-    }
-}
-
-/// Counts the ACK built (`n`: its length) or warns that none was.
-fn count_ack(acks: &mut AckCounts, code: AckCode, n: Option<usize>) {
-    match n {
-        Some(_) => acks.count(code),
-        None => log::warn!("ACK larger than the reply buffer: not sent"),
     }
 }
 
