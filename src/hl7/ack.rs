@@ -193,6 +193,15 @@ fn all_digits(text: &[u8]) -> bool {
     let full = chunks
         .by_ref()
         .all(|c| digits8(<[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes)));
+    if chunks.remainder().is_empty() {
+        return full;
+    }
+    // The last eight bytes, overlapping those checked: no copy (the usual
+    // 14-byte timestamp).
+    let tail = text.len().checked_sub(8).and_then(|at| text.get(at..));
+    if let Some(last) = tail.and_then(<[u8]>::first_chunk::<8>) {
+        return full && digits8(u64::from_le_bytes(*last));
+    }
     let mut last = [b'0'; 8];
     for (w, b) in last.iter_mut().zip(chunks.remainder()) {
         *w = *b;
