@@ -42,9 +42,15 @@ impl AckCode {
     /// HL7 without one (HL7 requires MSH-10: the ACK's MSA-3 says it is
     /// missing, see [`build_ack_for`]) and for a payload that is not HL7.
     pub fn for_message(msh: Option<&Msh<'_>>) -> AckCode {
-        match msh {
-            Some(m) if m.control_id().is_some() => AckCode::Accept,
-            _ => AckCode::Reject,
+        AckCode::for_control_id(msh.and_then(Msh::control_id))
+    }
+
+    /// [`AckCode::for_message`] from the message's MSH-10 (`None` also when
+    /// it is not HL7).
+    fn for_control_id(id: Option<&[u8]>) -> AckCode {
+        match id {
+            Some(_) => AckCode::Accept,
+            None => AckCode::Reject,
         }
     }
 }
@@ -84,6 +90,32 @@ pub fn build_ack_for(
     timestamp: &[u8],
     out: &mut [u8],
 ) -> Option<usize> {
+    let id = msh.and_then(Msh::control_id);
+    write_ack(msh, id, code, timestamp, out)
+}
+
+/// The ACK every mooring responder sends for a message: [`build_ack_for`]
+/// with the code of [`AckCode::for_message`], its MSH-10 found once for both.
+/// Returns the code with the length (`None` if `out` is too small).
+pub fn build_ack_for_message(
+    msh: Option<&Msh<'_>>,
+    timestamp: &[u8],
+    out: &mut [u8],
+) -> (AckCode, Option<usize>) {
+    let id = msh.and_then(Msh::control_id);
+    let code = AckCode::for_control_id(id);
+    (code, write_ack(msh, id, code, timestamp, out))
+}
+
+/// [`build_ack_for`] with MSH-10 given (`id`: [`Msh::control_id`] of `msh`).
+#[inline(always)]
+fn write_ack(
+    msh: Option<&Msh<'_>>,
+    id: Option<&[u8]>,
+    code: AckCode,
+    timestamp: &[u8],
+    out: &mut [u8],
+) -> Option<usize> {
     let default_msh;
     let (msh, hl7) = match msh {
         Some(m) => (m, true),
@@ -93,7 +125,7 @@ pub fn build_ack_for(
         }
     };
     let sep = msh.field_sep();
-    let id = msh.control_id().unwrap_or(&[]);
+    let id = id.unwrap_or(&[]);
 
     let mut w = Writer::new(out);
     // Fields that need no trimming are copied in pairs, as they lie, and the
@@ -161,6 +193,15 @@ fn all_digits(text: &[u8]) -> bool {
     let full = chunks
         .by_ref()
         .all(|c| digits8(<[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes)));
+    if chunks.remainder().is_empty() {
+        return full;
+    }
+    // The last eight bytes, overlapping those checked: no copy (the usual
+    // 14-byte timestamp).
+    let tail = text.len().checked_sub(8).and_then(|at| text.get(at..));
+    if let Some(last) = tail.and_then(<[u8]>::first_chunk::<8>) {
+        return full && digits8(u64::from_le_bytes(*last));
+    }
     let mut last = [b'0'; 8];
     for (w, b) in last.iter_mut().zip(chunks.remainder()) {
         *w = *b;

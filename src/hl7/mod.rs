@@ -47,7 +47,7 @@ mod batch;
 mod msh;
 mod time;
 
-pub use ack::{build_ack, build_ack_for, AckCode, MISSING_CONTROL_ID};
+pub use ack::{build_ack, build_ack_for, build_ack_for_message, AckCode, MISSING_CONTROL_ID};
 pub use batch::{batch_frame_into, BatchEnvelope, Messages, ENVELOPE_SEGMENTS};
 pub use msh::Msh;
 pub use time::{timestamp_utc, TimestampCache};

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mooring::hl7::{self, AckCode};
+use mooring::hl7;
 use mooring::metrics::{AckCounts, MetricsServer, Snapshot};
 use mooring::session::{Overflow, SessionConfig, SessionError};
 use mooring::{
@@ -588,8 +588,7 @@ fn build_reply(
             Some(payload.len())
         }
         ReplyMode::Hl7Ack => {
-            let code = AckCode::for_message(msh);
-            let n = hl7::build_ack_for(msh, code, stamp, buf);
+            let (code, n) = hl7::build_ack_for_message(msh, stamp, buf);
             match n {
                 Some(_) => acks.count(code),
                 None => log::warn!("ACK larger than the reply buffer: not sent"),
