@@ -563,6 +563,27 @@ mod tests {
         (server, client, link)
     }
 
+    /// Two nodes speaking the mooring protocol with sessions: a server
+    /// listening on loopback (its address as C text) and a client whose
+    /// session to it is opening.
+    pub(super) fn session_pair() -> (
+        *mut mooring_node,
+        *mut mooring_node,
+        mooring_session,
+        [c_char; MOORING_ADDR_MAX],
+    ) {
+        let mut c = default_config();
+        (c.protocol, c.session) = (mooring_protocol::Mooring as u32, 1);
+        let server = new_node(&c);
+        let client = new_node(&c);
+        let addr = listen_on_loopback(server);
+        let mut s = mooring_session::default();
+        // SAFETY: a live node, valid pointers, a NUL-terminated string.
+        let r = unsafe { mooring_node_open_session(client, addr.as_ptr(), &mut s) };
+        assert_eq!(r, mooring_result::Ok);
+        (server, client, s, addr)
+    }
+
     pub(super) fn default_config() -> mooring_config {
         let mut c = core::mem::MaybeUninit::uninit();
         // SAFETY: writable.

@@ -115,26 +115,16 @@ pub unsafe extern "C" fn mooring_node_close_session(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::tests::{default_config, listen_on_loopback, new_node};
+    use crate::ffi::tests::session_pair;
     use crate::ffi::*;
     use core::ptr;
     use core::time::Duration;
 
     #[test]
     fn a_session_through_the_c_api_carries_messages_in_order_and_ends_on_both_sides() {
-        let mut c = default_config();
-        c.protocol = mooring_protocol::Mooring as u32;
-        c.session = 1;
-        let server = new_node(&c);
-        let client = new_node(&c);
-        // SAFETY: live nodes, valid pointers, NUL-terminated strings.
+        let (server, client, s, _) = session_pair();
+        // SAFETY: live nodes, valid pointers.
         unsafe {
-            let addr = listen_on_loopback(server);
-            let mut s = mooring_session::default();
-            assert_eq!(
-                mooring_node_open_session(client, addr.as_ptr(), &mut s),
-                mooring_result::Ok
-            );
             // Queued before the link is even up: sessions hold them.
             for (i, m) in [&b"m1"[..], b"m2", b"m3"].iter().enumerate() {
                 let mut seq = 0u64;

@@ -126,7 +126,7 @@ mod tests {
     use std::io::Write;
     use std::net::TcpStream;
 
-    use crate::ffi::tests::{default_config, listen_on_loopback, new_node};
+    use crate::ffi::tests::session_pair;
     use crate::ffi::*;
     use crate::wire::{self, Greeting, Msg};
     use core::ptr;
@@ -149,18 +149,9 @@ mod tests {
 
     #[test]
     fn a_resume_with_a_wrong_token_is_counted_in_the_c_node_stats() {
-        let mut c = default_config();
-        (c.protocol, c.session) = (mooring_protocol::Mooring as u32, 1);
-        let server = new_node(&c);
-        let client = new_node(&c);
-        // SAFETY: live nodes, valid pointers, NUL-terminated strings.
+        let (server, client, s, addr) = session_pair();
+        // SAFETY: live nodes, valid pointers.
         unsafe {
-            let addr = listen_on_loopback(server);
-            let mut s = mooring_session::default();
-            assert_eq!(
-                mooring_node_open_session(client, addr.as_ptr(), &mut s),
-                mooring_result::Ok
-            );
             assert_eq!(
                 mooring_node_session_send(client, s, b"m1".as_ptr(), 2, ptr::null_mut()),
                 mooring_result::Ok
