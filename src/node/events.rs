@@ -379,10 +379,7 @@ impl Node {
             let &i = self.ready.front()?;
             let step = self.step(i);
             let s = &mut self.slots[i as usize];
-            let id = LinkId {
-                slot: i,
-                gen: s.gen,
-            };
+            let id = s.id(i);
             match step {
                 Step::Idle => {
                     s.in_ready = false;

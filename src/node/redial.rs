@@ -153,10 +153,7 @@ impl Node {
             }
         };
         e.note = Some(Event::Redialing {
-            link: LinkId {
-                slot: i,
-                gen: s.gen,
-            },
+            link: s.id(i),
             peer: s.peer,
             reason,
             stats: s.link.stats(),

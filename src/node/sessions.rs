@@ -299,10 +299,7 @@ impl Node {
     /// closed instead.
     pub(super) fn bind_session(&mut self, i: u32, peer: Greeting, now: Instant) -> bool {
         let slot = &self.slots[i as usize];
-        let link = LinkId {
-            slot: i,
-            gen: slot.gen,
-        };
+        let link = slot.id(i);
         let bound = match (slot.session, slot.listener) {
             (Some(idx), _) => self
                 .sessions

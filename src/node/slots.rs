@@ -66,6 +66,17 @@ pub(super) struct Slot {
     pub(super) tls: Option<Box<super::tls::TlsSlot>>,
 }
 
+impl Slot {
+    /// The id of this slot's current link (slot `i`).
+    #[inline]
+    pub(super) fn id(&self, i: u32) -> LinkId {
+        LinkId {
+            slot: i,
+            gen: self.gen,
+        }
+    }
+}
+
 pub(super) struct Listener {
     pub(super) sock: ListenSock,
     pub(super) cfg: ListenConfig,
@@ -112,7 +123,7 @@ impl Node {
         {
             s.tls = None;
         }
-        LinkId { slot, gen: s.gen }
+        s.id(slot)
     }
 
     pub(super) fn slot_of(&self, id: LinkId) -> Option<u32> {
@@ -195,10 +206,7 @@ impl Node {
         let s = &mut self.slots[i as usize];
         if self.closed.len() < self.closed_cap {
             self.closed.push_back(ClosedReport {
-                link: LinkId {
-                    slot: i,
-                    gen: s.gen,
-                },
+                link: s.id(i),
                 peer: s.peer,
                 reason,
                 stats: s.link.stats(),
