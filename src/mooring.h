@@ -622,6 +622,47 @@ typedef uint32_t mooring_close_reason;
 #endif // __cplusplus
 
 /**
+ * How a session ended (`mooring_event.session_end`).
+ */
+enum mooring_session_end
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not a SESSION_ENDED event.
+   */
+  MOORING_SESSION_END_NONE = 0,
+  /**
+   * The session could not be made whole.
+   */
+  MOORING_SESSION_END_LOST = 1,
+  /**
+   * The server no longer had it (the client stayed away past the resume window).
+   */
+  MOORING_SESSION_END_EXPIRED = 2,
+  /**
+   * Its queue overflowed (close-on-full policy).
+   */
+  MOORING_SESSION_END_QUEUE_FULL = 3,
+  /**
+   * An application closed it.
+   */
+  MOORING_SESSION_END_CLOSED = 4,
+  /**
+   * Server: a new session took its slot while its client was away.
+   */
+  MOORING_SESSION_END_EVICTED = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mooring_session_end mooring_session_end;
+#else
+typedef uint32_t mooring_session_end;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Which clients a TLS listener accepts (`mooring_config.tls_client_auth`).
  */
 enum mooring_tls_client_auth

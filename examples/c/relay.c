@@ -48,6 +48,18 @@ static const char *kind_name(mooring_relay_event_kind k) {
     return "unknown";
 }
 
+/* How an upstream session ended, as the mooring CLI names it. */
+static const char *session_end_name(uint32_t end) {
+    switch (end) {
+    case MOORING_SESSION_END_LOST: return "SessionLost";
+    case MOORING_SESSION_END_EXPIRED: return "SessionExpired";
+    case MOORING_SESSION_END_QUEUE_FULL: return "SessionQueueFull";
+    case MOORING_SESSION_END_CLOSED: return "SessionClosed";
+    case MOORING_SESSION_END_EVICTED: return "SessionEvicted";
+    }
+    return "unknown";
+}
+
 static void print_event(const mooring_relay_event *ev) {
     printf("event=%s", kind_name(ev->kind));
     if (ev->peer[0]) printf(" peer=%s", ev->peer);
@@ -56,6 +68,8 @@ static void print_event(const mooring_relay_event *ev) {
     if (ev->detail) print_bytes("detail", ev->detail, ev->detail_len);
     if (ev->seq) printf(" seq=%llu", (unsigned long long)ev->seq);
     if (ev->attempt) printf(" attempt=%u", ev->attempt);
+    if (ev->session_end != MOORING_SESSION_END_NONE)
+        printf(" session_end=%s", session_end_name(ev->session_end));
     if (ev->kind == MOORING_RELAY_EVENT_KIND_SPOOL_OPENED)
         printf(" size=%llu recovered=%llu corrupt=%llu", (unsigned long long)ev->size,
                (unsigned long long)ev->recovered, (unsigned long long)ev->corrupt);
