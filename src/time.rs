@@ -70,8 +70,9 @@ impl Sub<Instant> for Instant {
     }
 }
 
-/// Where a driver reads the time. A [`crate::Node`] reads it once per
-/// [`crate::Node::poll`] (and when a link is opened or closed by the caller);
+/// Where a driver reads the time. A [`crate::Node`] reads it twice per
+/// [`crate::Node::poll`], before and after waiting (and when a link is opened
+/// or closed by the caller);
 /// everything below the driver takes that `now` as an argument.
 ///
 /// The default is [`SystemClock`]. Tests give a node a [`ManualClock`] and move
