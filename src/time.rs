@@ -70,8 +70,9 @@ impl Sub<Instant> for Instant {
     }
 }
 
-/// Where a driver reads the time. A [`crate::Node`] reads it once per
-/// [`crate::Node::poll`] (and when a link is opened or closed by the caller);
+/// Where a driver reads the time. A [`crate::Node`] reads it twice per
+/// [`crate::Node::poll`], before and after waiting (and when a link is opened
+/// or closed by the caller);
 /// everything below the driver takes that `now` as an argument.
 ///
 /// The default is [`SystemClock`]. Tests give a node a [`ManualClock`] and move
@@ -97,10 +98,40 @@ impl SystemClock {
 
     /// The current time.
     pub fn now(&self) -> Instant {
-        let ms = self.epoch.elapsed().as_millis();
+        Self::millis_since(self.epoch, std::time::Instant::now())
+    }
+
+    /// [`SystemClock::now`], the same to the millisecond, without the
+    /// subtraction and conversion while the clock is still in the millisecond
+    /// `memo` saw last (one comparison instead: a node reads the clock twice
+    /// per poll, many polls per millisecond under load).
+    pub(crate) fn now_memo(&self, memo: &mut MilliMemo) -> Instant {
+        let t = std::time::Instant::now();
+        if let Some((ms, next)) = memo.0 {
+            // Monotonic: `t` is not before the reading that set `next`, so
+            // it is in the same millisecond until it reaches `next`.
+            if t < next {
+                return ms;
+            }
+        }
+        let ms = Self::millis_since(self.epoch, t);
+        memo.0 = self
+            .epoch
+            .checked_add(Duration::from_millis(ms.0.saturating_add(1)))
+            .map(|next| (ms, next));
+        ms
+    }
+
+    fn millis_since(epoch: std::time::Instant, t: std::time::Instant) -> Instant {
+        let ms = t.saturating_duration_since(epoch).as_millis();
         Instant(u64::try_from(ms).unwrap_or(u64::MAX))
     }
 }
+
+/// The millisecond a [`SystemClock`] read last, and the instant the next one
+/// starts (see [`SystemClock::now_memo`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MilliMemo(Option<(Instant, std::time::Instant)>);
 
 impl Default for SystemClock {
     fn default() -> Self {
@@ -170,6 +201,32 @@ mod tests {
         let b = Instant::from_millis(40);
         assert_eq!(a - b, Duration::from_millis(60));
         assert_eq!(b - a, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_memoised_system_clock_reads_what_the_clock_reads() {
+        // Bracketed by plain reads, a memoised one lies between them: it is
+        // never a stale millisecond, across several millisecond boundaries.
+        let c = SystemClock::new();
+        let mut memo = MilliMemo::default();
+        let until = std::time::Instant::now() + Duration::from_millis(20);
+        let (mut reads, mut last) = (0u64, Instant::ZERO);
+        while std::time::Instant::now() < until {
+            let before = c.now();
+            let read = c.now_memo(&mut memo);
+            let after = c.now();
+            assert!(
+                before <= read && read <= after,
+                "{before:?} {read:?} {after:?}"
+            );
+            assert!(read >= last);
+            last = read;
+            reads += 1;
+        }
+        assert!(
+            reads > 0 && last.as_millis() >= 5,
+            "{reads} reads to {last:?}"
+        );
     }
 
     #[test]

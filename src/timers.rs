@@ -27,6 +27,7 @@ impl DeadlineHeap {
     }
 
     /// The earliest deadline.
+    #[inline]
     pub(crate) fn next(&self) -> Option<Instant> {
         self.heap.first().map(|e| e.0)
     }
@@ -40,9 +41,21 @@ impl DeadlineHeap {
         }
     }
 
-    /// Sets (or with `None`, removes) the slot's deadline.
+    /// Sets (or with `None`, removes) the slot's deadline. Once per message
+    /// and link, mostly to what it was: that check is inline.
+    #[inline]
     pub(crate) fn set(&mut self, slot: u32, at: Option<Instant>) {
         let p = self.pos[slot as usize];
+        let unchanged = match p {
+            NONE => at.is_none(),
+            p => at == Some(self.heap[p as usize].0),
+        };
+        if !unchanged {
+            self.change(slot, p, at);
+        }
+    }
+
+    fn change(&mut self, slot: u32, p: u32, at: Option<Instant>) {
         match (p, at) {
             (NONE, None) => {}
             (NONE, Some(t)) => {

@@ -58,8 +58,16 @@ impl Node {
         }
     }
 
-    /// Brings the deadline heap up to date; before anything reads it.
+    /// Brings the deadline heap up to date; before anything reads it. Called
+    /// three times per poll, mostly with nothing to do: that check is inline.
+    #[inline(always)]
     pub(super) fn settle_deadlines(&mut self) {
+        if !self.resched.is_empty() {
+            self.settle_rescheduled();
+        }
+    }
+
+    fn settle_rescheduled(&mut self) {
         while let Some(i) = self.resched.pop() {
             let s = &mut self.slots[i as usize];
             s.in_resched = false;
@@ -69,7 +77,16 @@ impl Node {
         }
     }
 
+    /// Handles the deadlines due at `now`. Called twice per poll, mostly with
+    /// none due: that check is inline.
+    #[inline(always)]
     pub(super) fn expire(&mut self, now: Instant) {
+        if self.timers.next().is_some_and(|at| at <= now) {
+            self.expire_due(now);
+        }
+    }
+
+    fn expire_due(&mut self, now: Instant) {
         while let Some(i) = self.timers.pop_due(now) {
             if let Some(slot) = self.redial_slot_of_timer(i) {
                 self.redial_timeout(slot, now);
