@@ -40,9 +40,11 @@ impl Node {
 
     /// Sends the payload of the last [`Event::Message`] on `id`, copied once,
     /// straight from the receive buffer into the link's transmit buffer: `id` the
-    /// message's own link echoes it, another link forwards it (a relay). Valid
-    /// until the next call that pulls events; `NotOpen` after that or when the
-    /// message's link has closed.
+    /// message's own link echoes it, another link forwards it (a relay). A frame
+    /// of 8 KiB or more with nothing queued ahead of it on a raw link is written
+    /// from the receive buffer itself, and only what the socket does not take
+    /// is copied. Valid until the next call that pulls events; `NotOpen` after
+    /// that or when the message's link has closed.
     pub fn forward(&mut self, id: LinkId) -> Result<(), SendError> {
         let d = self.delivered.ok_or(SendError::NoMessage)?;
         let src = &self.slots[d.slot as usize];
