@@ -32,7 +32,9 @@ impl Reply<'_> {
     }
 
     /// Replies with the message itself, copied once from the receive buffer into
-    /// the link's transmit buffer (no copy through this buffer).
+    /// the link's transmit buffer (no copy through this buffer); a message of
+    /// 8 KiB or more with nothing queued ahead of it is written straight from
+    /// the receive buffer (see [`Node::forward`]).
     pub fn echo(&mut self) {
         self.echo = true;
         self.len = None;

@@ -205,6 +205,93 @@ fn steady_exchange_of_ten_thousand_requests_on_one_node_allocates_nothing() {
     );
 }
 
+/// Large frames (100 KiB, above the working buffer) sent and echoed back: the
+/// echo goes out straight from the receive block (one vectored write, the
+/// rest through the transmit block) and is read back a whole frame at a time,
+/// with nothing allocated once warm.
+#[test]
+fn steady_echo_of_large_frames_allocates_nothing() {
+    let (mut node, l) = common::listening_node(
+        NodeConfig {
+            max_links: 4,
+            large_buffers: 6,
+            ..NodeConfig::default()
+        },
+        ListenConfig {
+            max_connections: 2,
+            ..ListenConfig::default()
+        },
+    );
+    let addr = node.local_addr(l).unwrap();
+    let out = node.connect(addr, &ConnectConfig::default()).unwrap();
+    let mut links = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while links < 2 {
+        assert!(Instant::now() < deadline, "never connected");
+        node.poll(Some(Duration::from_millis(50))).unwrap();
+        while let Some(ev) = node.next_event() {
+            links += usize::from(matches!(ev, Event::Connected { .. }));
+        }
+    }
+    let mut frames: Vec<Vec<u8>> = (0..2u8)
+        .map(|k| {
+            (0..100 * 1024)
+                .map(|i| b'A' + ((i + k as usize) % 26) as u8)
+                .collect()
+        })
+        .collect();
+    const ROUNDS: u32 = 300;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut start = (0, 0);
+    let (mut sent, mut echoed, mut back) = (0u32, 0u32, 0u32);
+    while back < WARM_UP / 4 + ROUNDS {
+        assert!(Instant::now() < deadline, "echo stalled at {back}");
+        if back == WARM_UP / 4 && !counting() {
+            start = start_counting();
+        }
+        // Two in flight from the outbound link, each numbered in its first bytes.
+        while sent < back + 2 {
+            let f = &mut frames[sent as usize % 2];
+            f[..4].copy_from_slice(&digits(sent));
+            node.send(out, f).expect("room for two large frames");
+            sent += 1;
+        }
+        node.poll(Some(Duration::from_millis(100))).expect("poll");
+        while let Some(ev) = node.next_event() {
+            match ev {
+                Event::Message { link, payload } if link == out => {
+                    assert_eq!(payload.len(), 100 * 1024);
+                    assert_eq!(payload[..4], digits(back), "echo {back}");
+                    assert_eq!(payload[4..], frames[back as usize % 2][4..]);
+                    back += 1;
+                }
+                Event::Message { link, .. } => {
+                    node.forward(link).expect("echo queued");
+                    echoed += 1;
+                }
+                Event::Closed { reason, .. } => panic!("link closed: {reason}"),
+                _ => {}
+            }
+        }
+    }
+    let (allocs, frees) = stop_counting(start);
+    assert!(echoed >= back, "{echoed} echoed, {back} back");
+    assert_eq!(
+        (allocs, frees),
+        (0, 0),
+        "allocations / frees during {ROUNDS} large echoes"
+    );
+}
+
+/// `n` (below 10,000) as four ASCII digits, which every framing carries.
+fn digits(n: u32) -> [u8; 4] {
+    let mut d = [b'0'; 4];
+    for (k, b) in d.iter_mut().rev().enumerate() {
+        *b += (n / 10u32.pow(k as u32) % 10) as u8;
+    }
+    d
+}
+
 /// The same with the `Client` and `Server` wrappers, each in its own thread:
 /// each thread counts its own side.
 #[test]

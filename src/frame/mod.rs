@@ -96,7 +96,7 @@ pub trait Codec: Send {
 
     /// The bytes around a payload of `len` bytes, for framings that send the
     /// payload unchanged (both built-ins do). With it the driver writes a large
-    /// frame (32 KiB or more) straight from where its payload lies, in one
+    /// frame (8 KiB or more) straight from where its payload lies, in one
     /// vectored write, instead of copying it into a transmit buffer first.
     /// Prefix and suffix together are [`Codec::overhead`] bytes, and around a
     /// payload they are exactly what `encode_parts` writes. `None` (the

@@ -34,6 +34,7 @@ mod accept;
 mod backpressure;
 mod clock;
 mod deadlines;
+mod direct;
 mod events;
 mod per_ip;
 mod redial;

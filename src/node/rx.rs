@@ -229,7 +229,10 @@ impl Node {
             let Some(sock) = s.sock.as_mut() else {
                 return false;
             };
-            match sock.read(self.bufs.spare(&s.rx)) {
+            let small = self.bufs.block_size(Tier::Small);
+            let spare = self.bufs.spare(&s.rx);
+            let room = whole_frames(spare.len(), s.rx.len(), s.last_frame as usize, small);
+            match sock.read(&mut spare[..room]) {
                 Ok(0) => {
                     s.readable = false;
                     self.close_slot(i, CloseReason::PeerClosed);
@@ -239,7 +242,7 @@ impl Node {
                     // A read shorter than the room offered emptied the socket; any
                     // later byte raises a new edge, so skip the WouldBlock read.
                     // Not after a FIN was reported: its edge is spent, read to EOF.
-                    let short = n < self.bufs.capacity(&s.rx) - s.rx.end as usize;
+                    let short = n < room;
                     s.round_bytes = s.round_bytes.saturating_add(n as u32);
                     if short {
                         end_round(s, self.bufs.block_size(Tier::Small));
@@ -276,9 +279,50 @@ impl Node {
     }
 }
 
+/// How much of `spare` free bytes one read offers, with `pending` bytes of a
+/// frame already in the block and `last` the size of the link's last frame.
+/// Frames larger than a working block (`small`) are read up to the end of the
+/// last whole frame that fits, taking the next ones to be as large: a read
+/// then ends where a frame does, the block empties once its frames are
+/// consumed, and no partial frame of up to `last` bytes is moved to the
+/// block's front before each refill (big128k len32: 18,700 of 19,700
+/// user-space instructions per message). Anything else: all of `spare`.
+#[inline]
+pub(super) fn whole_frames(spare: usize, pending: usize, last: usize, small: usize) -> usize {
+    if last <= small || pending >= last {
+        return spare;
+    }
+    let first = last - pending;
+    match spare.checked_sub(first) {
+        Some(more) => first + more / last * last,
+        None => spare,
+    }
+}
+
 /// The socket was found empty: the link stays hot for the next round when this
 /// one brought more than a working block (`small`) holds.
 pub(super) fn end_round(s: &mut Slot, small: usize) {
     s.hot = s.round_bytes as usize > small;
     s.round_bytes = 0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_frames;
+
+    #[test]
+    fn large_frames_are_read_up_to_a_frame_boundary_and_small_ones_fill_the_room() {
+        let small = 16;
+        // Frames of a working block or less: all the room.
+        assert_eq!(whole_frames(1000, 3, 16, small), 1000);
+        // 100-byte frames: whole frames, then the rest of a started one.
+        assert_eq!(whole_frames(1000, 0, 100, small), 1000);
+        assert_eq!(whole_frames(1050, 0, 100, small), 1000);
+        assert_eq!(whole_frames(1050, 30, 100, small), 70 + 900);
+        // Room for less than the started frame: all of it (the block is then
+        // too small anyway, and grows or compacts as before).
+        assert_eq!(whole_frames(50, 30, 100, small), 50);
+        // A frame larger than the last one: no guess.
+        assert_eq!(whole_frames(1050, 120, 100, small), 1050);
+    }
 }

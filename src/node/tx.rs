@@ -40,9 +40,11 @@ impl Node {
 
     /// Sends the payload of the last [`Event::Message`] on `id`, copied once,
     /// straight from the receive buffer into the link's transmit buffer: `id` the
-    /// message's own link echoes it, another link forwards it (a relay). Valid
-    /// until the next call that pulls events; `NotOpen` after that or when the
-    /// message's link has closed.
+    /// message's own link echoes it, another link forwards it (a relay). A frame
+    /// of 8 KiB or more with nothing queued ahead of it on a raw link is written
+    /// from the receive buffer itself, and only what the socket does not take
+    /// is copied. Valid until the next call that pulls events; `NotOpen` after
+    /// that or when the message's link has closed.
     pub fn forward(&mut self, id: LinkId) -> Result<(), SendError> {
         let d = self.delivered.ok_or(SendError::NoMessage)?;
         let src = &self.slots[d.slot as usize];
@@ -74,9 +76,10 @@ impl Node {
     /// and leave the queue under [`FLUSH_AT`]. It does what the general path
     /// does then (frame it, count it, schedule the write) without its steps:
     /// no dynamic codec call, no parts, no checks that cannot fire. Anything
-    /// else (an error to report, a header, a frame to write at once, a block
-    /// to compact or grow, a response timer) returns false with nothing
-    /// changed but a working block taken, which the general path would take too.
+    /// else (an error to report, a header, a frame to write at once or
+    /// straight from its source ([`direct::DIRECT_AT`]), a block to compact or
+    /// grow, a response timer) returns false with nothing changed but a
+    /// working block taken, which the general path would take too.
     #[inline(always)]
     fn queue_small(&mut self, i: u32, body: Body<'_>) -> bool {
         let Some(framing) = self.framing else {
@@ -96,6 +99,7 @@ impl Node {
         if !s.link.may_send()
             || s.link.next_data_header().is_some()
             || s.tx.len() + need >= FLUSH_AT
+            || (need >= direct::DIRECT_AT && s.tx.is_empty())
         {
             return false;
         }
@@ -167,57 +171,6 @@ impl Node {
             None => self.resched(i),
         }
         Ok(())
-    }
-
-    /// A frame of [`FLUSH_AT`] bytes or more would be written as soon as it was
-    /// queued; when nothing is queued ahead of it, it is written straight from
-    /// where its payload lies (one vectored write) instead of being copied into
-    /// a transmit block first, and only what the socket does not take is copied.
-    /// (Smaller frames are copied: several then go out in one write.)
-    /// `Some(bytes written)` when it went this way; `None`: queue it as usual.
-    pub(super) fn write_large_now(&mut self, i: u32, head: &[u8], body: Body<'_>) -> Option<usize> {
-        let need = head.len() + body.len() + self.codec.overhead();
-        let s = &mut self.slots[i as usize];
-        if need < FLUSH_AT || !s.tx.is_empty() || !s.link.is_open() {
-            return None;
-        }
-        #[cfg(feature = "tls")]
-        if s.tls.is_some() {
-            return None; // the TLS link encrypts it from the queue
-        }
-        let env = self.codec.envelope(head.len() + body.len())?;
-        // Room for the remainder first, so a frame is never half sent and then
-        // refused.
-        if !self.bufs.reserve(&mut s.tx, need) {
-            return None;
-        }
-        let sock = s.sock.as_mut()?;
-        let payload = match body {
-            Body::Bytes(b) => b,
-            Body::Delivered(d) => &self.bufs.block(d.block)[d.start..d.end],
-        };
-        let parts = [
-            IoSlice::new(env.prefix()),
-            IoSlice::new(head),
-            IoSlice::new(payload),
-            IoSlice::new(env.suffix()),
-        ];
-        // Would block, or failed: queue it; write_out meets the error again.
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let n = sock.write_vectored(&parts).ok().filter(|&n| n > 0)?;
-        if n < total {
-            // The socket took part: the rest goes into the reserved block.
-            if !write_frame(s, &mut self.bufs, self.codec.as_ref(), head, body) {
-                log::error!("link to {}: no room for a reserved frame", s.peer);
-                self.close_slot(i, CloseReason::Io);
-                return Some(0);
-            }
-            self.bufs.consume(&mut s.tx, n);
-            self.queue_flush(i);
-        } else {
-            self.bufs.release(&mut s.tx);
-        }
-        Some(n)
     }
 
     /// Lists the link for the next flush (once per frame queued: inline).
@@ -433,7 +386,7 @@ pub(super) enum Body<'a> {
 
 impl Body<'_> {
     #[inline]
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         match self {
             Body::Bytes(b) => b.len(),
             Body::Delivered(d) => d.end - d.start,
