@@ -343,41 +343,63 @@ impl Node {
     /// turn.
     pub fn next_event(&mut self) -> Option<Event<'_>> {
         self.consume_delivered();
-        if let Some(r) = self.rejected.pop_front() {
-            return Some(Event::Rejected {
-                listener: ListenerId(r.listener),
-                peer: r.peer,
-                reason: r.reason,
-            });
-        }
-        #[cfg(feature = "tls")]
-        if let Some(c) = self.closed.front_mut() {
-            if let Some(e) = c.tls.take() {
-                let (link, peer) = (c.link, c.peer);
-                let error = self.tls.failed.insert(e);
-                return Some(Event::TlsFailed { link, peer, error });
+        // The common case, inline: no report waits, and the link whose turn
+        // it is has a frame the fast path takes (`plain.rs`).
+        if !self.has_reports() {
+            if let Some(&i) = self.ready.front() {
+                if let Some(d) = self.plain_frame(i) {
+                    return Some(self.deliver(d));
+                }
             }
         }
-        if let Some(c) = self.closed.pop_front() {
-            return Some(Event::Closed {
-                link: c.link,
-                peer: c.peer,
-                reason: c.reason,
-                stats: c.stats,
-                peer_reason: c.peer_reason,
-            });
-        }
-        if self.redials.has_notes() {
-            if let Some(ev) = self.next_redial_note() {
+        self.next_event_in_full()
+    }
+
+    /// [`Node::next_event`] past its common case: reports first, then the
+    /// links in turn, each stepped until it has something to report.
+    #[inline(never)]
+    fn next_event_in_full(&mut self) -> Option<Event<'_>> {
+        // Reports queued off the per-frame path: one check for all of them.
+        if self.has_reports() {
+            if let Some(r) = self.rejected.pop_front() {
+                return Some(Event::Rejected {
+                    listener: ListenerId(r.listener),
+                    peer: r.peer,
+                    reason: r.reason,
+                });
+            }
+            #[cfg(feature = "tls")]
+            if let Some(c) = self.closed.front_mut() {
+                if let Some(e) = c.tls.take() {
+                    let (link, peer) = (c.link, c.peer);
+                    let error = self.tls.failed.insert(e);
+                    return Some(Event::TlsFailed { link, peer, error });
+                }
+            }
+            if let Some(c) = self.closed.pop_front() {
+                return Some(Event::Closed {
+                    link: c.link,
+                    peer: c.peer,
+                    reason: c.reason,
+                    stats: c.stats,
+                    peer_reason: c.peer_reason,
+                });
+            }
+            if self.redials.has_notes() {
+                if let Some(ev) = self.next_redial_note() {
+                    return Some(ev);
+                }
+            }
+            if let Some(ev) = self.next_session_note() {
                 return Some(ev);
             }
         }
-        if let Some(ev) = self.next_session_note() {
-            return Some(ev);
-        }
         loop {
             let &i = self.ready.front()?;
-            let step = self.step(i);
+            let step = match self.plain_frame(i) {
+                Some(d) => Step::Message(d),
+                None => self.step(i),
+            };
             let s = &mut self.slots[i as usize];
             let id = s.id(i);
             match step {
@@ -392,12 +414,7 @@ impl Node {
                         listener: s.listener.map(ListenerId),
                     })
                 }
-                Step::Message(d) => {
-                    self.take_turn();
-                    self.delivered = Some(d);
-                    let payload = &self.bufs.block(d.block)[d.start..d.end];
-                    return Some(Event::Message { link: id, payload });
-                }
+                Step::Message(d) => return Some(self.deliver(d)),
                 Step::SessionMessage(idx, d) => {
                     self.take_turn();
                     self.delivered = Some(d);
@@ -435,6 +452,30 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// True when a report waits ahead of the links' frames: a rejection, a
+    /// closed link, a redial or session note. Once per event: inline.
+    #[inline(always)]
+    fn has_reports(&self) -> bool {
+        !self.rejected.is_empty()
+            || !self.closed.is_empty()
+            || self.redials.has_notes()
+            || self.sessions.has_notes()
+    }
+
+    /// The frame `d` of the link at the front of the ready queue, as the
+    /// event that hands it out (once per message: inline).
+    #[inline(always)]
+    fn deliver(&mut self, d: Delivered) -> Event<'_> {
+        self.take_turn();
+        self.delivered = Some(d);
+        let link = LinkId {
+            slot: d.slot,
+            gen: d.gen,
+        };
+        let payload = &self.bufs.block(d.block)[d.start..d.end];
+        Event::Message { link, payload }
     }
 
     /// Round robin: after a frame, the next ready link gets a turn before this

@@ -36,6 +36,7 @@ mod clock;
 mod deadlines;
 mod events;
 mod per_ip;
+mod plain;
 mod redial;
 mod resume;
 mod rx;
