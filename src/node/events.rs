@@ -343,63 +343,66 @@ impl Node {
     /// turn.
     pub fn next_event(&mut self) -> Option<Event<'_>> {
         self.consume_delivered();
-        // The common case, inline: no report waits, and the link whose turn
-        // it is has a frame the fast path takes (`plain.rs`).
-        if !self.has_reports() {
-            if let Some(&i) = self.ready.front() {
-                if let Some(d) = self.plain_frame(i) {
-                    return Some(self.deliver(d));
-                }
+        // Reports first (one check for all of them); then the common case,
+        // inline: the link whose turn it is has a frame the fast path takes
+        // (`plain.rs`).
+        if self.has_reports() {
+            return self.next_report();
+        }
+        if let Some(&i) = self.ready.front() {
+            if let Some(d) = self.plain_frame(i) {
+                return Some(self.deliver(d));
             }
         }
-        self.next_event_in_full()
+        self.next_link_event()
     }
 
-    /// [`Node::next_event`] past its common case: reports first, then the
-    /// links in turn, each stepped until it has something to report.
+    /// The next report queued off the per-frame path (a rejection, a closed
+    /// link, a redial or session note), or when none is left after all, the
+    /// links' next event.
     #[inline(never)]
-    fn next_event_in_full(&mut self) -> Option<Event<'_>> {
-        // Reports queued off the per-frame path: one check for all of them.
-        if self.has_reports() {
-            if let Some(r) = self.rejected.pop_front() {
-                return Some(Event::Rejected {
-                    listener: ListenerId(r.listener),
-                    peer: r.peer,
-                    reason: r.reason,
-                });
+    fn next_report(&mut self) -> Option<Event<'_>> {
+        if let Some(r) = self.rejected.pop_front() {
+            return Some(Event::Rejected {
+                listener: ListenerId(r.listener),
+                peer: r.peer,
+                reason: r.reason,
+            });
+        }
+        #[cfg(feature = "tls")]
+        if let Some(c) = self.closed.front_mut() {
+            if let Some(e) = c.tls.take() {
+                let (link, peer) = (c.link, c.peer);
+                let error = self.tls.failed.insert(e);
+                return Some(Event::TlsFailed { link, peer, error });
             }
-            #[cfg(feature = "tls")]
-            if let Some(c) = self.closed.front_mut() {
-                if let Some(e) = c.tls.take() {
-                    let (link, peer) = (c.link, c.peer);
-                    let error = self.tls.failed.insert(e);
-                    return Some(Event::TlsFailed { link, peer, error });
-                }
-            }
-            if let Some(c) = self.closed.pop_front() {
-                return Some(Event::Closed {
-                    link: c.link,
-                    peer: c.peer,
-                    reason: c.reason,
-                    stats: c.stats,
-                    peer_reason: c.peer_reason,
-                });
-            }
-            if self.redials.has_notes() {
-                if let Some(ev) = self.next_redial_note() {
-                    return Some(ev);
-                }
-            }
-            if let Some(ev) = self.next_session_note() {
+        }
+        if let Some(c) = self.closed.pop_front() {
+            return Some(Event::Closed {
+                link: c.link,
+                peer: c.peer,
+                reason: c.reason,
+                stats: c.stats,
+                peer_reason: c.peer_reason,
+            });
+        }
+        if self.redials.has_notes() {
+            if let Some(ev) = self.next_redial_note() {
                 return Some(ev);
             }
         }
+        if let Some(ev) = self.next_session_note() {
+            return Some(ev);
+        }
+        self.next_link_event()
+    }
+
+    /// The links in turn, each stepped until it has something to report.
+    #[inline(never)]
+    fn next_link_event(&mut self) -> Option<Event<'_>> {
         loop {
             let &i = self.ready.front()?;
-            let step = match self.plain_frame(i) {
-                Some(d) => Step::Message(d),
-                None => self.step(i),
-            };
+            let step = self.step(i);
             let s = &mut self.slots[i as usize];
             let id = s.id(i);
             match step {
