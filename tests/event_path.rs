@@ -1,10 +1,10 @@
 //! The node's per-frame fast path (`Node::next_event` for plain links: raw
 //! protocol, no session, no reply policy) against the general path, where
 //! they could part ways: frames of a session link, of a close-after-reply link
-//! and of a plain link arriving in the same bursts, on one node. Each link
-//! must get exactly what its own rules give, whichever path took its frames.
-//! (A plain link held for backpressure mid-burst and released again is
-//! `tests/backpressure.rs`.) The first frame after each read takes the general
+//! and of a plain link arriving in the same bursts, on one node, and a plain
+//! link held for backpressure mid-burst then released. Each link must get
+//! exactly what its own rules give, whichever path took its frames.
+//! The first frame after each read takes the general
 //! path, so each test here sends bursts: the frames behind it are the fast
 //! path's to take or to leave.
 
@@ -14,10 +14,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use mooring::internals::simnet::{SimConfig, SimNet};
 use mooring::session::SessionConfig;
 use mooring::{
-    CloseReason, ConnectConfig, Event, Framing, LinkId, ListenConfig, LivenessConfig, NodeConfig,
-    Protocol, ServerPolicy, SessionNote,
+    CloseReason, ConnectConfig, Event, Framing, LinkId, ListenConfig, LivenessConfig, ManualClock,
+    Node, NodeConfig, Protocol, ServerPolicy, SessionNote,
 };
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -238,4 +239,83 @@ fn a_commit_ack_link_answers_every_frame_of_a_burst() {
     for (n, a) in acks.chunks(4).enumerate() {
         assert_eq!(a, common::mllp(&[0x06]), "frame {n}'s commit ACK");
     }
+}
+
+/// On a simulated network (virtual time, a 1 KiB pipe each way): a peer
+/// writes four frames a millisecond (the server reads them at once: frames
+/// wait in its buffer) and reads nothing, so the echoes it does
+/// not read pile up on the server link until the link is held (its queue
+/// past half a working buffer). Then the peer reads 256 bytes a millisecond
+/// and goes on writing: each frame it writes makes the held link ready
+/// again. A held link stays held until its queue drains to a quarter of a
+/// working buffer (no flapping around one mark), whichever path looks at it.
+#[test]
+fn a_plain_link_held_mid_burst_stays_held_until_its_queue_drains_to_a_quarter() {
+    let clock = ManualClock::new(mooring::Instant::from_millis(1_000));
+    let sim = SimConfig {
+        pipe_bytes: 1024,
+        latency_ms: (1, 1),
+        jitter_ms: 0,
+        ..SimConfig::default()
+    };
+    let net = SimNet::new(sim, clock.clone());
+    let cfg = NodeConfig {
+        framing: Framing::Len32,
+        ..NodeConfig::default()
+    };
+    let (half, quarter) = (cfg.buffer_size / 2, cfg.buffer_size / 4);
+    let mut node = Node::with_sim(cfg, &net, 1).expect("node");
+    let l = node
+        .listen("127.0.0.1:7000".parse().unwrap(), ListenConfig::default())
+        .expect("listens");
+    let peer = net
+        .dial(net.attach(), node.local_addr(l).unwrap())
+        .expect("dial");
+    let frame = common::len32(&[b'x'; 100]);
+    let mut out: Vec<u8> = Vec::new();
+    let mut inbuf = [0u8; 256];
+    let mut held_at = None;
+    let mut resumed_with = None;
+    for ms in 0..20_000u32 {
+        if peer.peer_addr().is_ok() {
+            for _ in 0..4 {
+                out.extend_from_slice(&frame);
+            }
+            while let Ok(n) = peer.write(&out) {
+                out.drain(..n);
+                if out.is_empty() || n == 0 {
+                    break;
+                }
+            }
+            if held_at.is_some() {
+                let _ = peer.read(&mut inbuf);
+            }
+        }
+        node.poll(Some(Duration::ZERO)).expect("poll");
+        while let Some(ev) = node.next_event() {
+            if let Event::Message { link, .. } = ev {
+                let queued = node.tx_pending(link);
+                if held_at.is_some() && resumed_with.is_none() {
+                    resumed_with = Some(queued);
+                }
+                node.forward(link).expect("echo queued");
+                // Past the mark with the peer reading nothing: held at its
+                // next turn (nothing can be written to make room).
+                if held_at.is_none() && node.tx_pending(link) > half {
+                    held_at = Some(ms);
+                }
+            }
+        }
+        if resumed_with.is_some() {
+            break;
+        }
+        clock.advance(Duration::from_millis(1));
+    }
+    let held_at = held_at.expect("the link was never held");
+    let queued = resumed_with.expect("the held link never resumed");
+    assert!(
+        queued <= quarter,
+        "held at {held_at} ms, the link delivered again with {queued} bytes queued \
+         (more than a quarter buffer, {quarter})"
+    );
 }
