@@ -250,8 +250,8 @@ impl Buffers {
         &mut p.mem[r]
     }
 
-    /// The unconsumed bytes of `b`.
-    #[inline]
+    /// The unconsumed bytes of `b` (per message: inline).
+    #[inline(always)]
     pub(crate) fn data(&self, b: &Buf) -> &[u8] {
         match b.block {
             Some(blk) => &self.block(blk)[b.start as usize..b.end as usize],

@@ -25,6 +25,8 @@ pub(super) fn frame_into(payload: &[u8], out: &mut [u8]) -> Option<usize> {
 pub struct Len32;
 
 impl Codec for Len32 {
+    // Per message, and a few comparisons: inline.
+    #[inline(always)]
     fn decode(
         &self,
         buf: &[u8],

@@ -69,8 +69,12 @@ impl Codec for Mllp {
         scan: &mut usize,
         max_frame: usize,
     ) -> Result<Decoded, FrameError> {
-        // Skip noise up to the start block.
-        let Some(start) = buf.iter().position(|&b| b == VT) else {
+        // Skip noise up to the start block (none: the common case, one look).
+        let start = match buf.first() {
+            Some(&VT) => Some(0),
+            _ => buf.iter().position(|&b| b == VT),
+        };
+        let Some(start) = start else {
             return Ok(Decoded::Incomplete {
                 skipped: buf.len(),
                 needed: None,

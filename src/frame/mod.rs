@@ -193,7 +193,7 @@ impl Framing {
 
     /// [`Codec::decode`] of [`Framing::codec`], dispatched statically: the
     /// node decodes every frame through here (no dynamic call per frame).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn decode(
         self,
         buf: &[u8],

@@ -241,6 +241,9 @@ pub struct Link {
     out: u8,
     frame: FrameClock,
     stats: LinkStats,
+    /// Raw protocol, no close-after-reply, no MLLP commit ACKs: fixed by the
+    /// configuration for the link's life (see [`Link::is_plain_open`]).
+    plain: bool,
 }
 
 impl Link {
@@ -259,6 +262,9 @@ impl Link {
     }
 
     fn new(cfg: LinkConfig, server: bool, now: Instant) -> Self {
+        let plain = cfg.liveness.protocol == Protocol::Raw
+            && !cfg.close_after_reply
+            && !cfg.mllp_commit_ack;
         Link {
             cfg,
             state: LinkState::Connecting,
@@ -278,6 +284,7 @@ impl Link {
             out: 0,
             frame: FrameClock::default(),
             stats: LinkStats::default(),
+            plain,
         }
     }
 
@@ -383,10 +390,7 @@ impl Link {
     /// first message.
     #[must_use]
     pub fn handle_frame(&mut self, _now: Instant, frame: &[u8]) -> FrameAction {
-        self.stats.frames_in += 1;
-        self.frame.finish();
-        // Any inbound frame answers a keep-alive message.
-        self.timers[Timer::KeepAliveReply as usize] = None;
+        self.frame_arrived();
         let (offset, seq) = match self.protocol() {
             Protocol::Raw => (0, None),
             Protocol::Mooring => match self.handle_protocol_frame(frame) {
@@ -394,11 +398,7 @@ impl Link {
                 Err(action) => return action,
             },
         };
-        if self.awaiting_reply {
-            self.awaiting_reply = false;
-            self.stats.partial_reply_bytes = 0;
-            self.timers[Timer::Response as usize] = None;
-        }
+        self.reply_arrived();
         if self.cfg.close_after_reply {
             if self.phase != ReplyPhase::AwaitingMessage {
                 self.stats.discarded_frames += 1;
@@ -407,6 +407,48 @@ impl Link {
             self.phase = ReplyPhase::MessageDelivered;
         }
         FrameAction::Deliver { offset, seq }
+    }
+
+    /// True while open, for a link whose every inbound frame is an application
+    /// message to deliver whole: raw protocol, no close-after-reply, no MLLP
+    /// commit ACKs. Its frames may then go through [`Link::handle_plain_frame`].
+    #[inline]
+    pub fn is_plain_open(&self) -> bool {
+        self.plain && self.state == LinkState::Open
+    }
+
+    /// [`Link::handle_skipped`] then [`Link::handle_frame`], for a link that
+    /// [`Link::is_plain_open`] (whose answer is then always `Deliver` of the
+    /// whole frame): the same changes, without the protocol's steps. True when
+    /// its deadline ([`Link::poll_timeout`]) may have moved (a keep-alive
+    /// reply or a response arrived): only then need the driver reschedule it.
+    #[inline]
+    pub fn handle_plain_frame(&mut self, skipped: usize) -> bool {
+        self.handle_skipped(skipped);
+        let keepalive = self.frame_arrived();
+        let reply = self.reply_arrived();
+        keepalive || reply
+    }
+
+    /// Any inbound frame: counted, its frame deadline done, and an answer to a
+    /// keep-alive message. True when that stopped the keep-alive reply timer.
+    #[inline]
+    fn frame_arrived(&mut self) -> bool {
+        self.stats.frames_in += 1;
+        self.frame.finish();
+        self.timers[Timer::KeepAliveReply as usize].take().is_some()
+    }
+
+    /// An application message arrived: the reply awaited, if any. True when
+    /// that stopped the response timer.
+    #[inline]
+    fn reply_arrived(&mut self) -> bool {
+        if !self.awaiting_reply {
+            return false;
+        }
+        self.awaiting_reply = false;
+        self.stats.partial_reply_bytes = 0;
+        self.timers[Timer::Response as usize].take().is_some()
     }
 
     /// An application message `payload` (from [`FrameAction::Deliver`]) that no

@@ -507,3 +507,95 @@ fn keepalive_payloads_are_shared_not_copied_per_link() {
     assert!(core::ptr::eq(k.as_bytes(), per_link.as_bytes()));
     assert_eq!(per_link, b"KA");
 }
+
+/// A plain link ([`Link::is_plain_open`]) with a keep-alive message every 100
+/// ms that needs a reply within 50 ms, sent at t=100 and awaiting that reply.
+fn keepalive_sent() -> Link {
+    let ka = liveness::KeepAliveMessage {
+        payload: b"KA"[..].into(),
+        every: Duration::from_millis(100),
+        timeout: Some(Duration::from_millis(50)),
+    };
+    let liveness = LivenessConfig {
+        keepalive: Some(ka),
+        ..LivenessConfig::default()
+    };
+    let mut l = Link::accepted(
+        LinkConfig {
+            liveness,
+            ..quiet()
+        },
+        t(0),
+    );
+    assert_eq!(l.handle_timeout(t(100)), None);
+    let mut out = [0u8; CONTROL_SCRATCH];
+    let (c, _) = l.poll_transmit(&mut out).expect("the keep-alive is due");
+    l.handle_transmitted(t(100), c);
+    assert_eq!(l.poll_timeout(), Some(t(150)), "its reply timer runs");
+    l
+}
+
+#[test]
+fn a_plain_frame_changes_a_link_exactly_as_handle_frame_does() {
+    // Every state a frame can find a plain link in: idle timer running, a
+    // keep-alive awaiting its reply, a request awaiting its reply, a frame
+    // half read (its deadline running).
+    let mut half_read = Link::accepted(cfg(), t(0));
+    assert!(half_read.handle_partial_frame(t(5), 3));
+    let cases = [
+        ("idle timer", Link::accepted(cfg(), t(0)), false),
+        ("keep-alive sent", keepalive_sent(), true),
+        ("awaiting reply", awaiting_reply(), true),
+        ("frame half read", half_read, false),
+    ];
+    for (name, link, moves) in cases {
+        assert!(link.is_plain_open(), "{name}");
+        let before = link.poll_timeout();
+        let (mut fast, mut slow) = (link.clone(), link);
+        let moved = fast.handle_plain_frame(2);
+        slow.handle_skipped(2);
+        assert_eq!(
+            slow.handle_frame(t(120), b"MSH|"),
+            FrameAction::Deliver {
+                offset: 0,
+                seq: None
+            },
+            "{name}"
+        );
+        // Field for field the same link (`Debug` shows every field).
+        assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{name}");
+        // "Moved" exactly when the deadline did: a driver that reschedules
+        // only then keeps its deadline heap exact.
+        assert_eq!(moved, moves, "{name}");
+        assert_eq!(moved, fast.poll_timeout() != before, "{name}");
+    }
+}
+
+#[test]
+fn only_an_open_raw_link_without_reply_policies_is_plain() {
+    assert!(Link::accepted(cfg(), t(0)).is_plain_open());
+    let mut closed = Link::accepted(cfg(), t(0));
+    closed.close(CloseReason::LocalClose);
+    assert!(!closed.is_plain_open(), "closed");
+    assert!(!Link::outbound(cfg(), t(0)).is_plain_open(), "connecting");
+    let not_plain = [
+        LinkConfig {
+            close_after_reply: true,
+            ..cfg()
+        },
+        LinkConfig {
+            mllp_commit_ack: true,
+            ..cfg()
+        },
+        LinkConfig {
+            liveness: LivenessConfig {
+                protocol: Protocol::Mooring,
+                ..LivenessConfig::default()
+            },
+            ..cfg()
+        },
+    ];
+    for c in not_plain {
+        assert!(!Link::accepted(c.clone(), t(0)).is_plain_open(), "{c:?}");
+    }
+}

@@ -343,6 +343,25 @@ impl Node {
     /// turn.
     pub fn next_event(&mut self) -> Option<Event<'_>> {
         self.consume_delivered();
+        // Reports first (one check for all of them); then the common case,
+        // inline: the link whose turn it is has a frame the fast path takes
+        // (`plain.rs`).
+        if self.has_reports() {
+            return self.next_report();
+        }
+        if let Some(&i) = self.ready.front() {
+            if let Some(d) = self.plain_frame(i) {
+                return Some(self.deliver(d));
+            }
+        }
+        self.next_link_event()
+    }
+
+    /// The next report queued off the per-frame path (a rejection, a closed
+    /// link, a redial or session note), or when none is left after all, the
+    /// links' next event.
+    #[inline(never)]
+    fn next_report(&mut self) -> Option<Event<'_>> {
         if let Some(r) = self.rejected.pop_front() {
             return Some(Event::Rejected {
                 listener: ListenerId(r.listener),
@@ -375,6 +394,12 @@ impl Node {
         if let Some(ev) = self.next_session_note() {
             return Some(ev);
         }
+        self.next_link_event()
+    }
+
+    /// The links in turn, each stepped until it has something to report.
+    #[inline(never)]
+    fn next_link_event(&mut self) -> Option<Event<'_>> {
         loop {
             let &i = self.ready.front()?;
             let step = self.step(i);
@@ -392,12 +417,7 @@ impl Node {
                         listener: s.listener.map(ListenerId),
                     })
                 }
-                Step::Message(d) => {
-                    self.take_turn();
-                    self.delivered = Some(d);
-                    let payload = &self.bufs.block(d.block)[d.start..d.end];
-                    return Some(Event::Message { link: id, payload });
-                }
+                Step::Message(d) => return Some(self.deliver(d)),
                 Step::SessionMessage(idx, d) => {
                     self.take_turn();
                     self.delivered = Some(d);
@@ -435,6 +455,30 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// True when a report waits ahead of the links' frames: a rejection, a
+    /// closed link, a redial or session note. Once per event: inline.
+    #[inline(always)]
+    fn has_reports(&self) -> bool {
+        !self.rejected.is_empty()
+            || !self.closed.is_empty()
+            || self.redials.has_notes()
+            || self.sessions.has_notes()
+    }
+
+    /// The frame `d` of the link at the front of the ready queue, as the
+    /// event that hands it out (once per message: inline).
+    #[inline(always)]
+    fn deliver(&mut self, d: Delivered) -> Event<'_> {
+        self.take_turn();
+        self.delivered = Some(d);
+        let link = LinkId {
+            slot: d.slot,
+            gen: d.gen,
+        };
+        let payload = &self.bufs.block(d.block)[d.start..d.end];
+        Event::Message { link, payload }
     }
 
     /// Round robin: after a frame, the next ready link gets a turn before this

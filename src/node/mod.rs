@@ -37,6 +37,7 @@ mod deadlines;
 mod direct;
 mod events;
 mod per_ip;
+mod plain;
 mod redial;
 mod resume;
 mod rx;

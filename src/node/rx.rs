@@ -29,9 +29,16 @@ impl Node {
                     consumed,
                     skipped,
                 }) => {
+                    let block = s.rx.block?;
+                    if s.session.is_none() && s.link.is_plain_open() {
+                        let (d, sync) = s.take_plain_frame(i, block, payload, consumed, skipped);
+                        if sync {
+                            self.sync(i, now);
+                        }
+                        return Some(Step::Message(d));
+                    }
                     s.link.handle_skipped(skipped);
                     s.last_frame = u32::try_from(consumed).unwrap_or(u32::MAX);
-                    let block = s.rx.block?;
                     let base = s.rx.start as usize;
                     // The codec found the frame in `data` (no second look-up of the block).
                     let frame = data.get(payload.clone()).unwrap_or_default();
