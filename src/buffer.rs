@@ -362,7 +362,9 @@ impl Buffers {
         }
     }
 
-    /// The free tail of `b`'s block, for a read or an encode.
+    /// The free tail of `b`'s block, for a read or an encode (inline: the
+    /// per-message transmit path calls it).
+    #[inline(always)]
     pub(crate) fn spare(&mut self, b: &Buf) -> &mut [u8] {
         match b.block {
             Some(blk) => {

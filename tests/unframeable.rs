@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use mooring::session::{SessionConfig, SessionError};
 use mooring::{
-    Client, ClientConfig, ConnectConfig, Event, Framing, ListenConfig, Node, NodeConfig,
-    RequestError, SendError, SessionId, SessionNote,
+    hl7, Client, ClientConfig, ConnectConfig, Event, Framing, LinkId, ListenConfig, Node,
+    NodeConfig, RequestError, SendError, SessionId, SessionNote,
 };
 
 /// A node that is both ends of one reliable session over loopback.
@@ -95,30 +95,37 @@ fn next_message(node: &mut Node) -> Vec<u8> {
     }
 }
 
+/// A node connected to its own listener over loopback: the node and the
+/// link it dialled (what it sends there, it receives as a message).
+fn self_link(framing: Framing) -> (Node, LinkId) {
+    let mut node = Node::new(NodeConfig {
+        framing,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let l = node
+        .listen("127.0.0.1:0".parse().unwrap(), ListenConfig::default())
+        .unwrap();
+    let addr = node.local_addr(l).unwrap();
+    let link = node.connect(addr, &ConnectConfig::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut connected = false;
+    while !connected {
+        assert!(Instant::now() < deadline, "{framing:?}: not connected");
+        node.poll(Some(Duration::from_millis(20))).expect("poll");
+        while let Some(ev) = node.next_event() {
+            connected |= matches!(ev, Event::Connected { link: c, .. } if c == link);
+        }
+    }
+    (node, link)
+}
+
 #[test]
 fn node_send_refuses_mllp_block_bytes_and_len32_carries_them() {
     // A 0x1C 0x0D inside would end an MLLP frame early and leave the rest as noise.
     let payload = b"A\x1c\rB\x0bC";
     for framing in [Framing::Mllp, Framing::Len32] {
-        let mut node = Node::new(NodeConfig {
-            framing,
-            ..NodeConfig::default()
-        })
-        .unwrap();
-        let l = node
-            .listen("127.0.0.1:0".parse().unwrap(), ListenConfig::default())
-            .unwrap();
-        let addr = node.local_addr(l).unwrap();
-        let link = node.connect(addr, &ConnectConfig::default()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut connected = false;
-        while !connected {
-            assert!(Instant::now() < deadline, "{framing:?}: not connected");
-            node.poll(Some(Duration::from_millis(20))).expect("poll");
-            while let Some(ev) = node.next_event() {
-                connected |= matches!(ev, Event::Connected { link: c, .. } if c == link);
-            }
-        }
+        let (mut node, link) = self_link(framing);
         if framing == Framing::Mllp {
             assert_eq!(node.send(link, payload), Err(SendError::Unframeable));
             assert_eq!(node.send(link, &payload[..1]), Ok(()));
@@ -128,6 +135,54 @@ fn node_send_refuses_mllp_block_bytes_and_len32_carries_them() {
             assert_eq!(next_message(&mut node), payload, "len32 carries any byte");
         }
     }
+}
+
+#[test]
+fn node_send_ack_skips_no_check_an_ack_needs() {
+    // `send_ack` queues a plain ACK unscanned; an ACK copying a block byte
+    // from its message (one that came over len32, or from anywhere) is not
+    // plain and is refused exactly as `send` refuses it, and one copying a
+    // tab (not plain, but carried) goes out whole.
+    let (mut node, link) = self_link(Framing::Mllp);
+    let stamp = b"20260101000000";
+    for (msg, plain, sent) in [
+        (
+            &b"MSH|^~\\&|APP|FAC|||1||ADT^A01|ID1|P|2.5\r"[..],
+            true,
+            true,
+        ),
+        (b"MSH|^~\\&|APP|F\tAC|||1||ADT^A01|ID2|P|2.5\r", false, true),
+        (
+            b"MSH|^~\\&|AP\x0bP|FAC|||1||ADT^A01|ID3|P|2.5\r",
+            false,
+            false,
+        ),
+        (
+            b"MSH|^~\\&|APP|FAC|||1||ADT^A01|ID4|P|2\x1c\r",
+            false,
+            false,
+        ),
+    ] {
+        let mut out = [0u8; 256];
+        let msh = hl7::Msh::parse(msg);
+        let (_, ack) = hl7::build_ack_for_message(msh.as_ref(), stamp, &mut out);
+        let ack = ack.expect("fits");
+        assert_eq!(ack.is_plain(), plain, "{msg:?}");
+        let bytes = ack.as_bytes().to_vec();
+        if sent {
+            assert_eq!(node.send_ack(link, ack), Ok(()), "{msg:?}");
+            assert_eq!(next_message(&mut node), bytes, "the ACK, whole");
+        } else {
+            assert_eq!(
+                node.send_ack(link, ack),
+                Err(SendError::Unframeable),
+                "{msg:?}"
+            );
+        }
+    }
+    // The stream stayed intact: what was refused left nothing behind.
+    assert_eq!(node.send(link, b"after"), Ok(()));
+    assert_eq!(next_message(&mut node), b"after");
 }
 
 #[test]

@@ -91,23 +91,53 @@ pub fn build_ack_for(
     out: &mut [u8],
 ) -> Option<usize> {
     let id = msh.and_then(Msh::control_id);
-    write_ack(msh, id, code, timestamp, out)
+    write_ack(msh, id, code, timestamp, out).map(|(n, _)| n)
+}
+
+/// An ACK written by [`build_ack_for_message`]: its bytes, and whether they
+/// are known to hold no control byte but the segment ends (CR).
+#[derive(Clone, Copy, Debug)]
+pub struct Ack<'o> {
+    bytes: &'o [u8],
+    plain: bool,
+}
+
+impl<'o> Ack<'o> {
+    /// The ACK's bytes.
+    pub fn as_bytes(&self) -> &'o [u8] {
+        self.bytes
+    }
+
+    /// True when the builder knows the ACK holds no byte below 0x20 but CR:
+    /// the fields it copied and its timestamp hold none. Then no framing
+    /// needs to scan it for bytes it cannot carry (MLLP's 0x0B and 0x1C), and
+    /// [`crate::Node::send_ack`] does not. False says only that it was not
+    /// shown (a field or timestamp with a tab, or such a byte after MSH-12).
+    pub fn is_plain(&self) -> bool {
+        self.plain
+    }
 }
 
 /// The ACK every mooring responder sends for a message: [`build_ack_for`]
 /// with the code of [`AckCode::for_message`], its MSH-10 found once for both.
-/// Returns the code with the length (`None` if `out` is too small).
-pub fn build_ack_for_message(
+/// Returns the code with the ACK (`None` if `out` is too small).
+pub fn build_ack_for_message<'o>(
     msh: Option<&Msh<'_>>,
     timestamp: &[u8],
-    out: &mut [u8],
-) -> (AckCode, Option<usize>) {
+    out: &'o mut [u8],
+) -> (AckCode, Option<Ack<'o>>) {
     let id = msh.and_then(Msh::control_id);
     let code = AckCode::for_control_id(id);
-    (code, write_ack(msh, id, code, timestamp, out))
+    let Some((n, plain)) = write_ack(msh, id, code, timestamp, out) else {
+        return (code, None);
+    };
+    let out: &'o [u8] = out;
+    let ack = out.get(..n).map(|bytes| Ack { bytes, plain });
+    (code, ack)
 }
 
-/// [`build_ack_for`] with MSH-10 given (`id`: [`Msh::control_id`] of `msh`).
+/// [`build_ack_for`] with MSH-10 given (`id`: [`Msh::control_id`] of `msh`):
+/// the length, and whether the ACK is plain ([`Ack::is_plain`]).
 #[inline(always)]
 fn write_ack(
     msh: Option<&Msh<'_>>,
@@ -115,7 +145,7 @@ fn write_ack(
     code: AckCode,
     timestamp: &[u8],
     out: &mut [u8],
-) -> Option<usize> {
+) -> Option<(usize, bool)> {
     let default_msh;
     let (msh, hl7) = match msh {
         Some(m) => (m, true),
@@ -128,13 +158,15 @@ fn write_ack(
     let id = id.unwrap_or(&[]);
 
     let mut w = Writer::new(out);
-    // Fields that need no trimming are copied in pairs, as they lie, and the
-    // fixed bytes between them in one piece each.
+    // Fields that need no trimming are copied as they lie, several in one
+    // piece with the separators between and after them, and the fixed bytes
+    // between them in one piece each.
     w.put(msh.head());
-    put_pair(&mut w, msh, 5);
-    w.put_byte(sep);
-    put_pair(&mut w, msh, 3);
-    w.put_byte(sep);
+    put_fields(&mut w, msh, 5..=6, true);
+    put_fields(&mut w, msh, 3..=4, true);
+    // Fields, head and constants are plain or not as the MSH is; a
+    // timestamp of digits is.
+    let mut plain = msh.is_plain();
     // Digits are never structural (separators are punctuation): the usual
     // timestamp is copied whole instead of checked byte by byte.
     if all_digits(timestamp) {
@@ -142,22 +174,23 @@ fn write_ack(
     } else {
         for &b in timestamp {
             if !msh.is_structural(b) {
+                plain &= b >= 0x20;
                 w.put_byte(b);
             }
         }
     }
     // MSH-8 (security) stays empty.
     w.put(&[sep, sep, b'A', b'C', b'K']);
-    if let Some(trigger) = msh.trigger_event() {
-        w.put_byte(msh.component_sep());
+    if let Some(trigger) = msh.component_and_trigger() {
         w.put(trigger);
     }
     w.put(&[sep, b'A']);
-    w.put(id);
-    w.put_byte(sep);
     if hl7 {
-        put_pair(&mut w, msh, 11);
+        // MSH-10 as it lies is `id` (its trimmed value), or needs trimming.
+        put_fields(&mut w, msh, 10..=12, false);
     } else {
+        w.put(id);
+        w.put_byte(sep);
         w.put(b"P");
         w.put_byte(sep);
         w.put(b"2.5");
@@ -171,18 +204,27 @@ fn write_ack(
         w.put(MISSING_CONTROL_ID);
     }
     w.put_byte(SEGMENT_END);
-    w.finish().ok()
+    w.finish().ok().map(|n| (n, plain))
 }
 
-/// MSH-`a`, the separator, MSH-`a + 1`: in one copy when they need no trimming.
+/// The MSH fields `fields` (trimmed) with a separator between each two and,
+/// when `sep_after`, after the last: in one copy when they lie so.
 #[inline(always)]
-fn put_pair(w: &mut Writer<'_>, msh: &Msh<'_>, a: usize) {
-    match msh.pair(a) {
-        Some(both) => w.put(both),
-        None => {
-            w.put(msh.field(a));
+fn put_fields(
+    w: &mut Writer<'_>,
+    msh: &Msh<'_>,
+    fields: core::ops::RangeInclusive<usize>,
+    sep_after: bool,
+) {
+    if let Some(span) = msh.span(*fields.start(), *fields.end(), sep_after) {
+        w.put(span);
+        return;
+    }
+    let last = *fields.end();
+    for n in fields {
+        w.put(msh.field(n));
+        if n < last || sep_after {
             w.put_byte(msh.field_sep());
-            w.put(msh.field(a + 1));
         }
     }
 }

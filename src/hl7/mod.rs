@@ -47,7 +47,7 @@ mod batch;
 mod msh;
 mod time;
 
-pub use ack::{build_ack, build_ack_for, build_ack_for_message, AckCode, MISSING_CONTROL_ID};
+pub use ack::{build_ack, build_ack_for, build_ack_for_message, Ack, AckCode, MISSING_CONTROL_ID};
 pub use batch::{batch_frame_into, BatchEnvelope, Messages, ENVELOPE_SEGMENTS};
 pub use msh::Msh;
 pub use time::{timestamp_utc, TimestampCache};
@@ -118,52 +118,64 @@ pub fn reply_matches(request: &[u8], reply: &[u8]) -> bool {
 /// learn the size that would have been needed without any allocation.
 pub(crate) struct Writer<'o> {
     /// The part of the buffer not written yet: each piece is split off its
-    /// front, one length check per piece.
+    /// front, one length check per piece. Empty once a piece did not fit, so
+    /// that nothing after it is written.
     free: &'o mut [u8],
-    /// Bytes put so far, whether they fitted or not.
-    len: usize,
-    /// Something did not fit (nothing after it is written).
-    short: bool,
+    /// The buffer's length less what was left unwritten before a piece that
+    /// did not fit: what fitted is this less `free`'s length.
+    cap: usize,
+    /// Bytes of the pieces that did not fit (each at least one): counted
+    /// only then, so a piece that fits costs no addition.
+    over: usize,
 }
 
 impl<'o> Writer<'o> {
     pub(crate) fn new(out: &'o mut [u8]) -> Self {
         Writer {
+            cap: out.len(),
             free: out,
-            len: 0,
-            short: false,
+            over: 0,
         }
     }
 
     pub(crate) fn put(&mut self, bytes: &[u8]) {
-        self.len = self.len.saturating_add(bytes.len());
-        match core::mem::take(&mut self.free).split_at_mut_checked(bytes.len()) {
+        let free = core::mem::take(&mut self.free);
+        let left = free.len();
+        match free.split_at_mut_checked(bytes.len()) {
             Some((dst, free)) => {
                 copy_short(dst, bytes);
                 self.free = free;
             }
-            None => self.short = true,
+            None => self.missed(left, bytes.len()),
         }
+    }
+
+    /// A piece of `len` bytes did not fit in the `left` bytes free.
+    #[cold]
+    fn missed(&mut self, left: usize, len: usize) {
+        self.cap -= left;
+        self.over = self.over.saturating_add(len);
     }
 
     pub(crate) fn put_byte(&mut self, b: u8) {
         // A single store, not a copy: an ACK has some twenty of these.
-        self.len = self.len.saturating_add(1);
         match core::mem::take(&mut self.free).split_first_mut() {
             Some((slot, free)) => {
                 *slot = b;
                 self.free = free;
             }
-            None => self.short = true,
+            // Nothing was free.
+            None => self.missed(0, 1),
         }
     }
 
     /// `Ok(len)` when everything fitted, otherwise `Err(needed)`.
     pub(crate) fn finish(self) -> Result<usize, usize> {
-        if self.short {
-            Err(self.len)
+        let fitted = self.cap - self.free.len();
+        if self.over == 0 {
+            Ok(fitted)
         } else {
-            Ok(self.len)
+            Err(fitted.saturating_add(self.over))
         }
     }
 }

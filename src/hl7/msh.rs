@@ -26,73 +26,127 @@ const fn zero_bytes(x: u64) -> u64 {
 /// Where the fields after MSH-2 end: `ends[i]` is the index in `segment` just
 /// past MSH-(3+i) (its separator, or the segment's end for the last field);
 /// `count` of them are present. `more`: what follows MSH-12's separator.
+/// `plain`: no byte of MSH-3 ..= MSH-12 is below 0x20.
 struct Splits {
     ends: [usize; KEPT],
     count: usize,
     more: bool,
+    plain: bool,
+}
+
+/// The high bit of each byte of `x`.
+const HIGH: u64 = splat(0x80);
+
+/// Has a high bit when some byte of `x` is below 0x20 (a control byte: a
+/// line end, a tab, one of MLLP's block bytes), and none when none is: as a
+/// yes or no, exact. A mark above a control byte may be false (a borrow
+/// runs on past it), one below the lowest control byte never is.
+const fn control_marks(x: u64) -> u64 {
+    x.wrapping_sub(splat(0x20)) & !x & HIGH
 }
 
 /// Finds the field separators of the MSH segment (`rest` starts at MSH-3 and
 /// runs to the end of the message) and stops after MSH-12 or at the
 /// segment's end (CR or LF), whichever comes first.
 ///
-/// The segment's end is found first (`memchr2`, many bytes per step), so the
-/// scan for separators, eight bytes at a time with word arithmetic, looks for
-/// one byte only. It loops over the fields, not the words: each field's end is
-/// the next separator mark, and a word is loaded only when the marks run out,
-/// so the ends are stored without index checks.
+/// One pass, eight bytes at a time with word arithmetic: each word is checked
+/// for control bytes, and its separator marks are taken one by one as field
+/// ends. Only a word with a control byte (normally the one where the segment
+/// ends) is looked at closer, in [`Splits::control_word`]. Not inlined: on
+/// its own it keeps its state in registers (measured: inlined into
+/// [`Msh::parse`], each word cost some ten instructions more).
+#[inline(never)]
 fn split_fields(rest: &[u8], sep: u8) -> Splits {
-    let segment_end = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
-    let segment = rest.get(..segment_end).unwrap_or(rest);
     let seps = splat(sep);
-    let mut ends = [0; KEPT];
-    let mut words = segment.chunks_exact(8);
-    let mut tail = Some(words.remainder());
-    // Separator marks of the word at `word_at` not yet taken.
-    let mut marks = 0u64;
-    let mut word_at = 0;
-    let mut next_at = 0;
-    for i in 0..KEPT {
-        while marks == 0 {
-            let x = match words.next() {
-                Some(word) => <[u8; 8]>::try_from(word).map_or(0, u64::from_le_bytes),
-                // The last few bytes, then zeros: never a separator.
-                None => match tail.take() {
-                    Some(last) if !last.is_empty() => {
-                        let mut word = [0u8; 8];
-                        for (w, b) in word.iter_mut().zip(last) {
-                            *w = *b;
-                        }
-                        u64::from_le_bytes(word)
-                    }
-                    _ => return last_field(ends, i, segment_end),
-                },
-            };
-            word_at = next_at;
-            next_at += 8;
-            marks = zero_bytes(x ^ seps);
+    let mut s = Splits {
+        ends: [0; KEPT],
+        count: 0,
+        more: false,
+        plain: true,
+    };
+    // Where the current word starts in `rest`.
+    let mut at = 0;
+    let mut words = rest.chunks_exact(8);
+    for word in words.by_ref() {
+        let x = <[u8; 8]>::try_from(word).map_or(0, u64::from_le_bytes);
+        if control_marks(x) != 0 {
+            if s.control_word(x, seps, at) {
+                return s;
+            }
+        } else if s.take(zero_bytes(x ^ seps), at) {
+            return s;
         }
-        ends[i] = word_at + (marks.trailing_zeros() / 8) as usize;
-        marks &= marks - 1;
+        at += 8;
     }
-    Splits {
-        ends,
-        count: KEPT,
-        more: true,
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        // The last few bytes, then spaces: never a separator (those are
+        // printable) nor a control byte.
+        let mut word = [b' '; 8];
+        for (w, b) in word.iter_mut().zip(tail) {
+            *w = *b;
+        }
+        let x = u64::from_le_bytes(word);
+        if s.control_word(x, seps, at) {
+            return s;
+        }
+    }
+    s.last_field(rest.len());
+    s
+}
+
+impl Splits {
+    /// Takes the separator `marks` of the word at `at` as field ends; true
+    /// when that was the last field kept (then `more`).
+    #[inline(always)]
+    fn take(&mut self, mut marks: u64, at: usize) -> bool {
+        while marks != 0 {
+            if let Some(end) = self.ends.get_mut(self.count) {
+                *end = at + (marks.trailing_zeros() / 8) as usize;
+            }
+            self.count += 1;
+            if self.count == KEPT {
+                self.more = true;
+                return true;
+            }
+            marks &= marks - 1;
+        }
+        false
+    }
+
+    /// [`Splits::take`] for a word that may hold a control byte: a line end
+    /// ends the segment there, any control byte before it makes the fields
+    /// not plain. True when the fields are all found.
+    fn control_word(&mut self, x: u64, seps: u64, at: usize) -> bool {
+        let line = zero_bytes(x ^ splat(b'\r')) | zero_bytes(x ^ splat(b'\n'));
+        // Every bit below the first line end's mark (all of them without
+        // one): the bytes of this word in the segment.
+        let within = (line & line.wrapping_neg()).wrapping_sub(1);
+        self.plain &= control_marks(x) & within == 0;
+        if self.take(zero_bytes(x ^ seps) & within, at) {
+            return true;
+        }
+        if line == 0 {
+            return false;
+        }
+        self.last_field(at + (line.trailing_zeros() / 8) as usize);
+        true
+    }
+
+    /// The segment ends at `segment_end` after `count` separators (fewer than
+    /// fields): the last field runs to it.
+    fn last_field(&mut self, segment_end: usize) {
+        if let Some(end) = self.ends.get_mut(self.count) {
+            *end = segment_end;
+        }
+        self.count = (self.count + 1).min(KEPT);
     }
 }
 
-/// `found` separators (fewer than fields) and the segment ending at
-/// `segment_end`: the last field runs to it.
-fn last_field(mut ends: [usize; KEPT], found: usize, segment_end: usize) -> Splits {
-    if let Some(end) = ends.get_mut(found) {
-        *end = segment_end;
-    }
-    Splits {
-        ends,
-        count: (found + 1).min(KEPT),
-        more: false,
-    }
+/// The first `b` in `bytes` at or after `from`.
+fn position_from(bytes: &[u8], b: u8, from: usize) -> Option<usize> {
+    let found = bytes.get(from..)?.iter().position(|&c| c == b)?;
+    Some(from + found)
 }
 
 /// A parsed MSH segment: its separators and where fields MSH-3 to MSH-12 lie,
@@ -117,6 +171,8 @@ pub struct Msh<'a> {
     count: usize,
     /// Whether MSH-12 is followed by a separator (more fields).
     more: bool,
+    /// No byte of MSH-3 ..= MSH-12 is below 0x20 (see [`Msh::is_plain`]).
+    plain: bool,
 }
 
 impl<'a> Msh<'a> {
@@ -134,7 +190,12 @@ impl<'a> Msh<'a> {
         // "MSH", MSH-1, MSH-2 and the separator after it.
         let (head, rest) = msg.split_at_checked(enc_len + 5)?;
         let enc = head.get(4..4 + enc_len)?;
-        let Splits { ends, count, more } = split_fields(rest, sep);
+        let Splits {
+            ends,
+            count,
+            more,
+            plain,
+        } = split_fields(rest, sep);
         Some(Msh {
             sep,
             enc,
@@ -143,6 +204,7 @@ impl<'a> Msh<'a> {
             ends,
             count,
             more,
+            plain,
         })
     }
 
@@ -187,31 +249,33 @@ impl<'a> Msh<'a> {
         self.rest.get(start..end).unwrap_or(&[])
     }
 
-    /// MSH-`a` and MSH-`a + 1` as they lie in the message, with the separator
-    /// between them, when both are present and neither needs trimming: an ACK
+    /// MSH-`first` through MSH-`last` (`3 <= first <= last <= 12`) as they
+    /// lie in the message, with the separators between them and, when
+    /// `sep_after`, the one after MSH-`last`; when they are all present (and
+    /// the field after, for `sep_after`) and none needs trimming: an ACK
     /// copies them in one piece.
-    pub(super) fn pair(&self, a: usize) -> Option<&'a [u8]> {
-        let i = a.checked_sub(3)?;
-        if i + 1 >= self.count {
+    #[inline(always)]
+    pub(super) fn span(&self, first: usize, last: usize, sep_after: bool) -> Option<&'a [u8]> {
+        let i = first.checked_sub(3)?;
+        let j = last.checked_sub(3)?;
+        if j + usize::from(sep_after) >= self.count {
             return None;
         }
         let start = match i.checked_sub(1) {
             Some(before) => self.ends.get(before)? + 1,
             None => 0,
         };
-        let mid = *self.ends.get(i)?;
-        let end = *self.ends.get(i + 1)?;
-        // A field needs trimming when it is not empty and ends in whitespace.
-        let trailing_space = |from: usize, to: usize| {
-            to > from
-                && self
-                    .rest
-                    .get(to.wrapping_sub(1))
-                    .is_some_and(u8::is_ascii_whitespace)
-        };
-        if trailing_space(start, mid) || trailing_space(mid + 1, end) {
-            return None;
+        // A field needs trimming when it is not empty and ends in whitespace;
+        // the byte before an empty field's end is a separator (or none), and
+        // separators are printable.
+        for k in i..=j {
+            let end = *self.ends.get(k)?;
+            let before = end.checked_sub(1).and_then(|at| self.rest.get(at));
+            if before.is_some_and(u8::is_ascii_whitespace) {
+                return None;
+            }
         }
+        let end = *self.ends.get(j)? + usize::from(sep_after);
         self.rest.get(start..end)
     }
 
@@ -255,6 +319,14 @@ impl<'a> Msh<'a> {
             .map_or(&[][..], <[u8]>::trim_ascii_end)
     }
 
+    /// Whether MSH-3 ..= MSH-12 hold no control byte (none below 0x20), so
+    /// that an ACK made of them, separators (printable) and CRs holds neither
+    /// of MLLP's block bytes (0x0B, 0x1C). False may also mean only that a
+    /// byte past MSH-12 was looked at and is one.
+    pub(super) fn is_plain(&self) -> bool {
+        self.plain
+    }
+
     /// The segment's start through MSH-2's separator (`MSH|^~\&|`).
     pub(super) fn head(&self) -> &'a [u8] {
         self.head
@@ -272,11 +344,35 @@ impl<'a> Msh<'a> {
 
     /// The trigger event (MSH-9.2, e.g. `A01` of `ADT^A01`), `None` when empty.
     pub fn trigger_event(&self) -> Option<&'a [u8]> {
+        self.component_and_trigger()?.get(1..)
+    }
+
+    /// [`Msh::trigger_event`] with the component separator before it, as
+    /// they lie in MSH-9 (`^A01`): what an ACK's MSH-9 ends with.
+    pub(super) fn component_and_trigger(&self) -> Option<&'a [u8]> {
         let cs = self.component_sep();
         let msh9 = self.field(9);
-        let after = msh9.get(msh9.iter().position(|&b| b == cs)? + 1..)?;
-        let trigger = after.get(..after.iter().position(|&b| b == cs).unwrap_or(after.len()))?;
-        non_empty(trigger)
+        // The usual MSH-9 (`ADT^A01^ADT_A01`) has both separators in its
+        // first eight bytes: one word instead of two loops over bytes.
+        let (first, second) = match msh9.first_chunk::<8>() {
+            Some(word) => {
+                let marks = zero_bytes(u64::from_le_bytes(*word) ^ splat(cs));
+                let at = |m: u64| (m.trailing_zeros() / 8) as usize;
+                let rest = marks & marks.wrapping_sub(1);
+                match (marks, rest) {
+                    (0, _) => (position_from(msh9, cs, 8)?, None),
+                    (_, 0) => (at(marks), None),
+                    _ => (at(marks), Some(at(rest))),
+                }
+            }
+            None => (msh9.iter().position(|&b| b == cs)?, None),
+        };
+        let end = match second {
+            Some(end) => end,
+            None => position_from(msh9, cs, first + 1).unwrap_or(msh9.len()),
+        };
+        let from_cs = msh9.get(first..end)?;
+        from_cs.get(..=non_empty(from_cs.get(1..)?)?.len())
     }
 
     /// Whether `b` would break the structure of a segment if copied into a field.
@@ -295,6 +391,7 @@ impl<'a> Msh<'a> {
             ends: [0; KEPT],
             count: 0,
             more: false,
+            plain: true,
         }
     }
 
@@ -359,6 +456,43 @@ mod tests {
             }
         }
         assert!(parsed > 10_000, "most inputs should parse, got {parsed}");
+    }
+
+    #[test]
+    fn plain_means_no_control_byte_in_the_kept_fields() {
+        // Plain must never be claimed for fields holding a control byte (an
+        // ACK copying them would go out unscanned), and must be claimed when
+        // the segment has none (else every ACK is scanned).
+        let mut rng = crate::rng::XorShift64::new(7);
+        const ALPHABET: &[u8] = b"|^&AB1 \t\x0b\x1c\x7f\r\n";
+        let mut buf = [0u8; 120];
+        let (mut plain, mut not_plain) = (0, 0);
+        for _ in 0..50_000 {
+            let prefix = b"MSH|^~\\&|";
+            let len = prefix.len() + rng.below((buf.len() - prefix.len()) as u64) as usize;
+            buf[..prefix.len()].copy_from_slice(prefix);
+            for b in &mut buf[prefix.len()..len] {
+                // Mostly printable, so that long plain segments occur.
+                *b = match rng.below(4) {
+                    0 => ALPHABET[rng.below(ALPHABET.len() as u64) as usize],
+                    _ => ALPHABET[rng.below(7) as usize],
+                };
+            }
+            let msg = &buf[..len];
+            let msh = Msh::parse(msg).expect("default head");
+            let control = |b: &u8| *b < 0x20;
+            let in_fields = (3..=12).any(|n| msh.raw(n).iter().any(control));
+            let segment = super::super::segments(msg).next().unwrap_or(&[]);
+            let in_segment = segment.iter().any(control);
+            if msh.is_plain() {
+                plain += 1;
+                assert!(!in_fields, "{msg:?}");
+            } else {
+                not_plain += 1;
+                assert!(in_segment, "a plain segment not seen as plain: {msg:?}");
+            }
+        }
+        assert!(plain > 5_000 && not_plain > 5_000, "{plain} / {not_plain}");
     }
 
     #[test]

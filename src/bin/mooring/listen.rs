@@ -260,11 +260,6 @@ impl Responder {
         }
     }
 
-    /// The number of `session` in the lines, given at first sight.
-    fn number(&mut self, session: SessionId) -> u64 {
-        number_of(&mut self.numbers, &mut self.last_number, session)
-    }
-
     /// Queues a reply on its session. A full replay queue has ended the session
     /// (`QueueFull`, reported as its `ended` event); a reply that can never fit
     /// (over `max_frame`) ends it too, rather than going missing.
@@ -295,17 +290,8 @@ impl Responder {
     /// Sends the reply in `buf[..len]` on `link`; one refused for room is kept
     /// for the link's `Writable`, never dropped.
     fn reply(&mut self, link: LinkId, peer: SocketAddr, len: usize) {
-        match self.node.send(link, &self.buf[..len]) {
-            Ok(()) => {}
-            Err(SendError::TxFull) => {
-                if let Some((id, bytes)) = self.stalled.get_mut(link.slot() as usize) {
-                    *id = Some(link);
-                    bytes.clear();
-                    bytes.extend_from_slice(&self.buf[..len]);
-                }
-            }
-            Err(e) => log::warn!("reply to {peer} not sent: {e}"),
-        }
+        let sent = self.node.send(link, &self.buf[..len]);
+        sent_or_stalled(sent, &mut self.stalled, link, peer, &self.buf[..len]);
     }
 
     /// Echoes the message just delivered on `link`, copied once from the receive
@@ -416,7 +402,8 @@ impl Responder {
                 Event::SessionMessage { session, payload } => {
                     let n = number_of(&mut self.numbers, &mut self.last_number, session);
                     let msh = parse_for(reply, payload);
-                    let len = build_reply(reply, payload, msh.as_ref(), &stamp, buf, acks);
+                    let len = build_reply(reply, payload, msh.as_ref(), &stamp, buf, acks)
+                        .map(|answer| answer.built_len());
                     if !quiet {
                         report(&Seen::SessionMessage {
                             session: n,
@@ -427,7 +414,7 @@ impl Responder {
                     session_answer = len.map(|len| (session, len));
                 }
                 Event::Session { session, note } => {
-                    let n = self.number(session);
+                    let n = number_of(&mut self.numbers, &mut self.last_number, session);
                     report(&Seen::Session { session: n, note });
                     if let SessionNote::Ended(_) = note {
                         self.numbers.remove(&session);
@@ -439,8 +426,7 @@ impl Responder {
                     let len = match reply {
                         // Sent once the event is gone, from the receive buffer.
                         ReplyMode::Echo => Some(Answer::Forward),
-                        _ => build_reply(reply, payload, msh.as_ref(), &stamp, buf, acks)
-                            .map(Answer::Built),
+                        _ => build_reply(reply, payload, msh.as_ref(), &stamp, buf, acks),
                     };
                     if !quiet {
                         report(&Seen::Message {
@@ -494,20 +480,25 @@ impl Responder {
                 Event::Writable { link } => writable = Some(link),
                 _ => {}
             }
-            if let Some((session, len)) = session_answer {
-                self.session_reply(session, len);
-            }
-            if let Some(link) = writable {
-                self.resend_stalled(link);
-            }
+            // First, as an ACK borrows the reply buffer (one event: one of these).
             if let Some((link, peer, len)) = answer {
                 match len {
                     Some(Answer::Built(n)) => self.reply(link, peer, n),
+                    Some(Answer::Ack(ack)) => {
+                        let sent = self.node.send_ack(link, ack);
+                        sent_or_stalled(sent, &mut self.stalled, link, peer, ack.as_bytes());
+                    }
                     Some(Answer::Forward) => self.echo(link, peer),
                     // Close-after-reply with no reply: the message is the whole exchange.
                     None if self.close_after_reply => self.node.close(link),
                     None => {}
                 }
+            }
+            if let Some((session, len)) = session_answer {
+                self.session_reply(session, len);
+            }
+            if let Some(link) = writable {
+                self.resend_stalled(link);
             }
         }
     }
@@ -533,11 +524,47 @@ fn peer_at(peers: &[SocketAddr], slot: u32) -> SocketAddr {
 }
 
 /// How a message is answered once its event is gone.
-enum Answer {
+enum Answer<'b> {
     /// The first `n` bytes of the reply buffer.
     Built(usize),
+    /// An ACK in the reply buffer ([`Node::send_ack`]: no scan when plain).
+    Ack(hl7::Ack<'b>),
     /// The message itself ([`Node::forward`]: no copy into the reply buffer).
     Forward,
+}
+
+impl Answer<'_> {
+    /// The length of a reply in the reply buffer (0 for `Forward`).
+    fn built_len(&self) -> usize {
+        match self {
+            Answer::Built(n) => *n,
+            Answer::Ack(ack) => ack.as_bytes().len(),
+            Answer::Forward => 0,
+        }
+    }
+}
+
+/// What a reply's send came to: a reply refused for room is kept (`bytes`) in
+/// `stalled` for the link's `Writable`, never dropped; another refusal is
+/// logged.
+fn sent_or_stalled(
+    sent: Result<(), SendError>,
+    stalled: &mut [(Option<LinkId>, Vec<u8>)],
+    link: LinkId,
+    peer: SocketAddr,
+    bytes: &[u8],
+) {
+    match sent {
+        Ok(()) => {}
+        Err(SendError::TxFull) => {
+            if let Some((id, kept)) = stalled.get_mut(link.slot() as usize) {
+                *id = Some(link);
+                kept.clear();
+                kept.extend_from_slice(bytes);
+            }
+        }
+        Err(e) => log::warn!("reply to {peer} not sent: {e}"),
+    }
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -572,28 +599,28 @@ fn control_id<'a>(
 /// Writes the reply to `payload` into `buf`; `None` for no reply. `msh` is
 /// [`parse_for`] of it; `stamp` the ACK's MSH-7; an ACK built is counted in
 /// `acks`.
-fn build_reply(
+fn build_reply<'b>(
     mode: ReplyMode,
     payload: &[u8],
     msh: Option<&hl7::Msh<'_>>,
     stamp: &[u8],
-    buf: &mut [u8],
+    buf: &'b mut [u8],
     acks: &mut AckCounts,
-) -> Option<usize> {
+) -> Option<Answer<'b>> {
     match mode {
         ReplyMode::None => None,
         ReplyMode::Echo => {
             let dst = buf.get_mut(..payload.len())?;
             dst.copy_from_slice(payload);
-            Some(payload.len())
+            Some(Answer::Built(payload.len()))
         }
         ReplyMode::Hl7Ack => {
-            let (code, n) = hl7::build_ack_for_message(msh, stamp, buf);
-            match n {
+            let (code, ack) = hl7::build_ack_for_message(msh, stamp, buf);
+            match ack {
                 Some(_) => acks.count(code),
                 None => log::warn!("ACK larger than the reply buffer: not sent"),
             }
-            n
+            ack.map(Answer::Ack)
         }
     }
 }
