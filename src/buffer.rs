@@ -371,14 +371,17 @@ impl Buffers {
         }
         let pool = self.pool_mut(src.tier);
         let (rs, rd) = (pool.range(src.idx), pool.range(d.idx));
-        // Two different blocks of one arena: split between them.
-        if rs.start < rd.start {
+        // Two different blocks of one arena: split between them. Each side
+        // starts at its block (`range` and `end` lie within a block, checked
+        // above and kept by `Buf`), so only the slices' own checks remain.
+        let (s, dst) = if rs.start < rd.start {
             let (lo, hi) = pool.mem.split_at_mut(rd.start);
-            Some((&lo[rs][range], &mut hi[..rd.len()][end..]))
+            (lo.get(rs.start..)?, hi)
         } else {
             let (lo, hi) = pool.mem.split_at_mut(rs.start);
-            Some((&hi[..rs.len()][range], &mut lo[rd][end..]))
-        }
+            (&*hi, lo.get_mut(rd.start..)?)
+        };
+        Some((s.get(range)?, dst.get_mut(end..rd.len())?))
     }
 
     /// The free tail of `b`'s block, for a read or an encode.
