@@ -4,7 +4,8 @@
 //! own 1 MiB), so a link owns no bytes while it has nothing in flight: it borrows
 //! a working block (`buffer_size`) from the small pool when bytes arrive or are
 //! queued, a large block (`max_frame` + framing) only while a frame bigger than
-//! that is in flight, and gives each back as soon as it is empty. The small pool
+//! that is in flight, and gives each back as soon as it is empty (a few busy
+//! links keep an emptied transmit working block: see `node/warm.rs`). The small pool
 //! has two blocks per link slot, so a link always gets one; the large pool is
 //! shared and may run dry, which is backpressure (stop reading, `TxFull`), never
 //! growth. Free lists are LIFO, so the same few blocks stay hot and untouched
@@ -276,6 +277,24 @@ impl Buffers {
         }
     }
 
+    /// [`Buffers::consume`] for a transmit buffer: an emptied working block
+    /// stays with `b`, rewound to its front, and true says so (the caller
+    /// bounds how many links keep one); any other emptied block goes back.
+    #[inline]
+    pub(crate) fn consume_keeping(&mut self, b: &mut Buf, n: usize) -> bool {
+        b.start = (b.start as usize + n).min(b.end as usize) as u32;
+        if !b.is_empty() {
+            return false;
+        }
+        if b.block.is_some_and(|blk| blk.tier == Tier::Small) {
+            b.start = 0;
+            b.end = 0;
+            return true;
+        }
+        self.release(b);
+        false
+    }
+
     /// Makes room for at least `want` free bytes at the tail of `b`, moving to a
     /// larger block if needed. Returns false (and changes nothing) when it cannot.
     pub(crate) fn reserve(&mut self, b: &mut Buf, want: usize) -> bool {
@@ -352,14 +371,17 @@ impl Buffers {
         }
         let pool = self.pool_mut(src.tier);
         let (rs, rd) = (pool.range(src.idx), pool.range(d.idx));
-        // Two different blocks of one arena: split between them.
-        if rs.start < rd.start {
+        // Two different blocks of one arena: split between them. Each side
+        // starts at its block (`range` and `end` lie within a block, checked
+        // above and kept by `Buf`), so only the slices' own checks remain.
+        let (s, dst) = if rs.start < rd.start {
             let (lo, hi) = pool.mem.split_at_mut(rd.start);
-            Some((&lo[rs][range], &mut hi[..rd.len()][end..]))
+            (lo.get(rs.start..)?, hi)
         } else {
             let (lo, hi) = pool.mem.split_at_mut(rs.start);
-            Some((&hi[..rs.len()][range], &mut lo[rd][end..]))
-        }
+            (&*hi, lo.get_mut(rd.start..)?)
+        };
+        Some((s.get(range)?, dst.get_mut(end..rd.len())?))
     }
 
     /// The free tail of `b`'s block, for a read or an encode (inline: the
@@ -398,6 +420,30 @@ mod tests {
         bufs.consume(&mut b, 3);
         assert!(b.block.is_none());
         assert_eq!(bufs.pool(Tier::Small).free.len(), 2);
+    }
+
+    #[test]
+    fn an_emptied_transmit_buffer_keeps_only_a_working_block() {
+        let mut bufs = Buffers::new((8, 2), (32, 1), 0).unwrap();
+        let mut b = Buf::default();
+        assert!(push(&mut bufs, &mut b, b"abcdef"));
+        assert!(!bufs.consume_keeping(&mut b, 2), "not empty yet");
+        assert_eq!(bufs.data(&b), b"cdef");
+        assert!(bufs.consume_keeping(&mut b, 4));
+        assert_eq!(b.block.map(|x| x.tier), Some(Tier::Small));
+        assert_eq!((b.start, b.end), (0, 0), "rewound: the whole block is room");
+        assert_eq!(bufs.pool(Tier::Small).free.len(), 1);
+        assert!(push(&mut bufs, &mut b, b"01234567"));
+        assert_eq!(
+            bufs.pool(Tier::Small).free.len(),
+            1,
+            "the kept block serves"
+        );
+        assert!(push(&mut bufs, &mut b, b"89"));
+        assert_eq!(b.block.map(|x| x.tier), Some(Tier::Large));
+        assert!(!bufs.consume_keeping(&mut b, 10), "a large block goes back");
+        assert!(b.block.is_none());
+        assert!(bufs.large_available());
     }
 
     #[test]

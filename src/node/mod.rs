@@ -49,6 +49,7 @@ mod sources;
 mod tls;
 mod transport;
 mod tx;
+mod warm;
 
 pub use accept::{ACCEPT_RETRY, ACCEPT_WARN_EVERY};
 
@@ -194,6 +195,8 @@ pub struct Node {
     /// `settle_deadlines`, once per batch rather than once per frame.
     resched: Vec<u32>,
     waiting: VecDeque<u32>,
+    /// The links that may keep their emptied transmit block (see `warm`).
+    warm: warm::WarmTx,
     rejected: heapless::Deque<Rejection, REJECTION_QUEUE>,
     /// Listeners whose `accept` failed, waiting to retry.
     accept: accept::AcceptRetry,
@@ -333,6 +336,7 @@ impl Node {
                 in_flush: false,
                 in_resched: false,
                 in_waiting: false,
+                in_warm: false,
                 want_writable: false,
                 held: false,
                 session: None,
@@ -370,6 +374,7 @@ impl Node {
             flush: fallible::vec_with_capacity(n, "flush list")?,
             resched: fallible::vec_with_capacity(n, "reschedule list")?,
             waiting: fallible::deque_with_capacity(n, "large-buffer wait queue")?,
+            warm: warm::WarmTx::new(),
             rejected: heapless::Deque::new(),
             accept: accept::AcceptRetry::new(),
             closed: fallible::deque_with_capacity(

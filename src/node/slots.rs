@@ -45,6 +45,8 @@ pub(super) struct Slot {
     /// Listed in `Node::resched`: its deadline changed since the heap was updated.
     pub(super) in_resched: bool,
     pub(super) in_waiting: bool,
+    /// Listed in `Node::warm`: an emptied transmit block may stay with it.
+    pub(super) in_warm: bool,
     pub(super) want_writable: bool,
     /// Server link whose inbound frames wait for its transmit queue to drain
     /// (see [`Node::holds_back`]).

@@ -300,7 +300,9 @@ impl Node {
                     return;
                 }
                 Ok(n) => {
-                    self.bufs.consume(&mut s.tx, n);
+                    if self.bufs.consume_keeping(&mut s.tx, n) {
+                        self.keep_warm(i);
+                    }
                     if !self.after_write(i, n, now) {
                         return;
                     }
