@@ -39,7 +39,7 @@
 //! while !client.is_finished() {
 //!     server.serve(Some(Duration::from_millis(20)), |ev, reply| {
 //!         if let Event::Message { payload, .. } = ev {
-//!             reply.write_with(|buf| hl7::build_ack(payload, hl7::AckCode::Accept, b"20261122000000", buf));
+//!             reply.ack(payload, hl7::AckCode::Accept, b"20261122000000");
 //!         }
 //!     })?;
 //! }

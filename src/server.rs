@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use crate::config::{ListenConfig, NodeConfig};
 use crate::error::SendError;
+use crate::hl7;
 use crate::node::{Event, ListenerId, Node, SetupError};
 use crate::ratelimit::RateLimit;
 
@@ -15,12 +16,16 @@ pub struct Reply<'a> {
     buf: &'a mut [u8],
     len: Option<usize>,
     echo: bool,
+    /// The reply is an ACK from [`Reply::ack`] known to hold no control byte
+    /// but CR ([`hl7::Ack::is_plain`]).
+    plain: bool,
 }
 
 impl Reply<'_> {
     /// Replies with a copy of `bytes`; false (no reply) if longer than `max_frame`.
     pub fn set(&mut self, bytes: &[u8]) -> bool {
         self.echo = false;
+        self.plain = false;
         match self.buf.get_mut(..bytes.len()) {
             Some(dst) => {
                 dst.copy_from_slice(bytes);
@@ -38,12 +43,30 @@ impl Reply<'_> {
     pub fn echo(&mut self) {
         self.echo = true;
         self.len = None;
+        self.plain = false;
+    }
+
+    /// Replies with the HL7 ACK for `message` ([`hl7::build_ack`] with `code`
+    /// and `timestamp`: the same bytes), built in this buffer; false (no reply)
+    /// if it is longer than `max_frame`. Unlike [`Reply::write_with`] with
+    /// `build_ack`, the builder's [`hl7::Ack::is_plain`] goes with it, so a
+    /// clean ACK is queued without the MLLP scan for bytes the framing cannot
+    /// carry ([`Node::send_ack`]); one that is not clean is scanned as any
+    /// reply is.
+    pub fn ack(&mut self, message: &[u8], code: hl7::AckCode, timestamp: &[u8]) -> bool {
+        self.echo = false;
+        let msh = hl7::Msh::parse(message);
+        let ack = hl7::build_ack_coded(msh.as_ref(), code, timestamp, self.buf);
+        self.len = ack.map(|a| a.as_bytes().len());
+        self.plain = ack.is_some_and(|a| a.is_plain());
+        self.len.is_some()
     }
 
     /// Replies with what `write` puts in the buffer (it returns the length, or `None`
     /// for no reply).
     pub fn write_with(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) {
         self.echo = false;
+        self.plain = false;
         self.len = write(self.buf).filter(|&n| n <= self.buf.len());
     }
 }
@@ -105,15 +128,20 @@ impl Server {
                 buf: &mut self.reply,
                 len: None,
                 echo: false,
+                plain: false,
             };
             handler(&ev, &mut reply);
             let target = match ev {
                 Event::Message { link, .. } => Some(link),
                 _ => None,
             };
-            let echo = reply.echo;
+            let (echo, plain) = (reply.echo, reply.plain);
             let sent = match (target, reply.len) {
                 (Some(link), _) if echo => self.node.forward(link),
+                (Some(link), Some(n)) if plain => {
+                    let ack = hl7::Ack::rebuilt(&self.reply[..n], true);
+                    self.node.send_ack(link, ack)
+                }
                 (Some(link), Some(n)) => self.node.send(link, &self.reply[..n]),
                 _ => Ok(()),
             };

@@ -116,6 +116,13 @@ impl<'o> Ack<'o> {
     pub fn is_plain(&self) -> bool {
         self.plain
     }
+
+    /// The ACK built as `bytes`, whose [`Ack::is_plain`] was `plain`: for a
+    /// holder of the bytes that could not keep the borrow ([`crate::Server`]'s
+    /// reply buffer). Only a builder's own flag may be passed.
+    pub(crate) fn rebuilt(bytes: &'o [u8], plain: bool) -> Ack<'o> {
+        Ack { bytes, plain }
+    }
 }
 
 /// The ACK every mooring responder sends for a message: [`build_ack_for`]
@@ -128,12 +135,32 @@ pub fn build_ack_for_message<'o>(
 ) -> (AckCode, Option<Ack<'o>>) {
     let id = msh.and_then(Msh::control_id);
     let code = AckCode::for_control_id(id);
-    let Some((n, plain)) = write_ack(msh, id, code, timestamp, out) else {
-        return (code, None);
-    };
+    (code, ack_into(msh, id, code, timestamp, out))
+}
+
+/// [`build_ack_for`] as an [`Ack`] (which says whether it is plain), for a
+/// responder that chooses the code itself ([`crate::Reply::ack`]).
+pub(crate) fn build_ack_coded<'o>(
+    msh: Option<&Msh<'_>>,
+    code: AckCode,
+    timestamp: &[u8],
+    out: &'o mut [u8],
+) -> Option<Ack<'o>> {
+    ack_into(msh, msh.and_then(Msh::control_id), code, timestamp, out)
+}
+
+/// [`write_ack`] as an [`Ack`] over the bytes written.
+#[inline(always)]
+fn ack_into<'o>(
+    msh: Option<&Msh<'_>>,
+    id: Option<&[u8]>,
+    code: AckCode,
+    timestamp: &[u8],
+    out: &'o mut [u8],
+) -> Option<Ack<'o>> {
+    let (n, plain) = write_ack(msh, id, code, timestamp, out)?;
     let out: &'o [u8] = out;
-    let ack = out.get(..n).map(|bytes| Ack { bytes, plain });
-    (code, ack)
+    out.get(..n).map(|bytes| Ack::rebuilt(bytes, plain))
 }
 
 /// [`build_ack_for`] with MSH-10 given (`id`: [`Msh::control_id`] of `msh`):

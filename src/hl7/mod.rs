@@ -47,6 +47,7 @@ mod batch;
 mod msh;
 mod time;
 
+pub(crate) use ack::build_ack_coded;
 pub use ack::{build_ack, build_ack_for, build_ack_for_message, Ack, AckCode, MISSING_CONTROL_ID};
 pub use batch::{batch_frame_into, BatchEnvelope, Messages, ENVELOPE_SEGMENTS};
 pub use msh::Msh;

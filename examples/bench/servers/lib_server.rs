@@ -37,11 +37,11 @@ pub(crate) fn serve_mooring(s: Serve) -> io::Result<()> {
             Event::Message { link, payload } => {
                 SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if s.hl7 {
-                    // What a user would write: the ACK from the library's builder,
-                    // its timestamp formatted once per second.
-                    use mooring::hl7::{build_ack, AckCode};
+                    // What a user would write: the library's ACK (`Reply::ack`:
+                    // `hl7::build_ack`'s bytes, queued unscanned when clean), its
+                    // timestamp formatted once per second.
                     let ts = *stamp.get(unix_secs());
-                    reply.write_with(|buf| build_ack(payload, AckCode::Accept, &ts, buf));
+                    reply.ack(payload, mooring::hl7::AckCode::Accept, &ts);
                 } else if s.ack_every == 1 {
                     // One copy, receive block to transmit block (Reply::echo).
                     let _ = payload;
