@@ -190,7 +190,7 @@ pub struct Node {
     bufs: Buffers,
     timers: DeadlineHeap,
     ready: VecDeque<u32>,
-    flush: Vec<u32>,
+    flush: VecDeque<u32>,
     /// Links whose deadline may have changed; the heap catches up in
     /// `settle_deadlines`, once per batch rather than once per frame.
     resched: Vec<u32>,
@@ -371,7 +371,7 @@ impl Node {
             listeners: heapless::Vec::new(),
             timers: DeadlineHeap::new(timer_slots)?,
             ready: fallible::deque_with_capacity(n, "ready queue")?,
-            flush: fallible::vec_with_capacity(n, "flush list")?,
+            flush: fallible::deque_with_capacity(n, "flush list")?,
             resched: fallible::vec_with_capacity(n, "reschedule list")?,
             waiting: fallible::deque_with_capacity(n, "large-buffer wait queue")?,
             warm: warm::WarmTx::new(),
