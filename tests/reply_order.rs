@@ -8,16 +8,13 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use mooring::{CloseReason, Event, Framing, LinkId, ListenConfig, Node, NodeConfig, ServerPolicy};
+use mooring::{CloseReason, Event, Framing, LinkId, ListenConfig, NodeConfig, ServerPolicy};
+
+mod common;
+use common::{len32, listening_node};
 
 const LIMIT: Duration = Duration::from_secs(20);
 const LINKS: usize = 6;
-
-fn len32(payload: &[u8]) -> Vec<u8> {
-    let mut f = (payload.len() as u32).to_be_bytes().to_vec();
-    f.extend_from_slice(payload);
-    f
-}
 
 /// Each link closes once its reply is written, so the order of the `Closed`
 /// reports is the order of the writes.
@@ -27,14 +24,11 @@ fn replies_are_written_in_the_order_their_links_were_served() {
         framing: Framing::Len32,
         ..NodeConfig::default()
     };
-    let mut node = Node::new(cfg).expect("node");
     let listen = ListenConfig {
         policy: ServerPolicy::CloseAfterReply,
         ..ListenConfig::default()
     };
-    let l = node
-        .listen("127.0.0.1:0".parse().expect("addr"), listen)
-        .expect("listen");
+    let (mut node, l) = listening_node(cfg, listen);
     let addr = node.local_addr(l).expect("bound");
     let mut clients: Vec<TcpStream> = (0..LINKS)
         .map(|_| TcpStream::connect(addr).expect("connect"))
