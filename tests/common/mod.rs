@@ -408,6 +408,21 @@ pub struct Peer {
     buf: Vec<u8>,
 }
 
+/// A read's deadline, and whether a read was tried before it (see `Peer::fill`).
+struct Wait {
+    deadline: Instant,
+    tried: bool,
+}
+
+impl Wait {
+    fn new(within: Duration) -> Wait {
+        Wait {
+            deadline: Instant::now() + within,
+            tried: false,
+        }
+    }
+}
+
 /// How a raw peer's read ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadEnd {
@@ -460,14 +475,19 @@ impl Peer {
         self.send(&mllp(payload));
     }
 
-    /// Reads more bytes into the buffer; `Err` on close or timeout.
-    fn fill(&mut self, deadline: Instant) -> Result<(), ReadEnd> {
+    /// Reads more bytes into the buffer; `Err` on close or timeout. The first
+    /// call for a `wait` always reads once, even past its deadline: parsing
+    /// what is buffered (slow in debug builds on a loaded host) must not use
+    /// up a short wait and leave bytes unread that have arrived.
+    fn fill(&mut self, wait: &mut Wait) -> Result<(), ReadEnd> {
         let now = Instant::now();
-        if now >= deadline {
+        if wait.tried && now >= wait.deadline {
             return Err(ReadEnd::TimedOut);
         }
+        wait.tried = true;
+        let left = wait.deadline.saturating_duration_since(now);
         self.stream
-            .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))))
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .expect("read timeout");
         let mut chunk = [0u8; 64 * 1024];
         match self.stream.read(&mut chunk) {
@@ -491,18 +511,18 @@ impl Peer {
 
     /// The next MLLP frame's payload (stray bytes before it are dropped).
     pub fn read_mllp(&mut self, within: Duration) -> Result<Vec<u8>, ReadEnd> {
-        let deadline = Instant::now() + within;
+        let mut wait = Wait::new(within);
         loop {
             if let Some(payload) = take_mllp(&mut self.buf) {
                 return Ok(payload);
             }
-            self.fill(deadline)?;
+            self.fill(&mut wait)?;
         }
     }
 
     /// The next len32 frame's payload.
     pub fn read_len32(&mut self, within: Duration) -> Result<Vec<u8>, ReadEnd> {
-        let deadline = Instant::now() + within;
+        let mut wait = Wait::new(within);
         loop {
             if self.buf.len() >= 4 {
                 let n = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
@@ -513,15 +533,15 @@ impl Peer {
                     return Ok(payload);
                 }
             }
-            self.fill(deadline)?;
+            self.fill(&mut wait)?;
         }
     }
 
     /// Raw bytes: waits until at least `n` are buffered, returns them all.
     pub fn read_bytes(&mut self, n: usize, within: Duration) -> Result<Vec<u8>, ReadEnd> {
-        let deadline = Instant::now() + within;
+        let mut wait = Wait::new(within);
         while self.buf.len() < n {
-            self.fill(deadline)?;
+            self.fill(&mut wait)?;
         }
         Ok(std::mem::take(&mut self.buf))
     }
@@ -529,9 +549,9 @@ impl Peer {
     /// Waits for the other side to close (EOF or reset); bytes before that are
     /// returned. Fails the test if the link stays open for `within`.
     pub fn expect_closed(&mut self, within: Duration) -> Vec<u8> {
-        let deadline = Instant::now() + within;
+        let mut wait = Wait::new(within);
         loop {
-            match self.fill(deadline) {
+            match self.fill(&mut wait) {
                 Ok(()) => {}
                 Err(ReadEnd::Closed) => return std::mem::take(&mut self.buf),
                 Err(ReadEnd::TimedOut) => panic!(
@@ -544,9 +564,9 @@ impl Peer {
 
     /// True if the link is still open after `within` (no EOF, no reset).
     pub fn stays_open(&mut self, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
+        let mut wait = Wait::new(within);
         loop {
-            match self.fill(deadline) {
+            match self.fill(&mut wait) {
                 Ok(()) => {}
                 Err(ReadEnd::Closed) => return false,
                 Err(ReadEnd::TimedOut) => return true,
