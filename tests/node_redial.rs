@@ -312,6 +312,32 @@ fn a_redialing_link_closes_when_its_attempts_run_out() {
 }
 
 #[test]
+fn a_loss_is_reported_in_the_round_of_events_that_found_it() {
+    // The report must not wait for the next poll: that poll's timers could
+    // redial first, and a refused attempt would then replace the loss's
+    // report (its reason and attempt 1) before the application saw it. The
+    // backoff here is long, so no attempt is due: the test sees only when the
+    // report comes.
+    let mut b = Bench::new(true);
+    let link = b.dial(60_000, 60_000, None);
+    b.wait("connected", false, |r| matches!(r, Rec::Connected(_)));
+    b.server = None;
+    let limit = std::time::Instant::now() + PATIENCE;
+    while b.client.is_open(link) {
+        assert!(std::time::Instant::now() < limit, "the loss was never seen");
+        record(&mut b.client, &mut b.client_seen);
+    }
+    // The round that found the loss has ended (`next_event` gave `None`).
+    assert!(
+        b.client_seen
+            .iter()
+            .any(|r| matches!(r, Rec::Redialing { attempt: 1, .. })),
+        "the link is down but its loss was not reported in that round: {:?}",
+        b.client_seen
+    );
+}
+
+#[test]
 fn a_local_close_stops_redialing() {
     // Waiting between attempts: closed and reported at once.
     let mut b = Bench::new(false);

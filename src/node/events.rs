@@ -409,6 +409,12 @@ impl Node {
                 Step::Idle => {
                     s.in_ready = false;
                     self.ready.pop_front();
+                    // Its step may have queued a report (a close, a redial):
+                    // it goes out now, in this round of events, not after the
+                    // next poll, whose timers could supersede it first.
+                    if self.has_reports() {
+                        return self.next_report();
+                    }
                 }
                 Step::Connected => {
                     return Some(Event::Connected {
